@@ -1,0 +1,274 @@
+package tlspilot
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"math/big"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+)
+
+// site is one managed set of names, with a certificate per key type.
+type site struct {
+	names []string
+	certs []*entry // in Config.KeyTypes order
+	ec    *entry   // preferred for clients that support ECDSA
+	rsa   *entry   // for clients that do not
+}
+
+// entry is one managed certificate. cur and temp are read without locks
+// on the handshake path; the other fields are guarded by Manager.mu.
+type entry struct {
+	id        string
+	site      *site
+	keyType   KeyType
+	challenge string
+	profile   string
+	cur       atomic.Pointer[tls.Certificate] // the certificate in service, nil until one exists
+	temp      atomic.Pointer[tls.Certificate] // self-signed stand-in, made on first use
+
+	// guarded by Manager.mu
+	meta    certMeta
+	state   certstore.State
+	next    time.Time
+	running bool
+}
+
+// certMeta is what the Manager keeps about the certificate in service.
+type certMeta struct {
+	notBefore, notAfter time.Time
+	issuer, ariID       string
+	obtained            time.Time
+}
+
+// nameTable maps names to sites for the handshake path.
+type nameTable struct {
+	mu    sync.RWMutex
+	exact map[string]*site
+	wild  map[string]*site // "*.example.com" stored under "example.com"
+}
+
+func newNameTable() *nameTable {
+	return &nameTable{exact: make(map[string]*site), wild: make(map[string]*site)}
+}
+
+// add registers names for s; it fails if a name already belongs to
+// another site.
+func (t *nameTable) add(s *site) error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	for _, n := range s.names {
+		m, key := t.exact, n
+		if len(n) > 2 && n[:2] == "*." {
+			m, key = t.wild, n[2:]
+		}
+		if other, ok := m[key]; ok && other != s {
+			return fmt.Errorf("%s is already managed with %v", n, other.names)
+		}
+	}
+	for _, n := range s.names {
+		if len(n) > 2 && n[:2] == "*." {
+			t.wild[n[2:]] = s
+		} else {
+			t.exact[n] = s
+		}
+	}
+	return nil
+}
+
+// lookup finds the site for a server name without allocating: the name is
+// lower-cased into a stack buffer only when it has upper-case letters.
+func (t *nameTable) lookup(name string) *site {
+	if n := len(name); n > 0 && name[n-1] == '.' {
+		name = name[:n-1]
+	}
+	var buf [256]byte
+	if len(name) > len(buf) {
+		return nil
+	}
+	b := buf[:0]
+	lower := true
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c >= 'A' && c <= 'Z' {
+			lower = false
+			break
+		}
+	}
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	if !lower {
+		for i := 0; i < len(name); i++ {
+			c := name[i]
+			if c >= 'A' && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			b = append(b, c)
+		}
+		if s := t.exact[string(b)]; s != nil {
+			return s
+		}
+		for i := 0; i < len(b); i++ {
+			if b[i] == '.' {
+				return t.wild[string(b[i+1:])]
+			}
+		}
+		return nil
+	}
+	if s := t.exact[name]; s != nil {
+		return s
+	}
+	for i := 0; i < len(name); i++ {
+		if name[i] == '.' {
+			return t.wild[name[i+1:]]
+		}
+	}
+	return nil
+}
+
+// pick chooses the certificate entry for a client.
+func (s *site) pick(hello *tls.ClientHelloInfo) *entry {
+	if s.ec == nil {
+		return s.rsa
+	}
+	if s.rsa == nil || supportsECDSA(hello) {
+		return s.ec
+	}
+	return s.rsa
+}
+
+// supportsECDSA reports whether the client can verify an ECDSA
+// certificate: for TLS 1.3 from its signature algorithms, for TLS 1.2 from
+// its cipher suites.
+func supportsECDSA(hello *tls.ClientHelloInfo) bool {
+	sigOK := len(hello.SignatureSchemes) == 0
+	for _, s := range hello.SignatureSchemes {
+		if s == tls.ECDSAWithP256AndSHA256 || s == tls.ECDSAWithP384AndSHA384 {
+			sigOK = true
+			break
+		}
+	}
+	if !sigOK {
+		return false
+	}
+	for _, v := range hello.SupportedVersions {
+		if v == tls.VersionTLS13 {
+			return true
+		}
+	}
+	for _, c := range hello.CipherSuites {
+		switch c {
+		case tls.TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+			tls.TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA,
+			tls.TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA, tls.TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256:
+			return true
+		}
+	}
+	return false
+}
+
+// serving returns the certificate to present for e: the real one, or a
+// temporary self-signed one until the first is obtained.
+func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
+	if c := e.cur.Load(); c != nil {
+		return c, nil
+	}
+	if c := e.temp.Load(); c != nil {
+		return c, nil
+	}
+	c, err := selfSigned(e.site.names, tempKey)
+	if err != nil {
+		return nil, err
+	}
+	e.temp.CompareAndSwap(nil, c)
+	return e.temp.Load(), nil
+}
+
+// selfSigned makes the stand-in certificate served before the first real
+// one arrives, so that a first start never waits for the CA.
+func selfSigned(names []string, key *ecdsa.PrivateKey) (*tls.Certificate, error) {
+	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
+	if err != nil {
+		return nil, err
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: serial,
+		Subject:      pkix.Name{CommonName: "tlspilot temporary certificate", Organization: []string{"tlspilot (not trusted: waiting for the CA)"}},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
+		} else {
+			tmpl.DNSNames = append(tmpl.DNSNames, n)
+		}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		return nil, fmt.Errorf("temporary certificate: %w", err)
+	}
+	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
+}
+
+func newTempKey() (*ecdsa.PrivateKey, error) {
+	return ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+}
+
+// interner shares identical DER certificates (intermediates) between the
+// chains held in memory.
+type interner struct {
+	mu sync.Mutex
+	m  map[string][]byte
+}
+
+func (in *interner) intern(der []byte) []byte {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.m == nil {
+		in.m = make(map[string][]byte)
+	}
+	if v, ok := in.m[string(der)]; ok {
+		return v
+	}
+	in.m[string(der)] = der
+	return der
+}
+
+// toTLS builds the in-memory certificate from a stored record, sharing
+// intermediates through in.
+func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
+	var chain [][]byte
+	rest := []byte(c.ChainPEM)
+	for {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type != "CERTIFICATE" {
+			continue
+		}
+		if len(chain) == 0 {
+			chain = append(chain, b.Bytes)
+		} else {
+			chain = append(chain, in.intern(b.Bytes))
+		}
+	}
+	if len(chain) == 0 {
+		return nil, errors.New("no certificate in stored chain")
+	}
+	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key}, nil
+}

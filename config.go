@@ -1,0 +1,185 @@
+package tlspilot
+
+import (
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+// LetsEncrypt is the directory URL of Let's Encrypt's production CA, the
+// default.
+const LetsEncrypt = "https://acme-v02.api.letsencrypt.org/directory"
+
+// LetsEncryptStaging is the directory URL of Let's Encrypt's staging CA.
+const LetsEncryptStaging = "https://acme-staging-v02.api.letsencrypt.org/directory"
+
+// KeyType names a private key algorithm and size.
+type KeyType = keys.Type
+
+// The supported key types.
+const (
+	ECDSAP256 KeyType = keys.ECDSAP256
+	ECDSAP384 KeyType = keys.ECDSAP384
+	RSA2048   KeyType = keys.RSA2048
+	RSA3072   KeyType = keys.RSA3072
+	RSA4096   KeyType = keys.RSA4096
+)
+
+// ParseKeyType validates a key type name such as "ecdsa-p256" or "rsa2048".
+func ParseKeyType(s string) (KeyType, error) { return keys.ParseType(s) }
+
+// The challenge types.
+const (
+	HTTP01    = "http-01"
+	TLSALPN01 = "tls-alpn-01"
+	DNS01     = "dns-01"
+)
+
+// EAB is an External Account Binding handed out by a CA: a key identifier
+// and its base64url-encoded HMAC key.
+type EAB struct {
+	KeyID   string
+	HMACKey string
+}
+
+// Config configures a Manager. The zero value of every field is a usable
+// default.
+type Config struct {
+	// CA is the ACME directory URL. Default: LetsEncrypt.
+	CA string
+	// CARoots, if set, replaces the system roots for the CA's own HTTPS
+	// API (for private or test CAs).
+	CARoots *x509.CertPool
+	// Email is the account contact, optional.
+	Email string
+	// AgreeTerms agrees to the CA's terms of service. A CA with terms
+	// refuses accounts that do not.
+	AgreeTerms bool
+	// EAB binds the account to an account the CA knows elsewhere.
+	EAB *EAB
+
+	// Storage holds certificates, accounts, order progress and challenge
+	// answers. Default: files under StorageDir.
+	Storage storage.Storage
+	// StorageDir is where the default storage lives. Default: the user's
+	// data directory ($XDG_DATA_HOME/tlspilot or ~/.local/share/tlspilot).
+	StorageDir string
+	// KeyFile holds the key that encrypts private keys at rest; it is
+	// created on first use (0400). Default: StorageDir/kek. Required
+	// when Storage is set.
+	KeyFile string
+	// LeaseTTL is the lease of the default storage's locks (default 30s).
+	LeaseTTL time.Duration
+
+	// KeyTypes lists the key types of each certificate: one certificate
+	// per type for the same names, the handshake picking what the client
+	// supports. Default: ECDSAP256.
+	KeyTypes []KeyType
+	// Challenge is the challenge type solved by default: HTTP01 (the
+	// default) or TLSALPN01.
+	Challenge string
+	// Profile is the ACME profile requested, empty for the CA's default.
+	Profile string
+
+	// Workers bounds the orders in progress at once. Default 16.
+	Workers int
+	// OrderLimit new orders at most per OrderWindow. Default: 300 per 3h
+	// for Let's Encrypt (its published limit per account), 1,000 per
+	// minute for other CAs.
+	OrderLimit  int
+	OrderWindow time.Duration
+	// RetryMin and RetryMax bound the backoff after a failure. Defaults:
+	// 1m and 6h.
+	RetryMin, RetryMax time.Duration
+
+	// OnEvent, if set, receives every Event. It is called from the
+	// Manager's goroutines and must not block for long.
+	OnEvent func(Event)
+	// Logger receives logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults fills in defaults and checks the configuration.
+func (c Config) withDefaults() (Config, error) {
+	if c.CA == "" {
+		c.CA = LetsEncrypt
+	}
+	u, err := url.Parse(c.CA)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return c, fmt.Errorf("config: CA %q: want an https:// ACME directory URL", c.CA)
+	}
+	if c.Storage == nil && c.StorageDir == "" {
+		dir, err := defaultStorageDir()
+		if err != nil {
+			return c, err
+		}
+		c.StorageDir = dir
+	}
+	if c.KeyFile == "" {
+		if c.StorageDir == "" {
+			return c, fmt.Errorf("config: KeyFile is required with a custom Storage")
+		}
+		c.KeyFile = filepath.Join(c.StorageDir, "kek")
+	}
+	if len(c.KeyTypes) == 0 {
+		c.KeyTypes = []KeyType{ECDSAP256}
+	}
+	for i, kt := range c.KeyTypes {
+		if c.KeyTypes[i], err = keys.ParseType(string(kt)); err != nil {
+			return c, fmt.Errorf("config: %w", err)
+		}
+	}
+	if c.Challenge == "" {
+		c.Challenge = HTTP01
+	}
+	if err := checkChallenge(c.Challenge); err != nil {
+		return c, fmt.Errorf("config: %w", err)
+	}
+	if c.Workers <= 0 {
+		c.Workers = 16
+	}
+	if c.OrderLimit <= 0 || c.OrderWindow <= 0 {
+		c.OrderLimit, c.OrderWindow = 1000, time.Minute
+		if isLetsEncrypt(c.CA) {
+			c.OrderLimit, c.OrderWindow = 300, 3*time.Hour
+		}
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func checkChallenge(ch string) error {
+	switch ch {
+	case HTTP01, TLSALPN01:
+		return nil
+	case DNS01:
+		return fmt.Errorf("challenge %q: no dns-01 provider is configured", ch)
+	}
+	return fmt.Errorf("unknown challenge %q (want %s or %s)", ch, HTTP01, TLSALPN01)
+}
+
+func isLetsEncrypt(ca string) bool {
+	u, err := url.Parse(ca)
+	return err == nil && strings.HasSuffix(u.Hostname(), ".api.letsencrypt.org")
+}
+
+func defaultStorageDir() (string, error) {
+	if d := os.Getenv("XDG_DATA_HOME"); d != "" {
+		return filepath.Join(d, "tlspilot"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("config: no StorageDir and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "share", "tlspilot"), nil
+}

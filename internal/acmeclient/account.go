@@ -1,0 +1,83 @@
+package acmeclient
+
+import (
+	"context"
+	"crypto"
+	"errors"
+	"fmt"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// Account is a registered ACME account.
+type Account struct {
+	URL     string
+	Key     crypto.Signer
+	Contact []string
+}
+
+// EAB is an External Account Binding: a key identifier and the
+// base64url-encoded HMAC key the CA handed out with it.
+type EAB struct {
+	KeyID   string
+	HMACKey string
+}
+
+// RegisterOptions says how to create an account.
+type RegisterOptions struct {
+	Contact    []string // e.g. "mailto:ops@example.com"
+	AgreeTerms bool     // agree to the CA's terms of service
+	EAB        *EAB
+}
+
+// ErrTermsNotAgreed is returned when the CA has terms of service and the
+// caller did not agree to them.
+var ErrTermsNotAgreed = errors.New("the CA has terms of service that the configuration does not agree to (set agree_terms)")
+
+// Register creates an account for key, or finds the one the CA already
+// holds for that key (the CA answers newAccount for a known key with the
+// existing account).
+func (c *Client) Register(ctx context.Context, key crypto.Signer, opts RegisterOptions) (Account, error) {
+	dir, err := c.Directory(ctx)
+	if err != nil {
+		return Account{}, err
+	}
+	if dir.TermsOfService != "" && !opts.AgreeTerms {
+		return Account{}, fmt.Errorf("register account: %s: %w", dir.TermsOfService, ErrTermsNotAgreed)
+	}
+	if dir.ExternalAccountRequired && opts.EAB == nil {
+		return Account{}, &Error{Op: "register account", Class: BadAccount,
+			Err: errors.New("the CA requires external account binding (key id and HMAC key)")}
+	}
+	acct := acme.Account{
+		Contact:              opts.Contact,
+		TermsOfServiceAgreed: opts.AgreeTerms,
+		PrivateKey:           key,
+	}
+	if opts.EAB != nil {
+		ctx, s := withSink(ctx)
+		if err := acct.SetExternalAccountBinding(ctx, c.c, acme.EAB{KeyID: opts.EAB.KeyID, MACKey: opts.EAB.HMACKey}); err != nil {
+			return Account{}, wrap("external account binding", err, s)
+		}
+	}
+	ctx, s := withSink(ctx)
+	got, err := c.c.NewAccount(ctx, acct)
+	if err != nil {
+		return Account{}, wrap("register account", err, s)
+	}
+	if got.Location == "" {
+		return Account{}, &Error{Op: "register account", Err: errors.New("CA returned no account URL")}
+	}
+	return Account{URL: got.Location, Key: key, Contact: got.Contact}, nil
+}
+
+func (a Account) acme() acme.Account {
+	return acme.Account{Location: a.URL, PrivateKey: a.Key, Contact: a.Contact, Status: "valid"}
+}
+
+// Thumbprint returns the account key's JWK thumbprint (RFC 7638), the
+// second half of every key authorization.
+func (a Account) Thumbprint() (string, error) {
+	aa := a.acme()
+	return aa.Thumbprint()
+}

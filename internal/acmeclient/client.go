@@ -1,0 +1,150 @@
+// Package acmeclient speaks RFC 8555 to an ACME CA. It is the only package
+// of tlspilot that imports an ACME protocol library, so that library can be
+// swapped without touching the rest. Every call takes and returns plain
+// values; the resumable issuance flow lives above it.
+package acmeclient
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+// Config configures a Client.
+type Config struct {
+	// Directory is the CA's ACME directory URL.
+	Directory string
+	// Roots, if set, are the only roots trusted for the CA's own HTTPS API.
+	Roots *x509.CertPool
+	// UserAgent is added to the User-Agent header.
+	UserAgent string
+	// PollInterval is the pause between polls when the CA sends no
+	// Retry-After (default 250ms).
+	PollInterval time.Duration
+	// PollTimeout bounds one wait for an authorization or an order
+	// (default 5m).
+	PollTimeout time.Duration
+	// Logger receives debug logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// Client talks to one ACME CA. It is safe for concurrent use.
+type Client struct {
+	dir string
+	c   *acme.Client
+}
+
+// New returns a Client for cfg.Directory. It does no I/O.
+func New(cfg Config) (*Client, error) {
+	if cfg.Directory == "" {
+		return nil, fmt.Errorf("acmeclient: no directory URL")
+	}
+	base := http.DefaultTransport.(*http.Transport).Clone()
+	base.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
+	base.MaxIdleConnsPerHost = 64
+	hc := &http.Client{Transport: &retryAfterTransport{base: base}, Timeout: 60 * time.Second}
+	ac := &acme.Client{
+		Directory:    cfg.Directory,
+		HTTPClient:   hc,
+		UserAgent:    "tlspilot " + cfg.UserAgent,
+		PollInterval: cfg.PollInterval,
+		PollTimeout:  cfg.PollTimeout,
+		Logger:       cfg.Logger,
+	}
+	return &Client{dir: cfg.Directory, c: ac}, nil
+}
+
+// DirectoryURL returns the CA's directory URL.
+func (c *Client) DirectoryURL() string { return c.dir }
+
+// Directory describes what a CA offers.
+type Directory struct {
+	TermsOfService          string
+	ExternalAccountRequired bool
+	Profiles                map[string]string
+	RenewalInfo             bool // the CA offers ARI (RFC 9773)
+}
+
+// Directory fetches the CA's directory.
+func (c *Client) Directory(ctx context.Context) (Directory, error) {
+	ctx, sink := withSink(ctx)
+	d, err := c.c.GetDirectory(ctx)
+	if err != nil {
+		return Directory{}, wrap("get directory", err, sink)
+	}
+	out := Directory{RenewalInfo: d.RenewalInfo != ""}
+	if d.Meta != nil {
+		out.TermsOfService = d.Meta.TermsOfService
+		out.ExternalAccountRequired = d.Meta.ExternalAccountRequired
+		out.Profiles = d.Meta.Profiles
+	}
+	return out, nil
+}
+
+// retryAfterTransport notes the Retry-After header of error responses in
+// the sink carried by the request's context, because the protocol library
+// does not hand it back with the problem.
+type retryAfterTransport struct{ base http.RoundTripper }
+
+func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	resp, err := t.base.RoundTrip(req)
+	if err != nil || resp.StatusCode < 400 {
+		return resp, err
+	}
+	if s, ok := req.Context().Value(sinkKey{}).(*sink); ok {
+		if at, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			s.set(at)
+		}
+	}
+	return resp, err
+}
+
+type sinkKey struct{}
+
+// sink collects the latest Retry-After seen during one call.
+type sink struct {
+	mu sync.Mutex
+	at time.Time
+}
+
+func (s *sink) set(at time.Time) {
+	s.mu.Lock()
+	s.at = at
+	s.mu.Unlock()
+}
+
+func (s *sink) get() time.Time {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.at
+}
+
+func withSink(ctx context.Context) (context.Context, *sink) {
+	s := new(sink)
+	return context.WithValue(ctx, sinkKey{}, s), s
+}
+
+// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
+func parseRetryAfter(v string, now time.Time) (time.Time, bool) {
+	if v == "" {
+		return time.Time{}, false
+	}
+	var secs int64
+	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && secs >= 0 && fmt.Sprint(secs) == v {
+		if secs > 7*24*3600 {
+			secs = 7 * 24 * 3600
+		}
+		return now.Add(time.Duration(secs) * time.Second), true
+	}
+	if t, err := http.ParseTime(v); err == nil {
+		return t, true
+	}
+	return time.Time{}, false
+}

@@ -1,0 +1,105 @@
+package certstore
+
+import (
+	"context"
+	"crypto"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/keys"
+)
+
+// Cert is an issued certificate with its private key. It is written once
+// per issuance and never updated in place.
+type Cert struct {
+	Names     []string      `json:"names"`
+	KeyType   keys.Type     `json:"key_type"`
+	ChainPEM  string        `json:"chain_pem"`
+	SealedKey string        `json:"sealed_key"`
+	NotBefore time.Time     `json:"not_before"`
+	NotAfter  time.Time     `json:"not_after"`
+	Issuer    string        `json:"issuer"`
+	CA        string        `json:"ca"`
+	URL       string        `json:"url,omitempty"`
+	ARIID     string        `json:"ari_id,omitempty"`
+	Obtained  time.Time     `json:"obtained"`
+	Key       crypto.Signer `json:"-"`
+}
+
+// State is what tlspilot knows about a certificate's renewal: the CA's
+// renewal window, and how the latest attempts went. It changes often and
+// is kept apart from the certificate.
+type State struct {
+	ARIStart      time.Time `json:"ari_start,omitzero"`
+	ARIEnd        time.Time `json:"ari_end,omitzero"`
+	ARICheckAfter time.Time `json:"ari_check_after,omitzero"`
+	ARIFor        string    `json:"ari_for,omitempty"` // ARIID the window belongs to
+	Attempts      int       `json:"attempts,omitempty"`
+	LastError     string    `json:"last_error,omitempty"`
+	LastProblem   string    `json:"last_problem,omitempty"`
+	LastAttempt   time.Time `json:"last_attempt,omitzero"`
+	RetryAt       time.Time `json:"retry_at,omitzero"`
+	RenewAt       time.Time `json:"renew_at,omitzero"`   // the time drawn inside the renewal window
+	RenewFor      string    `json:"renew_for,omitempty"` // the certificate and window RenewAt was drawn for
+}
+
+func certKey(id string) string  { return "certs/" + id + "/cert.json" }
+func stateKey(id string) string { return "certs/" + id + "/state.json" }
+func orderKey(id string) string { return "certs/" + id + "/order.json" }
+
+// IssueLock is the lock name taken before ordering the certificate id.
+func IssueLock(id string) string { return "issue/" + id }
+
+// LoadCert returns the stored certificate with its key opened. A missing
+// certificate gives an error satisfying IsNotExist.
+func (st *Store) LoadCert(ctx context.Context, id string) (Cert, error) {
+	var c Cert
+	if err := st.loadJSON(ctx, certKey(id), &c); err != nil {
+		return Cert{}, err
+	}
+	k, err := st.open(c.SealedKey, certKey(id))
+	if err != nil {
+		return Cert{}, err
+	}
+	c.Key = k
+	return c, nil
+}
+
+// StoreCert seals c.Key and saves the certificate.
+func (st *Store) StoreCert(ctx context.Context, id string, c Cert) error {
+	sealed, err := st.seal(c.Key, certKey(id))
+	if err != nil {
+		return err
+	}
+	c.SealedKey = sealed
+	return st.storeJSON(ctx, certKey(id), c)
+}
+
+// LoadState returns the renewal state; a missing state is the zero State.
+func (st *Store) LoadState(ctx context.Context, id string) (State, error) {
+	var s State
+	err := st.loadJSON(ctx, stateKey(id), &s)
+	if IsNotExist(err) {
+		return State{}, nil
+	}
+	return s, err
+}
+
+// StoreState saves the renewal state.
+func (st *Store) StoreState(ctx context.Context, id string, s State) error {
+	return st.storeJSON(ctx, stateKey(id), s)
+}
+
+// ListCerts returns the ids of every stored certificate.
+func (st *Store) ListCerts(ctx context.Context) ([]string, error) {
+	keys, err := st.s.List(ctx, "certs")
+	if err != nil {
+		return nil, err
+	}
+	var ids []string
+	for _, k := range keys {
+		if len(k) > len("certs/")+len("/cert.json") && k[len(k)-len("/cert.json"):] == "/cert.json" {
+			ids = append(ids, k[len("certs/"):len(k)-len("/cert.json")])
+		}
+	}
+	return ids, nil
+}

@@ -1,0 +1,338 @@
+// Package issuance runs one ACME order from start to certificate, saving
+// its progress before every step so that a process stopped at any moment
+// resumes the same order on its next start.
+package issuance
+
+import (
+	"context"
+	"crypto"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/solvers"
+)
+
+// Request names the certificate to obtain.
+type Request struct {
+	ID        string    // certstore identifier of the certificate
+	Names     []string  // normalised DNS names and IP addresses
+	KeyType   keys.Type // key of the new certificate
+	Challenge string    // challenge type to solve: http-01, tls-alpn-01 or dns-01
+	Profile   string    // ACME profile, empty for the CA's default
+	Replaces  string    // ARI certificate ID of the certificate being renewed
+}
+
+// Flow obtains certificates from one CA with one account.
+type Flow struct {
+	Client  *acmeclient.Client
+	Account acmeclient.Account
+	Store   *certstore.Store
+	Solvers map[string]solvers.Solver
+	Log     *slog.Logger
+	// OnOrder, if set, is called after the CA accepted a new order.
+	OnOrder func(orderURL string)
+}
+
+// errDiscard marks a saved order that can no longer be continued.
+var errDiscard = errors.New("saved order cannot be resumed")
+
+// Obtain returns a new certificate for req, resuming a saved order for
+// req.ID when the CA still holds it. The caller stores the result and then
+// calls Done.
+func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) {
+	p, o, err := f.resume(ctx, req)
+	if err != nil {
+		return certstore.Cert{}, err
+	}
+	if p.OrderURL == "" {
+		if p, o, err = f.newOrder(ctx, req); err != nil {
+			return certstore.Cert{}, err
+		}
+	}
+	for range 20 {
+		switch o.Status {
+		case "pending":
+			if err := f.authorize(ctx, req, &p, o); err != nil {
+				return certstore.Cert{}, err
+			}
+			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
+				return certstore.Cert{}, err
+			}
+		case "ready":
+			if o, err = f.finalize(ctx, req, &p, o); err != nil {
+				return certstore.Cert{}, err
+			}
+		case "processing":
+			if err := sleep(ctx, time.Second); err != nil {
+				return certstore.Cert{}, err
+			}
+			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
+				return certstore.Cert{}, err
+			}
+		case "valid":
+			return f.download(ctx, req, p, o)
+		default:
+			f.discard(ctx, req.ID, p)
+			if o.Problem != nil {
+				return certstore.Cert{}, o.Problem
+			}
+			return certstore.Cert{}, &acmeclient.Error{Op: "order " + o.URL, Class: acmeclient.BadOrder,
+				Err: fmt.Errorf("order is %s", o.Status)}
+		}
+	}
+	return certstore.Cert{}, fmt.Errorf("order %s did not complete", p.OrderURL)
+}
+
+// Done forgets the saved progress of req's order once its certificate is
+// stored.
+func (f *Flow) Done(ctx context.Context, id string) error {
+	return f.Store.DeleteProgress(ctx, id)
+}
+
+// resume loads the saved order for req and the CA's view of it. It returns
+// an empty Progress when there is nothing to resume.
+func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acmeclient.Order, error) {
+	p, err := f.Store.LoadProgress(ctx, req.ID)
+	if certstore.IsNotExist(err) {
+		return certstore.Progress{}, acmeclient.Order{}, nil
+	}
+	if err != nil {
+		f.Log.Warn("discarding unreadable order progress", "cert", req.ID, "error", err)
+		f.discard(ctx, req.ID, certstore.Progress{})
+		return certstore.Progress{}, acmeclient.Order{}, nil
+	}
+	if !sameNames(p.Names, req.Names) || p.OrderURL == "" {
+		f.discard(ctx, req.ID, p)
+		return certstore.Progress{}, acmeclient.Order{}, nil
+	}
+	o, err := f.Client.GetOrder(ctx, f.Account, p.OrderURL)
+	if err == nil && (o.Status == "invalid" || o.Status == "" || (o.Status != "valid" && p.Key == nil && o.Status != "pending" && o.Status != "ready")) {
+		err = errDiscard
+	}
+	if err != nil {
+		if acmeclient.ClassOf(err) == acmeclient.Transient && !errors.Is(err, errDiscard) || acmeclient.ClassOf(err) == acmeclient.Canceled {
+			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("resume order %s: %w", p.OrderURL, err)
+		}
+		f.Log.Info("starting over: saved order cannot be resumed", "cert", req.ID, "order", p.OrderURL, "error", err)
+		f.discard(ctx, req.ID, p)
+		return certstore.Progress{}, acmeclient.Order{}, nil
+	}
+	f.Log.Info("resuming saved order", "cert", req.ID, "order", p.OrderURL, "status", o.Status)
+	return p, o, nil
+}
+
+// newOrder places a new order and saves it before anything else happens.
+func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, acmeclient.Order, error) {
+	opts := acmeclient.NewOrderOptions{Profile: req.Profile, Replaces: req.Replaces}
+	o, err := f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
+	var ae *acmeclient.Error
+	if err != nil && opts.Replaces != "" && errors.As(err, &ae) && ae.ProblemShort() == "alreadyReplaced" {
+		// An earlier order already replaced that certificate; order plainly.
+		opts.Replaces = ""
+		o, err = f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
+	}
+	if err != nil {
+		return certstore.Progress{}, acmeclient.Order{}, err
+	}
+	if f.OnOrder != nil {
+		f.OnOrder(o.URL)
+	}
+	p := certstore.Progress{
+		Names:    req.Names,
+		OrderURL: o.URL,
+		Authzs:   o.Authorizations,
+		Finalize: o.Finalize,
+		Created:  time.Now().UTC(),
+	}
+	if err := f.Store.StoreProgress(ctx, req.ID, p); err != nil {
+		return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("save order progress: %w", err)
+	}
+	f.Log.Info("new order", "cert", req.ID, "names", req.Names, "order", o.URL)
+	return p, o, nil
+}
+
+// finalize sends the CSR. The certificate's key is made and saved with the
+// progress before the CSR leaves, so a restart can use the certificate the
+// CA issues for it.
+func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order) (acmeclient.Order, error) {
+	if p.Key == nil {
+		k, err := keys.Generate(req.KeyType)
+		if err != nil {
+			return o, fmt.Errorf("generate %s key: %w", req.KeyType, err)
+		}
+		p.Key = k
+		if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
+			return o, fmt.Errorf("save order progress: %w", err)
+		}
+	}
+	dns, ips := splitNames(req.Names)
+	csr, err := keys.CSR(p.Key, dns, ips)
+	if err != nil {
+		return o, fmt.Errorf("make CSR: %w", err)
+	}
+	got, err := f.Client.Finalize(ctx, f.Account, o, csr)
+	if err != nil {
+		if got.Status == "invalid" {
+			f.discard(ctx, req.ID, *p)
+		}
+		return got, err
+	}
+	p.Finalized, p.CertURL = true, got.Certificate
+	if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
+		return got, fmt.Errorf("save order progress: %w", err)
+	}
+	return got, nil
+}
+
+// download fetches and checks the issued certificate.
+func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, o acmeclient.Order) (certstore.Cert, error) {
+	if p.Key == nil {
+		f.discard(ctx, req.ID, p)
+		return certstore.Cert{}, fmt.Errorf("order %s is valid but its key was not saved; starting over", o.URL)
+	}
+	chain, err := f.Client.Certificate(ctx, f.Account, o.Certificate)
+	if err != nil {
+		return certstore.Cert{}, err
+	}
+	c, err := Check(chain, p.Key, req.Names)
+	if err != nil {
+		f.discard(ctx, req.ID, p)
+		return certstore.Cert{}, fmt.Errorf("certificate from %s: %w", o.Certificate, err)
+	}
+	c.KeyType, c.CA, c.URL, c.Obtained = req.KeyType, f.Client.DirectoryURL(), o.Certificate, time.Now().UTC()
+	c.Names = req.Names
+	return c, nil
+}
+
+// discard drops saved progress, cleaning up any challenge it presented.
+func (f *Flow) discard(ctx context.Context, id string, p certstore.Progress) {
+	f.cleanupRecorded(ctx, p)
+	if err := f.Store.DeleteProgress(context.WithoutCancel(ctx), id); err != nil {
+		f.Log.Warn("delete order progress", "cert", id, "error", err)
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Identifiers turns normalised names into ACME identifiers.
+func Identifiers(names []string) []acmeclient.Identifier {
+	out := make([]acmeclient.Identifier, len(names))
+	for i, n := range names {
+		if net.ParseIP(n) != nil {
+			out[i] = acmeclient.Identifier{Type: "ip", Value: n}
+		} else {
+			out[i] = acmeclient.Identifier{Type: "dns", Value: n}
+		}
+	}
+	return out
+}
+
+func splitNames(names []string) (dns []string, ips []net.IP) {
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			ips = append(ips, ip)
+		} else {
+			dns = append(dns, n)
+		}
+	}
+	return dns, ips
+}
+
+func sameNames(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	seen := make(map[string]bool, len(a))
+	for _, n := range a {
+		seen[n] = true
+	}
+	for _, n := range b {
+		if !seen[n] {
+			return false
+		}
+	}
+	return true
+}
+
+// Check parses a PEM chain, leaf first, and verifies that its leaf is for
+// key and covers every name.
+func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, error) {
+	var ders [][]byte
+	for rest := chainPEM; ; {
+		var b *pem.Block
+		b, rest = pem.Decode(rest)
+		if b == nil {
+			break
+		}
+		if b.Type == "CERTIFICATE" {
+			ders = append(ders, b.Bytes)
+		}
+	}
+	if len(ders) == 0 {
+		return certstore.Cert{}, errors.New("no certificate in chain")
+	}
+	leaf, err := x509.ParseCertificate(ders[0])
+	if err != nil {
+		return certstore.Cert{}, fmt.Errorf("parse leaf: %w", err)
+	}
+	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(key.Public()) {
+		return certstore.Cert{}, errors.New("leaf certificate is not for our key")
+	}
+	for _, n := range names {
+		if ip := net.ParseIP(n); ip != nil {
+			if !hasIP(leaf, ip) {
+				return certstore.Cert{}, fmt.Errorf("leaf certificate does not cover %s", n)
+			}
+		} else if !hasDNS(leaf, n) {
+			return certstore.Cert{}, fmt.Errorf("leaf certificate does not cover %s", n)
+		}
+	}
+	id, err := acmeclient.CertID(leaf)
+	if err != nil {
+		id = ""
+	}
+	return certstore.Cert{
+		ChainPEM:  string(chainPEM),
+		NotBefore: leaf.NotBefore,
+		NotAfter:  leaf.NotAfter,
+		Issuer:    leaf.Issuer.CommonName,
+		ARIID:     id,
+		Key:       key,
+	}, nil
+}
+
+func hasIP(c *x509.Certificate, ip net.IP) bool {
+	for _, x := range c.IPAddresses {
+		if x.Equal(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+func hasDNS(c *x509.Certificate, n string) bool {
+	for _, x := range c.DNSNames {
+		if x == n {
+			return true
+		}
+	}
+	return false
+}

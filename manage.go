@@ -1,0 +1,191 @@
+package tlspilot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/keys"
+)
+
+// Cert describes one managed certificate: the names it covers and,
+// optionally, settings that differ from the Manager's Config.
+type Cert struct {
+	Names     []string  // DNS names, wildcards ("*.example.com", dns-01 only) and IP addresses
+	KeyTypes  []KeyType // default: Config.KeyTypes
+	Challenge string    // default: Config.Challenge
+	Profile   string    // default: Config.Profile
+}
+
+// Manage manages one certificate covering every name given (the first is
+// the primary name), as mod_md's MDomain does. Call it once per
+// certificate; names already managed by another certificate are refused.
+// A stored certificate is put in service at once; otherwise a temporary
+// one is served until Run obtains the first.
+func (m *Manager) Manage(ctx context.Context, names ...string) error {
+	return m.ManageCerts(ctx, Cert{Names: names})
+}
+
+// ManageCerts manages several certificates, loading stored ones in
+// parallel. Every Cert is checked before any is managed: one bad name
+// fails the call and nothing is ordered.
+func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
+	sites := make([]*site, len(certs))
+	for i, c := range certs {
+		s, err := m.newSite(c)
+		if err != nil {
+			return err
+		}
+		sites[i] = s
+	}
+	var all []*entry
+	for _, s := range sites {
+		all = append(all, s.certs...)
+	}
+	if err := m.loadAll(ctx, all); err != nil {
+		return err
+	}
+	for _, s := range sites {
+		if err := m.names.add(s); err != nil {
+			return fmt.Errorf("manage %v: %w", s.names, err)
+		}
+	}
+	m.mu.Lock()
+	for _, e := range all {
+		if _, dup := m.entries[e.id]; dup {
+			continue
+		}
+		m.entries[e.id] = e
+		m.scheduleLocked(e, m.dueLocked(e, time.Now()))
+	}
+	m.mu.Unlock()
+	m.poke()
+	return nil
+}
+
+// newSite checks a Cert and builds its entries.
+func (m *Manager) newSite(c Cert) (*site, error) {
+	names, err := normalizeNames(c.Names)
+	if err != nil {
+		return nil, err
+	}
+	ch := c.Challenge
+	if ch == "" {
+		ch = m.cfg.Challenge
+	}
+	if err := checkChallenge(ch); err != nil {
+		return nil, fmt.Errorf("manage %v: %w", names, err)
+	}
+	for _, n := range names {
+		if len(n) > 2 && n[:2] == "*." && ch != DNS01 {
+			return nil, fmt.Errorf("manage %v: wildcard %s needs the dns-01 challenge (challenge is %s)", names, n, ch)
+		}
+	}
+	kts := c.KeyTypes
+	if len(kts) == 0 {
+		kts = m.cfg.KeyTypes
+	}
+	profile := c.Profile
+	if profile == "" {
+		profile = m.cfg.Profile
+	}
+	s := &site{names: names}
+	for _, kt := range kts {
+		kt, err := keys.ParseType(string(kt))
+		if err != nil {
+			return nil, fmt.Errorf("manage %v: %w", names, err)
+		}
+		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile}
+		s.certs = append(s.certs, e)
+		if kt.IsRSA() {
+			if s.rsa == nil {
+				s.rsa = e
+			}
+		} else if s.ec == nil {
+			s.ec = e
+		}
+	}
+	return s, nil
+}
+
+// loadAll puts the stored certificates of entries in service, using every
+// core: start-up over thousands of certificates is bound by decrypting
+// keys and parsing chains.
+func (m *Manager) loadAll(ctx context.Context, entries []*entry) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan *entry)
+	)
+	for range min(runtime.GOMAXPROCS(0)*2, max(len(entries), 1)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for e := range next {
+				if err := m.load(ctx, e); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for _, e := range entries {
+		next <- e
+	}
+	close(next)
+	wg.Wait()
+	return first
+}
+
+// load reads e's stored certificate and state, if any, and puts the
+// certificate in service. A missing certificate is not an error.
+func (m *Manager) load(ctx context.Context, e *entry) error {
+	st, err := m.store.LoadState(ctx, e.id)
+	if err != nil {
+		m.log.Warn("unreadable renewal state; starting afresh", "cert", e.id, "error", err)
+	}
+	c, err := m.store.LoadCert(ctx, e.id)
+	if err != nil {
+		m.mu.Lock()
+		e.state = st
+		m.mu.Unlock()
+		if certstore.IsNotExist(err) {
+			return nil
+		}
+		if errors.Is(err, context.Canceled) {
+			return err
+		}
+		// A damaged record must not stop the others: the certificate is
+		// obtained again.
+		m.log.Error("unreadable stored certificate; it will be obtained again", "cert", e.id, "error", err)
+		return nil
+	}
+	_, err = m.install(e, c, st)
+	return err
+}
+
+// install puts c in service for e, unless e already serves a certificate
+// that is at least as new. It reports whether c was installed.
+func (m *Manager) install(e *entry, c certstore.Cert, st certstore.State) (bool, error) {
+	tc, err := toTLS(c, &m.intern)
+	if err != nil {
+		return false, fmt.Errorf("certificate %s: %w", e.id, err)
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e.state = st
+	if e.cur.Load() != nil && !c.Obtained.After(e.meta.obtained) {
+		return false, nil
+	}
+	e.meta = certMeta{notBefore: c.NotBefore, notAfter: c.NotAfter, issuer: c.Issuer, ariID: c.ARIID, obtained: c.Obtained}
+	e.cur.Store(tc)
+	return true, nil
+}

@@ -1,0 +1,209 @@
+// Package tlspilot obtains, renews and serves TLS certificates through
+// ACME (RFC 8555) with no human in the loop.
+//
+// A Manager keeps certificates for the names it is told to manage: it
+// serves them from memory through TLSConfig, answers the CA's challenges
+// through HTTPHandler and TLSConfig, and renews each certificate on time
+// in Run. Certificates, keys (encrypted) and the progress of every order
+// live in a storage.Storage, so a restart resumes where it stopped and
+// several processes may share one storage.
+//
+//	m, err := tlspilot.New(ctx, tlspilot.Config{Email: "ops@example.com", AgreeTerms: true})
+//	if err != nil { ... }
+//	if err := m.Manage(ctx, "example.com", "www.example.com"); err != nil { ... }
+//	go m.Run(ctx)
+//	go http.ListenAndServe(":80", m.HTTPHandler(nil))
+//	srv := &http.Server{Addr: ":443", TLSConfig: m.TLSConfig()}
+//	srv.ListenAndServeTLS("", "")
+package tlspilot
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/renewal"
+	"github.com/tlspilot/tlspilot/internal/solvers"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
+// Manager obtains, renews and serves certificates. Its methods are safe
+// for concurrent use.
+type Manager struct {
+	cfg     Config
+	log     *slog.Logger
+	store   *certstore.Store
+	client  *acmeclient.Client
+	http01  *solvers.HTTP01
+	alpn    *solvers.TLSALPN01
+	names   *nameTable
+	tempKey *ecdsa.PrivateKey
+	intern  interner
+	limiter *limiter
+	workers chan struct{}
+	backoff renewal.Backoff
+
+	acctMu    sync.Mutex
+	acct      *acmeclient.Account
+	acctStale bool
+
+	mu      sync.Mutex
+	entries map[string]*entry
+	heap    renewal.Heap[string]
+	wake    chan struct{}
+}
+
+// New checks cfg, opens the storage and its key-encryption key, and
+// returns a Manager. It does not contact the CA.
+func New(ctx context.Context, cfg Config) (*Manager, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	st := cfg.Storage
+	if st == nil {
+		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir + "/data", LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger})
+		if err != nil {
+			return nil, fmt.Errorf("open storage: %w", err)
+		}
+		st = fs
+	}
+	sealer, err := keys.LoadOrCreateSealer(cfg.KeyFile)
+	if err != nil {
+		return nil, fmt.Errorf("open key-encryption key: %w", err)
+	}
+	client, err := acmeclient.New(acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots, Logger: cfg.Logger.With("component", "acme")})
+	if err != nil {
+		return nil, err
+	}
+	tk, err := newTempKey()
+	if err != nil {
+		return nil, err
+	}
+	store := certstore.New(st, sealer)
+	m := &Manager{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		store:   store,
+		client:  client,
+		http01:  solvers.NewHTTP01(store, cfg.Logger),
+		alpn:    solvers.NewTLSALPN01(store, cfg.Logger),
+		names:   newNameTable(),
+		tempKey: tk,
+		limiter: newLimiter(cfg.OrderLimit, cfg.OrderWindow),
+		workers: make(chan struct{}, cfg.Workers),
+		backoff: renewal.Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax},
+		entries: make(map[string]*entry),
+		wake:    make(chan struct{}, 1),
+	}
+	return m, nil
+}
+
+// TLSConfig returns a TLS configuration whose GetCertificate serves the
+// managed certificates from memory (never waiting on the CA) and answers
+// tls-alpn-01 challenges. A name that is not managed gets no certificate.
+func (m *Manager) TLSConfig() *tls.Config {
+	return &tls.Config{
+		GetCertificate: m.GetCertificate,
+		NextProtos:     []string{"h2", "http/1.1", solvers.ALPNProto},
+		MinVersion:     tls.VersionTLS12,
+	}
+}
+
+// errUnknownName is returned for a handshake naming no managed name.
+var errUnknownName = errors.New("tlspilot: no certificate for this server name")
+
+// GetCertificate returns the certificate for a ClientHello. It never
+// blocks on the network: a managed name whose first certificate has not
+// arrived yet gets a temporary self-signed certificate.
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == solvers.ALPNProto {
+		return m.alpnCert(hello)
+	}
+	name := hello.ServerName
+	if name == "" {
+		name = localIP(hello)
+	}
+	s := m.names.lookup(name)
+	if s == nil {
+		return nil, errUnknownName
+	}
+	return s.pick(hello).serving(m.tempKey)
+}
+
+func (m *Manager) alpnCert(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	id := solvers.ALPNIdentifier(hello.ServerName)
+	if id == "" {
+		id = localIP(hello)
+	}
+	if m.names.lookup(id) == nil {
+		return nil, errUnknownName
+	}
+	ctx := hello.Context()
+	return m.alpn.Certificate(ctx, id)
+}
+
+// localIP is the address a client without SNI connected to: IP
+// certificates are asked for that way.
+func localIP(hello *tls.ClientHelloInfo) string {
+	if hello.Conn == nil {
+		return ""
+	}
+	if a, ok := hello.Conn.LocalAddr().(*net.TCPAddr); ok {
+		return a.IP.String()
+	}
+	return ""
+}
+
+// HTTPHandler answers http-01 challenges under /.well-known/acme-challenge/
+// and passes every other request to next (404 if next is nil).
+func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
+	return m.http01.Handler(next)
+}
+
+// Status reports the state of every managed certificate.
+func (m *Manager) Status() []CertStatus {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]CertStatus, 0, len(m.entries))
+	for _, e := range m.entries {
+		out = append(out, CertStatus{
+			ID:          e.id,
+			Names:       append([]string(nil), e.site.names...),
+			KeyType:     e.keyType,
+			Serving:     e.cur.Load() != nil,
+			NotBefore:   e.meta.notBefore,
+			NotAfter:    e.meta.notAfter,
+			Issuer:      e.meta.issuer,
+			NextRenewal: e.next,
+			Renewing:    e.running,
+			Attempts:    e.state.Attempts,
+			LastError:   e.state.LastError,
+			LastProblem: e.state.LastProblem,
+			LastAttempt: e.state.LastAttempt,
+		})
+	}
+	return out
+}
+
+func (m *Manager) emit(ev Event) {
+	if ev.Time.IsZero() {
+		ev.Time = time.Now()
+	}
+	if m.cfg.OnEvent != nil {
+		m.cfg.OnEvent(ev)
+	}
+}
+
+func jitter() float64 { return rand.Float64() }

@@ -1,0 +1,86 @@
+// Package storage declares where tlspilot keeps its state: certificates,
+// ACME accounts, order progress and challenge answers, and the locks that
+// let several processes share that state without ordering a certificate
+// twice.
+//
+// Backends (fsstore for files, pgstore for PostgreSQL) implement Storage;
+// storagetest.Run checks that a backend keeps this contract.
+package storage
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// ErrLockLost is reported by Lease.Err after a lease could not be renewed
+// and another holder may have taken the lock over.
+var ErrLockLost = errors.New("storage: lock lease lost")
+
+// Storage is a key/value store with named locks.
+//
+// Keys are slash-separated paths made of the characters [a-z0-9._-] and
+// '/', chosen by tlspilot (never taken from a network request); a key never
+// starts or ends with '/', contains no empty segment and no "." or ".."
+// segment. Implementations MUST reject other keys with an error instead of
+// mapping them anywhere.
+//
+// All methods MUST be safe for concurrent use by several goroutines, and by
+// several processes sharing the same backing store. All methods MUST honour
+// ctx cancellation for any waiting they do.
+type Storage interface {
+	// Load returns the value stored under key. A missing key MUST yield an
+	// error that satisfies errors.Is(err, fs.ErrNotExist).
+	Load(ctx context.Context, key string) ([]byte, error)
+
+	// Store saves value under key, replacing any earlier value. It MUST be
+	// atomic: a concurrent or later Load sees either the whole old value or
+	// the whole new one, also after a crash at any moment, and once Store
+	// returns nil the value MUST survive a crash of the process (and, where
+	// the backend can promise it, of the machine).
+	Store(ctx context.Context, key string, value []byte) error
+
+	// Delete removes key. Deleting a missing key MUST NOT be an error.
+	Delete(ctx context.Context, key string) error
+
+	// List returns every key that starts with prefix followed by '/' (all
+	// keys below that folder, at any depth), sorted. An empty prefix lists
+	// every key. A prefix with no keys yields an empty list and no error.
+	List(ctx context.Context, prefix string) ([]string, error)
+
+	Locker
+}
+
+// Locker hands out named, leased locks. A lock is held by at most one
+// holder at a time across every process sharing the backing store.
+type Locker interface {
+	// Lock waits until the lock called name is free, takes it and returns
+	// its lease. It MUST return ctx.Err() (possibly wrapped) if ctx ends
+	// first. Lock names follow the key syntax of Storage.
+	//
+	// The lease lasts a backend-specific time and MUST be renewed by the
+	// implementation in the background while it is held, so a live holder
+	// never loses it through slowness alone. A lease whose holder stopped
+	// renewing (the process died) MUST be taken over by the next Lock once
+	// it has expired; it MUST NOT be taken over before.
+	Lock(ctx context.Context, name string) (Lease, error)
+}
+
+// Lease is a held lock.
+type Lease interface {
+	// Unlock releases the lock. It is safe to call more than once; calls
+	// after the first do nothing and return nil.
+	Unlock(ctx context.Context) error
+
+	// Done is closed when the lease ends: after Unlock, or when it could
+	// not be renewed in time. Long work done under a lock SHOULD stop when
+	// Done is closed and Err reports ErrLockLost.
+	Done() <-chan struct{}
+
+	// Err is nil while the lease is held, ErrLockLost (possibly wrapped)
+	// if it was lost, and nil after a clean Unlock.
+	Err() error
+
+	// Expires reports when the lease runs out unless renewed.
+	Expires() time.Time
+}
