@@ -118,7 +118,13 @@ func (m *Manager) renewAtLocked(e *entry) time.Time {
 		w = &renewal.Window{Start: e.state.ARIStart, End: e.state.ARIEnd}
 	}
 	if e.state.RenewAt.IsZero() || e.state.RenewFor != windowKey(e, w) {
-		e.state.RenewAt = renewal.Due(e.meta.notBefore, e.meta.notAfter, w, jitter)
+		at := renewal.Due(e.meta.notBefore, e.meta.notAfter, w, jitter)
+		// Whatever the CA suggests, never wait until less than a tenth of
+		// the lifetime is left: there must be time to retry.
+		if latest := e.meta.notAfter.Add(-e.meta.notAfter.Sub(e.meta.notBefore) / 10); at.After(latest) {
+			at = latest
+		}
+		e.state.RenewAt = at
 		e.state.RenewFor = windowKey(e, w)
 	}
 	return e.state.RenewAt

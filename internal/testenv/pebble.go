@@ -1,0 +1,330 @@
+package testenv
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/letsencrypt/pebble/v2/ca"
+	"github.com/letsencrypt/pebble/v2/db"
+	"github.com/letsencrypt/pebble/v2/va"
+	"github.com/letsencrypt/pebble/v2/wfe"
+)
+
+const (
+	// caKeyAlg is the key algorithm of Pebble's root and intermediate.
+	caKeyAlg = "rsa"
+	// defaultNonceReject is the percentage of good nonces rejected when
+	// PebbleOptions.NonceReject is 0, the level of lego's end-to-end tests.
+	defaultNonceReject = 20
+	// caaIdentity is what Pebble lists in the directory's
+	// meta.caaIdentities, the pebble command's default.
+	caaIdentity = "pebble.letsencrypt.org"
+	// managementRootPath is where Pebble's management interface serves its
+	// first issuing root.
+	managementRootPath = wfe.RootCertPath + "0"
+)
+
+// PebbleOptions configures a test CA. The zero value gives a CA like the one of
+// lego's end-to-end tests: 20% of good nonces rejected, no validation delays,
+// no authorization reuse, one profile named "default" with 90-day
+// certificates.
+type PebbleOptions struct {
+	// NonceReject is the percentage of good nonces that Pebble rejects as
+	// badNonce. 0 means 20; a negative value means none.
+	NonceReject int
+	// Sleep keeps Pebble's random delay of 0 to 5 seconds before each
+	// validation. By default it is off (PEBBLE_VA_NOSLEEP=1).
+	Sleep bool
+	// Validity is the validity of certificates issued under the "default"
+	// profile, rounded up to whole seconds. 0 means Pebble's default, 90 days.
+	Validity time.Duration
+	// Profiles adds profiles: name to certificate validity (0 means 90 days).
+	// An entry named "default" overrides Validity. Pebble gives an order
+	// that names no profile a random one, so with extra profiles a client
+	// should name the profile it wants.
+	Profiles map[string]time.Duration
+	// EAB maps external account binding key IDs to base64url-encoded (no
+	// padding) HMAC keys. If it is not empty, Pebble requires external
+	// account binding for new accounts.
+	EAB map[string]string
+	// AuthzReuse is the percentage of identifiers for which Pebble reuses a
+	// valid authorization of the account. 0 means almost never: Pebble's
+	// check is off by one and still reuses 1% of the time. A negative value
+	// means Pebble's default, 50.
+	AuthzReuse int
+	// RetryAfterOrder is the Retry-After, in seconds, that Pebble sends with
+	// orders being processed; 0 means none. Pebble randomly writes it either
+	// as seconds or as an HTTP date.
+	RetryAfterOrder int
+}
+
+// Pebble is a running Pebble ACME server, with the DNS server its validation
+// authority (VA) resolves names with. Its methods are safe for concurrent use.
+// Everything is stopped at the end of the test that started it.
+type Pebble struct {
+	// DirectoryURL is the URL of the ACME directory, https://127.0.0.1:PORT/dir.
+	// It is the counting handler's address, so every request a client makes
+	// goes through it.
+	DirectoryURL string
+	// Roots trusts the TLS certificate of Pebble's ACME API. It does not
+	// trust the certificates Pebble issues; see IssuerRoots.
+	Roots *x509.CertPool
+	// RootsPEM is the certificate in Roots, PEM-encoded.
+	RootsPEM []byte
+	// HTTPPort is the port on 127.0.0.1 where Pebble's VA fetches http-01
+	// answers. It was free when Pebble started; the test must serve on it.
+	HTTPPort int
+	// TLSPort is the port on 127.0.0.1 where Pebble's VA does tls-alpn-01.
+	TLSPort int
+	// DNSAddr is the host:port of the DNS server Pebble's VA resolves names
+	// with, over TCP.
+	DNSAddr string
+	// DNS is the challtestsrv behind DNSAddr: every A query gets 127.0.0.1,
+	// AAAA queries get nothing. Tests may add records, such as TXT records
+	// for dns-01. Caveat: challtestsrv registers its handler in the global
+	// mux of github.com/miekg/dns, so when several Pebbles live in one test
+	// binary, all their DNS servers answer from the records of the one
+	// started last; tests that add records must not run in parallel with
+	// other Pebble tests.
+	DNS *challtestsrv.ChallSrv
+
+	cert    *serverCert
+	rec     *recorder
+	mgmtURL string // base URL of Pebble's management interface
+
+	closeOnce sync.Once
+	closers   []func() // run by Close, last first
+}
+
+// StartPebble starts Pebble inside the test binary: an in-memory database,
+// CA, VA and web front end served by httptest TLS servers on 127.0.0.1. It
+// stops Pebble in t.Cleanup.
+//
+// Pebble reads its settings from PEBBLE_* environment variables, so
+// StartPebble sets them with t.Setenv: the test and its parents must not be
+// parallel (t.Setenv panics otherwise). Use StartPebbleProcess in parallel
+// tests. One goroutine of Pebble's VA, which Pebble cannot stop, outlives
+// the test; it holds no listener.
+func StartPebble(t *testing.T, opts PebbleOptions) *Pebble {
+	t.Helper()
+	logw := newTestLog(t)
+	for _, kv := range pebbleEnv(opts) {
+		k, v, _ := strings.Cut(kv, "=")
+		t.Setenv(k, v)
+	}
+	p := newPebble(t, logw)
+	logger := log.New(logw, "pebble ", log.Lmicroseconds)
+	store := db.NewMemoryStore()
+	for id, key := range opts.EAB {
+		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
+			t.Fatalf("pebble: EAB key %q: %v", id, err)
+		}
+	}
+	authority := ca.New(logger, store, "", caKeyAlg, 0, 1, profiles(opts))
+	validator := va.New(logger, p.HTTPPort, p.TLSPort, false, p.DNSAddr, store)
+	front := wfe.New(logger, store, validator, authority, []string{caaIdentity},
+		false, len(opts.EAB) > 0, 0, opts.RetryAfterOrder)
+	p.serveAPI(front.Handler(), logw)
+	p.mgmtURL = p.startTLS(front.ManagementHandler(), logw).URL
+	return p
+}
+
+// newPebble generates the TLS certificate, starts the DNS server and picks
+// the challenge ports. Close is registered with t.Cleanup.
+func newPebble(t *testing.T, logw io.Writer) *Pebble {
+	t.Helper()
+	cert := newServerCert(t)
+	dnsSrv, dnsAddr := startDNS(t, log.New(logw, "challtestsrv ", log.Lmicroseconds))
+	ports := freePorts(t, 2)
+	p := &Pebble{
+		Roots:    cert.roots,
+		RootsPEM: cert.rootPEM,
+		HTTPPort: ports[0],
+		TLSPort:  ports[1],
+		DNSAddr:  dnsAddr,
+		DNS:      dnsSrv,
+		cert:     cert,
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// serveAPI serves h behind the counting handler and sets DirectoryURL.
+func (p *Pebble) serveAPI(h http.Handler, logw io.Writer) {
+	p.rec = &recorder{next: h}
+	p.DirectoryURL = p.startTLS(p.rec, logw).URL + wfe.DirectoryPath
+}
+
+// startTLS serves h over HTTPS with p's certificate on a new 127.0.0.1 port,
+// until Close.
+func (p *Pebble) startTLS(h http.Handler, logw io.Writer) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.cert.tls}}
+	srv.Config.ErrorLog = log.New(logw, "https ", log.Lmicroseconds)
+	srv.StartTLS()
+	p.closers = append(p.closers, srv.Close)
+	return srv
+}
+
+// Close stops Pebble: afterwards nothing listens at DirectoryURL. The DNS
+// server keeps running until the test's cleanup. Close may be called more
+// than once; it is also called in t.Cleanup.
+func (p *Pebble) Close() {
+	p.closeOnce.Do(func() {
+		for i := len(p.closers) - 1; i >= 0; i-- {
+			p.closers[i]()
+		}
+	})
+}
+
+// Requests returns how many requests reached the ACME API, faulted ones
+// included.
+func (p *Pebble) Requests() int {
+	return p.rec.count("")
+}
+
+// RequestsTo returns how many requests to the ACME API had a path starting
+// with pathPrefix, such as "/order-plz" or "/nonce-plz". Faulted requests
+// count.
+func (p *Pebble) RequestsTo(pathPrefix string) int {
+	return p.rec.count(pathPrefix)
+}
+
+// Orders returns how many newOrder requests Pebble answered with 201 Created.
+func (p *Pebble) Orders() int {
+	return len(p.rec.orders())
+}
+
+// Replaces returns the "replaces" field (the ARI certificate ID) of each
+// newOrder request that Pebble answered with 201 Created, in the order the
+// answers completed; "" for orders without one.
+func (p *Pebble) Replaces() []string {
+	return p.rec.orders()
+}
+
+// SetFault installs f in front of Pebble. f sees every request to the ACME
+// API, with its own copy of the body; if it returns true it has answered
+// the request itself (see WriteProblem) and Pebble does not see it. A nil f
+// removes the fault. Faulted requests count in Requests and RequestsTo, not
+// in Orders. f runs on the server's goroutines: it must not call t.Fatal.
+func (p *Pebble) SetFault(f func(w http.ResponseWriter, r *http.Request) bool) {
+	p.rec.setFault(f)
+}
+
+// IssuerRoots returns Pebble's issuing root, fetched from its management
+// interface, to verify the certificates it issues. The root is generated
+// when Pebble starts, so it differs between Pebbles.
+func (p *Pebble) IssuerRoots(t *testing.T) *x509.CertPool {
+	t.Helper()
+	body := p.management(t, http.MethodGet, managementRootPath, nil)
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(body) {
+		t.Fatalf("pebble: no certificate in %s: %q", managementRootPath, body)
+	}
+	return pool
+}
+
+// SetARIWindow makes Pebble's renewal information for cert (which Pebble
+// issued) suggest renewing between start and end, instead of its default
+// window centred two thirds into the validity.
+func (p *Pebble) SetARIWindow(t *testing.T, cert *x509.Certificate, start, end time.Time) {
+	t.Helper()
+	window := fmt.Sprintf(`{"suggestedWindow":{"start":%q,"end":%q}}`,
+		start.UTC().Format(time.RFC3339), end.UTC().Format(time.RFC3339))
+	body, _ := json.Marshal(map[string]string{ // cannot fail: strings
+		"certificate": string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: cert.Raw})),
+		"ariResponse": window,
+	})
+	p.management(t, http.MethodPost, "/set-renewal-info/", strings.NewReader(string(body)))
+}
+
+// management makes a request to Pebble's management interface, checks that
+// the answer is 200 OK, and returns its body.
+func (p *Pebble) management(t *testing.T, method, path string, body io.Reader) []byte {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), method, p.mgmtURL+path, body)
+	if err != nil {
+		t.Fatalf("pebble management: %v", err)
+	}
+	client := p.client()
+	defer client.CloseIdleConnections()
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatalf("pebble management: %v", err)
+	}
+	defer resp.Body.Close()
+	got, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatalf("pebble management %s %s: read body: %v", method, path, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("pebble management %s %s: %s: %s", method, path, resp.Status, got)
+	}
+	return got
+}
+
+// client returns an HTTP client that trusts Roots.
+func (p *Pebble) client() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: p.Roots}},
+		Timeout:   10 * time.Second,
+	}
+}
+
+// pebbleEnv returns the PEBBLE_* environment variables, as key=value, that
+// configure Pebble for opts. Variables Pebble should ignore are set empty.
+func pebbleEnv(opts PebbleOptions) []string {
+	noSleep := "1"
+	if opts.Sleep {
+		noSleep = ""
+	}
+	nonceReject := opts.NonceReject
+	switch {
+	case nonceReject == 0:
+		nonceReject = defaultNonceReject
+	case nonceReject < 0:
+		nonceReject = 0
+	}
+	authzReuse := strconv.Itoa(opts.AuthzReuse)
+	if opts.AuthzReuse < 0 {
+		authzReuse = ""
+	}
+	return []string{
+		"PEBBLE_VA_NOSLEEP=" + noSleep,
+		"PEBBLE_VA_ALWAYS_VALID=",
+		"PEBBLE_WFE_NONCEREJECT=" + strconv.Itoa(nonceReject),
+		"PEBBLE_AUTHZREUSE=" + authzReuse,
+	}
+}
+
+// profiles returns Pebble's profiles for opts.
+func profiles(opts PebbleOptions) map[string]ca.Profile {
+	ps := map[string]ca.Profile{
+		"default": {Description: "The default profile", ValidityPeriod: seconds(opts.Validity)},
+	}
+	for name, validity := range opts.Profiles {
+		ps[name] = ca.Profile{Description: "The " + name + " profile", ValidityPeriod: seconds(validity)}
+	}
+	return ps
+}
+
+// seconds returns d in whole seconds, rounded up; 0 for d <= 0.
+func seconds(d time.Duration) uint64 {
+	if d <= 0 {
+		return 0
+	}
+	return uint64((d + time.Second - 1) / time.Second)
+}

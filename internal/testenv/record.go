@@ -1,0 +1,131 @@
+package testenv
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+)
+
+// newOrderPath is the path of Pebble's newOrder resource.
+const newOrderPath = "/order-plz"
+
+// recorder is the handler in front of Pebble's ACME API: it counts requests,
+// runs the installed fault, and records successful newOrder requests. It is
+// safe for concurrent use.
+type recorder struct {
+	next http.Handler
+
+	mu       sync.Mutex
+	fault    func(http.ResponseWriter, *http.Request) bool
+	paths    []string // path of every request, in arrival order
+	replaces []string // "replaces" of every newOrder answered 201
+}
+
+// ServeHTTP implements http.Handler.
+func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		http.Error(w, "read body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	rec.mu.Lock()
+	rec.paths = append(rec.paths, r.URL.Path)
+	fault := rec.fault
+	rec.mu.Unlock()
+
+	if fault != nil {
+		fr := r.Clone(r.Context())
+		fr.Body = io.NopCloser(bytes.NewReader(body))
+		if fault(w, fr) {
+			return
+		}
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	sw := &statusWriter{ResponseWriter: w}
+	rec.next.ServeHTTP(sw, r)
+	if r.Method == http.MethodPost && r.URL.Path == newOrderPath && sw.status == http.StatusCreated {
+		rec.mu.Lock()
+		rec.replaces = append(rec.replaces, replacesField(body))
+		rec.mu.Unlock()
+	}
+}
+
+// setFault installs f, or removes the fault if f is nil.
+func (rec *recorder) setFault(f func(http.ResponseWriter, *http.Request) bool) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	rec.fault = f
+}
+
+// count returns how many requests had a path starting with prefix.
+func (rec *recorder) count(prefix string) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := 0
+	for _, p := range rec.paths {
+		if strings.HasPrefix(p, prefix) {
+			n++
+		}
+	}
+	return n
+}
+
+// orders returns a copy of the recorded "replaces" fields.
+func (rec *recorder) orders() []string {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	return append([]string{}, rec.replaces...)
+}
+
+// replacesField returns the "replaces" field of the payload of a JWS in
+// flattened JSON serialization, or "" if there is none or body is malformed.
+func replacesField(body []byte) string {
+	var jws struct {
+		Payload string `json:"payload"`
+	}
+	if json.Unmarshal(body, &jws) != nil {
+		return ""
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(jws.Payload, "="))
+	if err != nil {
+		return ""
+	}
+	var order struct {
+		Replaces string `json:"replaces"`
+	}
+	if json.Unmarshal(payload, &order) != nil {
+		return ""
+	}
+	return order.Replaces
+}
+
+// statusWriter remembers the status code written through it.
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+// WriteHeader implements http.ResponseWriter.
+func (sw *statusWriter) WriteHeader(code int) {
+	if sw.status == 0 && code >= 200 {
+		sw.status = code
+	}
+	sw.ResponseWriter.WriteHeader(code)
+}
+
+// Write implements http.ResponseWriter.
+func (sw *statusWriter) Write(p []byte) (int, error) {
+	if sw.status == 0 {
+		sw.status = http.StatusOK
+	}
+	return sw.ResponseWriter.Write(p)
+}
+
+// Unwrap lets http.ResponseController reach the underlying writer.
+func (sw *statusWriter) Unwrap() http.ResponseWriter {
+	return sw.ResponseWriter
+}
