@@ -4,9 +4,14 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"github.com/tlspilot/tlspilot/storage"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"testing"
@@ -185,4 +190,66 @@ func verify(t *testing.T, chain []*x509.Certificate, roots *x509.CertPool, name 
 	if _, err := chain[0].Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter}); err != nil {
 		t.Fatalf("certificate for %s does not verify: %v", name, err)
 	}
+}
+
+// helloFor is a ClientHello for name from a modern client.
+func helloFor(name string) *tls.ClientHelloInfo {
+	return &tls.ClientHelloInfo{
+		ServerName:        name,
+		SignatureSchemes:  []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256, tls.PSSWithSHA256},
+		SupportedVersions: []uint16{tls.VersionTLS13, tls.VersionTLS12},
+	}
+}
+
+// storageStub satisfies storage.Storage and fails every call.
+type storageStub struct{}
+
+func (storageStub) Load(context.Context, string) ([]byte, error) { return nil, errStub }
+func (storageStub) Store(context.Context, string, []byte) error  { return errStub }
+func (storageStub) Delete(context.Context, string) error         { return errStub }
+func (storageStub) List(context.Context, string) ([]string, error) {
+	return nil, errStub
+}
+func (storageStub) Lock(context.Context, string) (storage.Lease, error) { return nil, errStub }
+
+var errStub = errors.New("stub storage")
+
+// startManager2 starts a further Manager for p that serves no challenge
+// ports itself: it relies on another Manager on the same storage to answer
+// its challenges, as processes sharing a storage do.
+func startManager2(t *testing.T, p *testenv.Pebble, cfg Config) *Manager {
+	t.Helper()
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = m.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return m
+}
+
+// readTree returns the files below dir and their contents.
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := make(map[string]string)
+	err := filepath.WalkDir(dir, func(path string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(path)
+		out[path] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -73,7 +73,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	}
 	st := cfg.Storage
 	if st == nil {
-		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir + "/data", LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger})
+		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger})
 		if err != nil {
 			return nil, fmt.Errorf("open storage: %w", err)
 		}

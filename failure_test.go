@@ -1,0 +1,165 @@
+package tlspilot
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// checkBackoff checks that failed attempts were spaced by the backoff
+// policy: each attempt starts no sooner than the retry time the one before
+// announced, and each announced delay is at least half the exponential
+// step (the jitter's lower bound) and at least minDelay.
+func checkBackoff(t *testing.T, fails []Event, retryMin time.Duration, minDelay time.Duration) {
+	t.Helper()
+	for i, f := range fails {
+		step := retryMin << (f.Attempt - 1)
+		want := max(step/2, minDelay) - 50*time.Millisecond
+		if d := f.RetryAt.Sub(f.Time); d < want {
+			t.Errorf("attempt %d: retry in %v, want at least %v", f.Attempt, d, want)
+		}
+		if f.Attempt != i+1 {
+			t.Errorf("event %d has attempt %d", i, f.Attempt)
+		}
+		if i > 0 && f.Time.Before(fails[i-1].RetryAt) {
+			t.Errorf("attempt %d at %v, before the announced retry time %v", f.Attempt, f.Time, fails[i-1].RetryAt)
+		}
+	}
+}
+
+// TestCAUnreachable: with no CA listening, attempts fail, are reported,
+// and back off; the temporary certificate keeps the name served.
+func TestCAUnreachable(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ev := &events{}
+	cfg := Config{
+		CA: "https://" + addr + "/dir", AgreeTerms: true, StorageDir: t.TempDir(), Logger: testLogger(t),
+		RetryMin: 200 * time.Millisecond, RetryMax: 2 * time.Second, OnEvent: ev.add,
+	}
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { _ = m.Run(ctx) }()
+	if err := m.Manage(ctx, "down.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventFailed, 3, 30*time.Second)
+	fails := ev.of(EventFailed)
+	checkBackoff(t, fails, cfg.RetryMin, 0)
+	if !strings.Contains(fails[0].Err.Error(), "connect") && !strings.Contains(fails[0].Err.Error(), "refused") {
+		t.Errorf("error does not say the CA is unreachable: %v", fails[0].Err)
+	}
+	st := m.Status()[0]
+	if st.Serving || st.Attempts < 3 || st.LastError == "" {
+		t.Errorf("status = %+v", st)
+	}
+	// The name is still served, by the temporary certificate.
+	chain := handshake(t, m, "down.example.test", nil)
+	if !strings.Contains(chain[0].Subject.CommonName, "temporary") {
+		t.Errorf("served %q, want the temporary certificate", chain[0].Subject.CommonName)
+	}
+}
+
+// obtainThenFault obtains a short-lived certificate, then makes the CA
+// answer every new order with fault, so the renewal fails.
+func obtainThenFault(t *testing.T, name string, fault func(w http.ResponseWriter)) (*testenv.Pebble, *Manager, *events, []byte) {
+	t.Helper()
+	p := testenv.StartPebble(t, testenv.PebbleOptions{Validity: 12 * time.Second})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	cfg.RetryMin, cfg.RetryMax = 300*time.Millisecond, 3*time.Second
+	var mu sync.Mutex
+	armed := false
+	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		mu.Lock()
+		defer mu.Unlock()
+		if armed && r.Method == http.MethodPost && strings.HasPrefix(r.URL.Path, "/order-plz") {
+			fault(w)
+			return true
+		}
+		return false
+	})
+	m := startManager(t, p, cfg)
+	if err := m.Manage(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	mu.Lock()
+	armed = true
+	mu.Unlock()
+	first := handshake(t, m, name, nil)[0].Raw
+	return p, m, ev, first
+}
+
+// TestCAServerError: a CA answering 500 makes renewal fail; the failure
+// is reported, retried with backoff, and the old certificate stays in
+// service.
+func TestCAServerError(t *testing.T) {
+	p, m, ev, first := obtainThenFault(t, "err500.example.test", func(w http.ResponseWriter) {
+		testenv.WriteProblem(w, http.StatusInternalServerError, "serverInternal", "injected failure", 0)
+	})
+	before := p.RequestsTo("/order-plz")
+	waitEvent(t, ev, EventFailed, 3, 40*time.Second)
+	fails := ev.of(EventFailed)[:3]
+	checkBackoff(t, fails, 300*time.Millisecond, 0)
+	for _, f := range fails {
+		if f.Problem == nil || !strings.HasSuffix(f.Problem.Type, ":serverInternal") || f.Problem.Class != "transient" {
+			t.Errorf("event problem = %+v, want serverInternal (transient)", f.Problem)
+		}
+	}
+	// The protocol client retries a 5xx a bounded number of times (3) per
+	// attempt, never in a loop.
+	got := p.RequestsTo("/order-plz") - before
+	attempts := len(ev.of(EventFailed))
+	if got < attempts || got > 3*(attempts+1) {
+		t.Errorf("%d new-order requests for %d failed attempts", got, attempts)
+	}
+	if now := handshake(t, m, "err500.example.test", nil)[0].Raw; string(now) != string(first) {
+		t.Error("the certificate in service changed although renewal failed")
+	}
+	st := m.Status()[0]
+	if !st.Serving || st.Attempts < 3 || !strings.Contains(st.LastError, "injected failure") || !strings.HasSuffix(st.LastProblem, "serverInternal") {
+		t.Errorf("status = %+v", st)
+	}
+}
+
+// TestCARateLimited: a rateLimited problem with Retry-After holds every
+// further attempt back until the CA's time, although the backoff alone
+// would retry sooner.
+func TestCARateLimited(t *testing.T) {
+	const retryAfter = 3 * time.Second
+	p, m, ev, first := obtainThenFault(t, "limited.example.test", func(w http.ResponseWriter) {
+		testenv.WriteProblem(w, http.StatusTooManyRequests, "rateLimited", "too many new orders", retryAfter)
+	})
+	before := p.RequestsTo("/order-plz")
+	waitEvent(t, ev, EventFailed, 2, 40*time.Second)
+	fails := ev.of(EventFailed)[:2]
+	checkBackoff(t, fails, 300*time.Millisecond, retryAfter-time.Second)
+	if f := fails[0]; f.Problem == nil || f.Problem.Class != "rate-limited" || f.Problem.RetryAfter.IsZero() {
+		t.Errorf("problem = %+v, want rate-limited with a Retry-After", f.Problem)
+	}
+	// One request per attempt: a rate limit is never retried at once.
+	if got, n := p.RequestsTo("/order-plz")-before, len(ev.of(EventFailed)); got > n+1 {
+		t.Errorf("%d new-order requests for %d failed attempts", got, n)
+	}
+	if now := handshake(t, m, "limited.example.test", nil)[0].Raw; string(now) != string(first) {
+		t.Error("the certificate in service changed although renewal failed")
+	}
+	if st := m.Status()[0]; !strings.HasSuffix(st.LastProblem, "rateLimited") || !st.Serving {
+		t.Errorf("status = %+v", st)
+	}
+}

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Runs every test of tlspilot, with the race detector. This is the README's
+# test command and what CI runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go test -race -count=1 -timeout 20m ./...
