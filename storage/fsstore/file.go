@@ -1,0 +1,240 @@
+package fsstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+)
+
+// tempPattern names temporary files. The '~' keeps them out of List, which
+// only reports names that are valid key segments.
+const tempPattern = ".~tmp-*"
+
+// Load returns the value stored under key. A missing key yields an error
+// satisfying errors.Is(err, fs.ErrNotExist); so does a key that is only a
+// folder of other keys.
+func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
+	if err := check(ctx.Err(), key); err != nil {
+		return nil, fmt.Errorf("fsstore: load: %w", err)
+	}
+	b, err := os.ReadFile(s.dataPath(key))
+	if err != nil && notExist(err) && !errors.Is(err, fs.ErrNotExist) {
+		err = fmt.Errorf("%w (%w)", fs.ErrNotExist, err)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: load %s: %w", key, err)
+	}
+	return b, nil
+}
+
+// Store saves value under key, atomically and durably: it writes a
+// temporary file in the key's folder, syncs it, renames it over the old
+// value and syncs the folder. Missing folders are created with mode 0700,
+// the value file has mode 0600. A key cannot be both a value and a folder
+// of other keys: storing "a/b" while "a" holds a value fails, and so does
+// the reverse.
+func (s *Store) Store(ctx context.Context, key string, value []byte) error {
+	if err := check(ctx.Err(), key); err != nil {
+		return fmt.Errorf("fsstore: store: %w", err)
+	}
+	path := s.dataPath(key)
+	if err := s.makeParents(path); err != nil {
+		return fmt.Errorf("fsstore: store %s: %w", key, err)
+	}
+	if err := writeAtomic(path, value, true); err != nil {
+		return fmt.Errorf("fsstore: store %s: %w", key, err)
+	}
+	return nil
+}
+
+// Delete removes key. Deleting a missing key, or a key that is only a
+// folder of other keys, does nothing and returns nil. Emptied folders are
+// left in place: removing them would race with a concurrent Store.
+func (s *Store) Delete(ctx context.Context, key string) error {
+	if err := check(ctx.Err(), key); err != nil {
+		return fmt.Errorf("fsstore: delete: %w", err)
+	}
+	path := s.dataPath(key)
+	fi, err := os.Lstat(path)
+	if notExist(err) || err == nil && fi.IsDir() {
+		return nil
+	}
+	if err == nil {
+		err = os.Remove(path)
+	}
+	if err == nil {
+		err = syncDir(filepath.Dir(path))
+	}
+	if err != nil && !notExist(err) {
+		return fmt.Errorf("fsstore: delete %s: %w", key, err)
+	}
+	return nil
+}
+
+// List returns every key below the folder prefix (at any depth), sorted;
+// an empty prefix lists every key. Files whose names are not valid keys,
+// such as temporary files, are skipped.
+func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, fmt.Errorf("fsstore: list: %w", err)
+	}
+	root := s.dataDir
+	if prefix != "" {
+		if err := checkKey(prefix); err != nil {
+			return nil, fmt.Errorf("fsstore: list: %w", err)
+		}
+		root = s.dataPath(prefix)
+	}
+	var keys []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			if notExist(err) {
+				return nil // root missing, or removed while walking
+			}
+			return err
+		}
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if path == root {
+			if !d.IsDir() {
+				return filepath.SkipAll // prefix is a key, not a folder
+			}
+			return nil
+		}
+		if badSegment(d.Name()) != "" {
+			if d.IsDir() {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return nil
+		}
+		rel, err := filepath.Rel(s.dataDir, path)
+		if err == nil && checkKey(filepath.ToSlash(rel)) == nil {
+			keys = append(keys, filepath.ToSlash(rel))
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: list %s: %w", prefix, err)
+	}
+	slices.Sort(keys)
+	return keys, nil
+}
+
+// makeParents creates the missing folders between the data folder and
+// path's parent.
+func (s *Store) makeParents(path string) error {
+	parent := filepath.Dir(path)
+	if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
+		return nil
+	}
+	rel, err := filepath.Rel(s.dataDir, parent)
+	if err != nil {
+		return err
+	}
+	dir := s.dataDir
+	for seg := range strings.SplitSeq(filepath.ToSlash(rel), "/") {
+		dir = filepath.Join(dir, seg)
+		if err := mkdirSynced(dir); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// mkdirSynced creates dir with mode 0700 unless it exists, and syncs its
+// parent so the new entry survives a crash.
+func mkdirSynced(dir string) error {
+	err := os.Mkdir(dir, 0o700)
+	if errors.Is(err, fs.ErrExist) {
+		// Possibly created a moment ago by another process that has not
+		// synced the parent yet: sync it ourselves before relying on it.
+		return syncDir(filepath.Dir(dir))
+	}
+	if err != nil {
+		return err
+	}
+	if err := os.Chmod(dir, 0o700); err != nil { // in case the umask was odd
+		return err
+	}
+	return syncDir(filepath.Dir(dir))
+}
+
+// writeAtomic replaces path with a file holding data, via a synced
+// temporary file in the same folder and a rename. If syncParent is set, it
+// also syncs the folder so the rename itself is durable.
+func writeAtomic(path string, data []byte, syncParent bool) error {
+	dir := filepath.Dir(path)
+	tmp, err := writeTemp(dir, data)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		_ = os.Remove(tmp)
+		return err
+	}
+	if syncParent {
+		return syncDir(dir)
+	}
+	return nil
+}
+
+// writeTemp writes data to a new, synced temporary file with mode 0600 in
+// dir and returns its path.
+func writeTemp(dir string, data []byte) (string, error) {
+	f, err := os.CreateTemp(dir, tempPattern)
+	if err != nil {
+		return "", err
+	}
+	err = fillTemp(f, data)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		_ = os.Remove(f.Name())
+		return "", err
+	}
+	return f.Name(), nil
+}
+
+// fillTemp sets f's mode to 0600, writes data and syncs it.
+func fillTemp(f *os.File, data []byte) error {
+	if err := f.Chmod(0o600); err != nil {
+		return err
+	}
+	if _, err := f.Write(data); err != nil {
+		return err
+	}
+	return f.Sync()
+}
+
+// syncDir syncs a folder, making renames and new entries in it durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = d.Sync()
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("sync %s: %w", dir, err)
+	}
+	return nil
+}
+
+// isNotDir reports whether err says a path segment is not a folder.
+func isNotDir(err error) bool { return errors.Is(err, syscall.ENOTDIR) }
+
+// isDir reports whether err says a path is a folder where a file was meant.
+func isDir(err error) bool { return errors.Is(err, syscall.EISDIR) }

@@ -1,0 +1,264 @@
+package fsstore
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+const (
+	// tokenBytes is the number of random bytes in a lease token; tokens
+	// are written as 2*tokenBytes lower-case hex digits.
+	tokenBytes = 16
+	// maxLockFile bounds how much of a lock file is read.
+	maxLockFile = 4096
+	// minClaimAge is how old a takeover claim must be (and at least
+	// LeaseTTL) before another process treats its maker as dead.
+	minClaimAge = 10 * time.Second
+)
+
+// lockRecord is the content of a lock file.
+type lockRecord struct {
+	Owner   string    `json:"owner"`
+	Token   string    `json:"token"`
+	Expires time.Time `json:"expires"` // RFC 3339 with nanoseconds
+}
+
+// lockState is what one version of a lock file says.
+type lockState struct {
+	// gen identifies the version: its token, or for an unparseable file a
+	// digest of its content. It is safe to use in a file name.
+	gen     string
+	owner   string
+	expired bool
+}
+
+// Lock waits until the lock called name is free, or held under an expired
+// lease, takes it and returns its lease, which is renewed in the background
+// until Unlock. It polls every PollInterval and returns an error wrapping
+// ctx.Err() if ctx ends first. An unparseable lock file counts as expired
+// once its modification time is LeaseTTL old.
+//
+// The lease's Unlock ignores its ctx (it only does quick local file
+// operations) and removes the lock file only if it still holds this
+// lease's token; on a lease that was lost it returns an error wrapping
+// storage.ErrLockLost.
+func (s *Store) Lock(ctx context.Context, name string) (storage.Lease, error) {
+	if err := check(ctx.Err(), name); err != nil {
+		return nil, fmt.Errorf("fsstore: lock: %w", err)
+	}
+	path := s.lockPath(name)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, fmt.Errorf("fsstore: lock %s: %w", name, err)
+		}
+		l, err := s.tryLock(name, path)
+		if err != nil {
+			return nil, fmt.Errorf("fsstore: lock %s: %w", name, err)
+		}
+		if l != nil {
+			return l, nil
+		}
+		t := time.NewTimer(s.poll + rand.N(s.poll/5+1))
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, fmt.Errorf("fsstore: lock %s: %w", name, ctx.Err())
+		case <-t.C:
+		}
+	}
+}
+
+// tryLock makes a few attempts to take the lock without waiting, breaking
+// it if it expired. It returns a nil lease if the lock is held by someone.
+// It reads the lock file before trying to create one, so polling a held
+// lock writes nothing.
+func (s *Store) tryLock(name, path string) (*lease, error) {
+	for range 3 {
+		st, err := s.inspect(path)
+		switch {
+		case err == nil && !st.expired:
+			return nil, nil
+		case err == nil:
+			if again, err := s.breakExpired(path, st); err != nil || !again {
+				return nil, err
+			}
+		case !notExist(err):
+			return nil, err
+		}
+		token := randomHex(tokenBytes)
+		expires := time.Now().Add(s.ttl)
+		err = s.createLock(path, lockRecord{Owner: s.owner, Token: token, Expires: expires.UTC()})
+		if err == nil {
+			return s.startLease(name, path, token, expires), nil
+		}
+		if !errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+	}
+	return nil, nil
+}
+
+// createLock creates the lock file at path holding rec, or fails with an
+// error matching fs.ErrExist if it exists. The content is written to a
+// temporary file first and hard-linked into place, so the lock file never
+// exists half-written.
+func (s *Store) createLock(path string, rec lockRecord) error {
+	data, err := json.Marshal(rec)
+	if err != nil {
+		return err
+	}
+	tmp, err := writeTemp(s.lockDir, data)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	return os.Link(tmp, path)
+}
+
+// inspect reads the lock file at path.
+func (s *Store) inspect(path string) (lockState, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return lockState{}, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return lockState{}, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, maxLockFile))
+	if err != nil {
+		return lockState{}, err
+	}
+	return s.parseLock(data, fi.ModTime(), time.Now()), nil
+}
+
+// parseLock interprets the content of a lock file last modified at mtime.
+func (s *Store) parseLock(data []byte, mtime, now time.Time) lockState {
+	var rec lockRecord
+	if json.Unmarshal(data, &rec) == nil && validToken(rec.Token) && !rec.Expires.IsZero() {
+		return lockState{gen: rec.Token, owner: rec.Owner, expired: now.After(rec.Expires)}
+	}
+	sum := sha256.Sum256(data)
+	return lockState{gen: "g" + hex.EncodeToString(sum[:15]), expired: now.Sub(mtime) > s.ttl}
+}
+
+// validToken reports whether tok looks like a token made by tryLock.
+func validToken(tok string) bool {
+	if len(tok) != 2*tokenBytes {
+		return false
+	}
+	for i := 0; i < len(tok); i++ {
+		if c := tok[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// breakExpired removes the expired lock file at path, whose content st
+// describes, and reports whether the caller should try to create the lock
+// again at once.
+//
+// Several processes may find the same expired lock at the same moment.
+// Each first creates a claim file named after the expired version with
+// O_EXCL, so only one of them breaks that version; the winner checks that
+// the lock file still holds that version and that it is still expired, and
+// removes it with removeIfGen, which puts back a lock taken in between.
+//
+// What remains is what every lease without fencing tokens has: a holder
+// frozen past its expiry (after checking its lease, before renewing it or
+// before an Unlock) may overwrite or remove its successor's lock file, and a
+// breaker frozen for longer than max(LeaseTTL, minClaimAge) while holding a
+// claim may have its claim broken too. Such a loser notices at its next
+// renewal (Done is closed, Err wraps storage.ErrLockLost).
+func (s *Store) breakExpired(path string, st lockState) (bool, error) {
+	claim := filepath.Join(s.lockDir, ".~"+filepath.Base(path)+"."+st.gen+".claim")
+	f, err := os.OpenFile(claim, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if errors.Is(err, fs.ErrExist) {
+		s.dropStaleClaim(claim)
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	_ = f.Close()
+	defer os.Remove(claim)
+	cur, err := s.inspect(path)
+	switch {
+	case notExist(err):
+		return true, nil
+	case err != nil:
+		return false, err
+	case cur.gen != st.gen:
+		return true, nil // replaced meanwhile: look again
+	case !cur.expired:
+		return false, nil
+	}
+	removed, err := s.removeIfGen(path, st.gen, true)
+	if removed {
+		s.log.Warn("fsstore: broke expired lock", "lock", path, "owner", st.owner)
+	}
+	return err == nil, err
+}
+
+// dropStaleClaim removes a takeover claim left by a process that died
+// while breaking a lock.
+func (s *Store) dropStaleClaim(claim string) {
+	fi, err := os.Stat(claim)
+	if err == nil && time.Since(fi.ModTime()) > max(s.ttl, minClaimAge) {
+		s.log.Warn("fsstore: removing abandoned lock claim", "file", claim)
+		_ = os.Remove(claim)
+	}
+}
+
+// removeIfGen removes the lock file at path if it holds version gen (and,
+// with expiredOnly, if that version has expired), and reports whether it
+// did. Files have no atomic compare-and-delete, so it renames the file to a
+// name of its own, checks what it moved and links it back if that was not
+// the version meant (say, it was renewed a moment ago); the lock file is
+// missing only for that moment.
+func (s *Store) removeIfGen(path, gen string, expiredOnly bool) (bool, error) {
+	meant := func(st lockState) bool { return st.gen == gen && (st.expired || !expiredOnly) }
+	if st, err := s.inspect(path); err != nil || !meant(st) {
+		if notExist(err) {
+			err = nil
+		}
+		return false, err
+	}
+	aside := filepath.Join(s.lockDir, ".~"+filepath.Base(path)+"."+randomHex(8)+".old")
+	if err := os.Rename(path, aside); err != nil {
+		if notExist(err) {
+			err = nil
+		}
+		return false, err
+	}
+	defer os.Remove(aside)
+	st, err := s.inspect(aside)
+	if err == nil && meant(st) {
+		return true, nil
+	}
+	// We moved a lock taken after our check: put it back. If someone took
+	// the lock in this moment, they hold it now, and the moved lock's
+	// holder loses its lease at its next renewal.
+	lerr := os.Link(aside, path)
+	if lerr != nil {
+		s.log.Error("fsstore: could not put back a lock file moved by mistake", "lock", path, "err", lerr)
+	}
+	if lerr != nil && !errors.Is(lerr, fs.ErrExist) {
+		err = errors.Join(err, fmt.Errorf("put back lock file: %w", lerr))
+	}
+	return false, err
+}
