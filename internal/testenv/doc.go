@@ -1,8 +1,9 @@
 // Package testenv starts a real ACME CA, Pebble, for tests of an ACME client.
 //
-// StartPebble runs Pebble inside the test binary; StartPebbleProcess runs the
-// pebble command as a separate process. Both put Pebble behind a handler that
-// counts requests and can inject faults, start a challtestsrv DNS server that
-// answers every A query with 127.0.0.1, and stop everything in t.Cleanup.
-// Pebble's log is kept and shown with t.Log only if the test fails.
+// StartPebble runs Pebble inside the test binary, through internal/devca;
+// StartPebbleProcess runs the pebble command as a separate process. Both put
+// Pebble behind a handler that counts requests and can inject faults, start a
+// challtestsrv DNS server that answers every A query with 127.0.0.1, and stop
+// everything in t.Cleanup. Pebble's log is kept and shown with t.Log only if
+// the test fails.
 package testenv

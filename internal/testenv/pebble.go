@@ -7,10 +7,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"io"
-	"log"
 	"net/http"
-	"net/http/httptest"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -18,24 +15,14 @@ import (
 
 	"github.com/letsencrypt/challtestsrv"
 	"github.com/letsencrypt/pebble/v2/ca"
-	"github.com/letsencrypt/pebble/v2/db"
-	"github.com/letsencrypt/pebble/v2/va"
 	"github.com/letsencrypt/pebble/v2/wfe"
+
+	"github.com/tlspilot/tlspilot/internal/devca"
 )
 
-const (
-	// caKeyAlg is the key algorithm of Pebble's root and intermediate.
-	caKeyAlg = "rsa"
-	// defaultNonceReject is the percentage of good nonces rejected when
-	// PebbleOptions.NonceReject is 0, the level of lego's end-to-end tests.
-	defaultNonceReject = 20
-	// caaIdentity is what Pebble lists in the directory's
-	// meta.caaIdentities, the pebble command's default.
-	caaIdentity = "pebble.letsencrypt.org"
-	// managementRootPath is where Pebble's management interface serves its
-	// first issuing root.
-	managementRootPath = wfe.RootCertPath + "0"
-)
+// managementRootPath is where Pebble's management interface serves its
+// first issuing root.
+const managementRootPath = wfe.RootCertPath + "0"
 
 // PebbleOptions configures a test CA. The zero value gives a CA like the one of
 // lego's end-to-end tests: 20% of good nonces rejected, no validation delays,
@@ -101,7 +88,7 @@ type Pebble struct {
 	// other Pebble tests.
 	DNS *challtestsrv.ChallSrv
 
-	cert    *serverCert
+	cert    *devca.ServerCert // of the process's listeners; nil in-process
 	rec     *recorder
 	mgmtURL string // base URL of Pebble's management interface
 
@@ -109,9 +96,9 @@ type Pebble struct {
 	closers   []func() // run by Close, last first
 }
 
-// StartPebble starts Pebble inside the test binary: an in-memory database,
-// CA, VA and web front end served by httptest TLS servers on 127.0.0.1. It
-// stops Pebble in t.Cleanup.
+// StartPebble starts Pebble inside the test binary with devca: an
+// in-memory database, CA, VA and web front end served over HTTPS on
+// 127.0.0.1. It stops Pebble in t.Cleanup.
 //
 // Pebble reads its settings from PEBBLE_* environment variables, so
 // StartPebble sets them with t.Setenv: the test and its parents must not be
@@ -125,58 +112,44 @@ func StartPebble(t *testing.T, opts PebbleOptions) *Pebble {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	p := newPebble(t, logw)
-	logger := log.New(logw, "pebble ", log.Lmicroseconds)
-	store := db.NewMemoryStore()
-	for id, key := range opts.EAB {
-		if err := store.AddExternalAccountKeyByID(id, key); err != nil {
-			t.Fatalf("pebble: EAB key %q: %v", id, err)
-		}
+	dns := startDNS(t, logw)
+	rec := &recorder{}
+	dopts := devcaOptions(opts)
+	dopts.Log, dopts.DNS, dopts.KeepEnv = logw, dns, true
+	dopts.Handler = func(h http.Handler) http.Handler {
+		rec.next = h
+		return rec
 	}
-	authority := ca.New(logger, store, "", caKeyAlg, 0, 1, profiles(opts))
-	validator := va.New(logger, p.HTTPPort, p.TLSPort, false, p.DNSAddr, store)
-	front := wfe.New(logger, store, validator, authority, []string{caaIdentity},
-		false, len(opts.EAB) > 0, 0, opts.RetryAfterOrder)
-	p.serveAPI(front.Handler(), logw)
-	p.mgmtURL = p.startTLS(front.ManagementHandler(), logw).URL
-	return p
-}
-
-// newPebble generates the TLS certificate, starts the DNS server and picks
-// the challenge ports. Close is registered with t.Cleanup.
-func newPebble(t *testing.T, logw io.Writer) *Pebble {
-	t.Helper()
-	cert := newServerCert(t)
-	dnsSrv, dnsAddr := startDNS(t, log.New(logw, "challtestsrv ", log.Lmicroseconds))
-	ports := freePorts(t, 2)
+	c, err := devca.Start(t.Context(), dopts)
+	if err != nil {
+		t.Fatalf("pebble: %v", err)
+	}
 	p := &Pebble{
-		Roots:    cert.roots,
-		RootsPEM: cert.rootPEM,
-		HTTPPort: ports[0],
-		TLSPort:  ports[1],
-		DNSAddr:  dnsAddr,
-		DNS:      dnsSrv,
-		cert:     cert,
+		DirectoryURL: c.DirectoryURL,
+		Roots:        c.Roots,
+		RootsPEM:     c.RootsPEM,
+		HTTPPort:     c.HTTPPort,
+		TLSPort:      c.TLSPort,
+		DNSAddr:      c.DNSAddr,
+		DNS:          c.DNS,
+		rec:          rec,
+		mgmtURL:      c.ManagementURL,
+		closers:      []func(){c.Close},
 	}
 	t.Cleanup(p.Close)
 	return p
 }
 
-// serveAPI serves h behind the counting handler and sets DirectoryURL.
-func (p *Pebble) serveAPI(h http.Handler, logw io.Writer) {
-	p.rec = &recorder{next: h}
-	p.DirectoryURL = p.startTLS(p.rec, logw).URL + wfe.DirectoryPath
-}
-
-// startTLS serves h over HTTPS with p's certificate on a new 127.0.0.1 port,
-// until Close.
-func (p *Pebble) startTLS(h http.Handler, logw io.Writer) *httptest.Server {
-	srv := httptest.NewUnstartedServer(h)
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.cert.tls}}
-	srv.Config.ErrorLog = log.New(logw, "https ", log.Lmicroseconds)
-	srv.StartTLS()
-	p.closers = append(p.closers, srv.Close)
-	return srv
+// startDNS starts a DNS server that answers every A query with 127.0.0.1
+// and shuts it down in t.Cleanup.
+func startDNS(t *testing.T, logw io.Writer) *devca.DNSServer {
+	t.Helper()
+	dns, err := devca.StartDNS(t.Context(), logw)
+	if err != nil {
+		t.Fatalf("challtestsrv: %v", err)
+	}
+	t.Cleanup(dns.Close)
+	return dns
 }
 
 // Close stops Pebble: afterwards nothing listens at DirectoryURL. The DNS
@@ -284,47 +257,26 @@ func (p *Pebble) client() *http.Client {
 	}
 }
 
+// devcaOptions returns the devca options that configure Pebble for opts.
+func devcaOptions(opts PebbleOptions) devca.Options {
+	return devca.Options{
+		NonceReject:     opts.NonceReject,
+		Sleep:           opts.Sleep,
+		Validity:        opts.Validity,
+		Profiles:        opts.Profiles,
+		EAB:             opts.EAB,
+		AuthzReuse:      opts.AuthzReuse,
+		RetryAfterOrder: opts.RetryAfterOrder,
+	}
+}
+
 // pebbleEnv returns the PEBBLE_* environment variables, as key=value, that
 // configure Pebble for opts. Variables Pebble should ignore are set empty.
 func pebbleEnv(opts PebbleOptions) []string {
-	noSleep := "1"
-	if opts.Sleep {
-		noSleep = ""
-	}
-	nonceReject := opts.NonceReject
-	switch {
-	case nonceReject == 0:
-		nonceReject = defaultNonceReject
-	case nonceReject < 0:
-		nonceReject = 0
-	}
-	authzReuse := strconv.Itoa(opts.AuthzReuse)
-	if opts.AuthzReuse < 0 {
-		authzReuse = ""
-	}
-	return []string{
-		"PEBBLE_VA_NOSLEEP=" + noSleep,
-		"PEBBLE_VA_ALWAYS_VALID=",
-		"PEBBLE_WFE_NONCEREJECT=" + strconv.Itoa(nonceReject),
-		"PEBBLE_AUTHZREUSE=" + authzReuse,
-	}
+	return devcaOptions(opts).Env()
 }
 
 // profiles returns Pebble's profiles for opts.
 func profiles(opts PebbleOptions) map[string]ca.Profile {
-	ps := map[string]ca.Profile{
-		"default": {Description: "The default profile", ValidityPeriod: seconds(opts.Validity)},
-	}
-	for name, validity := range opts.Profiles {
-		ps[name] = ca.Profile{Description: "The " + name + " profile", ValidityPeriod: seconds(validity)}
-	}
-	return ps
-}
-
-// seconds returns d in whole seconds, rounded up; 0 for d <= 0.
-func seconds(d time.Duration) uint64 {
-	if d <= 0 {
-		return 0
-	}
-	return uint64((d + time.Second - 1) / time.Second)
+	return devcaOptions(opts).PebbleProfiles()
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log"
 	"net/http"
+	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
 	"os"
@@ -17,6 +18,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/letsencrypt/pebble/v2/wfe"
+
+	"github.com/tlspilot/tlspilot/internal/devca"
 )
 
 const (
@@ -68,6 +73,58 @@ func StartPebbleProcess(t *testing.T, opts PebbleOptions) *Pebble {
 	p.closers = append(p.closers, transport.CloseIdleConnections)
 	p.serveAPI(reverseProxy(t, apiURL, transport, logw), logw)
 	return p
+}
+
+// newPebble generates the TLS certificate of the process's listeners,
+// starts the DNS server and picks the challenge ports. Close is registered
+// with t.Cleanup.
+func newPebble(t *testing.T, logw io.Writer) *Pebble {
+	t.Helper()
+	cert, err := devca.NewServerCert()
+	if err != nil {
+		t.Fatalf("pebble: %v", err)
+	}
+	dns := startDNS(t, logw)
+	ports := freePorts(t, 2)
+	p := &Pebble{
+		Roots:    cert.Roots,
+		RootsPEM: cert.RootPEM,
+		HTTPPort: ports[0],
+		TLSPort:  ports[1],
+		DNSAddr:  dns.Addr,
+		DNS:      dns.Srv,
+		cert:     cert,
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// freePorts returns n distinct TCP ports on 127.0.0.1 that were free a moment
+// ago.
+func freePorts(t *testing.T, n int) []int {
+	t.Helper()
+	ports, err := devca.FreePorts(n)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ports
+}
+
+// serveAPI serves h behind the counting handler and sets DirectoryURL.
+func (p *Pebble) serveAPI(h http.Handler, logw io.Writer) {
+	p.rec = &recorder{next: h}
+	p.DirectoryURL = p.startTLS(p.rec, logw).URL + wfe.DirectoryPath
+}
+
+// startTLS serves h over HTTPS with p's certificate on a new 127.0.0.1 port,
+// until Close.
+func (p *Pebble) startTLS(h http.Handler, logw io.Writer) *httptest.Server {
+	srv := httptest.NewUnstartedServer(h)
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{p.cert.TLS}}
+	srv.Config.ErrorLog = log.New(logw, "https ", log.Lmicroseconds)
+	srv.StartTLS()
+	p.closers = append(p.closers, srv.Close)
+	return srv
 }
 
 // reverseProxy forwards to target, keeping the Host header: Pebble builds the
@@ -145,8 +202,8 @@ func writeConfig(t *testing.T, p *Pebble, opts PebbleOptions, apiPort, mgmtPort 
 		"privateKey":                     keyFile,
 		"externalAccountBindingRequired": len(opts.EAB) > 0,
 		"externalAccountMACKeys":         opts.EAB,
-		"caaIdentities":                  []string{caaIdentity},
-		"keyAlgorithm":                   caKeyAlg,
+		"caaIdentities":                  []string{devca.CAAIdentity},
+		"keyAlgorithm":                   devca.KeyAlgorithm,
 		"profiles":                       profiles(opts),
 		"retryAfter":                     map[string]int{"authz": 0, "order": opts.RetryAfterOrder},
 	}}
@@ -154,7 +211,7 @@ func writeConfig(t *testing.T, p *Pebble, opts PebbleOptions, apiPort, mgmtPort 
 	if err != nil {
 		t.Fatalf("marshal pebble config: %v", err)
 	}
-	for name, content := range map[string][]byte{certFile: p.cert.certPEM, keyFile: p.cert.keyPEM, configFile: data} {
+	for name, content := range map[string][]byte{certFile: p.cert.CertPEM, keyFile: p.cert.KeyPEM, configFile: data} {
 		if err := os.WriteFile(name, content, 0o600); err != nil {
 			t.Fatalf("write %s: %v", name, err)
 		}

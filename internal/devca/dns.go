@@ -1,0 +1,135 @@
+package devca
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"time"
+
+	"github.com/letsencrypt/challtestsrv"
+	"github.com/miekg/dns"
+)
+
+// DNSServer is a challtestsrv DNS server on 127.0.0.1 that answers every A
+// query with 127.0.0.1 and AAAA queries with nothing.
+type DNSServer struct {
+	// Addr is its host:port; it serves both UDP and TCP there.
+	Addr string
+	// Srv is the challtestsrv behind Addr. Callers may add records, such as
+	// TXT records for dns-01. Caveat: challtestsrv registers its handler in
+	// the global mux of github.com/miekg/dns, so when several servers live
+	// in one process, all answer from the records of the one started last.
+	Srv *challtestsrv.ChallSrv
+}
+
+// StartDNS starts a DNSServer on a free port and waits until it answers
+// over both UDP and TCP. It tries a few ports, since a free port can be
+// taken before it binds. logw receives its log; nil discards it.
+func StartDNS(ctx context.Context, logw io.Writer) (*DNSServer, error) {
+	if logw == nil {
+		logw = io.Discard
+	}
+	logger := log.New(logw, "challtestsrv ", log.Lmicroseconds)
+	var lastErr error
+	for range 3 {
+		addr, err := freeUDPAndTCPAddr()
+		if err != nil {
+			return nil, fmt.Errorf("start DNS server: %w", err)
+		}
+		srv, err := challtestsrv.New(challtestsrv.Config{DNSAddrs: []string{addr}, Log: logger})
+		if err != nil {
+			return nil, fmt.Errorf("start DNS server: %w", err)
+		}
+		srv.SetDefaultDNSIPv4("127.0.0.1")
+		srv.SetDefaultDNSIPv6("")
+		srv.Run()
+		if lastErr = waitDNS(ctx, addr, 5*time.Second); lastErr == nil {
+			return &DNSServer{Addr: addr, Srv: srv}, nil
+		}
+		srv.Shutdown()
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return nil, fmt.Errorf("start DNS server: %w", lastErr)
+}
+
+// Close stops the server.
+func (d *DNSServer) Close() {
+	d.Srv.Shutdown()
+}
+
+// waitDNS waits until addr answers an A query over UDP and over TCP.
+func waitDNS(ctx context.Context, addr string, timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	for _, network := range []string{"udp", "tcp"} {
+		for {
+			err := queryA(ctx, network, addr)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return fmt.Errorf("%s %s: %w", network, addr, errors.Join(err, ctx.Err()))
+			case <-time.After(10 * time.Millisecond):
+			}
+		}
+	}
+	return nil
+}
+
+// queryA asks addr for the A record of a test name and checks the answer.
+func queryA(ctx context.Context, network, addr string) error {
+	c := &dns.Client{Net: network, Timeout: time.Second}
+	m := new(dns.Msg)
+	m.SetQuestion("probe.devca.test.", dns.TypeA)
+	in, _, err := c.ExchangeContext(ctx, m, addr)
+	if err != nil {
+		return err
+	}
+	if len(in.Answer) != 1 {
+		return fmt.Errorf("want one answer, got %v", in.Answer)
+	}
+	if a, ok := in.Answer[0].(*dns.A); !ok || !a.A.Equal(net.IPv4(127, 0, 0, 1)) {
+		return fmt.Errorf("want A 127.0.0.1, got %v", in.Answer[0])
+	}
+	return nil
+}
+
+// freeUDPAndTCPAddr returns a 127.0.0.1 address whose port was free for both
+// TCP and UDP a moment ago.
+func freeUDPAndTCPAddr() (string, error) {
+	for range 10 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", err
+		}
+		addr := ln.Addr().String()
+		pc, err := net.ListenPacket("udp", addr)
+		ln.Close()
+		if err == nil {
+			pc.Close()
+			return addr, nil
+		}
+	}
+	return "", errors.New("no port free for both TCP and UDP on 127.0.0.1")
+}
+
+// FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
+// moment ago. Another process may take one before the caller binds it.
+func FreePorts(n int) ([]int, error) {
+	ports := make([]int, n)
+	for i := range ports {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("free ports: %w", err)
+		}
+		defer ln.Close() // keep all open until all are picked, so they differ
+		ports[i] = ln.Addr().(*net.TCPAddr).Port
+	}
+	return ports, nil
+}
