@@ -40,7 +40,7 @@ func CertID(names []string, kt keys.Type) string {
 	sorted := append([]string(nil), names...)
 	sort.Strings(sorted)
 	h := sha256.Sum256([]byte(strings.Join(sorted, ",") + "|" + string(kt)))
-	first := safeSegment(names[0], 60)
+	first := safeSegment(sorted[0], 60)
 	return first + "-" + string(kt) + "-" + hex.EncodeToString(h[:6])
 }
 

@@ -1,0 +1,97 @@
+package acmeclient
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/mholt/acmez/v3/acme"
+)
+
+func TestClassify(t *testing.T) {
+	ns := acme.ProblemTypeNamespace
+	cases := []struct {
+		typ    string
+		status int
+		err    error
+		want   Class
+	}{
+		{ns + "badNonce", 400, nil, BadNonce},
+		{ns + "rateLimited", 429, nil, RateLimited},
+		{"", 429, nil, RateLimited},
+		{ns + "serverInternal", 500, nil, Transient},
+		{"", 503, nil, Transient},
+		{ns + "badCSR", 400, nil, BadOrder},
+		{ns + "rejectedIdentifier", 400, nil, BadOrder},
+		{ns + "unsupportedIdentifier", 400, nil, BadOrder},
+		{ns + "caa", 403, nil, BadOrder},
+		{ns + "unauthorized", 403, nil, BadOrder},
+		{ns + "incorrectResponse", 403, nil, BadOrder},
+		{ns + "accountDoesNotExist", 400, nil, BadAccount},
+		{ns + "externalAccountRequired", 400, nil, BadAccount},
+		{ns + "userActionRequired", 403, nil, BadAccount},
+		{"about:blank", 404, nil, BadOrder},
+		{"", 0, errors.New("dial tcp: connection refused"), Transient},
+		{"", 0, context.Canceled, Canceled},
+		{"", 0, fmt.Errorf("x: %w", context.DeadlineExceeded), Canceled},
+	}
+	for _, tc := range cases {
+		if got := classify(tc.typ, tc.status, tc.err); got != tc.want {
+			t.Errorf("classify(%q, %d, %v) = %v, want %v", tc.typ, tc.status, tc.err, got, tc.want)
+		}
+	}
+}
+
+func TestWrapKeepsProblemAndRetryAfter(t *testing.T) {
+	s := new(sink)
+	at := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	s.set(at)
+	p := acme.Problem{Type: acme.ProblemTypeRateLimited, Detail: "too many", Status: 429,
+		Subproblems: []acme.Subproblem{{Problem: acme.Problem{Type: acme.ProblemTypeCAA, Detail: "no"}, Identifier: acme.Identifier{Value: "a.example"}}}}
+	err := wrap("new order", fmt.Errorf("attempt 1: %w", p), s)
+	var e *Error
+	if !errors.As(err, &e) {
+		t.Fatalf("not an *Error: %T", err)
+	}
+	if e.Class != RateLimited || !e.RetryAfter.Equal(at) || e.Detail != "too many" || e.Status != 429 {
+		t.Errorf("wrapped = %+v", e)
+	}
+	if ClassOf(fmt.Errorf("obtain: %w", err)) != RateLimited || !RetryAfterOf(fmt.Errorf("obtain: %w", err)).Equal(at) {
+		t.Error("class or Retry-After lost through wrapping")
+	}
+	want := "new order: rateLimited (HTTP 429): too many; a.example: caa no (retry after 2026-01-02T03:04:05Z)"
+	if e.Error() != want {
+		t.Errorf("Error() = %q\nwant      %q", e.Error(), want)
+	}
+	var ap acme.Problem
+	if !errors.As(err, &ap) {
+		t.Error("the protocol library's problem is not reachable with errors.As")
+	}
+}
+
+func TestParseRetryAfter(t *testing.T) {
+	now := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
+	cases := []struct {
+		in   string
+		want time.Time
+		ok   bool
+	}{
+		{"120", now.Add(2 * time.Minute), true},
+		{"0", now, true},
+		{"99999999", now.Add(7 * 24 * time.Hour), true},
+		{now.Add(time.Hour).Format(http.TimeFormat), now.Add(time.Hour), true},
+		{"", time.Time{}, false},
+		{"-5", time.Time{}, false},
+		{"12abc", time.Time{}, false},
+		{"soon", time.Time{}, false},
+	}
+	for _, tc := range cases {
+		got, ok := parseRetryAfter(tc.in, now)
+		if ok != tc.ok || !got.Equal(tc.want) {
+			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
+		}
+	}
+}
