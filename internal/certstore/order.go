@@ -27,6 +27,7 @@ type Challenge struct {
 	Type       string `json:"type"`
 	Identifier string `json:"identifier"`
 	Token      string `json:"token"`
+	KeyAuth    string `json:"key_auth"` // public: it is what the CA is shown
 }
 
 // LoadProgress returns the order in progress for id. A missing record

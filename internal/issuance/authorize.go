@@ -3,6 +3,7 @@ package issuance
 import (
 	"context"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -55,7 +56,7 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	// Record what is presented before presenting it, so that a restart can
 	// clean up after a crash.
 	for _, ch := range chs {
-		p.Challenges = append(p.Challenges, certstore.Challenge{Type: ch.Type, Identifier: ch.Identifier.Value, Token: ch.Token})
+		p.Challenges = append(p.Challenges, certstore.Challenge{Type: ch.Type, Identifier: ch.Identifier.Value, Token: ch.Token, KeyAuth: ch.KeyAuthorization})
 	}
 	if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
 		return fmt.Errorf("save order progress: %w", err)
@@ -108,7 +109,8 @@ func (f *Flow) cleanupRecorded(ctx context.Context, p certstore.Progress) {
 		if !ok {
 			continue
 		}
-		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, Identifier: acmeclient.Identifier{Value: c.Identifier}}
+		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
+			Identifier: acmeclient.Identifier{Type: identifierType(c.Identifier), Value: c.Identifier}}
 		if err := s.CleanUp(cctx, ch); err != nil {
 			f.Log.Warn("clean up challenge", "type", c.Type, "identifier", c.Identifier, "error", err)
 		}
@@ -169,4 +171,11 @@ func each(ctx context.Context, n int, fn func(i int) error) error {
 	}
 	wg.Wait()
 	return first
+}
+
+func identifierType(v string) string {
+	if net.ParseIP(v) != nil {
+		return "ip"
+	}
+	return "dns"
 }

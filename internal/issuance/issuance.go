@@ -126,6 +126,15 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
 	f.Log.Info("resuming saved order", "cert", req.ID, "order", p.OrderURL, "status", o.Status)
+	if len(p.Challenges) > 0 {
+		// Answers presented before the stop are removed; authorize presents
+		// them again if the CA still needs them.
+		f.cleanupRecorded(ctx, p)
+		p.Challenges = nil
+		if err := f.Store.StoreProgress(ctx, req.ID, p); err != nil {
+			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("save order progress: %w", err)
+		}
+	}
 	return p, o, nil
 }
 
