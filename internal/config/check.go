@@ -1,0 +1,220 @@
+package config
+
+import (
+	"crypto/x509"
+	"errors"
+	"io"
+	"io/fs"
+	"net"
+	"net/mail"
+	"net/url"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+)
+
+// resolve makes a config path absolute, relative to the config's
+// directory.
+func (d *decoder) resolve(p string) string {
+	if filepath.IsAbs(p) {
+		return filepath.Clean(p)
+	}
+	return filepath.Join(d.base, p)
+}
+
+// fileError records a failed file system check of p at path.
+func (d *decoder) fileError(path, p string, err error) {
+	if errors.Is(err, fs.ErrNotExist) {
+		d.errorf(path, "%s does not exist", p)
+		return
+	}
+	d.errorf(path, "%w", err)
+}
+
+// dir resolves p and checks that it is a directory this process can list.
+func (d *decoder) dir(path, p string) string {
+	if p == "" {
+		d.errorf(path, "empty path")
+		return ""
+	}
+	p = d.resolve(p)
+	f, err := os.Open(p)
+	if err != nil {
+		d.fileError(path, p, err)
+		return p
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.IsDir() {
+		d.errorf(path, "%s is not a directory", p)
+		return p
+	}
+	if _, err := f.Readdirnames(1); err != nil && err != io.EOF {
+		d.errorf(path, "%w", err)
+	}
+	return p
+}
+
+// readableFile resolves p and checks that it is a file this process can
+// open.
+func (d *decoder) readableFile(path, p string) string {
+	if p == "" {
+		d.errorf(path, "empty path")
+		return ""
+	}
+	p = d.resolve(p)
+	f, err := os.Open(p)
+	if err != nil {
+		d.fileError(path, p, err)
+		return p
+	}
+	defer f.Close()
+	if fi, err := f.Stat(); err != nil || !fi.Mode().IsRegular() {
+		d.errorf(path, "%s is not a regular file", p)
+	}
+	return p
+}
+
+// pemFile resolves p and checks that it holds PEM certificates.
+func (d *decoder) pemFile(path, p string) string {
+	p = d.readableFile(path, p)
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return p // reported by readableFile
+	}
+	if !x509.NewCertPool().AppendCertsFromPEM(data) {
+		d.errorf(path, "%s holds no PEM certificate", p)
+	}
+	return p
+}
+
+// storage resolves p and checks that it is a directory if it exists; the
+// library creates it otherwise.
+func (d *decoder) storage(path, p string) string {
+	if p == "" {
+		d.errorf(path, "empty path")
+		return ""
+	}
+	p = d.resolve(p)
+	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {
+		d.errorf(path, "%s is not a directory", p)
+	}
+	return p
+}
+
+// accessLog checks an access_log value and resolves a file path.
+func (d *decoder) accessLog(path, v string) string {
+	switch v {
+	case "stdout", "stderr", "off":
+		return v
+	case "":
+		d.errorf(path, "want stdout, stderr, off or a file path")
+		return v
+	}
+	p := d.resolve(v)
+	if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
+		d.errorf(path, "%s: directory %s does not exist", v, filepath.Dir(p))
+	}
+	return p
+}
+
+// email checks an account contact address (no display name).
+func (d *decoder) email(path, v string) {
+	a, err := mail.ParseAddress(v)
+	if err != nil || a.Address != v {
+		d.errorf(path, "%q is not an email address", v)
+	}
+}
+
+// caURL checks an ACME directory URL.
+func (d *decoder) caURL(path, v string) {
+	u, err := url.Parse(v)
+	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
+		d.errorf(path, "%q: want an https:// ACME directory URL", v)
+	}
+}
+
+// upstream checks a proxy upstream base URL.
+func (d *decoder) upstream(path, v string) {
+	u, err := url.Parse(v)
+	switch {
+	case err != nil:
+		d.errorf(path, "%q: not a URL", v)
+	case u.Scheme != "http" && u.Scheme != "https":
+		d.errorf(path, "%q: want an http:// or https:// upstream URL", v)
+	case u.Host == "" || u.Hostname() == "":
+		d.errorf(path, "%q: the upstream URL has no host", v)
+	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
+		d.errorf(path, "%q: an upstream URL has no user, query or fragment", v)
+	}
+}
+
+// redirect checks a redirect target: an absolute http(s) URL in which
+// "{uri}" is the only placeholder.
+func (d *decoder) redirect(path, v string) {
+	s := strings.ReplaceAll(v, "{uri}", "/")
+	if strings.ContainsAny(s, "{}") {
+		d.errorf(path, "%q: the only placeholder is {uri}", v)
+		return
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
+		d.errorf(path, "%q: want an absolute http:// or https:// URL", v)
+	}
+}
+
+// listen checks a host:port listen address.
+func (d *decoder) listen(path, v string) {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		d.errorf(path, "%q: want host:port, such as \":443\" or \"127.0.0.1:8443\"", v)
+		return
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		d.errorf(path, "%q: port %q is not a number from 0 to 65535", v, port)
+	}
+	if strings.ContainsAny(host, " /[]") {
+		d.errorf(path, "%q: bad host %q", v, host)
+	}
+}
+
+// hostPort checks a host:port address and adds defPort when no port is
+// given.
+func (d *decoder) hostPort(path, v, defPort string) string {
+	if net.ParseIP(v) != nil || !strings.Contains(v, ":") {
+		v = net.JoinHostPort(v, defPort)
+	}
+	host, port, err := net.SplitHostPort(v)
+	n, perr := strconv.Atoi(port)
+	if err != nil || host == "" || perr != nil || n < 1 || n > 65535 || strings.ContainsAny(host, " /") {
+		d.errorf(path, "%q: want host:port, such as \"127.0.0.1:53\"", v)
+	}
+	return v
+}
+
+// user checks that a user name or id exists here.
+func (d *decoder) user(path, v string) {
+	var err error
+	if _, nerr := strconv.Atoi(v); nerr == nil {
+		_, err = user.LookupId(v)
+	} else {
+		_, err = user.Lookup(v)
+	}
+	if err != nil {
+		d.errorf(path, "%q: no such user", v)
+	}
+}
+
+// group checks that a group name or id exists here.
+func (d *decoder) group(path, v string) {
+	var err error
+	if _, nerr := strconv.Atoi(v); nerr == nil {
+		_, err = user.LookupGroupId(v)
+	} else {
+		_, err = user.LookupGroup(v)
+	}
+	if err != nil {
+		d.errorf(path, "%q: no such group", v)
+	}
+}

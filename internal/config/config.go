@@ -1,0 +1,244 @@
+// Package config reads tlspilot's TOML config file into typed values.
+//
+// Every problem is reported with the file, line and key path, in the form
+// "tlspilot.toml:14: site[2].roots: unknown key": unknown keys, wrong
+// types, bad URLs, names and durations, a name claimed by two sites, a
+// root that cannot be read. A Config returned without error has every
+// default filled in and every relative path resolved against the
+// directory of the config file, so callers never look at the file again.
+// What this package cannot know (whether ports can be bound, whether the
+// CA answers) is checked by the command when it starts.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/pelletier/go-toml/v2"
+)
+
+// Config is a whole config file, with defaults applied.
+type Config struct {
+	// File is the path the config was read from.
+	File string
+
+	// Email is the ACME account contact ("email"), optional.
+	Email string
+	// CA is the ACME directory URL ("ca"), always https. Default:
+	// Let's Encrypt production.
+	CA string
+	// CARoots are PEM files of extra roots trusted for the CA's own API
+	// ("ca_root": a path or a list). Each holds at least one certificate.
+	CARoots []string
+	// AgreeTerms agrees to the CA's terms of service ("agree_terms").
+	AgreeTerms bool
+	// EABKeyID and EABHMACFile bind the account to one the CA knows
+	// ("eab_key_id", "eab_hmac_file": a file holding the base64url HMAC
+	// key); both or neither.
+	EABKeyID, EABHMACFile string
+	// Profile is the ACME profile to request ("profile"), empty for the
+	// CA's default.
+	Profile string
+	// Storage is the storage directory ("storage"); empty means the
+	// library's default, a per-user data directory.
+	Storage string
+
+	// HTTPListen and HTTPSListen are host:port addresses ("http_listen",
+	// "https_listen"). Defaults ":80" and ":443".
+	HTTPListen, HTTPSListen string
+	// User and Group are who serve runs as after binding its ports
+	// ("user", "group"): names or numeric ids, known to this system.
+	// Empty: privileges are not changed.
+	User, Group string
+	// AccessLog is "stdout" (default), "stderr", "off", or an absolute
+	// file path ("access_log").
+	AccessLog string
+	// LogLevel is "debug", "info" (default), "warn" or "error"
+	// ("log_level").
+	LogLevel string
+
+	// KeyTypes are the default key types of certificates ("key_type": a
+	// name or a list of them for dual certificates), in canonical
+	// spelling, without duplicates. Default ["ecdsa-p256"].
+	KeyTypes []string
+	// Challenge is the default challenge type ("challenge"): "http-01"
+	// (default), "tls-alpn-01" or "dns-01".
+	Challenge string
+	// DNS configures the dns-01 provider ("[dns]"); nil when absent. It
+	// is required when any site uses dns-01.
+	DNS *DNS
+
+	// Sites are the [[site]] tables in file order.
+	Sites []Site
+}
+
+// Site is one [[site]]: the names it answers for, how it gets its
+// certificate, and what it serves.
+type Site struct {
+	// Line is where the site's table starts, for messages.
+	Line int
+	// Names are normalised (ASCII, lower case, no trailing dot; "*."
+	// for a wildcard) and unique across all sites ("names": a name or
+	// a list). Never empty.
+	Names []string
+
+	// At most one of Root, Proxy and Redirect is set. A site with none
+	// answers 404 except where a route matches.
+	//
+	// Root is an absolute path to a readable directory of static files.
+	Root string
+	// Proxy lists upstream base URLs (http or https), tried in turn.
+	Proxy []string
+	// Redirect is an absolute http(s) URL; "{uri}" in it stands for the
+	// request's path and query.
+	Redirect string
+	// Routes split the site by path prefix; the longest matching Path
+	// wins, the site's own Root, Proxy or Redirect serves the rest.
+	Routes []Route
+
+	// CertFile and KeyFile, when set (always both), hold a certificate
+	// managed elsewhere, re-read when they change; no ACME for this
+	// site, and Challenge and KeyTypes are empty.
+	CertFile, KeyFile string
+	// Challenge is the effective challenge type: the site's own
+	// "challenge", else the global one.
+	Challenge string
+	// KeyTypes are the effective key types: the site's own "key_type",
+	// else the global ones.
+	KeyTypes []string
+
+	// Default marks the site that serves handshakes with no or an
+	// unknown server name ("default"); at most one site has it.
+	Default bool
+	// HTTPRedirect redirects plain HTTP requests to HTTPS
+	// ("http_redirect", default true); when false, the site is served
+	// over plain HTTP too.
+	HTTPRedirect bool
+	// HSTS adds Strict-Transport-Security ("hsts").
+	HSTS bool
+	// CSP is the Content-Security-Policy header value ("csp"), empty for
+	// none.
+	CSP string
+	// Headers are extra response headers ("[site.headers]"), names as
+	// written.
+	Headers map[string]string
+}
+
+// Route is one [[site.route]]: a path prefix served its own way.
+type Route struct {
+	// Line is where the route's table starts, for messages.
+	Line int
+	// Path is the prefix matched, starting with "/"; unique in its site.
+	Path string
+	// Exactly one of Root, Proxy and Redirect is set, with the same
+	// meaning as on Site.
+	Root     string
+	Proxy    []string
+	Redirect string
+}
+
+// DNS is the [dns] table: the dns-01 provider and how propagation is
+// checked. Zero durations and ports mean the provider's defaults.
+type DNS struct {
+	// Provider is "rfc2136" or "exec".
+	Provider string
+	// Server is where rfc2136 updates go, as host:port (":53" added when
+	// no port is given).
+	Server string
+	// TSIGKey is the rfc2136 key name; TSIGAlgorithm "hmac-sha256"
+	// (default) or "hmac-sha512".
+	TSIGKey, TSIGAlgorithm string
+	// TSIGSecretFile is an absolute path to the file holding the TSIG
+	// secret, readable by its owner only.
+	TSIGSecretFile string
+	// Zone is the zone to update, normalised; empty means found by
+	// walking up to the SOA.
+	Zone string
+	// Command is the exec provider's program; a relative path containing
+	// a slash is resolved against the config's directory, a bare name is
+	// looked up in PATH when run.
+	Command string
+	// Timeout bounds each run of the exec provider's command.
+	Timeout time.Duration
+	// Resolvers are host:port servers used to find zones, NS sets and
+	// CNAMEs; empty means the system's.
+	Resolvers []string
+	// AuthoritativePort is the port on which authoritative servers are
+	// asked.
+	AuthoritativePort int
+	// PropagationTimeout bounds the wait for every authoritative server
+	// to serve a record.
+	PropagationTimeout time.Duration
+}
+
+// The places DefaultPath looks, in order.
+const (
+	LocalPath  = "tlspilot.toml"
+	SystemPath = "/etc/tlspilot/tlspilot.toml"
+)
+
+// DefaultPath returns the config file to use when none is named:
+// LocalPath if it exists, else SystemPath if it exists, else an error
+// naming both.
+func DefaultPath() (string, error) {
+	for _, p := range []string{LocalPath, SystemPath} {
+		_, err := os.Stat(p)
+		if err == nil {
+			return p, nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", fmt.Errorf("config: %w", err)
+		}
+	}
+	return "", fmt.Errorf("config: no config file: neither ./%s nor %s exists", LocalPath, SystemPath)
+}
+
+// Load reads, parses and checks the config file at path. The error is an
+// ErrorList when the file was read but rejected.
+func Load(path string) (*Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return Parse(path, data)
+}
+
+// Parse parses and checks data, read from the file called name. Relative
+// paths in it are resolved against name's directory, and the files and
+// directories it names are checked on this machine. A rejected config
+// gives an ErrorList holding every problem found.
+func Parse(name string, data []byte) (*Config, error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, syntaxError(name, err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(name))
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	d := &decoder{file: name, base: dir, pos: indexPositions(data)}
+	c := d.config(doc)
+	if len(d.errs) > 0 {
+		d.errs.sort()
+		return nil, d.errs
+	}
+	return c, nil
+}
+
+// syntaxError converts go-toml's error into an ErrorList of one.
+func syntaxError(name string, err error) error {
+	var de *toml.DecodeError
+	if !errors.As(err, &de) {
+		return ErrorList{{File: name, Err: err}}
+	}
+	line, _ := de.Position()
+	key := ""
+	for _, k := range de.Key() {
+		key = joinKey(key, k)
+	}
+	return ErrorList{{File: name, Line: line, Key: key, Err: de}}
+}

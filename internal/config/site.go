@@ -1,0 +1,232 @@
+package config
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"net"
+	"slices"
+	"strings"
+
+	"github.com/tlspilot/tlspilot"
+	"golang.org/x/net/http/httpguts"
+)
+
+// site decodes one [[site]] table; global supplies the defaults.
+func (d *decoder) site(t *table, global *Config) Site {
+	s := Site{Line: d.pos.line(t.path), HTTPRedirect: true}
+	namePaths := d.siteNames(t, &s)
+	d.handler(t, &s.Root, &s.Proxy, &s.Redirect)
+	for _, rt := range t.tables("route") {
+		s.Routes = append(s.Routes, d.route(rt, s.Routes))
+	}
+	d.certSource(t, &s, global)
+	t.flag("default", &s.Default)
+	t.flag("http_redirect", &s.HTTPRedirect)
+	t.flag("hsts", &s.HSTS)
+	if t.str("csp", &s.CSP) && (s.CSP == "" || !httpguts.ValidHeaderFieldValue(s.CSP)) {
+		d.errorf(t.key("csp"), "not a valid header value")
+	}
+	if ht := t.sub("headers"); ht != nil {
+		s.Headers = d.headers(ht)
+	}
+	t.done()
+	d.claim(t.path, namePaths, &s)
+	return s
+}
+
+// siteNames decodes and normalises the names of a site.
+func (d *decoder) siteNames(t *table, s *Site) []string {
+	paths, ok := t.strings("names", &s.Names)
+	if !ok {
+		if _, present := t.m["names"]; !present {
+			d.errorf(t.key("names"), "required: the names this site answers for")
+		}
+		return nil
+	}
+	if len(s.Names) == 0 {
+		d.errorf(t.key("names"), "at least one name is needed")
+	}
+	var names, kept []string
+	for i, n := range s.Names {
+		nn, err := tlspilot.NormalizeName(n)
+		if err != nil {
+			d.errorf(paths[i], "%w", err)
+			continue
+		}
+		if slices.Contains(names, nn) {
+			d.errorf(paths[i], "%q is listed twice", nn)
+			continue
+		}
+		names, kept = append(names, nn), append(kept, paths[i])
+	}
+	s.Names = names
+	return kept
+}
+
+// handler decodes root, proxy and redirect, shared by sites and routes,
+// and returns how many are set.
+func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *string) int {
+	var set []string
+	if t.str("root", root) {
+		*root = d.dir(t.key("root"), *root)
+		set = append(set, "root")
+	}
+	paths, ok := t.strings("proxy", proxy)
+	if ok {
+		if len(*proxy) == 0 {
+			d.errorf(t.key("proxy"), "at least one upstream is needed")
+		}
+		for i, p := range paths {
+			d.upstream(p, (*proxy)[i])
+		}
+		set = append(set, "proxy")
+	}
+	if t.str("redirect", redirect) {
+		d.redirect(t.key("redirect"), *redirect)
+		set = append(set, "redirect")
+	}
+	if len(set) > 1 {
+		d.errorf(t.key(set[1]), "%s and %s are exclusive: a site or route serves one way", set[0], set[1])
+	}
+	return len(set)
+}
+
+// route decodes one [[site.route]]; earlier are the site's routes so far.
+func (d *decoder) route(t *table, earlier []Route) Route {
+	r := Route{Line: d.pos.line(t.path)}
+	if !t.str("path", &r.Path) {
+		if _, present := t.m["path"]; !present {
+			d.errorf(t.key("path"), "required: the path prefix this route serves")
+		}
+	} else if !strings.HasPrefix(r.Path, "/") {
+		d.errorf(t.key("path"), "%q: a path starts with \"/\"", r.Path)
+	} else {
+		for _, e := range earlier {
+			if e.Path == r.Path {
+				d.errorf(t.key("path"), "%q: already the path of the route at line %d", r.Path, e.Line)
+			}
+		}
+	}
+	if d.handler(t, &r.Root, &r.Proxy, &r.Redirect) == 0 {
+		d.errorf(t.path, "a route needs one of root, proxy or redirect")
+	}
+	t.done()
+	return r
+}
+
+// certSource decodes how the site gets its certificate: files, or ACME
+// with the site's own or the global challenge and key types.
+func (d *decoder) certSource(t *table, s *Site, global *Config) {
+	hasCert := t.str("cert_file", &s.CertFile)
+	hasKey := t.str("key_file", &s.KeyFile)
+	ownChallenge := t.str("challenge", &s.Challenge)
+	ktPaths, ownKeyTypes := t.strings("key_type", &s.KeyTypes)
+	if hasCert || hasKey {
+		d.certFiles(t, s, hasCert, hasKey)
+		for k, own := range map[string]bool{"challenge": ownChallenge, "key_type": ownKeyTypes} {
+			if own {
+				d.errorf(t.key(k), "not used with cert_file: the certificate is managed elsewhere")
+			}
+		}
+		s.Challenge, s.KeyTypes = "", nil
+		return
+	}
+	if ownChallenge {
+		d.challenge(t.key("challenge"), &s.Challenge)
+		if s.Challenge == tlspilot.DNS01 && global.DNS == nil {
+			d.errorf(t.key("challenge"), "dns-01 needs a [dns] table")
+		}
+	} else {
+		s.Challenge = global.Challenge
+	}
+	if ownKeyTypes {
+		s.KeyTypes = d.keyTypes(t.key("key_type"), ktPaths, s.KeyTypes)
+	} else {
+		s.KeyTypes = slices.Clone(global.KeyTypes)
+	}
+}
+
+// certFiles checks a certificate managed elsewhere: both files, a key
+// that matches, and a certificate that covers the site's names.
+func (d *decoder) certFiles(t *table, s *Site, hasCert, hasKey bool) {
+	if !hasCert || !hasKey {
+		missing := map[bool]string{true: "key_file", false: "cert_file"}[hasCert]
+		d.errorf(t.key(missing), "cert_file and key_file go together")
+		return
+	}
+	before := len(d.errs)
+	s.CertFile = d.readableFile(t.key("cert_file"), s.CertFile)
+	s.KeyFile = d.readableFile(t.key("key_file"), s.KeyFile)
+	if len(d.errs) > before {
+		return
+	}
+	pair, err := tls.LoadX509KeyPair(s.CertFile, s.KeyFile)
+	if err != nil {
+		d.errorf(t.key("cert_file"), "%s, %s: %w", s.CertFile, s.KeyFile, err)
+		return
+	}
+	leaf := pair.Leaf
+	for _, n := range s.Names {
+		if !covers(leaf, n) {
+			d.errorf(t.key("cert_file"), "%s does not cover %s", s.CertFile, n)
+		}
+	}
+}
+
+// covers reports whether the certificate is valid for name (a wildcard
+// name needs the same wildcard in the certificate).
+func covers(leaf *x509.Certificate, name string) bool {
+	if strings.HasPrefix(name, "*.") {
+		return slices.ContainsFunc(leaf.DNSNames, func(n string) bool { return strings.EqualFold(n, name) })
+	}
+	return leaf.VerifyHostname(name) == nil
+}
+
+// headers decodes [site.headers].
+func (d *decoder) headers(t *table) map[string]string {
+	h := make(map[string]string, len(t.m))
+	for k := range t.m {
+		var v string
+		if !t.str(k, &v) {
+			continue
+		}
+		switch {
+		case !httpguts.ValidHeaderFieldName(k):
+			d.errorf(t.key(k), "not a valid header name")
+		case !httpguts.ValidHeaderFieldValue(v):
+			d.errorf(t.key(k), "not a valid header value")
+		default:
+			h[k] = v
+		}
+	}
+	return h
+}
+
+// claim checks what the site's names need from other sites and from its
+// challenge: unique names, one default site, wildcards only with dns-01,
+// IP addresses never with dns-01.
+func (d *decoder) claim(path string, namePaths []string, s *Site) {
+	if d.owners == nil {
+		d.owners = map[string]string{}
+	}
+	for i, n := range s.Names {
+		if owner, ok := d.owners[n]; ok {
+			d.errorf(namePaths[i], "%s is already a name of %s (line %d)", n, owner, d.pos.line(owner))
+			continue
+		}
+		d.owners[n] = path
+		switch {
+		case s.CertFile != "":
+		case strings.HasPrefix(n, "*.") && s.Challenge != tlspilot.DNS01:
+			d.errorf(namePaths[i], "%s: a wildcard name needs challenge = \"dns-01\" (this site uses %s)", n, s.Challenge)
+		case net.ParseIP(n) != nil && s.Challenge == tlspilot.DNS01:
+			d.errorf(namePaths[i], "%s: an IP address cannot be proved with dns-01", n)
+		}
+	}
+	if s.Default {
+		if d.defaultSite != "" {
+			d.errorf(joinKey(path, "default"), "%s is already the default site (line %d)", d.defaultSite, d.pos.line(d.defaultSite))
+		}
+		d.defaultSite = path
+	}
+}

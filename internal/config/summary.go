@@ -1,0 +1,116 @@
+package config
+
+import (
+	"fmt"
+	"strings"
+)
+
+// Summary describes in a few lines per site what the config serves and
+// manages: listen addresses, the CA and account, each site's names, how
+// it gets its certificate (ACME with challenge and key types, or files),
+// what it serves, and its routes. It is what `tlspilot check` prints.
+func (c *Config) Summary() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "config %s\n", c.File)
+	fmt.Fprintf(&b, "listen: http %s, https %s\n", c.HTTPListen, c.HTTPSListen)
+	fmt.Fprintf(&b, "ca: %s%s\n", c.CA, c.accountSummary())
+	fmt.Fprintf(&b, "storage: %s\n", or(c.Storage, "default (per-user data directory)"))
+	if c.User != "" || c.Group != "" {
+		fmt.Fprintf(&b, "runs as: user %s, group %s after binding\n", or(c.User, "(unchanged)"), or(c.Group, "(unchanged)"))
+	}
+	if c.DNS != nil {
+		fmt.Fprintf(&b, "dns-01: %s\n", c.DNS.summary())
+	}
+	acme := 0
+	for i, s := range c.Sites {
+		if s.CertFile == "" {
+			acme += len(s.Names)
+		}
+		s.summary(&b, i+1)
+	}
+	fmt.Fprintf(&b, "%d sites, %d names with certificates from the CA\n", len(c.Sites), acme)
+	return b.String()
+}
+
+func (c *Config) accountSummary() string {
+	var parts []string
+	if c.Email != "" {
+		parts = append(parts, "account "+c.Email)
+	}
+	if c.AgreeTerms {
+		parts = append(parts, "terms agreed")
+	}
+	if c.EABKeyID != "" {
+		parts = append(parts, "EAB key "+c.EABKeyID)
+	}
+	if c.Profile != "" {
+		parts = append(parts, "profile "+c.Profile)
+	}
+	if len(parts) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(parts, ", ") + ")"
+}
+
+func (d *DNS) summary() string {
+	if d.Provider == ProviderExec {
+		return fmt.Sprintf("exec %s", d.Command)
+	}
+	s := fmt.Sprintf("rfc2136 updates to %s, key %s (%s)", d.Server, d.TSIGKey, d.TSIGAlgorithm)
+	if d.Zone != "" {
+		s += ", zone " + d.Zone
+	}
+	return s
+}
+
+func (s *Site) summary(b *strings.Builder, n int) {
+	fmt.Fprintf(b, "site[%d] line %d: %s", n, s.Line, strings.Join(s.Names, ", "))
+	if s.Default {
+		b.WriteString(" (default site)")
+	}
+	b.WriteString("\n")
+	if s.CertFile != "" {
+		fmt.Fprintf(b, "  certificate: files %s, %s\n", s.CertFile, s.KeyFile)
+	} else {
+		fmt.Fprintf(b, "  certificate: ACME %s, %s\n", s.Challenge, strings.Join(s.KeyTypes, " + "))
+	}
+	fmt.Fprintf(b, "  serves: %s\n", serves(s.Root, s.Proxy, s.Redirect))
+	for _, r := range s.Routes {
+		fmt.Fprintf(b, "  route %s: %s\n", r.Path, serves(r.Root, r.Proxy, r.Redirect))
+	}
+	var extras []string
+	if s.HTTPRedirect {
+		extras = append(extras, "http redirects to https")
+	} else {
+		extras = append(extras, "also served over http")
+	}
+	if s.HSTS {
+		extras = append(extras, "hsts")
+	}
+	if s.CSP != "" {
+		extras = append(extras, "csp")
+	}
+	if len(s.Headers) > 0 {
+		extras = append(extras, fmt.Sprintf("%d extra headers", len(s.Headers)))
+	}
+	fmt.Fprintf(b, "  %s\n", strings.Join(extras, ", "))
+}
+
+func serves(root string, proxy []string, redirect string) string {
+	switch {
+	case root != "":
+		return "static files from " + root
+	case len(proxy) > 0:
+		return "proxy to " + strings.Join(proxy, ", ")
+	case redirect != "":
+		return "redirect to " + redirect
+	}
+	return "404 (no root, proxy or redirect)"
+}
+
+func or(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
