@@ -142,9 +142,10 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool) {
 	m.mu.Lock()
 	renewing := e.cur.Load() != nil
-	ariID := e.meta.ariID
+	ariID, obtained := e.meta.ariID, e.meta.obtained
 	m.mu.Unlock()
-	req := issuance.Request{ID: e.id, Names: e.site.names, KeyType: e.keyType, Challenge: e.challenge, Profile: e.profile}
+	req := issuance.Request{ID: e.id, Names: e.site.names, KeyType: e.keyType, Challenge: e.challenge,
+		Profile: e.profile, After: obtained}
 	if renewing && ariID != "" {
 		if dir, err := m.client.Directory(ctx); err == nil && dir.RenewalInfo {
 			req.Replaces = ariID

@@ -61,7 +61,7 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
 		return fmt.Errorf("save order progress: %w", err)
 	}
-	defer f.cleanup(ctx, req.ID, p, solver, chs)
+	defer f.cleanup(ctx, req.ID, p)
 	if err := each(ctx, len(chs), func(i int) error {
 		if err := solver.Present(ctx, chs[i]); err != nil {
 			return fmt.Errorf("present %s for %s: %w", chs[i].Type, chs[i].Identifier.Value, err)
@@ -85,15 +85,12 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	})
 }
 
-// cleanup removes presented answers, also when ctx has ended.
-func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, s solvers.Solver, chs []acmeclient.Challenge) {
+// cleanup removes every answer the progress records as presented (those
+// of this run and any left by a stopped one), also when ctx has ended.
+func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	for _, ch := range chs {
-		if err := s.CleanUp(cctx, ch); err != nil {
-			f.Log.Warn("clean up challenge", "cert", id, "type", ch.Type, "identifier", ch.Identifier.Value, "error", err)
-		}
-	}
+	f.cleanupRecorded(cctx, *p)
 	p.Challenges = nil
 	if err := f.Store.StoreProgress(cctx, id, *p); err != nil {
 		f.Log.Warn("save order progress", "cert", id, "error", err)
@@ -104,7 +101,12 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, s 
 func (f *Flow) cleanupRecorded(ctx context.Context, p certstore.Progress) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	done := make(map[certstore.Challenge]bool, len(p.Challenges))
 	for _, c := range p.Challenges {
+		if done[c] {
+			continue
+		}
+		done[c] = true
 		s, ok := f.Solvers[c.Type]
 		if !ok {
 			continue

@@ -28,6 +28,10 @@ type Request struct {
 	Challenge string    // challenge type to solve: http-01, tls-alpn-01 or dns-01
 	Profile   string    // ACME profile, empty for the CA's default
 	Replaces  string    // ARI certificate ID of the certificate being renewed
+	// After discards saved progress older than this time: an order saved
+	// before the certificate in service was obtained is the one that
+	// produced it.
+	After time.Time
 }
 
 // Flow obtains certificates from one CA with one account.
@@ -109,7 +113,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		f.discard(ctx, req.ID, certstore.Progress{})
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
-	if !sameNames(p.Names, req.Names) || p.OrderURL == "" {
+	if !sameNames(p.Names, req.Names) || p.OrderURL == "" || p.Created.Before(req.After) {
 		f.discard(ctx, req.ID, p)
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
@@ -118,7 +122,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		err = errDiscard
 	}
 	if err != nil {
-		if acmeclient.ClassOf(err) == acmeclient.Transient && !errors.Is(err, errDiscard) || acmeclient.ClassOf(err) == acmeclient.Canceled {
+		if !errors.Is(err, errDiscard) && acmeclient.ClassOf(err) != acmeclient.BadOrder {
 			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("resume order %s: %w", p.OrderURL, err)
 		}
 		f.Log.Info("starting over: saved order cannot be resumed", "cert", req.ID, "order", p.OrderURL, "error", err)
@@ -126,9 +130,11 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
 	f.Log.Info("resuming saved order", "cert", req.ID, "order", p.OrderURL, "status", o.Status)
-	if len(p.Challenges) > 0 {
-		// Answers presented before the stop are removed; authorize presents
-		// them again if the CA still needs them.
+	if len(p.Challenges) > 0 && o.Status != "pending" {
+		// Answers presented before the stop are no longer needed. (For a
+		// pending order, authorize presents them again and cleans up every
+		// recorded answer afterwards; removing them here could break a
+		// validation the CA is running now.)
 		f.cleanupRecorded(ctx, p)
 		p.Challenges = nil
 		if err := f.Store.StoreProgress(ctx, req.ID, p); err != nil {

@@ -312,8 +312,6 @@ func forward(client *http.Client, directory string, r *http.Request) (*http.Resp
 // that died after its challenge was validated but before it removed the
 // answer: once the certificate is obtained, the answer must be gone.
 func TestResumeCleansUpValidatedChallenge(t *testing.T) {
-	t.Skip("known bug: the answer stays in storage for good; Flow.Done (issuance.go) should clean up " +
-		"the challenges its progress records before deleting it. Remove this line with the fix.")
 	e := newEnv(t)
 	req := request("stale-answer.example.test")
 	ch := validatedThenDied(t, e, req)
@@ -353,7 +351,7 @@ func validatedThenDied(t *testing.T, e *env, req issuance.Request) acmeclient.Ch
 		}
 	}
 	p := certstore.Progress{Names: req.Names, OrderURL: o.URL, Authzs: o.Authorizations, Finalize: o.Finalize,
-		Challenges: []certstore.Challenge{{Type: ch.Type, Identifier: ch.Identifier.Value, Token: ch.Token}},
+		Challenges: []certstore.Challenge{{Type: ch.Type, Identifier: ch.Identifier.Value, Token: ch.Token, KeyAuth: ch.KeyAuthorization}},
 		Created:    time.Now().UTC()}
 	if err := e.store.StoreProgress(ctx, req.ID, p); err != nil {
 		t.Fatal(err)
