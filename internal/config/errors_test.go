@@ -207,6 +207,51 @@ command = "/bin/true"
 zone = "*.example.com"`, `tlspilot.toml:4: dns.zone: "*.example.com" is not a zone name`},
 		{"eab half", `eab_key_id = "kid-1"`, `tlspilot.toml:1: eab_key_id: eab_key_id and eab_hmac_file go together`},
 		{"unknown user", `user = "no-such-user-tlspilot"`, `tlspilot.toml:1: user: "no-such-user-tlspilot": no such user`},
+		{"storage is a file", `storage = "ca.pem"`, `tlspilot.toml:1: storage: ` + f.dir + `/ca.pem is not a directory`},
+		{"access_log directory missing", `access_log = "logs/access.log"`, `tlspilot.toml:1: access_log: logs/access.log: directory ` + f.dir + `/logs does not exist`},
+		{"eab file missing", `eab_key_id = "kid"
+eab_hmac_file = "nope.key"`, `tlspilot.toml:2: eab_hmac_file: ` + f.dir + `/nope.key does not exist`},
+		{"upstream with query", `[[site]]
+names = ["a.example"]
+proxy = "http://127.0.0.1:8080/?a=b"`, `tlspilot.toml:3: site[1].proxy: "http://127.0.0.1:8080/?a=b": an upstream URL has no user, query or fragment`},
+		{"empty proxy list", `[[site]]
+names = ["a.example"]
+proxy = []`, `tlspilot.toml:3: site[1].proxy: at least one upstream is needed`},
+		{"unknown group", `group = "no-such-group-tlspilot"`, `tlspilot.toml:1: group: "no-such-group-tlspilot": no such group`},
+		{"unknown uid", `user = "4294967000"`, `tlspilot.toml:1: user: "4294967000": no such user`},
+		{"bad header value", `[[site]]
+names = ["a.example"]
+headers = {X-A = "ok", X-B = "two\nlines"}`, `tlspilot.toml:3: site[1].headers.X-B: not a valid header value`},
+		{"header not a string", `[[site]]
+names = ["a.example"]
+[site.headers]
+X-Count = 3`, `tlspilot.toml:4: site[1].headers.X-Count: want a string, not an integer`},
+		{"headers not a table", `[[site]]
+names = ["a.example"]
+headers = "X-A: b"`, `tlspilot.toml:3: site[1].headers: want a table, not a string`},
+		{"float port", `[dns]
+provider = "exec"
+command = "x"
+authoritative_port = 53.0`, `tlspilot.toml:4: dns.authoritative_port: want an integer, not a float`},
+		{"date as string", `email = 2026-01-01`, `tlspilot.toml:1: email: want a string, not a date or time`},
+		{"list of sites not tables", `site = ["a.example"]`, `tlspilot.toml:1: site[1]: want a table, not a string`},
+		{"ip with dns-01", `[dns]
+provider = "exec"
+command = "x"
+[[site]]
+names = ["192.0.2.1"]
+challenge = "dns-01"`, `tlspilot.toml:5: site[1].names[1]: 192.0.2.1: an IP address cannot be proved with dns-01`},
+		{"site dns-01 without dns", `[[site]]
+names = ["a.example"]
+challenge = "dns-01"`, `tlspilot.toml:3: site[1].challenge: dns-01 needs a [dns] table`},
+		{"bad csp", `[[site]]
+names = ["a.example"]
+csp = ""`, `tlspilot.toml:3: site[1].csp: not a valid header value`},
+		{"route without path", `[[site]]
+names = ["a.example"]
+[[site.route]]
+root = "www"`, `tlspilot.toml:3: site[1].route[1].path: required`},
+		{"quoted unknown key", `"odd key" = 1`, `tlspilot.toml:1: "odd key": unknown key`},
 		{"bad log level", `log_level = "verbose"`, `tlspilot.toml:1: log_level: "verbose": want debug, info, warn or error`},
 	}
 	for _, tt := range tests {

@@ -74,8 +74,14 @@ func (s *Site) summary(b *strings.Builder, n int) {
 	} else {
 		fmt.Fprintf(b, "  certificate: ACME %s, %s\n", s.Challenge, strings.Join(s.KeyTypes, " + "))
 	}
-	fmt.Fprintf(b, "  serves: %s\n", serves(s.Root, s.Proxy, s.Redirect))
-	for _, r := range s.Routes {
+	if how := serves(s.Root, s.Proxy, s.Redirect); how != "" {
+		fmt.Fprintf(b, "  serves: %s\n", how)
+	} else if len(s.Routes) > 0 {
+		b.WriteString("  serves: 404 outside its routes\n")
+	} else {
+		b.WriteString("  serves: 404 (no root, proxy, redirect or route)\n")
+	}
+	for _, r := range s.Routes { // a route always has one way to serve
 		fmt.Fprintf(b, "  route %s: %s\n", r.Path, serves(r.Root, r.Proxy, r.Redirect))
 	}
 	var extras []string
@@ -105,7 +111,7 @@ func serves(root string, proxy []string, redirect string) string {
 	case redirect != "":
 		return "redirect to " + redirect
 	}
-	return "404 (no root, proxy or redirect)"
+	return ""
 }
 
 func or(s, def string) string {
