@@ -7,7 +7,9 @@
 // default filled in and every relative path resolved against the
 // directory of the config file, so callers never look at the file again.
 // What this package cannot know (whether ports can be bound, whether the
-// CA answers) is checked by the command when it starts.
+// CA answers) is checked by the command when it starts, which reports it
+// at the same place with Config.Errorf. Load keeps no state between
+// calls, so a reload is another Load.
 package config
 
 import (
@@ -74,6 +76,21 @@ type Config struct {
 
 	// Sites are the [[site]] tables in file order.
 	Sites []Site
+
+	pos *positions // where each key is written, for Errorf
+}
+
+// Errorf returns an *Error for a problem found after loading, such as a
+// port that cannot be bound, at key (a path as in Error.Key: "https_listen",
+// "site[2].root") and the line where it is written, else the line of the
+// closest enclosing table written in the file, else 0 (a top-level
+// default).
+func (c *Config) Errorf(key, format string, args ...any) *Error {
+	line := 0
+	if c.pos != nil {
+		line = c.pos.line(key)
+	}
+	return &Error{File: c.File, Line: line, Key: key, Err: fmt.Errorf(format, args...)}
 }
 
 // Site is one [[site]]: the names it answers for, how it gets its
@@ -222,6 +239,7 @@ func Parse(name string, data []byte) (*Config, error) {
 	}
 	d := &decoder{file: name, base: dir, pos: indexPositions(data)}
 	c := d.config(doc)
+	c.pos = d.pos
 	if len(d.errs) > 0 {
 		d.errs.sort()
 		return nil, d.errs

@@ -92,7 +92,14 @@ func TestFullConfig(t *testing.T) {
 	text = strings.Replace(text, `names = ["Example.COM", "www.example.com."]`, `names = ["Example.COM"]`, 1)
 	c := f.mustParse(t, text)
 	d := f.dir
+	if e := c.Errorf("https_listen", "address already in use"); e.Error() != d+"/tlspilot.toml:10: https_listen: address already in use" {
+		t.Errorf("Errorf: %v", e)
+	}
+	if e := c.Errorf("site[2].proxy[1]", "refused"); e.Line != 58 {
+		t.Errorf("Errorf: %v", e)
+	}
 	want := &Config{
+		pos:         c.pos,
 		File:        filepath.Join(d, "tlspilot.toml"),
 		Email:       "ops@example.com",
 		CA:          "https://127.0.0.1:14000/dir",
@@ -171,7 +178,11 @@ func TestDefaults(t *testing.T) {
 	c := f.mustParse(t, `[[site]]
 names = ["example.com"]
 `)
+	if e := c.Errorf("http_listen", "address already in use"); e.Error() != c.File+": http_listen: address already in use" {
+		t.Errorf("Errorf for a default: %v", e)
+	}
 	want := &Config{
+		pos:         c.pos,
 		File:        filepath.Join(f.dir, "tlspilot.toml"),
 		CA:          tlspilot.LetsEncrypt,
 		HTTPListen:  ":80",
