@@ -272,3 +272,27 @@ func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
 	}
 	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key}, nil
 }
+
+// remove unregisters the site that name belongs to, with all its names,
+// and returns it (nil if name is not managed).
+func (t *nameTable) remove(name string) *site {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	var s *site
+	if len(name) > 2 && name[:2] == "*." {
+		s = t.wild[name[2:]]
+	} else {
+		s = t.exact[name]
+	}
+	if s == nil {
+		return nil
+	}
+	for _, n := range s.names {
+		if len(n) > 2 && n[:2] == "*." {
+			delete(t.wild, n[2:])
+		} else {
+			delete(t.exact, n)
+		}
+	}
+	return s
+}

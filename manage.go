@@ -189,3 +189,24 @@ func (m *Manager) install(e *entry, c certstore.Cert, st certstore.State) (bool,
 	e.cur.Store(tc)
 	return true, nil
 }
+
+// Unmanage stops managing the certificate that covers name: it is no
+// longer served or renewed. Its records stay in storage, so managing it
+// again later starts from the stored certificate. Unmanaging a name that
+// is not managed does nothing.
+func (m *Manager) Unmanage(name string) {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return
+	}
+	s := m.names.remove(n)
+	if s == nil {
+		return
+	}
+	m.mu.Lock()
+	for _, e := range s.certs {
+		delete(m.entries, e.id)
+		m.heap.Remove(e.id)
+	}
+	m.mu.Unlock()
+}
