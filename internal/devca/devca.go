@@ -49,7 +49,8 @@ type CA struct {
 	// DNSAddr is the host:port of the DNS server Pebble's VA resolves names
 	// with, over TCP.
 	DNSAddr string
-	// DNS is the challtestsrv behind DNSAddr; see DNSServer.Srv.
+	// DNS is the challtestsrv behind DNSAddr; see DNSServer.Srv. It is nil
+	// when Options.DNSServer was set.
 	DNS *challtestsrv.ChallSrv
 
 	authority *ca.CAImpl
@@ -120,8 +121,12 @@ func start(ctx context.Context, opts Options) (*CA, error) {
 	return c, nil
 }
 
-// startDNS starts the DNS server, or takes opts.DNS.
+// startDNS starts the DNS server, or takes opts.DNSServer or opts.DNS.
 func (c *CA) startDNS(ctx context.Context, opts Options) error {
+	if opts.DNSServer != "" {
+		c.DNSAddr = opts.DNSServer
+		return nil
+	}
 	d := opts.DNS
 	if d == nil {
 		var err error

@@ -64,6 +64,11 @@ type Options struct {
 	// DNS, if set, is the DNS server Pebble resolves names with, instead of
 	// one started by Start. Close leaves it running.
 	DNS *DNSServer
+	// DNSServer, if set (host:port), is the address of a DNS server that
+	// Pebble's VA resolves names with over TCP, such as a BIND instance for
+	// dns-01; no challtestsrv is started and DNS is ignored. CA.DNS is then
+	// nil.
+	DNSServer string
 	// KeepEnv makes Start leave the environment alone: the caller has set
 	// the variables of Env itself, as testenv does with t.Setenv. Start
 	// checks that they are set. See Start.

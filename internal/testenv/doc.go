@@ -6,4 +6,8 @@
 // challtestsrv DNS server that answers every A query with 127.0.0.1, and stop
 // everything in t.Cleanup. Pebble's log is kept and shown with t.Log only if
 // the test fails.
+//
+// StartBIND starts BIND 9's named for dns-01 tests: authoritative zones
+// open to TSIG-signed dynamic updates, secondaries, or a resolver; with
+// PebbleOptions.DNSServer, Pebble validates through it.
 package testenv

@@ -56,6 +56,10 @@ type PebbleOptions struct {
 	// orders being processed; 0 means none. Pebble randomly writes it either
 	// as seconds or as an HTTP date.
 	RetryAfterOrder int
+	// DNSServer, if set (host:port), is the DNS server Pebble's VA resolves
+	// names with, over TCP, instead of a challtestsrv: for dns-01, a BIND
+	// instance (see StartBIND). Pebble.DNS is then nil.
+	DNSServer string
 }
 
 // Pebble is a running Pebble ACME server, with the DNS server its validation
@@ -85,7 +89,7 @@ type Pebble struct {
 	// mux of github.com/miekg/dns, so when several Pebbles live in one test
 	// binary, all their DNS servers answer from the records of the one
 	// started last; tests that add records must not run in parallel with
-	// other Pebble tests.
+	// other Pebble tests. It is nil when PebbleOptions.DNSServer is set.
 	DNS *challtestsrv.ChallSrv
 
 	cert    *devca.ServerCert // of the process's listeners; nil in-process
@@ -112,10 +116,12 @@ func StartPebble(t *testing.T, opts PebbleOptions) *Pebble {
 		k, v, _ := strings.Cut(kv, "=")
 		t.Setenv(k, v)
 	}
-	dns := startDNS(t, logw)
 	rec := &recorder{}
 	dopts := devcaOptions(opts)
-	dopts.Log, dopts.DNS, dopts.KeepEnv = logw, dns, true
+	dopts.Log, dopts.KeepEnv = logw, true
+	if opts.DNSServer == "" {
+		dopts.DNS = startDNS(t, logw)
+	}
 	dopts.Handler = func(h http.Handler) http.Handler {
 		rec.next = h
 		return rec
@@ -267,6 +273,7 @@ func devcaOptions(opts PebbleOptions) devca.Options {
 		EAB:             opts.EAB,
 		AuthzReuse:      opts.AuthzReuse,
 		RetryAfterOrder: opts.RetryAfterOrder,
+		DNSServer:       opts.DNSServer,
 	}
 }
 

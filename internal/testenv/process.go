@@ -46,7 +46,7 @@ func StartPebbleProcess(t *testing.T, opts PebbleOptions) *Pebble {
 	t.Helper()
 	bin := pebbleBinary(t)
 	logw := newTestLog(t)
-	p := newPebble(t, logw)
+	p := newPebble(t, logw, opts.DNSServer)
 	ports := freePorts(t, 2)
 	apiURL := "https://127.0.0.1:" + strconv.Itoa(ports[0])
 	p.mgmtURL = "https://127.0.0.1:" + strconv.Itoa(ports[1])
@@ -76,24 +76,26 @@ func StartPebbleProcess(t *testing.T, opts PebbleOptions) *Pebble {
 }
 
 // newPebble generates the TLS certificate of the process's listeners,
-// starts the DNS server and picks the challenge ports. Close is registered
-// with t.Cleanup.
-func newPebble(t *testing.T, logw io.Writer) *Pebble {
+// starts the DNS server unless dnsServer names one, and picks the challenge
+// ports. Close is registered with t.Cleanup.
+func newPebble(t *testing.T, logw io.Writer, dnsServer string) *Pebble {
 	t.Helper()
 	cert, err := devca.NewServerCert()
 	if err != nil {
 		t.Fatalf("pebble: %v", err)
 	}
-	dns := startDNS(t, logw)
 	ports := freePorts(t, 2)
 	p := &Pebble{
 		Roots:    cert.Roots,
 		RootsPEM: cert.RootPEM,
 		HTTPPort: ports[0],
 		TLSPort:  ports[1],
-		DNSAddr:  dns.Addr,
-		DNS:      dns.Srv,
+		DNSAddr:  dnsServer,
 		cert:     cert,
+	}
+	if dnsServer == "" {
+		dns := startDNS(t, logw)
+		p.DNSAddr, p.DNS = dns.Addr, dns.Srv
 	}
 	t.Cleanup(p.Close)
 	return p
