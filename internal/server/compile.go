@@ -1,0 +1,172 @@
+package server
+
+import (
+	"cmp"
+	"fmt"
+	"net/http"
+	"path/filepath"
+	"slices"
+	"strings"
+)
+
+// compile checks sites and builds a table. Static roots already open in
+// old (or earlier in this table) are reused; roots opened here are
+// closed again if compiling fails.
+func (s *Server) compile(sites []Site, old *table) (_ *table, err error) {
+	t := &table{exact: map[string]*site{}, wild: map[string]*site{}, roots: map[string]*rootDir{}}
+	defer func() {
+		if err != nil {
+			for p, d := range t.roots {
+				if old == nil || old.roots[p] != d {
+					d.retire(0)
+				}
+			}
+		}
+	}()
+	for i := range sites {
+		st, err := s.compileSite(&sites[i], t, old)
+		if err == nil {
+			err = t.add(st)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("site %d (%s): %w", i, siteLabel(&sites[i]), err)
+		}
+	}
+	return t, nil
+}
+
+func siteLabel(s *Site) string {
+	if len(s.Names) == 0 {
+		return "no names"
+	}
+	return s.Names[0]
+}
+
+// add registers st under its names.
+func (t *table) add(st *site) error {
+	for _, n := range st.names {
+		m, key := t.exact, n
+		if rest, ok := strings.CutPrefix(n, "*."); ok {
+			m, key = t.wild, rest
+		}
+		if m[key] != nil {
+			return fmt.Errorf("name %s belongs to two sites", n)
+		}
+		m[key] = st
+	}
+	if st.dflt {
+		if t.def != nil {
+			return fmt.Errorf("two default sites (%s and %s)", t.def.name, st.name)
+		}
+		t.def = st
+	}
+	t.sites = append(t.sites, st)
+	if st.file != nil {
+		t.certs = append(t.certs, st.file)
+	}
+	return nil
+}
+
+func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
+	if err := checkSiteShape(in); err != nil {
+		return nil, err
+	}
+	st := &site{dflt: in.Default, httpRedirect: in.HTTPRedirect, getCert: in.Cert.GetCertificate}
+	for _, n := range in.Names {
+		n, err := normalizeName(n)
+		if err != nil {
+			return nil, err
+		}
+		if slices.Contains(st.names, n) {
+			return nil, fmt.Errorf("name %s listed twice", n)
+		}
+		st.names = append(st.names, n)
+	}
+	st.name = st.names[0]
+	var err error
+	if st.tlsHeaders, err = buildHeaders(in, true); err != nil {
+		return nil, err
+	}
+	if st.plainHeaders, err = buildHeaders(in, false); err != nil {
+		return nil, err
+	}
+	if err := s.compileCert(st, in); err != nil {
+		return nil, err
+	}
+	keys := headerKeys(st.tlsHeaders)
+	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, t, old); err != nil {
+		return nil, err
+	}
+	for _, r := range in.Routes {
+		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, t, old)
+		if err != nil {
+			return nil, fmt.Errorf("route %s: %w", r.Path, err)
+		}
+		st.routes = append(st.routes, route{prefix: r.Path, h: h})
+	}
+	slices.SortStableFunc(st.routes, func(a, b route) int { return cmp.Compare(len(b.prefix), len(a.prefix)) })
+	return st, nil
+}
+
+// compileCert loads certificate files; a certificate that does not cover
+// the site's names is served anyway (the files may be about to change)
+// but logged.
+func (s *Server) compileCert(st *site, in *Site) error {
+	if in.Cert.GetCertificate != nil {
+		return nil
+	}
+	fc, err := loadFileCert(in.Cert.CertFile, in.Cert.KeyFile)
+	if err != nil {
+		return err
+	}
+	st.file = fc
+	for _, n := range st.names {
+		if strings.HasPrefix(n, "*.") {
+			continue
+		}
+		if err := fc.current().Leaf.VerifyHostname(n); err != nil {
+			s.log.Warn("certificate file does not cover a site name", "site", st.name, "name", n, "cert_file", fc.certFile)
+		}
+	}
+	return nil
+}
+
+// compileHandler builds the handler for one of root, proxy or redirect;
+// nil when none is set.
+func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, t, old *table) (http.Handler, error) {
+	switch {
+	case root != "":
+		d, err := s.rootDir(root, t, old)
+		if err != nil {
+			return nil, err
+		}
+		return &static{root: d, log: s.log}, nil
+	case len(proxy) > 0:
+		return newProxy(proxy, keys, s.env)
+	case redirect != "":
+		return newRedirect(redirect)
+	}
+	return nil, nil
+}
+
+// rootDir returns the open directory for path, shared by every handler
+// of t that serves it and carried over from old.
+func (s *Server) rootDir(path string, t, old *table) (*rootDir, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", path, err)
+	}
+	if d := t.roots[abs]; d != nil {
+		return d, nil
+	}
+	if old != nil && old.roots[abs] != nil {
+		t.roots[abs] = old.roots[abs]
+		return t.roots[abs], nil
+	}
+	d, err := openRootDir(abs)
+	if err != nil {
+		return nil, err
+	}
+	t.roots[abs] = d
+	return d, nil
+}

@@ -1,0 +1,56 @@
+package server
+
+import "net/http"
+
+// serveTLS routes an HTTPS request to its site: the Host must name the
+// site selected by the connection's SNI (421 otherwise, so the client
+// retries on a connection of its own).
+func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
+	st := s.table.Load().forTLSRequest(r)
+	if st == nil {
+		http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
+		return
+	}
+	setSite(w, st.name)
+	setHeaders(w.Header(), st.tlsHeaders)
+	dispatch(w, r, st)
+}
+
+// plainHandler is the port-80 handler: access log, then http-01
+// challenges, then the sites.
+func (s *Server) plainHandler() http.Handler {
+	var h http.Handler = http.HandlerFunc(s.servePlain)
+	if s.opts.ACMEHTTP != nil {
+		h = s.opts.ACMEHTTP(h)
+	}
+	return s.access.wrap(h)
+}
+
+// servePlain redirects to HTTPS, or serves sites with HTTPRedirect off.
+func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
+	st := s.table.Load().forPlainRequest(r)
+	if st == nil {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	setSite(w, st.name)
+	if st.httpRedirect {
+		if r.Host == "" {
+			http.Error(w, "400 missing Host", http.StatusBadRequest)
+			return
+		}
+		httpsRedirect(w, r, s.port)
+		return
+	}
+	setHeaders(w.Header(), st.plainHeaders)
+	dispatch(w, r, st)
+}
+
+func dispatch(w http.ResponseWriter, r *http.Request, st *site) {
+	h := st.handler(r.URL.Path)
+	if h == nil {
+		http.Error(w, "404 page not found", http.StatusNotFound)
+		return
+	}
+	h.ServeHTTP(w, r)
+}

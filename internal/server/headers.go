@@ -1,0 +1,100 @@
+package server
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+)
+
+// hstsValue is sent on HTTPS responses of sites with HSTS: two years,
+// subdomains included.
+const hstsValue = "max-age=63072000; includeSubDomains"
+
+// header is one precomputed response header. val is shared by every
+// response of the site and must never be modified; its capacity equals
+// its length, so an append by a handler copies it.
+type header struct {
+	key string
+	val []string
+}
+
+// setHeaders copies precomputed headers into h without allocating
+// values.
+func setHeaders(h http.Header, hs []header) {
+	for i := range hs {
+		h[hs[i].key] = hs[i].val
+	}
+}
+
+// buildHeaders computes a site's response headers for HTTPS (with HSTS
+// when enabled) or plain HTTP.
+func buildHeaders(s *Site, overTLS bool) ([]header, error) {
+	var hs []header
+	set := func(k, v string) {
+		k = http.CanonicalHeaderKey(k)
+		hs = slices.DeleteFunc(hs, func(h header) bool { return h.key == k })
+		if v != "" {
+			hs = append(hs, header{key: k, val: []string{v}[:1:1]})
+		}
+	}
+	set("Referrer-Policy", "strict-origin-when-cross-origin")
+	set("X-Content-Type-Options", "nosniff")
+	if s.HSTS && overTLS {
+		set("Strict-Transport-Security", hstsValue)
+	}
+	if s.CSP != "" {
+		if !validHeaderValue(s.CSP) {
+			return nil, fmt.Errorf("csp: invalid header value")
+		}
+		set("Content-Security-Policy", s.CSP)
+	}
+	keys := make([]string, 0, len(s.Headers))
+	for k := range s.Headers {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		v := s.Headers[k]
+		if !validHeaderName(k) {
+			return nil, fmt.Errorf("header %q: invalid name", k)
+		}
+		if !validHeaderValue(v) {
+			return nil, fmt.Errorf("header %s: invalid value", k)
+		}
+		set(k, v)
+	}
+	return hs, nil
+}
+
+// headerKeys lists the keys a site sets, so that a proxied upstream's
+// headers of the same name give way to the site's.
+func headerKeys(hs []header) []string {
+	keys := make([]string, len(hs))
+	for i, h := range hs {
+		keys[i] = h.key
+	}
+	return keys
+}
+
+func validHeaderName(k string) bool {
+	if k == "" {
+		return false
+	}
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func validHeaderValue(v string) bool {
+	for i := 0; i < len(v); i++ {
+		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}

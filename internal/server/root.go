@@ -1,0 +1,111 @@
+package server
+
+import (
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// retireGrace is how long a replaced os.Root stays open: a request that
+// loaded it just before the swap still opens its file through it.
+const retireGrace = time.Minute
+
+// rootDir is a static site's directory, held open as an os.Root. The
+// path is watched: when it comes to name another directory (a deploy
+// that swaps a "current" symlink), the new directory is opened and
+// served from then on.
+type rootDir struct {
+	path string // absolute
+	cur  atomic.Pointer[os.Root]
+
+	mu      sync.Mutex
+	id      fs.FileInfo // the directory cur refers to
+	retired bool
+	failing bool // a warning was logged; quiet until the path works again
+}
+
+func openRootDir(path string) (*rootDir, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("root %s: %w", path, err)
+	}
+	r, id, err := openRoot(abs)
+	if err != nil {
+		return nil, err
+	}
+	d := &rootDir{path: abs, id: id}
+	d.cur.Store(r)
+	return d, nil
+}
+
+func openRoot(path string) (*os.Root, fs.FileInfo, error) {
+	r, err := os.OpenRoot(path)
+	if err != nil {
+		return nil, nil, fmt.Errorf("root: %w", err)
+	}
+	fi, err := r.Stat(".")
+	if err != nil {
+		r.Close()
+		return nil, nil, fmt.Errorf("root: %w", err)
+	}
+	return r, fi, nil
+}
+
+// get returns the os.Root to serve from.
+func (d *rootDir) get() *os.Root { return d.cur.Load() }
+
+// check reopens the root if its path now names another directory. A
+// path that vanished or cannot be opened keeps the old directory in
+// service.
+func (d *rootDir) check(log *slog.Logger) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	fi, err := os.Stat(d.path)
+	if err != nil {
+		d.warn(log, "static root unavailable; serving the directory opened before", err)
+		return
+	}
+	if d.retired || os.SameFile(fi, d.id) {
+		d.failing = false
+		return
+	}
+	r, id, err := openRoot(d.path)
+	if err != nil {
+		d.warn(log, "static root changed but cannot be opened", err)
+		return
+	}
+	d.failing = false
+	old := d.cur.Swap(r)
+	d.id = id
+	time.AfterFunc(retireGrace, func() { old.Close() })
+	log.Info("static root now names another directory", "root", d.path)
+}
+
+func (d *rootDir) warn(log *slog.Logger, msg string, err error) {
+	if !d.failing {
+		log.Warn(msg, "root", d.path, "error", err)
+	}
+	d.failing = true
+}
+
+// retire closes the root after the grace period; it must no longer be
+// reachable from the published table.
+func (d *rootDir) retire(grace time.Duration) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.retired {
+		return
+	}
+	d.retired = true
+	r := d.cur.Load()
+	if grace <= 0 {
+		r.Close()
+		return
+	}
+	time.AfterFunc(grace, func() { r.Close() })
+}

@@ -1,0 +1,277 @@
+// Package server is the HTTP side of `tlspilot serve`: virtual hosts
+// selected by SNI and Host that serve static files, proxy to upstreams
+// or redirect, over HTTPS (HTTP/1.1 and HTTP/2) and plain HTTP, with a
+// site table that is swapped atomically on reload.
+//
+// The package knows nothing of configuration files or ACME: the caller
+// binds the listeners, passes plain Site values and hands in the ACME
+// Manager's certificate and http-01 hooks.
+package server
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Defaults for Options.
+const (
+	DefaultDrainTimeout      = 30 * time.Second
+	DefaultCertCheckInterval = 2 * time.Second
+)
+
+// Server limits on client connections.
+const (
+	readHeaderTimeout = 10 * time.Second
+	idleTimeout       = 120 * time.Second
+	maxHeaderBytes    = 64 << 10 // larger request headers get 431
+)
+
+// Options configure a Server. The listeners are bound by the caller, so
+// that privileges can be dropped before New; the Server owns them from
+// then on and closes them on Shutdown. Either listener may be nil.
+type Options struct {
+	HTTPListener  net.Listener // plain HTTP: http-01, redirects to HTTPS, sites with HTTPRedirect false
+	HTTPSListener net.Listener // TLS is done by the Server
+
+	Sites []Site
+
+	// ACMEHTTP wraps the plain HTTP handler so that http-01 challenges
+	// are answered before any site (the ACME Manager's HTTPHandler).
+	ACMEHTTP func(next http.Handler) http.Handler
+
+	// ACMEGetCertificate answers tls-alpn-01 handshakes (ClientHellos
+	// offering only the "acme-tls/1" protocol). Nil refuses them.
+	ACMEGetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	Logger    *slog.Logger // nil: discard
+	AccessLog *slog.Logger // one Info line per request; nil: none
+
+	// DrainTimeout bounds the graceful shutdown of Serve; connections
+	// still busy after it are closed. Default DefaultDrainTimeout.
+	DrainTimeout time.Duration
+
+	// CertCheckInterval is how often certificate files and static roots
+	// are checked for changes. Default DefaultCertCheckInterval.
+	CertCheckInterval time.Duration
+
+	// RedirectPort is the port put in HTTP→HTTPS redirects; 0 takes the
+	// HTTPS listener's port (omitted when it is 443). Set it when a
+	// port mapping sits in front of the listener.
+	RedirectPort int
+}
+
+// Server serves the sites of its current table on the two listeners.
+// Its methods are safe for concurrent use.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	acmeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	reject   *tls.Config
+	table    atomic.Pointer[table]
+	env      *proxyEnv
+	access   *accessLog
+	port     string // ":8443" in HTTPS redirects, "" for 443
+
+	mu sync.Mutex // serialises Reload; guards roots reuse
+
+	http, https *http.Server
+	baseCtx     context.Context
+	cancelBase  context.CancelFunc
+	started     atomic.Bool
+	stopOnce    sync.Once
+	stop        chan struct{}
+}
+
+// New checks and compiles opts.Sites (opening static roots and loading
+// certificate files) and returns a Server ready to Serve. Nothing is
+// served before Serve.
+func New(opts Options) (*Server, error) {
+	if opts.HTTPListener == nil && opts.HTTPSListener == nil {
+		return nil, errors.New("server: no listener")
+	}
+	if opts.DrainTimeout <= 0 {
+		opts.DrainTimeout = DefaultDrainTimeout
+	}
+	if opts.CertCheckInterval <= 0 {
+		opts.CertCheckInterval = DefaultCertCheckInterval
+	}
+	logger := opts.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	bufs := newBufferPool()
+	s := &Server{
+		opts:     opts,
+		log:      logger,
+		acmeCert: opts.ACMEGetCertificate,
+		reject:   rejectConfig(),
+		env: &proxyEnv{
+			transport: newTransport(),
+			bufs:      bufs,
+			log:       logger,
+			errLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+		access: &accessLog{log: opts.AccessLog, bufs: bufs},
+		port:   redirectPort(opts),
+		stop:   make(chan struct{}),
+	}
+	t, err := s.compile(opts.Sites, nil)
+	if err != nil {
+		return nil, err
+	}
+	s.table.Store(t)
+	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
+	s.http = s.newHTTPServer(s.plainHandler())
+	s.https = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.serveTLS)))
+	s.https.TLSConfig = s.tlsConfig()
+	return s, nil
+}
+
+func redirectPort(opts Options) string {
+	port := opts.RedirectPort
+	if port == 0 && opts.HTTPSListener != nil {
+		if a, ok := opts.HTTPSListener.Addr().(*net.TCPAddr); ok {
+			port = a.Port
+		}
+	}
+	if port == 0 || port == 443 {
+		return ""
+	}
+	return ":" + strconv.Itoa(port)
+}
+
+func (s *Server) newHTTPServer(h http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: readHeaderTimeout,
+		IdleTimeout:       idleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+	}
+}
+
+// Serve serves both listeners until ctx ends, then shuts down
+// gracefully within Options.DrainTimeout. It returns nil after a clean
+// drain, or the error that stopped a listener. Serve may be called once.
+func (s *Server) Serve(ctx context.Context) error {
+	if !s.started.CompareAndSwap(false, true) {
+		return errors.New("server: Serve called twice")
+	}
+	errc := make(chan error, 2)
+	n := 0
+	if l := s.opts.HTTPListener; l != nil {
+		n++
+		go func() { errc <- s.http.Serve(l) }()
+	}
+	if l := s.opts.HTTPSListener; l != nil {
+		n++
+		go func() { errc <- s.https.ServeTLS(l, "", "") }()
+	}
+	go s.watch()
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+		n--
+	}
+	dctx, cancel := context.WithTimeout(context.Background(), s.opts.DrainTimeout)
+	defer cancel()
+	shutErr := s.Shutdown(dctx)
+	for ; n > 0; n-- {
+		if e := <-errc; err == nil {
+			err = e
+		}
+	}
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return errors.Join(err, shutErr)
+}
+
+// Shutdown stops accepting connections and waits, until ctx ends, for
+// active requests to finish; then it closes what remains, including
+// upgraded (WebSocket) connections, and the static roots.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.stopOnce.Do(func() { close(s.stop) })
+	var wg sync.WaitGroup
+	errs := make([]error, 2)
+	for i, hs := range []*http.Server{s.http, s.https} {
+		wg.Go(func() {
+			if err := hs.Shutdown(ctx); err != nil {
+				hs.Close()
+				errs[i] = fmt.Errorf("drain: %w", err)
+			}
+		})
+	}
+	wg.Wait()
+	s.cancelBase()
+	for _, l := range []net.Listener{s.opts.HTTPListener, s.opts.HTTPSListener} {
+		if l != nil {
+			l.Close()
+		}
+	}
+	s.mu.Lock()
+	for _, d := range s.table.Load().roots {
+		d.retire(0)
+	}
+	s.mu.Unlock()
+	return errors.Join(errs...)
+}
+
+// Reload replaces the site table. New handshakes and requests see the
+// new sites at once; requests in flight finish with the sites they
+// started with. If sites do not compile, Reload returns the error and
+// the running table stays.
+func (s *Server) Reload(sites []Site) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	select {
+	case <-s.stop:
+		return errors.New("server: reload after shutdown")
+	default:
+	}
+	old := s.table.Load()
+	t, err := s.compile(sites, old)
+	if err != nil {
+		return err
+	}
+	s.table.Store(t)
+	for p, d := range old.roots {
+		if t.roots[p] != d {
+			d.retire(retireGrace)
+		}
+	}
+	s.log.Info("sites reloaded", "sites", len(t.sites))
+	return nil
+}
+
+// watch checks certificate files and static roots of the current table
+// until Shutdown.
+func (s *Server) watch() {
+	tk := time.NewTicker(s.opts.CertCheckInterval)
+	defer tk.Stop()
+	for {
+		select {
+		case <-s.stop:
+			return
+		case <-tk.C:
+		}
+		t := s.table.Load()
+		for _, fc := range t.certs {
+			fc.check(s.log)
+		}
+		for _, d := range t.roots {
+			d.check(s.log)
+		}
+	}
+}
