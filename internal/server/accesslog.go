@@ -10,15 +10,16 @@ import (
 	"time"
 )
 
-// logWriter records what a response sent, for the access log, and gives
-// file bodies a pooled copy buffer on connections without sendfile
-// (HTTP/2), where io.Copy would allocate 32 KiB per response. Writers are
+// logWriter records what a response sent, for the access log, and sends
+// file bodies itself: sendfile(2) on plain HTTP/1, a pooled buffer
+// elsewhere (io.Copy would allocate 32 KiB per HTTP/2 response). Writers are
 // pooled; none outlives its request.
 type logWriter struct {
 	http.ResponseWriter
 	status int
 	bytes  int64
 	site   string
+	tls    bool
 	bufs   *bufferPool
 }
 
@@ -38,15 +39,27 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	return n, err
 }
 
-// ReadFrom keeps the sendfile path of HTTP/1 connections and copies
-// through a pooled buffer elsewhere.
+// ReadFrom sends file bodies by sendfile(2) where the connection allows
+// (plain HTTP/1) and through a pooled buffer elsewhere.
 func (w *logWriter) ReadFrom(src io.Reader) (int64, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	rf, _ := w.ResponseWriter.(io.ReaderFrom)
+	if lr, ok := src.(*io.LimitedReader); ok {
+		if fb, ok := lr.R.(*fileBody); ok {
+			if w.tls {
+				rf = nil
+			}
+			n, err := copyFileBody(w.ResponseWriter, rf, fb, lr.N, w.bufs)
+			lr.N -= n
+			w.bytes += n
+			return n, err
+		}
+	}
 	var n int64
 	var err error
-	if rf, ok := w.ResponseWriter.(io.ReaderFrom); ok {
+	if rf != nil {
 		n, err = rf.ReadFrom(src)
 	} else {
 		buf := w.bufs.Get()
@@ -92,7 +105,7 @@ func (a *accessLog) wrap(next http.Handler) http.Handler {
 		if lw == nil {
 			lw = new(logWriter)
 		}
-		*lw = logWriter{ResponseWriter: w, bufs: a.bufs}
+		*lw = logWriter{ResponseWriter: w, bufs: a.bufs, tls: r.TLS != nil}
 		start := time.Now()
 		defer a.done(lw, r, start)
 		next.ServeHTTP(lw, r)

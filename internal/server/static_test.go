@@ -1,6 +1,7 @@
 package server
 
 import (
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -225,6 +226,35 @@ func TestFileName(t *testing.T) {
 		name, code := fileName(r)
 		if name != tt.name || code != tt.code {
 			t.Errorf("fileName(%q) = %q, %d; want %q, %d", tt.path, name, code, tt.name, tt.code)
+		}
+	}
+}
+
+// TestStaticLargeFile covers the sendfile path (plain HTTP/1) and the
+// buffered paths (TLS, HTTP/2), with and without a range.
+func TestStaticLargeFile(t *testing.T) {
+	root := staticSite(t)
+	var sb strings.Builder
+	for i := 0; sb.Len() < 300<<10; i++ {
+		fmt.Fprintf(&sb, "line %d\n", i)
+	}
+	big := sb.String()
+	writeFile(t, filepath.Join(root, "big.txt"), big)
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	clients := map[string]*http.Client{"plain": ts.plainClient(t), "h1": ts.client(t, false), "h2": ts.client(t, true)}
+	for name, cl := range clients {
+		scheme := "https"
+		if name == "plain" {
+			scheme = "http"
+		}
+		resp, body := get(t, cl, scheme+"://a.test/big.txt")
+		if resp.StatusCode != 200 || body != big {
+			t.Errorf("%s: status %d, %d bytes of %d, equal %v", name, resp.StatusCode, len(body), len(big), body == big)
+		}
+		resp, body = get(t, cl, scheme+"://a.test/big.txt", "Range", "bytes=1000-200999")
+		if resp.StatusCode != 206 || body != big[1000:201000] {
+			t.Errorf("%s range: status %d, %d bytes", name, resp.StatusCode, len(body))
 		}
 	}
 }
