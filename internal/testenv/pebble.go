@@ -208,12 +208,19 @@ func (p *Pebble) SetFault(f func(w http.ResponseWriter, r *http.Request) bool) {
 // when Pebble starts, so it differs between Pebbles.
 func (p *Pebble) IssuerRoots(t *testing.T) *x509.CertPool {
 	t.Helper()
-	body := p.management(t, http.MethodGet, managementRootPath, nil)
+	body := p.IssuerRootsPEM(t)
 	pool := x509.NewCertPool()
 	if !pool.AppendCertsFromPEM(body) {
 		t.Fatalf("pebble: no certificate in %s: %q", managementRootPath, body)
 	}
 	return pool
+}
+
+// IssuerRootsPEM returns Pebble's issuing root in PEM, as a file for
+// clients such as curl.
+func (p *Pebble) IssuerRootsPEM(t *testing.T) []byte {
+	t.Helper()
+	return p.management(t, http.MethodGet, managementRootPath, nil)
 }
 
 // SetARIWindow makes Pebble's renewal information for cert (which Pebble
