@@ -2,6 +2,8 @@ package acmeclient
 
 import (
 	"context"
+	"fmt"
+	"time"
 
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -55,24 +57,39 @@ func (c *Client) Accept(ctx context.Context, acct Account, ch Challenge) error {
 
 // WaitAuthz polls an authorization until it is valid or has failed. A
 // failed validation is returned as an *Error of class BadOrder carrying
-// the challenge's problem.
+// the challenge's problem. Polls start 50ms apart and double up to 2s,
+// bounded by Config.PollTimeout: most CAs validate within a second.
 func (c *Client) WaitAuthz(ctx context.Context, acct Account, a Authz) (Authz, error) {
-	ctx, s := withSink(ctx)
-	got, err := c.c.PollAuthorization(ctx, acct.acme(), acme.Authorization{Location: a.URL})
-	out := fromAuthz(got)
-	if out.URL == "" {
-		out.URL = a.URL
-	}
-	if err != nil {
-		op := "validate " + a.Identifier.Value
-		if out.Problem != nil {
-			p := *out.Problem
-			p.Op = op
-			return out, &p
+	op := "validate " + a.Identifier.Value
+	deadline := time.Now().Add(c.pollTimeout)
+	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return a, wrap(op, ctx.Err(), nil)
+		case <-t.C:
 		}
-		return out, wrap(op, err, s)
+		got, err := c.GetAuthz(ctx, acct, a.URL)
+		if err != nil {
+			return a, err
+		}
+		switch got.Status {
+		case "valid":
+			return got, nil
+		case "pending", "processing":
+			if time.Now().After(deadline) {
+				return got, &Error{Op: op, Class: Transient, Err: fmt.Errorf("authorization still %s after %v", got.Status, c.pollTimeout)}
+			}
+			continue
+		}
+		if got.Problem != nil {
+			p := *got.Problem
+			p.Op = op
+			return got, &p
+		}
+		return got, &Error{Op: op, Class: BadOrder, Err: fmt.Errorf("authorization is %s", got.Status)}
 	}
-	return out, nil
 }
 
 func fromAuthz(a acme.Authorization) Authz {

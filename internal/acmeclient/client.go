@@ -25,8 +25,8 @@ type Config struct {
 	Roots *x509.CertPool
 	// UserAgent is added to the User-Agent header.
 	UserAgent string
-	// PollInterval is the pause between polls when the CA sends no
-	// Retry-After (default 250ms).
+	// PollInterval is the pause between polls of an order being
+	// finalized when the CA sends no Retry-After (default 100ms).
 	PollInterval time.Duration
 	// PollTimeout bounds one wait for an authorization or an order
 	// (default 5m).
@@ -37,8 +37,9 @@ type Config struct {
 
 // Client talks to one ACME CA. It is safe for concurrent use.
 type Client struct {
-	dir string
-	c   *acme.Client
+	dir         string
+	c           *acme.Client
+	pollTimeout time.Duration
 }
 
 // New returns a Client for cfg.Directory. It does no I/O.
@@ -50,6 +51,12 @@ func New(cfg Config) (*Client, error) {
 	base.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
 	base.MaxIdleConnsPerHost = 64
 	hc := &http.Client{Transport: &retryAfterTransport{base: base}, Timeout: 60 * time.Second}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = 100 * time.Millisecond
+	}
+	if cfg.PollTimeout <= 0 {
+		cfg.PollTimeout = 5 * time.Minute
+	}
 	ac := &acme.Client{
 		Directory:    cfg.Directory,
 		HTTPClient:   hc,
@@ -58,7 +65,7 @@ func New(cfg Config) (*Client, error) {
 		PollTimeout:  cfg.PollTimeout,
 		Logger:       cfg.Logger,
 	}
-	return &Client{dir: cfg.Directory, c: ac}, nil
+	return &Client{dir: cfg.Directory, c: ac, pollTimeout: cfg.PollTimeout}, nil
 }
 
 // DirectoryURL returns the CA's directory URL.

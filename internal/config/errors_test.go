@@ -304,7 +304,6 @@ emial = "x"
 	}
 }
 
-
 func TestLoadMissingFile(t *testing.T) {
 	_, err := Load(t.TempDir() + "/nope.toml")
 	if !errors.Is(err, os.ErrNotExist) {

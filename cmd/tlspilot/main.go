@@ -1,0 +1,123 @@
+// Command tlspilot is an HTTPS server that obtains and renews its own
+// certificates through ACME.
+//
+//	tlspilot serve [--config FILE]   serve the sites of the config file
+//	tlspilot check [--config FILE]   validate the config and print what would be served
+//	tlspilot version                 print the version
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime/debug"
+	"syscall"
+
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], os.Stdout, os.Stderr))
+}
+
+const usage = `tlspilot: HTTPS with certificates that take care of themselves.
+
+Usage:
+  tlspilot serve [--config FILE]   serve the sites of the config file (SIGHUP reloads it)
+  tlspilot check [--config FILE]   validate the config and print what would be served
+  tlspilot version                 print the version
+
+--config defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
+Run "tlspilot COMMAND --help" for a command's options.
+`
+
+// run dispatches to a subcommand and returns the exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return 2
+	}
+	switch args[0] {
+	case "serve":
+		return serveCmd(ctx, args[1:], stdout, stderr)
+	case "check":
+		return checkCmd(args[1:], stdout, stderr)
+	case "version", "--version", "-version":
+		fmt.Fprintln(stdout, "tlspilot", version())
+		return 0
+	case "help", "--help", "-help", "-h":
+		fmt.Fprint(stdout, usage)
+		return 0
+	}
+	fmt.Fprintf(stderr, "tlspilot: unknown command %q\n\n%s", args[0], usage)
+	return 2
+}
+
+// version returns the module version the binary was built from.
+func version() string {
+	bi, ok := debug.ReadBuildInfo()
+	if !ok || bi.Main.Version == "" {
+		return "(devel)"
+	}
+	v := bi.Main.Version
+	for _, s := range bi.Settings {
+		if s.Key == "vcs.revision" && len(s.Value) >= 12 {
+			v += " " + s.Value[:12]
+		}
+	}
+	return v
+}
+
+// flags parses the common --config flag of a subcommand. It returns the
+// config path, or an exit code when parsing ended the command (help or
+// error).
+func flags(name, summary string, args []string, stdout, stderr io.Writer) (string, int, bool) {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	path := fs.String("config", "", "config file (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tlspilot %s [--config FILE]\n\n%s\n\n", name, summary)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if err == flag.ErrHelp {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return "", 0, false
+		}
+		return "", 2, false
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "tlspilot %s: unexpected argument %q\n", name, fs.Arg(0))
+		return "", 2, false
+	}
+	if *path == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			fmt.Fprintf(stderr, "tlspilot %s: %v\n", name, err)
+			return "", 1, false
+		}
+		*path = p
+	}
+	return *path, 0, true
+}
+
+func checkCmd(args []string, stdout, stderr io.Writer) int {
+	path, code, ok := flags("check", "Validates the config file and prints what would be served and managed.", args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	fmt.Fprint(stdout, cfg.Summary())
+	fmt.Fprintf(stdout, "%s: OK\n", cfg.File)
+	return 0
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/server"
+)
+
+// daemon is a running `tlspilot serve`.
+type daemon struct {
+	cfg *config.Config
+	log *slog.Logger
+	m   *tlspilot.Manager
+	srv *server.Server
+}
+
+func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	path, code, ok := flags("serve", "Serves the sites of the config file over HTTPS with certificates obtained through ACME.\nSIGHUP reloads the config; SIGTERM drains connections and exits.", args, stdout, stderr)
+	if !ok {
+		return code
+	}
+	cfg, err := config.Load(path)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	d, err := start(ctx, cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	if err := d.run(ctx, path); err != nil {
+		d.log.Error("serve stopped", "error", err)
+		return 1
+	}
+	return 0
+}
+
+// start binds the ports, drops privileges, opens the storage and builds
+// the Manager and the server. Nothing is served yet.
+func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*daemon, error) {
+	logger, err := newLogger(cfg.LogLevel, stderr)
+	if err != nil {
+		return nil, err
+	}
+	httpL, httpsL, err := bind(cfg)
+	if err != nil {
+		return nil, err
+	}
+	closeAll := func() { _ = httpL.Close(); _ = httpsL.Close() }
+	if err := dropPrivileges(cfg.User, cfg.Group); err != nil {
+		closeAll()
+		return nil, cfg.Errorf("user", "%v", err)
+	}
+	mcfg, err := managerConfig(cfg, logger)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
+	m, err := tlspilot.New(ctx, mcfg)
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	access, err := accessLogger(cfg.AccessLog, stdout)
+	if err != nil {
+		closeAll()
+		return nil, cfg.Errorf("access_log", "%v", err)
+	}
+	srv, err := server.New(server.Options{
+		HTTPListener:       httpL,
+		HTTPSListener:      httpsL,
+		Sites:              serverSites(cfg, m),
+		ACMEHTTP:           m.HTTPHandler,
+		ACMEGetCertificate: m.GetCertificate,
+		Logger:             logger,
+		AccessLog:          access,
+	})
+	if err != nil {
+		closeAll()
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String())
+	return &daemon{cfg: cfg, log: logger, m: m, srv: srv}, nil
+}
+
+// run serves until ctx ends, reloading the config on SIGHUP.
+func (d *daemon) run(ctx context.Context, path string) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	managerDone := make(chan struct{})
+	go func() {
+		defer close(managerDone)
+		_ = d.m.Run(ctx)
+	}()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				d.reload(ctx, path)
+			}
+		}
+	}()
+	err := d.srv.Serve(ctx)
+	cancel()
+	<-managerDone
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// bind opens the HTTP and HTTPS listeners, reporting failures at the
+// config line of the address.
+func bind(cfg *config.Config) (net.Listener, net.Listener, error) {
+	httpL, err := net.Listen("tcp", cfg.HTTPListen)
+	if err != nil {
+		return nil, nil, cfg.Errorf("http_listen", "cannot listen on %s: %v", cfg.HTTPListen, unwrapOp(err))
+	}
+	httpsL, err := net.Listen("tcp", cfg.HTTPSListen)
+	if err != nil {
+		_ = httpL.Close()
+		return nil, nil, cfg.Errorf("https_listen", "cannot listen on %s: %v", cfg.HTTPSListen, unwrapOp(err))
+	}
+	return httpL, httpsL, nil
+}
+
+func unwrapOp(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+// managerConfig maps the config file onto the library's Config.
+func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, error) {
+	mc := tlspilot.Config{
+		CA:         cfg.CA,
+		Email:      cfg.Email,
+		AgreeTerms: cfg.AgreeTerms,
+		StorageDir: cfg.Storage,
+		Challenge:  cfg.Challenge,
+		Profile:    cfg.Profile,
+		Logger:     logger,
+	}
+	for _, kt := range cfg.KeyTypes {
+		mc.KeyTypes = append(mc.KeyTypes, tlspilot.KeyType(kt))
+	}
+	if len(cfg.CARoots) > 0 {
+		pool := x509.NewCertPool()
+		for _, f := range cfg.CARoots {
+			b, err := os.ReadFile(f)
+			if err != nil || !pool.AppendCertsFromPEM(b) {
+				return mc, cfg.Errorf("ca_root", "cannot read certificates from %s", f)
+			}
+		}
+		mc.CARoots = pool
+	}
+	if cfg.EABKeyID != "" {
+		b, err := os.ReadFile(cfg.EABHMACFile)
+		if err != nil {
+			return mc, cfg.Errorf("eab_hmac_file", "%v", err)
+		}
+		mc.EAB = &tlspilot.EAB{KeyID: cfg.EABKeyID, HMACKey: strings.TrimSpace(string(b))}
+	}
+	if mc.Challenge == tlspilot.DNS01 && cfg.DNS == nil {
+		return mc, cfg.Errorf("challenge", "dns-01 needs a [dns] section")
+	}
+	return mc, nil
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/server"
+)
+
+// acmeCerts lists the certificates the Manager obtains: one per site that
+// has no certificate files of its own.
+func acmeCerts(cfg *config.Config) []tlspilot.Cert {
+	var out []tlspilot.Cert
+	for _, s := range cfg.Sites {
+		if c, ok := acmeCert(s); ok {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+func acmeCert(s config.Site) (tlspilot.Cert, bool) {
+	if s.CertFile != "" {
+		return tlspilot.Cert{}, false
+	}
+	c := tlspilot.Cert{Names: s.Names, Challenge: s.Challenge}
+	for _, kt := range s.KeyTypes {
+		c.KeyTypes = append(c.KeyTypes, tlspilot.KeyType(kt))
+	}
+	return c, true
+}
+
+// serverSites maps the config's sites onto the server's.
+func serverSites(cfg *config.Config, m *tlspilot.Manager) []server.Site {
+	out := make([]server.Site, 0, len(cfg.Sites))
+	for _, s := range cfg.Sites {
+		ss := server.Site{
+			Names:        s.Names,
+			Default:      s.Default,
+			Root:         s.Root,
+			Proxy:        s.Proxy,
+			Redirect:     s.Redirect,
+			HTTPRedirect: s.HTTPRedirect,
+			HSTS:         s.HSTS,
+			CSP:          s.CSP,
+			Headers:      s.Headers,
+		}
+		for _, r := range s.Routes {
+			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy, Redirect: r.Redirect})
+		}
+		if s.CertFile != "" {
+			ss.Cert = server.CertSource{CertFile: s.CertFile, KeyFile: s.KeyFile}
+		} else {
+			ss.Cert = server.CertSource{GetCertificate: m.GetCertificate}
+		}
+		out = append(out, ss)
+	}
+	return out
+}
+
+// certKey identifies a managed certificate across reloads.
+func certKey(c tlspilot.Cert) string {
+	names := slices.Clone(c.Names)
+	slices.Sort(names)
+	kts := make([]string, len(c.KeyTypes))
+	for i, k := range c.KeyTypes {
+		kts[i] = string(k)
+	}
+	return strings.Join(names, ",") + "|" + strings.Join(kts, ",") + "|" + c.Challenge
+}
+
+// reload applies a new config file: the Manager takes on added
+// certificates first (so their names are served at once, by a temporary
+// certificate if need be), then the server swaps its site table, then
+// removed certificates are let go. A config that fails anywhere is
+// refused and the running one keeps serving.
+func (d *daemon) reload(ctx context.Context, path string) {
+	cfg, err := config.Load(path)
+	if err != nil {
+		d.log.Error("reload refused: the running config stays in service", "error", err)
+		return
+	}
+	if err := d.apply(ctx, cfg); err != nil {
+		d.log.Error("reload refused: the running config stays in service", "error", err)
+		return
+	}
+	for _, w := range restartOnly(d.cfg, cfg) {
+		d.log.Warn("reload: this setting changes only on restart", "key", w)
+	}
+	d.cfg = cfg
+	d.log.Info("config reloaded", "config", cfg.File, "sites", len(cfg.Sites))
+}
+
+func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
+	old := make(map[string]tlspilot.Cert)
+	for _, c := range acmeCerts(d.cfg) {
+		old[certKey(c)] = c
+	}
+	var added []tlspilot.Cert
+	keep := make(map[string]bool)
+	for _, c := range acmeCerts(cfg) {
+		k := certKey(c)
+		keep[k] = true
+		if _, ok := old[k]; !ok {
+			added = append(added, c)
+		}
+	}
+	var removed []tlspilot.Cert
+	for k, c := range old {
+		if !keep[k] {
+			removed = append(removed, c)
+		}
+	}
+	// Names moving between certificates must be free before they are
+	// managed again.
+	for _, c := range removed {
+		d.m.Unmanage(c.Names[0])
+	}
+	rollback := func() {
+		for _, c := range added {
+			d.m.Unmanage(c.Names[0])
+		}
+		_ = d.m.ManageCerts(ctx, removed...)
+	}
+	if err := d.m.ManageCerts(ctx, added...); err != nil {
+		rollback()
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if err := d.srv.Reload(serverSites(cfg, d.m)); err != nil {
+		rollback()
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return nil
+}
+
+// restartOnly names the settings that differ between a and b but take
+// effect only when serve restarts.
+func restartOnly(a, b *config.Config) []string {
+	var out []string
+	diff := func(key string, x, y any) {
+		if fmt.Sprint(x) != fmt.Sprint(y) {
+			out = append(out, key)
+		}
+	}
+	diff("ca", a.CA, b.CA)
+	diff("ca_root", a.CARoots, b.CARoots)
+	diff("email", a.Email, b.Email)
+	diff("storage", a.Storage, b.Storage)
+	diff("http_listen", a.HTTPListen, b.HTTPListen)
+	diff("https_listen", a.HTTPSListen, b.HTTPSListen)
+	diff("user", a.User, b.User)
+	diff("group", a.Group, b.Group)
+	diff("access_log", a.AccessLog, b.AccessLog)
+	diff("log_level", a.LogLevel, b.LogLevel)
+	diff("dns", a.DNS, b.DNS)
+	return out
+}

@@ -1,0 +1,232 @@
+// Command demo runs `tlspilot serve` end to end with nothing but loopback:
+// it starts a local ACME test CA (Pebble, through internal/devca), writes a
+// config with three sites (static files, a reverse proxy to a small
+// upstream, a redirect), builds and starts the tlspilot binary on it, waits
+// until every site is served with a certificate from the test CA, and
+// prints how to reach the sites with curl. It keeps serving until
+// interrupted, or exits at once with -check.
+//
+//	go run ./examples/demo [-check] [-dir DIR]
+//
+// Run it from the repository root: it builds ./cmd/tlspilot. The test CA
+// is a separate program from the tlspilot binary it runs.
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/devca"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout)
+	stop()
+	if err != nil && !errors.Is(err, flag.ErrHelp) {
+		fmt.Fprintf(os.Stderr, "demo: %v\n", err)
+		os.Exit(1)
+	}
+}
+
+// The demo's names, one per kind of site.
+const (
+	staticSite   = "static.example.test"
+	proxySite    = "app.example.test"
+	redirectSite = "old.example.test"
+)
+
+func siteNames() []string { return []string{staticSite, proxySite, redirectSite} }
+
+func run(ctx context.Context, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	check := fs.Bool("check", false, "exit once every site is served (for tests)")
+	dir := fs.String("dir", "", "work directory (default: a new temporary one)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	work, err := workDir(*dir)
+	if err != nil {
+		return err
+	}
+	ca, err := devca.Start(ctx, devca.Options{})
+	if err != nil {
+		return fmt.Errorf("start test CA: %w", err)
+	}
+	defer ca.Close()
+	upstream, err := startUpstream()
+	if err != nil {
+		return err
+	}
+	defer upstream.Close()
+	conf, err := writeFiles(work, ca, upstream.Addr().String())
+	if err != nil {
+		return err
+	}
+	bin := filepath.Join(work, "tlspilot")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tlspilot").CombinedOutput(); err != nil {
+		return fmt.Errorf("build tlspilot (run the demo from the repository root): %v\n%s", err, out)
+	}
+	cmd := exec.Command(bin, "serve", "--config", conf)
+	logf, err := os.Create(filepath.Join(work, "tlspilot.log"))
+	if err != nil {
+		return err
+	}
+	defer logf.Close()
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		return err
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer stopServe(cmd, exited)
+	start := time.Now()
+	if err := waitSites(ctx, ca, exited); err != nil {
+		return fmt.Errorf("%w (log: %s)", err, logf.Name())
+	}
+	report(stdout, ca, work, time.Since(start))
+	if *check {
+		return nil
+	}
+	fmt.Fprintln(stdout, "\nServing until Ctrl-C.")
+	select {
+	case <-ctx.Done():
+		return nil
+	case err := <-exited:
+		return fmt.Errorf("tlspilot serve exited: %v", err)
+	}
+}
+
+func workDir(dir string) (string, error) {
+	if dir == "" {
+		return os.MkdirTemp("", "tlspilot-demo-")
+	}
+	return dir, os.MkdirAll(dir, 0o755)
+}
+
+// startUpstream serves the proxied application on a free loopback port.
+func startUpstream() (net.Listener, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "Hello from the upstream app: %s %s (X-Forwarded-For %s)\n", r.Method, r.URL.Path, r.Header.Get("X-Forwarded-For"))
+	})
+	go func() { _ = http.Serve(l, h) }()
+	return l, nil
+}
+
+// writeFiles writes the site root, the CA roots and the config file.
+func writeFiles(work string, ca *devca.CA, upstream string) (string, error) {
+	root, err := ca.IssuerRootsPEM()
+	if err != nil {
+		return "", err
+	}
+	files := map[string]string{
+		"www/index.html":  "<!doctype html><title>tlspilot demo</title><h1>Served by tlspilot</h1>\n",
+		"ca-api-root.pem": string(ca.RootsPEM),
+		"ca-root.pem":     string(root),
+	}
+	for name, content := range files {
+		p := filepath.Join(work, name)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return "", err
+		}
+		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
+			return "", err
+		}
+	}
+	conf := fmt.Sprintf(`# tlspilot demo: three sites, certificates from a local test CA.
+email = "demo@example.test"
+ca = %q
+ca_root = "ca-api-root.pem"
+agree_terms = true
+storage = "storage"
+http_listen = "127.0.0.1:%d"
+https_listen = "127.0.0.1:%d"
+
+[[site]]
+names = [%q]
+root = "www"
+hsts = true
+
+[[site]]
+names = [%q]
+proxy = "http://%s"
+
+[[site]]
+names = [%q]
+redirect = "https://%s{uri}"
+`, ca.DirectoryURL, ca.HTTPPort, ca.TLSPort, staticSite, proxySite, upstream, redirectSite, staticSite)
+	path := filepath.Join(work, "tlspilot.toml")
+	return path, os.WriteFile(path, []byte(conf), 0o644)
+}
+
+// waitSites waits until every site is served with a certificate that
+// verifies against the test CA's root.
+func waitSites(ctx context.Context, ca *devca.CA, exited <-chan error) error {
+	roots, err := ca.IssuerRoots()
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	addr := "127.0.0.1:" + strconv.Itoa(ca.TLSPort)
+	for _, name := range siteNames() {
+		for {
+			c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", addr, &tls.Config{ServerName: name, RootCAs: roots})
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case err := <-exited:
+				return fmt.Errorf("tlspilot serve exited: %v", err)
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(100 * time.Millisecond):
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("%s not served with a certificate from the test CA after 60s: %v", name, err)
+			}
+		}
+	}
+	return nil
+}
+
+func report(w io.Writer, ca *devca.CA, work string, took time.Duration) {
+	port := strconv.Itoa(ca.TLSPort)
+	fmt.Fprintf(w, "tlspilot serve obtained certificates for %d sites from a local test CA in %v.\n\n", len(siteNames()), took.Round(time.Millisecond))
+	fmt.Fprintf(w, "work directory  %s (config tlspilot.toml, log tlspilot.log)\n", work)
+	fmt.Fprintf(w, "test CA         %s\n\n", ca.DirectoryURL)
+	fmt.Fprintln(w, "Try them (the test CA's root is ca-root.pem):")
+	for _, name := range siteNames() {
+		fmt.Fprintf(w, "  curl --resolve %s:%s:127.0.0.1 --cacert %s https://%s:%s/\n",
+			name, port, filepath.Join(work, "ca-root.pem"), name, port)
+	}
+}
+
+// stopServe stops tlspilot serve gracefully, killing it if it has not
+// exited after 10 s.
+func stopServe(cmd *exec.Cmd, exited <-chan error) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-exited:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-exited
+	}
+}
