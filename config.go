@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/storage"
 )
@@ -84,8 +85,15 @@ type Config struct {
 	// supports. Default: ECDSAP256.
 	KeyTypes []KeyType
 	// Challenge is the challenge type solved by default: HTTP01 (the
-	// default) or TLSALPN01.
+	// default), TLSALPN01, or DNS01 (which needs DNSProvider).
 	Challenge string
+	// DNSProvider publishes the TXT records of dns-01 challenges; without
+	// it dns-01, and so wildcard names, are refused. dns01/provider builds
+	// one from the configuration file's [dns] section.
+	DNSProvider dns01.Provider
+	// DNSPropagation configures the check, before the CA is asked to
+	// validate, that every authoritative server serves the TXT records.
+	DNSPropagation dns01.PropagationOptions
 	// Profile is the ACME profile requested, empty for the CA's default.
 	Profile string
 
@@ -140,7 +148,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Challenge == "" {
 		c.Challenge = HTTP01
 	}
-	if err := checkChallenge(c.Challenge); err != nil {
+	if err := c.checkChallenge(c.Challenge); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
 	if c.Workers <= 0 {
@@ -158,14 +166,17 @@ func (c Config) withDefaults() (Config, error) {
 	return c, nil
 }
 
-func checkChallenge(ch string) error {
+func (c Config) checkChallenge(ch string) error {
 	switch ch {
 	case HTTP01, TLSALPN01:
 		return nil
 	case DNS01:
-		return fmt.Errorf("challenge %q: no dns-01 provider is configured", ch)
+		if c.DNSProvider == nil {
+			return fmt.Errorf("challenge %q: no dns-01 provider is configured (Config.DNSProvider)", ch)
+		}
+		return nil
 	}
-	return fmt.Errorf("unknown challenge %q (want %s or %s)", ch, HTTP01, TLSALPN01)
+	return fmt.Errorf("unknown challenge %q (want %s, %s or %s)", ch, HTTP01, TLSALPN01, DNS01)
 }
 
 func isLetsEncrypt(ca string) bool {

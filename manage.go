@@ -77,7 +77,7 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	if ch == "" {
 		ch = m.cfg.Challenge
 	}
-	if err := checkChallenge(ch); err != nil {
+	if err := m.cfg.checkChallenge(ch); err != nil {
 		return nil, fmt.Errorf("manage %v: %w", names, err)
 	}
 	for _, n := range names {

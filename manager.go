@@ -30,6 +30,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/keys"
@@ -47,6 +48,7 @@ type Manager struct {
 	client  *acmeclient.Client
 	http01  *solvers.HTTP01
 	alpn    *solvers.TLSALPN01
+	dns     *solvers.DNS01 // nil without Config.DNSProvider
 	names   *nameTable
 	tempKey *ecdsa.PrivateKey
 	intern  interner
@@ -106,6 +108,11 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		backoff: renewal.Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax},
 		entries: make(map[string]*entry),
 		wake:    make(chan struct{}, 1),
+	}
+	if cfg.DNSProvider != nil {
+		if m.dns, err = solvers.NewDNS01(cfg.DNSProvider, cfg.DNSPropagation, cfg.Logger.With("component", "dns-01")); err != nil {
+			return nil, fmt.Errorf("config: %w", err)
+		}
 	}
 	return m, nil
 }
@@ -195,6 +202,16 @@ func (m *Manager) Status() []CertStatus {
 		})
 	}
 	return out
+}
+
+// DNSWaiting reports how many dns-01 TXT records are not yet served by
+// every authoritative server of their zone ("waiting for 3 of 8
+// records"); zero without a DNS provider.
+func (m *Manager) DNSWaiting() dns01.Waiting {
+	if m.dns == nil {
+		return dns01.Waiting{}
+	}
+	return m.dns.Waiting()
 }
 
 func (m *Manager) emit(ev Event) {

@@ -109,6 +109,9 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 	req, renewing := m.request(ctx, e)
 	flow := issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
 		Solvers: map[string]solvers.Solver{HTTP01: m.http01, TLSALPN01: m.alpn}}
+	if m.dns != nil {
+		flow.Solvers[DNS01] = m.dns
+	}
 	c, err := flow.Obtain(ctx, req)
 	if err != nil {
 		if acmeclient.ClassOf(err) == acmeclient.BadAccount {

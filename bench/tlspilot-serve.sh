@@ -15,7 +15,7 @@ access_log = "off"
 log_level = "warn"
 
 [[site]]
-names = ["bench.example.test", "127.0.0.1"]
+names = ["bench.example.test"]
 default = true
 root = "$ROOT"
 cert_file = "$CERT"
