@@ -91,6 +91,7 @@ type Store struct {
 	renew   time.Duration // < 0: never renew
 	poll    time.Duration
 	owner   string
+	host    string // this host's name, to recognise locks of dead local processes
 	log     *slog.Logger
 }
 
@@ -121,6 +122,7 @@ func New(opts Options) (*Store, error) {
 		owner:   opts.Owner,
 		log:     opts.Logger,
 	}
+	s.host, _ = os.Hostname()
 	for _, d := range []string{s.dataDir, s.lockDir} {
 		if err := mkdirSynced(d); err != nil {
 			return nil, fmt.Errorf("fsstore: create dir: %w", err)

@@ -4,9 +4,12 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -377,5 +380,48 @@ func TestKeysStayInDir(t *testing.T) {
 	keys, err := s.List(ctx, "")
 	if err != nil || len(keys) != 0 {
 		t.Errorf("List = %q, %v; want nothing stored", keys, err)
+	}
+}
+
+// TestDeadLocalOwnerTakenOver: a lock whose owner is a process of this
+// host that no longer exists is taken over at once, long before its lease
+// runs out; a live local owner's lock and another host's lock are not.
+func TestDeadLocalOwnerTakenOver(t *testing.T) {
+	dir := t.TempDir()
+	s, err := fsstore.New(fsstore.Options{Dir: dir, LeaseTTL: time.Hour, PollInterval: 10 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	dead := exec.Command("true")
+	if err := dead.Run(); err != nil {
+		t.Fatal(err)
+	}
+	write := func(owner string) {
+		rec := fmt.Sprintf(`{"owner":%q,"token":"%s","expires":%q}`, owner, strings.Repeat("ab", 16), time.Now().Add(time.Hour).UTC().Format(time.RFC3339Nano))
+		if err := os.WriteFile(filepath.Join(dir, "locks", "x.lock"), []byte(rec), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(host + ":" + strconv.Itoa(dead.Process.Pid) + ":abcd")
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	l, err := s.Lock(ctx, "x")
+	if err != nil {
+		t.Fatalf("lock of a dead local process not taken over: %v", err)
+	}
+	_ = l.Unlock(ctx)
+	for _, owner := range []string{
+		host + ":" + strconv.Itoa(os.Getppid()) + ":abcd", // alive
+		"other-host:" + strconv.Itoa(dead.Process.Pid) + ":abcd",
+		"custom owner",
+	} {
+		write(owner)
+		short, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
+		if l, err := s.Lock(short, "x"); err == nil {
+			_ = l.Unlock(short)
+			t.Errorf("lock of %q taken over", owner)
+		}
+		cancel()
 	}
 }

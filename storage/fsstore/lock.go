@@ -12,6 +12,9 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	"github.com/tlspilot/tlspilot/storage"
@@ -149,7 +152,7 @@ func (s *Store) inspect(path string) (lockState, error) {
 func (s *Store) parseLock(data []byte, mtime, now time.Time) lockState {
 	var rec lockRecord
 	if json.Unmarshal(data, &rec) == nil && validToken(rec.Token) && !rec.Expires.IsZero() {
-		return lockState{gen: rec.Token, owner: rec.Owner, expired: now.After(rec.Expires)}
+		return lockState{gen: rec.Token, owner: rec.Owner, expired: now.After(rec.Expires) || s.ownerDead(rec.Owner)}
 	}
 	sum := sha256.Sum256(data)
 	return lockState{gen: "g" + hex.EncodeToString(sum[:15]), expired: now.Sub(mtime) > s.ttl}
@@ -261,4 +264,22 @@ func (s *Store) removeIfGen(path, gen string, expiredOnly bool) (bool, error) {
 		err = errors.Join(err, fmt.Errorf("put back lock file: %w", lerr))
 	}
 	return false, err
+}
+
+// ownerDead reports whether owner names a process on this host (in the
+// default "hostname:pid:random" form) that no longer exists, so its lock
+// can be taken over at once instead of when its lease runs out: a restart
+// after a crash does not wait for the lease. Owners on other hosts, or in
+// another form, are never judged dead this way.
+func (s *Store) ownerDead(owner string) bool {
+	host, rest, ok := strings.Cut(owner, ":")
+	if !ok || host != s.host || s.host == "" {
+		return false
+	}
+	pidText, _, ok := strings.Cut(rest, ":")
+	pid, err := strconv.Atoi(pidText)
+	if !ok || err != nil || pid <= 0 || pid == os.Getpid() {
+		return false
+	}
+	return syscall.Kill(pid, 0) == syscall.ESRCH
 }
