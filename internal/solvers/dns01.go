@@ -58,6 +58,11 @@ type recordKey struct{ domain, value string }
 type txtRecord struct {
 	refs int // Presents not yet cleaned up
 	job  *job
+	// leftover is set when the record's removal after an earlier Present
+	// had failed: it may exist whatever becomes of this Present. left is
+	// where it was, if known.
+	leftover bool
+	left     dns01.Record
 }
 
 // NewDNS01 returns a dns-01 solver publishing through p and checking
@@ -111,16 +116,20 @@ func (s *DNS01) Present(ctx context.Context, ch acmeclient.Challenge) error {
 	if err != nil {
 		return err
 	}
-	s.retry.cancel(k) // presented again: its CleanUp will remove it
+	left, leftover := s.retry.cancel(k) // presented again: its CleanUp will remove it
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if r := s.recs[k]; r != nil {
+	r := s.recs[k]
+	if r != nil {
 		r.refs++
-		return nil
+	} else {
+		r = &txtRecord{refs: 1, job: newJob(k)}
+		s.recs[k] = r
+		s.present.add(r.job)
 	}
-	j := newJob(k)
-	s.recs[k] = &txtRecord{refs: 1, job: j}
-	s.present.add(j)
+	if leftover {
+		r.leftover, r.left = true, left
+	}
 	return nil
 }
 
@@ -169,14 +178,18 @@ func (s *DNS01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 	if r == nil {
 		return s.removeUnknown(ctx, k)
 	}
-	if s.present.drop(r.job) {
-		return nil // never sent
+	s.present.drop(r.job) // unless it is on its way
+	_ = r.job.wait(context.WithoutCancel(ctx))
+	switch {
+	case mayExist(r.job):
+		s.check.Forget(r.job.rec)
+		return s.removeNow(ctx, k, r.job.rec)
+	case r.leftover && r.left.FQDN != "":
+		return s.removeNow(ctx, k, r.left)
+	case r.leftover:
+		return s.removeUnknown(ctx, k)
 	}
-	if err := r.job.wait(context.WithoutCancel(ctx)); err != nil && !mayExist(r.job) {
-		return nil
-	}
-	s.check.Forget(r.job.rec)
-	return s.removeNow(ctx, r.job.key, r.job.rec)
+	return nil
 }
 
 // mayExist reports whether a record the provider was asked to add may

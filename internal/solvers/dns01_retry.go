@@ -54,12 +54,18 @@ func (r *retrier) add(k recordKey, rec dns01.Record) {
 	}
 }
 
-// cancel takes a record off the list: it is being presented again, and
-// its new CleanUp will remove it.
-func (r *retrier) cancel(k recordKey) {
+// cancel takes a record off the list, because it is being presented
+// again and its new CleanUp will remove it. It reports whether the record
+// was on the list, and where it was if known.
+func (r *retrier) cancel(k recordKey) (dns01.Record, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	it, ok := r.items[k]
+	if !ok {
+		return dns01.Record{}, false
+	}
 	delete(r.items, k)
+	return it.rec, true
 }
 
 // pending returns how many records wait for removal.

@@ -362,6 +362,35 @@ func TestDNS01PresentAgainCancelsRetry(t *testing.T) {
 	})
 }
 
+// TestDNS01LeftoverKept: a record whose removal failed, presented again
+// while the server refuses everything, is still removed by the next
+// CleanUp: it was there before.
+func TestDNS01LeftoverKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p, _ := newFakeDNS01()
+		ch := challenge("example.test", "tok")
+		presentAndWait(t, s, []acmeclient.Challenge{ch})
+		p.cleanupErr, p.cleanupFailures = errors.New("i/o timeout"), 1
+		if err := s.CleanUp(t.Context(), ch); err == nil {
+			t.Fatal("CleanUp did not fail")
+		}
+		p.presentErr = fmt.Errorf("connection refused: %w", dns01.ErrUnchanged)
+		if err := s.Present(t.Context(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Wait(t.Context(), ch); err == nil {
+			t.Fatal("Wait did not fail")
+		}
+		if err := s.CleanUp(t.Context(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, cleanups := p.calls(); len(cleanups) != 2 {
+			t.Errorf("CleanUp batches = %v, want the leftover removed", cleanups)
+		}
+		settle()
+	})
+}
+
 func TestDNS01CleanUpAfterRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, p, c := newFakeDNS01()
