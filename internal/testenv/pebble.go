@@ -187,6 +187,12 @@ func (p *Pebble) Orders() int {
 	return len(p.rec.orders())
 }
 
+// OrdersFor returns how many new orders answered 201 included the
+// identifier (a DNS name or IP address as sent).
+func (p *Pebble) OrdersFor(identifier string) int {
+	return p.rec.ordersFor(identifier)
+}
+
 // Replaces returns the "replaces" field (the ARI certificate ID) of each
 // newOrder request that Pebble answered with 201 Created, in the order the
 // answers completed; "" for orders without one.

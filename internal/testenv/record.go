@@ -21,8 +21,9 @@ type recorder struct {
 
 	mu       sync.Mutex
 	fault    func(http.ResponseWriter, *http.Request) bool
-	paths    []string // path of every request, in arrival order
-	replaces []string // "replaces" of every newOrder answered 201
+	paths    []string   // path of every request, in arrival order
+	replaces []string   // "replaces" of every newOrder answered 201
+	idents   [][]string // identifier values of every newOrder answered 201
 }
 
 // ServeHTTP implements http.Handler.
@@ -49,7 +50,13 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rec.next.ServeHTTP(sw, r)
 	if r.Method == http.MethodPost && r.URL.Path == newOrderPath && sw.status == http.StatusCreated {
 		rec.mu.Lock()
-		rec.replaces = append(rec.replaces, replacesField(body))
+		o := newOrderPayload(body)
+		rec.replaces = append(rec.replaces, o.Replaces)
+		var ids []string
+		for _, id := range o.Identifiers {
+			ids = append(ids, id.Value)
+		}
+		rec.idents = append(rec.idents, ids)
 		rec.mu.Unlock()
 	}
 }
@@ -81,26 +88,54 @@ func (rec *recorder) orders() []string {
 	return append([]string{}, rec.replaces...)
 }
 
+// ordersFor counts the recorded new orders that include identifier.
+func (rec *recorder) ordersFor(identifier string) int {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	n := 0
+	for _, ids := range rec.idents {
+		for _, id := range ids {
+			if id == identifier {
+				n++
+				break
+			}
+		}
+	}
+	return n
+}
+
+// orderPayload is the part of a newOrder request the recorder reads.
+type orderPayload struct {
+	Replaces    string `json:"replaces"`
+	Identifiers []struct {
+		Value string `json:"value"`
+	} `json:"identifiers"`
+}
+
 // replacesField returns the "replaces" field of the payload of a JWS in
 // flattened JSON serialization, or "" if there is none or body is malformed.
 func replacesField(body []byte) string {
+	return newOrderPayload(body).Replaces
+}
+
+// newOrderPayload decodes the payload of a newOrder JWS in flattened JSON
+// serialization; a malformed body gives the zero value.
+func newOrderPayload(body []byte) orderPayload {
 	var jws struct {
 		Payload string `json:"payload"`
 	}
+	var order orderPayload
 	if json.Unmarshal(body, &jws) != nil {
-		return ""
+		return order
 	}
 	payload, err := base64.RawURLEncoding.DecodeString(strings.TrimRight(jws.Payload, "="))
 	if err != nil {
-		return ""
-	}
-	var order struct {
-		Replaces string `json:"replaces"`
+		return order
 	}
 	if json.Unmarshal(payload, &order) != nil {
-		return ""
+		return orderPayload{}
 	}
-	return order.Replaces
+	return order
 }
 
 // statusWriter remembers the status code written through it.
