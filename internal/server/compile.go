@@ -163,7 +163,7 @@ func (s *Server) rootDir(path string, t, old *table) (*rootDir, error) {
 		t.roots[abs] = old.roots[abs]
 		return t.roots[abs], nil
 	}
-	d, err := openRootDir(abs)
+	d, err := openRootDir(abs, s.budget)
 	if err != nil {
 		return nil, err
 	}

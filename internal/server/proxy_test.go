@@ -208,7 +208,9 @@ func TestProxyConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if n := up.connCount(); n > 8 {
-		t.Errorf("upstream saw %d connections for 8 parallel clients", n)
+	// Eight at a time may need a few more than eight connections (a dial
+	// can race a connection coming back idle), never one per request.
+	if n := up.connCount(); n > 16 {
+		t.Errorf("upstream saw %d connections for 400 requests from 8 parallel clients", n)
 	}
 }

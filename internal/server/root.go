@@ -18,10 +18,11 @@ const retireGrace = time.Minute
 // rootDir is a static site's directory, held open as an os.Root. The
 // path is watched: when it comes to name another directory (a deploy
 // that swaps a "current" symlink), the new directory is opened and
-// served from then on.
+// served from then on, with a cache of its own.
 type rootDir struct {
-	path string // absolute
-	cur  atomic.Pointer[os.Root]
+	path   string // absolute
+	budget *cacheBudget
+	cur    atomic.Pointer[rootState]
 
 	mu      sync.Mutex
 	id      fs.FileInfo // the directory cur refers to
@@ -29,7 +30,25 @@ type rootDir struct {
 	failing bool // a warning was logged; quiet until the path works again
 }
 
-func openRootDir(path string) (*rootDir, error) {
+// rootState is one opened directory and the cache of its files.
+type rootState struct {
+	root  *os.Root
+	cache *fileCache
+}
+
+// retire empties the cache at once (entries already handed out stay
+// valid) and closes the directory after grace, when no request that
+// loaded this state can still be about to open through it.
+func (st *rootState) retire(grace time.Duration) {
+	st.cache.clear()
+	if grace <= 0 {
+		st.root.Close()
+		return
+	}
+	time.AfterFunc(grace, func() { st.root.Close() })
+}
+
+func openRootDir(path string, budget *cacheBudget) (*rootDir, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
 		return nil, fmt.Errorf("root %s: %w", path, err)
@@ -38,8 +57,8 @@ func openRootDir(path string) (*rootDir, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &rootDir{path: abs, id: id}
-	d.cur.Store(r)
+	d := &rootDir{path: abs, budget: budget, id: id}
+	d.cur.Store(&rootState{root: r, cache: newFileCache(budget)})
 	return d, nil
 }
 
@@ -56,8 +75,8 @@ func openRoot(path string) (*os.Root, fs.FileInfo, error) {
 	return r, fi, nil
 }
 
-// get returns the os.Root to serve from.
-func (d *rootDir) get() *os.Root { return d.cur.Load() }
+// state returns the directory to serve from.
+func (d *rootDir) state() *rootState { return d.cur.Load() }
 
 // check reopens the root if its path now names another directory. A
 // path that vanished or cannot be opened keeps the old directory in
@@ -80,9 +99,9 @@ func (d *rootDir) check(log *slog.Logger) {
 		return
 	}
 	d.failing = false
-	old := d.cur.Swap(r)
+	old := d.cur.Swap(&rootState{root: r, cache: newFileCache(d.budget)})
 	d.id = id
-	time.AfterFunc(retireGrace, func() { old.Close() })
+	old.retire(retireGrace)
 	log.Info("static root now names another directory", "root", d.path)
 }
 
@@ -102,10 +121,5 @@ func (d *rootDir) retire(grace time.Duration) {
 		return
 	}
 	d.retired = true
-	r := d.cur.Load()
-	if grace <= 0 {
-		r.Close()
-		return
-	}
-	time.AfterFunc(grace, func() { r.Close() })
+	d.cur.Load().retire(grace)
 }

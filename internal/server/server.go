@@ -63,6 +63,11 @@ type Options struct {
 	// are checked for changes. Default DefaultCertCheckInterval.
 	CertCheckInterval time.Duration
 
+	// FileCacheBytes bounds the memory holding small static files (up to
+	// 256 KiB each), shared by all roots. Default DefaultFileCacheBytes;
+	// negative turns the cache off.
+	FileCacheBytes int64
+
 	// RedirectPort is the port put in HTTP→HTTPS redirects; 0 takes the
 	// HTTPS listener's port (omitted when it is 443). Set it when a
 	// port mapping sits in front of the listener.
@@ -79,7 +84,8 @@ type Server struct {
 	table    atomic.Pointer[table]
 	env      *proxyEnv
 	access   *accessLog
-	port     string // ":8443" in HTTPS redirects, "" for 443
+	budget   *cacheBudget // nil: no file cache
+	port     string       // ":8443" in HTTPS redirects, "" for 443
 
 	mu sync.Mutex // serialises Reload; guards roots reuse
 
@@ -123,6 +129,12 @@ func New(opts Options) (*Server, error) {
 		access: &accessLog{log: opts.AccessLog, bufs: bufs},
 		port:   redirectPort(opts),
 		stop:   make(chan struct{}),
+	}
+	if opts.FileCacheBytes == 0 {
+		opts.FileCacheBytes = DefaultFileCacheBytes
+	}
+	if opts.FileCacheBytes > 0 {
+		s.budget = &cacheBudget{max: opts.FileCacheBytes}
 	}
 	t, err := s.compile(opts.Sites, nil)
 	if err != nil {

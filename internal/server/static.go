@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"syscall"
+	"time"
 )
 
 // static serves files from a rootDir. Every open goes through os.Root,
@@ -33,7 +34,28 @@ func (h *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, http.StatusText(code), code)
 		return
 	}
-	h.serveFile(w, r, name)
+	st := h.root.state()
+	fi, err := st.root.Stat(name)
+	if err != nil {
+		h.fail(w, r, err)
+		return
+	}
+	if fi.IsDir() {
+		if !strings.HasSuffix(r.URL.Path, "/") {
+			redirectToDir(w, r)
+			return
+		}
+		if name == "." {
+			name = "index.html"
+		} else {
+			name += "index.html"
+		}
+		if fi, err = st.root.Stat(name); err != nil {
+			h.fail(w, r, err)
+			return
+		}
+	}
+	h.serveFile(w, r, st, name, fi)
 }
 
 var allowGetHead = []string{"GET, HEAD"}[:1:1]
@@ -43,60 +65,28 @@ var allowGetHead = []string{"GET, HEAD"}[:1:1]
 // around its (failing) poller registration, four system calls per open.
 const openFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
-func (h *static) serveFile(w http.ResponseWriter, r *http.Request, name string) {
-	f, err := h.root.get().OpenFile(name, openFlags, 0)
-	if err != nil {
-		h.fail(w, r, err)
+// serveFile serves a regular file that fi, a stat taken just now,
+// describes: from the cache if it is small, else from disk.
+func (h *static) serveFile(w http.ResponseWriter, r *http.Request, st *rootState, name string, fi fs.FileInfo) {
+	if !fi.Mode().IsRegular() {
+		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
-	fi, err := f.Stat()
-	switch {
-	case err != nil:
-		h.fail(w, r, err)
-	case fi.IsDir():
-		f.Close()
-		h.serveDir(w, r, name)
-		return
-	default:
-		h.serveContent(w, r, name, f, fi)
-	}
-	f.Close()
-}
-
-// serveDir answers a directory: a redirect to add the slash, then its
-// index.html. Directories are never listed.
-func (h *static) serveDir(w http.ResponseWriter, r *http.Request, name string) {
-	p := r.URL.Path
-	if !strings.HasSuffix(p, "/") {
-		u := url.URL{Path: "/" + strings.TrimLeft(p, "/") + "/", RawQuery: r.URL.RawQuery}
-		w.Header()["Location"] = []string{u.String()}
-		w.WriteHeader(http.StatusMovedPermanently)
+	if e := st.cache.lookup(st.root, name, fi); e != nil {
+		e.serve(w, r, name)
 		return
 	}
-	index := "index.html"
-	if name != "." {
-		index = name + "index.html"
-	}
-	f, err := h.root.get().OpenFile(index, openFlags, 0)
+	f, err := st.root.OpenFile(name, openFlags, 0)
 	if err != nil {
 		h.fail(w, r, err)
 		return
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil || !fi.Mode().IsRegular() {
+	if fi, err = f.Stat(); err != nil || !fi.Mode().IsRegular() {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
-	h.serveContent(w, r, index, f, fi)
-}
-
-func (h *static) serveContent(w http.ResponseWriter, r *http.Request, name string, f *os.File, fi fs.FileInfo) {
-	if !fi.Mode().IsRegular() {
-		http.Error(w, "404 page not found", http.StatusNotFound)
-		return
-	}
-	w.Header()["Etag"] = []string{etag(fi)}
+	w.Header()["Etag"] = []string{etagOf(fi.ModTime(), fi.Size())}
 	b, _ := h.bodies.Get().(*fileBody)
 	if b == nil {
 		b = new(fileBody)
@@ -107,13 +97,21 @@ func (h *static) serveContent(w http.ResponseWriter, r *http.Request, name strin
 	h.bodies.Put(b)
 }
 
-// etag is nginx's validator: modification time and size in hex.
-func etag(fi fs.FileInfo) string {
+// redirectToDir adds the slash to a directory's URL. The target is
+// built from the path alone, so it cannot lead to another host.
+func redirectToDir(w http.ResponseWriter, r *http.Request) {
+	u := url.URL{Path: "/" + strings.TrimLeft(r.URL.Path, "/") + "/", RawQuery: r.URL.RawQuery}
+	w.Header()["Location"] = []string{u.String()}
+	w.WriteHeader(http.StatusMovedPermanently)
+}
+
+// etagOf is nginx's validator: modification time and size in hex.
+func etagOf(mod time.Time, size int64) string {
 	var b [40]byte
 	e := append(b[:0], '"')
-	e = strconv.AppendInt(e, fi.ModTime().Unix(), 16)
+	e = strconv.AppendInt(e, mod.Unix(), 16)
 	e = append(e, '-')
-	e = strconv.AppendInt(e, fi.Size(), 16)
+	e = strconv.AppendInt(e, size, 16)
 	e = append(e, '"')
 	return string(e)
 }

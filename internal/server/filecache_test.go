@@ -1,0 +1,95 @@
+package server
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestFileCacheFreshness changes files every way a deploy does and
+// expects the next request to see the change.
+func TestFileCacheFreshness(t *testing.T) {
+	root := staticSite(t)
+	p := filepath.Join(root, "hello.txt")
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	cl := ts.client(t, false)
+	expect := func(want string, code int) {
+		t.Helper()
+		resp, body := get(t, cl, "https://a.test/hello.txt")
+		if resp.StatusCode != code || code == 200 && body != want {
+			t.Fatalf("got %d %q, want %d %q", resp.StatusCode, body, code, want)
+		}
+	}
+	expect("hello, world\n", 200)
+	expect("hello, world\n", 200) // from the cache
+
+	// In place, same size, modification time put back: the change time differs.
+	fi, _ := os.Stat(p)
+	if err := os.WriteFile(p, []byte("HELLO, WORLD\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	os.Chtimes(p, fi.ModTime(), fi.ModTime())
+	expect("HELLO, WORLD\n", 200)
+
+	// Replaced by rename.
+	writeFile(t, p+".new", "new version\n")
+	if err := os.Rename(p+".new", p); err != nil {
+		t.Fatal(err)
+	}
+	expect("new version\n", 200)
+
+	// Made unreadable, then removed.
+	if os.Geteuid() != 0 {
+		os.Chmod(p, 0)
+		expect("", 403)
+		os.Chmod(p, 0o644)
+	}
+	os.Remove(p)
+	expect("", 404)
+}
+
+func TestFileCacheBudget(t *testing.T) {
+	root := t.TempDir()
+	for _, n := range []string{"a", "b", "c", "d"} {
+		writeFile(t, filepath.Join(root, n+".txt"), strings.Repeat(n, 1000))
+	}
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{FileCacheBytes: 2500,
+		Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	cl := ts.client(t, false)
+	for range 3 {
+		for _, n := range []string{"a", "b", "c", "d"} {
+			if _, body := get(t, cl, "https://a.test/"+n+".txt"); body != strings.Repeat(n, 1000) {
+				t.Fatalf("%s.txt: %q", n, body[:10])
+			}
+		}
+	}
+	if used := ts.budget.used.Load(); used > 2500 || used < 2000 {
+		t.Errorf("cache holds %d bytes with a budget of 2500", used)
+	}
+	// Reloading onto another directory returns the old cache's bytes.
+	other := staticSite(t)
+	if err := ts.Reload([]Site{{Names: []string{"a.test"}, Root: other, Cert: c.source()}}); err != nil {
+		t.Fatal(err)
+	}
+	if used := ts.budget.used.Load(); used != 0 {
+		t.Errorf("cache of the replaced root still holds %d bytes", used)
+	}
+	if _, body := get(t, cl, "https://a.test/hello.txt"); body != "hello, world\n" {
+		t.Errorf("new root: %q", body)
+	}
+}
+
+func TestFileCacheOff(t *testing.T) {
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{FileCacheBytes: -1,
+		Sites: []Site{{Names: []string{"a.test"}, Root: staticSite(t), Cert: c.source()}}}, c)
+	if _, body := get(t, ts.client(t, false), "https://a.test/hello.txt"); body != "hello, world\n" {
+		t.Errorf("body %q", body)
+	}
+	if ts.budget != nil {
+		t.Error("cache on despite FileCacheBytes < 0")
+	}
+}
