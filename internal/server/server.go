@@ -99,39 +99,27 @@ type Server struct {
 
 // New checks and compiles opts.Sites (opening static roots and loading
 // certificate files) and returns a Server ready to Serve. Nothing is
-// served before Serve.
+// served before Serve. On error the listeners stay the caller's.
 func New(opts Options) (*Server, error) {
 	if opts.HTTPListener == nil && opts.HTTPSListener == nil {
 		return nil, errors.New("server: no listener")
 	}
-	if opts.DrainTimeout <= 0 {
-		opts.DrainTimeout = DefaultDrainTimeout
-	}
-	if opts.CertCheckInterval <= 0 {
-		opts.CertCheckInterval = DefaultCertCheckInterval
-	}
-	logger := opts.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
+	opts = opts.withDefaults()
 	bufs := newBufferPool()
 	s := &Server{
 		opts:     opts,
-		log:      logger,
+		log:      opts.Logger,
 		acmeCert: opts.ACMEGetCertificate,
 		reject:   rejectConfig(),
 		env: &proxyEnv{
 			transport: newTransport(),
 			bufs:      bufs,
-			log:       logger,
-			errLog:    slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+			log:       opts.Logger,
+			errLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
 		},
 		access: &accessLog{log: opts.AccessLog, bufs: bufs},
 		port:   redirectPort(opts),
 		stop:   make(chan struct{}),
-	}
-	if opts.FileCacheBytes == 0 {
-		opts.FileCacheBytes = DefaultFileCacheBytes
 	}
 	if opts.FileCacheBytes > 0 {
 		s.budget = &cacheBudget{max: opts.FileCacheBytes}
@@ -146,6 +134,22 @@ func New(opts Options) (*Server, error) {
 	s.https = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.serveTLS)))
 	s.https.TLSConfig = s.tlsConfig()
 	return s, nil
+}
+
+func (o Options) withDefaults() Options {
+	if o.DrainTimeout <= 0 {
+		o.DrainTimeout = DefaultDrainTimeout
+	}
+	if o.CertCheckInterval <= 0 {
+		o.CertCheckInterval = DefaultCertCheckInterval
+	}
+	if o.FileCacheBytes == 0 {
+		o.FileCacheBytes = DefaultFileCacheBytes
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	return o
 }
 
 func redirectPort(opts Options) string {

@@ -22,8 +22,9 @@ type Site struct {
 	Names []string
 
 	// Default makes this site answer handshakes with no or an unknown SNI
-	// and requests whose Host names no site. At most one site may be
-	// the default.
+	// and requests whose Host names no site (clients that address the
+	// server by IP). At most one site may be the default. Without one, an
+	// unknown SNI gets an unrecognized_name alert.
 	Default bool
 
 	// Root serves static files from this directory. Requests never leave
@@ -34,7 +35,11 @@ type Site struct {
 
 	// Proxy forwards requests, round-robin, to these upstream URLs
 	// ("http://127.0.0.1:8080"). All upstreams of one handler must have
-	// the same path; the request path is appended to it.
+	// the same path; the request path is appended to it. The client's
+	// Host header is passed on; X-Forwarded-For, -Host and -Proto are set
+	// (the client's own are dropped). An upstream refusing connections is
+	// skipped for 10 s, and a request without a body moves on to the next
+	// one at once. WebSocket upgrades pass through (HTTP/1.1).
 	Proxy []string
 
 	// Redirect answers 308 with this target; "{uri}" is replaced by the
