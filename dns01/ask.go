@@ -30,22 +30,20 @@ type answer struct {
 // serversOf returns the name servers of the zones of records, from the
 // cache when fresh.
 func (c *Checker) serversOf(ctx context.Context, records map[Record]*watch) map[string]zoneServers {
-	out := make(map[string]zoneServers)
+	zones := make(map[string]bool)
+	for r := range records {
+		zones[r.Zone] = true
+	}
+	out := make(map[string]zoneServers, len(zones))
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	for r := range records {
-		if _, ok := out[r.Zone]; ok {
-			continue
-		}
-		out[r.Zone] = zoneServers{}
-		wg.Add(1)
-		go func(zone string) {
-			defer wg.Done()
+	for zone := range zones {
+		wg.Go(func() {
 			list, err := c.cachedNameservers(ctx, zone)
 			mu.Lock()
 			out[zone] = zoneServers{list: list, err: err}
 			mu.Unlock()
-		}(r.Zone)
+		})
 	}
 	wg.Wait()
 	return out

@@ -140,9 +140,7 @@ func TestWaitTimeout(t *testing.T) {
 	c.Forget(r)
 
 	// A server that stopped answering is named with the error.
-	if err := b.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	b.Stop()
 	r.Value = "other"
 	err = c.Wait(t.Context(), r)
 	if err == nil || !strings.Contains(err.Error(), "zone example.test") || !strings.Contains(err.Error(), b.Addr+": ") ||

@@ -158,9 +158,7 @@ func TestErrors(t *testing.T) {
 func TestServerDown(t *testing.T) {
 	b := startBIND(t, "")
 	p := newProvider(t, b, rfc2136.Options{})
-	if err := b.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	b.Stop()
 	err := p.Present(t.Context(), []dns01.Record{rec("_acme-challenge.example.test", "example.test", "v")})
 	if err == nil || !strings.HasPrefix(err.Error(), "rfc2136: update example.test at "+b.Addr+": ") ||
 		!strings.Contains(err.Error(), "connection refused") {

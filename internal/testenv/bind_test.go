@@ -51,9 +51,7 @@ func TestBINDUpdateRestart(t *testing.T) {
 	update(t, b, "example.test", "_acme-challenge.example.test", "two", false)
 	wantTXT(t, b, "_acme-challenge.example.test", "one", "two")
 
-	if err := b.Stop(); err != nil {
-		t.Fatal(err)
-	}
+	b.Stop()
 	if _, err := b.TXT(t.Context(), "_acme-challenge.example.test"); err == nil {
 		t.Fatal("stopped BIND still answers")
 	}
