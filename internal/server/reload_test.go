@@ -148,3 +148,36 @@ func TestReloadKeepsRoot(t *testing.T) {
 		}
 	}
 }
+
+// TestReloadInFlight removes a site while one of its requests is in
+// flight: the request finishes, the next one is refused.
+func TestReloadInFlight(t *testing.T) {
+	release := make(chan struct{})
+	slow := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		<-release
+		io.WriteString(w, "done")
+	}))
+	a, b := newTestCert(t, "a.test"), newTestCert(t, "b.test")
+	siteA := Site{Names: []string{"a.test"}, Root: staticSite(t), Cert: a.source()}
+	ts := startServer(t, Options{Sites: []Site{siteA,
+		{Names: []string{"b.test"}, Proxy: []string{"http://" + slow.addr}, Cert: b.source()}}}, a, b)
+	cl := ts.client(t, false)
+	got := make(chan error, 1)
+	go func() { got <- fetch(cl, "https://b.test/", "done") }()
+	waitFor(t, func() bool { return slow.connCount() == 1 })
+	if err := ts.Reload([]Site{siteA}); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-got; err != nil {
+		t.Errorf("in-flight request to the removed site: %v", err)
+	}
+	// The kept-alive connection now gets 421; new ones fail the handshake.
+	resp, _ := get(t, cl, "https://b.test/")
+	if resp.StatusCode != http.StatusMisdirectedRequest {
+		t.Errorf("next request on the old connection: %d, want 421", resp.StatusCode)
+	}
+	if _, err := ts.handshake("b.test"); err == nil {
+		t.Error("removed site still completes handshakes")
+	}
+}
