@@ -3,6 +3,7 @@ package server
 import (
 	"cmp"
 	"fmt"
+	"net"
 	"net/http"
 	"path/filepath"
 	"slices"
@@ -53,6 +54,7 @@ func (t *table) add(st *site) error {
 			return fmt.Errorf("name %s belongs to two sites", n)
 		}
 		m[key] = st
+		t.ips = t.ips || net.ParseIP(n) != nil
 	}
 	if st.dflt {
 		if t.def != nil {

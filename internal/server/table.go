@@ -14,6 +14,7 @@ type table struct {
 	exact map[string]*site // "example.com", "192.0.2.1"
 	wild  map[string]*site // "*.example.com" stored as "example.com"
 	def   *site
+	ips   bool // some site names an IP address
 	sites []*site
 	certs []*fileCert
 	roots map[string]*rootDir // by absolute path
@@ -36,7 +37,7 @@ func (t *table) lookup(name string) *site {
 // no site applies.
 func (t *table) forHello(hello *tls.ClientHelloInfo) (st *site, matched bool) {
 	name := hello.ServerName
-	if name == "" {
+	if name == "" && t.ips {
 		name = localIP(hello.Conn)
 	}
 	if name != "" {

@@ -335,3 +335,13 @@ func TestNewRejects(t *testing.T) {
 		t.Error("New without listeners succeeded")
 	}
 }
+
+// TestIPSite serves a site named by an IP address to clients without SNI.
+func TestIPSite(t *testing.T) {
+	c := newTestCert(t, "127.0.0.1")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"127.0.0.1"}, Root: staticSite(t), Cert: c.source()}}}, c)
+	cl := ts.client(t, true)
+	if resp, body := get(t, cl, "https://127.0.0.1/hello.txt"); resp.StatusCode != 200 || body != "hello, world\n" {
+		t.Errorf("IP site: %d %q", resp.StatusCode, body)
+	}
+}
