@@ -97,7 +97,7 @@ type namedProc struct {
 // serves all of them (secondaries transferred) and stops it in t.Cleanup.
 // It fails the test, saying how to install it, if named is missing.
 // named's log is shown if the test fails.
-func StartBIND(t *testing.T, opts BINDOptions) *BIND {
+func StartBIND(t testing.TB, opts BINDOptions) *BIND {
 	t.Helper()
 	named := NamedPath(t)
 	b := &BIND{
@@ -139,7 +139,7 @@ func StartBIND(t *testing.T, opts BINDOptions) *BIND {
 
 // NamedPath returns the path of BIND's named, failing the test with
 // NamedHint if it is not installed.
-func NamedPath(t *testing.T) string {
+func NamedPath(t testing.TB) string {
 	t.Helper()
 	if p, err := exec.LookPath("named"); err == nil {
 		return p
@@ -306,7 +306,7 @@ func (b *BIND) Notify(ctx context.Context, zone string) error {
 
 // SecretFile writes the TSIG secret, base64, to a new file readable by
 // its owner only, and returns its path.
-func (b *BIND) SecretFile(t *testing.T) string {
+func (b *BIND) SecretFile(t testing.TB) string {
 	t.Helper()
 	return writeSecret(t, "tsig.secret", b.KeySecret+"\n")
 }
@@ -314,7 +314,7 @@ func (b *BIND) SecretFile(t *testing.T) string {
 // KeyFile writes the TSIG key as a BIND key clause, the format of
 // tsig-keygen that nsupdate -k reads, to a new file readable by its owner
 // only, and returns its path.
-func (b *BIND) KeyFile(t *testing.T) string {
+func (b *BIND) KeyFile(t testing.TB) string {
 	t.Helper()
 	return writeSecret(t, "tsig.key", b.keyClause())
 }
@@ -323,7 +323,7 @@ func (b *BIND) keyClause() string {
 	return fmt.Sprintf("key %q {\n\talgorithm %s;\n\tsecret %q;\n};\n", b.KeyName, b.KeyAlgorithm, b.KeySecret)
 }
 
-func writeSecret(t *testing.T, name, content string) string {
+func writeSecret(t testing.TB, name, content string) string {
 	t.Helper()
 	path := filepath.Join(t.TempDir(), name)
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
@@ -334,7 +334,7 @@ func writeSecret(t *testing.T, name, content string) string {
 
 // FreeDNSPort returns a port that was free for both UDP and TCP on every
 // one of ips a moment ago.
-func FreeDNSPort(t *testing.T, ips ...string) int {
+func FreeDNSPort(t testing.TB, ips ...string) int {
 	t.Helper()
 	for range 50 {
 		ln, err := net.Listen("tcp", net.JoinHostPort(ips[0], "0"))
@@ -380,7 +380,7 @@ func IPv6Loopback() bool {
 	return true
 }
 
-func randomBytes(t *testing.T, n int) []byte {
+func randomBytes(t testing.TB, n int) []byte {
 	t.Helper()
 	b := make([]byte, n)
 	if _, err := rand.Read(b); err != nil {
@@ -389,7 +389,7 @@ func randomBytes(t *testing.T, n int) []byte {
 	return b
 }
 
-func randomHex(t *testing.T, n int) string {
+func randomHex(t testing.TB, n int) string {
 	t.Helper()
 	return hex.EncodeToString(randomBytes(t, n))
 }

@@ -20,6 +20,8 @@ func (b *BIND) writeConfig(opts BINDOptions) error {
 		fmt.Fprintf(&conf, "\tlisten-on port %d { %s; };\n\tlisten-on-v6 { none; };\n", b.Port, b.IP)
 	}
 	fmt.Fprintf(&conf, "\tversion %q;\n\tdnssec-validation no;\n\tnotify no;\n\tallow-transfer { any; };\n", b.version)
+	// Pebble asks over TCP, three times per challenge at once.
+	conf.WriteString("\ttcp-listen-queue 1024;\n\ttcp-clients 1000;\n")
 	if opts.Forward != "" {
 		conf.WriteString("\trecursion yes;\n\tallow-recursion { any; };\n")
 		conf.WriteString("\tmax-cache-ttl 0;\n\tmax-ncache-ttl 0;\n\tservfail-ttl 0;\n")

@@ -1,0 +1,118 @@
+package tlspilot
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/dns01/rfc2136"
+	"github.com/tlspilot/tlspilot/internal/devca"
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// BenchmarkDNS01 measures dns-01 issuance against Pebble validating
+// through BIND, updates by rfc2136: one single-name order (the reference),
+// one order for 50 names, and 50 single-name orders due together. It
+// reports the DNS UPDATE messages sent per operation. The figures are in
+// docs/benchmarks-dns01.md.
+//
+//	go test -run '^$' -bench DNS01 -benchtime 5x .
+func BenchmarkDNS01(b *testing.B) {
+	bind := testenv.StartBIND(b, testenv.BINDOptions{Zones: []testenv.BINDZone{exampleZone}})
+	ca, err := devca.Start(b.Context(), devca.Options{DNSServer: bind.Addr, NonceReject: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(ca.Close)
+	prov, err := rfc2136.New(rfc2136.Options{Server: bind.Addr, TSIGKey: bind.KeyName, TSIGSecret: bind.KeySecret})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := New(b.Context(), Config{
+		CA: ca.DirectoryURL, CARoots: ca.Roots, AgreeTerms: true, StorageDir: b.TempDir(),
+		Challenge: DNS01, DNSProvider: prov,
+		DNSPropagation: dns01.PropagationOptions{Resolvers: []string{bind.Addr}, AuthoritativePort: bind.Port},
+		RetryMin:       time.Second, RetryMax: 5 * time.Second,
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = m.Run(ctx)
+	}()
+	b.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	round := 0
+	issue := func(b *testing.B, certs []Cert) {
+		if err := m.ManageCerts(ctx, certs...); err != nil {
+			b.Fatal(err)
+		}
+		waitAllServing(b, m, certs, 2*time.Minute)
+	}
+	issue(b, []Cert{{Names: []string{"warm-up.example.test"}}}) // the account
+
+	for _, bc := range []struct {
+		name  string
+		certs func(round int) []Cert
+	}{
+		{"1-name", func(r int) []Cert { return []Cert{{Names: []string{fmt.Sprintf("r%d.example.test", r)}}} }},
+		{"1-order-50-names", func(r int) []Cert { return []Cert{{Names: benchNames(r, 50)}} }},
+		{"50-orders", func(r int) []Cert {
+			var cs []Cert
+			for _, n := range benchNames(r, 50) {
+				cs = append(cs, Cert{Names: []string{n}})
+			}
+			return cs
+		}},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			before := prov.Updates()
+			for b.Loop() {
+				round++
+				issue(b, bc.certs(round))
+			}
+			b.ReportMetric(float64(prov.Updates()-before)/float64(b.N), "updates/op")
+		})
+	}
+}
+
+// benchNames returns n names under example.test, new for each round.
+func benchNames(round, n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("n%d.r%d.example.test", i, round)
+	}
+	return out
+}
+
+// waitAllServing waits until every certificate of certs is CA-issued.
+func waitAllServing(b *testing.B, m *Manager, certs []Cert, timeout time.Duration) {
+	b.Helper()
+	want := make(map[string]bool)
+	for _, c := range certs {
+		want[c.Names[0]] = true
+	}
+	deadline := time.Now().Add(timeout)
+	for {
+		left := len(want)
+		for _, st := range m.Status() {
+			if st.Serving && want[st.Names[0]] {
+				left--
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d certificates not obtained within %v", left, timeout)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
