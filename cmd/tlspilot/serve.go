@@ -14,6 +14,8 @@ import (
 	"syscall"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/dns01/provider"
 	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/server"
 )
@@ -185,8 +187,32 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 		}
 		mc.EAB = &tlspilot.EAB{KeyID: cfg.EABKeyID, HMACKey: strings.TrimSpace(string(b))}
 	}
-	if mc.Challenge == tlspilot.DNS01 && cfg.DNS == nil {
+	if cfg.DNS != nil {
+		dc := dnsConfig(cfg.DNS)
+		p, err := provider.New(dc, logger.With("component", "dns-01"))
+		if err != nil {
+			return mc, cfg.Errorf("dns.provider", "%v", err)
+		}
+		mc.DNSProvider, mc.DNSPropagation = p, dc.Propagation()
+	} else if mc.Challenge == tlspilot.DNS01 {
 		return mc, cfg.Errorf("challenge", "dns-01 needs a [dns] section")
 	}
 	return mc, nil
+}
+
+// dnsConfig maps the [dns] section onto the dns-01 package's Config.
+func dnsConfig(d *config.DNS) dns01.Config {
+	return dns01.Config{
+		Provider:           d.Provider,
+		Server:             d.Server,
+		TSIGKey:            d.TSIGKey,
+		TSIGAlgorithm:      d.TSIGAlgorithm,
+		TSIGSecretFile:     d.TSIGSecretFile,
+		Zone:               d.Zone,
+		Command:            d.Command,
+		Timeout:            d.Timeout,
+		Resolvers:          d.Resolvers,
+		AuthoritativePort:  d.AuthoritativePort,
+		PropagationTimeout: d.PropagationTimeout,
+	}
 }
