@@ -3,6 +3,7 @@ package tlspilot
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -26,10 +27,11 @@ func BenchmarkDNS01(b *testing.B) {
 		b.Fatal(err)
 	}
 	b.Cleanup(ca.Close)
-	prov, err := rfc2136.New(rfc2136.Options{Server: bind.Addr, TSIGKey: bind.KeyName, TSIGSecret: bind.KeySecret})
+	upd, err := rfc2136.New(rfc2136.Options{Server: bind.Addr, TSIGKey: bind.KeyName, TSIGSecret: bind.KeySecret})
 	if err != nil {
 		b.Fatal(err)
 	}
+	prov := &countingProvider{Provider: upd}
 	m, err := New(b.Context(), Config{
 		CA: ca.DirectoryURL, CARoots: ca.Roots, AgreeTerms: true, StorageDir: b.TempDir(),
 		Challenge: DNS01, DNSProvider: prov,
@@ -73,14 +75,34 @@ func BenchmarkDNS01(b *testing.B) {
 		}},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
-			before := prov.Updates()
+			updates, adds, removes := upd.Updates(), prov.adds.Load(), prov.removes.Load()
 			for b.Loop() {
 				round++
 				issue(b, bc.certs(round))
 			}
-			b.ReportMetric(float64(prov.Updates()-before)/float64(b.N), "updates/op")
+			n := float64(b.N)
+			b.ReportMetric(float64(upd.Updates()-updates)/n, "updates/op")
+			b.ReportMetric(float64(prov.adds.Load()-adds)/n, "add-updates/op")
+			b.ReportMetric(float64(prov.removes.Load()-removes)/n, "remove-updates/op")
 		})
 	}
+}
+
+// countingProvider counts the calls that add and that remove records;
+// with one zone, each is one UPDATE message.
+type countingProvider struct {
+	dns01.Provider
+	adds, removes atomic.Int64
+}
+
+func (p *countingProvider) Present(ctx context.Context, recs []dns01.Record) error {
+	p.adds.Add(1)
+	return p.Provider.Present(ctx, recs)
+}
+
+func (p *countingProvider) CleanUp(ctx context.Context, recs []dns01.Record) error {
+	p.removes.Add(1)
+	return p.Provider.CleanUp(ctx, recs)
 }
 
 // benchNames returns n names under example.test, new for each round.

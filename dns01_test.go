@@ -315,3 +315,37 @@ func TestDNS01Propagation(t *testing.T) {
 	}
 	wantTXT(t, primary, "_acme-challenge.example.test")
 }
+
+// nopProvider is a dns01.Provider that does nothing.
+type nopProvider struct{}
+
+func (nopProvider) Present(context.Context, []dns01.Record) error { return nil }
+func (nopProvider) CleanUp(context.Context, []dns01.Record) error { return nil }
+
+// TestDNS01Config: dns-01, and so wildcards, need a provider; IP addresses
+// cannot be proved with dns-01.
+func TestDNS01Config(t *testing.T) {
+	cfg := Config{CA: "https://ca.invalid/dir", StorageDir: t.TempDir(), Challenge: DNS01}
+	if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "no dns-01 provider") {
+		t.Fatalf("New without a provider: %v", err)
+	}
+	cfg.DNSProvider = nopProvider{}
+	cfg.DNSPropagation.Resolvers = []string{"ns 1"}
+	if _, err := New(t.Context(), cfg); err == nil || !strings.Contains(err.Error(), "resolvers") {
+		t.Fatalf("New with a bad resolver: %v", err)
+	}
+	cfg.DNSPropagation.Resolvers = []string{"127.0.0.1:53"}
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Manage(t.Context(), "example.test", "192.0.2.1"); err == nil || !strings.Contains(err.Error(), "IP address 192.0.2.1 cannot be proved with dns-01") {
+		t.Errorf("Manage of an IP address with dns-01: %v", err)
+	}
+	if err := m.ManageCerts(t.Context(), Cert{Names: []string{"*.example.test"}, Challenge: HTTP01}); err == nil {
+		t.Error("a wildcard with http-01: no error")
+	}
+	if err := m.Manage(t.Context(), "*.example.test", "example.test"); err != nil {
+		t.Errorf("a wildcard with dns-01: %v", err)
+	}
+}

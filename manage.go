@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"runtime"
 	"sync"
 	"time"
@@ -83,6 +84,9 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	for _, n := range names {
 		if len(n) > 2 && n[:2] == "*." && ch != DNS01 {
 			return nil, fmt.Errorf("manage %v: wildcard %s needs the dns-01 challenge (challenge is %s)", names, n, ch)
+		}
+		if ch == DNS01 && net.ParseIP(n) != nil {
+			return nil, fmt.Errorf("manage %v: IP address %s cannot be proved with dns-01", names, n)
 		}
 	}
 	kts := c.KeyTypes
