@@ -57,7 +57,6 @@ type env struct {
 	dir      string
 	conf     string
 	roots    *x509.CertPool // Pebble's issuing root
-	rootFile string
 	upstream string
 	https    string // 127.0.0.1:port
 	http     string
