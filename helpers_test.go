@@ -86,21 +86,8 @@ func testConfig(t *testing.T, p *testenv.Pebble, ev *events) Config {
 // test ends.
 func startManager(t *testing.T, p *testenv.Pebble, cfg Config) *Manager {
 	t.Helper()
-	m, err := New(context.Background(), cfg)
-	if err != nil {
-		t.Fatalf("New: %v", err)
-	}
+	m := startManager2(t, p, cfg)
 	serveChallenges(t, p, m)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = m.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
 	return m
 }
 
