@@ -18,7 +18,7 @@ import (
 // waiting, not one per name.
 func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order) error {
 	authzs := make([]acmeclient.Authz, len(o.Authorizations))
-	err := each(ctx, len(authzs), func(i int) error {
+	err := each(ctx, len(authzs), acceptLimit, func(i int) error {
 		a, err := f.Client.GetAuthz(ctx, f.Account, o.Authorizations[i])
 		authzs[i] = a
 		return err
@@ -62,7 +62,7 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 		return fmt.Errorf("save order progress: %w", err)
 	}
 	defer f.cleanup(ctx, req.ID, p)
-	if err := each(ctx, len(chs), func(i int) error {
+	if err := each(ctx, len(chs), acceptLimit, func(i int) error {
 		if err := solver.Present(ctx, chs[i]); err != nil {
 			return fmt.Errorf("present %s for %s: %w", chs[i].Type, chs[i].Identifier.Value, err)
 		}
@@ -71,19 +71,31 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 		return err
 	}
 	if w, ok := solver.(solvers.Waiter); ok {
-		if err := each(ctx, len(chs), func(i int) error { return w.Wait(ctx, chs[i]) }); err != nil {
+		if err := each(ctx, len(chs), waitLimit, func(i int) error { return w.Wait(ctx, chs[i]) }); err != nil {
 			return err
 		}
 	}
-	return each(ctx, len(chs), func(i int) error {
-		if err := f.Client.Accept(ctx, f.Account, chs[i]); err != nil {
-			return err
-		}
+	// Accept every challenge, then wait for all of them together: the CA
+	// validates them in parallel, so waiting costs one round, not one per
+	// name.
+	if err := each(ctx, len(chs), acceptLimit, func(i int) error {
+		return f.Client.Accept(ctx, f.Account, chs[i])
+	}); err != nil {
+		return err
+	}
+	return each(ctx, len(chs), waitLimit, func(i int) error {
 		byURL := acmeclient.Authz{URL: authzURL(authzs, chs[i]), Identifier: chs[i].Identifier}
 		_, err := f.Client.WaitAuthz(ctx, f.Account, byURL)
 		return err
 	})
 }
+
+// Concurrency of the calls to the CA for one order: requests that change
+// state, and polls (cheap, mostly waiting).
+const (
+	acceptLimit = 8
+	waitLimit   = 64
+)
 
 // cleanup removes every answer the progress records as presented (those
 // of this run and any left by a stopped one), also when ctx has ended.
@@ -97,26 +109,29 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress) {
 	}
 }
 
-// cleanupRecorded removes answers a saved progress says were presented.
+// cleanupRecorded removes answers a saved progress says were presented,
+// concurrently, so that a solver that batches (dns-01) removes them in few
+// messages.
 func (f *Flow) cleanupRecorded(ctx context.Context, p certstore.Progress) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	var todo []certstore.Challenge
 	done := make(map[certstore.Challenge]bool, len(p.Challenges))
 	for _, c := range p.Challenges {
-		if done[c] {
-			continue
-		}
-		done[c] = true
-		s, ok := f.Solvers[c.Type]
-		if !ok {
-			continue
-		}
-		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
-			Identifier: acmeclient.Identifier{Type: identifierType(c.Identifier), Value: c.Identifier}}
-		if err := s.CleanUp(cctx, ch); err != nil {
-			f.Log.Warn("clean up challenge", "type", c.Type, "identifier", c.Identifier, "error", err)
+		if _, ok := f.Solvers[c.Type]; ok && !done[c] {
+			done[c] = true
+			todo = append(todo, c)
 		}
 	}
+	_ = each(cctx, len(todo), waitLimit, func(i int) error {
+		c := todo[i]
+		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
+			Identifier: acmeclient.Identifier{Type: identifierType(c.Identifier), Value: c.Identifier}}
+		if err := f.Solvers[c.Type].CleanUp(cctx, ch); err != nil {
+			f.Log.Warn("clean up challenge", "type", c.Type, "identifier", c.Identifier, "error", err)
+		}
+		return nil
+	})
 }
 
 func authzURL(authzs []acmeclient.Authz, ch acmeclient.Challenge) string {
@@ -139,10 +154,9 @@ func pick(a acmeclient.Authz, typ string) (acmeclient.Challenge, bool) {
 	return acmeclient.Challenge{}, false
 }
 
-// each runs fn(0..n-1) with bounded concurrency and returns the first
+// each runs fn(0..n-1), at most limit at a time, and returns the first
 // error; the others still finish.
-func each(ctx context.Context, n int, fn func(i int) error) error {
-	const limit = 8
+func each(ctx context.Context, n, limit int, fn func(i int) error) error {
 	sem := make(chan struct{}, limit)
 	var (
 		wg    sync.WaitGroup
