@@ -64,7 +64,12 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
-	p := testenv.StartPebbleProcess(t, testenv.PebbleOptions{})
+	return newEnvWith(t, testenv.PebbleOptions{})
+}
+
+func newEnvWith(t *testing.T, opts testenv.PebbleOptions) *env {
+	t.Helper()
+	p := testenv.StartPebbleProcess(t, opts)
 	e := &env{t: t, p: p, dir: t.TempDir(), roots: p.IssuerRoots(t)}
 	e.https = "127.0.0.1:" + strconv.Itoa(p.TLSPort)
 	e.http = "127.0.0.1:" + strconv.Itoa(p.HTTPPort)
