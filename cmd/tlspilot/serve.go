@@ -208,6 +208,7 @@ func dnsConfig(d *config.DNS) dns01.Config {
 		TSIGKey:            d.TSIGKey,
 		TSIGAlgorithm:      d.TSIGAlgorithm,
 		TSIGSecretFile:     d.TSIGSecretFile,
+		TSIGSecretEnv:      d.TSIGSecretEnv,
 		Zone:               d.Zone,
 		Command:            d.Command,
 		Timeout:            d.Timeout,

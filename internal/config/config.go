@@ -172,6 +172,9 @@ type DNS struct {
 	// TSIGSecretFile is an absolute path to the file holding the TSIG
 	// secret, readable by its owner only.
 	TSIGSecretFile string
+	// TSIGSecretEnv names an environment variable holding the secret
+	// ("tsig_secret_env"), instead of TSIGSecretFile.
+	TSIGSecretEnv string
 	// Zone is the zone to update, normalised; empty means found by
 	// walking up to the SOA.
 	Zone string

@@ -21,7 +21,7 @@ func (d *decoder) dns(t *table) *DNS {
 	c := &DNS{}
 	t.str("provider", &c.Provider)
 	set := map[string]bool{}
-	for _, k := range []string{"server", "tsig_key", "tsig_algorithm", "tsig_secret_file", "command", "timeout"} {
+	for _, k := range []string{"server", "tsig_key", "tsig_algorithm", "tsig_secret_file", "tsig_secret_env", "command", "timeout"} {
 		_, set[k] = t.m[k]
 	}
 	if t.str("server", &c.Server) {
@@ -36,6 +36,9 @@ func (d *decoder) dns(t *table) *DNS {
 	}
 	if t.str("tsig_secret_file", &c.TSIGSecretFile) {
 		c.TSIGSecretFile = d.secretFile(t.key("tsig_secret_file"), c.TSIGSecretFile)
+	}
+	if t.str("tsig_secret_env", &c.TSIGSecretEnv) && os.Getenv(c.TSIGSecretEnv) == "" {
+		d.errorf(t.key("tsig_secret_env"), "environment variable %q is not set", c.TSIGSecretEnv)
 	}
 	if t.str("zone", &c.Zone) {
 		d.zone(t.key("zone"), &c.Zone)
@@ -64,12 +67,18 @@ func (d *decoder) provider(t *table, c *DNS, set map[string]bool) {
 	var need, unused []string
 	switch c.Provider {
 	case ProviderRFC2136:
-		need, unused = []string{"server", "tsig_key", "tsig_secret_file"}, []string{"command", "timeout"}
+		need, unused = []string{"server", "tsig_key"}, []string{"command", "timeout"}
 		if c.TSIGAlgorithm == "" {
 			c.TSIGAlgorithm = HMACSHA256
 		}
+		switch {
+		case set["tsig_secret_file"] && set["tsig_secret_env"]:
+			d.errorf(t.key("tsig_secret_env"), "give tsig_secret_file or tsig_secret_env, not both")
+		case !set["tsig_secret_file"] && !set["tsig_secret_env"]:
+			d.errorf(t.key("tsig_secret_file"), "required by the %s provider (or tsig_secret_env)", c.Provider)
+		}
 	case ProviderExec:
-		need, unused = []string{"command"}, []string{"server", "tsig_key", "tsig_algorithm", "tsig_secret_file"}
+		need, unused = []string{"command"}, []string{"server", "tsig_key", "tsig_algorithm", "tsig_secret_file", "tsig_secret_env"}
 	case "":
 		d.errorf(t.key("provider"), "required: %s or %s", ProviderRFC2136, ProviderExec)
 		return
