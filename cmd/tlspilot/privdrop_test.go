@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bufio"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// TestServeDropsPrivileges: started as root with user = "nobody", serve
+// binds its ports and then runs as nobody, and the storage it creates
+// belongs to nobody. The test runs as root (CI and these machines do);
+// anywhere else it fails, since it cannot show what it is meant to.
+func TestServeDropsPrivileges(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to show that privileges are dropped")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A directory nobody can write into, for its storage.
+	dir, err := os.MkdirTemp("", "tlspilot-privdrop-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nuser = \"nobody\"\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"priv.example.test\"]\n", filepath.Join(dir, "storage")))
+	cmd := exec.Command(buildBinary(t), "serve", "--config", conf)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		uid := procUID(t, cmd.Process.Pid)
+		fi, err := os.Stat(filepath.Join(dir, "storage", "kek"))
+		if uid == nobody.Uid && err == nil {
+			st := fi.Sys().(*syscall.Stat_t)
+			if fmt.Sprint(st.Uid) != nobody.Uid {
+				t.Errorf("key-encryption key owned by uid %d, want nobody (%s)", st.Uid, nobody.Uid)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve runs as uid %q (want nobody, %s); storage: %v", uid, nobody.Uid, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// procUID returns the real uid of a process, from /proc.
+func procUID(t *testing.T, pid int) string {
+	t.Helper()
+	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return ""
+	}
+	defer f.Close()
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		if rest, ok := strings.CutPrefix(sc.Text(), "Uid:"); ok {
+			return strings.Fields(rest)[0]
+		}
+	}
+	return ""
+}
