@@ -210,16 +210,7 @@ func startManager2(t *testing.T, p *testenv.Pebble, cfg Config) *Manager {
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = m.Run(ctx)
-	}()
-	t.Cleanup(func() {
-		cancel()
-		<-done
-	})
+	runManager(t, m)
 	return m
 }
 
