@@ -2,6 +2,7 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -10,20 +11,66 @@ import (
 	"github.com/tlspilot/tlspilot/internal/keys"
 )
 
+// AccountStatus is the state of the Manager's ACME account.
+type AccountStatus struct {
+	CA  string // directory URL
+	URL string // account URL, empty until registered
+	// State is "unregistered" before the first order, then the CA's word
+	// for the account: "valid", "deactivated" or "revoked".
+	State string
+	// Replaces lists earlier accounts of this contact that the CA
+	// deactivated or revoked and that this one replaced, oldest first.
+	Replaces []string
+	// Problem says what is wrong with the account and what to do, when
+	// no order can be placed with it; empty otherwise.
+	Problem string
+}
+
+// Account states reported in AccountStatus.State.
+const (
+	AccountUnregistered = "unregistered"
+	AccountValid        = acmeclient.AccountValid
+	AccountDeactivated  = acmeclient.AccountDeactivated
+	AccountRevoked      = acmeclient.AccountRevoked
+)
+
+// AccountStatus reports the state of the ACME account as this Manager
+// last saw it: from storage, updated whenever the CA answers about it.
+func (m *Manager) AccountStatus(ctx context.Context) AccountStatus {
+	id, _ := m.accountID()
+	out := AccountStatus{CA: m.cfg.CA, State: AccountUnregistered}
+	if rec, err := m.store.LoadAccount(ctx, id); err == nil {
+		out.URL, out.State, out.Replaces = rec.URL, AccountValid, rec.Replaces
+		if rec.Status != "" {
+			out.State = rec.Status
+		}
+	}
+	m.acctMu.Lock()
+	out.Problem = m.acctProblem
+	m.acctMu.Unlock()
+	return out
+}
+
+// accountID returns the storage id of the account and its contact URIs.
+func (m *Manager) accountID() (string, []string) {
+	var contact []string
+	if m.cfg.Email != "" {
+		contact = []string{"mailto:" + m.cfg.Email}
+	}
+	return certstore.AccountID(m.cfg.CA, contact), contact
+}
+
 // account returns the ACME account for the configured CA and contact,
 // creating it once. The account key is made and stored before the account
-// is registered, and never replaced afterwards.
+// is registered, and never replaced afterwards (see replaceAccount for
+// an account the CA deactivated).
 func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 	m.acctMu.Lock()
 	defer m.acctMu.Unlock()
 	if m.acct != nil {
 		return *m.acct, nil
 	}
-	var contact []string
-	if m.cfg.Email != "" {
-		contact = []string{"mailto:" + m.cfg.Email}
-	}
-	id := certstore.AccountID(m.cfg.CA, contact)
+	id, contact := m.accountID()
 	lease, err := m.store.Storage().Lock(ctx, certstore.AccountLock(id))
 	if err != nil {
 		return acmeclient.Account{}, fmt.Errorf("lock account: %w", err)
@@ -40,9 +87,24 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 		return acmeclient.Account{}, fmt.Errorf("account key: %w", err)
 	}
 	rec, err := m.store.LoadAccount(ctx, id)
-	if err == nil && rec.URL != "" && rec.CA == m.cfg.CA && !m.acctStale {
+	if err == nil && rec.URL != "" && rec.CA == m.cfg.CA && !m.acctStale && usable(rec.Status) {
 		m.acct = &acmeclient.Account{URL: rec.URL, Key: key, Contact: rec.Contact}
 		return *m.acct, nil
+	}
+	if err == nil && !usable(rec.Status) {
+		// The CA deactivated or revoked the account of this key.
+		if m.cfg.KeepDeactivatedAccount {
+			return acmeclient.Account{}, m.accountUnusableError(rec.URL, rec.Status)
+		}
+		if rec, err = m.retireLocked(ctx, id, rec); err != nil {
+			return acmeclient.Account{}, err
+		}
+		if key, err = keys.Generate(keys.ECDSAP256); err != nil {
+			return acmeclient.Account{}, err
+		}
+		if err := m.store.CreateAccountKey(ctx, id, key); err != nil {
+			return acmeclient.Account{}, fmt.Errorf("account key: %w", err)
+		}
 	}
 	opts := acmeclient.RegisterOptions{Contact: contact, AgreeTerms: m.cfg.AgreeTerms}
 	if m.cfg.EAB != nil {
@@ -52,13 +114,134 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 	if err != nil {
 		return acmeclient.Account{}, err
 	}
-	rec = certstore.Account{CA: m.cfg.CA, URL: a.URL, Contact: a.Contact, Created: time.Now().UTC()}
+	rec = certstore.Account{CA: m.cfg.CA, URL: a.URL, Contact: a.Contact, Created: time.Now().UTC(), Replaces: rec.Replaces}
 	if err := m.store.StoreAccount(ctx, id, rec); err != nil {
 		return acmeclient.Account{}, fmt.Errorf("store account: %w", err)
 	}
 	m.log.Info("ACME account ready", "ca", m.cfg.CA, "account", a.URL)
-	m.acct, m.acctStale = &a, false
+	m.acct, m.acctStale, m.acctProblem = &a, false, ""
 	return a, nil
+}
+
+// usable reports whether a stored account status allows orders.
+func usable(status string) bool { return status == "" || status == AccountValid }
+
+// accountFailed looks into an order refused for an account-level reason
+// (class BadAccount) and makes the next attempt able to succeed: it asks
+// the CA for the account's state; an account the CA no longer knows is
+// registered again with the same key; a deactivated or revoked one is
+// replaced by a new account with a new key (the old key kept aside),
+// unless Config.KeepDeactivatedAccount forbids it. It reports whether the
+// order may be retried at once, and an error that says what to do when it
+// may not.
+func (m *Manager) accountFailed(ctx context.Context, acct acmeclient.Account, cause error) (bool, error) {
+	status, err := m.client.AccountStatus(ctx, acct)
+	var ae *acmeclient.Error
+	switch {
+	case err == nil && usable(status):
+		// The account is fine (new terms to agree, an EAB problem): look it
+		// up again next time, and let the cause speak for itself.
+		m.forgetAccount()
+		return false, cause
+	case err == nil:
+	case errors.As(err, &ae) && ae.ProblemShort() == "accountDoesNotExist":
+		// The CA forgot the account: registering the same key again
+		// creates it anew.
+		m.forgetAccount()
+		return true, cause
+	case errors.As(err, &ae) && ae.Class == acmeclient.BadAccount:
+		status = AccountDeactivated // the CA refuses the account itself
+	default:
+		return false, cause // could not ask: retry later with backoff
+	}
+	if err := m.markAccount(ctx, acct.URL, status); err != nil {
+		return false, err
+	}
+	if m.cfg.KeepDeactivatedAccount {
+		return false, fmt.Errorf("%w (%v)", m.accountUnusableError(acct.URL, status), cause)
+	}
+	if err := m.replaceAccount(ctx, acct.URL); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// markAccount records the account's state as the CA reported it.
+func (m *Manager) markAccount(ctx context.Context, url, status string) error {
+	id, _ := m.accountID()
+	m.acctMu.Lock()
+	defer m.acctMu.Unlock()
+	rec, err := m.store.LoadAccount(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load account record: %w", err)
+	}
+	if rec.URL != url {
+		return nil // already replaced by another process
+	}
+	rec.Status = status
+	if err := m.store.StoreAccount(ctx, id, rec); err != nil {
+		return fmt.Errorf("store account record: %w", err)
+	}
+	m.acct = nil
+	if !usable(status) {
+		m.acctProblem = m.accountUnusableError(url, status).Error()
+	}
+	return nil
+}
+
+// replaceAccount sets the key of the unusable account at url aside, so
+// that the next order registers a new account with a new key.
+func (m *Manager) replaceAccount(ctx context.Context, url string) error {
+	id, _ := m.accountID()
+	m.acctMu.Lock()
+	defer m.acctMu.Unlock()
+	m.acct = nil
+	lease, err := m.store.Storage().Lock(ctx, certstore.AccountLock(id))
+	if err != nil {
+		return fmt.Errorf("lock account: %w", err)
+	}
+	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	rec, err := m.store.LoadAccount(ctx, id)
+	if err != nil {
+		return fmt.Errorf("load account record: %w", err)
+	}
+	if rec.URL != url || usable(rec.Status) {
+		return nil // another process replaced it already
+	}
+	_, err = m.retireLocked(ctx, id, rec)
+	return err
+}
+
+// retireLocked sets aside the key of the unusable account rec and returns
+// the record of its successor, not registered yet. Callers hold acctMu
+// and the account lock.
+func (m *Manager) retireLocked(ctx context.Context, id string, rec certstore.Account) (certstore.Account, error) {
+	retired, err := m.store.RetireAccountKey(ctx, id, time.Now())
+	if err != nil {
+		return rec, fmt.Errorf("set aside the key of account %s: %w", rec.URL, err)
+	}
+	next := certstore.Account{CA: rec.CA, Contact: rec.Contact, Replaces: append(rec.Replaces, rec.URL)}
+	if err := m.store.StoreAccount(ctx, id, next); err != nil {
+		return rec, fmt.Errorf("store account record: %w", err)
+	}
+	m.acctProblem = ""
+	m.log.Warn("ACME account is "+statusWord(rec.Status)+"; a new account with a new key will be registered",
+		"ca", m.cfg.CA, "account", rec.URL, "old_key", retired)
+	return next, nil
+}
+
+func statusWord(s string) string {
+	if s == "" {
+		return "no longer usable"
+	}
+	return s
+}
+
+// accountUnusableError says that the account cannot order and what to do.
+func (m *Manager) accountUnusableError(url, status string) error {
+	return fmt.Errorf("the ACME account %s at %s is %s: no certificate can be ordered with it; "+
+		"allow tlspilot to register a new account (unset KeepDeactivatedAccount / keep_deactivated_account = false), "+
+		"or remove the account's directory from the storage so that a new one is made", url, m.cfg.CA, statusWord(status))
 }
 
 // forgetAccount makes the next order look the account up again, after the

@@ -43,6 +43,10 @@ type entry struct {
 	state   certstore.State
 	next    time.Time
 	running bool
+	dirty   bool // state changed since it was last saved
+	// ariAfterStart is when this process asks for renewal information
+	// for the first time since it started; zero once it has.
+	ariAfterStart time.Time
 }
 
 // certMeta is what the Manager keeps about the certificate in service.

@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -108,11 +109,22 @@ type Config struct {
 	// 1m and 6h.
 	RetryMin, RetryMax time.Duration
 
+	// KeepDeactivatedAccount forbids replacing an ACME account that the
+	// CA deactivated or revoked. By default such an account is replaced by
+	// a new one with a new key (the old key is kept aside in storage,
+	// never overwritten); with this set, every order fails with an error
+	// that says so, until an operator acts.
+	KeepDeactivatedAccount bool
+
 	// OnEvent, if set, receives every Event. It is called from the
 	// Manager's goroutines and must not block for long.
 	OnEvent func(Event)
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+
+	// caTransport, if set, carries requests to the CA (fault injection
+	// in tests).
+	caTransport http.RoundTripper
 }
 
 // withDefaults fills in defaults and checks the configuration.

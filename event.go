@@ -22,7 +22,7 @@ const (
 	// EventFailed: an attempt failed; Err and Problem say why, RetryAt
 	// when the next attempt is due. The certificate in service, if any,
 	// stays in service.
-	EventFailed EventType = "failed"
+	EventFailed EventType = "renew-failed"
 )
 
 // Event reports progress on one certificate.

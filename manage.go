@@ -172,8 +172,19 @@ func (m *Manager) load(ctx context.Context, e *entry) error {
 		m.log.Error("unreadable stored certificate; it will be obtained again", "cert", e.id, "error", err)
 		return nil
 	}
-	_, err = m.install(e, c, st)
-	return err
+	if _, err = m.install(e, c, st); err != nil {
+		return err
+	}
+	// Ask the CA about renewal once after every start: a certificate
+	// revoked or given an earlier window while this process was down
+	// must not wait for the old schedule (RFC 9773 §4.2).
+	m.mu.Lock()
+	if e.meta.ariID != "" {
+		e.ariAfterStart = m.ariStartSlotLocked(time.Now())
+	}
+	m.mu.Unlock()
+	m.plan(ctx, e, false)
+	return nil
 }
 
 // install puts c in service for e, unless e already serves a certificate

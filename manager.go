@@ -56,14 +56,16 @@ type Manager struct {
 	workers chan struct{}
 	backoff renewal.Backoff
 
-	acctMu    sync.Mutex
-	acct      *acmeclient.Account
-	acctStale bool
+	acctMu      sync.Mutex
+	acct        *acmeclient.Account
+	acctStale   bool
+	acctProblem string // why no order can be placed with the account, if so
 
 	mu      sync.Mutex
 	entries map[string]*entry
 	heap    renewal.Heap[string]
 	wake    chan struct{}
+	ariSlot time.Time // the last renewal information check slot handed out after loading
 }
 
 // New checks cfg, opens the storage and its key-encryption key, and
@@ -85,7 +87,8 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}
-	client, err := acmeclient.New(acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots, Logger: cfg.Logger.With("component", "acme")})
+	client, err := acmeclient.New(acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots,
+		Logger: cfg.Logger.With("component", "acme"), Transport: cfg.caTransport})
 	if err != nil {
 		return nil, err
 	}

@@ -19,11 +19,7 @@ import (
 func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	m.refresh(ctx, e)
 	m.checkARI(ctx, e)
-	now := time.Now()
-	m.mu.Lock()
-	due := m.dueLocked(e, now)
-	m.mu.Unlock()
-	if due.After(now) {
+	if due := m.plan(ctx, e, false); due.After(time.Now()) {
 		return due
 	}
 	if err := m.obtain(ctx, e); err != nil {
@@ -32,9 +28,7 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 		}
 		return m.fail(e, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.dueLocked(e, time.Now())
+	return m.plan(ctx, e, false)
 }
 
 // refresh puts in service a certificate for e that another process
@@ -90,33 +84,12 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 		case <-ctx.Done():
 		}
 	}()
-	if m.refresh(ctx, e) {
-		now := time.Now()
-		m.mu.Lock()
-		due := m.dueLocked(e, now)
-		m.mu.Unlock()
-		if due.After(now) {
-			return nil
-		}
-	}
-	if err := m.limiter.wait(ctx); err != nil {
-		return err
-	}
-	acct, err := m.account(ctx)
-	if err != nil {
-		return err
+	if m.refresh(ctx, e) && m.plan(ctx, e, false).After(time.Now()) {
+		return nil
 	}
 	req, renewing := m.request(ctx, e)
-	flow := issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
-		Solvers: map[string]solvers.Solver{HTTP01: m.http01, TLSALPN01: m.alpn}}
-	if m.dns != nil {
-		flow.Solvers[DNS01] = m.dns
-	}
-	c, err := flow.Obtain(ctx, req)
+	c, flow, err := m.order(ctx, req)
 	if err != nil {
-		if acmeclient.ClassOf(err) == acmeclient.BadAccount {
-			m.forgetAccount()
-		}
 		return fmt.Errorf("obtain %s: %w", e.id, err)
 	}
 	if err := m.store.StoreCert(ctx, e.id, c); err != nil {
@@ -125,12 +98,10 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 	if err := flow.Done(ctx, e.id); err != nil {
 		m.log.Warn("forget order progress", "cert", e.id, "error", err)
 	}
-	if err := m.store.StoreState(ctx, e.id, certstore.State{}); err != nil {
-		m.log.Warn("store renewal state", "cert", e.id, "error", err)
-	}
-	if _, err := m.install(e, c, certstore.State{}); err != nil {
+	if _, err := m.install(e, c, issuedState(c, time.Now())); err != nil {
 		return err
 	}
+	m.plan(ctx, e, true)
 	typ := EventObtained
 	if renewing {
 		typ = EventRenewed
@@ -138,6 +109,46 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 	m.log.Info("certificate "+string(typ), "cert", e.id, "names", e.site.names, "not_after", c.NotAfter)
 	m.emit(Event{Type: typ, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: c.NotAfter})
 	return nil
+}
+
+// order runs one order for req with the account. An order refused for an
+// account-level reason is placed once more when accountFailed made a new
+// attempt possible (a new account after the CA deactivated the old one).
+func (m *Manager) order(ctx context.Context, req issuance.Request) (certstore.Cert, *issuance.Flow, error) {
+	for try := 0; ; try++ {
+		if err := m.limiter.wait(ctx); err != nil {
+			return certstore.Cert{}, nil, err
+		}
+		acct, err := m.account(ctx)
+		if err != nil {
+			return certstore.Cert{}, nil, err
+		}
+		flow := &issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
+			Solvers: map[string]solvers.Solver{HTTP01: m.http01, TLSALPN01: m.alpn}}
+		if m.dns != nil {
+			flow.Solvers[DNS01] = m.dns
+		}
+		c, err := flow.Obtain(ctx, req)
+		if err == nil || acmeclient.ClassOf(err) != acmeclient.BadAccount || try > 0 {
+			return c, flow, err
+		}
+		again, aerr := m.accountFailed(ctx, acct, err)
+		if !again {
+			return certstore.Cert{}, nil, aerr
+		}
+	}
+}
+
+// issuedState is the renewal state of a certificate just issued: the
+// CA's renewal window when it sent one with the certificate (RFC 9773),
+// else nothing, so that renewal information is asked for at once.
+func issuedState(c certstore.Cert, now time.Time) certstore.State {
+	var st certstore.State
+	if ri := c.RenewalInfo; ri != nil && c.ARIID != "" {
+		st.ARIFor, st.ARIStart, st.ARIEnd = c.ARIID, ri.Start, ri.End
+		st.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
+	}
+	return st
 }
 
 // request builds the order request for e; it names the certificate being
@@ -158,7 +169,11 @@ func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool
 }
 
 // fail records a failed attempt, reports it, and returns when to retry:
-// exponential backoff with jitter, never before the CA's Retry-After.
+// exponential backoff with jitter for every class of failure, never
+// before the CA's Retry-After. Only the first retry after a rejected
+// nonce is quick (RFC 8555 §6.5 asks for a retry with a fresh nonce);
+// the next ones back off like any other failure, so that no failure can
+// make a fixed-interval loop.
 func (m *Manager) fail(e *entry, err error) time.Time {
 	now := time.Now()
 	class := acmeclient.ClassOf(err)
@@ -171,8 +186,8 @@ func (m *Manager) fail(e *entry, err error) time.Time {
 		e.state.LastProblem = prob.Type
 	}
 	e.state.LastAttempt = now
-	if class == acmeclient.BadNonce {
-		e.state.RetryAt = now.Add(time.Second)
+	if class == acmeclient.BadNonce && e.state.Attempts == 1 {
+		e.state.RetryAt = now.Add(quickRetry + time.Duration(jitter()*float64(quickRetry)))
 	} else {
 		e.state.RetryAt = m.backoff.Next(now, e.state.Attempts, acmeclient.RetryAfterOf(err), jitter)
 	}
@@ -184,21 +199,51 @@ func (m *Manager) fail(e *entry, err error) time.Time {
 		m.log.Warn("store renewal state", "cert", e.id, "error", serr)
 	}
 	m.log.Error("certificate attempt failed", "cert", e.id, "names", e.site.names, "attempt", st.Attempts,
-		"retry_in", st.RetryAt.Sub(now).Round(time.Second), "error", err)
+		"class", class.String(), "retry_in", st.RetryAt.Sub(now).Round(time.Second), "error", err)
 	m.emit(Event{Type: EventFailed, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: notAfter,
 		Attempt: st.Attempts, RetryAt: st.RetryAt, Err: err, Problem: prob})
 	return st.RetryAt
 }
 
-// checkARI refreshes e's renewal window from the CA when it is due.
+// quickRetry is the delay before the one quick retry after a rejected
+// nonce (up to twice this with jitter).
+const quickRetry = time.Second
+
+// Bounds of the interval between renewal information requests for one
+// certificate (RFC 9773 §4.3: the CA's Retry-After, clamped to reasonable
+// limits). Without a Retry-After, the CA is asked again after a day.
+const (
+	ariMinRecheck = time.Minute
+	ariMaxRecheck = 24 * time.Hour
+	// ariErrRecheck is the pause after a failed request without a
+	// Retry-After.
+	ariErrRecheck = time.Hour
+	// ariStartPace spaces the renewal information requests made after a
+	// start (one per certificate), so that many certificates do not ask
+	// the CA all at once: 20 requests a second at most.
+	ariStartPace = 50 * time.Millisecond
+)
+
+// ariRecheck returns when to ask for renewal information again after an
+// answer that carried retryAfter (zero if none).
+func ariRecheck(now, retryAfter time.Time) time.Time {
+	if retryAfter.IsZero() {
+		return now.Add(ariMaxRecheck)
+	}
+	return now.Add(min(max(retryAfter.Sub(now), ariMinRecheck), ariMaxRecheck))
+}
+
+// checkARI refreshes e's renewal window from the CA when it is due: soon
+// after issuance, once after every start, then as the CA's Retry-After
+// says.
 func (m *Manager) checkARI(ctx context.Context, e *entry) {
 	now := time.Now()
 	m.mu.Lock()
 	cur := e.cur.Load()
 	ariID := e.meta.ariID
-	stale := ariID != "" && (e.state.ARIFor != ariID || !now.Before(e.state.ARICheckAfter))
+	at, ok := m.ariDueLocked(e, now)
 	m.mu.Unlock()
-	if cur == nil || !stale {
+	if cur == nil || !ok || at.After(now) {
 		return
 	}
 	leaf, err := x509.ParseCertificate(cur.Certificate[0])
@@ -206,28 +251,30 @@ func (m *Manager) checkARI(ctx context.Context, e *entry) {
 		return
 	}
 	ri, err := m.client.RenewalInfo(ctx, leaf)
+	if ctx.Err() != nil {
+		return
+	}
+	now = time.Now()
 	m.mu.Lock()
 	if e.meta.ariID != ariID {
 		m.mu.Unlock()
 		return
 	}
 	e.state.ARIFor = ariID
+	e.ariAfterStart = time.Time{}
+	e.dirty = true
 	switch {
 	case err == nil:
 		e.state.ARIStart, e.state.ARIEnd = ri.Start, ri.End
-		e.state.ARICheckAfter = ri.RetryAfter
-		if ri.RetryAfter.IsZero() || ri.RetryAfter.Before(now.Add(time.Minute)) {
-			e.state.ARICheckAfter = now.Add(6 * time.Hour)
-		}
+		e.state.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
 	case errors.Is(err, acmeclient.ErrNoARI):
-		e.state.ARICheckAfter = now.Add(24 * time.Hour)
+		e.state.ARICheckAfter = now.Add(ariMaxRecheck)
 	default:
 		m.log.Warn("renewal information", "cert", e.id, "error", err)
-		e.state.ARICheckAfter = now.Add(time.Hour)
+		e.state.ARICheckAfter = now.Add(ariErrRecheck)
+		if ra := acmeclient.RetryAfterOf(err); !ra.IsZero() {
+			e.state.ARICheckAfter = ariRecheck(now, ra)
+		}
 	}
-	st := e.state
 	m.mu.Unlock()
-	if err := m.store.StoreState(ctx, e.id, st); err != nil && ctx.Err() == nil {
-		m.log.Warn("store renewal state", "cert", e.id, "error", err)
-	}
 }

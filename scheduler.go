@@ -91,9 +91,35 @@ func (m *Manager) scheduleLocked(e *entry, at time.Time) {
 	m.heap.Set(e.id, at)
 }
 
+// plan returns when e next needs attention and saves e's renewal state
+// when it changed (a renewal time drawn, an answer about renewal
+// information) or force is set, so that a restart keeps every due time
+// instead of drawing it again.
+func (m *Manager) plan(ctx context.Context, e *entry, force bool) time.Time {
+	m.mu.Lock()
+	before := e.state
+	due := m.dueLocked(e, time.Now())
+	save := force || e.dirty || e.state != before
+	e.dirty = false
+	st := e.state
+	m.mu.Unlock()
+	if !save {
+		return due
+	}
+	if err := m.store.StoreState(ctx, e.id, st); err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("store renewal state", "cert", e.id, "error", err)
+		}
+		m.mu.Lock()
+		e.dirty = true
+		m.mu.Unlock()
+	}
+	return due
+}
+
 // dueLocked returns when e next needs attention: now if it has no
-// certificate, else its renewal time or ARI check, but never before a
-// pending retry time.
+// certificate, else its renewal time or its next renewal information
+// check, whichever comes first, but never before a pending retry time.
 func (m *Manager) dueLocked(e *entry, now time.Time) time.Time {
 	if !e.state.RetryAt.IsZero() && e.state.RetryAt.After(now) {
 		return e.state.RetryAt
@@ -102,10 +128,41 @@ func (m *Manager) dueLocked(e *entry, now time.Time) time.Time {
 		return now
 	}
 	due := m.renewAtLocked(e)
-	if c := e.state.ARICheckAfter; !c.IsZero() && c.Before(due) && e.state.ARIFor == e.meta.ariID {
+	if c, ok := m.ariDueLocked(e, now); ok && c.Before(due) {
 		return c
 	}
 	return due
+}
+
+// ariDueLocked returns when the CA should next be asked for e's renewal
+// information (RFC 9773): at once for a certificate it was never asked
+// about, once after every start, and otherwise when the last answer's
+// Retry-After says. ok is false for a certificate without an ARI
+// identifier.
+func (m *Manager) ariDueLocked(e *entry, now time.Time) (at time.Time, ok bool) {
+	if e.meta.ariID == "" {
+		return time.Time{}, false
+	}
+	at = e.state.ARICheckAfter
+	if e.state.ARIFor != e.meta.ariID {
+		at = now
+	}
+	if !e.ariAfterStart.IsZero() && e.ariAfterStart.Before(at) {
+		at = e.ariAfterStart
+	}
+	return at, true
+}
+
+// ariStartSlotLocked returns when a certificate loaded now should have
+// its first renewal information check: the next free slot of a pace of
+// one per ariStartPace.
+func (m *Manager) ariStartSlotLocked(now time.Time) time.Time {
+	next := m.ariSlot.Add(ariStartPace)
+	if next.Before(now) {
+		next = now
+	}
+	m.ariSlot = next
+	return next
 }
 
 // renewAtLocked returns when e's certificate should be renewed: inside the

@@ -63,7 +63,7 @@ func (c *Client) Register(ctx context.Context, key crypto.Signer, opts RegisterO
 	ctx, s := withSink(ctx)
 	got, err := c.c.NewAccount(ctx, acct)
 	if err != nil {
-		return Account{}, wrap("register account", err, s)
+		return Account{}, wrap(opRegister, err, s)
 	}
 	if got.Location == "" {
 		return Account{}, &Error{Op: "register account", Err: errors.New("CA returned no account URL")}
@@ -80,4 +80,34 @@ func (a Account) acme() acme.Account {
 func (a Account) Thumbprint() (string, error) {
 	aa := a.acme()
 	return aa.Thumbprint()
+}
+
+// Account states (RFC 8555 §7.1.6).
+const (
+	AccountValid       = acme.StatusValid
+	AccountDeactivated = acme.StatusDeactivated // by its holder; final
+	AccountRevoked     = acme.StatusRevoked     // by the CA; final
+)
+
+// AccountStatus asks the CA for the account's state (RFC 8555 §7.3.3,
+// POST-as-GET to the account URL): "valid", "deactivated" or "revoked".
+// A CA that no longer knows the account answers with an *Error of class
+// BadAccount (accountDoesNotExist or unauthorized).
+func (c *Client) AccountStatus(ctx context.Context, acct Account) (string, error) {
+	ctx, s := withSink(ctx)
+	got, err := c.c.GetAccount(ctx, acct.acme())
+	if err != nil {
+		return "", wrap(opGetAccount, err, s)
+	}
+	return got.Status, nil
+}
+
+// DeactivateAccount deactivates the account at the CA for good (RFC 8555
+// §7.3.6): the CA refuses every later request signed with its key.
+func (c *Client) DeactivateAccount(ctx context.Context, acct Account) error {
+	ctx, s := withSink(ctx)
+	a := acct.acme()
+	a.Status = acme.StatusDeactivated
+	_, err := c.c.UpdateAccount(ctx, a)
+	return wrap("deactivate account", err, s)
 }

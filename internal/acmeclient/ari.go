@@ -34,11 +34,15 @@ func (c *Client) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (Renew
 	if err != nil {
 		return RenewalInfo{}, wrap("renewal info", err, s)
 	}
-	out := RenewalInfo{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End}
+	return *fromRenewalInfo(ri), nil
+}
+
+func fromRenewalInfo(ri acme.RenewalInfo) *RenewalInfo {
+	out := &RenewalInfo{Start: ri.SuggestedWindow.Start, End: ri.SuggestedWindow.End}
 	if ri.RetryAfter != nil {
 		out.RetryAfter = *ri.RetryAfter
 	}
-	return out, nil
+	return out
 }
 
 // CertID returns the ARI identifier of leaf, used in "replaces".

@@ -7,8 +7,11 @@ package acmeclient
 import (
 	"context"
 	"crypto/tls"
+	"bytes"
 	"crypto/x509"
+	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"sync"
@@ -33,6 +36,10 @@ type Config struct {
 	PollTimeout time.Duration
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
+	// Transport, if set, carries the HTTP requests to the CA instead of a
+	// clone of http.DefaultTransport (Roots is then not used). Tests use
+	// it to inject faults.
+	Transport http.RoundTripper
 }
 
 // Client talks to one ACME CA. It is safe for concurrent use.
@@ -47,9 +54,13 @@ func New(cfg Config) (*Client, error) {
 	if cfg.Directory == "" {
 		return nil, fmt.Errorf("acmeclient: no directory URL")
 	}
-	base := http.DefaultTransport.(*http.Transport).Clone()
-	base.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
-	base.MaxIdleConnsPerHost = 64
+	base := cfg.Transport
+	if base == nil {
+		t := http.DefaultTransport.(*http.Transport).Clone()
+		t.TLSClientConfig = &tls.Config{RootCAs: cfg.Roots, MinVersion: tls.VersionTLS12}
+		t.MaxIdleConnsPerHost = 64
+		base = t
+	}
 	hc := &http.Client{Transport: &retryAfterTransport{base: base}, Timeout: 60 * time.Second}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
@@ -97,28 +108,68 @@ func (c *Client) Directory(ctx context.Context) (Directory, error) {
 
 // retryAfterTransport notes the Retry-After header of error responses in
 // the sink carried by the request's context, because the protocol library
-// does not hand it back with the problem.
+// does not hand it back with the problem. It also bounds the badNonce
+// answers one call may receive: the protocol library retries a rejected
+// nonce up to ten times, so a CA that rejects every nonce would get ten
+// requests per call; after maxBadNonces the call fails with
+// errBadNonceStorm instead, and the Manager's backoff takes over.
 type retryAfterTransport struct{ base http.RoundTripper }
 
+// maxBadNonces is how many badNonce answers one call accepts. RFC 8555
+// §6.5 asks clients to retry with the fresh nonce; with Pebble's 20%
+// rejection rate, five in a row happen to 0.03% of requests.
+const maxBadNonces = 5
+
+// errBadNonceStorm ends a call whose nonces the CA kept rejecting.
+var errBadNonceStorm = errors.New("the CA rejected every nonce (badNonce) of this request")
+
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	s, _ := req.Context().Value(sinkKey{}).(*sink)
+	if s != nil && s.badNonceCount() >= maxBadNonces {
+		return nil, errBadNonceStorm
+	}
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode < 400 {
+	if err != nil || resp.StatusCode < 400 || s == nil {
 		return resp, err
 	}
-	if s, ok := req.Context().Value(sinkKey{}).(*sink); ok {
-		if at, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-			s.set(at)
-		}
+	if at, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+		s.set(at)
+	}
+	if resp.StatusCode == http.StatusBadRequest && isBadNonce(resp) {
+		s.badNonce()
 	}
 	return resp, err
 }
 
+// isBadNonce reports whether an error response is a badNonce problem. It
+// reads the (small) problem document and puts it back for the caller.
+func isBadNonce(resp *http.Response) bool {
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	resp.Body = io.NopCloser(bytes.NewReader(b))
+	return err == nil && bytes.Contains(b, []byte(acme.ProblemTypeBadNonce))
+}
+
 type sinkKey struct{}
 
-// sink collects the latest Retry-After seen during one call.
+// sink collects, during one call, the latest Retry-After seen and the
+// number of badNonce answers.
 type sink struct {
-	mu sync.Mutex
-	at time.Time
+	mu        sync.Mutex
+	at        time.Time
+	badNonces int
+}
+
+func (s *sink) badNonce() {
+	s.mu.Lock()
+	s.badNonces++
+	s.mu.Unlock()
+}
+
+func (s *sink) badNonceCount() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.badNonces
 }
 
 func (s *sink) set(at time.Time) {

@@ -41,10 +41,10 @@ func (c *Client) NewOrder(ctx context.Context, acct Account, ids []Identifier, o
 	ctx, s := withSink(ctx)
 	o, err := c.c.NewOrder(ctx, acct.acme(), req)
 	if err != nil {
-		return Order{}, wrap("new order", err, s)
+		return Order{}, wrap(opNewOrder, err, s)
 	}
 	if o.Location == "" {
-		return Order{}, &Error{Op: "new order", Err: errors.New("CA returned no order URL")}
+		return Order{}, &Error{Op: opNewOrder, Err: errors.New("CA returned no order URL")}
 	}
 	return fromOrder(o), nil
 }
@@ -77,17 +77,31 @@ func (c *Client) Finalize(ctx context.Context, acct Account, o Order, csrDER []b
 	return fromOrder(got), nil
 }
 
-// Certificate downloads the PEM chain at url, leaf first.
-func (c *Client) Certificate(ctx context.Context, acct Account, url string) ([]byte, error) {
+// Chain is a downloaded certificate chain.
+type Chain struct {
+	PEM []byte // leaf first
+	// RenewalInfo is the CA's renewal window for the leaf, asked for
+	// while downloading (RFC 9773 §4.2); nil when the CA offers no ARI or
+	// gave no usable window.
+	RenewalInfo *RenewalInfo
+}
+
+// Certificate downloads the PEM chain at url, leaf first, with the CA's
+// renewal information for it when the CA offers ARI.
+func (c *Client) Certificate(ctx context.Context, acct Account, url string) (Chain, error) {
 	ctx, s := withSink(ctx)
 	chains, err := c.c.GetCertificateChain(ctx, acct.acme(), url)
 	if err != nil {
-		return nil, wrap("download certificate", err, s)
+		return Chain{}, wrap("download certificate", err, s)
 	}
 	if len(chains) == 0 || len(chains[0].ChainPEM) == 0 {
-		return nil, &Error{Op: "download certificate", Err: errors.New("CA returned no certificate")}
+		return Chain{}, &Error{Op: "download certificate", Err: errors.New("CA returned no certificate")}
 	}
-	return chains[0].ChainPEM, nil
+	out := Chain{PEM: chains[0].ChainPEM}
+	if ri := chains[0].RenewalInfo; ri != nil && ri.HasWindow() {
+		out.RenewalInfo = fromRenewalInfo(*ri)
+	}
+	return out, nil
 }
 
 func fromOrder(o acme.Order) Order {

@@ -27,9 +27,11 @@ const (
 	// and try a new order only after backoff.
 	BadOrder
 	// BadAccount means the account itself is unusable (deactivated,
-	// unknown, terms or external binding required).
+	// revoked, unknown, terms or external binding required): no order can
+	// succeed until the account is looked at again, or replaced.
 	BadAccount
-	// Canceled means the caller's context ended.
+	// Canceled means the caller's context was canceled. (A deadline that
+	// passed, such as a request timing out, is Transient.)
 	Canceled
 )
 
@@ -114,16 +116,35 @@ func wrap(op string, err error, s *sink) error {
 			e.Subproblems = append(e.Subproblems, sp.Identifier.Value+": "+strings.TrimPrefix(sp.Type, acme.ProblemTypeNamespace)+" "+sp.Detail)
 		}
 	}
-	e.Class = classify(e.Type, e.Status, err)
+	e.Class = classify(op, e.Type, e.Status, err)
 	return e
 }
 
-// classify decides what a failure means for retrying.
-func classify(typ string, status int, err error) Class {
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+// Operations whose "unauthorized" answer is about the account, not about
+// an identifier: the CA refuses the account itself (RFC 8555 §7.3.6:
+// a deactivated account's requests are refused with "unauthorized").
+const (
+	opNewOrder   = "new order"
+	opGetAccount = "get account"
+	opRegister   = "register account"
+)
+
+// classify decides what a failure of op means for retrying.
+func classify(op, typ string, status int, err error) Class {
+	if errors.Is(err, context.Canceled) {
 		return Canceled
 	}
-	switch strings.TrimPrefix(typ, acme.ProblemTypeNamespace) {
+	if errors.Is(err, context.DeadlineExceeded) {
+		return Transient // a request to the CA timed out
+	}
+	if errors.Is(err, errBadNonceStorm) {
+		return BadNonce
+	}
+	short := strings.TrimPrefix(typ, acme.ProblemTypeNamespace)
+	if short == "unauthorized" && (op == opNewOrder || op == opGetAccount || op == opRegister) {
+		return BadAccount
+	}
+	switch short {
 	case "badNonce":
 		return BadNonce
 	case "rateLimited":
@@ -148,13 +169,13 @@ func classify(typ string, status int, err error) Class {
 }
 
 // ClassOf returns the class of err: that of the *Error it wraps, Canceled
-// for context errors, Transient otherwise.
+// for a canceled context, Transient otherwise.
 func ClassOf(err error) Class {
 	var e *Error
 	if errors.As(err, &e) {
 		return e.Class
 	}
-	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+	if errors.Is(err, context.Canceled) {
 		return Canceled
 	}
 	return Transient

@@ -14,33 +14,42 @@ import (
 func TestClassify(t *testing.T) {
 	ns := acme.ProblemTypeNamespace
 	cases := []struct {
+		op     string
 		typ    string
 		status int
 		err    error
 		want   Class
 	}{
-		{ns + "badNonce", 400, nil, BadNonce},
-		{ns + "rateLimited", 429, nil, RateLimited},
-		{"", 429, nil, RateLimited},
-		{ns + "serverInternal", 500, nil, Transient},
-		{"", 503, nil, Transient},
-		{ns + "badCSR", 400, nil, BadOrder},
-		{ns + "rejectedIdentifier", 400, nil, BadOrder},
-		{ns + "unsupportedIdentifier", 400, nil, BadOrder},
-		{ns + "caa", 403, nil, BadOrder},
-		{ns + "unauthorized", 403, nil, BadOrder},
-		{ns + "incorrectResponse", 403, nil, BadOrder},
-		{ns + "accountDoesNotExist", 400, nil, BadAccount},
-		{ns + "externalAccountRequired", 400, nil, BadAccount},
-		{ns + "userActionRequired", 403, nil, BadAccount},
-		{"about:blank", 404, nil, BadOrder},
-		{"", 0, errors.New("dial tcp: connection refused"), Transient},
-		{"", 0, context.Canceled, Canceled},
-		{"", 0, fmt.Errorf("x: %w", context.DeadlineExceeded), Canceled},
+		{"", ns + "badNonce", 400, nil, BadNonce},
+		{"", "", 0, fmt.Errorf("attempt 3: %w", errBadNonceStorm), BadNonce},
+		// "unauthorized" is about the account where the request was the
+		// account's own (a deactivated account), about an identifier
+		// otherwise (a failed validation).
+		{opNewOrder, ns + "unauthorized", 403, nil, BadAccount},
+		{opGetAccount, ns + "unauthorized", 403, nil, BadAccount},
+		{opRegister, ns + "unauthorized", 403, nil, BadAccount},
+		{"accept http-01 challenge for a.example", ns + "unauthorized", 403, nil, BadOrder},
+		{"", ns + "rateLimited", 429, nil, RateLimited},
+		{"", "", 429, nil, RateLimited},
+		{"", ns + "serverInternal", 500, nil, Transient},
+		{"", "", 503, nil, Transient},
+		{"", ns + "badCSR", 400, nil, BadOrder},
+		{"", ns + "rejectedIdentifier", 400, nil, BadOrder},
+		{"", ns + "unsupportedIdentifier", 400, nil, BadOrder},
+		{"", ns + "caa", 403, nil, BadOrder},
+		{"", ns + "unauthorized", 403, nil, BadOrder},
+		{"", ns + "incorrectResponse", 403, nil, BadOrder},
+		{"", ns + "accountDoesNotExist", 400, nil, BadAccount},
+		{"", ns + "externalAccountRequired", 400, nil, BadAccount},
+		{"", ns + "userActionRequired", 403, nil, BadAccount},
+		{"", "about:blank", 404, nil, BadOrder},
+		{"", "", 0, errors.New("dial tcp: connection refused"), Transient},
+		{"", "", 0, context.Canceled, Canceled},
+		{"", "", 0, fmt.Errorf("x: %w", context.DeadlineExceeded), Transient},
 	}
 	for _, tc := range cases {
-		if got := classify(tc.typ, tc.status, tc.err); got != tc.want {
-			t.Errorf("classify(%q, %d, %v) = %v, want %v", tc.typ, tc.status, tc.err, got, tc.want)
+		if got := classify(tc.op, tc.typ, tc.status, tc.err); got != tc.want {
+			t.Errorf("classify(%q, %q, %d, %v) = %v, want %v", tc.op, tc.typ, tc.status, tc.err, got, tc.want)
 		}
 	}
 }

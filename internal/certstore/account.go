@@ -16,6 +16,13 @@ type Account struct {
 	URL     string    `json:"url"`
 	Contact []string  `json:"contact,omitempty"`
 	Created time.Time `json:"created"`
+	// Status is the account's state as the CA last reported it
+	// ("valid", "deactivated", "revoked"); empty means valid.
+	Status string `json:"status,omitempty"`
+	// Replaces lists the URLs of earlier accounts of this contact that
+	// the CA deactivated or revoked, oldest first; their keys are kept
+	// under accounts/<id>/retired/.
+	Replaces []string `json:"replaces,omitempty"`
 }
 
 // AccountID names the account of one contact at one CA.
@@ -26,6 +33,9 @@ func AccountID(directory string, contact []string) string {
 
 func accountKeyKey(id string) string { return "accounts/" + id + "/key" }
 func accountRecKey(id string) string { return "accounts/" + id + "/account.json" }
+func retiredKeyKey(id string, at time.Time) string {
+	return "accounts/" + id + "/retired/" + at.UTC().Format("20060102T150405.000000000Z") + ".key"
+}
 
 // AccountLock is the lock name serialising account creation.
 func AccountLock(id string) string { return "account/" + id }
@@ -66,4 +76,32 @@ func (st *Store) LoadAccount(ctx context.Context, id string) (Account, error) {
 // StoreAccount saves the account record.
 func (st *Store) StoreAccount(ctx context.Context, id string, a Account) error {
 	return st.storeJSON(ctx, accountRecKey(id), a)
+}
+
+// RetireAccountKey sets the account key aside, so that the next account
+// for id starts with a new key: the CA deactivated or revoked the account
+// of the current one. The key is sealed again under its new record name
+// and stored before the current one is removed, so it is never lost; an
+// account key is still never overwritten. It returns the retired key's
+// record name. Callers hold AccountLock.
+func (st *Store) RetireAccountKey(ctx context.Context, id string, at time.Time) (string, error) {
+	k, err := st.LoadAccountKey(ctx, id)
+	if err != nil {
+		return "", fmt.Errorf("load account key %s: %w", id, err)
+	}
+	name := retiredKeyKey(id, at)
+	if _, err := st.s.Load(ctx, name); err == nil {
+		return "", fmt.Errorf("retired account key %s already exists", name)
+	}
+	sealed, err := st.seal(k, name)
+	if err != nil {
+		return "", fmt.Errorf("seal account key: %w", err)
+	}
+	if err := st.s.Store(ctx, name, []byte(sealed)); err != nil {
+		return "", fmt.Errorf("store retired account key: %w", err)
+	}
+	if err := st.s.Delete(ctx, accountKeyKey(id)); err != nil {
+		return "", fmt.Errorf("remove account key %s: %w", id, err)
+	}
+	return name, nil
 }

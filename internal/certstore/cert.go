@@ -5,6 +5,7 @@ import (
 	"crypto"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/keys"
 )
 
@@ -23,6 +24,10 @@ type Cert struct {
 	ARIID     string        `json:"ari_id,omitempty"`
 	Obtained  time.Time     `json:"obtained"`
 	Key       crypto.Signer `json:"-"`
+	// RenewalInfo is the CA's renewal window as it was when the
+	// certificate was downloaded; it is not stored with the certificate
+	// (the Manager keeps it in State), so it is nil when loaded.
+	RenewalInfo *acmeclient.RenewalInfo `json:"-"`
 }
 
 // State is what tlspilot knows about a certificate's renewal: the CA's

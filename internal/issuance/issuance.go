@@ -217,13 +217,14 @@ func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, 
 	if err != nil {
 		return certstore.Cert{}, err
 	}
-	c, err := Check(chain, p.Key, req.Names)
+	c, err := Check(chain.PEM, p.Key, req.Names)
 	if err != nil {
 		f.discard(ctx, req.ID, p)
 		return certstore.Cert{}, fmt.Errorf("certificate from %s: %w", o.Certificate, err)
 	}
 	c.KeyType, c.CA, c.URL, c.Obtained = req.KeyType, f.Client.DirectoryURL(), o.Certificate, time.Now().UTC()
 	c.Names = req.Names
+	c.RenewalInfo = chain.RenewalInfo
 	return c, nil
 }
 
