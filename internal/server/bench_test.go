@@ -72,6 +72,18 @@ func BenchmarkProxy(b *testing.B) {
 	serveLoop(b, h, r, http.StatusOK)
 }
 
+// BenchmarkChallenge answers an http-01 request over HTTPS for a proxy
+// site: the ACME hook answers, the upstream is never asked.
+func BenchmarkChallenge(b *testing.B) {
+	c := newTestCert(b, "a.test")
+	s, err := New(Options{HTTPSListener: listen(b), ACMEHTTP: challengeHook(map[string]string{"tok": "tok.thumbprint"}),
+		Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://127.0.0.1:9"}, Cert: c.source()}}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	serveLoop(b, s.https.Handler, benchRequest("a.test", challengePath+"tok"), http.StatusOK)
+}
+
 // BenchmarkGetCertificate is the handshake's site selection.
 func BenchmarkGetCertificate(b *testing.B) {
 	c := newTestCert(b, "a.test")

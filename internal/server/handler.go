@@ -2,10 +2,13 @@ package server
 
 import "net/http"
 
-// serveTLS routes an HTTPS request to its site: the Host must name the
-// site selected by the connection's SNI (421 otherwise, so the client
-// retries on a connection of its own).
+// serveTLS answers http-01 challenges, then routes an HTTPS request to
+// its site: the Host must name the site selected by the connection's SNI
+// (421 otherwise, so the client retries on a connection of its own).
 func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
+	if mayBeChallenge(r) && s.serveChallenge(w, r) {
+		return
+	}
 	st := s.table.Load().forTLSRequest(r)
 	if st == nil {
 		http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
@@ -16,18 +19,12 @@ func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
 	dispatch(w, r, st)
 }
 
-// plainHandler is the port-80 handler: access log, then http-01
-// challenges, then the sites.
-func (s *Server) plainHandler() http.Handler {
-	var h http.Handler = http.HandlerFunc(s.servePlain)
-	if s.opts.ACMEHTTP != nil {
-		h = s.opts.ACMEHTTP(h)
-	}
-	return s.access.wrap(h)
-}
-
-// servePlain redirects to HTTPS, or serves sites with HTTPRedirect off.
+// servePlain answers http-01 challenges, then redirects to HTTPS or
+// serves sites with HTTPRedirect off.
 func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
+	if mayBeChallenge(r) && s.serveChallenge(w, r) {
+		return
+	}
 	st := s.table.Load().forPlainRequest(r)
 	if st == nil {
 		http.Error(w, "404 page not found", http.StatusNotFound)

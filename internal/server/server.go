@@ -40,12 +40,20 @@ const (
 // then on and closes them on Shutdown. Either listener may be nil.
 type Options struct {
 	HTTPListener  net.Listener // plain HTTP: http-01, redirects to HTTPS, sites with HTTPRedirect false
-	HTTPSListener net.Listener // TLS is done by the Server
+	HTTPSListener net.Listener // TLS is done by the Server; http-01 and tls-alpn-01 too
 
 	Sites []Site
 
-	// ACMEHTTP wraps the plain HTTP handler so that http-01 challenges
-	// are answered before any site (the ACME Manager's HTTPHandler).
+	// ACMEHTTP makes the http-01 handler (the ACME Manager's
+	// HTTPHandler). Both listeners hand it every GET and HEAD request
+	// under /.well-known/acme-challenge/ before any site is looked up,
+	// whatever the Host, the SNI or the kind of site: a CA that follows a
+	// port-80 redirect to HTTPS (Let's Encrypt does) finds the answer
+	// there too, and a proxy never forwards it. A 4xx answer (or a call
+	// to next) means the token is not held: the response is dropped and
+	// the request goes on to its site as any other, so a site's own files
+	// under that path, or its upstream, still answer. Other requests
+	// never reach it.
 	ACMEHTTP func(next http.Handler) http.Handler
 
 	// ACMEGetCertificate answers tls-alpn-01 handshakes (ClientHellos
@@ -80,6 +88,7 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	acmeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	acmeHTTP http.Handler // the http-01 hook over notHeld; nil: none
 	reject   *tls.Config
 	table    atomic.Pointer[table]
 	env      *proxyEnv
@@ -124,13 +133,16 @@ func New(opts Options) (*Server, error) {
 	if opts.FileCacheBytes > 0 {
 		s.budget = &cacheBudget{max: opts.FileCacheBytes}
 	}
+	if opts.ACMEHTTP != nil {
+		s.acmeHTTP = opts.ACMEHTTP(http.HandlerFunc(notHeld))
+	}
 	t, err := s.compile(opts.Sites, nil)
 	if err != nil {
 		return nil, err
 	}
 	s.table.Store(t)
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
-	s.http = s.newHTTPServer(s.plainHandler())
+	s.http = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.servePlain)))
 	s.https = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.serveTLS)))
 	s.https.TLSConfig = s.tlsConfig()
 	return s, nil
