@@ -12,7 +12,7 @@ import (
 // account controls one identifier.
 type Authz struct {
 	URL        string
-	Status     string // pending, valid, invalid, deactivated, expired, revoked
+	Status     string // StatusPending, StatusValid, StatusInvalid, StatusDeactivated, StatusExpired or StatusRevoked
 	Identifier Identifier
 	Wildcard   bool
 	Challenges []Challenge
@@ -23,7 +23,7 @@ type Authz struct {
 type Challenge struct {
 	Type             string // http-01, tls-alpn-01, dns-01
 	URL              string
-	Status           string
+	Status           string // StatusPending, StatusProcessing, StatusValid or StatusInvalid
 	Token            string
 	KeyAuthorization string // token + "." + account key thumbprint
 	Identifier       Identifier
@@ -75,9 +75,9 @@ func (c *Client) WaitAuthz(ctx context.Context, acct Account, a Authz) (Authz, e
 			return a, err
 		}
 		switch got.Status {
-		case "valid":
+		case StatusValid:
 			return got, nil
-		case "pending", "processing":
+		case StatusPending, StatusProcessing:
 			if time.Now().After(deadline) {
 				return got, &Error{Op: op, Class: Transient, Err: fmt.Errorf("authorization still %s after %v", got.Status, c.pollTimeout)}
 			}

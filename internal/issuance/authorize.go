@@ -5,89 +5,156 @@ import (
 	"fmt"
 	"net"
 	"sync"
-	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/solvers"
 )
 
-// authorize proves control of every pending identifier of o. All
-// challenges are presented first, then waited for (dns-01 propagation),
-// then accepted together, so an order with many names costs one round of
-// waiting, not one per name.
+// authorize proves control of every identifier of o not yet valid. It
+// looks at each authorization's and challenge's own state (authzStep): a
+// pending challenge is answered, presented and accepted; one the CA is
+// already validating (an order resumed after a stop, or an accept whose
+// reply was lost) is presented again and waited for, never accepted a
+// second time. All challenges are presented first, then waited for
+// (dns-01 propagation), then accepted together, so an order with many
+// names costs one round of waiting, not one per name.
 func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order) error {
-	authzs := make([]acmeclient.Authz, len(o.Authorizations))
-	err := each(ctx, len(authzs), acceptLimit, func(i int) error {
-		a, err := f.Client.GetAuthz(ctx, f.Account, o.Authorizations[i])
-		authzs[i] = a
-		return err
-	})
+	authzs, err := f.getAuthzs(ctx, o.Authorizations)
 	if err != nil {
 		return err
 	}
-	var chs []acmeclient.Challenge
-	for _, a := range authzs {
-		switch a.Status {
-		case "valid":
-			continue
-		case "pending":
-		default:
-			if a.Problem != nil {
-				return a.Problem
-			}
-			return &acmeclient.Error{Op: "authorize " + a.Identifier.Value, Class: acmeclient.BadOrder,
-				Err: fmt.Errorf("authorization is %s", a.Status)}
-		}
-		ch, ok := pick(a, req.Challenge)
-		if !ok {
-			return &acmeclient.Error{Op: "authorize " + a.Identifier.Value, Class: acmeclient.BadOrder,
-				Err: fmt.Errorf("the CA offers no %s challenge for %s", req.Challenge, a.Identifier.Value)}
-		}
-		chs = append(chs, ch)
+	tasks, dead, err := plan(authzs, req.Challenge)
+	if dead {
+		// The order can never complete: forget it, so that the next
+		// attempt places a new one.
+		f.discard(ctx, req.ID, *p)
 	}
-	if len(chs) == 0 {
+	if err != nil {
+		return err
+	}
+	if len(tasks) == 0 {
 		return nil
 	}
-	solver, ok := f.Solvers[req.Challenge]
-	if !ok {
-		return fmt.Errorf("no solver for %s", req.Challenge)
+	// Record what is presented before presenting it, so that a restart
+	// can present it again or clean it up.
+	if err := f.record(ctx, req.ID, p, tasks); err != nil {
+		return err
 	}
-	// Record what is presented before presenting it, so that a restart can
-	// clean up after a crash.
-	for _, ch := range chs {
-		p.Challenges = append(p.Challenges, certstore.Challenge{Type: ch.Type, Identifier: ch.Identifier.Value, Token: ch.Token, KeyAuth: ch.KeyAuthorization})
+	ans := newAnswers(authzs)
+	defer f.cleanup(ctx, req.ID, p, ans)
+	if err := f.present(ctx, tasks); err != nil {
+		return err
 	}
-	if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
-		return fmt.Errorf("save order progress: %w", err)
-	}
-	defer f.cleanup(ctx, req.ID, p)
-	if err := each(ctx, len(chs), acceptLimit, func(i int) error {
-		if err := solver.Present(ctx, chs[i]); err != nil {
-			return fmt.Errorf("present %s for %s: %w", chs[i].Type, chs[i].Identifier.Value, err)
+	if err := each(ctx, len(tasks), acceptLimit, func(i int) error {
+		if !tasks[i].accept {
+			return nil
 		}
-		return nil
+		return f.accept(ctx, tasks[i])
 	}); err != nil {
 		return err
 	}
-	if w, ok := solver.(solvers.Waiter); ok {
-		if err := each(ctx, len(chs), waitLimit, func(i int) error { return w.Wait(ctx, chs[i]) }); err != nil {
-			return err
-		}
-	}
-	// Accept every challenge, then wait for all of them together: the CA
-	// validates them in parallel, so waiting costs one round, not one per
-	// name.
-	if err := each(ctx, len(chs), acceptLimit, func(i int) error {
-		return f.Client.Accept(ctx, f.Account, chs[i])
-	}); err != nil {
-		return err
-	}
-	return each(ctx, len(chs), waitLimit, func(i int) error {
-		byURL := acmeclient.Authz{URL: authzURL(authzs, chs[i]), Identifier: chs[i].Identifier}
-		_, err := f.Client.WaitAuthz(ctx, f.Account, byURL)
+	// The CA validates in parallel, so waiting costs one round, not one
+	// per name.
+	return each(ctx, len(tasks), waitLimit, func(i int) error {
+		t := tasks[i]
+		got, err := f.Client.WaitAuthz(ctx, f.Account, acmeclient.Authz{URL: t.authz, Identifier: t.ch.Identifier})
+		ans.settle(got)
 		return err
 	})
+}
+
+// task is one authorization of an order that still needs us.
+type task struct {
+	authz  string // the authorization's URL
+	ch     acmeclient.Challenge
+	accept bool // the CA must still be asked to validate ch (stepAnswer)
+}
+
+// plan turns the CA's view of an order's authorizations into tasks. An
+// authorization that failed makes the order dead; one that offers no
+// challenge of type typ fails this attempt.
+func plan(authzs []acmeclient.Authz, typ string) (tasks []task, dead bool, err error) {
+	for _, a := range authzs {
+		st, ch := authzStep(a, typ)
+		switch st {
+		case stepSkip:
+			continue
+		case stepNewOrder:
+			if a.Problem != nil {
+				return nil, true, a.Problem
+			}
+			return nil, true, &acmeclient.Error{Op: "authorize " + a.Identifier.Value, Class: acmeclient.BadOrder,
+				Err: fmt.Errorf("authorization is %s", a.Status)}
+		case stepNoChallenge:
+			return nil, false, &acmeclient.Error{Op: "authorize " + a.Identifier.Value, Class: acmeclient.BadOrder,
+				Err: fmt.Errorf("the CA offers no %s challenge for %s", typ, a.Identifier.Value)}
+		}
+		tasks = append(tasks, task{authz: a.URL, ch: ch, accept: st == stepAnswer})
+	}
+	return tasks, false, nil
+}
+
+// getAuthzs fetches the authorizations at urls.
+func (f *Flow) getAuthzs(ctx context.Context, urls []string) ([]acmeclient.Authz, error) {
+	authzs := make([]acmeclient.Authz, len(urls))
+	err := each(ctx, len(urls), acceptLimit, func(i int) error {
+		a, err := f.Client.GetAuthz(ctx, f.Account, urls[i])
+		authzs[i] = a
+		return err
+	})
+	return authzs, err
+}
+
+// present makes every task's answer available, then waits until the
+// solver says the CA can see the answers it is about to be asked for. An
+// answer the CA is already validating is presented again by the solver of
+// its own type: a resumed process must serve what the stopped one
+// presented.
+func (f *Flow) present(ctx context.Context, tasks []task) error {
+	for _, t := range tasks {
+		if _, ok := f.Solvers[t.ch.Type]; !ok && t.accept {
+			return fmt.Errorf("no solver for %s", t.ch.Type)
+		}
+	}
+	if err := each(ctx, len(tasks), acceptLimit, func(i int) error {
+		ch := tasks[i].ch
+		solver, ok := f.Solvers[ch.Type]
+		if !ok {
+			return nil // validated by another configuration; only waited for
+		}
+		if err := solver.Present(ctx, ch); err != nil {
+			return fmt.Errorf("present %s for %s: %w", ch.Type, ch.Identifier.Value, err)
+		}
+		return nil
+	}); err != nil {
+		return err
+	}
+	return each(ctx, len(tasks), waitLimit, func(i int) error {
+		if w, ok := f.Solvers[tasks[i].ch.Type].(solvers.Waiter); ok && tasks[i].accept {
+			return w.Wait(ctx, tasks[i].ch)
+		}
+		return nil
+	})
+}
+
+// accept asks the CA to validate t's challenge. When the request fails
+// but the CA shows the challenge taken up (an earlier request whose reply
+// was lost, so that this one is refused with "Cannot update challenge with
+// status processing"), the CA is validating it: accept returns nil and the
+// caller waits, as for any accepted challenge.
+func (f *Flow) accept(ctx context.Context, t task) error {
+	err := f.Client.Accept(ctx, f.Account, t.ch)
+	if err == nil || ctx.Err() != nil {
+		return err
+	}
+	a, gerr := f.Client.GetAuthz(ctx, f.Account, t.authz)
+	if gerr != nil || !accepted(a, t.ch) {
+		return err
+	}
+	f.Log.Info("challenge already accepted; waiting for the CA", "identifier", t.ch.Identifier.Value,
+		"authz_status", a.Status, "error", err)
+	return nil
 }
 
 // Concurrency of the calls to the CA for one order: requests that change
@@ -96,63 +163,6 @@ const (
 	acceptLimit = 8
 	waitLimit   = 64
 )
-
-// cleanup removes every answer the progress records as presented (those
-// of this run and any left by a stopped one), also when ctx has ended.
-func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	f.cleanupRecorded(cctx, *p)
-	p.Challenges = nil
-	if err := f.Store.StoreProgress(cctx, id, *p); err != nil {
-		f.Log.Warn("save order progress", "cert", id, "error", err)
-	}
-}
-
-// cleanupRecorded removes answers a saved progress says were presented,
-// concurrently, so that a solver that batches (dns-01) removes them in few
-// messages.
-func (f *Flow) cleanupRecorded(ctx context.Context, p certstore.Progress) {
-	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-	defer cancel()
-	var todo []certstore.Challenge
-	done := make(map[certstore.Challenge]bool, len(p.Challenges))
-	for _, c := range p.Challenges {
-		if _, ok := f.Solvers[c.Type]; ok && !done[c] {
-			done[c] = true
-			todo = append(todo, c)
-		}
-	}
-	_ = each(cctx, len(todo), waitLimit, func(i int) error {
-		c := todo[i]
-		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
-			Identifier: acmeclient.Identifier{Type: identifierType(c.Identifier), Value: c.Identifier}}
-		if err := f.Solvers[c.Type].CleanUp(cctx, ch); err != nil {
-			f.Log.Warn("clean up challenge", "type", c.Type, "identifier", c.Identifier, "error", err)
-		}
-		return nil
-	})
-}
-
-func authzURL(authzs []acmeclient.Authz, ch acmeclient.Challenge) string {
-	for _, a := range authzs {
-		for _, c := range a.Challenges {
-			if c.URL == ch.URL {
-				return a.URL
-			}
-		}
-	}
-	return ""
-}
-
-func pick(a acmeclient.Authz, typ string) (acmeclient.Challenge, bool) {
-	for _, ch := range a.Challenges {
-		if ch.Type == typ {
-			return ch, true
-		}
-	}
-	return acmeclient.Challenge{}, false
-}
 
 // each runs fn(0..n-1), at most limit at a time, and returns the first
 // error; the others still finish.

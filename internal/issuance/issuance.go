@@ -63,25 +63,25 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 	}
 	for range 20 {
 		switch o.Status {
-		case "pending":
+		case acmeclient.StatusPending:
 			if err := f.authorize(ctx, req, &p, o); err != nil {
 				return certstore.Cert{}, err
 			}
 			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
 				return certstore.Cert{}, err
 			}
-		case "ready":
+		case acmeclient.StatusReady:
 			if o, err = f.finalize(ctx, req, &p, o); err != nil {
 				return certstore.Cert{}, err
 			}
-		case "processing":
+		case acmeclient.StatusProcessing:
 			if err := sleep(ctx, time.Second); err != nil {
 				return certstore.Cert{}, err
 			}
 			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
 				return certstore.Cert{}, err
 			}
-		case "valid":
+		case acmeclient.StatusValid:
 			return f.download(ctx, req, p, o)
 		default:
 			f.discard(ctx, req.ID, p)
@@ -96,8 +96,12 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 }
 
 // Done forgets the saved progress of req's order once its certificate is
-// stored.
+// stored, removing any challenge answer still recorded in it: the order
+// is valid, so the CA is done with all of them.
 func (f *Flow) Done(ctx context.Context, id string) error {
+	if p, err := f.Store.LoadProgress(ctx, id); err == nil && len(p.Challenges) > 0 {
+		f.cleanupRecorded(ctx, p.Challenges)
+	}
 	return f.Store.DeleteProgress(ctx, id)
 }
 
@@ -118,7 +122,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
 	o, err := f.Client.GetOrder(ctx, f.Account, p.OrderURL)
-	if err == nil && (o.Status == "invalid" || o.Status == "" || (o.Status != "valid" && p.Key == nil && o.Status != "pending" && o.Status != "ready")) {
+	if err == nil && !canResume(o, p) {
 		err = errDiscard
 	}
 	if err != nil {
@@ -130,12 +134,12 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
 	f.Log.Info("resuming saved order", "cert", req.ID, "order", p.OrderURL, "status", o.Status)
-	if len(p.Challenges) > 0 && o.Status != "pending" {
-		// Answers presented before the stop are no longer needed. (For a
-		// pending order, authorize presents them again and cleans up every
-		// recorded answer afterwards; removing them here could break a
-		// validation the CA is running now.)
-		f.cleanupRecorded(ctx, p)
+	if len(p.Challenges) > 0 && o.Status != acmeclient.StatusPending {
+		// Every authorization is valid: the answers presented before the
+		// stop are no longer needed. (For a pending order, authorize looks
+		// at each challenge, presents again those the CA may still fetch
+		// and removes them once their authorization is final.)
+		f.cleanupRecorded(ctx, p.Challenges)
 		p.Challenges = nil
 		if err := f.Store.StoreProgress(ctx, req.ID, p); err != nil {
 			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("save order progress: %w", err)
@@ -195,7 +199,7 @@ func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress,
 	}
 	got, err := f.Client.Finalize(ctx, f.Account, o, csr)
 	if err != nil {
-		if got.Status == "invalid" {
+		if got.Status == acmeclient.StatusInvalid {
 			f.discard(ctx, req.ID, *p)
 		}
 		return got, err
@@ -228,9 +232,12 @@ func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, 
 	return c, nil
 }
 
-// discard drops saved progress, cleaning up any challenge it presented.
+// discard drops the saved progress of an order given up (it cannot
+// complete, or no longer fits the request), cleaning up every challenge it
+// presented: whatever the CA still validates for it can no longer lead to
+// the certificate wanted, and nothing else would remove the answers.
 func (f *Flow) discard(ctx context.Context, id string, p certstore.Progress) {
-	f.cleanupRecorded(ctx, p)
+	f.cleanupRecorded(ctx, p.Challenges)
 	if err := f.Store.DeleteProgress(context.WithoutCancel(ctx), id); err != nil {
 		f.Log.Warn("delete order progress", "cert", id, "error", err)
 	}

@@ -46,6 +46,14 @@ type env struct {
 
 func newEnv(t *testing.T) *env {
 	t.Helper()
+	e := newBareEnv(t)
+	serve(t, e.p.HTTPPort, e.http01.Handler(nil))
+	return e
+}
+
+// newBareEnv is newEnv without a server for the http-01 answers.
+func newBareEnv(t *testing.T) *env {
+	t.Helper()
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	client, err := acmeclient.New(acmeclient.Config{Directory: p.DirectoryURL, Roots: p.Roots})
 	if err != nil {
@@ -69,7 +77,6 @@ func newEnv(t *testing.T) *env {
 	}
 	e := &env{p: p, client: client, acct: acct, store: certstore.New(fs, sealer)}
 	e.http01 = solvers.NewHTTP01(e.store, slog.New(slog.DiscardHandler))
-	serve(t, p.HTTPPort, e.http01.Handler(nil))
 	return e
 }
 
@@ -272,13 +279,18 @@ func stopAfter(t *testing.T, p *testenv.Pebble, prefix string, stop func(r *http
 		if resp.StatusCode < 300 && fired.CompareAndSwap(false, true) {
 			stop(r)
 		}
-		for k, v := range resp.Header {
-			w.Header()[k] = v
-		}
-		w.WriteHeader(resp.StatusCode)
-		_, _ = w.Write(body)
+		relay(w, resp, body)
 		return true
 	}
+}
+
+// relay hands the CA's answer resp, with its body, to the client.
+func relay(w http.ResponseWriter, resp *http.Response, body []byte) {
+	for k, v := range resp.Header {
+		w.Header()[k] = v
+	}
+	w.WriteHeader(resp.StatusCode)
+	_, _ = w.Write(body)
 }
 
 // forward sends r to the CA at directory's host, marked with passHeader,
