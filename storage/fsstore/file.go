@@ -23,7 +23,7 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx.Err(), key); err != nil {
 		return nil, fmt.Errorf("fsstore: load: %w", err)
 	}
-	b, err := os.ReadFile(s.dataPath(key))
+	b, err := s.readValue(ctx, s.dataPath(key))
 	if err != nil && notExist(err) && !errors.Is(err, fs.ErrNotExist) {
 		err = fmt.Errorf("%w (%w)", fs.ErrNotExist, err)
 	}
@@ -31,6 +31,50 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("fsstore: load %s: %w", key, err)
 	}
 	return b, nil
+}
+
+// maxOpenRetries bounds how often readValue opens a file again that its
+// folder lists but that could not be opened.
+const maxOpenRetries = 100
+
+// readValue reads the file at path.
+//
+// On FUSE file systems that work by path, as exfat-fuse does, an open that
+// races with a rename over the file can fail with ENOENT although a version
+// of the file exists all the time: the kernel looked up the old version,
+// which is gone when the open reaches the file system. Under a
+// steady stream of Stores even an immediate retry can fail again. So on
+// FUSE, an ENOENT is believed only if the file's folder does not list the
+// name; while it does, the open is retried, up to maxOpenRetries times or
+// until ctx ends.
+func (s *Store) readValue(ctx context.Context, path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	for n := 0; s.fuse && errors.Is(err, fs.ErrNotExist) && listed(path); n++ {
+		if cerr := ctx.Err(); cerr != nil {
+			return nil, cerr
+		}
+		if n == maxOpenRetries {
+			// %v, not %w: the file exists, so this must not read as a
+			// missing key.
+			return nil, fmt.Errorf("%s is listed in its folder but %d opens failed (is it replaced all the time?); last: %v",
+				filepath.Base(path), n+1, err)
+		}
+		b, err = os.ReadFile(path)
+	}
+	return b, err
+}
+
+// listed reports whether path's folder lists its name.
+func listed(path string) bool {
+	entries, err := os.ReadDir(filepath.Dir(path))
+	if err != nil {
+		return false
+	}
+	name := filepath.Base(path)
+	_, found := slices.BinarySearchFunc(entries, name, func(e fs.DirEntry, name string) int {
+		return strings.Compare(e.Name(), name)
+	})
+	return found
 }
 
 // Store saves value under key, atomically and durably: it writes a

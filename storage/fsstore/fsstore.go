@@ -1,7 +1,6 @@
 // Package fsstore is the default storage backend: it keeps tlspilot's state
 // in files under one directory, which several processes on one machine (or
-// sharing a file system with working hard links and atomic renames) may use
-// at the same time.
+// sharing a file system with atomic renames) may use at the same time.
 //
 // Layout under Options.Dir:
 //
@@ -14,17 +13,36 @@
 // Names starting with ".~" are temporary files, lock takeover claims and
 // the like; keys cannot contain '~', and List skips every name that is not
 // a valid key segment, so it never reports them (keys may start with '.').
-// Files are created with mode 0600 and directories with mode 0700.
+// Files are created with mode 0600 and directories with mode 0700 (on file
+// systems without permissions, such as FAT and exFAT, they get what the
+// mount options say; New logs a warning then).
 //
 // Store writes a temporary file next to the target, syncs it, renames it
 // over the target and syncs the directory, so a reader sees either the old
 // or the new value, also after a crash.
 //
-// A lock is taken by hard-linking a fully written temporary file to its
-// lock file, which fails if the lock file exists. While held, the lease is
+// A lock is taken by publishing a fully written temporary file as its lock
+// file, which fails if the lock file exists: by a hard link, or where the
+// file system has none (FAT, exFAT) by creating the lock file empty with
+// O_EXCL and renaming the temporary file over it. While held, the lease is
 // renewed in the background; a lock whose lease expired (its holder died or
 // froze) is taken over by the next Lock. Expiry compares wall-clock times,
 // so processes sharing a lock directory need roughly synchronised clocks.
+//
+// # What the file system must do
+//
+// New checks, once, in both folders, what the Store relies on: syncing a
+// file and a directory, renaming a file over another and exclusive create
+// (O_CREATE|O_EXCL). A file system lacking one of them is refused with an
+// error naming the folder and the missing capability, rather than failing
+// at every Store or Lock later. Hard links are optional: without them
+// (New logs it) locks are published as above, and an empty lock file,
+// which may be one being published, is respected for at least
+// max(LeaseTTL, 10s), since FAT and exFAT keep modification times only to
+// a second or two. On FUSE file systems an open that races with a rename
+// over the file can fail with ENOENT; Load then checks the folder listing
+// and opens again while the file is listed, so a concurrent Load still
+// sees the old or the new value, never a missing key.
 package fsstore
 
 import (
@@ -76,9 +94,14 @@ type Options struct {
 	// "" means "hostname:pid:random".
 	Owner string
 
-	// Logger receives lock events (taken over, lost, renewal failures);
-	// nil discards them.
+	// Logger receives lock events (taken over, lost, renewal failures)
+	// and what New found missing in the file system; nil discards them.
 	Logger *slog.Logger
+
+	// probeFault, if set, fails New's probe of a capability (one of the
+	// cap* names) with the error it returns: unit tests use it to play a
+	// file system that lacks it.
+	probeFault func(capability string) error
 }
 
 // Store is a storage.Storage kept in files under one directory. It is safe
@@ -93,10 +116,14 @@ type Store struct {
 	owner   string
 	host    string // this host's name, to recognise locks of dead local processes
 	log     *slog.Logger
+	links   bool // hard links work in lockDir; see publish
+	fuse    bool // dataDir is on FUSE; see readValue
 }
 
 // New checks opts, creates opts.Dir and its data and locks folders if they
-// are missing, and returns a Store on them.
+// are missing, checks that their file system has what the Store needs (see
+// the package documentation) and returns a Store on them. An error about
+// the file system names the folder and the missing capability.
 func New(opts Options) (*Store, error) {
 	opts, err := withDefaults(opts)
 	if err != nil {
@@ -128,7 +155,26 @@ func New(opts Options) (*Store, error) {
 			return nil, fmt.Errorf("fsstore: create dir: %w", err)
 		}
 	}
+	if err := s.probe(opts.probeFault); err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
 	return s, nil
+}
+
+// probe checks the data and locks folders' file systems and records what
+// they lack but the Store can do without.
+func (s *Store) probe(fault func(string) error) error {
+	p := prober{log: s.log, fault: fault}
+	data, err := p.probe(s.dataDir)
+	if err != nil {
+		return err
+	}
+	locks, err := p.probe(s.lockDir)
+	if err != nil {
+		return err
+	}
+	s.links, s.fuse = locks.hardLinks, data.fuse
+	return nil
 }
 
 // withDefaults fills in the zero fields of opts and rejects bad values.

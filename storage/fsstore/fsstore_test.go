@@ -221,8 +221,12 @@ func TestDeadHoldersLockTakenOver(t *testing.T) {
 // so this is a smoke test: breaking a stale lock with a plain remove fails
 // it in about half the runs under -race.
 func TestConcurrentTakeover(t *testing.T) {
+	testConcurrentTakeover(t, t.TempDir())
+}
+
+// testConcurrentTakeover is TestConcurrentTakeover on a store in dir.
+func testConcurrentTakeover(t *testing.T, dir string) {
 	const contenders, rounds = 8, 40
-	dir := t.TempDir()
 	stores := make([]*fsstore.Store, contenders)
 	for i := range stores {
 		stores[i] = openStore(t, dir, 10*time.Second, true)

@@ -51,7 +51,7 @@ type lockState struct {
 // lease, takes it and returns its lease, which is renewed in the background
 // until Unlock. It polls every PollInterval and returns an error wrapping
 // ctx.Err() if ctx ends first. An unparseable lock file counts as expired
-// once its modification time is LeaseTTL old.
+// once its modification time is LeaseTTL old (an empty one: see parseLock).
 //
 // The lease's Unlock ignores its ctx (it only does quick local file
 // operations) and removes the lock file only if it still holds this
@@ -115,7 +115,7 @@ func (s *Store) tryLock(name, path string) (*lease, error) {
 
 // createLock creates the lock file at path holding rec, or fails with an
 // error matching fs.ErrExist if it exists. The content is written to a
-// temporary file first and hard-linked into place, so the lock file never
+// temporary file first and published at path, so the lock file never
 // exists half-written.
 func (s *Store) createLock(path string, rec lockRecord) error {
 	data, err := json.Marshal(rec)
@@ -127,7 +127,33 @@ func (s *Store) createLock(path string, rec lockRecord) error {
 		return err
 	}
 	defer os.Remove(tmp)
-	return os.Link(tmp, path)
+	return s.publish(tmp, path)
+}
+
+// publish gives path the content of the complete file src, unless path
+// exists: then it fails with an error matching fs.ErrExist. The caller
+// removes src afterwards (it may or may not still exist).
+//
+// With hard links, src is linked to path, which fails if path exists.
+// Without them, path is first created empty with O_EXCL, which fails if
+// it exists, and src is then renamed over it: other processes may see the
+// empty file for that moment, never a half-written one. An empty lock file
+// counts as held until it is max(LeaseTTL, minClaimAge) old (see
+// parseLock), so nobody breaks it in between.
+func (s *Store) publish(src, path string) error {
+	if s.links {
+		return os.Link(src, path)
+	}
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_ = f.Close()
+	if err := os.Rename(src, path); err != nil {
+		_ = os.Remove(path) // our own empty file: nobody else writes it
+		return err
+	}
+	return nil
 }
 
 // inspect reads the lock file at path.
@@ -149,13 +175,21 @@ func (s *Store) inspect(path string) (lockState, error) {
 }
 
 // parseLock interprets the content of a lock file last modified at mtime.
+// An unparseable file expires LeaseTTL after mtime; an empty one, which
+// may be a lock being published (see publish), only after
+// max(LeaseTTL, minClaimAge), which also covers file systems (FAT, exFAT)
+// that keep modification times only to the second or two.
 func (s *Store) parseLock(data []byte, mtime, now time.Time) lockState {
 	var rec lockRecord
 	if json.Unmarshal(data, &rec) == nil && validToken(rec.Token) && !rec.Expires.IsZero() {
 		return lockState{gen: rec.Token, owner: rec.Owner, expired: now.After(rec.Expires) || s.ownerDead(rec.Owner)}
 	}
+	ttl := s.ttl
+	if len(data) == 0 {
+		ttl = max(ttl, minClaimAge)
+	}
 	sum := sha256.Sum256(data)
-	return lockState{gen: "g" + hex.EncodeToString(sum[:15]), expired: now.Sub(mtime) > s.ttl}
+	return lockState{gen: "g" + hex.EncodeToString(sum[:15]), expired: now.Sub(mtime) > ttl}
 }
 
 // validToken reports whether tok looks like a token made by tryLock.
@@ -230,9 +264,9 @@ func (s *Store) dropStaleClaim(claim string) {
 // removeIfGen removes the lock file at path if it holds version gen (and,
 // with expiredOnly, if that version has expired), and reports whether it
 // did. Files have no atomic compare-and-delete, so it renames the file to a
-// name of its own, checks what it moved and links it back if that was not
-// the version meant (say, it was renewed a moment ago); the lock file is
-// missing only for that moment.
+// name of its own, checks what it moved and publishes it back if that was
+// not the version meant (say, it was renewed a moment ago); the lock file
+// is missing only for that moment.
 func (s *Store) removeIfGen(path, gen string, expiredOnly bool) (bool, error) {
 	meant := func(st lockState) bool { return st.gen == gen && (st.expired || !expiredOnly) }
 	if st, err := s.inspect(path); err != nil || !meant(st) {
@@ -256,7 +290,7 @@ func (s *Store) removeIfGen(path, gen string, expiredOnly bool) (bool, error) {
 	// We moved a lock taken after our check: put it back. If someone took
 	// the lock in this moment, they hold it now, and the moved lock's
 	// holder loses its lease at its next renewal.
-	lerr := os.Link(aside, path)
+	lerr := s.publish(aside, path)
 	if lerr != nil {
 		s.log.Error("fsstore: could not put back a lock file moved by mistake", "lock", path, "err", lerr)
 	}
