@@ -237,11 +237,13 @@ func statusWord(s string) string {
 	return s
 }
 
-// accountUnusableError says that the account cannot order and what to do.
+// accountUnusableError says that the account cannot order and what to
+// do; its class is BadAccount.
 func (m *Manager) accountUnusableError(url, status string) error {
-	return fmt.Errorf("the ACME account %s at %s is %s: no certificate can be ordered with it; "+
-		"allow tlspilot to register a new account (unset KeepDeactivatedAccount / keep_deactivated_account = false), "+
-		"or remove the account's directory from the storage so that a new one is made", url, m.cfg.CA, statusWord(status))
+	return &acmeclient.Error{Op: "account", Class: acmeclient.BadAccount, Err: fmt.Errorf(
+		"the ACME account %s at %s is %s: no certificate can be ordered with it; "+
+			"allow tlspilot to register a new account (keep_deactivated_account = false, Config.KeepDeactivatedAccount in the library), "+
+			"or remove the account's directory from the storage so that a new one is made", url, m.cfg.CA, statusWord(status))}
 }
 
 // forgetAccount makes the next order look the account up again, after the

@@ -206,4 +206,3 @@ func waitRenewAt(t *testing.T, m *Manager) time.Time {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
-

@@ -5,9 +5,9 @@
 package acmeclient
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
-	"bytes"
 	"crypto/x509"
 	"errors"
 	"fmt"

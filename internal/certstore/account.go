@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -34,7 +35,7 @@ func AccountID(directory string, contact []string) string {
 func accountKeyKey(id string) string { return "accounts/" + id + "/key" }
 func accountRecKey(id string) string { return "accounts/" + id + "/account.json" }
 func retiredKeyKey(id string, at time.Time) string {
-	return "accounts/" + id + "/retired/" + at.UTC().Format("20060102T150405.000000000Z") + ".key"
+	return "accounts/" + id + "/retired/" + strconv.FormatInt(at.UnixNano(), 10) + ".key"
 }
 
 // AccountLock is the lock name serialising account creation.
