@@ -166,6 +166,8 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 		Challenge:  cfg.Challenge,
 		Profile:    cfg.Profile,
 		Logger:     logger,
+
+		KeepDeactivatedAccount: cfg.KeepDeactivatedAccount,
 	}
 	for _, kt := range cfg.KeyTypes {
 		mc.KeyTypes = append(mc.KeyTypes, tlspilot.KeyType(kt))

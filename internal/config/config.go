@@ -38,6 +38,10 @@ type Config struct {
 	CARoots []string
 	// AgreeTerms agrees to the CA's terms of service ("agree_terms").
 	AgreeTerms bool
+	// KeepDeactivatedAccount forbids replacing an ACME account the CA
+	// deactivated or revoked ("keep_deactivated_account"); by default a
+	// new account with a new key replaces it.
+	KeepDeactivatedAccount bool
 	// EABKeyID and EABHMACFile bind the account to one the CA knows
 	// ("eab_key_id", "eab_hmac_file": a file holding the base64url HMAC
 	// key); both or neither.

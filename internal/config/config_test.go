@@ -16,6 +16,7 @@ const full = `email = "ops@example.com"
 ca = "https://127.0.0.1:14000/dir"
 ca_root = "$DIR/ca.pem"
 agree_terms = true
+keep_deactivated_account = true
 eab_key_id = "kid-1"
 eab_hmac_file = "eab.key"
 profile = "shortlived"
@@ -83,8 +84,8 @@ func TestFullConfig(t *testing.T) {
 	f.write(t, "tlspilot.toml", strings.ReplaceAll(full, "$DIR", f.dir), 0o644)
 	// "example.com" is in the certificate, "www.example.com.br" is not.
 	_, err := Load(filepath.Join(f.dir, "tlspilot.toml"))
-	if err == nil || !strings.Contains(err.Error(), "tlspilot.toml:61: site[3].names[2]: example.com is already a name of site[1] (line 29)") ||
-		!strings.Contains(err.Error(), "tlspilot.toml:62: site[3].cert_file: "+f.dir+"/site.pem does not cover www.example.com.br") {
+	if err == nil || !strings.Contains(err.Error(), "tlspilot.toml:62: site[3].names[2]: example.com is already a name of site[1] (line 30)") ||
+		!strings.Contains(err.Error(), "tlspilot.toml:63: site[3].cert_file: "+f.dir+"/site.pem does not cover www.example.com.br") {
 		t.Fatalf("got %v", err)
 	}
 
@@ -92,31 +93,33 @@ func TestFullConfig(t *testing.T) {
 	text = strings.Replace(text, `names = ["Example.COM", "www.example.com."]`, `names = ["Example.COM"]`, 1)
 	c := f.mustParse(t, text)
 	d := f.dir
-	if e := c.Errorf("https_listen", "address already in use"); e.Error() != d+"/tlspilot.toml:10: https_listen: address already in use" {
+	if e := c.Errorf("https_listen", "address already in use"); e.Error() != d+"/tlspilot.toml:11: https_listen: address already in use" {
 		t.Errorf("Errorf: %v", e)
 	}
-	if e := c.Errorf("site[2].proxy[1]", "refused"); e.Line != 58 {
+	if e := c.Errorf("site[2].proxy[1]", "refused"); e.Line != 59 {
 		t.Errorf("Errorf: %v", e)
 	}
 	want := &Config{
-		pos:         c.pos,
-		File:        filepath.Join(d, "tlspilot.toml"),
-		Email:       "ops@example.com",
-		CA:          "https://127.0.0.1:14000/dir",
-		CARoots:     []string{d + "/ca.pem"},
-		AgreeTerms:  true,
-		EABKeyID:    "kid-1",
-		EABHMACFile: d + "/eab.key",
-		Profile:     "shortlived",
-		Storage:     d + "/state",
-		HTTPListen:  "127.0.0.1:5002",
-		HTTPSListen: "[::1]:5001",
-		User:        "root",
-		Group:       "0",
-		AccessLog:   d + "/access.log",
-		LogLevel:    "debug",
-		KeyTypes:    []string{"ecdsa-p384", "rsa2048"},
-		Challenge:   "tls-alpn-01",
+		pos:        c.pos,
+		File:       filepath.Join(d, "tlspilot.toml"),
+		Email:      "ops@example.com",
+		CA:         "https://127.0.0.1:14000/dir",
+		CARoots:    []string{d + "/ca.pem"},
+		AgreeTerms: true,
+		EABKeyID:   "kid-1",
+
+		KeepDeactivatedAccount: true,
+		EABHMACFile:            d + "/eab.key",
+		Profile:                "shortlived",
+		Storage:                d + "/state",
+		HTTPListen:             "127.0.0.1:5002",
+		HTTPSListen:            "[::1]:5001",
+		User:                   "root",
+		Group:                  "0",
+		AccessLog:              d + "/access.log",
+		LogLevel:               "debug",
+		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
+		Challenge:              "tls-alpn-01",
 		DNS: &DNS{
 			Provider:           "rfc2136",
 			Server:             "127.0.0.1:53",
@@ -129,7 +132,7 @@ func TestFullConfig(t *testing.T) {
 			PropagationTimeout: 150 * time.Second,
 		},
 		Sites: []Site{{
-			Line:         29,
+			Line:         30,
 			Names:        []string{"example.com"},
 			Root:         d + "/www",
 			Default:      true,
@@ -140,19 +143,19 @@ func TestFullConfig(t *testing.T) {
 			KeyTypes:     []string{"rsa4096"},
 			Headers:      map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store"},
 			Routes: []Route{
-				{Line: 43, Path: "/api/", Proxy: []string{"http://127.0.0.1:8080", "https://backend.example:8443/base"}},
-				{Line: 47, Path: "/old/", Redirect: "https://example.org{uri}"},
-				{Line: 51, Path: "/files/", Root: d + "/www"},
+				{Line: 44, Path: "/api/", Proxy: []string{"http://127.0.0.1:8080", "https://backend.example:8443/base"}},
+				{Line: 48, Path: "/old/", Redirect: "https://example.org{uri}"},
+				{Line: 52, Path: "/files/", Root: d + "/www"},
 			},
 		}, {
-			Line:         55,
+			Line:         56,
 			Names:        []string{"*.example.net"},
 			Proxy:        []string{"http://127.0.0.1:9000"},
 			Challenge:    "dns-01",
 			KeyTypes:     []string{"ecdsa-p384", "rsa2048"},
 			HTTPRedirect: true,
 		}, {
-			Line:         60,
+			Line:         61,
 			Names:        []string{"www.example.com"},
 			CertFile:     d + "/site.pem",
 			KeyFile:      d + "/site.key",
@@ -338,22 +341,22 @@ func TestSummary(t *testing.T) {
 	got := strings.ReplaceAll(c.Summary(), f.dir, "$DIR")
 	want := `config $DIR/tlspilot.toml
 listen: http 127.0.0.1:5002, https [::1]:5001
-ca: https://127.0.0.1:14000/dir (account ops@example.com, terms agreed, EAB key kid-1, profile shortlived)
+ca: https://127.0.0.1:14000/dir (account ops@example.com, terms agreed, EAB key kid-1, profile shortlived, never replaced if deactivated)
 storage: $DIR/state
 runs as: user root, group 0 after binding
 dns-01: rfc2136 updates to 127.0.0.1:53, key tlspilot. (hmac-sha512), zone example.com
-site[1] line 29: example.com (default site)
+site[1] line 30: example.com (default site)
   certificate: ACME http-01, rsa4096
   serves: static files from $DIR/www
   route /api/: proxy to http://127.0.0.1:8080, https://backend.example:8443/base
   route /old/: redirect to https://example.org{uri}
   route /files/: static files from $DIR/www
   also served over http, hsts, csp, 2 extra headers
-site[2] line 55: *.example.net
+site[2] line 56: *.example.net
   certificate: ACME dns-01, ecdsa-p384 + rsa2048
   serves: proxy to http://127.0.0.1:9000
   http redirects to https
-site[3] line 60: www.example.com
+site[3] line 61: www.example.com
   certificate: files $DIR/site.pem, $DIR/site.key
   serves: redirect to https://example.org/
   http redirects to https

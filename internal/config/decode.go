@@ -64,6 +64,7 @@ func (d *decoder) account(t *table, c *Config) {
 		c.CARoots[i] = d.pemFile(p, c.CARoots[i])
 	}
 	t.flag("agree_terms", &c.AgreeTerms)
+	t.flag("keep_deactivated_account", &c.KeepDeactivatedAccount)
 	t.str("profile", &c.Profile)
 	t.str("eab_key_id", &c.EABKeyID)
 	if t.str("eab_hmac_file", &c.EABHMACFile) {

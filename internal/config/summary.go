@@ -46,6 +46,9 @@ func (c *Config) accountSummary() string {
 	if c.Profile != "" {
 		parts = append(parts, "profile "+c.Profile)
 	}
+	if c.KeepDeactivatedAccount {
+		parts = append(parts, "never replaced if deactivated")
+	}
 	if len(parts) == 0 {
 		return ""
 	}
