@@ -36,6 +36,11 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	if len(tasks) == 0 {
 		return nil
 	}
+	release, err := f.exclusive(ctx, tasks)
+	if err != nil {
+		return err
+	}
+	defer release() // after the clean-up
 	// Record what is presented before presenting it, so that a restart
 	// can present it again or clean it up.
 	if err := f.record(ctx, req.ID, p, tasks); err != nil {

@@ -52,6 +52,7 @@ var errDiscard = errors.New("saved order cannot be resumed")
 // req.ID when the CA still holds it. The caller stores the result and then
 // calls Done.
 func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) {
+	ctx = solvers.WithOwner(ctx, req.ID) // the answers presented are this certificate's
 	p, o, err := f.resume(ctx, req)
 	if err != nil {
 		return certstore.Cert{}, err
@@ -99,6 +100,7 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 // stored, removing any challenge answer still recorded in it: the order
 // is valid, so the CA is done with all of them.
 func (f *Flow) Done(ctx context.Context, id string) error {
+	ctx = solvers.WithOwner(ctx, id)
 	if p, err := f.Store.LoadProgress(ctx, id); err == nil && len(p.Challenges) > 0 {
 		f.cleanupRecorded(ctx, p.Challenges)
 	}

@@ -368,7 +368,7 @@ func validatedThenDied(t *testing.T, e *env, req issuance.Request) acmeclient.Ch
 	if err := e.store.StoreProgress(ctx, req.ID, p); err != nil {
 		t.Fatal(err)
 	}
-	if err := e.http01.Present(ctx, ch); err != nil {
+	if err := e.http01.Present(solvers.WithOwner(ctx, req.ID), ch); err != nil { // as Flow presents it
 		t.Fatal(err)
 	}
 	if err := e.client.Accept(ctx, e.acct, ch); err != nil {

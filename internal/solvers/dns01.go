@@ -56,8 +56,9 @@ type recordKey struct{ domain, value string }
 
 // txtRecord is a presented record.
 type txtRecord struct {
-	refs int // Presents not yet cleaned up
-	job  *job
+	owners owners // holding the record (see WithOwner)
+	job    *job
+	served bool // a Wait found job's record served
 	// leftover is set when the record's removal after an earlier Present
 	// had failed: it may exist whatever becomes of this Present. left is
 	// where it was, if known.
@@ -110,7 +111,8 @@ func key(ch acmeclient.Challenge) (recordKey, error) {
 	return recordKey{domain: d, value: ch.DNS01Value()}, nil
 }
 
-// Present queues the TXT record of ch; Wait sends it.
+// Present queues the TXT record of ch for the owner of ctx; Wait sends
+// it.
 func (s *DNS01) Present(ctx context.Context, ch acmeclient.Challenge) error {
 	k, err := key(ch)
 	if err != nil {
@@ -120,13 +122,23 @@ func (s *DNS01) Present(ctx context.Context, ch acmeclient.Challenge) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := s.recs[k]
-	if r != nil {
-		r.refs++
-	} else {
-		r = &txtRecord{refs: 1, job: newJob(k)}
+	switch {
+	case r == nil:
+		r = &txtRecord{owners: make(owners), job: newJob(k)}
 		s.recs[k] = r
 		s.present.add(r.job)
+	case !r.served && finished(r.job):
+		// Presented again (an order resumed after a failed attempt) and
+		// never found served: send it again, as the server may have lost
+		// it, and wait for it afresh.
+		if mayExist(r.job) {
+			s.check.Forget(r.job.rec)
+			r.leftover, r.left = true, r.job.rec
+		}
+		r.job = newJob(k)
+		s.present.add(r.job)
 	}
+	r.owners.add(ownerOf(ctx))
 	if leftover {
 		r.leftover, r.left = true, left
 	}
@@ -142,24 +154,36 @@ func (s *DNS01) Wait(ctx context.Context, ch acmeclient.Challenge) error {
 	}
 	s.mu.Lock()
 	r := s.recs[k]
+	var j *job
+	if r != nil {
+		j = r.job
+	}
 	s.mu.Unlock()
 	if r == nil {
 		return fmt.Errorf("dns-01 for %s: record not presented", k.domain)
 	}
 	s.present.kick()
-	if err := r.job.wait(ctx); err != nil {
+	if err := j.wait(ctx); err != nil {
 		return fmt.Errorf("dns-01 for %s: %w", k.domain, err)
 	}
-	if err := s.check.Wait(ctx, r.job.rec); err != nil {
+	if err := s.check.Wait(ctx, j.rec); err != nil {
 		return fmt.Errorf("dns-01 for %s: %w", k.domain, err)
 	}
+	s.mu.Lock()
+	if r.job == j {
+		r.served = true
+	}
+	s.mu.Unlock()
 	return nil
 }
 
-// CleanUp removes ch's record once no Present of it remains, and returns
-// when it is removed. It also removes records presented by an earlier
-// process (after a restart) that it knows nothing of. A failed removal is
-// retried in the background and reported.
+// CleanUp drops the claim of the owner of ctx on ch's record, removes the
+// record once no owner holds it, and returns when it is removed. Two
+// orders may hold one record: two challenges for one name with different
+// values are two records, the same value (one authorization shared by two
+// orders) is one. It also removes records presented by an earlier process
+// (after a restart) that it knows nothing of. A failed removal is retried
+// in the background and reported.
 func (s *DNS01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 	k, err := key(ch)
 	if err != nil {
@@ -168,7 +192,7 @@ func (s *DNS01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 	s.mu.Lock()
 	r := s.recs[k]
 	if r != nil {
-		if r.refs--; r.refs > 0 {
+		if r.owners.drop(ownerOf(ctx)); len(r.owners) > 0 {
 			s.mu.Unlock()
 			return nil
 		}
@@ -190,6 +214,16 @@ func (s *DNS01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 		return s.removeUnknown(ctx, k)
 	}
 	return nil
+}
+
+// finished reports whether j's send is over.
+func finished(j *job) bool {
+	select {
+	case <-j.done:
+		return true
+	default:
+		return false
+	}
 }
 
 // mayExist reports whether a record the provider was asked to add may

@@ -49,6 +49,13 @@ func (p *fakeProvider) CleanUp(ctx context.Context, recs []dns01.Record) error {
 	return nil
 }
 
+// cleanupsCopy returns the batches given to CleanUp.
+func (p *fakeProvider) cleanupsCopy() [][]dns01.Record {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return slices.Clone(p.cleanups)
+}
+
 // calls returns the sizes of the batches given to Present and CleanUp.
 func (p *fakeProvider) calls() (presents, cleanups []int) {
 	p.mu.Lock()
@@ -65,9 +72,10 @@ func (p *fakeProvider) calls() (presents, cleanups []int) {
 // fakeChecker places every record in example.test and finds it served at
 // once.
 type fakeChecker struct {
-	mu      sync.Mutex
-	watched map[dns01.Record]int
-	locates int
+	mu       sync.Mutex
+	watched  map[dns01.Record]int
+	locates  int
+	unserved bool // Wait finds nothing served
 }
 
 func (c *fakeChecker) Locate(ctx context.Context, domain, value string) (dns01.Record, error) {
@@ -99,6 +107,9 @@ func (c *fakeChecker) Wait(ctx context.Context, r dns01.Record) error {
 	defer c.mu.Unlock()
 	if c.watched[r] == 0 {
 		return errors.New("not watched")
+	}
+	if c.unserved {
+		return errors.New("not served by every authoritative server")
 	}
 	return nil
 }
@@ -196,29 +207,79 @@ func TestDNS01OneUpdatePerBatch(t *testing.T) {
 	})
 }
 
+// TestDNS01SharedRecords: a record stays while any order holds it. Two
+// orders sharing one authorization present the same record: it goes once
+// both cleaned up. An order presenting its record again (resumed) holds
+// it once. Two orders for one name with different values (two
+// authorizations) hold two records, and each clean-up removes its own.
 func TestDNS01SharedRecords(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, p, _ := newFakeDNS01()
+		a, b := WithOwner(t.Context(), "a"), WithOwner(t.Context(), "b")
 		base := challenge("example.test", "base")
 		wild := challenge("*.example.test", "wild")
-		presentAndWait(t, s, []acmeclient.Challenge{base, wild, base}) // base twice: two orders, one authorization
+		other := challenge("example.test", "other") // b's own authorization for the name
+		steps := []struct {
+			ctx context.Context
+			ch  acmeclient.Challenge
+		}{{a, base}, {a, wild}, {b, base}, {b, other}}
+		for _, st := range steps {
+			if err := s.Present(st.ctx, st.ch); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for _, ch := range []acmeclient.Challenge{base, wild, other} {
+			if err := s.Wait(t.Context(), ch); err != nil {
+				t.Fatal(err)
+			}
+		}
 		presents, _ := p.calls()
-		if !slices.Equal(presents, []int{2}) {
-			t.Fatalf("Present batches = %v, want one of 2 records", presents)
+		if !slices.Equal(presents, []int{3}) {
+			t.Fatalf("Present batches = %v, want one of 3 records", presents)
 		}
 		for _, r := range p.presents[0] {
 			if r.FQDN != "_acme-challenge.example.test." {
 				t.Errorf("record at %s", r.FQDN)
 			}
 		}
-		for i, ch := range []acmeclient.Challenge{base, wild, base} {
-			if err := s.CleanUp(t.Context(), ch); err != nil {
+		for i, st := range []struct {
+			ctx  context.Context
+			ch   acmeclient.Challenge
+			gone []acmeclient.Challenge // removed by now
+		}{
+			{a, base, nil},
+			{a, base, nil}, // again: a holds nothing more
+			{a, wild, []acmeclient.Challenge{wild}},
+			{b, other, []acmeclient.Challenge{wild, other}},
+			{b, base, []acmeclient.Challenge{wild, other, base}},
+		} {
+			if err := s.CleanUp(st.ctx, st.ch); err != nil {
 				t.Fatal(err)
 			}
-			_, cleanups := p.calls()
-			if want := []int{0, 1, 2}[i]; len(cleanups) != want {
-				t.Errorf("after %d clean-ups, %d removals, want %d", i+1, len(cleanups), want)
+			var removed, want []string
+			for _, batch := range p.cleanupsCopy() {
+				for _, r := range batch {
+					removed = append(removed, r.Value)
+				}
 			}
+			for _, ch := range st.gone {
+				want = append(want, ch.DNS01Value())
+			}
+			if !slices.Equal(removed, want) {
+				t.Errorf("after clean-up %d, removed %v, want %v", i+1, removed, want)
+			}
+		}
+
+		// Presented twice by one order (resumed), cleaned up once: gone.
+		presentAndWait(t, s, []acmeclient.Challenge{base})
+		if err := s.Present(t.Context(), base); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.CleanUp(t.Context(), base); err != nil {
+			t.Fatal(err)
+		}
+		if _, cleanups := p.calls(); len(cleanups) != 4 {
+			t.Errorf("removals = %v, want the record presented twice by one owner removed by its clean-up", cleanups)
 		}
 		settle()
 	})
@@ -357,6 +418,44 @@ func TestDNS01PresentAgainCancelsRetry(t *testing.T) {
 		}
 		if err := s.CleanUp(t.Context(), ch); err != nil {
 			t.Fatal(err)
+		}
+		settle()
+	})
+}
+
+// TestDNS01PresentAgainAfterFailedWait: an order whose record was sent
+// but never found served (the DNS server restarted and lost it) keeps its
+// answer and presents it again in the next attempt: the record is sent
+// again and waited for afresh, and one clean-up removes it.
+func TestDNS01PresentAgainAfterFailedWait(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p, c := newFakeDNS01()
+		ch := challenge("example.test", "tok")
+		c.mu.Lock()
+		c.unserved = true
+		c.mu.Unlock()
+		if err := s.Present(t.Context(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.Wait(t.Context(), ch); err == nil {
+			t.Fatal("Wait did not fail")
+		}
+		c.mu.Lock()
+		c.unserved = false
+		c.mu.Unlock()
+		presentAndWait(t, s, []acmeclient.Challenge{ch})
+		presentAndWait(t, s, []acmeclient.Challenge{ch}) // found served: not sent again
+		if presents, _ := p.calls(); !slices.Equal(presents, []int{1, 1}) {
+			t.Errorf("Present batches = %v, want the record sent again once", presents)
+		}
+		if err := s.CleanUp(t.Context(), ch); err != nil {
+			t.Fatal(err)
+		}
+		if _, cleanups := p.calls(); !slices.Equal(cleanups, []int{1}) {
+			t.Errorf("CleanUp batches = %v, want one removal", cleanups)
+		}
+		if len(c.watched) != 0 {
+			t.Errorf("records still watched: %v", c.watched)
 		}
 		settle()
 	})

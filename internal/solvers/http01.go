@@ -2,6 +2,7 @@ package solvers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -15,42 +16,72 @@ import (
 // HTTP01Prefix is the path under which http-01 answers are served.
 const HTTP01Prefix = "/.well-known/acme-challenge/"
 
-// HTTP01 presents http-01 answers and serves them.
+// HTTP01 presents http-01 answers and serves them. An answer is keyed by
+// its token, which the CA makes unique per challenge (a token also fixes
+// its key authorization), and held by the owners that presented it (see
+// WithOwner).
 type HTTP01 struct {
 	store *certstore.Store
 	log   *slog.Logger
 	mu    sync.RWMutex
-	mem   map[string]string // token -> key authorization, presented here
+	mem   map[string]*httpAnswer // token -> answer presented here
+}
+
+// httpAnswer is an answer presented by this process.
+type httpAnswer struct {
+	keyAuth string
+	owners  owners
 }
 
 // NewHTTP01 returns an http-01 solver keeping answers in store.
 func NewHTTP01(store *certstore.Store, log *slog.Logger) *HTTP01 {
-	return &HTTP01{store: store, log: log, mem: make(map[string]string)}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &HTTP01{store: store, log: log, mem: make(map[string]*httpAnswer)}
 }
 
-// Present stores the answer for ch.
+// Present stores the answer to ch for the owner of ctx.
 func (h *HTTP01) Present(ctx context.Context, ch acmeclient.Challenge) error {
+	owner := ownerOf(ctx)
 	h.mu.Lock()
-	h.mem[ch.Token] = ch.KeyAuthorization
+	a := h.mem[ch.Token]
+	if a == nil {
+		a = &httpAnswer{keyAuth: ch.KeyAuthorization, owners: make(owners)}
+		h.mem[ch.Token] = a
+	}
+	a.owners.add(owner)
 	h.mu.Unlock()
-	return h.store.StoreHTTP01(ctx, ch.Token, ch.KeyAuthorization)
+	if err := h.store.StoreHTTP01(ctx, ch.Token, owner, ch.KeyAuthorization); err != nil {
+		return fmt.Errorf("http-01 for %s: store answer: %w", ch.Identifier.Value, err)
+	}
+	return nil
 }
 
-// CleanUp removes the answer for ch.
+// CleanUp removes the claim of the owner of ctx on the answer to ch; the
+// answer stays while another owner holds it.
 func (h *HTTP01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
+	owner := ownerOf(ctx)
 	h.mu.Lock()
-	delete(h.mem, ch.Token)
+	if a := h.mem[ch.Token]; a != nil {
+		if a.owners.drop(owner); len(a.owners) == 0 {
+			delete(h.mem, ch.Token)
+		}
+	}
 	h.mu.Unlock()
-	return h.store.DeleteHTTP01(ctx, ch.Token)
+	if err := h.store.DeleteHTTP01(ctx, ch.Token, owner); err != nil {
+		return fmt.Errorf("http-01 for %s: delete answer: %w", ch.Identifier.Value, err)
+	}
+	return nil
 }
 
 // answer returns the key authorization for tok, from memory or storage.
 func (h *HTTP01) answer(ctx context.Context, tok string) (string, bool) {
 	h.mu.RLock()
-	ka, ok := h.mem[tok]
+	a := h.mem[tok]
 	h.mu.RUnlock()
-	if ok {
-		return ka, true
+	if a != nil {
+		return a.keyAuth, true
 	}
 	ka, err := h.store.LoadHTTP01(ctx, tok)
 	if err != nil {
@@ -98,3 +129,5 @@ func (h *HTTP01) Handler(next http.Handler) http.Handler {
 		_, _ = w.Write([]byte(ka))
 	})
 }
+
+var _ Solver = (*HTTP01)(nil)

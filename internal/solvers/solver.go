@@ -13,8 +13,13 @@ import (
 // Solver makes a challenge answerable and takes the answer away again.
 //
 // Present MUST make the answer available to the CA before it returns (or,
-// for solvers that also implement Waiter, before Wait returns). CleanUp
-// MUST remove what Present added and MUST NOT fail if it was never
+// for solvers that also implement Waiter, before Wait returns). Answers
+// MUST be keyed by what makes them unique (the token, or the identifier
+// and key authorization), so that answers to different challenges never
+// replace each other, and held per owner (see WithOwner): presenting an
+// answer its owner already holds changes nothing, and CleanUp MUST remove
+// only the claim of its own owner, leaving the answer in place while
+// another owner holds it. CleanUp MUST NOT fail if the answer was never
 // added. Both MUST honour ctx cancellation and be safe for concurrent use.
 type Solver interface {
 	Present(ctx context.Context, ch acmeclient.Challenge) error
@@ -27,6 +32,22 @@ type Solver interface {
 // validate.
 type Waiter interface {
 	Wait(ctx context.Context, ch acmeclient.Challenge) error
+}
+
+// Exclusive is implemented by solvers that can serve only one answer per
+// identifier at a time (tls-alpn-01, whose validation names nothing but
+// the identifier). The issuance flow calls Exclusive with the challenges
+// of an order before presenting any of them and calls release after it
+// cleaned them up.
+//
+// Exclusive MUST wait until no other holder, in this or any process
+// sharing the solver's storage, has an identifier of chs, and MUST take
+// the identifiers in an order that is the same for every caller, so that
+// two orders for overlapping names never wait for each other in a circle.
+// It MUST return ctx's error if ctx ends first, holding nothing then.
+// release MUST be safe to call more than once.
+type Exclusive interface {
+	Exclusive(ctx context.Context, chs []acmeclient.Challenge) (release func(), err error)
 }
 
 // MaxTokenLen bounds the challenge tokens we accept; RFC 8555 tokens carry

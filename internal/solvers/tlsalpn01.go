@@ -14,12 +14,14 @@ import (
 	"log/slog"
 	"math/big"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // ALPNProto is the ALPN protocol of tls-alpn-01 (RFC 8737).
@@ -29,54 +31,169 @@ const ALPNProto = "acme-tls/1"
 var idPeAcmeIdentifier = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}
 
 // TLSALPN01 presents tls-alpn-01 answers and builds the validation
-// certificates.
+// certificates. An answer is keyed by its identifier and key
+// authorization and held by the owners that presented it (see WithOwner).
+//
+// The CA's ClientHello names only the identifier, so of two answers for
+// one identifier only one can be served: Certificate serves the one
+// presented last, and Exclusive lets the issuance flow validate one
+// identifier at a time, across every process sharing the storage.
 type TLSALPN01 struct {
 	store *certstore.Store
 	log   *slog.Logger
 	mu    sync.Mutex
-	certs map[string]*tls.Certificate // identifier -> certificate, presented here or loaded
+	mem   map[alpnKey]*alpnAnswer // presented here
+}
+
+// alpnKey identifies a tls-alpn-01 answer.
+type alpnKey struct{ identifier, keyAuth string }
+
+// alpnAnswer is an answer presented by this process.
+type alpnAnswer struct {
+	cert      *tls.Certificate
+	owners    owners
+	presented time.Time
 }
 
 // NewTLSALPN01 returns a tls-alpn-01 solver keeping answers in store.
 func NewTLSALPN01(store *certstore.Store, log *slog.Logger) *TLSALPN01 {
-	return &TLSALPN01{store: store, log: log, certs: make(map[string]*tls.Certificate)}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &TLSALPN01{store: store, log: log, mem: make(map[alpnKey]*alpnAnswer)}
 }
 
-// Present stores the answer for ch and prepares its certificate.
+// Present stores the answer to ch for the owner of ctx and prepares its
+// certificate.
 func (s *TLSALPN01) Present(ctx context.Context, ch acmeclient.Challenge) error {
-	cert, err := ALPNCert(ch.Identifier.Value, ch.KeyAuthorization)
-	if err != nil {
-		return err
+	k := alpnKey{ch.Identifier.Value, ch.KeyAuthorization}
+	owner := ownerOf(ctx)
+	s.mu.Lock()
+	a := s.mem[k]
+	s.mu.Unlock()
+	if a == nil {
+		cert, err := ALPNCert(k.identifier, k.keyAuth)
+		if err != nil {
+			return err
+		}
+		a = &alpnAnswer{cert: cert, owners: make(owners)}
 	}
 	s.mu.Lock()
-	s.certs[ch.Identifier.Value] = cert
+	if cur := s.mem[k]; cur != nil {
+		a = cur // presented meanwhile
+	}
+	a.owners.add(owner)
+	a.presented = time.Now()
+	s.mem[k] = a
 	s.mu.Unlock()
-	return s.store.StoreTLSALPN01(ctx, ch.Identifier.Value, ch.KeyAuthorization)
+	if err := s.store.StoreTLSALPN01(ctx, k.identifier, owner, k.keyAuth); err != nil {
+		return fmt.Errorf("tls-alpn-01 for %s: store answer: %w", k.identifier, err)
+	}
+	return nil
 }
 
-// CleanUp removes the answer for ch.
+// CleanUp removes the claim of the owner of ctx on the answer to ch; the
+// answer stays while another owner holds it. Other answers for the same
+// identifier are left alone.
 func (s *TLSALPN01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
+	k := alpnKey{ch.Identifier.Value, ch.KeyAuthorization}
+	owner := ownerOf(ctx)
 	s.mu.Lock()
-	delete(s.certs, ch.Identifier.Value)
+	if a := s.mem[k]; a != nil {
+		if a.owners.drop(owner); len(a.owners) == 0 {
+			delete(s.mem, k)
+		}
+	}
 	s.mu.Unlock()
-	return s.store.DeleteTLSALPN01(ctx, ch.Identifier.Value)
+	if err := s.store.DeleteTLSALPN01(ctx, k.identifier, owner, k.keyAuth); err != nil {
+		return fmt.Errorf("tls-alpn-01 for %s: delete answer: %w", k.identifier, err)
+	}
+	return nil
 }
 
 // Certificate returns the validation certificate for a ClientHello that
 // offers only acme-tls/1, or an error if no challenge is pending for the
 // name it asks for. identifier is the normalised name (or IP) asked for.
+// Of several answers for identifier it serves the one presented last, by
+// this or another process sharing the storage: the one whose validation
+// holds the identifier's lock (see Exclusive). Only if the storage cannot
+// be read does it serve what this process presented last.
 func (s *TLSALPN01) Certificate(ctx context.Context, identifier string) (*tls.Certificate, error) {
+	a, err := s.store.LoadTLSALPN01(ctx, identifier)
+	switch {
+	case err == nil:
+		s.mu.Lock()
+		m := s.mem[alpnKey{identifier, a.KeyAuth}]
+		s.mu.Unlock()
+		if m != nil {
+			return m.cert, nil
+		}
+		return ALPNCert(identifier, a.KeyAuth)
+	case !certstore.IsNotExist(err):
+		s.log.Warn("load tls-alpn-01 answer", "identifier", identifier, "error", err)
+		if m := s.newest(identifier); m != nil {
+			return m.cert, nil
+		}
+	}
+	return nil, fmt.Errorf("tls-alpn-01: no challenge pending for %q", identifier)
+}
+
+// newest returns the answer for identifier presented here last, or nil.
+func (s *TLSALPN01) newest(identifier string) *alpnAnswer {
 	s.mu.Lock()
-	c, ok := s.certs[identifier]
-	s.mu.Unlock()
-	if ok {
-		return c, nil
+	defer s.mu.Unlock()
+	var out *alpnAnswer
+	for k, m := range s.mem {
+		if k.identifier == identifier && (out == nil || m.presented.After(out.presented)) {
+			out = m
+		}
 	}
-	ka, err := s.store.LoadTLSALPN01(ctx, identifier)
-	if err != nil {
-		return nil, fmt.Errorf("tls-alpn-01: no challenge pending for %q", identifier)
+	return out
+}
+
+// Exclusive takes the lock of every identifier of chs's tls-alpn-01
+// challenges, so that no other order validates the identifier over
+// tls-alpn-01 until release is called. The locks live in the storage, so
+// they hold across processes sharing it. They are taken in the order of
+// the identifiers, so two orders for overlapping names never wait for each
+// other in a circle. release may be called more than once.
+func (s *TLSALPN01) Exclusive(ctx context.Context, chs []acmeclient.Challenge) (release func(), err error) {
+	var ids []string
+	for _, ch := range chs {
+		if ch.Type == "tls-alpn-01" {
+			ids = append(ids, ch.Identifier.Value)
+		}
 	}
-	return ALPNCert(identifier, ka)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	var (
+		leases []storage.Lease
+		once   sync.Once
+	)
+	release = func() {
+		once.Do(func() {
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			for i := len(leases) - 1; i >= 0; i-- {
+				if err := leases[i].Unlock(uctx); err != nil {
+					s.log.Warn("release tls-alpn-01 lock", "identifier", ids[i], "error", err)
+				}
+			}
+		})
+	}
+	for _, id := range ids {
+		start := time.Now()
+		l, err := s.store.Storage().Lock(ctx, certstore.ALPNLock(id))
+		if err != nil {
+			release()
+			return nil, fmt.Errorf("tls-alpn-01 for %s: wait for other validations: %w", id, err)
+		}
+		if d := time.Since(start); d > time.Second {
+			s.log.Info("waited for another tls-alpn-01 validation of the same name", "identifier", id, "waited", d.Round(time.Millisecond))
+		}
+		leases = append(leases, l)
+	}
+	return release, nil
 }
 
 // ALPNIdentifier returns the identifier a tls-alpn-01 ClientHello asks
@@ -145,3 +262,8 @@ func ALPNCert(identifier, keyAuth string) (*tls.Certificate, error) {
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
+
+var (
+	_ Solver    = (*TLSALPN01)(nil)
+	_ Exclusive = (*TLSALPN01)(nil)
+)
