@@ -109,15 +109,16 @@ func (c *Client) Directory(ctx context.Context) (Directory, error) {
 // retryAfterTransport notes the Retry-After header of error responses in
 // the sink carried by the request's context, because the protocol library
 // does not hand it back with the problem. It also bounds the badNonce
-// answers one call may receive: the protocol library retries a rejected
-// nonce up to ten times, so a CA that rejects every nonce would get ten
-// requests per call; after maxBadNonces the call fails with
-// errBadNonceStorm instead, and the Manager's backoff takes over.
+// answers in a row that one call may receive: the protocol library
+// retries a rejected nonce up to ten times per request, so a CA that
+// rejects every nonce would get ten requests per request; after
+// maxBadNonces in a row the call fails with errBadNonceStorm instead, and
+// the Manager's backoff takes over.
 type retryAfterTransport struct{ base http.RoundTripper }
 
-// maxBadNonces is how many badNonce answers one call accepts. RFC 8555
-// §6.5 asks clients to retry with the fresh nonce; with Pebble's 20%
-// rejection rate, five in a row happen to 0.03% of requests.
+// maxBadNonces is how many badNonce answers in a row one call accepts.
+// RFC 8555 §6.5 asks clients to retry with the fresh nonce; with Pebble's
+// 20% rejection rate, five in a row happen to 0.03% of requests.
 const maxBadNonces = 5
 
 // errBadNonceStorm ends a call whose nonces the CA kept rejecting.
@@ -129,7 +130,13 @@ func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, erro
 		return nil, errBadNonceStorm
 	}
 	resp, err := t.base.RoundTrip(req)
-	if err != nil || resp.StatusCode < 400 || s == nil {
+	if err != nil || s == nil {
+		return resp, err
+	}
+	if resp.StatusCode < 400 {
+		if req.Method == http.MethodPost {
+			s.nonceAccepted()
+		}
 		return resp, err
 	}
 	if at, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
@@ -137,6 +144,8 @@ func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	}
 	if resp.StatusCode == http.StatusBadRequest && isBadNonce(resp) {
 		s.badNonce()
+	} else if req.Method == http.MethodPost {
+		s.nonceAccepted()
 	}
 	return resp, err
 }
@@ -153,7 +162,7 @@ func isBadNonce(resp *http.Response) bool {
 type sinkKey struct{}
 
 // sink collects, during one call, the latest Retry-After seen and the
-// number of badNonce answers.
+// number of badNonce answers in a row.
 type sink struct {
 	mu        sync.Mutex
 	at        time.Time
@@ -163,6 +172,13 @@ type sink struct {
 func (s *sink) badNonce() {
 	s.mu.Lock()
 	s.badNonces++
+	s.mu.Unlock()
+}
+
+// nonceAccepted notes a signed request whose nonce the CA accepted.
+func (s *sink) nonceAccepted() {
+	s.mu.Lock()
+	s.badNonces = 0
 	s.mu.Unlock()
 }
 

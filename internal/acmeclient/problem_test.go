@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -102,5 +104,44 @@ func TestParseRetryAfter(t *testing.T) {
 		if ok != tc.ok || !got.Equal(tc.want) {
 			t.Errorf("parseRetryAfter(%q) = %v, %v; want %v, %v", tc.in, got, ok, tc.want, tc.ok)
 		}
+	}
+}
+
+// scripted answers each request with the next status of its script: 400
+// badNonce or 200.
+type scripted struct{ codes []int }
+
+func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
+	code := s.codes[0]
+	s.codes = s.codes[1:]
+	body := "{}"
+	if code == http.StatusBadRequest {
+		body = `{"type":"` + acme.ProblemTypeBadNonce + `"}`
+	}
+	return &http.Response{StatusCode: code, Header: http.Header{}, Body: io.NopCloser(strings.NewReader(body)), Request: req}, nil
+}
+
+// TestBadNonceBudget: a call fails after maxBadNonces badNonce answers in
+// a row, without sending more; answers in between reset the count, so a
+// long call (finalize and poll) against a CA rejecting some nonces is not
+// cut short.
+func TestBadNonceBudget(t *testing.T) {
+	bad, ok := http.StatusBadRequest, http.StatusOK
+	tr := &retryAfterTransport{base: &scripted{codes: []int{bad, bad, bad, bad, ok, bad, bad, bad, bad, ok, bad, bad, bad, bad, bad, ok}}}
+	ctx, _ := withSink(context.Background())
+	for i := range 15 {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://ca.invalid/x", strings.NewReader("{}"))
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatalf("request %d: %v", i+1, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if (resp.StatusCode == bad) != strings.Contains(string(b), "badNonce") {
+			t.Fatalf("request %d: the body was not put back: %q", i+1, b)
+		}
+	}
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://ca.invalid/x", strings.NewReader("{}"))
+	if _, err := tr.RoundTrip(req); !errors.Is(err, errBadNonceStorm) {
+		t.Fatalf("after 5 badNonce answers in a row: %v, want errBadNonceStorm", err)
 	}
 }
