@@ -13,17 +13,17 @@ import (
 
 // AccountStatus is the state of the Manager's ACME account.
 type AccountStatus struct {
-	CA  string // directory URL
-	URL string // account URL, empty until registered
+	CA  string `json:"ca"`            // directory URL
+	URL string `json:"url,omitempty"` // account URL, empty until registered
 	// State is "unregistered" before the first order, then the CA's word
 	// for the account: "valid", "deactivated" or "revoked".
-	State string
+	State string `json:"state"`
 	// Replaces lists earlier accounts of this contact that the CA
 	// deactivated or revoked and that this one replaced, oldest first.
-	Replaces []string
+	Replaces []string `json:"replaces,omitempty"`
 	// Problem says what is wrong with the account and what to do, when
 	// no order can be placed with it; empty otherwise.
-	Problem string
+	Problem string `json:"problem,omitempty"`
 }
 
 // Account states reported in AccountStatus.State.

@@ -109,6 +109,11 @@ type Config struct {
 	// 1m and 6h.
 	RetryMin, RetryMax time.Duration
 
+	// WarnWindow is how long before expiry a certificate whose renewal
+	// keeps failing is reported as expiring (EventExpiring, state
+	// "expiring"). Default: 10% of the lifetime.
+	WarnWindow WarnWindow
+
 	// KeepDeactivatedAccount forbids replacing an ACME account that the
 	// CA deactivated or revoked. By default such an account is replaced by
 	// a new one with a new key (the old key is kept aside in storage,

@@ -23,6 +23,15 @@ const (
 	// when the next attempt is due. The certificate in service, if any,
 	// stays in service.
 	EventFailed EventType = "renew-failed"
+	// EventExpiring: the certificate in service is inside its warning
+	// window (Config.WarnWindow) and renewal keeps failing; sent at most
+	// once a day per certificate, with Err the last failure.
+	EventExpiring EventType = "expiring"
+	// EventExpired: the certificate in service has expired (sent once per
+	// certificate).
+	EventExpired EventType = "expired"
+	// EventRevoked: the certificate was revoked at the CA (Manager.Revoke).
+	EventRevoked EventType = "revoked"
 )
 
 // Event reports progress on one certificate.
@@ -58,21 +67,4 @@ func problemOf(err error) *Problem {
 		return nil
 	}
 	return &Problem{Type: e.Type, Detail: e.Detail, Status: e.Status, RetryAfter: e.RetryAfter, Class: e.Class.String()}
-}
-
-// CertStatus is the state of one managed certificate.
-type CertStatus struct {
-	ID          string
-	Names       []string
-	KeyType     KeyType
-	Serving     bool      // a CA-issued certificate is in service (not the temporary one)
-	NotBefore   time.Time // of the certificate in service
-	NotAfter    time.Time
-	Issuer      string
-	NextRenewal time.Time // when the next attempt or check is due
-	Renewing    bool      // an attempt is under way
-	Attempts    int       // consecutive failed attempts
-	LastError   string
-	LastProblem string // ACME problem type of the last failure
-	LastAttempt time.Time
 }

@@ -182,31 +182,6 @@ func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	return m.http01.Handler(next)
 }
 
-// Status reports the state of every managed certificate.
-func (m *Manager) Status() []CertStatus {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]CertStatus, 0, len(m.entries))
-	for _, e := range m.entries {
-		out = append(out, CertStatus{
-			ID:          e.id,
-			Names:       append([]string(nil), e.site.names...),
-			KeyType:     e.keyType,
-			Serving:     e.cur.Load() != nil,
-			NotBefore:   e.meta.notBefore,
-			NotAfter:    e.meta.notAfter,
-			Issuer:      e.meta.issuer,
-			NextRenewal: e.next,
-			Renewing:    e.running,
-			Attempts:    e.state.Attempts,
-			LastError:   e.state.LastError,
-			LastProblem: e.state.LastProblem,
-			LastAttempt: e.state.LastAttempt,
-		})
-	}
-	return out
-}
-
 // DNSWaiting reports how many dns-01 TXT records are not yet served by
 // every authoritative server of their zone ("waiting for 3 of 8
 // records"); zero without a DNS provider.

@@ -19,6 +19,7 @@ import (
 func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	m.refresh(ctx, e)
 	m.checkARI(ctx, e)
+	m.noticeExpiry(ctx, e)
 	if due := m.plan(ctx, e, false); due.After(time.Now()) {
 		return due
 	}
@@ -26,9 +27,37 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 		if ctx.Err() != nil {
 			return time.Now()
 		}
-		return m.fail(e, err)
+		next := m.fail(e, err)
+		m.noticeExpiry(ctx, e)
+		return next
 	}
 	return m.plan(ctx, e, false)
+}
+
+// noticeExpiry sends the "expired" or "expiring" notice about e's
+// certificate when one is due, logged at ERROR: the certificate in
+// service is about to stop working, or has.
+func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
+	typ, st, ok := e.expiryNotice(time.Now(), m.cfg.WarnWindow)
+	if !ok {
+		return
+	}
+	if err := m.store.StoreState(context.WithoutCancel(ctx), e.id, st); err != nil {
+		m.log.Warn("store renewal state", "cert", e.id, "error", err)
+	}
+	meta := e.snapshot().meta
+	ev := Event{Type: typ, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: meta.notAfter,
+		Attempt: st.Attempts, RetryAt: st.RetryAt}
+	if st.LastError != "" {
+		ev.Err = errors.New(st.LastError)
+	}
+	msg := "certificate expires soon and renewal keeps failing"
+	if typ == EventExpired {
+		msg = "certificate has expired"
+	}
+	m.log.Error(msg, "cert", e.id, "names", e.site.names, "not_after", meta.notAfter,
+		"attempts", st.Attempts, "last_error", st.LastError)
+	m.emit(ev)
 }
 
 // refresh puts in service a certificate for e that another process
@@ -41,13 +70,10 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 		}
 		return false
 	}
-	m.mu.Lock()
-	newer := e.cur.Load() == nil || c.Obtained.After(e.meta.obtained)
-	st := e.state
-	m.mu.Unlock()
-	if !newer {
+	if !e.isNewer(c) {
 		return false
 	}
+	st := e.snapshot().state
 	if fresh, err := m.store.LoadState(ctx, e.id); err == nil {
 		st = fresh
 	}
@@ -154,10 +180,9 @@ func issuedState(c certstore.Cert, now time.Time) certstore.State {
 // request builds the order request for e; it names the certificate being
 // replaced when the CA offers ARI.
 func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool) {
-	m.mu.Lock()
 	renewing := e.cur.Load() != nil
-	ariID, obtained := e.meta.ariID, e.meta.obtained
-	m.mu.Unlock()
+	meta := e.snapshot().meta
+	ariID, obtained := meta.ariID, meta.obtained
 	req := issuance.Request{ID: e.id, Names: e.site.names, KeyType: e.keyType, Challenge: e.challenge,
 		Profile: e.profile, After: obtained}
 	if renewing && ariID != "" {
@@ -178,21 +203,12 @@ func (m *Manager) fail(e *entry, err error) time.Time {
 	now := time.Now()
 	class := acmeclient.ClassOf(err)
 	prob := problemOf(err)
-	m.mu.Lock()
-	e.state.Attempts++
-	e.state.LastError = err.Error()
-	e.state.LastProblem = ""
-	if prob != nil {
-		e.state.LastProblem = prob.Type
-	}
-	e.state.LastAttempt = now
-	if class == acmeclient.BadNonce && e.state.Attempts == 1 {
-		e.state.RetryAt = now.Add(quickRetry + time.Duration(jitter()*float64(quickRetry)))
-	} else {
-		e.state.RetryAt = m.backoff.Next(now, e.state.Attempts, acmeclient.RetryAfterOf(err), jitter)
-	}
-	st, notAfter := e.state, e.meta.notAfter
-	m.mu.Unlock()
+	st, notAfter := e.failed(now, err, prob, func(attempts int) time.Time {
+		if class == acmeclient.BadNonce && attempts == 1 {
+			return now.Add(quickRetry + time.Duration(jitter()*float64(quickRetry)))
+		}
+		return m.backoff.Next(now, attempts, acmeclient.RetryAfterOf(err), jitter)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if serr := m.store.StoreState(ctx, e.id, st); serr != nil {
@@ -237,13 +253,9 @@ func ariRecheck(now, retryAfter time.Time) time.Time {
 // after issuance, once after every start, then as the CA's Retry-After
 // says.
 func (m *Manager) checkARI(ctx context.Context, e *entry) {
-	now := time.Now()
-	m.mu.Lock()
+	ariID, due := e.ariDue(time.Now())
 	cur := e.cur.Load()
-	ariID := e.meta.ariID
-	at, ok := m.ariDueLocked(e, now)
-	m.mu.Unlock()
-	if cur == nil || !ok || at.After(now) {
+	if !due || cur == nil {
 		return
 	}
 	leaf, err := x509.ParseCertificate(cur.Certificate[0])
@@ -254,27 +266,7 @@ func (m *Manager) checkARI(ctx context.Context, e *entry) {
 	if ctx.Err() != nil {
 		return
 	}
-	now = time.Now()
-	m.mu.Lock()
-	if e.meta.ariID != ariID {
-		m.mu.Unlock()
-		return
-	}
-	e.state.ARIFor = ariID
-	e.ariAfterStart = time.Time{}
-	e.dirty = true
-	switch {
-	case err == nil:
-		e.state.ARIStart, e.state.ARIEnd = ri.Start, ri.End
-		e.state.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
-	case errors.Is(err, acmeclient.ErrNoARI):
-		e.state.ARICheckAfter = now.Add(ariMaxRecheck)
-	default:
+	if err := e.ariAnswered(time.Now(), ariID, ri, err); err != nil {
 		m.log.Warn("renewal information", "cert", e.id, "error", err)
-		e.state.ARICheckAfter = now.Add(ariErrRecheck)
-		if ra := acmeclient.RetryAfterOf(err); !ra.IsZero() {
-			e.state.ARICheckAfter = ariRecheck(now, ra)
-		}
 	}
-	m.mu.Unlock()
 }

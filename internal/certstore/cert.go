@@ -45,6 +45,15 @@ type State struct {
 	RetryAt       time.Time `json:"retry_at,omitzero"`
 	RenewAt       time.Time `json:"renew_at,omitzero"`   // the time drawn inside the renewal window
 	RenewFor      string    `json:"renew_for,omitempty"` // the certificate and window RenewAt was drawn for
+	// PendingSince is when the certificate was first managed without a
+	// certificate from the CA; zero once it has one.
+	PendingSince time.Time `json:"pending_since,omitzero"`
+	// WarnedAt is when the last "expiring" warning was sent for the
+	// certificate in service.
+	WarnedAt time.Time `json:"warned_at,omitzero"`
+	// ExpiredFor is the NotAfter of the certificate an "expired" notice
+	// was sent for.
+	ExpiredFor time.Time `json:"expired_for,omitzero"`
 }
 
 func certKey(id string) string  { return "certs/" + id + "/cert.json" }
@@ -67,6 +76,23 @@ func (st *Store) LoadCert(ctx context.Context, id string) (Cert, error) {
 	}
 	c.Key = k
 	return c, nil
+}
+
+// LoadCertInfo returns the stored certificate without opening its
+// private key (Key is nil), so that it needs no key-encryption key: for
+// status reports by a user who can only read the storage.
+func (st *Store) LoadCertInfo(ctx context.Context, id string) (Cert, error) {
+	var c Cert
+	err := st.loadJSON(ctx, certKey(id), &c)
+	c.SealedKey = ""
+	return c, err
+}
+
+// HasProgress reports whether an order for id is in progress (its
+// progress record exists).
+func (st *Store) HasProgress(ctx context.Context, id string) bool {
+	_, err := st.s.Load(ctx, orderKey(id))
+	return err == nil
 }
 
 // StoreCert seals c.Key and saves the certificate.

@@ -6,11 +6,11 @@ import (
 	"fmt"
 	"net"
 	"runtime"
-	"sync"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"golang.org/x/sync/errgroup"
 )
 
 // Cert describes one managed certificate: the names it covers and,
@@ -61,7 +61,9 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 			continue
 		}
 		m.entries[e.id] = e
-		m.scheduleLocked(e, m.dueLocked(e, time.Now()))
+		due, _, _ := e.plan(time.Now(), false, jitter) // load saved what plan draws
+		e.setNext(due)
+		m.heap.Set(e.id, due)
 	}
 	m.mu.Unlock()
 	m.poke()
@@ -118,35 +120,15 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 
 // loadAll puts the stored certificates of entries in service, using every
 // core: start-up over thousands of certificates is bound by decrypting
-// keys and parsing chains.
+// keys and parsing chains. It returns the first error; the others are
+// still loaded.
 func (m *Manager) loadAll(ctx context.Context, entries []*entry) error {
-	var (
-		wg    sync.WaitGroup
-		mu    sync.Mutex
-		first error
-		next  = make(chan *entry)
-	)
-	for range min(runtime.GOMAXPROCS(0)*2, max(len(entries), 1)) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for e := range next {
-				if err := m.load(ctx, e); err != nil {
-					mu.Lock()
-					if first == nil {
-						first = err
-					}
-					mu.Unlock()
-				}
-			}
-		}()
-	}
+	var g errgroup.Group
+	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
 	for _, e := range entries {
-		next <- e
+		g.Go(func() error { return m.load(ctx, e) })
 	}
-	close(next)
-	wg.Wait()
-	return first
+	return g.Wait()
 }
 
 // load reads e's stored certificate and state, if any, and puts the
@@ -158,9 +140,10 @@ func (m *Manager) load(ctx context.Context, e *entry) error {
 	}
 	c, err := m.store.LoadCert(ctx, e.id)
 	if err != nil {
-		m.mu.Lock()
-		e.state = st
-		m.mu.Unlock()
+		e.setState(st)
+		if e.markPending(time.Now()) {
+			m.plan(ctx, e, true)
+		}
 		if certstore.IsNotExist(err) {
 			return nil
 		}
@@ -178,11 +161,9 @@ func (m *Manager) load(ctx context.Context, e *entry) error {
 	// Ask the CA about renewal once after every start: a certificate
 	// revoked or given an earlier window while this process was down
 	// must not wait for the old schedule (RFC 9773 §4.2).
-	m.mu.Lock()
-	if e.meta.ariID != "" {
-		e.ariAfterStart = m.ariStartSlotLocked(time.Now())
+	if e.hasARI() {
+		e.askARIAt(m.ariStartSlot())
 	}
-	m.mu.Unlock()
 	m.plan(ctx, e, false)
 	return nil
 }
@@ -194,15 +175,7 @@ func (m *Manager) install(e *entry, c certstore.Cert, st certstore.State) (bool,
 	if err != nil {
 		return false, fmt.Errorf("certificate %s: %w", e.id, err)
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	e.state = st
-	if e.cur.Load() != nil && !c.Obtained.After(e.meta.obtained) {
-		return false, nil
-	}
-	e.meta = certMeta{notBefore: c.NotBefore, notAfter: c.NotAfter, issuer: c.Issuer, ariID: c.ARIID, obtained: c.Obtained}
-	e.cur.Store(tc)
-	return true, nil
+	return e.install(c, tc, st), nil
 }
 
 // Unmanage stops managing the certificate that covers name: it is no

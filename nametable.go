@@ -13,7 +13,6 @@ import (
 	"math/big"
 	"net"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
@@ -25,35 +24,6 @@ type site struct {
 	certs []*entry // in Config.KeyTypes order
 	ec    *entry   // preferred for clients that support ECDSA
 	rsa   *entry   // for clients that do not
-}
-
-// entry is one managed certificate. cur and temp are read without locks
-// on the handshake path; the other fields are guarded by Manager.mu.
-type entry struct {
-	id        string
-	site      *site
-	keyType   KeyType
-	challenge string
-	profile   string
-	cur       atomic.Pointer[tls.Certificate] // the certificate in service, nil until one exists
-	temp      atomic.Pointer[tls.Certificate] // self-signed stand-in, made on first use
-
-	// guarded by Manager.mu
-	meta    certMeta
-	state   certstore.State
-	next    time.Time
-	running bool
-	dirty   bool // state changed since it was last saved
-	// ariAfterStart is when this process asks for renewal information
-	// for the first time since it started; zero once it has.
-	ariAfterStart time.Time
-}
-
-// certMeta is what the Manager keeps about the certificate in service.
-type certMeta struct {
-	notBefore, notAfter time.Time
-	issuer, ariID       string
-	obtained            time.Time
 }
 
 // nameTable maps names to sites for the handshake path.

@@ -1,0 +1,344 @@
+package tlspilot
+
+import (
+	"crypto/tls"
+	"errors"
+	"math/big"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/renewal"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
+)
+
+// entry is one managed certificate: what it is (fixed when it is made),
+// the certificate in service (read without locks on the handshake path),
+// and what the Manager knows about its renewal, guarded by the entry's
+// own lock. Every method takes that lock itself, so callers never hold
+// it; a caller that also needs Manager.mu takes Manager.mu first.
+type entry struct {
+	id        string
+	site      *site
+	keyType   KeyType
+	challenge string
+	profile   string
+	cur       atomic.Pointer[tls.Certificate] // the certificate in service, nil until one exists
+	temp      atomic.Pointer[tls.Certificate] // self-signed stand-in, made on first use
+
+	mu      sync.Mutex
+	meta    certMeta
+	state   certstore.State
+	next    time.Time // when the scheduler next looks at it
+	running bool      // a maintenance pass is under way
+	dirty   bool      // state changed since it was last saved
+	// ariAfterStart is when this process asks for renewal information
+	// for the first time since it started; zero once it has.
+	ariAfterStart time.Time
+}
+
+// certMeta is what the Manager keeps about the certificate in service.
+type certMeta struct {
+	notBefore, notAfter time.Time
+	issuer, ariID       string
+	serial              string
+	ca                  string
+	obtained            time.Time
+}
+
+// snapshot is a consistent copy of an entry's mutable fields.
+type snapshot struct {
+	meta    certMeta
+	state   certstore.State
+	next    time.Time
+	running bool
+}
+
+func (e *entry) snapshot() snapshot {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return snapshot{meta: e.meta, state: e.state, next: e.next, running: e.running}
+}
+
+// install puts tc (the in-memory form of c) in service with renewal state
+// st, unless a certificate at least as new is in service already; st is
+// taken either way. It reports whether tc was installed.
+func (e *entry) install(c certstore.Cert, tc *tls.Certificate, st certstore.State) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state = st
+	if e.cur.Load() != nil && !c.Obtained.After(e.meta.obtained) {
+		return false
+	}
+	e.meta = certMeta{notBefore: c.NotBefore, notAfter: c.NotAfter, issuer: c.Issuer, ariID: c.ARIID,
+		serial: serialOf(tc), ca: c.CA, obtained: c.Obtained}
+	e.cur.Store(tc)
+	return true
+}
+
+// setState replaces the renewal state (read from storage).
+func (e *entry) setState(st certstore.State) {
+	e.mu.Lock()
+	e.state = st
+	e.mu.Unlock()
+}
+
+// isNewer reports whether c is newer than the certificate in service.
+func (e *entry) isNewer(c certstore.Cert) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur.Load() == nil || c.Obtained.After(e.meta.obtained)
+}
+
+// start marks a maintenance pass as under way; it reports false if one
+// already is.
+func (e *entry) start() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.running {
+		return false
+	}
+	e.running = true
+	return true
+}
+
+// done ends a maintenance pass and records when the next one is due.
+func (e *entry) done(next time.Time) {
+	e.mu.Lock()
+	e.running, e.next = false, next
+	e.mu.Unlock()
+}
+
+// setNext records when the scheduler next looks at e.
+func (e *entry) setNext(at time.Time) {
+	e.mu.Lock()
+	e.next = at
+	e.mu.Unlock()
+}
+
+// hasARI reports whether the certificate in service has an ARI
+// identifier, so that renewal information can be asked for it.
+func (e *entry) hasARI() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.meta.ariID != ""
+}
+
+// askARIAt makes the first renewal information check of this process due
+// at at.
+func (e *entry) askARIAt(at time.Time) {
+	e.mu.Lock()
+	e.ariAfterStart = at
+	e.mu.Unlock()
+}
+
+// plan returns when e next needs attention, drawing its renewal time if
+// needed, with the state to save if it changed since it was last saved
+// (or force is set).
+func (e *entry) plan(now time.Time, force bool, rnd renewal.Rand) (due time.Time, st certstore.State, save bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	before := e.state
+	due = e.dueLocked(now, rnd)
+	save = force || e.dirty || e.state != before
+	e.dirty = false
+	return due, e.state, save
+}
+
+// unsaved marks the state as not saved, after a failed write.
+func (e *entry) unsaved() {
+	e.mu.Lock()
+	e.dirty = true
+	e.mu.Unlock()
+}
+
+// dueLocked returns when e next needs attention: now if it has no
+// certificate, else its renewal time or its next renewal information
+// check, whichever comes first, but never before a pending retry time.
+func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
+	if !e.state.RetryAt.IsZero() && e.state.RetryAt.After(now) {
+		return e.state.RetryAt
+	}
+	if e.cur.Load() == nil {
+		return now
+	}
+	due := e.renewAtLocked(rnd)
+	if c, ok := e.ariDueLocked(now); ok && c.Before(due) {
+		due = c
+	}
+	if !e.state.ExpiredFor.Equal(e.meta.notAfter) && e.meta.notAfter.Before(due) {
+		due = e.meta.notAfter // to send the expired notice on time
+	}
+	return due
+}
+
+// expiryNotice returns the notice to send about e's certificate at now,
+// if one is due, and records it as sent: "expired" once per certificate;
+// "expiring" inside the warning window while renewal keeps failing, at
+// most once a day.
+func (e *entry) expiryNotice(now time.Time, warn WarnWindow) (typ EventType, st certstore.State, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur.Load() == nil || e.meta.notAfter.IsZero() {
+		return "", e.state, false
+	}
+	switch {
+	case !now.Before(e.meta.notAfter):
+		if e.state.ExpiredFor.Equal(e.meta.notAfter) {
+			return "", e.state, false
+		}
+		e.state.ExpiredFor = e.meta.notAfter
+		typ = EventExpired
+	case e.state.Attempts > 0 && !now.Before(warn.Start(e.meta.notBefore, e.meta.notAfter)):
+		if now.Sub(e.state.WarnedAt) < expiringEvery {
+			return "", e.state, false
+		}
+		e.state.WarnedAt = now
+		typ = EventExpiring
+	default:
+		return "", e.state, false
+	}
+	return typ, e.state, true
+}
+
+// expiringEvery is how often the "expiring" notice is repeated while
+// renewal keeps failing.
+const expiringEvery = 24 * time.Hour
+
+// markPending records when e started waiting for its first certificate,
+// and reports whether that changed the state.
+func (e *entry) markPending(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur.Load() != nil || !e.state.PendingSince.IsZero() {
+		return false
+	}
+	e.state.PendingSince = now
+	return true
+}
+
+// ariDueLocked returns when the CA should next be asked for e's renewal
+// information (RFC 9773): at once for a certificate it was never asked
+// about, once after every start, and otherwise when the last answer's
+// Retry-After says. ok is false for a certificate without an ARI
+// identifier.
+func (e *entry) ariDueLocked(now time.Time) (at time.Time, ok bool) {
+	if e.meta.ariID == "" {
+		return time.Time{}, false
+	}
+	at = e.state.ARICheckAfter
+	if e.state.ARIFor != e.meta.ariID {
+		at = now
+	}
+	if !e.ariAfterStart.IsZero() && e.ariAfterStart.Before(at) {
+		at = e.ariAfterStart
+	}
+	return at, true
+}
+
+// renewAtLocked returns when e's certificate should be renewed: inside the
+// CA's ARI window when it sent one for this certificate, otherwise by the
+// lifetime rule. The random choice is drawn once per certificate and
+// window and kept in the state (which plan saves), so neither repeated
+// checks nor restarts make it drift.
+func (e *entry) renewAtLocked(rnd renewal.Rand) time.Time {
+	var w *renewal.Window
+	if e.state.ARIFor == e.meta.ariID && e.meta.ariID != "" && e.state.ARIEnd.After(e.state.ARIStart) {
+		w = &renewal.Window{Start: e.state.ARIStart, End: e.state.ARIEnd}
+	}
+	if key := e.windowKeyLocked(w); e.state.RenewAt.IsZero() || e.state.RenewFor != key {
+		at := renewal.Due(e.meta.notBefore, e.meta.notAfter, w, rnd)
+		// Whatever the CA suggests, never wait until less than a tenth of
+		// the lifetime is left: there must be time to retry.
+		if latest := e.meta.notAfter.Add(-e.meta.notAfter.Sub(e.meta.notBefore) / 10); at.After(latest) {
+			at = latest
+		}
+		e.state.RenewAt, e.state.RenewFor = at, key
+	}
+	return e.state.RenewAt
+}
+
+// windowKeyLocked identifies the certificate and window a renewal time
+// was drawn for.
+func (e *entry) windowKeyLocked(w *renewal.Window) string {
+	k := e.meta.ariID + "|" + e.meta.notAfter.UTC().Format(time.RFC3339)
+	if w != nil {
+		k += "|" + w.Start.UTC().Format(time.RFC3339) + "|" + w.End.UTC().Format(time.RFC3339)
+	}
+	return k
+}
+
+// ariDue reports whether renewal information should be asked for now,
+// with the ARI identifier it will be for.
+func (e *entry) ariDue(now time.Time) (ariID string, due bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	at, ok := e.ariDueLocked(now)
+	return e.meta.ariID, ok && !at.After(now) && e.cur.Load() != nil
+}
+
+// ariAnswered records the CA's answer (or failure) about renewal
+// information for the certificate with ARI identifier ariID, unless that
+// certificate was replaced meanwhile.
+func (e *entry) ariAnswered(now time.Time, ariID string, ri acmeclient.RenewalInfo, err error) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.meta.ariID != ariID {
+		return nil
+	}
+	e.state.ARIFor = ariID
+	e.ariAfterStart = time.Time{}
+	e.dirty = true
+	switch {
+	case err == nil:
+		e.state.ARIStart, e.state.ARIEnd = ri.Start, ri.End
+		e.state.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
+	case errors.Is(err, acmeclient.ErrNoARI):
+		e.state.ARICheckAfter = now.Add(ariMaxRecheck)
+	default:
+		e.state.ARICheckAfter = now.Add(ariErrRecheck)
+		if ra := acmeclient.RetryAfterOf(err); !ra.IsZero() {
+			e.state.ARICheckAfter = ariRecheck(now, ra)
+		}
+		return err
+	}
+	return nil
+}
+
+// failed records a failed attempt at now and returns the state to save,
+// with the retry time retryAt computed from the attempt count.
+func (e *entry) failed(now time.Time, err error, prob *Problem, retryAt func(attempts int) time.Time) (certstore.State, time.Time) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.state.Attempts++
+	e.state.LastError = err.Error()
+	e.state.LastProblem = ""
+	if prob != nil {
+		e.state.LastProblem = prob.Type
+	}
+	e.state.LastAttempt = now
+	e.state.RetryAt = retryAt(e.state.Attempts)
+	return e.state, e.meta.notAfter
+}
+
+// serialOf returns the serial number of tc's leaf in hex (lower case, as
+// openssl prints it without colons), or "" if it cannot be read. It reads
+// only the start of the DER (RFC 5280 §4.1: the serial number follows the
+// optional version), so loading many certificates does not parse each.
+func serialOf(tc *tls.Certificate) string {
+	if tc == nil || len(tc.Certificate) == 0 {
+		return ""
+	}
+	in := cryptobyte.String(tc.Certificate[0])
+	var cert, tbs cryptobyte.String
+	var serial []byte
+	if !in.ReadASN1(&cert, cbasn1.SEQUENCE) || !cert.ReadASN1(&tbs, cbasn1.SEQUENCE) ||
+		!tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) ||
+		!tbs.ReadASN1Bytes(&serial, cbasn1.INTEGER) {
+		return ""
+	}
+	return new(big.Int).SetBytes(serial).Text(16)
+}

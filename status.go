@@ -1,0 +1,272 @@
+package tlspilot
+
+import (
+	"cmp"
+	"context"
+	"crypto/tls"
+	"encoding/pem"
+	"math"
+	"slices"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+)
+
+// Certificate states reported in CertStatus.State, from the most urgent.
+const (
+	// StateExpired: the certificate in service has expired.
+	StateExpired = "expired"
+	// StatePending: no certificate from the CA yet (a temporary one is
+	// served).
+	StatePending = "pending"
+	// StateExpiring: inside its warning window (see WarnWindow).
+	StateExpiring = "expiring"
+	// StateFailing: the last renewal attempt failed; the certificate in
+	// service is still valid and outside its warning window.
+	StateFailing = "failing"
+	// StateRenewing: an order is under way.
+	StateRenewing = "renewing"
+	// StateValid: in service, renewal on schedule.
+	StateValid = "valid"
+	// StateUnmanaged: stored, but no longer named by the configuration;
+	// neither served nor renewed (see Clean).
+	StateUnmanaged = "unmanaged"
+)
+
+// stateRank orders states by urgency, most urgent first.
+var stateRank = map[string]int{StateExpired: 0, StatePending: 1, StateExpiring: 2, StateFailing: 3,
+	StateRenewing: 4, StateValid: 5, StateUnmanaged: 6}
+
+// PendingCritical is how long a managed certificate may wait for its
+// first certificate from the CA before status reports CRITICAL.
+const PendingCritical = time.Hour
+
+// CertStatus is the state of one certificate. It is part of the status
+// document (StatusReport): its JSON names are stable.
+type CertStatus struct {
+	ID      string   `json:"id"`
+	Names   []string `json:"names"`
+	Managed bool     `json:"managed"` // named by the configuration
+	// State is one of the State constants.
+	State   string  `json:"state"`
+	KeyType KeyType `json:"key_type"`
+	CA      string  `json:"ca,omitempty"`     // directory URL it was obtained from
+	Issuer  string  `json:"issuer,omitempty"` // issuing CA's common name
+	Serial  string  `json:"serial,omitempty"` // hex, lower case
+	// Serving is true when a CA-issued certificate is in service (not
+	// the temporary one).
+	Serving   bool      `json:"serving"`
+	NotBefore time.Time `json:"not_before,omitzero"`
+	NotAfter  time.Time `json:"not_after,omitzero"`
+	// DaysLeft is the time left until NotAfter in days (negative once
+	// expired), 0 without a certificate.
+	DaysLeft float64 `json:"days_left"`
+	// WarnFrom is when the warning window opens.
+	WarnFrom time.Time `json:"warn_from,omitzero"`
+	// NextRenewal is when the next attempt or check is due.
+	NextRenewal time.Time `json:"next_renewal,omitzero"`
+	Renewing    bool      `json:"renewing"` // an attempt is under way
+	Attempts    int       `json:"attempts"` // consecutive failed attempts
+	LastError   string    `json:"last_error,omitempty"`
+	LastProblem string    `json:"last_problem,omitempty"` // ACME problem type of the last failure
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	// PendingSince is when the certificate was first managed, while it
+	// has none from the CA.
+	PendingSince time.Time `json:"pending_since,omitzero"`
+}
+
+// Nagios plugin exit codes, used by status and certs --once.
+const (
+	ExitOK       = 0
+	ExitWarning  = 1
+	ExitCritical = 2
+	ExitUnknown  = 3
+)
+
+// StatusSchema is the version of the status document; it changes only
+// when a field changes meaning or disappears.
+const StatusSchema = 1
+
+// StatusReport is the status document: `tlspilot status --json` prints
+// it and the admin listener serves it at /status. docs/status.md
+// describes it.
+type StatusReport struct {
+	Schema int       `json:"schema"`
+	Time   time.Time `json:"time"`
+	// Status is "OK", "WARNING", "CRITICAL" or "UNKNOWN", and ExitCode
+	// the matching Nagios plugin code (0 to 3): CRITICAL when a managed
+	// certificate has expired or has waited for its first certificate
+	// longer than PendingCritical; WARNING when one is expiring or
+	// failing; UNKNOWN when the storage could not be read.
+	Status   string `json:"status"`
+	ExitCode int    `json:"exit_code"`
+	// Error says what could not be read, for UNKNOWN.
+	Error   string         `json:"error,omitempty"`
+	Account *AccountStatus `json:"account,omitempty"`
+	// Certificates are sorted by urgency: state, then expiry.
+	Certificates []CertStatus `json:"certificates"`
+}
+
+// newReport sorts certs and grades them.
+func newReport(now time.Time, certs []CertStatus, acct *AccountStatus) StatusReport {
+	slices.SortFunc(certs, func(a, b CertStatus) int {
+		if c := cmp.Compare(stateRank[a.State], stateRank[b.State]); c != 0 {
+			return c
+		}
+		if c := a.NotAfter.Compare(b.NotAfter); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.ID, b.ID)
+	})
+	if certs == nil {
+		certs = []CertStatus{}
+	}
+	r := StatusReport{Schema: StatusSchema, Time: now.UTC(), Account: acct, Certificates: certs}
+	r.ExitCode = ExitOK
+	for _, c := range certs {
+		r.ExitCode = max(r.ExitCode, c.exitCode(now))
+	}
+	r.Status = exitNames[r.ExitCode]
+	return r
+}
+
+var exitNames = [...]string{ExitOK: "OK", ExitWarning: "WARNING", ExitCritical: "CRITICAL", ExitUnknown: "UNKNOWN"}
+
+// UnknownReport is the report of a status that could not be read.
+func UnknownReport(now time.Time, err error) StatusReport {
+	return StatusReport{Schema: StatusSchema, Time: now.UTC(), Status: exitNames[ExitUnknown], ExitCode: ExitUnknown,
+		Error: err.Error(), Certificates: []CertStatus{}}
+}
+
+// exitCode grades one certificate.
+func (c CertStatus) exitCode(now time.Time) int {
+	switch {
+	case !c.Managed:
+		return ExitOK
+	case c.State == StateExpired:
+		return ExitCritical
+	case c.State == StatePending && !c.PendingSince.IsZero() && now.Sub(c.PendingSince) > PendingCritical:
+		return ExitCritical
+	case c.State == StateExpiring, c.State == StateFailing, c.State == StatePending && c.Attempts > 0:
+		return ExitWarning
+	}
+	return ExitOK
+}
+
+// settle fills in what follows from the other fields at now: days left,
+// the warning window and the state.
+func (c *CertStatus) settle(now time.Time, warn WarnWindow) {
+	if c.Serving && !c.NotAfter.IsZero() {
+		c.DaysLeft = math.Round(c.NotAfter.Sub(now).Hours()/24*100) / 100
+		c.WarnFrom = warn.Start(c.NotBefore, c.NotAfter)
+	}
+	switch {
+	case !c.Managed:
+		c.State = StateUnmanaged
+	case !c.Serving:
+		c.State = StatePending
+	case !now.Before(c.NotAfter):
+		c.State = StateExpired
+	case !now.Before(c.WarnFrom):
+		c.State = StateExpiring
+	case c.Attempts > 0:
+		c.State = StateFailing
+	case c.Renewing:
+		c.State = StateRenewing
+	default:
+		c.State = StateValid
+	}
+}
+
+// status reports e's state at now.
+func (e *entry) status(now time.Time, warn WarnWindow) CertStatus {
+	sn := e.snapshot()
+	c := CertStatus{
+		ID: e.id, Names: slices.Clone(e.site.names), Managed: true, KeyType: e.keyType,
+		CA: sn.meta.ca, Issuer: sn.meta.issuer, Serial: sn.meta.serial,
+		Serving: e.cur.Load() != nil, NotBefore: sn.meta.notBefore, NotAfter: sn.meta.notAfter,
+		NextRenewal: sn.next, Renewing: sn.running, Attempts: sn.state.Attempts,
+		LastError: sn.state.LastError, LastProblem: sn.state.LastProblem, LastAttempt: sn.state.LastAttempt,
+		PendingSince: sn.state.PendingSince,
+	}
+	c.settle(now, warn)
+	return c
+}
+
+// Status reports the state of every managed certificate, sorted by
+// urgency.
+func (m *Manager) Status() []CertStatus {
+	now := time.Now()
+	m.mu.Lock()
+	out := make([]CertStatus, 0, len(m.entries))
+	for _, e := range m.entries {
+		out = append(out, e.status(now, m.cfg.WarnWindow))
+	}
+	m.mu.Unlock()
+	return newReport(now, out, nil).Certificates
+}
+
+// Report returns the status document: every managed certificate, the
+// certificates stored but no longer managed, and the account.
+func (m *Manager) Report(ctx context.Context) StatusReport {
+	now := time.Now()
+	certs := m.Status()
+	managed := make(map[string]bool, len(certs))
+	for _, c := range certs {
+		managed[c.ID] = true
+	}
+	ids, err := m.store.ListCerts(ctx)
+	if err != nil {
+		return UnknownReport(now, err)
+	}
+	for _, id := range ids {
+		if !managed[id] {
+			certs = append(certs, storedStatus(ctx, m.store, id, nil, "", false, now, m.cfg.WarnWindow))
+		}
+	}
+	acct := m.AccountStatus(ctx)
+	return newReport(now, certs, &acct)
+}
+
+// storedStatus reports the state of certificate id from storage alone,
+// as a process that does not manage it sees it: for `tlspilot status`
+// and for certificates no longer managed. names are the configured names
+// (nil: those of the stored certificate).
+func storedStatus(ctx context.Context, st *certstore.Store, id string, names []string, kt KeyType, managed bool, now time.Time, warn WarnWindow) CertStatus {
+	e := &entry{id: id, site: &site{names: names}, keyType: kt}
+	c, err := st.LoadCertInfo(ctx, id)
+	state, serr := st.LoadState(ctx, id)
+	if err == nil {
+		if names == nil {
+			e.site.names = c.Names
+		}
+		if e.keyType == "" {
+			e.keyType = c.KeyType
+		}
+		e.meta = certMeta{notBefore: c.NotBefore, notAfter: c.NotAfter, issuer: c.Issuer, ariID: c.ARIID,
+			ca: c.CA, obtained: c.Obtained, serial: serialOfPEM(c.ChainPEM)}
+		e.cur.Store(&tls.Certificate{}) // marks it as in service
+	}
+	if serr == nil {
+		e.state = state
+	}
+	e.next = e.dueLocked(now, jitter)
+	e.running = st.HasProgress(ctx, id)
+	cs := e.status(now, warn)
+	cs.Managed = managed
+	if err != nil && !certstore.IsNotExist(err) {
+		cs.LastError = "unreadable stored certificate: " + err.Error()
+	}
+	cs.settle(now, warn)
+	return cs
+}
+
+// serialOfPEM returns the serial number of the first certificate of a
+// PEM chain.
+func serialOfPEM(chain string) string {
+	b, _ := pem.Decode([]byte(chain))
+	if b == nil {
+		return ""
+	}
+	return serialOf(&tls.Certificate{Certificate: [][]byte{b.Bytes}})
+}
