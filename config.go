@@ -121,6 +121,11 @@ type Config struct {
 	// that says so, until an operator acts.
 	KeepDeactivatedAccount bool
 
+	// Metrics, if set, receives measurements as they happen (requests to
+	// the CA, challenges, DNS propagation); the admin listener implements
+	// it with Prometheus.
+	Metrics Metrics
+
 	// OnEvent, if set, receives every Event. It is called from the
 	// Manager's goroutines and must not block for long.
 	OnEvent func(Event)
@@ -130,6 +135,23 @@ type Config struct {
 	// caTransport, if set, carries requests to the CA (fault injection
 	// in tests).
 	caTransport http.RoundTripper
+}
+
+// Metrics receives measurements from a Manager. Its methods are called
+// from the Manager's goroutines, concurrently, and must return at once.
+type Metrics interface {
+	// ACMERequest reports one HTTP request to the CA: its endpoint (a
+	// fixed set: directory, nonce, new-account, account, new-order,
+	// order, authorization, challenge, finalize, certificate,
+	// renewal-info, revoke, other), the HTTP status (0 when no answer
+	// came) and how long it took.
+	ACMERequest(endpoint string, code int, d time.Duration)
+	// Challenge reports a challenge the CA validated: its type and
+	// whether it succeeded.
+	Challenge(typ string, valid bool)
+	// DNSPropagation reports how long a dns-01 record took to be served
+	// by every authoritative server of its zone.
+	DNSPropagation(d time.Duration)
 }
 
 // withDefaults fills in defaults and checks the configuration.

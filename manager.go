@@ -87,8 +87,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}
-	client, err := acmeclient.New(acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots,
-		Logger: cfg.Logger.With("component", "acme"), Transport: cfg.caTransport})
+	acfg := acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots,
+		Logger: cfg.Logger.With("component", "acme"), Transport: cfg.caTransport}
+	if cfg.Metrics != nil {
+		acfg.Observe = cfg.Metrics.ACMERequest
+	}
+	client, err := acmeclient.New(acfg)
 	if err != nil {
 		return nil, err
 	}

@@ -114,7 +114,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 		return nil
 	}
 	req, renewing := m.request(ctx, e)
-	c, flow, err := m.order(ctx, req)
+	c, flow, err := m.order(ctx, req, nil)
 	if err != nil {
 		return fmt.Errorf("obtain %s: %w", e.id, err)
 	}
@@ -140,7 +140,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 // order runs one order for req with the account. An order refused for an
 // account-level reason is placed once more when accountFailed made a new
 // attempt possible (a new account after the CA deactivated the old one).
-func (m *Manager) order(ctx context.Context, req issuance.Request) (certstore.Cert, *issuance.Flow, error) {
+func (m *Manager) order(ctx context.Context, req issuance.Request, onStep func(string)) (certstore.Cert, *issuance.Flow, error) {
 	for try := 0; ; try++ {
 		if err := m.limiter.wait(ctx); err != nil {
 			return certstore.Cert{}, nil, err
@@ -150,7 +150,10 @@ func (m *Manager) order(ctx context.Context, req issuance.Request) (certstore.Ce
 			return certstore.Cert{}, nil, err
 		}
 		flow := &issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
-			Solvers: map[string]solvers.Solver{HTTP01: m.http01, TLSALPN01: m.alpn}}
+			Solvers: map[string]solvers.Solver{HTTP01: m.http01, TLSALPN01: m.alpn}, OnStep: onStep}
+		if mt := m.cfg.Metrics; mt != nil {
+			flow.OnChallenge, flow.OnPropagation = mt.Challenge, mt.DNSPropagation
+		}
 		if m.dns != nil {
 			flow.Solvers[DNS01] = m.dns
 		}

@@ -55,12 +55,12 @@ func (c *Client) Register(ctx context.Context, key crypto.Signer, opts RegisterO
 		PrivateKey:           key,
 	}
 	if opts.EAB != nil {
-		ctx, s := withSink(ctx)
+		ctx, s := withSink(ctx, EndpointNewAccount)
 		if err := acct.SetExternalAccountBinding(ctx, c.c, acme.EAB{KeyID: opts.EAB.KeyID, MACKey: opts.EAB.HMACKey}); err != nil {
 			return Account{}, wrap("external account binding", err, s)
 		}
 	}
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointNewAccount)
 	got, err := c.c.NewAccount(ctx, acct)
 	if err != nil {
 		return Account{}, wrap(opRegister, err, s)
@@ -94,7 +94,7 @@ const (
 // A CA that no longer knows the account answers with an *Error of class
 // BadAccount (accountDoesNotExist or unauthorized).
 func (c *Client) AccountStatus(ctx context.Context, acct Account) (string, error) {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointNewAccount)
 	got, err := c.c.GetAccount(ctx, acct.acme())
 	if err != nil {
 		return "", wrap(opGetAccount, err, s)
@@ -105,7 +105,7 @@ func (c *Client) AccountStatus(ctx context.Context, acct Account) (string, error
 // DeactivateAccount deactivates the account at the CA for good (RFC 8555
 // §7.3.6): the CA refuses every later request signed with its key.
 func (c *Client) DeactivateAccount(ctx context.Context, acct Account) error {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointAccount)
 	a := acct.acme()
 	a.Status = acme.StatusDeactivated
 	_, err := c.c.UpdateAccount(ctx, a)

@@ -29,7 +29,7 @@ func (c *Client) RenewalInfo(ctx context.Context, leaf *x509.Certificate) (Renew
 	if !dir.RenewalInfo {
 		return RenewalInfo{}, ErrNoARI
 	}
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointRenewalInfo)
 	ri, err := c.c.GetRenewalInfo(ctx, leaf)
 	if err != nil {
 		return RenewalInfo{}, wrap("renewal info", err, s)

@@ -37,7 +37,7 @@ func (ch Challenge) DNS01Value() string {
 // GetAuthz fetches an authorization, with each challenge's key
 // authorization filled in.
 func (c *Client) GetAuthz(ctx context.Context, acct Account, url string) (Authz, error) {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointAuthorization)
 	a, err := c.c.GetAuthorization(ctx, acct.acme(), url)
 	if err != nil {
 		return Authz{}, wrap("get authorization", err, s)
@@ -50,7 +50,7 @@ func (c *Client) GetAuthz(ctx context.Context, acct Account, url string) (Authz,
 
 // Accept tells the CA the challenge is ready to be validated.
 func (c *Client) Accept(ctx context.Context, acct Account, ch Challenge) error {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointChallenge)
 	_, err := c.c.InitiateChallenge(ctx, acct.acme(), acme.Challenge{URL: ch.URL, Type: ch.Type, Token: ch.Token})
 	return wrap("accept "+ch.Type+" challenge for "+ch.Identifier.Value, err, s)
 }

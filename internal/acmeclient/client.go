@@ -40,7 +40,28 @@ type Config struct {
 	// clone of http.DefaultTransport (Roots is then not used). Tests use
 	// it to inject faults.
 	Transport http.RoundTripper
+	// Observe, if set, is called after every HTTP request to the CA with
+	// its endpoint (one of the Endpoint constants), the HTTP status (0
+	// when no answer came) and how long it took. It must not block.
+	Observe func(endpoint string, code int, d time.Duration)
 }
+
+// The endpoints requests are counted by: a fixed set, whatever URLs the
+// CA uses.
+const (
+	EndpointDirectory     = "directory"
+	EndpointNonce         = "nonce"
+	EndpointNewAccount    = "new-account" // also account lookups by key
+	EndpointAccount       = "account"
+	EndpointNewOrder      = "new-order"
+	EndpointOrder         = "order"
+	EndpointAuthorization = "authorization"
+	EndpointChallenge     = "challenge"
+	EndpointFinalize      = "finalize" // with the polling of the order that follows
+	EndpointCertificate   = "certificate"
+	EndpointRenewalInfo   = "renewal-info"
+	EndpointRevoke        = "revoke"
+)
 
 // Client talks to one ACME CA. It is safe for concurrent use.
 type Client struct {
@@ -61,7 +82,7 @@ func New(cfg Config) (*Client, error) {
 		t.MaxIdleConnsPerHost = 64
 		base = t
 	}
-	hc := &http.Client{Transport: &retryAfterTransport{base: base}, Timeout: 60 * time.Second}
+	hc := &http.Client{Transport: &retryAfterTransport{base: base, observe: cfg.Observe, dir: cfg.Directory}, Timeout: 60 * time.Second}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
@@ -92,7 +113,7 @@ type Directory struct {
 
 // Directory fetches the CA's directory.
 func (c *Client) Directory(ctx context.Context) (Directory, error) {
-	ctx, sink := withSink(ctx)
+	ctx, sink := withSink(ctx, EndpointDirectory)
 	d, err := c.c.GetDirectory(ctx)
 	if err != nil {
 		return Directory{}, wrap("get directory", err, sink)
@@ -114,7 +135,11 @@ func (c *Client) Directory(ctx context.Context) (Directory, error) {
 // rejects every nonce would get ten requests per request; after
 // maxBadNonces in a row the call fails with errBadNonceStorm instead, and
 // the Manager's backoff takes over.
-type retryAfterTransport struct{ base http.RoundTripper }
+type retryAfterTransport struct {
+	base    http.RoundTripper
+	dir     string                                           // the directory URL
+	observe func(endpoint string, code int, d time.Duration) // may be nil
+}
 
 // maxBadNonces is how many badNonce answers in a row one call accepts.
 // RFC 8555 §6.5 asks clients to retry with the fresh nonce; with Pebble's
@@ -129,7 +154,15 @@ func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	if s != nil && s.badNonceCount() >= maxBadNonces {
 		return nil, errBadNonceStorm
 	}
+	start := time.Now()
 	resp, err := t.base.RoundTrip(req)
+	if t.observe != nil {
+		code := 0
+		if err == nil {
+			code = resp.StatusCode
+		}
+		t.observe(t.endpoint(req, s), code, time.Since(start))
+	}
 	if err != nil || s == nil {
 		return resp, err
 	}
@@ -150,6 +183,20 @@ func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, erro
 	return resp, err
 }
 
+// endpoint names what req asks for: nonces and the directory are fetched
+// within any call, the rest is named by the call.
+func (t *retryAfterTransport) endpoint(req *http.Request, s *sink) string {
+	switch {
+	case req.Method == http.MethodHead:
+		return EndpointNonce
+	case req.Method == http.MethodGet && req.URL.String() == t.dir:
+		return EndpointDirectory
+	case s != nil && s.endpoint != "":
+		return s.endpoint
+	}
+	return "other"
+}
+
 // isBadNonce reports whether an error response is a badNonce problem. It
 // reads the (small) problem document and puts it back for the caller.
 func isBadNonce(resp *http.Response) bool {
@@ -164,6 +211,7 @@ type sinkKey struct{}
 // sink collects, during one call, the latest Retry-After seen and the
 // number of badNonce answers in a row.
 type sink struct {
+	endpoint  string // of the call, for Config.Observe
 	mu        sync.Mutex
 	at        time.Time
 	badNonces int
@@ -200,8 +248,8 @@ func (s *sink) get() time.Time {
 	return s.at
 }
 
-func withSink(ctx context.Context) (context.Context, *sink) {
-	s := new(sink)
+func withSink(ctx context.Context, endpoint string) (context.Context, *sink) {
+	s := &sink{endpoint: endpoint}
 	return context.WithValue(ctx, sinkKey{}, s), s
 }
 

@@ -38,7 +38,7 @@ func (c *Client) NewOrder(ctx context.Context, acct Account, ids []Identifier, o
 	for _, id := range ids {
 		req.Identifiers = append(req.Identifiers, acme.Identifier{Type: id.Type, Value: id.Value})
 	}
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointNewOrder)
 	o, err := c.c.NewOrder(ctx, acct.acme(), req)
 	if err != nil {
 		return Order{}, wrap(opNewOrder, err, s)
@@ -51,7 +51,7 @@ func (c *Client) NewOrder(ctx context.Context, acct Account, ids []Identifier, o
 
 // GetOrder fetches the current state of an order.
 func (c *Client) GetOrder(ctx context.Context, acct Account, url string) (Order, error) {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointOrder)
 	o, err := c.c.GetOrder(ctx, acct.acme(), acme.Order{Location: url})
 	if err != nil {
 		return Order{}, wrap("get order", err, s)
@@ -62,7 +62,7 @@ func (c *Client) GetOrder(ctx context.Context, acct Account, url string) (Order,
 
 // Finalize sends the CSR and waits until the order is valid or invalid.
 func (c *Client) Finalize(ctx context.Context, acct Account, o Order, csrDER []byte) (Order, error) {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointFinalize)
 	got, err := c.c.FinalizeOrder(ctx, acct.acme(), toOrder(o), csrDER)
 	if err != nil {
 		out := fromOrder(got)
@@ -89,7 +89,7 @@ type Chain struct {
 // Certificate downloads the PEM chain at url, leaf first, with the CA's
 // renewal information for it when the CA offers ARI.
 func (c *Client) Certificate(ctx context.Context, acct Account, url string) (Chain, error) {
-	ctx, s := withSink(ctx)
+	ctx, s := withSink(ctx, EndpointCertificate)
 	chains, err := c.c.GetCertificateChain(ctx, acct.acme(), url)
 	if err != nil {
 		return Chain{}, wrap("download certificate", err, s)

@@ -128,7 +128,7 @@ func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
 func TestBadNonceBudget(t *testing.T) {
 	bad, ok := http.StatusBadRequest, http.StatusOK
 	tr := &retryAfterTransport{base: &scripted{codes: []int{bad, bad, bad, bad, ok, bad, bad, bad, bad, ok, bad, bad, bad, bad, bad, ok}}}
-	ctx, _ := withSink(context.Background())
+	ctx, _ := withSink(context.Background(), EndpointNewOrder)
 	for i := range 15 {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://ca.invalid/x", strings.NewReader("{}"))
 		resp, err := tr.RoundTrip(req)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
@@ -48,9 +49,11 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	}
 	ans := newAnswers(authzs)
 	defer f.cleanup(ctx, req.ID, p, ans)
+	f.step(StepPresenting)
 	if err := f.present(ctx, tasks); err != nil {
 		return err
 	}
+	f.step(StepValidating)
 	if err := each(ctx, len(tasks), acceptLimit, func(i int) error {
 		if !tasks[i].accept {
 			return nil
@@ -65,6 +68,9 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 		t := tasks[i]
 		got, err := f.Client.WaitAuthz(ctx, f.Account, acmeclient.Authz{URL: t.authz, Identifier: t.ch.Identifier})
 		ans.settle(got)
+		if f.OnChallenge != nil && ctx.Err() == nil && (err == nil || acmeclient.ClassOf(err) == acmeclient.BadOrder) {
+			f.OnChallenge(t.ch.Type, err == nil)
+		}
 		return err
 	})
 }
@@ -135,9 +141,20 @@ func (f *Flow) present(ctx context.Context, tasks []task) error {
 	}); err != nil {
 		return err
 	}
+	for _, t := range tasks {
+		if _, ok := f.Solvers[t.ch.Type].(solvers.Waiter); ok && t.accept {
+			f.step(StepDNS)
+			break
+		}
+	}
 	return each(ctx, len(tasks), waitLimit, func(i int) error {
 		if w, ok := f.Solvers[tasks[i].ch.Type].(solvers.Waiter); ok && tasks[i].accept {
-			return w.Wait(ctx, tasks[i].ch)
+			start := time.Now()
+			err := w.Wait(ctx, tasks[i].ch)
+			if err == nil && f.OnPropagation != nil {
+				f.OnPropagation(time.Since(start))
+			}
+			return err
 		}
 		return nil
 	})

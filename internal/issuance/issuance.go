@@ -43,6 +43,33 @@ type Flow struct {
 	Log     *slog.Logger
 	// OnOrder, if set, is called after the CA accepted a new order.
 	OnOrder func(orderURL string)
+	// OnStep, if set, is told the step of the order being started (one
+	// of the Step constants), for progress displays.
+	OnStep func(step string)
+	// OnChallenge, if set, is told how each challenge the CA validated
+	// for this flow ended.
+	OnChallenge func(typ string, valid bool)
+	// OnPropagation, if set, is told how long each dns-01 record took to
+	// be served by every authoritative server (from the start of the
+	// wait).
+	OnPropagation func(d time.Duration)
+}
+
+// The steps of an order reported to Flow.OnStep.
+const (
+	StepOrdering   = "ordering"
+	StepPresenting = "presenting"
+	StepDNS        = "waiting for DNS"
+	StepValidating = "validating"
+	StepFinalizing = "finalizing"
+	StepDownload   = "downloading"
+)
+
+// step reports the step being started.
+func (f *Flow) step(s string) {
+	if f.OnStep != nil {
+		f.OnStep(s)
+	}
 }
 
 // errDiscard marks a saved order that can no longer be continued.
@@ -152,6 +179,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 
 // newOrder places a new order and saves it before anything else happens.
 func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, acmeclient.Order, error) {
+	f.step(StepOrdering)
 	opts := acmeclient.NewOrderOptions{Profile: req.Profile, Replaces: req.Replaces}
 	o, err := f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
 	var ae *acmeclient.Error
@@ -184,6 +212,7 @@ func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, a
 // progress before the CSR leaves, so a restart can use the certificate the
 // CA issues for it.
 func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order) (acmeclient.Order, error) {
+	f.step(StepFinalizing)
 	if p.Key == nil {
 		k, err := keys.Generate(req.KeyType)
 		if err != nil {
@@ -215,6 +244,7 @@ func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress,
 
 // download fetches and checks the issued certificate.
 func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, o acmeclient.Order) (certstore.Cert, error) {
+	f.step(StepDownload)
 	if p.Key == nil {
 		f.discard(ctx, req.ID, p)
 		return certstore.Cert{}, fmt.Errorf("order %s is valid but its key was not saved; starting over", o.URL)
