@@ -37,28 +37,24 @@ const (
 // AccountStatus reports the state of the ACME account as this Manager
 // last saw it: from storage, updated whenever the CA answers about it.
 func (m *Manager) AccountStatus(ctx context.Context) AccountStatus {
-	id, _ := m.accountID()
-	out := AccountStatus{CA: m.cfg.CA, State: AccountUnregistered}
-	if rec, err := m.store.LoadAccount(ctx, id); err == nil {
-		out.URL, out.State, out.Replaces = rec.URL, AccountValid, rec.Replaces
-		if rec.Status != "" {
-			out.State = rec.Status
-		}
-	}
+	out := storedAccount(ctx, m.store, m.cfg)
 	m.acctMu.Lock()
 	out.Problem = m.acctProblem
 	m.acctMu.Unlock()
 	return out
 }
 
-// accountID returns the storage id of the account and its contact URIs.
-func (m *Manager) accountID() (string, []string) {
+// accountID returns the storage id of cfg's account and its contact URIs.
+func accountID(cfg Config) (string, []string) {
 	var contact []string
-	if m.cfg.Email != "" {
-		contact = []string{"mailto:" + m.cfg.Email}
+	if cfg.Email != "" {
+		contact = []string{"mailto:" + cfg.Email}
 	}
-	return certstore.AccountID(m.cfg.CA, contact), contact
+	return certstore.AccountID(cfg.CA, contact), contact
 }
+
+// accountID returns the storage id of the account and its contact URIs.
+func (m *Manager) accountID() (string, []string) { return accountID(m.cfg) }
 
 // account returns the ACME account for the configured CA and contact,
 // creating it once. The account key is made and stored before the account

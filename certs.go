@@ -91,9 +91,9 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 			return nil, fmt.Errorf("manage %v: IP address %s cannot be proved with dns-01", names, n)
 		}
 	}
-	kts := c.KeyTypes
-	if len(kts) == 0 {
-		kts = m.cfg.KeyTypes
+	kts, err := keyTypes(m.cfg, c)
+	if err != nil {
+		return nil, fmt.Errorf("manage %v: %w", names, err)
 	}
 	profile := c.Profile
 	if profile == "" {
@@ -101,10 +101,6 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	}
 	s := &site{names: names}
 	for _, kt := range kts {
-		kt, err := keys.ParseType(string(kt))
-		if err != nil {
-			return nil, fmt.Errorf("manage %v: %w", names, err)
-		}
 		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile}
 		s.certs = append(s.certs, e)
 		if kt.IsRSA() {
@@ -116,6 +112,22 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 		}
 	}
 	return s, nil
+}
+
+// keyTypes returns the checked key types of c's certificates.
+func keyTypes(cfg Config, c Cert) ([]KeyType, error) {
+	kts := c.KeyTypes
+	if len(kts) == 0 {
+		kts = cfg.KeyTypes
+	}
+	out := make([]KeyType, len(kts))
+	for i, kt := range kts {
+		var err error
+		if out[i], err = keys.ParseType(string(kt)); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // loadAll puts the stored certificates of entries in service, using every

@@ -108,6 +108,10 @@ type Config struct {
 	// RetryMin and RetryMax bound the backoff after a failure. Defaults:
 	// 1m and 6h.
 	RetryMin, RetryMax time.Duration
+	// StoragePoll is how often Run looks for certificates that another
+	// process sharing the storage stored (`tlspilot renew`, another
+	// node), by reading one small record. Default 15s.
+	StoragePoll time.Duration
 
 	// WarnWindow is how long before expiry a certificate whose renewal
 	// keeps failing is reported as expiring (EventExpiring, state
@@ -178,6 +182,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if len(c.KeyTypes) == 0 {
 		c.KeyTypes = []KeyType{ECDSAP256}
+	}
+	if c.StoragePoll <= 0 {
+		c.StoragePoll = 15 * time.Second
 	}
 	for i, kt := range c.KeyTypes {
 		if c.KeyTypes[i], err = keys.ParseType(string(kt)); err != nil {

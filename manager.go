@@ -61,11 +61,12 @@ type Manager struct {
 	acctStale   bool
 	acctProblem string // why no order can be placed with the account, if so
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	heap    renewal.Heap[string]
-	wake    chan struct{}
-	ariSlot time.Time // the last renewal information check slot handed out after loading
+	mu        sync.Mutex
+	entries   map[string]*entry
+	heap      renewal.Heap[string]
+	wake      chan struct{}
+	ariSlot   time.Time // the last renewal information check slot handed out after loading
+	changeSeq int64     // the last certificate change seen in storage (watch)
 }
 
 // New checks cfg, opens the storage and its key-encryption key, and
@@ -115,6 +116,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		backoff: renewal.Backoff{Min: cfg.RetryMin, Max: cfg.RetryMax},
 		entries: make(map[string]*entry),
 		wake:    make(chan struct{}, 1),
+	}
+	if ch, err := store.LoadChanges(ctx); err == nil {
+		m.changeSeq = ch.Seq
 	}
 	if cfg.DNSProvider != nil {
 		if m.dns, err = solvers.NewDNS01(cfg.DNSProvider, cfg.DNSPropagation, cfg.Logger.With("component", "dns-01")); err != nil {

@@ -23,7 +23,7 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	if due := m.plan(ctx, e, false); due.After(time.Now()) {
 		return due
 	}
-	if err := m.obtain(ctx, e); err != nil {
+	if err := m.obtain(ctx, e, obtainOptions{}); err != nil {
 		if ctx.Err() != nil {
 			return time.Now()
 		}
@@ -88,10 +88,16 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 	return ok
 }
 
+// obtainOptions modify an order.
+type obtainOptions struct {
+	force  bool         // order even if another process just stored a certificate
+	onStep func(string) // progress, may be nil
+}
+
 // obtain orders a certificate for e: under the lock issue/<id>, after
 // checking storage once more, so that processes sharing a storage never
 // order the same certificate twice.
-func (m *Manager) obtain(ctx context.Context, e *entry) error {
+func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) error {
 	lease, err := m.store.Storage().Lock(ctx, certstore.IssueLock(e.id))
 	if err != nil {
 		return fmt.Errorf("lock %s: %w", e.id, err)
@@ -110,16 +116,19 @@ func (m *Manager) obtain(ctx context.Context, e *entry) error {
 		case <-ctx.Done():
 		}
 	}()
-	if m.refresh(ctx, e) && m.plan(ctx, e, false).After(time.Now()) {
+	if m.refresh(ctx, e) && !opts.force && m.plan(ctx, e, false).After(time.Now()) {
 		return nil
 	}
 	req, renewing := m.request(ctx, e)
-	c, flow, err := m.order(ctx, req, nil)
+	c, flow, err := m.order(ctx, req, opts.onStep)
 	if err != nil {
 		return fmt.Errorf("obtain %s: %w", e.id, err)
 	}
 	if err := m.store.StoreCert(ctx, e.id, c); err != nil {
 		return fmt.Errorf("store certificate %s: %w", e.id, err)
+	}
+	if err := m.store.NoteChange(ctx, e.id); err != nil {
+		m.log.Warn("note certificate change", "cert", e.id, "error", err)
 	}
 	if err := flow.Done(ctx, e.id); err != nil {
 		m.log.Warn("forget order progress", "cert", e.id, "error", err)

@@ -4,6 +4,8 @@ import (
 	"context"
 	"sync"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
 )
 
 // Run renews certificates until ctx ends. One timer heap keyed by each
@@ -14,6 +16,11 @@ import (
 func (m *Manager) Run(ctx context.Context) error {
 	var wg sync.WaitGroup
 	defer wg.Wait()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.watch(ctx)
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -53,6 +60,58 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
+// watch puts in service, every Config.StoragePoll, the certificates that
+// other processes sharing the storage stored, as the changes record lists
+// them (all managed certificates when it lost track).
+func (m *Manager) watch(ctx context.Context) {
+	t := time.NewTicker(m.cfg.StoragePoll)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		ch, err := m.store.LoadChanges(ctx)
+		if err != nil {
+			if !certstore.IsNotExist(err) && ctx.Err() == nil {
+				m.log.Warn("read certificate changes", "error", err)
+			}
+			continue
+		}
+		m.mu.Lock()
+		seen := m.changeSeq
+		m.changeSeq = ch.Seq
+		m.mu.Unlock()
+		ids, complete := ch.Since(seen)
+		for _, e := range m.changed(ids, complete) {
+			if m.refresh(ctx, e) {
+				m.reschedule(e, m.plan(ctx, e, false))
+			}
+		}
+	}
+}
+
+// changed returns the managed entries with the given ids, or all of them
+// when the list is not complete.
+func (m *Manager) changed(ids []string, complete bool) []*entry {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*entry
+	if !complete {
+		for _, e := range m.entries {
+			out = append(out, e)
+		}
+		return out
+	}
+	for _, id := range ids {
+		if e := m.entries[id]; e != nil {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
 // poke wakes Run after the heap changed.
 func (m *Manager) poke() {
 	select {
@@ -80,6 +139,18 @@ func (m *Manager) finish(e *entry, next time.Time) {
 	m.mu.Lock()
 	if m.entries[e.id] == e {
 		m.heap.Set(e.id, next)
+	}
+	m.mu.Unlock()
+	m.poke()
+}
+
+// reschedule moves e's next pass to at, unless a pass is under way (it
+// schedules the next itself when it ends).
+func (m *Manager) reschedule(e *entry, at time.Time) {
+	m.mu.Lock()
+	if m.entries[e.id] == e && !e.snapshot().running {
+		e.setNext(at)
+		m.heap.Set(e.id, at)
 	}
 	m.mu.Unlock()
 	m.poke()

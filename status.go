@@ -73,6 +73,8 @@ type CertStatus struct {
 	// PendingSince is when the certificate was first managed, while it
 	// has none from the CA.
 	PendingSince time.Time `json:"pending_since,omitzero"`
+	// RevokedAt is when this certificate was revoked (Manager.Revoke).
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 
 // Nagios plugin exit codes, used by status and certs --once.
@@ -187,7 +189,7 @@ func (e *entry) status(now time.Time, warn WarnWindow) CertStatus {
 		Serving: e.cur.Load() != nil, NotBefore: sn.meta.notBefore, NotAfter: sn.meta.notAfter,
 		NextRenewal: sn.next, Renewing: sn.running, Attempts: sn.state.Attempts,
 		LastError: sn.state.LastError, LastProblem: sn.state.LastProblem, LastAttempt: sn.state.LastAttempt,
-		PendingSince: sn.state.PendingSince,
+		PendingSince: sn.state.PendingSince, RevokedAt: sn.state.RevokedAt,
 	}
 	c.settle(now, warn)
 	return c

@@ -2,6 +2,7 @@ package acmeclient
 
 import (
 	"context"
+	"crypto/x509"
 	"errors"
 	"time"
 
@@ -134,4 +135,12 @@ func toOrder(o Order) acme.Order {
 		out.Identifiers = append(out.Identifiers, acme.Identifier{Type: id.Type, Value: id.Value})
 	}
 	return out
+}
+
+// Revoke asks the CA to revoke leaf (RFC 8555 §7.6), signed with the
+// account's key, giving reason, a CRLReason code (RFC 5280 §5.3.1).
+func (c *Client) Revoke(ctx context.Context, acct Account, leaf *x509.Certificate, reason int) error {
+	ctx, s := withSink(ctx, EndpointRevoke)
+	err := c.c.RevokeCertificate(ctx, acct.acme(), leaf, nil, reason)
+	return wrap("revoke certificate", err, s)
 }

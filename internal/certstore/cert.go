@@ -54,6 +54,8 @@ type State struct {
 	// ExpiredFor is the NotAfter of the certificate an "expired" notice
 	// was sent for.
 	ExpiredFor time.Time `json:"expired_for,omitzero"`
+	// RevokedAt is when the certificate stored under this id was revoked.
+	RevokedAt time.Time `json:"revoked_at,omitzero"`
 }
 
 func certKey(id string) string  { return "certs/" + id + "/cert.json" }

@@ -84,6 +84,9 @@ func listed(path string) bool {
 // of other keys: storing "a/b" while "a" holds a value fails, and so does
 // the reverse.
 func (s *Store) Store(ctx context.Context, key string, value []byte) error {
+	if s.ro {
+		return ErrReadOnly
+	}
 	if err := check(ctx.Err(), key); err != nil {
 		return fmt.Errorf("fsstore: store: %w", err)
 	}
@@ -101,6 +104,9 @@ func (s *Store) Store(ctx context.Context, key string, value []byte) error {
 // folder of other keys, does nothing and returns nil. Emptied folders are
 // left in place: removing them would race with a concurrent Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
+	if s.ro {
+		return ErrReadOnly
+	}
 	if err := check(ctx.Err(), key); err != nil {
 		return fmt.Errorf("fsstore: delete: %w", err)
 	}

@@ -98,6 +98,12 @@ type Options struct {
 	// and what New found missing in the file system; nil discards them.
 	Logger *slog.Logger
 
+	// ReadOnly opens an existing storage for reading only: New creates
+	// and probes nothing (so a user who may only read the directory can
+	// open it), and Store, Delete and Lock fail with ErrReadOnly. Status
+	// reports use it.
+	ReadOnly bool
+
 	// probeFault, if set, fails New's probe of a capability (one of the
 	// cap* names) with the error it returns: unit tests use it to play a
 	// file system that lacks it.
@@ -118,6 +124,25 @@ type Store struct {
 	log     *slog.Logger
 	links   bool // hard links work in lockDir; see publish
 	fuse    bool // dataDir is on FUSE; see readValue
+	ro      bool // Options.ReadOnly
+}
+
+// ErrReadOnly is returned by the writing methods of a Store opened with
+// Options.ReadOnly.
+var ErrReadOnly = errors.New("fsstore: storage opened read-only")
+
+// openReadOnly opens the existing storage in dir for reading.
+func openReadOnly(dir string, opts Options) (*Store, error) {
+	data := filepath.Join(dir, "data")
+	fi, err := os.Stat(data)
+	if err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("fsstore: %s is not a directory", data)
+	}
+	return &Store{dataDir: data, lockDir: filepath.Join(dir, "locks"), ttl: opts.LeaseTTL,
+		poll: opts.PollInterval, owner: opts.Owner, log: opts.Logger, ro: true}, nil
 }
 
 // New checks opts, creates opts.Dir and its data and locks folders if they
@@ -130,6 +155,9 @@ func New(opts Options) (*Store, error) {
 		return nil, fmt.Errorf("fsstore: %w", err)
 	}
 	dir := filepath.Clean(opts.Dir)
+	if opts.ReadOnly {
+		return openReadOnly(dir, opts)
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("fsstore: create dir: %w", err)
 	}

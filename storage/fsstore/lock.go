@@ -58,6 +58,9 @@ type lockState struct {
 // lease's token; on a lease that was lost it returns an error wrapping
 // storage.ErrLockLost.
 func (s *Store) Lock(ctx context.Context, name string) (storage.Lease, error) {
+	if s.ro {
+		return nil, ErrReadOnly
+	}
 	if err := check(ctx.Err(), name); err != nil {
 		return nil, fmt.Errorf("fsstore: lock: %w", err)
 	}

@@ -1,0 +1,151 @@
+package tlspilot
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// RenewOptions says what Manager.Renew renews.
+type RenewOptions struct {
+	// Names selects the certificates that cover any of these names; none
+	// selects every managed certificate.
+	Names []string
+	// Force renews the selected certificates whether or not they are due.
+	Force bool
+	// Progress, if set, is told each step of each certificate as it
+	// starts: the order's steps (StepOrdering … StepDownload), then
+	// StepDone, StepFailed or StepNotDue. It is called from several
+	// goroutines.
+	Progress func(certID string, step string)
+}
+
+// Steps reported to RenewOptions.Progress besides the order's own
+// ("ordering", "presenting", "waiting for DNS", "validating",
+// "finalizing", "downloading").
+const (
+	StepDone   = "done"
+	StepFailed = "failed"
+	StepNotDue = "not due"
+)
+
+// Renew renews the selected certificates now and returns when all are
+// done: every due one, or with Force every selected one. It takes the
+// same locks as Run, in this process or another sharing the storage, and
+// a Run on the same storage puts the new certificates in service within
+// Config.StoragePoll. A failed certificate is recorded and retried as
+// Run would; Renew returns the failures joined, and an error naming any
+// name that no managed certificate covers.
+func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
+	entries, err := m.selectEntries(opts.Names)
+	if err != nil {
+		return err
+	}
+	progress := opts.Progress
+	if progress == nil {
+		progress = func(string, string) {}
+	}
+	var g errgroup.Group
+	g.SetLimit(cap(m.workers))
+	for _, e := range entries {
+		g.Go(func() error { return m.renewOne(ctx, e, opts.Force, progress) })
+	}
+	return g.Wait()
+}
+
+// renewOne renews e if it is due or force is set, as one maintenance pass.
+func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress func(string, string)) error {
+	if err := m.claim(ctx, e); err != nil {
+		return err
+	}
+	next := time.Now()
+	defer func() { m.finish(e, next) }()
+	m.refresh(ctx, e)
+	if !force {
+		m.checkARI(ctx, e)
+		if next = m.plan(ctx, e, false); next.After(time.Now()) {
+			progress(e.id, StepNotDue)
+			return nil
+		}
+	}
+	err := m.obtain(ctx, e, obtainOptions{force: force, onStep: func(s string) { progress(e.id, s) }})
+	if err != nil {
+		if ctx.Err() == nil {
+			next = m.fail(e, err)
+		}
+		progress(e.id, StepFailed+": "+err.Error())
+		return fmt.Errorf("renew %s: %w", e.id, err)
+	}
+	next = m.plan(ctx, e, false)
+	progress(e.id, StepDone)
+	return nil
+}
+
+// claim waits until no maintenance pass of e is under way and starts one.
+func (m *Manager) claim(ctx context.Context, e *entry) error {
+	for !e.start() {
+		t := time.NewTimer(50 * time.Millisecond)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
+// selectEntries returns the managed certificates covering any of names
+// (every one when names is empty), or an error naming a name that none
+// covers.
+func (m *Manager) selectEntries(names []string) ([]*entry, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []*entry
+	seen := make(map[*entry]bool)
+	add := func(e *entry) {
+		if !seen[e] {
+			seen[e] = true
+			out = append(out, e)
+		}
+	}
+	if len(names) == 0 {
+		for _, e := range m.entries {
+			add(e)
+		}
+		return out, nil
+	}
+	var missing []error
+	for _, n := range names {
+		nn, err := NormalizeName(n)
+		if err != nil {
+			missing = append(missing, err)
+			continue
+		}
+		found := false
+		for _, e := range m.entries {
+			if coversName(e.site.names, nn) {
+				add(e)
+				found = true
+			}
+		}
+		if !found {
+			missing = append(missing, fmt.Errorf("%s: no managed certificate covers this name", n))
+		}
+	}
+	return out, errors.Join(missing...)
+}
+
+// coversName reports whether a certificate for names is the one of name:
+// name is one of them (a wildcard matches only itself here).
+func coversName(names []string, name string) bool {
+	for _, n := range names {
+		if n == name {
+			return true
+		}
+	}
+	return false
+}

@@ -1,0 +1,84 @@
+package tlspilot
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
+// ReadStatus reports the state of the certificates a Manager with cfg
+// would keep for certs, and of every other stored certificate (state
+// "unmanaged"), from the storage alone. It opens no private key (no
+// key-encryption key is needed), takes no lock and contacts no CA, so it
+// works with or without a running Manager on the same storage, and for a
+// user who may only read the storage. A storage that cannot be read gives
+// an UNKNOWN report, whose Error says why.
+//
+// A certificate that an order is being placed for (its progress record
+// exists) is reported as renewing; NextRenewal is computed as the Manager
+// would, from the stored renewal state.
+func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
+	now := time.Now()
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return UnknownReport(now, err)
+	}
+	st := cfg.Storage
+	if st == nil {
+		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir, ReadOnly: true})
+		if err != nil {
+			return UnknownReport(now, fmt.Errorf("open storage %s: %w", cfg.StorageDir, err))
+		}
+		st = fs
+	}
+	store := certstore.New(st, nil)
+	stored, err := store.ListCerts(ctx)
+	if err != nil {
+		return UnknownReport(now, fmt.Errorf("read storage: %w", err))
+	}
+	var out []CertStatus
+	managed := make(map[string]bool)
+	for _, c := range certs {
+		names, err := normalizeNames(c.Names)
+		if err != nil {
+			return UnknownReport(now, err)
+		}
+		kts, err := keyTypes(cfg, c)
+		if err != nil {
+			return UnknownReport(now, fmt.Errorf("%v: %w", names, err))
+		}
+		for _, kt := range kts {
+			id := certstore.CertID(names, kt)
+			if !managed[id] {
+				managed[id] = true
+				out = append(out, storedStatus(ctx, store, id, names, kt, true, now, cfg.WarnWindow))
+			}
+		}
+	}
+	for _, id := range stored {
+		if !managed[id] {
+			out = append(out, storedStatus(ctx, store, id, nil, "", false, now, cfg.WarnWindow))
+		}
+	}
+	acct := storedAccount(ctx, store, cfg)
+	return newReport(now, out, &acct)
+}
+
+// storedAccount reads the state of cfg's account from storage.
+func storedAccount(ctx context.Context, store *certstore.Store, cfg Config) AccountStatus {
+	id, _ := accountID(cfg)
+	out := AccountStatus{CA: cfg.CA, State: AccountUnregistered}
+	if rec, err := store.LoadAccount(ctx, id); err == nil {
+		out.URL, out.State, out.Replaces = rec.URL, AccountValid, rec.Replaces
+		if rec.URL == "" {
+			out.State = AccountUnregistered
+		}
+		if rec.Status != "" {
+			out.State = rec.Status
+		}
+	}
+	return out
+}

@@ -1,0 +1,134 @@
+package tlspilot
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+)
+
+// RevocationReason is a CRLReason code (RFC 5280 §5.3.1) given with a
+// revocation.
+type RevocationReason int
+
+// The revocation reasons a subscriber may give (those Let's Encrypt
+// accepts).
+const (
+	ReasonUnspecified          RevocationReason = 0
+	ReasonKeyCompromise        RevocationReason = 1
+	ReasonSuperseded           RevocationReason = 4
+	ReasonCessationOfOperation RevocationReason = 5
+)
+
+// ParseRevocationReason reads a reason by its RFC 5280 name:
+// "unspecified", "keyCompromise", "superseded" or "cessationOfOperation".
+func ParseRevocationReason(s string) (RevocationReason, error) {
+	for r, name := range reasonNames {
+		if name == s {
+			return r, nil
+		}
+	}
+	return 0, fmt.Errorf("revocation reason %q: want unspecified, keyCompromise, superseded or cessationOfOperation", s)
+}
+
+var reasonNames = map[RevocationReason]string{ReasonUnspecified: "unspecified", ReasonKeyCompromise: "keyCompromise",
+	ReasonSuperseded: "superseded", ReasonCessationOfOperation: "cessationOfOperation"}
+
+// String returns the reason's RFC 5280 name.
+func (r RevocationReason) String() string {
+	if n, ok := reasonNames[r]; ok {
+		return n
+	}
+	return fmt.Sprintf("reason %d", int(r))
+}
+
+// Revoke revokes at the CA (RFC 8555 §7.6, signed with the account key)
+// every certificate in service for name, one per key type, and sends
+// EventRevoked for each. While name is managed, each is replaced at once
+// by a new certificate, as Renew with Force does, so the revoked one is
+// served no longer than the new order takes; a Run on the same storage in
+// another process swaps it in within Config.StoragePoll. A name that is
+// no longer managed has its stored certificates revoked and nothing
+// replaced. It returns an error if no certificate for name exists, and
+// the failures joined.
+func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReason) error {
+	n, err := NormalizeName(name)
+	if err != nil {
+		return err
+	}
+	entries, _ := m.selectEntries([]string{n})
+	ids := make([]string, 0, len(entries))
+	for _, e := range entries {
+		ids = append(ids, e.id)
+	}
+	if len(ids) == 0 {
+		if ids, err = m.storedFor(ctx, n); err != nil {
+			return err
+		}
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("revoke %s: no certificate for this name", name)
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := m.revokeStored(ctx, id, reason); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(entries) > 0 {
+		errs = append(errs, m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}))
+	}
+	return errors.Join(errs...)
+}
+
+// storedFor returns the ids of stored certificates whose names include n.
+func (m *Manager) storedFor(ctx context.Context, n string) ([]string, error) {
+	all, err := m.store.ListCerts(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("list stored certificates: %w", err)
+	}
+	var out []string
+	for _, id := range all {
+		if c, err := m.store.LoadCertInfo(ctx, id); err == nil && slices.Contains(c.Names, n) {
+			out = append(out, id)
+		}
+	}
+	return out, nil
+}
+
+// revokeStored revokes the stored certificate id and records it.
+func (m *Manager) revokeStored(ctx context.Context, id string, reason RevocationReason) error {
+	c, err := m.store.LoadCertInfo(ctx, id)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	b, _ := pem.Decode([]byte(c.ChainPEM))
+	if b == nil {
+		return fmt.Errorf("revoke %s: no certificate in the stored chain", id)
+	}
+	leaf, err := x509.ParseCertificate(b.Bytes)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	acct, err := m.account(ctx)
+	if err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	if err := m.client.Revoke(ctx, acct, leaf, int(reason)); err != nil {
+		return fmt.Errorf("revoke %s: %w", id, err)
+	}
+	st, err := m.store.LoadState(ctx, id)
+	if err == nil {
+		st.RevokedAt = time.Now().UTC()
+		err = m.store.StoreState(ctx, id, st)
+	}
+	if err != nil {
+		m.log.Warn("record revocation", "cert", id, "error", err)
+	}
+	m.log.Warn("certificate revoked", "cert", id, "names", c.Names, "serial", leaf.SerialNumber.Text(16), "reason", reason.String())
+	m.emit(Event{Type: EventRevoked, CertID: id, Names: c.Names, KeyType: c.KeyType, NotAfter: c.NotAfter})
+	return nil
+}
