@@ -51,10 +51,10 @@ const (
 
 func siteNames() []string { return []string{staticSite, proxySite, redirectSite} }
 
-func run(ctx context.Context, args []string, stdout io.Writer) error {
+func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	check := fs.Bool("check", false, "exit once every site is served (for tests)")
-	dir := fs.String("dir", "", "work directory (default: a new temporary one)")
+	dir := fs.String("dir", "", "work directory (default: a new temporary one, removed on exit)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -62,6 +62,21 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if err != nil {
 		return err
 	}
+	if *dir == "" {
+		// A temporary work directory holds a 14 MB binary: remove it,
+		// but keep it when the demo failed, for its log.
+		defer func() {
+			if err == nil {
+				_ = os.RemoveAll(work)
+			}
+		}()
+	}
+	return demo(ctx, work, *check, stdout)
+}
+
+// demo starts the test CA, the upstream and tlspilot serve in work, and
+// serves until ctx ends (or, with check, until every site is served).
+func demo(ctx context.Context, work string, check bool, stdout io.Writer) error {
 	ca, err := devca.Start(ctx, devca.Options{})
 	if err != nil {
 		return fmt.Errorf("start test CA: %w", err)
@@ -72,7 +87,11 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 		return err
 	}
 	defer upstream.Close()
-	conf, err := writeFiles(work, ca, upstream.Addr().String())
+	admin, err := freeAddr()
+	if err != nil {
+		return err
+	}
+	conf, err := writeFiles(work, ca, upstream.Addr().String(), admin)
 	if err != nil {
 		return err
 	}
@@ -80,34 +99,60 @@ func run(ctx context.Context, args []string, stdout io.Writer) error {
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/tlspilot").CombinedOutput(); err != nil {
 		return fmt.Errorf("build tlspilot (run the demo from the repository root): %v\n%s", err, out)
 	}
-	cmd := exec.Command(bin, "serve", "--config", conf)
 	logf, err := os.Create(filepath.Join(work, "tlspilot.log"))
 	if err != nil {
 		return err
 	}
 	defer logf.Close()
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
+	c, err := startServe(bin, conf, logf)
+	if err != nil {
 		return err
 	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	defer stopServe(cmd, exited)
+	defer c.stop()
 	start := time.Now()
-	if err := waitSites(ctx, ca, exited); err != nil {
+	if err := waitSites(ctx, ca, c); err != nil {
 		return fmt.Errorf("%w (log: %s)", err, logf.Name())
 	}
-	report(stdout, ca, work, time.Since(start))
-	if *check {
+	report(stdout, ca, work, c.cmd.Process.Pid, time.Since(start))
+	fmt.Fprintf(stdout, "\nStatus page: http://%s/ (metrics at /metrics)\n", admin)
+	if check {
 		return nil
 	}
 	fmt.Fprintln(stdout, "\nServing until Ctrl-C.")
 	select {
 	case <-ctx.Done():
 		return nil
-	case err := <-exited:
-		return fmt.Errorf("tlspilot serve exited: %v", err)
+	case <-c.done:
+		// Ctrl-C reaches the whole process group: serve may see it
+		// first and stop cleanly, which is no error.
+		if c.err != nil {
+			return fmt.Errorf("tlspilot serve exited: %w (log: %s)", c.err, logf.Name())
+		}
+		return nil
 	}
+}
+
+// child is the running tlspilot serve. done is closed once it has
+// exited, after err is set, so any number of callers may wait for it.
+type child struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+	err  error
+}
+
+// startServe starts `bin serve --config conf` with its output on log.
+func startServe(bin, conf string, log io.Writer) (*child, error) {
+	cmd := exec.Command(bin, "serve", "--config", conf)
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, done: make(chan struct{})}
+	go func() {
+		c.err = cmd.Wait()
+		close(c.done)
+	}()
+	return c, nil
 }
 
 func workDir(dir string) (string, error) {
@@ -130,8 +175,19 @@ func startUpstream() (net.Listener, error) {
 	return l, nil
 }
 
+// freeAddr returns a loopback address with a port free at the moment,
+// for the admin listener (its default port may be taken).
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
 // writeFiles writes the site root, the CA roots and the config file.
-func writeFiles(work string, ca *devca.CA, upstream string) (string, error) {
+func writeFiles(work string, ca *devca.CA, upstream, admin string) (string, error) {
 	root, err := ca.IssuerRootsPEM()
 	if err != nil {
 		return "", err
@@ -158,6 +214,7 @@ agree_terms = true
 storage = "storage"
 http_listen = "127.0.0.1:%d"
 https_listen = "127.0.0.1:%d"
+admin_listen = %q
 
 [[site]]
 names = [%q]
@@ -170,15 +227,15 @@ proxy = "http://%s"
 
 [[site]]
 names = [%q]
-redirect = "https://%s{uri}"
-`, ca.DirectoryURL, ca.HTTPPort, ca.TLSPort, staticSite, proxySite, upstream, redirectSite, staticSite)
+redirect = "https://%s:%d{uri}"
+`, ca.DirectoryURL, ca.HTTPPort, ca.TLSPort, admin, staticSite, proxySite, upstream, redirectSite, staticSite, ca.TLSPort)
 	path := filepath.Join(work, "tlspilot.toml")
 	return path, os.WriteFile(path, []byte(conf), 0o644)
 }
 
 // waitSites waits until every site is served with a certificate that
 // verifies against the test CA's root.
-func waitSites(ctx context.Context, ca *devca.CA, exited <-chan error) error {
+func waitSites(ctx context.Context, ca *devca.CA, serve *child) error {
 	roots, err := ca.IssuerRoots()
 	if err != nil {
 		return err
@@ -193,8 +250,8 @@ func waitSites(ctx context.Context, ca *devca.CA, exited <-chan error) error {
 				break
 			}
 			select {
-			case err := <-exited:
-				return fmt.Errorf("tlspilot serve exited: %v", err)
+			case <-serve.done:
+				return fmt.Errorf("tlspilot serve exited: %v", serve.err)
 			case <-ctx.Done():
 				return ctx.Err()
 			case <-time.After(100 * time.Millisecond):
@@ -207,10 +264,11 @@ func waitSites(ctx context.Context, ca *devca.CA, exited <-chan error) error {
 	return nil
 }
 
-func report(w io.Writer, ca *devca.CA, work string, took time.Duration) {
+func report(w io.Writer, ca *devca.CA, work string, pid int, took time.Duration) {
 	port := strconv.Itoa(ca.TLSPort)
 	fmt.Fprintf(w, "tlspilot serve obtained certificates for %d sites from a local test CA in %v.\n\n", len(siteNames()), took.Round(time.Millisecond))
 	fmt.Fprintf(w, "work directory  %s (config tlspilot.toml, log tlspilot.log)\n", work)
+	fmt.Fprintf(w, "tlspilot serve  pid %d (kill -HUP %d reloads the config)\n", pid, pid)
 	fmt.Fprintf(w, "test CA         %s\n\n", ca.DirectoryURL)
 	fmt.Fprintln(w, "Try them (the test CA's root is ca-root.pem):")
 	for _, name := range siteNames() {
@@ -219,14 +277,19 @@ func report(w io.Writer, ca *devca.CA, work string, took time.Duration) {
 	}
 }
 
-// stopServe stops tlspilot serve gracefully, killing it if it has not
-// exited after 10 s.
-func stopServe(cmd *exec.Cmd, exited <-chan error) {
-	_ = cmd.Process.Signal(syscall.SIGTERM)
+// stop stops tlspilot serve gracefully, killing it if it has not exited
+// after 10 s. It returns at once if serve has already exited.
+func (c *child) stop() {
 	select {
-	case <-exited:
+	case <-c.done:
+		return
+	default:
+	}
+	_ = c.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-c.done:
 	case <-time.After(10 * time.Second):
-		_ = cmd.Process.Kill()
-		<-exited
+		_ = c.cmd.Process.Kill()
+		<-c.done
 	}
 }
