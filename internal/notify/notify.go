@@ -1,0 +1,291 @@
+// Package notify tells the outside world what happened to certificates,
+// after mod_md's MDNotifyCmd and MDMessageCmd: a command run for every
+// event, a webhook POSTed for every event, or both. It never delays
+// issuance or serving: Notify only queues, and hooks run in the
+// background, a bounded number at a time, each killed when it overruns
+// its timeout.
+//
+// # Events
+//
+// The events notified are the tlspilot.EventType values "obtained",
+// "renewed", "renew-failed", "expiring", "expired" and "revoked";
+// "loaded" (a certificate stored by another process taken into service)
+// is not notified.
+//
+// # Command
+//
+// Options.Command ["/path/to/prog", "arg", …] runs, directly and without
+// a shell, as
+//
+//	/path/to/prog arg… EVENT CERT_ID NAME…
+//
+// with stdin from /dev/null, in its own process group, and with the
+// environment of tlspilot plus:
+//
+//	TLSPILOT_EVENT      the event, e.g. "renew-failed"
+//	TLSPILOT_CERT_ID    the certificate's id, e.g. "example.com-ecdsa-p256"
+//	TLSPILOT_NAMES      its names, separated by spaces
+//	TLSPILOT_KEY_TYPE   its key type, e.g. "ecdsa-p256"
+//	TLSPILOT_NOT_AFTER  expiry of the certificate in service, RFC 3339 (UTC); empty if none
+//	TLSPILOT_ERROR      the error, for renew-failed and expiring; else empty
+//	TLSPILOT_ATTEMPT    consecutive failures so far (renew-failed); else 0
+//	TLSPILOT_RETRY_AT   next attempt, RFC 3339 (renew-failed); else empty
+//	TLSPILOT_TIME       when the event happened, RFC 3339 (UTC)
+//
+// Every variable is always set, so a script may use "set -u". A command
+// that exits with a status other than 0 is logged at ERROR with its exit
+// code and output (the first 4 KiB of stdout and stderr together). One
+// that runs past the timeout is killed with SIGKILL, with every process
+// still in its process group, and logged the same way. When the command
+// exits, whatever it left running in its process group is killed too, so
+// no hook outlives its run.
+//
+// # Webhook
+//
+// Options.Webhook receives each event as a POST with Content-Type
+// application/json and this body, whose field names are stable (new
+// fields may be added):
+//
+//	{
+//	  "event": "renew-failed",
+//	  "cert_id": "example.com-ecdsa-p256",
+//	  "names": ["example.com", "www.example.com"],
+//	  "key_type": "ecdsa-p256",
+//	  "not_after": "2026-03-01T12:00:00Z",
+//	  "error": "obtain example.com: …",
+//	  "attempt": 3,
+//	  "retry_at": "2026-02-20T08:15:00Z",
+//	  "time": "2026-02-20T08:00:00Z"
+//	}
+//
+// not_after and retry_at are null when unknown, error is "" when there
+// is none, attempt is 0 for events other than renew-failed. Times are
+// RFC 3339 in UTC, to the second. The header X-Tlspilot-Event repeats
+// the event.
+//
+// With Options.WebhookSecretFile, the header
+//
+//	X-Tlspilot-Signature: sha256=<hex HMAC-SHA256 of the body>
+//
+// signs the exact bytes of the body with the file's content (without
+// surrounding whitespace) as key, as GitHub's X-Hub-Signature-256 does,
+// so existing verifiers work. There is no separate timestamp header: the
+// signed body carries "time", which a receiver can check to refuse
+// replays. The file is refused if group or others may read it.
+//
+// Any 2xx answer is success. A connection error, a 429 or a 5xx is tried
+// again after 1 s, then 2 s (three attempts at most, all within the
+// timeout); any other answer, or the last failure, is logged at ERROR
+// with the status and the start of the answer's body.
+//
+// # Queue
+//
+// At most Options.Workers hooks run at once (default 4); up to
+// Options.Queue more wait (default 256). When the queue is full, Notify
+// drops the notification and logs it at ERROR ("notification dropped:
+// queue full") with the event and certificate, rather than block the
+// Manager. Close stops taking notifications, lets those queued and
+// running finish until its context ends, then kills what still runs.
+package notify
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+)
+
+// Defaults of Options.
+const (
+	DefaultTimeout = 30 * time.Second
+	DefaultWorkers = 4
+	DefaultQueue   = 256
+)
+
+// Options configures a Notifier. At least one of Command and Webhook is
+// needed for anything to happen.
+type Options struct {
+	// Command is the program to run for each event and its first
+	// arguments; the program is a path, or a name looked up in PATH.
+	Command []string
+	// Webhook is an http or https URL that each event is POSTed to.
+	Webhook string
+	// WebhookSecretFile, if set, is a file holding the key that signs
+	// webhook bodies; readable by its owner only.
+	WebhookSecretFile string
+	// Timeout bounds each run of the command and each webhook delivery
+	// (all its attempts). Default DefaultTimeout.
+	Timeout time.Duration
+	// Workers bounds the hooks running at once. Default DefaultWorkers.
+	Workers int
+	// Queue bounds the hooks waiting to run. Default DefaultQueue.
+	Queue int
+	// Client carries webhook requests. Default: a client with the
+	// system's roots and no cookies.
+	Client *http.Client
+	// Logger receives every hook's outcome; nil discards them.
+	Logger *slog.Logger
+}
+
+// Notifier runs hooks for certificate events. Its methods are safe for
+// concurrent use; a nil *Notifier does nothing.
+type Notifier struct {
+	hooks []hook
+	log   *slog.Logger
+
+	ctx    context.Context // ended by Close when its context ends
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+
+	mu     sync.Mutex // guards closed and sending on queue
+	closed bool
+	queue  chan job
+}
+
+// hook delivers one notification and logs how it went. It must return
+// soon after ctx ends.
+type hook interface {
+	deliver(ctx context.Context, p Payload)
+	kind() string // "command" or "webhook", for logs
+}
+
+type job struct {
+	h hook
+	p Payload
+}
+
+// New checks opts, reads the webhook secret and starts the workers. The
+// error names the option at fault.
+func New(opts Options) (*Notifier, error) {
+	opts = withDefaults(opts)
+	log := opts.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Notifier{log: log, queue: make(chan job, opts.Queue)}
+	if len(opts.Command) > 0 {
+		if opts.Command[0] == "" {
+			return nil, errors.New("notify: command: empty program name")
+		}
+		n.hooks = append(n.hooks, &command{argv: opts.Command, timeout: opts.Timeout, log: log})
+	}
+	if opts.Webhook != "" {
+		w, err := newWebhook(opts, log)
+		if err != nil {
+			return nil, err
+		}
+		n.hooks = append(n.hooks, w)
+	} else if opts.WebhookSecretFile != "" {
+		return nil, errors.New("notify: webhook secret file given without a webhook")
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	for range opts.Workers {
+		n.wg.Go(n.work)
+	}
+	return n, nil
+}
+
+func withDefaults(opts Options) Options {
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.Workers <= 0 {
+		opts.Workers = DefaultWorkers
+	}
+	if opts.Queue <= 0 {
+		opts.Queue = DefaultQueue
+	}
+	return opts
+}
+
+func newWebhook(opts Options, log *slog.Logger) (*webhook, error) {
+	u, err := url.Parse(opts.Webhook)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return nil, fmt.Errorf("notify: webhook %q: want an http or https URL", opts.Webhook)
+	}
+	w := &webhook{url: opts.Webhook, client: opts.Client, timeout: opts.Timeout, log: log}
+	if w.client == nil {
+		w.client = &http.Client{}
+	}
+	if opts.WebhookSecretFile != "" {
+		if w.secret, err = ReadSecret(opts.WebhookSecretFile); err != nil {
+			return nil, fmt.Errorf("notify: %w", err)
+		}
+	}
+	return w, nil
+}
+
+// Notify queues ev for every hook and returns at once. Events that are
+// not notified (see the package doc) are ignored. It may be used as
+// tlspilot.Config.OnEvent.
+func (n *Notifier) Notify(ev tlspilot.Event) {
+	if n == nil || !notified(ev.Type) {
+		return
+	}
+	p := payloadOf(ev)
+	for _, h := range n.hooks {
+		n.enqueue(job{h: h, p: p})
+	}
+}
+
+func (n *Notifier) enqueue(j job) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.closed {
+		n.log.Warn("notification dropped: notifier closed", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID)
+		return
+	}
+	select {
+	case n.queue <- j:
+	default:
+		n.log.Error("notification dropped: queue full", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID,
+			"queue", cap(n.queue))
+	}
+}
+
+func (n *Notifier) work() {
+	for j := range n.queue {
+		if n.ctx.Err() != nil {
+			n.log.Warn("notification dropped at shutdown", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID)
+			continue
+		}
+		j.h.deliver(n.ctx, j.p)
+	}
+}
+
+// Close stops taking notifications and waits for those queued and
+// running. When ctx ends first, hooks still running are killed, those
+// still queued are dropped (each logged), and Close returns once the
+// workers have stopped, with ctx's error. Close may be called more
+// than once.
+func (n *Notifier) Close(ctx context.Context) error {
+	if n == nil {
+		return nil
+	}
+	n.mu.Lock()
+	if !n.closed {
+		n.closed = true
+		close(n.queue)
+	}
+	n.mu.Unlock()
+	done := make(chan struct{})
+	go func() {
+		n.wg.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		n.cancel()
+		return nil
+	case <-ctx.Done():
+		n.cancel()
+		<-done
+		return fmt.Errorf("notify: close: %w", context.Cause(ctx))
+	}
+}

@@ -1,0 +1,107 @@
+package notify
+
+import (
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+)
+
+// Payload is what a hook is told about one event: the webhook's JSON
+// body, and the command's arguments and environment. The JSON names are
+// a stable contract (see the package doc).
+type Payload struct {
+	// Event is the tlspilot.EventType, e.g. "renewed".
+	Event string `json:"event"`
+	// CertID identifies the certificate, as in `tlspilot status`.
+	CertID string `json:"cert_id"`
+	// Names are the certificate's names, the primary first; never nil.
+	Names []string `json:"names"`
+	// KeyType is the certificate's key type, e.g. "ecdsa-p256".
+	KeyType string `json:"key_type"`
+	// NotAfter is when the certificate in service expires; nil if none.
+	NotAfter *time.Time `json:"not_after"`
+	// Error says why, for renew-failed and expiring; else "".
+	Error string `json:"error"`
+	// Attempt counts consecutive failures, for renew-failed; else 0.
+	Attempt int `json:"attempt"`
+	// RetryAt is when the next attempt is due, for renew-failed; else nil.
+	RetryAt *time.Time `json:"retry_at"`
+	// Time is when the event happened.
+	Time time.Time `json:"time"`
+}
+
+// notified reports whether events of type t go to hooks.
+func notified(t tlspilot.EventType) bool {
+	switch t {
+	case tlspilot.EventObtained, tlspilot.EventRenewed, tlspilot.EventFailed,
+		tlspilot.EventExpiring, tlspilot.EventExpired, tlspilot.EventRevoked:
+		return true
+	}
+	return false
+}
+
+// payloadOf converts ev, with times in UTC to the second.
+func payloadOf(ev tlspilot.Event) Payload {
+	p := Payload{
+		Event:    string(ev.Type),
+		CertID:   ev.CertID,
+		Names:    append([]string{}, ev.Names...),
+		KeyType:  string(ev.KeyType),
+		NotAfter: timePtr(ev.NotAfter),
+		Attempt:  ev.Attempt,
+		RetryAt:  timePtr(ev.RetryAt),
+		Time:     utc(ev.Time),
+	}
+	if ev.Err != nil {
+		p.Error = ev.Err.Error()
+	}
+	return p
+}
+
+func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := utc(t)
+	return &u
+}
+
+// args returns the arguments added after the command's own:
+// EVENT CERT_ID NAME…
+func (p Payload) args() []string {
+	return append([]string{p.Event, p.CertID}, p.Names...)
+}
+
+// environ returns tlspilot's environment without any TLSPILOT_ variable,
+// followed by the payload's variables.
+func (p Payload) environ() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "TLSPILOT_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env,
+		"TLSPILOT_EVENT="+p.Event,
+		"TLSPILOT_CERT_ID="+p.CertID,
+		"TLSPILOT_NAMES="+strings.Join(p.Names, " "),
+		"TLSPILOT_KEY_TYPE="+p.KeyType,
+		"TLSPILOT_NOT_AFTER="+rfc3339(p.NotAfter),
+		"TLSPILOT_ERROR="+p.Error,
+		"TLSPILOT_ATTEMPT="+strconv.Itoa(p.Attempt),
+		"TLSPILOT_RETRY_AT="+rfc3339(p.RetryAt),
+		"TLSPILOT_TIME="+p.Time.Format(time.RFC3339),
+	)
+}
+
+func rfc3339(t *time.Time) string {
+	if t == nil {
+		return ""
+	}
+	return t.Format(time.RFC3339)
+}

@@ -1,0 +1,153 @@
+package notify
+
+import (
+	"bytes"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"time"
+)
+
+// Webhook headers.
+const (
+	// SignatureHeader carries "sha256=" and the hex HMAC-SHA256 of the
+	// body, when a secret is configured.
+	SignatureHeader = "X-Tlspilot-Signature"
+	// EventHeader repeats the body's "event".
+	EventHeader = "X-Tlspilot-Event"
+)
+
+// webhookAttempts bounds the POSTs of one notification.
+const webhookAttempts = 3
+
+// webhook POSTs each event as JSON.
+type webhook struct {
+	url     string
+	secret  []byte // nil: unsigned
+	client  *http.Client
+	timeout time.Duration
+	log     *slog.Logger
+}
+
+func (w *webhook) kind() string { return "webhook" }
+
+// retryable marks a failure worth another attempt.
+type retryable struct{ error }
+
+func (e retryable) Unwrap() error { return e.error }
+
+// deliver POSTs p, trying again after transient failures while the
+// timeout lasts, and logs the outcome.
+func (w *webhook) deliver(ctx context.Context, p Payload) {
+	run, cancel := context.WithTimeout(ctx, w.timeout)
+	defer cancel()
+	body, err := json.Marshal(p)
+	if err != nil { // cannot happen: Payload has only plain fields
+		w.log.Error("notify webhook: encode", "event", p.Event, "cert", p.CertID, "error", err)
+		return
+	}
+	start := time.Now()
+	for attempt := 1; ; attempt++ {
+		err = w.post(run, p.Event, body)
+		if err == nil || attempt == webhookAttempts || !errors.As(err, new(retryable)) || !sleep(run, time.Duration(attempt)*time.Second) {
+			w.report(ctx, p, err, attempt, time.Since(start))
+			return
+		}
+	}
+}
+
+func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int, d time.Duration) {
+	attrs := []any{"hook", "webhook", "event", p.Event, "cert", p.CertID, "url", w.url,
+		"attempt", attempts, "duration", d.Round(time.Millisecond)}
+	switch {
+	case err == nil:
+		w.log.Debug("notify webhook delivered", attrs...)
+	case ctx.Err() != nil:
+		w.log.Warn("notify webhook abandoned at shutdown", append(attrs, "error", err)...)
+	default:
+		w.log.Error("notify webhook failed", append(attrs, "error", err)...)
+	}
+}
+
+// post makes one attempt. A connection error, 429 or 5xx is retryable.
+func (w *webhook) post(ctx context.Context, event string, body []byte) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
+	if err != nil {
+		return fmt.Errorf("webhook: %w", err)
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "tlspilot-notify")
+	req.Header.Set(EventHeader, event)
+	if w.secret != nil {
+		req.Header.Set(SignatureHeader, Sign(w.secret, body))
+	}
+	resp, err := w.client.Do(req)
+	if err != nil {
+		return retryable{fmt.Errorf("webhook: %w", err)}
+	}
+	defer resp.Body.Close()
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
+	if resp.StatusCode/100 == 2 {
+		return nil
+	}
+	err = fmt.Errorf("webhook: %s answered %s: %q", w.url, resp.Status, answer)
+	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
+		return retryable{err}
+	}
+	return err
+}
+
+// sleep waits d, or returns false if ctx ends first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// Sign returns the SignatureHeader value of body under secret:
+// "sha256=" and the hex HMAC-SHA256.
+func Sign(secret, body []byte) string {
+	mac := hmac.New(sha256.New, secret)
+	mac.Write(body)
+	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
+}
+
+// ReadSecret reads a webhook secret: the content of the file at path
+// without surrounding whitespace. Like ssh with private keys (and
+// dns01.ReadSecret with TSIG secrets), it refuses a file that group or
+// others may read, and an empty one, with an error naming the path.
+func ReadSecret(path string) ([]byte, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("secret file %s is not a regular file", path)
+	}
+	if perm := fi.Mode().Perm(); perm&0o044 != 0 {
+		return nil, fmt.Errorf("secret file %s is readable by group or others (mode %04o; want 0600 or 0400)", path, perm)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("secret file: %w", err)
+	}
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return nil, fmt.Errorf("secret file %s is empty", path)
+	}
+	return b, nil
+}
