@@ -26,6 +26,10 @@ type daemon struct {
 	log *slog.Logger
 	m   *tlspilot.Manager
 	srv *server.Server
+
+	// started is the config serve started with, which the settings that
+	// change only on restart still follow; cfg is the last one applied.
+	started *config.Config
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -99,7 +103,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String())
-	return &daemon{cfg: cfg, log: logger, m: m, srv: srv}, nil
+	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.

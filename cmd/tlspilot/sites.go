@@ -88,7 +88,9 @@ func (d *daemon) reload(ctx context.Context, path string) {
 		d.log.Error("reload refused: the running config stays in service", "error", err)
 		return
 	}
-	for _, w := range restartOnly(d.cfg, cfg) {
+	// Compared with the config serve started with: a value changed twice
+	// still needs a restart, one restored no longer does.
+	for _, w := range restartOnly(d.started, cfg) {
 		d.log.Warn("reload: this setting changes only on restart", "key", w)
 	}
 	d.cfg = cfg
@@ -156,6 +158,8 @@ func restartOnly(a, b *config.Config) []string {
 	diff("group", a.Group, b.Group)
 	diff("access_log", a.AccessLog, b.AccessLog)
 	diff("log_level", a.LogLevel, b.LogLevel)
+	diff("admin_listen", a.AdminListen, b.AdminListen)
+	diff("admin_allow_remote", a.AdminAllowRemote, b.AdminAllowRemote)
 	diff("dns", a.DNS, b.DNS)
 	return out
 }
