@@ -63,15 +63,16 @@
 // RFC 3339 in UTC, to the second. The header X-Tlspilot-Event repeats
 // the event.
 //
-// With Options.WebhookSecretFile, the header
+// With Options.WebhookSecret, the header
 //
 //	X-Tlspilot-Signature: sha256=<hex HMAC-SHA256 of the body>
 //
-// signs the exact bytes of the body with the file's content (without
-// surrounding whitespace) as key, as GitHub's X-Hub-Signature-256 does,
-// so existing verifiers work. There is no separate timestamp header: the
-// signed body carries "time", which a receiver can check to refuse
-// replays. The file is refused if group or others may read it.
+// signs the exact bytes of the body, as GitHub's X-Hub-Signature-256
+// does, so existing verifiers work. There is no separate timestamp
+// header: the signed body carries "time", which a receiver can check to
+// refuse replays. ReadSecret reads the key from a file (its content
+// without surrounding whitespace) and refuses one that group or others
+// may read.
 //
 // Any 2xx answer is success. A connection error, a 429 or a 5xx is tried
 // again after 1 s, then 2 s (three attempts at most, all within the
@@ -116,9 +117,9 @@ type Options struct {
 	Command []string
 	// Webhook is an http or https URL that each event is POSTed to.
 	Webhook string
-	// WebhookSecretFile, if set, is a file holding the key that signs
-	// webhook bodies; readable by its owner only.
-	WebhookSecretFile string
+	// WebhookSecret, if set, is the key that signs webhook bodies
+	// (ReadSecret reads it from a file).
+	WebhookSecret []byte
 	// Timeout bounds each run of the command and each webhook delivery
 	// (all its attempts). Default DefaultTimeout.
 	Timeout time.Duration
@@ -160,8 +161,8 @@ type job struct {
 	p Payload
 }
 
-// New checks opts, reads the webhook secret and starts the workers. The
-// error names the option at fault.
+// New checks opts and starts the workers. The error names the option at
+// fault.
 func New(opts Options) (*Notifier, error) {
 	opts = withDefaults(opts)
 	log := opts.Logger
@@ -181,8 +182,8 @@ func New(opts Options) (*Notifier, error) {
 			return nil, err
 		}
 		n.hooks = append(n.hooks, w)
-	} else if opts.WebhookSecretFile != "" {
-		return nil, errors.New("notify: webhook secret file given without a webhook")
+	} else if opts.WebhookSecret != nil {
+		return nil, errors.New("notify: webhook secret given without a webhook")
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	for range opts.Workers {
@@ -209,14 +210,12 @@ func newWebhook(opts Options, log *slog.Logger) (*webhook, error) {
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 		return nil, fmt.Errorf("notify: webhook %q: want an http or https URL", opts.Webhook)
 	}
-	w := &webhook{url: opts.Webhook, client: opts.Client, timeout: opts.Timeout, log: log}
+	if opts.WebhookSecret != nil && len(opts.WebhookSecret) == 0 {
+		return nil, errors.New("notify: webhook secret is empty")
+	}
+	w := &webhook{url: opts.Webhook, secret: opts.WebhookSecret, client: opts.Client, timeout: opts.Timeout, log: log}
 	if w.client == nil {
 		w.client = &http.Client{}
-	}
-	if opts.WebhookSecretFile != "" {
-		if w.secret, err = ReadSecret(opts.WebhookSecretFile); err != nil {
-			return nil, fmt.Errorf("notify: %w", err)
-		}
 	}
 	return w, nil
 }

@@ -122,15 +122,6 @@ func TestNilNotifier(t *testing.T) {
 }
 
 func TestNewRefuses(t *testing.T) {
-	dir := t.TempDir()
-	open := filepath.Join(dir, "open.secret")
-	if err := os.WriteFile(open, []byte("s3cret\n"), 0o640); err != nil {
-		t.Fatal(err)
-	}
-	empty := filepath.Join(dir, "empty.secret")
-	if err := os.WriteFile(empty, []byte(" \n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
 	for _, tt := range []struct {
 		opts Options
 		want string
@@ -138,11 +129,8 @@ func TestNewRefuses(t *testing.T) {
 		{Options{Command: []string{""}}, "notify: command: empty program name"},
 		{Options{Webhook: "ftp://example.com/"}, `notify: webhook "ftp://example.com/": want an http or https URL`},
 		{Options{Webhook: "https:///path"}, "want an http or https URL"},
-		{Options{WebhookSecretFile: empty}, "webhook secret file given without a webhook"},
-		{Options{Webhook: "https://example.com/", WebhookSecretFile: open}, "notify: secret file " + open + " is readable by group or others (mode 0640; want 0600 or 0400)"},
-		{Options{Webhook: "https://example.com/", WebhookSecretFile: empty}, "secret file " + empty + " is empty"},
-		{Options{Webhook: "https://example.com/", WebhookSecretFile: dir}, "is not a regular file"},
-		{Options{Webhook: "https://example.com/", WebhookSecretFile: filepath.Join(dir, "none")}, "no such file"},
+		{Options{WebhookSecret: []byte("k")}, "notify: webhook secret given without a webhook"},
+		{Options{Webhook: "https://example.com/", WebhookSecret: []byte{}}, "notify: webhook secret is empty"},
 	} {
 		n, err := New(tt.opts)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
@@ -150,6 +138,40 @@ func TestNewRefuses(t *testing.T) {
 		}
 		if n != nil {
 			t.Errorf("%+v: a Notifier with the error", tt.opts)
+		}
+	}
+}
+
+// TestReadSecret: the secret file is refused when group or others may
+// read it, as ssh does with private keys.
+func TestReadSecret(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string, mode os.FileMode) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("good.secret", "  s3cret with spaces inside \n", 0o600)
+	if b, err := ReadSecret(good); err != nil || string(b) != "s3cret with spaces inside" {
+		t.Errorf("got %q, %v", b, err)
+	}
+	if b, err := ReadSecret(write("ro.secret", "k", 0o400)); err != nil || string(b) != "k" {
+		t.Errorf("mode 0400: got %q, %v", b, err)
+	}
+	for _, tt := range []struct{ path, want string }{
+		{write("group.secret", "k", 0o640), "secret file " + dir + "/group.secret is readable by group or others (mode 0640; want 0600 or 0400)"},
+		{write("others.secret", "k", 0o604), "is readable by group or others (mode 0604; want 0600 or 0400)"},
+		{write("empty.secret", " \n", 0o600), "secret file " + dir + "/empty.secret is empty"},
+		{dir, "secret file " + dir + " is not a regular file"},
+		{filepath.Join(dir, "none"), "no such file"},
+	} {
+		if _, err := ReadSecret(tt.path); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: got %v, want %q", tt.path, err, tt.want)
 		}
 	}
 }

@@ -60,16 +60,19 @@ func (r *receiver) requests() []received {
 	return slices.Clone(r.got)
 }
 
-func writeSecret(t *testing.T, content string, mode os.FileMode) string {
+// readSecret writes content to a file of mode 0600 and reads it back with
+// ReadSecret.
+func readSecret(t *testing.T, content string) []byte {
 	t.Helper()
 	p := filepath.Join(t.TempDir(), "webhook.secret")
-	if err := os.WriteFile(p, []byte(content), mode); err != nil {
+	if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.Chmod(p, mode); err != nil {
+	b, err := ReadSecret(p)
+	if err != nil {
 		t.Fatal(err)
 	}
-	return p
+	return b
 }
 
 // TestWebhookJSONAndSignature: the body is the documented JSON, with
@@ -78,7 +81,7 @@ func TestWebhookJSONAndSignature(t *testing.T) {
 	r := newReceiver(t)
 	secret := "correct horse battery staple"
 	l := &logs{}
-	n := newNotifier(t, Options{Webhook: r.srv.URL + "/hooks/tls", WebhookSecretFile: writeSecret(t, "  "+secret+"\n", 0o600), Logger: l.logger()})
+	n := newNotifier(t, Options{Webhook: r.srv.URL + "/hooks/tls", WebhookSecret: readSecret(t, "  "+secret+"\n"), Logger: l.logger()})
 	n.Notify(failed())
 	closeWithin(t, n, 30*time.Second)
 	got := r.requests()
@@ -144,7 +147,7 @@ func TestWebhookNullsAndUnsigned(t *testing.T) {
 func TestWebhookRetries(t *testing.T) {
 	r := newReceiver(t, http.StatusServiceUnavailable)
 	l := &logs{}
-	n := newNotifier(t, Options{Webhook: r.srv.URL, WebhookSecretFile: writeSecret(t, "k", 0o400), Logger: l.logger()})
+	n := newNotifier(t, Options{Webhook: r.srv.URL, WebhookSecret: readSecret(t, "k"), Logger: l.logger()})
 	n.Notify(failed())
 	closeWithin(t, n, 30*time.Second)
 	got := r.requests()
