@@ -122,3 +122,102 @@ func readFile(t *testing.T, path string) string {
 	}
 	return string(b)
 }
+
+// rootOnlyStorage returns a storage directory that only root may write,
+// and a config using it with user = "nobody".
+func rootOnlyStorage(t *testing.T) (conf, storage string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root, to run serve as another user")
+	}
+	dir := t.TempDir()
+	for _, d := range []string{filepath.Dir(dir), dir} { // nobody may pass through
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storage = filepath.Join(dir, "storage")
+	if err := os.Mkdir(storage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf = filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf("agree_terms = true\nstorage = %q\nuser = \"nobody\"\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"off\"\n[[site]]\nnames = [\"a.example.test\"]\n", storage))
+	return conf, storage
+}
+
+// TestCheckStorage: check refuses a storage that the user serve runs as
+// cannot write, at the storage line, saying so; it prints the storage
+// path it will use.
+func TestCheckStorage(t *testing.T) {
+	conf, storage := rootOnlyStorage(t)
+	code, out, errOut := runCLI(t, "check", "--config", conf)
+	if code != 1 || !strings.Contains(errOut, "tlspilot.toml:2: storage: "+storage) || !strings.Contains(errOut, "must be writable by nobody") {
+		t.Errorf("unwritable storage: exit %d, stderr %q, stdout %q", code, errOut, out)
+	}
+	if err := os.Chmod(storage, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut = runCLI(t, "check", "--config", conf)
+	if code != 0 || !strings.Contains(out, "storage path: "+storage+"\n") {
+		t.Errorf("writable storage: exit %d, stderr %q, stdout %q", code, errOut, out)
+	}
+}
+
+// TestCheckTerms: check refuses Let's Encrypt, the default CA, without
+// agree_terms.
+func TestCheckTerms(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nca = \"letsencrypt-staging\"\n", filepath.Join(dir, "s")))
+	code, out, errOut := runCLI(t, "check", "--config", conf)
+	if code != 1 || !strings.Contains(errOut, "tlspilot.toml:2: agree_terms: Let's Encrypt requires agreeing to its terms of service") {
+		t.Errorf("exit %d, stderr %q, stdout %q", code, errOut, out)
+	}
+}
+
+// TestServeStorageNotWritable: serve refuses at start a storage that the
+// user it runs as cannot write, at the storage line, with the fix.
+func TestServeStorageNotWritable(t *testing.T) {
+	conf, storage := rootOnlyStorage(t)
+	code, errOut := serveOnce(t, conf)
+	want := "tlspilot.toml:2: storage: " + storage + ": not writable: permission denied (serve runs as user \"nobody\""
+	if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "chown -R nobody "+storage) {
+		t.Errorf("exit %d, stderr %q; want %q", code, errOut, want)
+	}
+}
+
+// TestServeKEKNotReadable: a storage made by root, whose key-encryption
+// key nobody may read, is refused at the storage line with the fix.
+func TestServeKEKNotReadable(t *testing.T) {
+	conf, storage := rootOnlyStorage(t)
+	if err := os.Chmod(storage, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(storage, "kek"), "0123456789abcdef0123456789abcdef")
+	if err := os.Chmod(filepath.Join(storage, "kek"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := runCLI(t, "check", "--config", conf)
+	if code != 1 || !strings.Contains(errOut, "tlspilot.toml:2: storage: "+storage+": permission denied: "+storage+"/kek is mode -r--------") {
+		t.Errorf("check: exit %d, stderr %q", code, errOut)
+	}
+	code, errOut = serveOnce(t, conf)
+	if code != 1 || !strings.Contains(errOut, "tlspilot.toml:2: storage: "+storage+": open key-encryption key") || !strings.Contains(errOut, "chown -R nobody") {
+		t.Errorf("serve: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// serveOnce runs `tlspilot serve` with conf, expecting it to stop at
+// start, and returns its exit code and standard error.
+func serveOnce(t *testing.T, conf string) (int, string) {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), "serve", "--config", conf)
+	var errb bytes.Buffer
+	cmd.Stderr = &errb
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode(), errb.String()
+	}
+	t.Fatalf("serve did not fail at start: %v", err)
+	return 0, ""
+}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -117,7 +118,16 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
+	dir, err := storageDir(cfg)
+	if err == nil {
+		err = errors.Join(cfg.CheckTerms(), checkStorage(cfg, dir))
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
 	fmt.Fprint(stdout, cfg.Summary())
+	fmt.Fprintf(stdout, "storage path: %s\n", dir)
 	fmt.Fprintf(stdout, "%s: OK\n", cfg.File)
 	return 0
 }

@@ -70,6 +70,10 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, cfg.Errorf("user", "%v", err)
 	}
+	if err := preflight(cfg); err != nil {
+		closeAll()
+		return nil, err
+	}
 	mcfg, err := managerConfig(cfg, logger)
 	if err != nil {
 		closeAll()
@@ -78,7 +82,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	m, err := tlspilot.New(ctx, mcfg)
 	if err != nil {
 		closeAll()
-		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+		return nil, newError(cfg, err)
 	}
 	if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
 		closeAll()

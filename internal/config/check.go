@@ -131,7 +131,7 @@ func (d *decoder) email(path, v string) {
 func (d *decoder) caURL(path, v string) {
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
-		d.errorf(path, "%q: want an https:// ACME directory URL", v)
+		d.errorf(path, "%q: want an https:// ACME directory URL, or letsencrypt or letsencrypt-staging", v)
 	}
 }
 
@@ -147,6 +147,12 @@ func (d *decoder) upstream(path, v string) {
 		d.errorf(path, "%q: the upstream URL has no host", v)
 	case u.User != nil || u.RawQuery != "" || u.Fragment != "":
 		d.errorf(path, "%q: an upstream URL has no user, query or fragment", v)
+	case strings.HasSuffix(u.Host, ":"):
+		d.errorf(path, "%q: the port is empty", v)
+	case u.Port() != "":
+		if n, err := strconv.Atoi(u.Port()); err != nil || n < 1 || n > 65535 {
+			d.errorf(path, "%q: port %s is not from 1 to 65535", v, u.Port())
+		}
 	}
 }
 

@@ -57,7 +57,7 @@ func (d *decoder) account(t *table, c *Config) {
 		d.email("email", c.Email)
 	}
 	if t.str("ca", &c.CA) {
-		d.caURL("ca", c.CA)
+		c.CA = d.ca("ca", c.CA)
 	}
 	paths, _ := t.strings("ca_root", &c.CARoots)
 	for i, p := range paths {

@@ -48,6 +48,10 @@ func (d *decoder) siteNames(t *table, s *Site) []string {
 	}
 	var names, kept []string
 	for i, n := range s.Names {
+		if err := nameMistake(n); err != nil {
+			d.errorf(paths[i], "%w", err)
+			continue
+		}
 		nn, err := tlspilot.NormalizeName(n)
 		if err != nil {
 			d.errorf(paths[i], "%w", err)

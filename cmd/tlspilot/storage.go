@@ -1,0 +1,184 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strconv"
+	"syscall"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+// storageDir returns the storage directory the config uses: its own, or
+// the library's default.
+func storageDir(cfg *config.Config) (string, error) {
+	if cfg.Storage != "" {
+		return cfg.Storage, nil
+	}
+	d, err := tlspilot.DefaultStorageDir()
+	if err != nil {
+		return "", cfg.Errorf("storage", "%w", err)
+	}
+	return d, nil
+}
+
+// storageError reports a storage problem at the "storage" key, saying,
+// when serve changes user, that the storage must be that user's.
+func storageError(cfg *config.Config, dir string, err error) error {
+	hint := ""
+	if cfg.User != "" {
+		hint = fmt.Sprintf(" (serve runs as user %q after binding its ports, so the storage must be writable by %[1]s: chown -R %[1]s %s)", cfg.User, dir)
+	}
+	return cfg.Errorf("storage", "%s: %w%s", dir, err, hint)
+}
+
+// probeStorage creates the storage directory if need be and a file in
+// it, as the user serve runs as, so that a storage it cannot write is
+// refused at start with the config line, not at the first renewal.
+func probeStorage(cfg *config.Config) error {
+	dir, err := storageDir(cfg)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return storageError(cfg, dir, errors.Unwrap(err))
+	}
+	f, err := os.CreateTemp(dir, ".probe-")
+	if err != nil {
+		return storageError(cfg, dir, fmt.Errorf("not writable: %w", errors.Unwrap(err)))
+	}
+	_ = f.Close()
+	return os.Remove(f.Name())
+}
+
+// checkStorage says whether the user serve will run as may write the
+// storage directory (or, before it exists, create it) and read its
+// key-encryption key, from permission bits alone: check changes nothing.
+func checkStorage(cfg *config.Config, dir string) error {
+	uid, gid, err := runAs(cfg)
+	if err != nil {
+		return err
+	}
+	if err := accessible(dir, uid, gid, 3); err != nil {
+		return storageError(cfg, dir, err)
+	}
+	kek := filepath.Join(dir, "kek")
+	if _, err := os.Stat(kek); err == nil {
+		if err := accessible(kek, uid, gid, 4); err != nil {
+			return storageError(cfg, dir, err)
+		}
+	}
+	return nil
+}
+
+// runAs returns the uid and gid serve runs as once it has bound its ports.
+func runAs(cfg *config.Config) (uid, gid int, err error) {
+	uid, gid = os.Geteuid(), os.Getegid()
+	if cfg.User != "" {
+		u, err := lookupUser(cfg.User)
+		if err != nil {
+			return 0, 0, cfg.Errorf("user", "%w", err)
+		}
+		uid, _ = strconv.Atoi(u.Uid)
+		gid, _ = strconv.Atoi(u.Gid)
+	}
+	if cfg.Group != "" {
+		g, err := lookupGroup(cfg.Group)
+		if err != nil {
+			return 0, 0, cfg.Errorf("group", "%w", err)
+		}
+		gid, _ = strconv.Atoi(g.Gid)
+	}
+	return uid, gid, nil
+}
+
+// accessible checks that uid and gid have the permission bits want (4
+// read, 2 write, 1 search; a directory needs search too) on path, or on
+// its nearest existing parent directory if path does not exist yet, and
+// may search every directory above it.
+func accessible(path string, uid, gid int, want fs.FileMode) error {
+	p := path
+	fi, err := os.Stat(p)
+	for errors.Is(err, fs.ErrNotExist) && filepath.Dir(p) != p {
+		p = filepath.Dir(p)
+		fi, err = os.Stat(p)
+	}
+	if err != nil {
+		return err
+	}
+	for a := filepath.Dir(p); ; a = filepath.Dir(a) {
+		if err := permits(a, uid, gid, 1); err != nil {
+			return err
+		}
+		if filepath.Dir(a) == a {
+			break
+		}
+	}
+	if fi.IsDir() {
+		want |= 1
+	}
+	return permits(p, uid, gid, want)
+}
+
+// permits checks the permission bits want of uid and gid on path.
+func permits(path string, uid, gid int, want fs.FileMode) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || uid == 0 {
+		return nil
+	}
+	bits := fi.Mode().Perm()
+	switch {
+	case int(st.Uid) == uid:
+		bits >>= 6
+	case int(st.Gid) == gid:
+		bits >>= 3
+	}
+	if bits&want != want {
+		return fmt.Errorf("permission denied: %s is mode %v, owned by uid %d gid %d, and uid %d gid %d needs %s access",
+			path, fi.Mode().Perm(), st.Uid, st.Gid, uid, gid, accessName(want))
+	}
+	return nil
+}
+
+func accessName(m fs.FileMode) string {
+	s := ""
+	for _, b := range []struct {
+		bit fs.FileMode
+		c   string
+	}{{4, "r"}, {2, "w"}, {1, "x"}} {
+		if m&b.bit != 0 {
+			s += b.c
+		}
+	}
+	return s
+}
+
+// preflight refuses at start, at the config line, what would otherwise
+// fail only at the first order: Let's Encrypt's terms not agreed to, a
+// storage the user serve runs as cannot write. It runs after privileges
+// are dropped.
+func preflight(cfg *config.Config) error {
+	if err := cfg.CheckTerms(); err != nil {
+		return err
+	}
+	return probeStorage(cfg)
+}
+
+// newError places an error of tlspilot.New in the config: a permission
+// problem is the storage's (its key-encryption key, its records).
+func newError(cfg *config.Config, err error) error {
+	if errors.Is(err, fs.ErrPermission) {
+		if dir, derr := storageDir(cfg); derr == nil {
+			return storageError(cfg, dir, err)
+		}
+	}
+	return fmt.Errorf("%s: %w", cfg.File, err)
+}

@@ -1,0 +1,75 @@
+package config
+
+import (
+	"strings"
+	"testing"
+)
+
+// TestFriction: mistakes a new user makes are refused with a message that
+// says what to write instead.
+func TestFriction(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct {
+		name, config, want string
+	}{
+		{"proxy without port", "agree_terms = true\n[[site]]\nnames = [\"a.example\"]\nproxy = \"http://127.0.0.1:\"",
+			`tlspilot.toml:4: site[1].proxy: "http://127.0.0.1:": the port is empty`},
+		{"proxy port out of range", "agree_terms = true\n[[site]]\nnames = [\"a.example\"]\nproxy = \"http://127.0.0.1:70000\"",
+			`tlspilot.toml:4: site[1].proxy: "http://127.0.0.1:70000": port 70000 is not from 1 to 65535`},
+		{"URL as a name", "agree_terms = true\n[[site]]\nnames = [\"https://x.com\"]",
+			`tlspilot.toml:3: site[1].names[1]: "https://x.com" is a URL: write a name, not a URL, such as "x.com"`},
+		{"name with a path", "agree_terms = true\n[[site]]\nnames = [\"x.com/app\"]",
+			`tlspilot.toml:3: site[1].names[1]: "x.com/app" is a name with a path: write a name, not a URL, such as "x.com"`},
+		{"name with a port", "agree_terms = true\n[[site]]\nnames = [\"x.com:8443\"]",
+			`tlspilot.toml:3: site[1].names[1]: "x.com:8443" is a name with a port: write the name alone, such as "x.com" (the port is https_listen's)`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.parse(t, tt.config)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("got %v\nwant %s", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestCheckTerms: Let's Encrypt, the default CA, has terms that must be
+// agreed to; other CAs are left to say so themselves.
+func TestCheckTerms(t *testing.T) {
+	f := newFixture(t)
+	tests := []struct{ config, want string }{
+		{`ca = "letsencrypt-staging"`, `tlspilot.toml:1: agree_terms: Let's Encrypt requires agreeing to its terms of service`},
+		{`email = "ops@example.com"`, `tlspilot.toml: agree_terms: Let's Encrypt requires agreeing to its terms of service`},
+		{"email = \"ops@example.com\"\nagree_terms = false\nca = \"letsencrypt\"", `tlspilot.toml:2: agree_terms: Let's Encrypt requires`},
+		{"agree_terms = true", ""},
+		{`ca = "https://ca.example/dir"`, ""},
+	}
+	for _, tt := range tests {
+		c, err := f.parse(t, tt.config)
+		if err != nil {
+			t.Fatalf("%q: %v", tt.config, err)
+		}
+		err = c.CheckTerms()
+		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%q: %v, want %q", tt.config, err, tt.want)
+		}
+	}
+}
+
+// TestCAShorthands: "letsencrypt" and "letsencrypt-staging" stand for
+// Let's Encrypt's directory URLs.
+func TestCAShorthands(t *testing.T) {
+	f := newFixture(t)
+	for short, want := range map[string]string{
+		"letsencrypt":         "https://acme-v02.api.letsencrypt.org/directory",
+		"letsencrypt-staging": "https://acme-staging-v02.api.letsencrypt.org/directory",
+	} {
+		c, err := f.parse(t, "agree_terms = true\nca = \""+short+"\"\n")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.CA != want {
+			t.Errorf("ca = %q: %q, want %q", short, c.CA, want)
+		}
+	}
+}
