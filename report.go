@@ -2,10 +2,13 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	iofs "io/fs"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
@@ -29,10 +32,14 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 	st := cfg.Storage
 	if st == nil {
 		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir, ReadOnly: true})
-		if err != nil {
+		switch {
+		case errors.Is(err, iofs.ErrNotExist):
+			st = noStorage{} // nothing was ever stored: every certificate is pending
+		case err != nil:
 			return UnknownReport(now, fmt.Errorf("open storage %s: %w", cfg.StorageDir, err))
+		default:
+			st = fs
 		}
-		st = fs
 	}
 	store := certstore.New(st, nil)
 	stored, err := store.ListCerts(ctx)
@@ -64,7 +71,18 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 		}
 	}
 	acct := storedAccount(ctx, store, cfg)
-	return newReport(now, out, &acct)
+	return NewStatusReport(now, out, &acct)
+}
+
+// noStorage is a storage that was never created: it holds nothing.
+type noStorage struct{}
+
+func (noStorage) Load(context.Context, string) ([]byte, error)   { return nil, iofs.ErrNotExist }
+func (noStorage) List(context.Context, string) ([]string, error) { return nil, nil }
+func (noStorage) Store(context.Context, string, []byte) error    { return fsstore.ErrReadOnly }
+func (noStorage) Delete(context.Context, string) error           { return fsstore.ErrReadOnly }
+func (noStorage) Lock(context.Context, string) (storage.Lease, error) {
+	return nil, fsstore.ErrReadOnly
 }
 
 // storedAccount reads the state of cfg's account from storage.

@@ -58,8 +58,8 @@ type CertStatus struct {
 	Serving   bool      `json:"serving"`
 	NotBefore time.Time `json:"not_before,omitzero"`
 	NotAfter  time.Time `json:"not_after,omitzero"`
-	// DaysLeft is the time left until NotAfter in days (negative once
-	// expired), 0 without a certificate.
+	// DaysLeft is the time left until NotAfter in days, rounded to two
+	// decimals (0 or less once expired), 0 without a certificate.
 	DaysLeft float64 `json:"days_left"`
 	// WarnFrom is when the warning window opens.
 	WarnFrom time.Time `json:"warn_from,omitzero"`
@@ -99,7 +99,8 @@ type StatusReport struct {
 	// the matching Nagios plugin code (0 to 3): CRITICAL when a managed
 	// certificate has expired or has waited for its first certificate
 	// longer than PendingCritical; WARNING when one is expiring or
-	// failing; UNKNOWN when the storage could not be read.
+	// failing, or pending without any Manager having looked at it yet;
+	// UNKNOWN when the configuration or the storage could not be read.
 	Status   string `json:"status"`
 	ExitCode int    `json:"exit_code"`
 	// Error says what could not be read, for UNKNOWN.
@@ -109,8 +110,9 @@ type StatusReport struct {
 	Certificates []CertStatus `json:"certificates"`
 }
 
-// newReport sorts certs and grades them.
-func newReport(now time.Time, certs []CertStatus, acct *AccountStatus) StatusReport {
+// NewStatusReport makes the status document of certs at now: it sorts
+// them by urgency and grades them (Status, ExitCode).
+func NewStatusReport(now time.Time, certs []CertStatus, acct *AccountStatus) StatusReport {
 	slices.SortFunc(certs, func(a, b CertStatus) int {
 		if c := cmp.Compare(stateRank[a.State], stateRank[b.State]); c != 0 {
 			return c
@@ -151,6 +153,8 @@ func (c CertStatus) exitCode(now time.Time) int {
 		return ExitCritical
 	case c.State == StateExpiring, c.State == StateFailing, c.State == StatePending && c.Attempts > 0:
 		return ExitWarning
+	case c.State == StatePending && c.PendingSince.IsZero():
+		return ExitWarning // never looked at by a Manager: is the daemon running?
 	}
 	return ExitOK
 }
@@ -205,7 +209,7 @@ func (m *Manager) Status() []CertStatus {
 		out = append(out, e.status(now, m.cfg.WarnWindow))
 	}
 	m.mu.Unlock()
-	return newReport(now, out, nil).Certificates
+	return NewStatusReport(now, out, nil).Certificates
 }
 
 // Report returns the status document: every managed certificate, the
@@ -227,7 +231,7 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 		}
 	}
 	acct := m.AccountStatus(ctx)
-	return newReport(now, certs, &acct)
+	return NewStatusReport(now, certs, &acct)
 }
 
 // storedStatus reports the state of certificate id from storage alone,

@@ -1,9 +1,12 @@
 // Command tlspilot is an HTTPS server that obtains and renews its own
 // certificates through ACME.
 //
-//	tlspilot serve [--config FILE]   serve the sites of the config file
-//	tlspilot check [--config FILE]   validate the config and print what would be served
-//	tlspilot version                 print the version
+//	tlspilot serve [--config FILE]          serve the sites of the config file
+//	tlspilot check [--config FILE]          validate the config and print what would be served
+//	tlspilot status [--json] [NAME...]      every certificate's state, with Nagios exit codes
+//	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
+//	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
+//	tlspilot version                        print the version
 package main
 
 import (
@@ -29,9 +32,12 @@ func main() {
 const usage = `tlspilot: HTTPS with certificates that take care of themselves.
 
 Usage:
-  tlspilot serve [--config FILE]   serve the sites of the config file (SIGHUP reloads it)
-  tlspilot check [--config FILE]   validate the config and print what would be served
-  tlspilot version                 print the version
+  tlspilot serve [--config FILE]                serve the sites of the config file (SIGHUP reloads it)
+  tlspilot check [--config FILE]                validate the config and print what would be served
+  tlspilot status [--json] [NAME...]            every certificate's state; Nagios exit codes
+  tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
+  tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
+  tlspilot version                              print the version
 
 --config defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
 Run "tlspilot COMMAND --help" for a command's options.
@@ -48,6 +54,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(args[1:], stdout, stderr)
+	case "status":
+		return statusCmd(ctx, args[1:], stdout, stderr)
+	case "renew":
+		return renewCmd(ctx, args[1:], stdout, stderr)
+	case "revoke":
+		return revokeCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0

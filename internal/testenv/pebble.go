@@ -300,3 +300,23 @@ func pebbleEnv(opts PebbleOptions) []string {
 func profiles(opts PebbleOptions) map[string]ca.Profile {
 	return devcaOptions(opts).PebbleProfiles()
 }
+
+// CertStatus returns what Pebble's management interface says of the
+// certificate with serial (hex): "Valid" or "Revoked", with the CRLReason
+// code of a revocation (-1 if none was given).
+func (p *Pebble) CertStatus(t *testing.T, serial string) (status string, reason int) {
+	t.Helper()
+	var got struct {
+		Status string
+		Reason *int
+	}
+	body := p.management(t, http.MethodGet, "/cert-status-by-serial/"+serial, nil)
+	if err := json.Unmarshal(body, &got); err != nil {
+		t.Fatalf("cert status of %s: %v (%s)", serial, err, body)
+	}
+	reason = -1
+	if got.Reason != nil {
+		reason = *got.Reason
+	}
+	return got.Status, reason
+}

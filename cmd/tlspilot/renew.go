@@ -1,0 +1,204 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/vbauerster/mpb/v8"
+	"github.com/vbauerster/mpb/v8/decor"
+	"golang.org/x/term"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+const renewSummary = `Renews now the certificates that are due, or with --force the named ones
+(every one without a NAME), taking the same locks as a running daemon on
+the same storage; the daemon serves the new certificates within 15 s.
+Challenges are answered by the running daemon (through the storage), or,
+when its ports are free, by this command on http_listen and https_listen.
+Exits 0 when every renewal succeeded, 1 otherwise.`
+
+func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cf := newFlags("renew", "[--config FILE] [--force] [NAME...]", renewSummary, stdout, stderr)
+	force := cf.Bool("force", false, "renew the selected certificates even if they are not due")
+	if code, ok := cf.parse(args, stdout); !ok {
+		return code
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	m, stop, err := cliManager(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer stop()
+	p := newProgress(stdout)
+	err = m.Renew(ctx, tlspilot.RenewOptions{Names: cf.Args(), Force: *force, Progress: p.step})
+	p.wait()
+	if err != nil {
+		fmt.Fprintf(stderr, "tlspilot renew: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+const revokeSummary = `Revokes the certificate of NAME at the CA (RFC 8555 §7.6) and, while the
+name is still configured, obtains a replacement at once; a running daemon
+on the same storage serves the replacement within 15 s.`
+
+func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cf := newFlags("revoke", "[--config FILE] [--reason REASON] NAME", revokeSummary, stdout, stderr)
+	reason := cf.String("reason", "unspecified", "keyCompromise, superseded, cessationOfOperation or unspecified")
+	if code, ok := cf.parse(args, stdout); !ok {
+		return code
+	}
+	if cf.NArg() != 1 {
+		fmt.Fprintln(stderr, "tlspilot revoke: name exactly one NAME")
+		return 2
+	}
+	r, err := tlspilot.ParseRevocationReason(*reason)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
+		return 2
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	m, stop, err := cliManager(ctx, cfg, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	defer stop()
+	if err := m.Revoke(ctx, cf.Arg(0), r); err != nil {
+		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
+		return 1
+	}
+	fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
+	return 0
+}
+
+// cliManager builds a Manager for a one-off command on the config's
+// storage and certificates, and answers challenges on the config's ports
+// when no daemon holds them. stop releases the ports.
+func cliManager(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tlspilot.Manager, func(), error) {
+	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	mcfg, err := managerConfig(cfg, logger)
+	if err != nil {
+		return nil, nil, err
+	}
+	m, err := tlspilot.New(ctx, mcfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
+		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return m, answerChallenges(m, cfg, logger), nil
+}
+
+// answerChallenges serves m's http-01 and tls-alpn-01 answers on the
+// config's ports if they are free; a running daemon holding them answers
+// from the storage instead.
+func answerChallenges(m *tlspilot.Manager, cfg *config.Config, log *slog.Logger) func() {
+	var servers []*http.Server
+	if l, err := net.Listen("tcp", cfg.HTTPListen); err == nil {
+		s := &http.Server{Handler: m.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second}
+		go func() { _ = s.Serve(l) }()
+		servers = append(servers, s)
+	} else if !errors.Is(err, syscall.EADDRINUSE) {
+		log.Warn("cannot answer http-01 here; relying on a daemon sharing the storage", "address", cfg.HTTPListen, "error", err)
+	}
+	if l, err := net.Listen("tcp", cfg.HTTPSListen); err == nil {
+		s := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second,
+			TLSConfig: &tls.Config{GetCertificate: m.GetCertificate, NextProtos: []string{"acme-tls/1"}}}
+		go func() { _ = s.ServeTLS(l, "", "") }()
+		servers = append(servers, s)
+	}
+	return func() {
+		for _, s := range servers {
+			_ = s.Close()
+		}
+	}
+}
+
+// progress shows the step of each certificate: one line per certificate
+// updated in place on a terminal, plain lines otherwise.
+type progress struct {
+	out io.Writer
+	p   *mpb.Progress // nil when out is not a terminal
+	mu  sync.Mutex
+	bar map[string]*progressLine
+}
+
+type progressLine struct {
+	bar  *mpb.Bar
+	step string
+}
+
+func newProgress(out io.Writer) *progress {
+	pr := &progress{out: out, bar: make(map[string]*progressLine)}
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		pr.p = mpb.New(mpb.WithOutput(out), mpb.WithRefreshRate(100*time.Millisecond))
+	}
+	return pr
+}
+
+// step reports that certificate id started step.
+func (pr *progress) step(id, step string) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	if pr.p == nil {
+		fmt.Fprintf(pr.out, "%s: %s\n", id, step)
+		return
+	}
+	l := pr.bar[id]
+	if l == nil {
+		l = &progressLine{}
+		l.bar = pr.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
+			pr.mu.Lock()
+			defer pr.mu.Unlock()
+			return id + ": " + l.step
+		})))
+		pr.bar[id] = l
+	}
+	l.step = step
+	if isFinal(step) {
+		l.bar.SetCurrent(1)
+	}
+}
+
+// wait ends the display.
+func (pr *progress) wait() {
+	if pr.p == nil {
+		return
+	}
+	pr.mu.Lock()
+	for _, l := range pr.bar {
+		if !l.bar.Completed() {
+			l.bar.Abort(false)
+		}
+	}
+	pr.mu.Unlock()
+	pr.p.Wait()
+}
+
+func isFinal(step string) bool {
+	return step == tlspilot.StepDone || step == tlspilot.StepNotDue || len(step) >= len(tlspilot.StepFailed) && step[:len(tlspilot.StepFailed)] == tlspilot.StepFailed
+}

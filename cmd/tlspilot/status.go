@@ -1,0 +1,237 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+// commandFlags is a subcommand's flag set with the common --config (-c).
+// Flags may come before or after the positional arguments.
+type commandFlags struct {
+	*flag.FlagSet
+	config *string
+	args   []string // positional arguments
+}
+
+// Args returns the positional arguments.
+func (cf *commandFlags) Args() []string { return cf.args }
+
+// NArg returns the number of positional arguments.
+func (cf *commandFlags) NArg() int { return len(cf.args) }
+
+// Arg returns the i-th positional argument.
+func (cf *commandFlags) Arg(i int) string { return cf.args[i] }
+
+func newFlags(name, usage, summary string, stdout, stderr io.Writer) *commandFlags {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cf := &commandFlags{FlagSet: fs}
+	cf.config = fs.String("config", "", "config file (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
+	fs.StringVar(cf.config, "c", "", "short for --config")
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "Usage: tlspilot %s %s\n\n%s\n\n", name, usage, summary)
+		fs.PrintDefaults()
+	}
+	return cf
+}
+
+// parse parses args; ok is false when the command should end with code.
+func (cf *commandFlags) parse(args []string, stdout io.Writer) (code int, ok bool) {
+	for {
+		if err := cf.Parse(args); err != nil {
+			if err == flag.ErrHelp {
+				cf.SetOutput(stdout)
+				cf.Usage()
+				return 0, false
+			}
+			return 2, false
+		}
+		rest := cf.FlagSet.Args()
+		if len(rest) == 0 {
+			return 0, true
+		}
+		if rest[0] == "--" {
+			cf.args = append(cf.args, rest[1:]...)
+			return 0, true
+		}
+		cf.args = append(cf.args, rest[0])
+		args = rest[1:]
+	}
+}
+
+// load reads the config file named by --config, or the default one.
+func (cf *commandFlags) load() (*config.Config, error) {
+	path := *cf.config
+	if path == "" {
+		p, err := config.DefaultPath()
+		if err != nil {
+			return nil, err
+		}
+		path = p
+	}
+	return config.Load(path)
+}
+
+const statusSummary = `Reports every managed certificate: state, expiry, next renewal, last error.
+Reads the storage only (no key, no lock, no CA): works with or without a
+running daemon, and for a user who can only read the storage.
+Exit codes as a Nagios plugin: 0 OK; 1 WARNING (a certificate expiring or
+failing to renew); 2 CRITICAL (one expired, or without a certificate for
+over an hour); 3 UNKNOWN (config or storage unreadable).`
+
+func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cf := newFlags("status", "[--config FILE] [--json] [NAME...]", statusSummary, stdout, stderr)
+	asJSON := cf.Bool("json", false, "print the status document as JSON (docs/status.md)")
+	if code, ok := cf.parse(args, stdout); !ok {
+		return code
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))
+	}
+	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), acmeCerts(cfg)...)
+	if r.ExitCode != tlspilot.ExitUnknown && cf.NArg() > 0 {
+		r, err = filterReport(r, cf.Args())
+		if err != nil {
+			r = tlspilot.UnknownReport(r.Time, err)
+		}
+	}
+	return report(stdout, stderr, *asJSON, r)
+}
+
+// statusConfig is the part of the library's Config that status reads:
+// no secret, no DNS provider.
+func statusConfig(cfg *config.Config) tlspilot.Config {
+	mc := tlspilot.Config{CA: cfg.CA, Email: cfg.Email, StorageDir: cfg.Storage}
+	for _, kt := range cfg.KeyTypes {
+		mc.KeyTypes = append(mc.KeyTypes, tlspilot.KeyType(kt))
+	}
+	return mc
+}
+
+// filterReport keeps the certificates covering any of names, and grades
+// them again.
+func filterReport(r tlspilot.StatusReport, names []string) (tlspilot.StatusReport, error) {
+	var keep []tlspilot.CertStatus
+	for _, n := range names {
+		nn, err := tlspilot.NormalizeName(n)
+		if err != nil {
+			return r, err
+		}
+		found := false
+		for _, c := range r.Certificates {
+			if slices.Contains(c.Names, nn) && !slices.ContainsFunc(keep, func(k tlspilot.CertStatus) bool { return k.ID == c.ID }) {
+				keep = append(keep, c)
+				found = true
+			} else if slices.Contains(c.Names, nn) {
+				found = true
+			}
+		}
+		if !found {
+			return r, fmt.Errorf("%s: no certificate for this name", n)
+		}
+	}
+	return tlspilot.NewStatusReport(r.Time, keep, r.Account), nil
+}
+
+// report prints r and returns its exit code.
+func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int {
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		_ = enc.Encode(r)
+		return r.ExitCode
+	}
+	if r.Error != "" {
+		fmt.Fprintf(stderr, "tlspilot status: %s\n", r.Error)
+		fmt.Fprintf(stdout, "UNKNOWN: %s\n", r.Error)
+		return r.ExitCode
+	}
+	printTable(stdout, r)
+	return r.ExitCode
+}
+
+// printTable prints the report for a person: a summary line (as a Nagios
+// plugin's first line), the account, then one row per certificate with
+// its details and last error in full below it.
+func printTable(w io.Writer, r tlspilot.StatusReport) {
+	fmt.Fprintf(w, "%s: %s\n", r.Status, summaryLine(r))
+	if a := r.Account; a != nil {
+		fmt.Fprintf(w, "account: %s at %s (%s)\n", orDash(a.URL), a.CA, a.State)
+		if a.Problem != "" {
+			fmt.Fprintf(w, "  problem: %s\n", a.Problem)
+		}
+	}
+	if len(r.Certificates) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "STATE\tNAMES\tKEY\tNOT AFTER\tDAYS LEFT\tNEXT RENEWAL\tATTEMPTS")
+	for _, c := range r.Certificates {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.State, strings.Join(c.Names, ","), c.KeyType,
+			stamp(c.NotAfter), daysLeft(c), stamp(c.NextRenewal), c.Attempts)
+	}
+	_ = tw.Flush()
+	for _, c := range r.Certificates {
+		fmt.Fprintf(w, "\n%s  %s\n", c.ID, c.State)
+		fmt.Fprintf(w, "  ca %s, issuer %s, serial %s\n", orDash(c.CA), orDash(c.Issuer), orDash(c.Serial))
+		if !c.RevokedAt.IsZero() {
+			fmt.Fprintf(w, "  revoked %s\n", stamp(c.RevokedAt))
+		}
+		if c.LastError != "" {
+			fmt.Fprintf(w, "  last error (%s): %s\n", stamp(c.LastAttempt), c.LastError)
+		}
+	}
+}
+
+// summaryLine counts certificates by state, most urgent first.
+func summaryLine(r tlspilot.StatusReport) string {
+	if len(r.Certificates) == 0 {
+		return "no certificates"
+	}
+	var parts []string
+	count := map[string]int{}
+	var order []string
+	for _, c := range r.Certificates {
+		if count[c.State] == 0 {
+			order = append(order, c.State)
+		}
+		count[c.State]++
+	}
+	for _, s := range order {
+		parts = append(parts, fmt.Sprintf("%d %s", count[s], s))
+	}
+	return strings.Join(parts, ", ")
+}
+
+func stamp(t time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	return t.UTC().Format("2006-01-02 15:04 MST")
+}
+
+func daysLeft(c tlspilot.CertStatus) string {
+	if !c.Serving {
+		return "-"
+	}
+	return fmt.Sprintf("%.1f", c.DaysLeft)
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

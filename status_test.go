@@ -1,0 +1,65 @@
+package tlspilot
+
+import (
+	"testing"
+	"time"
+)
+
+// TestStatusStatesAndExitCodes: each certificate's state and the
+// report's Nagios code follow from its fields, most urgent first.
+func TestStatusStatesAndExitCodes(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	nb, na := now.Add(-30*24*time.Hour), now.Add(60*24*time.Hour) // 90 days, 60 left
+	valid := CertStatus{ID: "v", Managed: true, Serving: true, NotBefore: nb, NotAfter: na}
+	tests := []struct {
+		name  string
+		c     CertStatus
+		state string
+		code  int
+	}{
+		{"valid", valid, StateValid, ExitOK},
+		{"renewing", with(valid, func(c *CertStatus) { c.Renewing = true }), StateRenewing, ExitOK},
+		{"failing", with(valid, func(c *CertStatus) { c.Attempts = 2 }), StateFailing, ExitWarning},
+		{"expiring", with(valid, func(c *CertStatus) { c.NotAfter = now.Add(3 * 24 * time.Hour) }), StateExpiring, ExitWarning},
+		{"expired", with(valid, func(c *CertStatus) { c.NotAfter = now.Add(-time.Second) }), StateExpired, ExitCritical},
+		{"pending fresh", CertStatus{Managed: true, PendingSince: now.Add(-59 * time.Minute)}, StatePending, ExitOK},
+		{"pending failing", CertStatus{Managed: true, PendingSince: now.Add(-time.Minute), Attempts: 1}, StatePending, ExitWarning},
+		{"pending over an hour", CertStatus{Managed: true, PendingSince: now.Add(-61 * time.Minute)}, StatePending, ExitCritical},
+		{"pending, never looked at", CertStatus{Managed: true}, StatePending, ExitWarning},
+		{"unmanaged expired", with(valid, func(c *CertStatus) { c.Managed = false; c.NotAfter = now.Add(-time.Hour) }), StateUnmanaged, ExitOK},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := tt.c
+			c.settle(now, WarnWindow{})
+			if c.State != tt.state {
+				t.Errorf("state %q, want %q", c.State, tt.state)
+			}
+			r := NewStatusReport(now, []CertStatus{valid, c}, nil)
+			if r.ExitCode != tt.code || r.Status != exitNames[tt.code] {
+				t.Errorf("report %s (%d), want %d", r.Status, r.ExitCode, tt.code)
+			}
+		})
+	}
+	var all []CertStatus
+	for _, tt := range tests {
+		c := tt.c
+		c.ID = tt.name
+		c.settle(now, WarnWindow{})
+		all = append(all, c)
+	}
+	r := NewStatusReport(now, all, nil)
+	for i := 1; i < len(r.Certificates); i++ {
+		if stateRank[r.Certificates[i-1].State] > stateRank[r.Certificates[i].State] {
+			t.Errorf("not sorted by urgency: %s before %s", r.Certificates[i-1].State, r.Certificates[i].State)
+		}
+	}
+	if r.Certificates[0].State != StateExpired || r.ExitCode != ExitCritical {
+		t.Errorf("first %s, code %d", r.Certificates[0].State, r.ExitCode)
+	}
+}
+
+func with(c CertStatus, f func(*CertStatus)) CertStatus {
+	f(&c)
+	return c
+}
