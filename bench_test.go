@@ -418,3 +418,27 @@ func TestIssue100Helper(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// BenchmarkReadStatus10k measures what `tlspilot status --json` does over
+// 10,000 stored certificates: ReadStatus from the storage and the JSON
+// document. peak-MB is the largest heap in use during one run.
+func BenchmarkReadStatus10k(b *testing.B) {
+	fx := newFixture(b)
+	specs, _ := fx.addCerts(b, benchCerts, siteName)
+	cfg := Config{CA: benchCA, StorageDir: fx.dir}
+	var peak uint64
+	for b.Loop() {
+		r := ReadStatus(b.Context(), cfg, specs...)
+		if len(r.Certificates) != benchCerts || r.ExitCode == ExitUnknown {
+			b.Fatalf("%d certificates, %s %s", len(r.Certificates), r.Status, r.Error)
+		}
+		if _, err := json.Marshal(r); err != nil {
+			b.Fatal(err)
+		}
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		peak = max(peak, ms.HeapInuse)
+	}
+	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/op")
+	b.ReportMetric(float64(peak)/(1<<20), "peak-MB")
+}
