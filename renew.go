@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"golang.org/x/sync/errgroup"
+
+	"github.com/tlspilot/tlspilot/internal/issuance"
 )
 
 // RenewOptions says what Manager.Renew renews.
@@ -23,13 +25,18 @@ type RenewOptions struct {
 	Progress func(certID string, step string)
 }
 
-// Steps reported to RenewOptions.Progress besides the order's own
-// ("ordering", "presenting", "waiting for DNS", "validating",
-// "finalizing", "downloading").
+// Steps reported to RenewOptions.Progress: the order's, then how it
+// ended. StepFailed is followed by ": " and the error.
 const (
-	StepDone   = "done"
-	StepFailed = "failed"
-	StepNotDue = "not due"
+	StepOrdering   = issuance.StepOrdering
+	StepPresenting = issuance.StepPresenting
+	StepDNS        = issuance.StepDNS // see Manager.DNSWaiting for how many records
+	StepValidating = issuance.StepValidating
+	StepFinalizing = issuance.StepFinalizing
+	StepDownload   = issuance.StepDownload
+	StepDone       = "done"
+	StepFailed     = "failed"
+	StepNotDue     = "not due"
 )
 
 // Renew renews the selected certificates now and returns when all are
