@@ -26,6 +26,7 @@ type daemon struct {
 	log *slog.Logger
 	m   *tlspilot.Manager
 	srv *server.Server
+	ntf *hooks
 
 	// started is the config serve started with, which the settings that
 	// change only on restart still follow; cfg is the last one applied.
@@ -66,6 +67,11 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		return nil, err
 	}
 	closeAll := func() { _ = httpL.Close(); _ = httpsL.Close() }
+	ntf, err := startHooks(cfg, logger) // before dropping privileges: reads the webhook secret
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	if err := dropPrivileges(cfg.User, cfg.Group); err != nil {
 		closeAll()
 		return nil, cfg.Errorf("user", "%v", err)
@@ -79,6 +85,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, err
 	}
+	ntf.configure(&mcfg)
 	m, err := tlspilot.New(ctx, mcfg)
 	if err != nil {
 		closeAll()
@@ -107,7 +114,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String())
-	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv}, nil
+	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv, ntf: ntf}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
@@ -135,6 +142,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	err := d.srv.Serve(ctx)
 	cancel()
 	<-managerDone
+	d.ntf.close(d.log)
 	if errors.Is(err, context.Canceled) {
 		return nil
 	}
@@ -176,6 +184,7 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 		Logger:     logger,
 
 		KeepDeactivatedAccount: cfg.KeepDeactivatedAccount,
+		WarnWindow:             cfg.WarnWindow,
 	}
 	for _, kt := range cfg.KeyTypes {
 		mc.KeyTypes = append(mc.KeyTypes, tlspilot.KeyType(kt))

@@ -159,5 +159,7 @@ func restartOnly(a, b *config.Config) []string {
 	diff("access_log", a.AccessLog, b.AccessLog)
 	diff("log_level", a.LogLevel, b.LogLevel)
 	diff("dns", a.DNS, b.DNS)
+	diff("warn_window", a.WarnWindow, b.WarnWindow)
+	out = append(out, changedNotifyKeys(a.Notify, b.Notify)...)
 	return out
 }

@@ -21,6 +21,8 @@ import (
 	"time"
 
 	"github.com/pelletier/go-toml/v2"
+
+	"github.com/tlspilot/tlspilot/internal/renewal"
 )
 
 // Config is a whole config file, with defaults applied.
@@ -66,6 +68,14 @@ type Config struct {
 	// LogLevel is "debug", "info" (default), "warn" or "error"
 	// ("log_level").
 	LogLevel string
+	// Notify configures the hooks told about certificate events
+	// ("notify_command", "notify_webhook", "notify_webhook_secret_file",
+	// "notify_timeout"); nil when there are none.
+	Notify *Notify
+	// WarnWindow is how long before expiry a certificate whose renewal
+	// keeps failing is reported as expiring ("warn_window": a percentage
+	// of the lifetime, days or a duration: "10%" (default), "7d", "72h").
+	WarnWindow renewal.WarnWindow
 
 	// KeyTypes are the default key types of certificates ("key_type": a
 	// name or a list of them for dual certificates), in canonical

@@ -118,6 +118,7 @@ func TestFullConfig(t *testing.T) {
 		Group:                  "0",
 		AccessLog:              d + "/access.log",
 		LogLevel:               "debug",
+		WarnWindow:             tenPercent, // notify keys and warn_window: notify_test.go
 		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
 		Challenge:              "tls-alpn-01",
 		DNS: &DNS{
@@ -192,6 +193,7 @@ names = ["example.com"]
 		HTTPSListen: ":443",
 		AccessLog:   "stdout",
 		LogLevel:    "info",
+		WarnWindow:  tenPercent,
 		KeyTypes:    []string{"ecdsa-p256"},
 		Challenge:   "http-01",
 		Sites: []Site{{

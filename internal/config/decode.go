@@ -32,6 +32,8 @@ func (d *decoder) config(doc map[string]any) *Config {
 	t := d.table("", doc)
 	d.account(t, c)
 	d.process(t, c)
+	d.notify(t, c)
+	d.warnWindow(t, c)
 	if paths, ok := t.strings("key_type", &c.KeyTypes); ok {
 		c.KeyTypes = d.keyTypes(t.key("key_type"), paths, c.KeyTypes)
 	}

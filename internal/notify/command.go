@@ -49,8 +49,7 @@ func (c *command) deliver(ctx context.Context, p Payload) {
 	case ctx.Err() != nil:
 		c.log.Warn("notify command killed at shutdown", append(attrs, "error", err)...)
 	case errors.Is(run.Err(), context.DeadlineExceeded):
-		c.log.Error(fmt.Sprintf("notify command timed out after %v and was killed with its process group", c.timeout),
-			append(attrs, "error", err)...)
+		c.log.Error("notify command timed out: killed with its process group", append(attrs, "timeout", c.timeout, "error", err)...)
 	default:
 		c.log.Error("notify command failed", append(attrs, "error", err)...)
 	}

@@ -180,8 +180,9 @@ wait
 		t.Errorf("the hook ran %v, with a timeout of 1s", d)
 	}
 	waitDead(t, 5*time.Second, pid, child)
-	r := l.records(t, "notify command timed out after 1s and was killed with its process group")
-	if len(r) != 1 || r[0]["level"] != "ERROR" || r[0]["exit_code"] != -1.0 || r[0]["output"] != "waiting for a server that never answers\n" {
+	r := l.records(t, "notify command timed out: killed with its process group")
+	if len(r) != 1 || r[0]["level"] != "ERROR" || r[0]["exit_code"] != -1.0 || r[0]["timeout"] != float64(time.Second) ||
+		r[0]["output"] != "waiting for a server that never answers\n" {
 		t.Errorf("log:\n%s", l)
 	}
 }

@@ -20,7 +20,7 @@
 //	/path/to/prog arg… EVENT CERT_ID NAME…
 //
 // with stdin from /dev/null, in its own process group, and with the
-// environment of tlspilot plus:
+// environment of tlspilot (less any TLSPILOT_ variable) plus:
 //
 //	TLSPILOT_EVENT      the event, e.g. "renew-failed"
 //	TLSPILOT_CERT_ID    the certificate's id, e.g. "example.com-ecdsa-p256"
