@@ -60,6 +60,7 @@ type env struct {
 	upstream string
 	https    string // 127.0.0.1:port
 	http     string
+	admin    string // admin_listen, a free 127.0.0.1 port
 }
 
 func newEnv(t *testing.T) *env {
@@ -73,6 +74,7 @@ func newEnvWith(t *testing.T, opts testenv.PebbleOptions) *env {
 	e := &env{t: t, p: p, dir: t.TempDir(), roots: p.IssuerRoots(t)}
 	e.https = "127.0.0.1:" + strconv.Itoa(p.TLSPort)
 	e.http = "127.0.0.1:" + strconv.Itoa(p.HTTPPort)
+	e.admin = freeAddr(t)
 	write(t, filepath.Join(e.dir, "api-root.pem"), string(p.RootsPEM))
 	write(t, filepath.Join(e.dir, "www", "index.html"), "<h1>static site</h1>\n")
 	write(t, filepath.Join(e.dir, "secret.txt"), "outside the root\n")
@@ -109,8 +111,9 @@ email = "ops@example.test"
 storage = %q
 http_listen = %q
 https_listen = %q
+admin_listen = %q
 access_log = "off"
-`, e.p.DirectoryURL, filepath.Join(e.dir, "api-root.pem"), filepath.Join(e.dir, "storage"), e.http, e.https)
+`, e.p.DirectoryURL, filepath.Join(e.dir, "api-root.pem"), filepath.Join(e.dir, "storage"), e.http, e.https, e.admin)
 	e.conf = filepath.Join(e.dir, "tlspilot.toml")
 	write(e.t, e.conf, head+sites)
 	return e.conf

@@ -206,6 +206,18 @@ func TestRenewAndRevokeWhileServing(t *testing.T) {
 	second := waitServedChange(t, e, "ops.example.test", first, 60*time.Second)
 	t.Logf("renewed certificate served %v after renew returned", time.Since(start).Round(time.Millisecond))
 
+	// On a terminal (script(1) gives it one) the progress is one line per
+	// certificate, redrawn in place.
+	tty := exec.Command("script", "-qec", "stty cols 120 rows 40; "+buildBinary(t)+" renew --force --config "+conf, "/dev/null")
+	ttyOut, err := tty.CombinedOutput()
+	if err != nil {
+		t.Fatalf("renew on a terminal: %v\n%s", err, ttyOut)
+	}
+	if !strings.Contains(string(ttyOut), "\x1b[") || !strings.Contains(string(ttyOut), "ops.example.test") || !strings.Contains(string(ttyOut), "done") {
+		t.Errorf("renew on a terminal shows no live progress:\n%q", ttyOut)
+	}
+	second = waitServedChange(t, e, "ops.example.test", second, 60*time.Second)
+
 	code, out, errOut = runBinary(t, "revoke", "--reason", "keyCompromise", "--config", conf, "ops.example.test")
 	if code != 0 {
 		t.Fatalf("revoke: exit %d\n%s%s", code, out, errOut)

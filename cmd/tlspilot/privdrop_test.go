@@ -35,7 +35,7 @@ func TestServeDropsPrivileges(t *testing.T) {
 		t.Fatal(err)
 	}
 	conf := filepath.Join(dir, "tlspilot.toml")
-	writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nuser = \"nobody\"\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"priv.example.test\"]\n", filepath.Join(dir, "storage")))
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nuser = \"nobody\"\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"priv.example.test\"]\n", filepath.Join(dir, "storage")))
 	cmd := exec.Command(buildBinary(t), "serve", "--config", conf)
 	cmd.Stderr = os.Stderr
 	if err := cmd.Start(); err != nil {

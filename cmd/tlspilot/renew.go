@@ -19,6 +19,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/config"
 )
 
@@ -46,7 +47,7 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	defer stop()
-	p := newProgress(stdout)
+	p := newProgress(stdout, m.DNSWaiting)
 	err = m.Renew(ctx, tlspilot.RenewOptions{Names: cf.Args(), Force: *force, Progress: p.step})
 	p.wait()
 	if err != nil {
@@ -142,7 +143,8 @@ func answerChallenges(m *tlspilot.Manager, cfg *config.Config, log *slog.Logger)
 // updated in place on a terminal, plain lines otherwise.
 type progress struct {
 	out io.Writer
-	p   *mpb.Progress // nil when out is not a terminal
+	dns func() dns01.Waiting // the dns-01 records not yet served everywhere
+	p   *mpb.Progress        // nil when out is not a terminal
 	mu  sync.Mutex
 	bar map[string]*progressLine
 }
@@ -152,12 +154,22 @@ type progressLine struct {
 	step string
 }
 
-func newProgress(out io.Writer) *progress {
-	pr := &progress{out: out, bar: make(map[string]*progressLine)}
-	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+func newProgress(out io.Writer, dns func() dns01.Waiting) *progress {
+	pr := &progress{out: out, dns: dns, bar: make(map[string]*progressLine)}
+	// A terminal whose size is unknown (0 columns) would show nothing:
+	// plain lines then.
+	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && termWidth(f) > 0 {
 		pr.p = mpb.New(mpb.WithOutput(out), mpb.WithRefreshRate(100*time.Millisecond))
 	}
 	return pr
+}
+
+func termWidth(f *os.File) int {
+	w, _, err := term.GetSize(int(f.Fd()))
+	if err != nil {
+		return 0
+	}
+	return w
 }
 
 // step reports that certificate id started step.
@@ -165,7 +177,7 @@ func (pr *progress) step(id, step string) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	if pr.p == nil {
-		fmt.Fprintf(pr.out, "%s: %s\n", id, step)
+		fmt.Fprintf(pr.out, "%s: %s\n", id, pr.describe(step))
 		return
 	}
 	l := pr.bar[id]
@@ -173,8 +185,9 @@ func (pr *progress) step(id, step string) {
 		l = &progressLine{}
 		l.bar = pr.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
 			pr.mu.Lock()
-			defer pr.mu.Unlock()
-			return id + ": " + l.step
+			step := l.step
+			pr.mu.Unlock()
+			return id + ": " + pr.describe(step)
 		})))
 		pr.bar[id] = l
 	}
@@ -182,6 +195,16 @@ func (pr *progress) step(id, step string) {
 	if isFinal(step) {
 		l.bar.SetCurrent(1)
 	}
+}
+
+// describe spells out a step: waiting for DNS says for how many records.
+func (pr *progress) describe(step string) string {
+	if step == tlspilot.StepDNS {
+		if w := pr.dns(); w.Total > 0 {
+			return fmt.Sprintf("waiting for %d of %d DNS records", w.Missing, w.Total)
+		}
+	}
+	return step
 }
 
 // wait ends the display.

@@ -26,6 +26,7 @@ type daemon struct {
 	log *slog.Logger
 	m   *tlspilot.Manager
 	srv *server.Server
+	adm *adminListener
 	ntf *hooks
 
 	// started is the config serve started with, which the settings that
@@ -66,7 +67,13 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	if err != nil {
 		return nil, err
 	}
-	closeAll := func() { _ = httpL.Close(); _ = httpsL.Close() }
+	adm, err := bindAdmin(cfg)
+	if err != nil {
+		_ = httpL.Close()
+		_ = httpsL.Close()
+		return nil, err
+	}
+	closeAll := func() { _ = httpL.Close(); _ = httpsL.Close(); adm.close() }
 	ntf, err := startHooks(cfg, logger) // before dropping privileges: reads the webhook secret
 	if err != nil {
 		closeAll()
@@ -85,6 +92,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, err
 	}
+	adm.configure(&mcfg)
 	ntf.configure(&mcfg)
 	m, err := tlspilot.New(ctx, mcfg)
 	if err != nil {
@@ -113,8 +121,8 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String())
-	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv, ntf: ntf}, nil
+	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
+	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv, adm: adm, ntf: ntf}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
@@ -125,6 +133,11 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	go func() {
 		defer close(managerDone)
 		_ = d.m.Run(ctx)
+	}()
+	adminDone := make(chan struct{})
+	go func() {
+		defer close(adminDone)
+		d.adm.serve(ctx, d.m, d.log)
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -142,6 +155,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	err := d.srv.Serve(ctx)
 	cancel()
 	<-managerDone
+	<-adminDone
 	d.ntf.close(d.log)
 	if errors.Is(err, context.Canceled) {
 		return nil

@@ -68,6 +68,12 @@ type Config struct {
 	// LogLevel is "debug", "info" (default), "warn" or "error"
 	// ("log_level").
 	LogLevel string
+	// AdminListen is the admin listener's host:port ("admin_listen":
+	// health, status, metrics, profiles), or AdminOff. Default
+	// DefaultAdminListen. It is a loopback address unless
+	// AdminAllowRemote ("admin_allow_remote", default false) is set.
+	AdminListen      string
+	AdminAllowRemote bool
 	// Notify configures the hooks told about certificate events
 	// ("notify_command", "notify_webhook", "notify_webhook_secret_file",
 	// "notify_timeout"); nil when there are none.

@@ -118,7 +118,8 @@ func TestFullConfig(t *testing.T) {
 		Group:                  "0",
 		AccessLog:              d + "/access.log",
 		LogLevel:               "debug",
-		WarnWindow:             tenPercent, // notify keys and warn_window: notify_test.go
+		AdminListen:            DefaultAdminListen, // admin keys: admin_test.go
+		WarnWindow:             tenPercent,         // notify keys and warn_window: notify_test.go
 		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
 		Challenge:              "tls-alpn-01",
 		DNS: &DNS{
@@ -193,6 +194,7 @@ names = ["example.com"]
 		HTTPSListen: ":443",
 		AccessLog:   "stdout",
 		LogLevel:    "info",
+		AdminListen: "127.0.0.1:2019",
 		WarnWindow:  tenPercent,
 		KeyTypes:    []string{"ecdsa-p256"},
 		Challenge:   "http-01",

@@ -32,6 +32,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	t := d.table("", doc)
 	d.account(t, c)
 	d.process(t, c)
+	d.admin(t, c)
 	d.notify(t, c)
 	d.warnWindow(t, c)
 	if paths, ok := t.strings("key_type", &c.KeyTypes); ok {

@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"net"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/admin"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+// adminListener is serve's admin listener (admin_listen) and the metrics
+// it reports. The zero value, for admin_listen = "off", does nothing.
+type adminListener struct {
+	l       net.Listener
+	metrics *admin.Metrics
+}
+
+// bindAdmin opens the admin listener, reporting a failure at the config
+// line of admin_listen.
+func bindAdmin(cfg *config.Config) (*adminListener, error) {
+	if cfg.AdminListen == config.AdminOff {
+		return &adminListener{}, nil
+	}
+	l, err := net.Listen("tcp", cfg.AdminListen)
+	if err != nil {
+		return nil, cfg.Errorf("admin_listen", "cannot listen on %s: %v", cfg.AdminListen, unwrapOp(err))
+	}
+	return &adminListener{l: l, metrics: admin.NewMetrics()}, nil
+}
+
+// configure has the Manager report its measurements and events to the
+// admin listener's metrics.
+func (a *adminListener) configure(mc *tlspilot.Config) {
+	if a.l == nil {
+		return
+	}
+	mc.Metrics = a.metrics
+	mc.OnEvent = fanOut(mc.OnEvent, a.metrics.Event)
+}
+
+// addr is the listener's address, "off" without one.
+func (a *adminListener) addr() string {
+	if a.l == nil {
+		return config.AdminOff
+	}
+	return a.l.Addr().String()
+}
+
+// close releases the listener when serve does not start.
+func (a *adminListener) close() {
+	if a.l != nil {
+		_ = a.l.Close()
+	}
+}
+
+// serve answers admin requests about m until ctx ends; a failure is
+// logged, never fatal to serving the sites.
+func (a *adminListener) serve(ctx context.Context, m *tlspilot.Manager, log *slog.Logger) {
+	if a.l == nil {
+		return
+	}
+	log = log.With("component", "admin")
+	h, err := admin.New(admin.Options{Source: m, Metrics: a.metrics, Logger: log})
+	if err == nil {
+		err = admin.Serve(ctx, a.l, h)
+	}
+	if err != nil {
+		log.Error("admin listener stopped", "addr", a.addr(), "error", err)
+	}
+}
+
+// fanOut returns an OnEvent that hands each event to every non-nil f in
+// turn, so several parts of serve can watch the Manager's events.
+func fanOut(fs ...func(tlspilot.Event)) func(tlspilot.Event) {
+	var all []func(tlspilot.Event)
+	for _, f := range fs {
+		if f != nil {
+			all = append(all, f)
+		}
+	}
+	return func(ev tlspilot.Event) {
+		for _, f := range all {
+			f(ev)
+		}
+	}
+}
