@@ -36,12 +36,7 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	m, stop, err := cliManager(ctx, cfg, stderr)
+	m, stop, err := cf.manager(ctx, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -76,12 +71,7 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
 		return 2
 	}
-	cfg, err := cf.load()
-	if err != nil {
-		fmt.Fprintln(stderr, err)
-		return 1
-	}
-	m, stop, err := cliManager(ctx, cfg, stderr)
+	m, stop, err := cf.manager(ctx, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
@@ -93,6 +83,15 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
 	return 0
+}
+
+// manager loads the config and builds the command's Manager (cliManager).
+func (cf *commandFlags) manager(ctx context.Context, stderr io.Writer) (*tlspilot.Manager, func(), error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	return cliManager(ctx, cfg, stderr)
 }
 
 // cliManager builds a Manager for a one-off command on the config's
