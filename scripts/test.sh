@@ -3,4 +3,6 @@
 # test command and what CI runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-go test -race -count=1 -timeout 20m ./...
+# Artifacts (the status page's screenshot) are kept in test-output/.
+mkdir -p test-output
+go test -race -count=1 -timeout 20m -artifacts -outputdir "$PWD/test-output" ./...
