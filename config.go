@@ -135,6 +135,9 @@ type Config struct {
 	OnEvent func(Event)
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
+	// UserAgent names the program to the CA, first in the User-Agent
+	// header, such as "tlspilot/v1.2.0". Default "tlspilot".
+	UserAgent string
 
 	// caTransport, if set, carries requests to the CA (fault injection
 	// in tests).

@@ -89,7 +89,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}
 	acfg := acmeclient.Config{Directory: cfg.CA, Roots: cfg.CARoots,
-		Logger: cfg.Logger.With("component", "acme"), Transport: cfg.caTransport}
+		Logger: cfg.Logger.With("component", "acme"), Transport: cfg.caTransport, UserAgent: cfg.UserAgent}
 	if cfg.Metrics != nil {
 		acfg.Observe = cfg.Metrics.ACMERequest
 	}

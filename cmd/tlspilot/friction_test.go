@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -220,4 +221,93 @@ func serveOnce(t *testing.T, conf string) (int, string) {
 	}
 	t.Fatalf("serve did not fail at start: %v", err)
 	return 0, ""
+}
+
+// TestLogFiles: log_format = "json" and log_file; SIGUSR1 reopens the log
+// and the access log after logrotate moved them; access-log durations
+// carry their unit; SIGTERM logs one line.
+func TestLogFiles(t *testing.T) {
+	e := newEnv(t)
+	e.config(fmt.Sprintf("[[site]]\nnames = [\"log.example.test\"]\nroot = %q\n", filepath.Join(e.dir, "www")))
+	logPath, accessPath := filepath.Join(e.dir, "tlspilot.log"), filepath.Join(e.dir, "access.log")
+	conf := strings.Replace(readFile(t, e.conf), "access_log = \"off\"\n",
+		fmt.Sprintf("access_log = %q\nlog_file = %q\nlog_format = \"json\"\n", accessPath, logPath), 1)
+	write(t, e.conf, conf)
+	cmd, _ := e.serveLogged()
+	e.waitIssued("log.example.test", 60*time.Second)
+	get(t, e.client(), "https://log.example.test/before")
+
+	for _, p := range []string{logPath, accessPath} { // logrotate without copytruncate
+		if err := os.Rename(p, p+".1"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+		t.Fatal(err)
+	}
+	waitFile(t, logPath, `"msg":"SIGUSR1: log files reopened"`)
+	get(t, e.client(), "https://log.example.test/after")
+	waitFile(t, accessPath, `"path":"/after"`)
+	if strings.Contains(readFile(t, accessPath), "/before") || !strings.Contains(readFile(t, accessPath+".1"), "/before") {
+		t.Error("requests before SIGUSR1 are not in the rotated access log alone")
+	}
+	line := jsonLines(t, accessPath)[0]
+	if d, ok := line["duration_ms"].(float64); !ok || d <= 0 {
+		t.Errorf("access log line without duration_ms: %v", line)
+	}
+	if !strings.Contains(readFile(t, logPath+".1"), `"msg":"serving"`) {
+		t.Error("the rotated log does not hold the start")
+	}
+
+	before := len(jsonLines(t, logPath))
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("serve after SIGTERM: %v", err)
+	}
+	lines := jsonLines(t, logPath)[before:]
+	if len(lines) != 1 || lines[0]["msg"] != "stopped" || lines[0]["reason"] != "terminated signal received" {
+		t.Errorf("log lines at shutdown: %v, want one, stopped", lines)
+	}
+}
+
+// waitFile waits until the file at path contains s.
+func waitFile(t *testing.T, path, s string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		b, _ := os.ReadFile(path)
+		if strings.Contains(string(b), s) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s does not contain %s:\n%s", path, s, b)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// jsonLines parses every line of the file at path as a JSON object.
+func jsonLines(t *testing.T, path string) []map[string]any {
+	t.Helper()
+	var out []map[string]any
+	for _, l := range strings.Split(strings.TrimSpace(readFile(t, path)), "\n") {
+		var m map[string]any
+		if err := json.Unmarshal([]byte(l), &m); err != nil {
+			t.Fatalf("%s: line %q: %v", path, l, err)
+		}
+		out = append(out, m)
+	}
+	return out
+}
+
+// TestUserAgentVersion: serve and renew name tlspilot and the version of
+// the binary to the CA, as one product token.
+func TestUserAgentVersion(t *testing.T) {
+	ua := userAgent()
+	v := strings.Fields(version())[0]
+	if strings.ContainsAny(ua, " ()") || (ua != "tlspilot/"+v && ua != "tlspilot/devel") {
+		t.Errorf("userAgent() = %q, version %q", ua, version())
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime/debug"
+	"strings"
 	"syscall"
 
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -84,6 +85,16 @@ func version() string {
 		}
 	}
 	return v
+}
+
+// userAgent names tlspilot and its version to the CA: "tlspilot/v1.2.0",
+// or "tlspilot/devel" for a build outside a module version.
+func userAgent() string {
+	v := strings.Fields(version())[0]
+	if v == "(devel)" {
+		v = "devel"
+	}
+	return "tlspilot/" + v
 }
 
 // flags parses the common --config flag of a subcommand. It returns the

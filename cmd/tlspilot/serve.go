@@ -32,6 +32,7 @@ type daemon struct {
 	// started is the config serve started with, which the settings that
 	// change only on restart still follow; cfg is the last one applied.
 	started *config.Config
+	logs    *logs
 }
 
 func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -53,16 +54,18 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		d.log.Error("serve stopped", "error", err)
 		return 1
 	}
+	d.log.Info("stopped", "reason", context.Cause(ctx).Error())
 	return 0
 }
 
 // start binds the ports, drops privileges, opens the storage and builds
 // the Manager and the server. Nothing is served yet.
 func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*daemon, error) {
-	logger, err := newLogger(cfg.LogLevel, stderr)
+	lg, err := openLogs(cfg, stdout, stderr)
 	if err != nil {
 		return nil, err
 	}
+	logger := lg.log
 	httpL, httpsL, err := bind(cfg)
 	if err != nil {
 		return nil, err
@@ -103,11 +106,6 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	access, err := accessLogger(cfg.AccessLog, stdout)
-	if err != nil {
-		closeAll()
-		return nil, cfg.Errorf("access_log", "%v", err)
-	}
 	srv, err := server.New(server.Options{
 		HTTPListener:       httpL,
 		HTTPSListener:      httpsL,
@@ -115,14 +113,14 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		ACMEHTTP:           m.HTTPHandler,
 		ACMEGetCertificate: m.GetCertificate,
 		Logger:             logger,
-		AccessLog:          access,
+		AccessLog:          lg.access,
 	})
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
-	return &daemon{cfg: cfg, started: cfg, log: logger, m: m, srv: srv, adm: adm, ntf: ntf}, nil
+	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, m: m, srv: srv, adm: adm, ntf: ntf}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
@@ -142,6 +140,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
+	go d.logs.reopenOnSignal(ctx)
 	go func() {
 		for {
 			select {
@@ -196,6 +195,7 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 		Challenge:  cfg.Challenge,
 		Profile:    cfg.Profile,
 		Logger:     logger,
+		UserAgent:  userAgent(),
 
 		KeepDeactivatedAccount: cfg.KeepDeactivatedAccount,
 		WarnWindow:             cfg.WarnWindow,

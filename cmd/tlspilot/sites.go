@@ -158,6 +158,8 @@ func restartOnly(a, b *config.Config) []string {
 	diff("group", a.Group, b.Group)
 	diff("access_log", a.AccessLog, b.AccessLog)
 	diff("log_level", a.LogLevel, b.LogLevel)
+	diff("log_format", a.LogFormat, b.LogFormat)
+	diff("log_file", a.LogFile, b.LogFile)
 	diff("admin_listen", a.AdminListen, b.AdminListen)
 	diff("admin_allow_remote", a.AdminAllowRemote, b.AdminAllowRemote)
 	diff("dns", a.DNS, b.DNS)

@@ -2,43 +2,10 @@ package main
 
 import (
 	"fmt"
-	"io"
-	"log/slog"
-	"os"
 	"os/user"
 	"strconv"
 	"syscall"
 )
-
-// newLogger returns the daemon's logger: text lines on stderr.
-func newLogger(level string, w io.Writer) (*slog.Logger, error) {
-	var l slog.Level
-	if err := l.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("log_level %q: %w", level, err)
-	}
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l})), nil
-}
-
-// accessLogger returns the access log: JSON lines on stdout, stderr or
-// in a file; nil when it is off.
-func accessLogger(dest string, stdout io.Writer) (*slog.Logger, error) {
-	var w io.Writer
-	switch dest {
-	case "off":
-		return nil, nil
-	case "", "stdout":
-		w = stdout
-	case "stderr":
-		w = os.Stderr
-	default:
-		f, err := os.OpenFile(dest, os.O_WRONLY|os.O_APPEND|os.O_CREATE, 0o640)
-		if err != nil {
-			return nil, err
-		}
-		w = f
-	}
-	return slog.New(slog.NewJSONHandler(w, nil)), nil
-}
 
 // dropPrivileges switches to the configured group and user, after the
 // ports are bound. Empty names leave the process as it is.

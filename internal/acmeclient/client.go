@@ -6,6 +6,7 @@ package acmeclient
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -14,6 +15,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +28,9 @@ type Config struct {
 	Directory string
 	// Roots, if set, are the only roots trusted for the CA's own HTTPS API.
 	Roots *x509.CertPool
-	// UserAgent is added to the User-Agent header.
+	// UserAgent names the program first in the User-Agent header, as
+	// product/version ("tlspilot/v1.2.0"); acmez adds its own name and
+	// the platform after it. Default "tlspilot".
 	UserAgent string
 	// PollInterval is the pause between polls of an order being
 	// finalized when the CA sends no Retry-After (default 100ms).
@@ -92,7 +96,7 @@ func New(cfg Config) (*Client, error) {
 	ac := &acme.Client{
 		Directory:    cfg.Directory,
 		HTTPClient:   hc,
-		UserAgent:    "tlspilot " + cfg.UserAgent,
+		UserAgent:    cmp.Or(strings.TrimSpace(cfg.UserAgent), "tlspilot"),
 		PollInterval: cfg.PollInterval,
 		PollTimeout:  cfg.PollTimeout,
 		Logger:       cfg.Logger,

@@ -68,6 +68,12 @@ type Config struct {
 	// LogLevel is "debug", "info" (default), "warn" or "error"
 	// ("log_level").
 	LogLevel string
+	// LogFormat is "text" (default: key=value lines) or "json"
+	// ("log_format").
+	LogFormat string
+	// LogFile is where the daemon's own log goes ("log_file"): "stderr"
+	// (default), "stdout" or an absolute file path, reopened on SIGUSR1.
+	LogFile string
 	// AdminListen is the admin listener's host:port ("admin_listen":
 	// health, status, metrics, profiles), or AdminOff. Default
 	// DefaultAdminListen. It is a loopback address unless

@@ -118,6 +118,8 @@ func TestFullConfig(t *testing.T) {
 		Group:                  "0",
 		AccessLog:              d + "/access.log",
 		LogLevel:               "debug",
+		LogFormat:              "text", // log_format, log_file: friction_test.go
+		LogFile:                "stderr",
 		AdminListen:            DefaultAdminListen, // admin keys: admin_test.go
 		WarnWindow:             tenPercent,         // notify keys and warn_window: notify_test.go
 		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
@@ -194,6 +196,8 @@ names = ["example.com"]
 		HTTPSListen: ":443",
 		AccessLog:   "stdout",
 		LogLevel:    "info",
+		LogFormat:   "text",
+		LogFile:     "stderr",
 		AdminListen: "127.0.0.1:2019",
 		WarnWindow:  tenPercent,
 		KeyTypes:    []string{"ecdsa-p256"},

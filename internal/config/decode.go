@@ -105,6 +105,7 @@ func (d *decoder) process(t *table, c *Config) {
 			d.errorf("log_level", "%q: want debug, info, warn or error", c.LogLevel)
 		}
 	}
+	d.logging(t, c)
 }
 
 // keyTypes canonicalises key type names and rejects unknown ones and

@@ -73,3 +73,21 @@ func TestCAShorthands(t *testing.T) {
 		}
 	}
 }
+
+// TestLogging: log_format and log_file.
+func TestLogging(t *testing.T) {
+	f := newFixture(t)
+	c := f.mustParse(t, "log_format = \"json\"\nlog_file = \"logs/../tlspilot.log\"\n")
+	if c.LogFormat != "json" || c.LogFile != f.dir+"/tlspilot.log" {
+		t.Errorf("log_format %q, log_file %q", c.LogFormat, c.LogFile)
+	}
+	for conf, want := range map[string]string{
+		`log_format = "xml"`:       `tlspilot.toml:1: log_format: "xml": want text or json`,
+		`log_file = "off"`:         `tlspilot.toml:1: log_file: the log cannot be turned off`,
+		`log_file = "/nope/x.log"`: `tlspilot.toml:1: log_file: /nope/x.log: directory /nope does not exist`,
+	} {
+		if _, err := f.parse(t, conf); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %s", conf, err, want)
+		}
+	}
+}

@@ -124,7 +124,7 @@ func (a *accessLog) done(lw *logWriter, r *http.Request, start time.Time) {
 			slog.String("path", r.URL.Path),
 			slog.Int("status", status),
 			slog.Int64("bytes", lw.bytes),
-			slog.Duration("duration", time.Since(start)),
+			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000), // the unit in the key: JSON has none
 			slog.String("remote", r.RemoteAddr),
 			slog.String("proto", r.Proto),
 			slog.String("site", lw.site),

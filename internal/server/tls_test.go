@@ -200,8 +200,8 @@ func TestAccessLog(t *testing.T) {
 			t.Errorf("access log %s = %v, want %v", k, line[k], v)
 		}
 	}
-	if line["remote"] == nil || line["duration"] == nil {
-		t.Errorf("access log lacks remote or duration: %v", line)
+	if d, ok := line["duration_ms"].(float64); line["remote"] == nil || !ok || d <= 0 || d > 60000 {
+		t.Errorf("access log lacks remote or duration_ms (a number of milliseconds): %v", line)
 	}
 }
 
