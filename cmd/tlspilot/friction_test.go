@@ -311,3 +311,35 @@ func TestUserAgentVersion(t *testing.T) {
 		t.Errorf("userAgent() = %q, version %q", ua, version())
 	}
 }
+
+// TestCLIConfigArgument: check and serve take the config file as an
+// argument or with -c, short for --config; "tlspilot help COMMAND" is
+// COMMAND's help.
+func TestCLIConfigArgument(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "site.toml")
+	writeFile(t, conf, fmt.Sprintf("agree_terms = true\nstorage = %q\n", filepath.Join(dir, "s")))
+	for _, args := range [][]string{{"check", conf}, {"check", "-c", conf}, {"check", "--config", conf}, {"check", "-c", conf, conf}} {
+		if code, out, errOut := runCLI(t, args...); code != 0 || !strings.Contains(out, conf+": OK") {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q", args, code, out, errOut)
+		}
+	}
+	missing := filepath.Join(dir, "missing.toml")
+	for _, args := range [][]string{{"serve", "-c", missing}, {"serve", missing}} {
+		if code, _, errOut := runCLI(t, args...); code != 1 || !strings.Contains(errOut, missing) {
+			t.Errorf("%v: exit %d, stderr %q", args, code, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "check", "-c", conf, missing); code != 2 || !strings.Contains(errOut, "two config files") {
+		t.Errorf("two config files: exit %d, stderr %q", code, errOut)
+	}
+	for _, c := range []string{"serve", "check", "status", "renew", "revoke", "version"} {
+		code, out, errOut := runCLI(t, "help", c)
+		if code != 0 || !strings.HasPrefix(out, "Usage: tlspilot "+c) {
+			t.Errorf("help %s: exit %d, stdout %q, stderr %q", c, code, out, errOut)
+		}
+	}
+	if code, _, errOut := runCLI(t, "help", "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("help frobnicate: exit %d, stderr %q", code, errOut)
+	}
+}

@@ -1,8 +1,8 @@
 // Command tlspilot is an HTTPS server that obtains and renews its own
 // certificates through ACME.
 //
-//	tlspilot serve [--config FILE]          serve the sites of the config file
-//	tlspilot check [--config FILE]          validate the config and print what would be served
+//	tlspilot serve [-c FILE]                serve the sites of the config file
+//	tlspilot check [-c FILE | FILE]         validate the config and print what would be served
 //	tlspilot status [--json] [NAME...]      every certificate's state, with Nagios exit codes
 //	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
 //	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
@@ -12,7 +12,6 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -33,15 +32,15 @@ func main() {
 const usage = `tlspilot: HTTPS with certificates that take care of themselves.
 
 Usage:
-  tlspilot serve [--config FILE]                serve the sites of the config file (SIGHUP reloads it)
-  tlspilot check [--config FILE]                validate the config and print what would be served
+  tlspilot serve [-c FILE]                      serve the sites of the config file (SIGHUP reloads it)
+  tlspilot check [-c FILE | FILE]               validate the config and print what would be served
   tlspilot status [--json] [NAME...]            every certificate's state; Nagios exit codes
   tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
   tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
   tlspilot version                              print the version
 
---config defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
-Run "tlspilot COMMAND --help" for a command's options.
+-c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
+Run "tlspilot help COMMAND" for a command's options.
 `
 
 // run dispatches to a subcommand and returns the exit code.
@@ -65,6 +64,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0
 	case "help", "--help", "-help", "-h":
+		if len(args) > 1 {
+			return help(ctx, args[1], stdout, stderr)
+		}
 		fmt.Fprint(stdout, usage)
 		return 0
 	}
@@ -97,38 +99,47 @@ func userAgent() string {
 	return "tlspilot/" + v
 }
 
-// flags parses the common --config flag of a subcommand. It returns the
-// config path, or an exit code when parsing ended the command (help or
-// error).
+// help prints the help of command, as "tlspilot COMMAND --help" does.
+func help(ctx context.Context, command string, stdout, stderr io.Writer) int {
+	switch command {
+	case "help":
+		fmt.Fprint(stdout, usage)
+		return 0
+	case "version":
+		fmt.Fprint(stdout, "Usage: tlspilot version\n\nPrints the version of the module and the revision the binary was built from.\n")
+		return 0
+	}
+	return run(ctx, []string{command, "--help"}, stdout, stderr)
+}
+
+// flags parses the options of serve and check: the config file, with
+// --config, -c or as the one argument. It returns the config path, or an
+// exit code when parsing ended the command (help or error).
 func flags(name, summary string, args []string, stdout, stderr io.Writer) (string, int, bool) {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	path := fs.String("config", "", "config file (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: tlspilot %s [--config FILE]\n\n%s\n\n", name, summary)
-		fs.PrintDefaults()
+	cf := newFlags(name, "[-c FILE | --config FILE | FILE]", summary, stdout, stderr)
+	if code, ok := cf.parse(args, stdout); !ok {
+		return "", code, false
 	}
-	if err := fs.Parse(args); err != nil {
-		if err == flag.ErrHelp {
-			fs.SetOutput(stdout)
-			fs.Usage()
-			return "", 0, false
-		}
+	path := *cf.config
+	switch {
+	case cf.NArg() > 1:
+		fmt.Fprintf(stderr, "tlspilot %s: unexpected argument %q\n", name, cf.Arg(1))
 		return "", 2, false
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "tlspilot %s: unexpected argument %q\n", name, fs.Arg(0))
+	case cf.NArg() == 1 && path != "" && path != cf.Arg(0):
+		fmt.Fprintf(stderr, "tlspilot %s: two config files, %s and %s: name one\n", name, path, cf.Arg(0))
 		return "", 2, false
+	case cf.NArg() == 1:
+		path = cf.Arg(0)
 	}
-	if *path == "" {
+	if path == "" {
 		p, err := config.DefaultPath()
 		if err != nil {
 			fmt.Fprintf(stderr, "tlspilot %s: %v\n", name, err)
 			return "", 1, false
 		}
-		*path = p
+		path = p
 	}
-	return *path, 0, true
+	return path, 0, true
 }
 
 func checkCmd(args []string, stdout, stderr io.Writer) int {
