@@ -5,7 +5,10 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"runtime"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/storage"
@@ -46,7 +49,13 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 	if err != nil {
 		return UnknownReport(now, fmt.Errorf("read storage: %w", err))
 	}
-	var out []CertStatus
+	type job struct {
+		id      string
+		names   []string
+		kt      KeyType
+		managed bool
+	}
+	var jobs []job
 	managed := make(map[string]bool)
 	for _, c := range certs {
 		names, err := normalizeNames(c.Names)
@@ -58,18 +67,28 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 			return UnknownReport(now, fmt.Errorf("%v: %w", names, err))
 		}
 		for _, kt := range kts {
-			id := certstore.CertID(names, kt)
-			if !managed[id] {
+			if id := certstore.CertID(names, kt); !managed[id] {
 				managed[id] = true
-				out = append(out, storedStatus(ctx, store, id, names, kt, true, now, cfg.WarnWindow))
+				jobs = append(jobs, job{id, names, kt, true})
 			}
 		}
 	}
 	for _, id := range stored {
 		if !managed[id] {
-			out = append(out, storedStatus(ctx, store, id, nil, "", false, now, cfg.WarnWindow))
+			jobs = append(jobs, job{id: id})
 		}
 	}
+	// Reading is bound by file reads and JSON: use every core.
+	out := make([]CertStatus, len(jobs))
+	var g errgroup.Group
+	g.SetLimit(2 * runtime.GOMAXPROCS(0))
+	for i, j := range jobs {
+		g.Go(func() error {
+			out[i] = storedStatus(ctx, store, j.id, j.names, j.kt, j.managed, now, cfg.WarnWindow)
+			return nil
+		})
+	}
+	_ = g.Wait()
 	acct := storedAccount(ctx, store, cfg)
 	return NewStatusReport(now, out, &acct)
 }
