@@ -1,6 +1,191 @@
 package tlspilot
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	iofs "io/fs"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
 // DefaultStorageDir returns where the default storage lives when
 // Config.StorageDir is empty: $XDG_DATA_HOME/tlspilot, else
 // ~/.local/share/tlspilot.
 func DefaultStorageDir() (string, error) { return defaultStorageDir() }
+
+// CleanOptions says which stored certificates Clean removes.
+type CleanOptions struct {
+	// OlderThan: a certificate no longer managed is removed once it has
+	// expired, or was obtained more than OlderThan ago. A record with no
+	// certificate (an order that never succeeded) is removed once its
+	// last attempt is that old. Zero removes only expired certificates
+	// and records without one.
+	OlderThan time.Duration
+	// DryRun reports what would be removed and changes nothing (the
+	// storage is opened read-only).
+	DryRun bool
+}
+
+// Cleaned is a stored certificate that Clean removed, or with DryRun
+// would remove.
+type Cleaned struct {
+	ID    string
+	Names []string // empty for a record without a certificate
+	// NotAfter and Obtained are the certificate's; zero without one.
+	NotAfter, Obtained time.Time
+	// Reason says why it goes: "expired", "obtained 45d ago", "no
+	// certificate".
+	Reason string
+}
+
+// Clean removes from storage the certificates that are not among certs
+// (the ones still configured, compared by names and key type as the
+// Manager stores them) and have expired or were obtained more than
+// opts.OlderThan ago. It removes the records under certs/ID/ only
+// (certificate, renewal state, order progress), never an account or the
+// key-encryption key, and needs no key. Each removal holds the
+// certificate's issue lock, so it never races a Manager ordering it.
+//
+// The certificates another config on the same storage manages are
+// unmanaged from this one's point of view: give Clean every certificate
+// managed on the storage.
+func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([]Cleaned, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	store, err := cleanStore(cfg, opts.DryRun)
+	if err != nil || store == nil {
+		return nil, err
+	}
+	managed, err := managedIDs(cfg, certs)
+	if err != nil {
+		return nil, err
+	}
+	ids, err := storedIDs(ctx, store)
+	if err != nil {
+		return nil, err
+	}
+	var out []Cleaned
+	for _, id := range ids {
+		if managed[id] {
+			continue
+		}
+		c, ok, err := cleanable(ctx, store, id, opts.OlderThan)
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", id, err)
+		}
+		if !ok {
+			continue
+		}
+		if !opts.DryRun {
+			if err := deleteLocked(ctx, store, id); err != nil {
+				return out, fmt.Errorf("remove %s: %w", id, err)
+			}
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// cleanStore opens the storage; nil when there is none yet.
+func cleanStore(cfg Config, readOnly bool) (*certstore.Store, error) {
+	if cfg.Storage != nil {
+		return certstore.New(cfg.Storage, nil), nil
+	}
+	fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir, ReadOnly: true})
+	if errors.Is(err, iofs.ErrNotExist) {
+		return nil, nil // nothing was ever stored
+	}
+	if err == nil && !readOnly {
+		fs, err = fsstore.New(fsstore.Options{Dir: cfg.StorageDir, Logger: cfg.Logger})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("open storage %s: %w", cfg.StorageDir, err)
+	}
+	return certstore.New(fs, nil), nil
+}
+
+// managedIDs returns the storage ids of certs.
+func managedIDs(cfg Config, certs []Cert) (map[string]bool, error) {
+	managed := make(map[string]bool)
+	for _, c := range certs {
+		names, err := normalizeNames(c.Names)
+		if err != nil {
+			return nil, err
+		}
+		kts, err := keyTypes(cfg, c)
+		if err != nil {
+			return nil, fmt.Errorf("%v: %w", names, err)
+		}
+		for _, kt := range kts {
+			managed[certstore.CertID(names, kt)] = true
+		}
+	}
+	return managed, nil
+}
+
+// storedIDs lists every id with a record under certs/, with or without
+// a certificate.
+func storedIDs(ctx context.Context, store *certstore.Store) ([]string, error) {
+	keys, err := store.Storage().List(ctx, "certs")
+	if err != nil {
+		return nil, fmt.Errorf("read storage: %w", err)
+	}
+	seen := make(map[string]bool)
+	var ids []string
+	for _, k := range keys {
+		id, _, ok := strings.Cut(strings.TrimPrefix(k, "certs/"), "/")
+		if ok && !seen[id] {
+			seen[id] = true
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids, nil
+}
+
+// cleanable says whether the unmanaged record id is old enough to go.
+func cleanable(ctx context.Context, store *certstore.Store, id string, olderThan time.Duration) (Cleaned, bool, error) {
+	now := time.Now()
+	c, err := store.LoadCertInfo(ctx, id)
+	switch {
+	case certstore.IsNotExist(err):
+		st, err := store.LoadState(ctx, id)
+		if err != nil {
+			return Cleaned{}, false, err
+		}
+		last := st.LastAttempt
+		if st.PendingSince.After(last) {
+			last = st.PendingSince
+		}
+		return Cleaned{ID: id, Reason: "no certificate"}, now.Sub(last) > olderThan, nil
+	case err != nil:
+		return Cleaned{}, false, err
+	}
+	out := Cleaned{ID: id, Names: c.Names, NotAfter: c.NotAfter, Obtained: c.Obtained}
+	switch {
+	case !now.Before(c.NotAfter):
+		out.Reason = "expired"
+	case olderThan > 0 && now.Sub(c.Obtained) > olderThan:
+		out.Reason = fmt.Sprintf("obtained %dd ago", int(now.Sub(c.Obtained).Hours()/24))
+	default:
+		return out, false, nil
+	}
+	return out, true, nil
+}
+
+// deleteLocked removes the records of id under its issue lock.
+func deleteLocked(ctx context.Context, store *certstore.Store, id string) error {
+	lease, err := store.Storage().Lock(ctx, certstore.IssueLock(id))
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	return store.DeleteCert(ctx, id)
+}

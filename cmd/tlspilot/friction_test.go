@@ -333,7 +333,7 @@ func TestCLIConfigArgument(t *testing.T) {
 	if code, _, errOut := runCLI(t, "check", "-c", conf, missing); code != 2 || !strings.Contains(errOut, "two config files") {
 		t.Errorf("two config files: exit %d, stderr %q", code, errOut)
 	}
-	for _, c := range []string{"serve", "check", "status", "renew", "revoke", "version"} {
+	for _, c := range []string{"serve", "check", "status", "renew", "revoke", "clean", "version"} {
 		code, out, errOut := runCLI(t, "help", c)
 		if code != 0 || !strings.HasPrefix(out, "Usage: tlspilot "+c) {
 			t.Errorf("help %s: exit %d, stdout %q, stderr %q", c, code, out, errOut)
@@ -341,5 +341,43 @@ func TestCLIConfigArgument(t *testing.T) {
 	}
 	if code, _, errOut := runCLI(t, "help", "frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
 		t.Errorf("help frobnicate: exit %d, stderr %q", code, errOut)
+	}
+}
+
+// TestClean: after a site is removed from the config, tlspilot status
+// lists its certificate as unmanaged and tlspilot clean removes it (a dry
+// run first), leaving the configured one.
+func TestClean(t *testing.T) {
+	e := newEnv(t)
+	www := filepath.Join(e.dir, "www")
+	site := func(name string) string { return fmt.Sprintf("\n[[site]]\nnames = [%q]\nroot = %q\n", name, www) }
+	e.config(site("stays.example.test") + site("removed.example.test"))
+	cmd, _ := e.serveLogged()
+	e.waitIssued("stays.example.test", 60*time.Second)
+	e.waitIssued("removed.example.test", 60*time.Second)
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	_ = cmd.Wait()
+	e.config(site("stays.example.test"))
+
+	if code, out, errOut := runCLI(t, "status", "-c", e.conf); !strings.Contains(out, "unmanaged") {
+		t.Errorf("status: exit %d, stdout %q, stderr %q; want removed.example.test unmanaged", code, out, errOut)
+	}
+	code, out, errOut := runCLI(t, "clean", "-c", e.conf)
+	if code != 0 || out != "nothing to remove\n" {
+		t.Errorf("clean (30d): exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", "1ns", "--dry-run")
+	if code != 0 || !strings.HasPrefix(out, "would remove  removed.example.test-") || strings.Count(out, "\n") != 1 {
+		t.Errorf("clean --dry-run: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", "1ns")
+	if code != 0 || !strings.HasPrefix(out, "removed  removed.example.test-") || !strings.Contains(out, "obtained 0d ago") {
+		t.Errorf("clean: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, out, errOut := runCLI(t, "status", "-c", e.conf); code != 0 || strings.Contains(out, "removed.example.test") || !strings.Contains(out, "stays.example.test") {
+		t.Errorf("status after clean: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	if code, _, errOut := runCLI(t, "clean", "-c", e.conf, "--older-than", "soon"); code != 2 || !strings.Contains(errOut, "want a number of days") {
+		t.Errorf("clean --older-than soon: exit %d, stderr %q", code, errOut)
 	}
 }

@@ -6,6 +6,7 @@
 //	tlspilot status [--json] [NAME...]      every certificate's state, with Nagios exit codes
 //	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
 //	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
+//	tlspilot clean [--older-than 30d]       remove stored certificates no longer configured
 //	tlspilot version                        print the version
 package main
 
@@ -37,6 +38,7 @@ Usage:
   tlspilot status [--json] [NAME...]            every certificate's state; Nagios exit codes
   tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
   tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
+  tlspilot clean [--older-than 30d] [--dry-run]  remove stored certificates no longer configured
   tlspilot version                              print the version
 
 -c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
@@ -60,6 +62,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return renewCmd(ctx, args[1:], stdout, stderr)
 	case "revoke":
 		return revokeCmd(ctx, args[1:], stdout, stderr)
+	case "clean":
+		return cleanCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0
@@ -109,7 +113,11 @@ func help(ctx context.Context, command string, stdout, stderr io.Writer) int {
 		fmt.Fprint(stdout, "Usage: tlspilot version\n\nPrints the version of the module and the revision the binary was built from.\n")
 		return 0
 	}
-	return run(ctx, []string{command, "--help"}, stdout, stderr)
+	if code := run(ctx, []string{command, "--help"}, stdout, io.Discard); code != 0 {
+		fmt.Fprintf(stderr, "tlspilot: unknown command %q\n\n%s", command, usage)
+		return code
+	}
+	return 0
 }
 
 // flags parses the options of serve and check: the config file, with

@@ -136,3 +136,20 @@ func (st *Store) ListCerts(ctx context.Context) ([]string, error) {
 	}
 	return ids, nil
 }
+
+// DeleteCert removes every record of the certificate id: the
+// certificate, its renewal state, the progress of an order, and whatever
+// else is kept under its folder. Accounts and the key-encryption key are
+// elsewhere and never touched.
+func (st *Store) DeleteCert(ctx context.Context, id string) error {
+	keys, err := st.s.List(ctx, "certs/"+id)
+	if err != nil {
+		return err
+	}
+	for _, k := range keys {
+		if err := st.s.Delete(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
+}

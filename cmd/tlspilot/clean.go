@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+)
+
+const cleanSummary = `Removes from the storage the certificates of names no longer configured
+(those "tlspilot status" lists as unmanaged) once they have expired or were
+obtained more than --older-than ago: every record under certs/ID/, never
+the ACME account or the key-encryption key. Run it with the config of every
+process that shares the storage: what another config manages is unmanaged
+to this one.`
+
+func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cf := newFlags("clean", "[-c FILE] [--older-than 30d] [--dry-run]", cleanSummary, stdout, stderr)
+	olderThan := days(30 * 24 * time.Hour)
+	cf.Var(&olderThan, "older-than", "remove certificates obtained longer ago than this (days \"30d\" or a duration \"72h\"), or expired")
+	dryRun := cf.Bool("dry-run", false, "print what would be removed, remove nothing")
+	if code, ok := cf.parse(args, stdout); !ok {
+		return code
+	}
+	if cf.NArg() > 0 {
+		fmt.Fprintf(stderr, "tlspilot clean: unexpected argument %q\n", cf.Arg(0))
+		return 2
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	mc := statusConfig(cfg)
+	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: time.Duration(olderThan), DryRun: *dryRun}, acmeCerts(cfg)...)
+	printCleaned(stdout, cleaned, *dryRun)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlspilot clean: %v\n", err)
+		return 1
+	}
+	return 0
+}
+
+// printCleaned prints one line per certificate removed.
+func printCleaned(w io.Writer, cleaned []tlspilot.Cleaned, dryRun bool) {
+	verb := "removed"
+	if dryRun {
+		verb = "would remove"
+	}
+	if len(cleaned) == 0 {
+		fmt.Fprintf(w, "nothing to remove\n")
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	for _, c := range cleaned {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, c.ID, strings.Join(c.Names, ","), c.Reason)
+	}
+	_ = tw.Flush()
+}
+
+// days is a flag value of days ("30d") or a Go duration ("72h").
+type days time.Duration
+
+func (d *days) String() string {
+	if *d%days(24*time.Hour) == 0 {
+		return strconv.Itoa(int(time.Duration(*d)/(24*time.Hour))) + "d"
+	}
+	return time.Duration(*d).String()
+}
+
+func (d *days) Set(s string) error {
+	if n, ok := strings.CutSuffix(s, "d"); ok {
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil || v < 0 {
+			return fmt.Errorf("want a number of days such as 30d, or a duration such as 72h")
+		}
+		*d = days(v * float64(24*time.Hour))
+		return nil
+	}
+	v, err := time.ParseDuration(s)
+	if err != nil || v < 0 {
+		return fmt.Errorf("want a number of days such as 30d, or a duration such as 72h")
+	}
+	*d = days(v)
+	return nil
+}
