@@ -36,6 +36,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/internal/solvers"
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
@@ -131,12 +132,16 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 // TLSConfig returns a TLS configuration whose GetCertificate serves the
 // managed certificates from memory (never waiting on the CA) and answers
 // tls-alpn-01 challenges. A name that is not managed gets no certificate.
+// Versions, cipher suites and curves follow Mozilla's intermediate
+// profile (TLS 1.2 with ECDHE and AEAD suites only, and TLS 1.3); set
+// MinVersion to tls.VersionTLS13 for its modern profile (TLS 1.3 only).
 func (m *Manager) TLSConfig() *tls.Config {
-	return &tls.Config{
+	c := &tls.Config{
 		GetCertificate: m.GetCertificate,
 		NextProtos:     []string{"h2", "http/1.1", solvers.ALPNProto},
-		MinVersion:     tls.VersionTLS12,
 	}
+	tlsprofile.Intermediate.Apply(c)
+	return c
 }
 
 // errUnknownName is returned for a handshake naming no managed name.

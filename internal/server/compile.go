@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // compile checks sites and builds a table. Static roots already open in
@@ -85,7 +87,11 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 		st.names = append(st.names, n)
 	}
 	st.name = st.names[0]
-	var err error
+	p, err := tlsprofile.Parse(string(in.TLSProfile))
+	if err != nil {
+		return nil, err
+	}
+	st.tlsConf = s.profiles[p]
 	if st.tlsHeaders, err = buildHeaders(in, true); err != nil {
 		return nil, err
 	}

@@ -20,6 +20,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // Defaults for Options.
@@ -90,6 +92,7 @@ type Server struct {
 	acmeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	acmeHTTP http.Handler // the http-01 hook over notHeld; nil: none
 	reject   *tls.Config
+	profiles map[tlsprofile.Profile]*tls.Config // other than the default; never changed after New
 	table    atomic.Pointer[table]
 	env      *proxyEnv
 	access   *accessLog
@@ -136,6 +139,8 @@ func New(opts Options) (*Server, error) {
 	if opts.ACMEHTTP != nil {
 		s.acmeHTTP = opts.ACMEHTTP(http.HandlerFunc(notHeld))
 	}
+	tc := s.tlsConfig()
+	s.profiles = profileConfigs(tc)
 	t, err := s.compile(opts.Sites, nil)
 	if err != nil {
 		return nil, err
@@ -144,7 +149,7 @@ func New(opts Options) (*Server, error) {
 	s.baseCtx, s.cancelBase = context.WithCancel(context.Background())
 	s.http = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.servePlain)))
 	s.https = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.serveTLS)))
-	s.https.TLSConfig = s.tlsConfig()
+	s.https.TLSConfig = tc
 	return s, nil
 }
 

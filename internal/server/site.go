@@ -8,6 +8,8 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // Site is one virtual host: the names it answers to, what it serves and
@@ -70,6 +72,12 @@ type Site struct {
 
 	// Cert is where the site's certificate comes from.
 	Cert CertSource
+
+	// TLSProfile is the Mozilla profile of handshakes selecting this
+	// site (by SNI, or as the default site): tlsprofile.Intermediate
+	// when empty, or tlsprofile.Modern (TLS 1.3 only). Whatever the
+	// certificate source, the profile applies.
+	TLSProfile tlsprofile.Profile
 }
 
 // Route sends requests whose path starts with Path to its own handler.
@@ -100,6 +108,7 @@ type site struct {
 	names        []string
 	dflt         bool
 	getCert      func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+	tlsConf      *tls.Config // the profile's; nil: the listener's (default profile)
 	file         *fileCert
 	routes       []route // longest prefix first
 	main         http.Handler

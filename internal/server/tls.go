@@ -3,6 +3,8 @@ package server
 import (
 	"crypto/tls"
 	"errors"
+
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // alpnACME is the ALPN protocol of the tls-alpn-01 challenge (RFC 8737).
@@ -13,19 +15,33 @@ var (
 	errNoACME = errors.New("server: tls-alpn-01 is not enabled")
 )
 
-// tlsConfig is the one TLS configuration of the HTTPS listener. It is
-// never replaced, so session tickets survive reloads; the site table
-// behind GetCertificate is.
+// tlsConfig is the one TLS configuration of the HTTPS listener, with
+// the default (intermediate) profile. It is never replaced, so session
+// tickets survive reloads; the site table behind GetCertificate is.
+// Session tickets are on, with keys rotated by crypto/tls.
 func (s *Server) tlsConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion: tls.VersionTLS12,
-		// CurvePreferences is left to Go: X25519MLKEM768, then X25519
-		// first among the classical curves. Session tickets are on, with
-		// keys rotated by crypto/tls.
+	c := &tls.Config{
 		NextProtos:         []string{"h2", "http/1.1", alpnACME},
 		GetCertificate:     s.getCertificate,
 		GetConfigForClient: s.configForClient,
 	}
+	tlsprofile.Default.Apply(c)
+	return c
+}
+
+// profileConfigs makes the configuration of each profile other than the
+// default: the listener's, with the profile's versions and suites.
+// crypto/tls takes session ticket keys from the listener's config, so
+// one set of keys serves every profile.
+func profileConfigs(base *tls.Config) map[tlsprofile.Profile]*tls.Config {
+	m := make(map[tlsprofile.Profile]*tls.Config)
+	for _, p := range []tlsprofile.Profile{tlsprofile.Modern} {
+		c := base.Clone()
+		c.GetConfigForClient = nil
+		p.Apply(c)
+		m[p] = c
+	}
+	return m
 }
 
 // rejectConfig makes crypto/tls end a handshake for an unknown name with
@@ -33,10 +49,9 @@ func (s *Server) tlsConfig() *tls.Config {
 // refuses session resumption, so a removed site stops at the handshake
 // even for clients holding a ticket.
 func rejectConfig() *tls.Config {
-	return &tls.Config{
-		MinVersion:             tls.VersionTLS12,
-		SessionTicketsDisabled: true,
-	}
+	c := &tls.Config{SessionTicketsDisabled: true}
+	tlsprofile.Default.Apply(c)
+	return c
 }
 
 // isACMEHello reports a tls-alpn-01 validation: a client offering only
@@ -45,14 +60,19 @@ func isACMEHello(hello *tls.ClientHelloInfo) bool {
 	return len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == alpnACME
 }
 
+// configForClient picks the configuration of the site the hello
+// selects: its profile's, or the refusal for no site. tls-alpn-01
+// validations keep the listener's (intermediate) profile whatever the
+// site's, so a CA is never turned away by a site's choice.
 func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error) {
 	if isACMEHello(hello) {
 		return nil, nil
 	}
-	if st, _ := s.table.Load().forHello(hello); st == nil {
+	st, _ := s.table.Load().forHello(hello)
+	if st == nil {
 		return s.reject, nil
 	}
-	return nil, nil
+	return st.tlsConf, nil
 }
 
 // getCertificate selects the site by SNI: an exact name, then a wildcard,
