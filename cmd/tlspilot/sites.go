@@ -9,6 +9,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/server"
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // acmeCerts lists the certificates the Manager obtains: one per site that
@@ -48,6 +49,7 @@ func serverSites(cfg *config.Config, m *tlspilot.Manager) []server.Site {
 			HSTS:         s.HSTS,
 			CSP:          s.CSP,
 			Headers:      s.Headers,
+			TLSProfile:   tlsprofile.Profile(s.TLSProfile),
 		}
 		for _, r := range s.Routes {
 			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy, Redirect: r.Redirect})

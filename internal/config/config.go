@@ -16,6 +16,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -100,6 +101,15 @@ type Config struct {
 	// is required when any site uses dns-01.
 	DNS *DNS
 
+	// TLSProfile is the default Mozilla TLS profile of sites
+	// ("tls_profile"): "intermediate" (default: TLS 1.2 with ECDHE and
+	// AEAD suites, and TLS 1.3) or "modern" (TLS 1.3 only).
+	TLSProfile string
+	// MaxConnections caps the client connections served at once
+	// ("max_connections"); 0 (default) derives the cap from the file
+	// descriptor limit. Restart only.
+	MaxConnections int
+
 	// Sites are the [[site]] tables in file order.
 	Sites []Site
 
@@ -169,6 +179,14 @@ type Site struct {
 	// Headers are extra response headers ("[site.headers]"), names as
 	// written.
 	Headers map[string]string
+	// TLSProfile is the effective TLS profile: the site's own
+	// "tls_profile", else the global one.
+	TLSProfile string
+	// TrustedProxies are the networks of proxies in front of this site
+	// ("trusted_proxies": CIDR prefixes or addresses), whose forwarding
+	// headers (X-Forwarded-*, X-Real-IP, …) are passed to upstreams;
+	// from any other client they are removed.
+	TrustedProxies []netip.Prefix
 }
 
 // Route is one [[site.route]]: a path prefix served its own way.

@@ -124,6 +124,7 @@ func TestFullConfig(t *testing.T) {
 		WarnWindow:             tenPercent,         // notify keys and warn_window: notify_test.go
 		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
 		Challenge:              "tls-alpn-01",
+		TLSProfile:             "intermediate", // tls_profile, max_connections, trusted_proxies: limits_test.go
 		DNS: &DNS{
 			Provider:           "rfc2136",
 			Server:             "127.0.0.1:53",
@@ -146,6 +147,7 @@ func TestFullConfig(t *testing.T) {
 			Challenge:    "http-01",
 			KeyTypes:     []string{"rsa4096"},
 			Headers:      map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store"},
+			TLSProfile:   "intermediate",
 			Routes: []Route{
 				{Line: 44, Path: "/api/", Proxy: []string{"http://127.0.0.1:8080", "https://backend.example:8443/base"}},
 				{Line: 48, Path: "/old/", Redirect: "https://example.org{uri}"},
@@ -158,6 +160,7 @@ func TestFullConfig(t *testing.T) {
 			Challenge:    "dns-01",
 			KeyTypes:     []string{"ecdsa-p384", "rsa2048"},
 			HTTPRedirect: true,
+			TLSProfile:   "intermediate",
 		}, {
 			Line:         61,
 			Names:        []string{"www.example.com"},
@@ -165,6 +168,7 @@ func TestFullConfig(t *testing.T) {
 			KeyFile:      d + "/site.key",
 			Redirect:     "https://example.org/",
 			HTTPRedirect: true,
+			TLSProfile:   "intermediate",
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {
@@ -202,12 +206,14 @@ names = ["example.com"]
 		WarnWindow:  tenPercent,
 		KeyTypes:    []string{"ecdsa-p256"},
 		Challenge:   "http-01",
+		TLSProfile:  "intermediate",
 		Sites: []Site{{
 			Line:         1,
 			Names:        []string{"example.com"},
 			Challenge:    "http-01",
 			KeyTypes:     []string{"ecdsa-p256"},
 			HTTPRedirect: true,
+			TLSProfile:   "intermediate",
 		}},
 	}
 	if !reflect.DeepEqual(c, want) {

@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
 // Defaults of the top-level keys.
@@ -14,6 +15,7 @@ const (
 	DefaultKeyType     = "ecdsa-p256"
 	DefaultAccessLog   = "stdout"
 	DefaultLogLevel    = "info"
+	DefaultTLSProfile  = "intermediate"
 )
 
 // config decodes the top-level table, then the sites, then the checks
@@ -28,6 +30,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 		LogLevel:    DefaultLogLevel,
 		KeyTypes:    []string{DefaultKeyType},
 		Challenge:   tlspilot.HTTP01,
+		TLSProfile:  DefaultTLSProfile,
 	}
 	t := d.table("", doc)
 	d.account(t, c)
@@ -43,6 +46,13 @@ func (d *decoder) config(doc map[string]any) *Config {
 	}
 	if dt := t.sub("dns"); dt != nil {
 		c.DNS = d.dns(dt)
+	}
+	if t.str("tls_profile", &c.TLSProfile) {
+		d.tlsProfile(t.key("tls_profile"), c.TLSProfile)
+	}
+	t.integer("max_connections", &c.MaxConnections)
+	if c.MaxConnections < 0 {
+		d.errorf("max_connections", "%d: want a positive number of connections (or leave it out for the default)", c.MaxConnections)
 	}
 	for _, st := range t.tables("site") {
 		c.Sites = append(c.Sites, d.site(st, c))
@@ -139,4 +149,11 @@ func (d *decoder) challenge(path string, ch *string) {
 		return
 	}
 	d.errorf(path, "unknown challenge %q (want http-01, tls-alpn-01 or dns-01)", *ch)
+}
+
+// tlsProfile checks a TLS profile name.
+func (d *decoder) tlsProfile(path, p string) {
+	if _, err := tlsprofile.Parse(p); err != nil || p == "" {
+		d.errorf(path, "%q: want \"intermediate\" (TLS 1.2 and 1.3) or \"modern\" (TLS 1.3 only)", p)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -28,6 +29,14 @@ func (d *decoder) site(t *table, global *Config) Site {
 	}
 	if ht := t.sub("headers"); ht != nil {
 		s.Headers = d.headers(ht)
+	}
+	s.TLSProfile = global.TLSProfile
+	if t.str("tls_profile", &s.TLSProfile) {
+		d.tlsProfile(t.key("tls_profile"), s.TLSProfile)
+	}
+	var proxies []string
+	if paths, ok := t.strings("trusted_proxies", &proxies); ok {
+		s.TrustedProxies = d.prefixes(paths, proxies)
 	}
 	t.done()
 	d.claim(t.path, namePaths, &s)
@@ -233,4 +242,23 @@ func (d *decoder) claim(path string, namePaths []string, s *Site) {
 		}
 		d.defaultSite = path
 	}
+}
+
+// prefixes parses trusted proxy networks: CIDR prefixes ("10.0.0.0/8")
+// or single addresses.
+func (d *decoder) prefixes(paths, in []string) []netip.Prefix {
+	out := make([]netip.Prefix, 0, len(in))
+	for i, v := range in {
+		p, err := netip.ParsePrefix(v)
+		if err != nil {
+			a, aerr := netip.ParseAddr(v)
+			if aerr != nil {
+				d.errorf(paths[i], "%q: want a network (\"10.0.0.0/8\") or an address", v)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
