@@ -101,3 +101,18 @@ func writeFile(t *testing.T, path, s string) {
 		t.Fatal(err)
 	}
 }
+
+// TestCommandHelpOnce: COMMAND --help prints the command's help once, on
+// stdout; a bad flag prints the complaint on stderr only.
+func TestCommandHelpOnce(t *testing.T) {
+	for _, cmd := range []string{"status", "renew", "revoke"} {
+		code, out, errOut := runCLI(t, cmd, "--help")
+		if code != 0 || strings.Count(out, "Usage: tlspilot "+cmd) != 1 || errOut != "" {
+			t.Errorf("%s --help: exit %d, stdout %q, stderr %q", cmd, code, out, errOut)
+		}
+		code, out, errOut = runCLI(t, cmd, "--bogus")
+		if code != 2 || out != "" || !strings.Contains(errOut, "bogus") {
+			t.Errorf("%s --bogus: exit %d, stdout %q, stderr %q", cmd, code, out, errOut)
+		}
+	}
+}

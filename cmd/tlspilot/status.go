@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"flag"
@@ -21,6 +22,7 @@ type commandFlags struct {
 	*flag.FlagSet
 	config *string
 	args   []string // positional arguments
+	stderr io.Writer
 }
 
 // Args returns the positional arguments.
@@ -35,7 +37,7 @@ func (cf *commandFlags) Arg(i int) string { return cf.args[i] }
 func newFlags(name, usage, summary string, stdout, stderr io.Writer) *commandFlags {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cf := &commandFlags{FlagSet: fs}
+	cf := &commandFlags{FlagSet: fs, stderr: stderr}
 	cf.config = fs.String("config", "", "config file (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
 	fs.StringVar(cf.config, "c", "", "short for --config")
 	fs.Usage = func() {
@@ -48,12 +50,20 @@ func newFlags(name, usage, summary string, stdout, stderr io.Writer) *commandFla
 // parse parses args; ok is false when the command should end with code.
 func (cf *commandFlags) parse(args []string, stdout io.Writer) (code int, ok bool) {
 	for {
-		if err := cf.Parse(args); err != nil {
-			if err == flag.ErrHelp {
-				cf.SetOutput(stdout)
-				cf.Usage()
-				return 0, false
-			}
+		// The flag package prints its complaint and the usage as it
+		// parses: keep them until it is known whether help (stdout) or an
+		// error (stderr) was asked for.
+		var msg bytes.Buffer
+		cf.SetOutput(&msg)
+		err := cf.Parse(args)
+		cf.SetOutput(cf.stderr)
+		if err == flag.ErrHelp {
+			cf.SetOutput(stdout)
+			cf.Usage()
+			return 0, false
+		}
+		if err != nil {
+			_, _ = cf.stderr.Write(msg.Bytes())
 			return 2, false
 		}
 		rest := cf.FlagSet.Args()
