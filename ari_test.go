@@ -206,3 +206,33 @@ func waitRenewAt(t *testing.T, m *Manager) time.Time {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// TestCAChangeReplacesCertificate: the config moves from one CA to
+// another (Let's Encrypt staging to production, say). The stored
+// certificate of the old CA is served at once after the restart and
+// replaced right away by one from the new CA, ordered without "replaces"
+// (which names a certificate of the CA it is sent to).
+func TestCAChangeReplacesCertificate(t *testing.T) {
+	pa := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, pa, ev)
+	ra := newRestartable(t, pa, cfg)
+	ra.start("move.example.test")
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	ra.halt()
+
+	pb := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfgB := cfg
+	cfgB.CA, cfgB.CARoots = pb.DirectoryURL, pb.Roots
+	rb := newRestartable(t, pb, cfgB)
+	m := rb.start("move.example.test")
+	waitEvent(t, ev, EventRenewed, 1, 30*time.Second)
+	chain := handshake(t, m, "move.example.test", nil)
+	verify(t, chain, pb.IssuerRoots(t), "move.example.test")
+	if rep := pb.Replaces(); len(rep) != 1 || rep[0] != "" {
+		t.Errorf("replaces sent to the new CA = %q, want none", rep)
+	}
+	if st := m.Status()[0]; st.CA != pb.DirectoryURL || st.State != StateValid {
+		t.Errorf("status after the move: %+v", st)
+	}
+}

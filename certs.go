@@ -101,7 +101,7 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	}
 	s := &site{names: names}
 	for _, kt := range kts {
-		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile}
+		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile, ca: m.cfg.CA}
 		s.certs = append(s.certs, e)
 		if kt.IsRSA() {
 			if s.rsa == nil {

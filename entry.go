@@ -26,6 +26,7 @@ type entry struct {
 	keyType   KeyType
 	challenge string
 	profile   string
+	ca        string // the configured CA's directory URL; "" when unknown (status)
 	cur       atomic.Pointer[tls.Certificate] // the certificate in service, nil until one exists
 	temp      atomic.Pointer[tls.Certificate] // self-signed stand-in, made on first use
 
@@ -163,6 +164,11 @@ func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 		return e.state.RetryAt
 	}
 	if e.cur.Load() == nil {
+		return now
+	}
+	if e.ca != "" && e.meta.ca != "" && e.meta.ca != e.ca {
+		// The config names another CA (staging to production, say): the
+		// certificate in service is replaced now, and served until then.
 		return now
 	}
 	due := e.renewAtLocked(rnd)

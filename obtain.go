@@ -195,6 +195,9 @@ func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool
 	renewing := e.cur.Load() != nil
 	meta := e.snapshot().meta
 	ariID, obtained := meta.ariID, meta.obtained
+	if meta.ca != m.cfg.CA {
+		ariID = "" // "replaces" names a certificate of this CA only
+	}
 	req := issuance.Request{ID: e.id, Names: e.site.names, KeyType: e.keyType, Challenge: e.challenge,
 		Profile: e.profile, After: obtained}
 	if renewing && ariID != "" {
