@@ -26,7 +26,7 @@ type entry struct {
 	keyType   KeyType
 	challenge string
 	profile   string
-	ca        string // the configured CA's directory URL; "" when unknown (status)
+	ca        string                          // the configured CA's directory URL; "" when unknown (status)
 	cur       atomic.Pointer[tls.Certificate] // the certificate in service, nil until one exists
 	temp      atomic.Pointer[tls.Certificate] // self-signed stand-in, made on first use
 
