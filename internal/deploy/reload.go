@@ -1,0 +1,106 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// Reload makes the software read the files again: it runs the reload
+// command (bounded by the timeout; its process group is killed then) or
+// sends the signal to the process in the pidfile. Without either it does
+// nothing. The error carries the command's output.
+func (f *Files) Reload(ctx context.Context) error {
+	switch {
+	case len(f.opts.Reload) > 0:
+		return f.runReload(ctx)
+	case f.opts.PIDFile != "":
+		return f.signal()
+	}
+	return nil
+}
+
+// runReload runs the reload command, without a shell.
+func (f *Files) runReload(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, f.opts.ReloadTimeout)
+	defer cancel()
+	argv := f.opts.Reload
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	var out bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	if ctx.Err() == context.DeadlineExceeded {
+		err = fmt.Errorf("timed out after %s", f.opts.ReloadTimeout)
+	}
+	if err != nil {
+		return fmt.Errorf("reload %s: %w%s", strings.Join(argv, " "), err, tail(out.Bytes()))
+	}
+	f.log.Info("reloaded", "command", argv, "took", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// tail formats the last part of a command's output for an error.
+func tail(b []byte) string {
+	b = bytes.TrimSpace(b)
+	if len(b) == 0 {
+		return ""
+	}
+	if len(b) > 500 {
+		b = b[len(b)-500:]
+	}
+	return ": " + string(b)
+}
+
+// signal sends the signal to the process whose id the pidfile holds.
+func (f *Files) signal() error {
+	b, err := os.ReadFile(f.opts.PIDFile)
+	if err != nil {
+		return fmt.Errorf("reload: read pidfile: %w", err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil || pid <= 1 {
+		return fmt.Errorf("reload: pidfile %s holds no process id: %q", f.opts.PIDFile, strings.TrimSpace(string(b)))
+	}
+	if err := syscall.Kill(pid, f.opts.Signal); err != nil {
+		if errors.Is(err, syscall.EPERM) {
+			return fmt.Errorf("reload: signal %s to process %d (pidfile %s): permission denied: needs the same user as that process, or CAP_KILL: %w", f.opts.Signal, pid, f.opts.PIDFile, err)
+		}
+		return fmt.Errorf("reload: signal %s to process %d (pidfile %s): %w", f.opts.Signal, pid, f.opts.PIDFile, err)
+	}
+	f.log.Info("reloaded", "signal", f.opts.Signal.String(), "pid", pid)
+	return nil
+}
+
+// ParseSignal parses a signal name as written in the config: "HUP" or
+// "SIGHUP", and the other signals a server may reload on (USR1, USR2,
+// INT, TERM, QUIT, WINCH).
+func ParseSignal(s string) (syscall.Signal, error) {
+	switch strings.TrimPrefix(strings.ToUpper(strings.TrimSpace(s)), "SIG") {
+	case "HUP":
+		return syscall.SIGHUP, nil
+	case "USR1":
+		return syscall.SIGUSR1, nil
+	case "USR2":
+		return syscall.SIGUSR2, nil
+	case "INT":
+		return syscall.SIGINT, nil
+	case "TERM":
+		return syscall.SIGTERM, nil
+	case "QUIT":
+		return syscall.SIGQUIT, nil
+	case "WINCH":
+		return syscall.SIGWINCH, nil
+	}
+	return 0, fmt.Errorf("unknown signal %q (want HUP, USR1, USR2, INT, TERM, QUIT or WINCH)", s)
+}
