@@ -21,6 +21,10 @@ type logWriter struct {
 	site   string
 	tls    bool
 	bufs   *bufferPool
+
+	body        *bodyReader   // the request's body, if any
+	sendTimeout time.Duration // idle write deadline; 0: none
+	armed       time.Time     // when the write deadline was last pushed forward
 }
 
 func (w *logWriter) WriteHeader(code int) {
@@ -34,6 +38,7 @@ func (w *logWriter) Write(p []byte) (int, error) {
 	if w.status == 0 {
 		w.status = http.StatusOK
 	}
+	w.progress()
 	n, err := w.ResponseWriter.Write(p)
 	w.bytes += int64(n)
 	return n, err
@@ -51,7 +56,7 @@ func (w *logWriter) ReadFrom(src io.Reader) (int64, error) {
 			if w.tls {
 				rf = nil
 			}
-			n, err := copyFileBody(w.ResponseWriter, rf, fb, lr.N, w.bufs)
+			n, err := w.copyFileBody(rf, fb, lr.N)
 			lr.N -= n
 			w.bytes += n
 			return n, err
@@ -60,10 +65,11 @@ func (w *logWriter) ReadFrom(src io.Reader) (int64, error) {
 	var n int64
 	var err error
 	if rf != nil {
+		w.progress()
 		n, err = rf.ReadFrom(src)
 	} else {
 		buf := w.bufs.Get()
-		n, err = io.CopyBuffer(writerOnly{w.ResponseWriter}, src, buf)
+		n, err = io.CopyBuffer(writerOnly{progressWriter{w}}, src, buf)
 		w.bufs.Put(buf)
 	}
 	w.bytes += n
@@ -91,12 +97,23 @@ func (w *logWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // writerOnly hides ReadFrom so io.CopyBuffer uses the buffer.
 type writerOnly struct{ io.Writer }
 
+// progressWriter writes to the underlying writer, pushing the write
+// deadline forward, without counting bytes (ReadFrom counts them).
+type progressWriter struct{ w *logWriter }
+
+func (p progressWriter) Write(b []byte) (int, error) {
+	p.w.progress()
+	return p.w.ResponseWriter.Write(b)
+}
+
 // accessLog wraps handlers with a pooled logWriter and writes one line
 // per request when a logger is configured.
 type accessLog struct {
-	log     *slog.Logger // nil: no access log
-	bufs    *bufferPool
-	writers sync.Pool
+	log         *slog.Logger // nil: no access log
+	bufs        *bufferPool
+	writers     sync.Pool
+	sendTimeout time.Duration
+	bodyTimeout time.Duration
 }
 
 func (a *accessLog) wrap(next http.Handler) http.Handler {
@@ -105,14 +122,29 @@ func (a *accessLog) wrap(next http.Handler) http.Handler {
 		if lw == nil {
 			lw = new(logWriter)
 		}
-		*lw = logWriter{ResponseWriter: w, bufs: a.bufs, tls: r.TLS != nil}
 		start := time.Now()
-		defer a.done(lw, r, start)
+		*lw = logWriter{ResponseWriter: w, bufs: a.bufs, tls: r.TLS != nil, sendTimeout: a.sendTimeout, armed: start}
+		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
+			// RFC 9112 §6.1: a request with both Content-Length and
+			// Transfer-Encoding must have its connection closed after
+			// the response. net/http drops the Content-Length before any
+			// handler sees it, so every chunked HTTP/1 request closes
+			// its connection; browsers never send one.
+			w.Header()["Connection"] = connectionClose
+		}
+		var br *bodyReader
+		if r.Body != nil && r.Body != http.NoBody {
+			br = newBodyReader(r, w, a.bodyTimeout, a.sendTimeout, start)
+			r.Body, lw.body = br, br
+		}
+		defer a.done(lw, br, r, start)
 		next.ServeHTTP(lw, r)
 	})
 }
 
-func (a *accessLog) done(lw *logWriter, r *http.Request, start time.Time) {
+var connectionClose = []string{"close"}[:1:1]
+
+func (a *accessLog) done(lw *logWriter, br *bodyReader, r *http.Request, start time.Time) {
 	if a.log != nil && a.log.Enabled(r.Context(), slog.LevelInfo) {
 		status := lw.status
 		if status == 0 {
@@ -132,6 +164,9 @@ func (a *accessLog) done(lw *logWriter, r *http.Request, start time.Time) {
 	}
 	*lw = logWriter{}
 	a.writers.Put(lw)
+	if br != nil {
+		br.detach()
+	}
 }
 
 // setSite records the site for the access log line, if w is ours.

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -102,11 +103,11 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 		return nil, err
 	}
 	keys := headerKeys(st.tlsHeaders)
-	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, t, old); err != nil {
+	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, in.TrustedProxies, t, old); err != nil {
 		return nil, err
 	}
 	for _, r := range in.Routes {
-		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, t, old)
+		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, in.TrustedProxies, t, old)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
@@ -141,7 +142,7 @@ func (s *Server) compileCert(st *site, in *Site) error {
 
 // compileHandler builds the handler for one of root, proxy or redirect;
 // nil when none is set.
-func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, t, old *table) (http.Handler, error) {
+func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, trusted []netip.Prefix, t, old *table) (http.Handler, error) {
 	switch {
 	case root != "":
 		d, err := s.rootDir(root, t, old)
@@ -150,7 +151,7 @@ func (s *Server) compileHandler(root string, proxy []string, redirect string, ke
 		}
 		return &static{root: d, log: s.log}, nil
 	case len(proxy) > 0:
-		return newProxy(proxy, keys, s.env)
+		return newProxy(proxy, keys, trusted, s.env)
 	case redirect != "":
 		return newRedirect(redirect)
 	}

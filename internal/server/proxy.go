@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/netip"
 	"net/url"
 	"sync"
 	"sync/atomic"
@@ -42,10 +44,12 @@ func newTransport() *http.Transport {
 
 // proxyEnv is what every proxy of a Server shares.
 type proxyEnv struct {
-	transport http.RoundTripper
-	bufs      *bufferPool
-	log       *slog.Logger
-	errLog    *log.Logger
+	transport    http.RoundTripper
+	bufs         *bufferPool
+	log          *slog.Logger
+	errLog       *log.Logger
+	clientLog    *rateLog      // client errors: info, at most one a second
+	clientErrors atomic.Uint64 // requests the client broke off or spoiled
 }
 
 // proxy forwards to a set of upstreams round-robin. An upstream that
@@ -53,12 +57,14 @@ type proxyEnv struct {
 // request without a body is tried on the next upstream at once: it was
 // never sent.
 type proxy struct {
-	rp   httputil.ReverseProxy
-	ups  []*upstream
-	next atomic.Uint32
-	tr   http.RoundTripper
-	keys []string // headers the site sets; the upstream's give way
-	log  *slog.Logger
+	rp      httputil.ReverseProxy
+	ups     []*upstream
+	next    atomic.Uint32
+	tr      http.RoundTripper
+	keys    []string // headers the site sets; the upstream's give way
+	trusted []netip.Prefix
+	env     *proxyEnv
+	log     *slog.Logger
 }
 
 type upstream struct {
@@ -66,8 +72,8 @@ type upstream struct {
 	downUntil atomic.Int64 // unix nanoseconds
 }
 
-func newProxy(targets []string, keys []string, env *proxyEnv) (*proxy, error) {
-	p := &proxy{tr: env.transport, keys: keys, log: env.log}
+func newProxy(targets []string, keys []string, trusted []netip.Prefix, env *proxyEnv) (*proxy, error) {
+	p := &proxy{tr: env.transport, keys: keys, trusted: trusted, env: env, log: env.log}
 	for _, t := range targets {
 		u, err := parseUpstream(t)
 		if err != nil {
@@ -103,15 +109,84 @@ func parseUpstream(s string) (*url.URL, error) {
 	return u, nil
 }
 
-func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) { p.rp.ServeHTTP(w, r) }
+// ServeHTTP reads the start of a request body before an upstream is
+// dialled (see bufferBody), then proxies.
+func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Body != nil && r.Body != http.NoBody {
+		// Not pooled: the transport may read the body after ServeHTTP.
+		size := int64(bodyBufferSize)
+		if r.ContentLength >= 0 && r.ContentLength < size {
+			size = r.ContentLength + 1 // +1 sees the end
+		}
+		if err := bufferBody(w, r, make([]byte, size)); err != nil {
+			p.clientFail(w, r, err)
+			return
+		}
+	}
+	p.rp.ServeHTTP(w, r)
+}
 
 // rewrite sends the request to the next upstream with the client's Host
-// and X-Forwarded-For/-Host/-Proto set by us (inbound ones are dropped
-// by ReverseProxy before Rewrite runs).
+// and X-Forwarded-For/-Host/-Proto set by us. ReverseProxy drops inbound
+// Forwarded and X-Forwarded-For/-Host/-Proto before Rewrite runs; the
+// other headers upstreams take a client's identity or URL from are
+// dropped here. From a trusted proxy they all pass, and the client
+// address is appended to its X-Forwarded-For.
 func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.pick().url)
 	pr.Out.Host = pr.In.Host
+	if p.isTrusted(pr.In.RemoteAddr) {
+		for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+			if v, ok := pr.In.Header[k]; ok {
+				pr.Out.Header[k] = v
+			}
+		}
+		setXForwarded(pr)
+		return
+	}
+	for _, k := range untrustedHeaders {
+		delete(pr.Out.Header, k)
+	}
 	pr.SetXForwarded()
+}
+
+// untrustedHeaders are request headers that upstreams commonly trust
+// for the client's address, scheme, port or URL, removed unless the
+// client is a trusted proxy.
+var untrustedHeaders = [...]string{
+	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
+	"X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server", "X-Url-Scheme", "Front-End-Https",
+	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Prefix", "X-Forwarded-Uri",
+}
+
+// setXForwarded is ProxyRequest.SetXForwarded keeping a trusted proxy's
+// X-Forwarded-Host and -Proto.
+func setXForwarded(pr *httputil.ProxyRequest) {
+	host, proto := pr.Out.Header["X-Forwarded-Host"], pr.Out.Header["X-Forwarded-Proto"]
+	pr.SetXForwarded()
+	if host != nil {
+		pr.Out.Header["X-Forwarded-Host"] = host
+	}
+	if proto != nil {
+		pr.Out.Header["X-Forwarded-Proto"] = proto
+	}
+}
+
+func (p *proxy) isTrusted(remote string) bool {
+	if len(p.trusted) == 0 {
+		return false
+	}
+	ap, err := netip.ParseAddrPort(remote)
+	if err != nil {
+		return false
+	}
+	a := ap.Addr().Unmap()
+	for _, pf := range p.trusted {
+		if pf.Contains(a) {
+			return true
+		}
+	}
+	return false
 }
 
 // pick returns the next upstream round-robin, skipping those marked
@@ -193,13 +268,21 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 	return nil
 }
 
-// fail answers 502, or 504 when the upstream timed out.
+// fail answers 502, or 504 when the upstream timed out. A failure the
+// client caused (its body broke off, stalled or was malformed, or it
+// went away) is the client's, not the upstream's: see clientFail.
 func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
+	if cerr := clientBodyErr(w); cerr != nil {
+		p.clientFail(w, r, cerr)
+		return
+	}
+	if r.Context().Err() != nil {
+		p.clientFail(w, r, err)
+		return
+	}
 	code := http.StatusBadGateway
 	var ne net.Error
 	switch {
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
-		p.log.Debug("proxy: client went away", "upstream", r.URL.Host, "path", r.URL.Path)
 	case errors.Is(err, context.DeadlineExceeded) || errors.As(err, &ne) && ne.Timeout():
 		code = http.StatusGatewayTimeout
 		p.log.Warn("proxy: upstream timed out", "upstream", r.URL.Host, "path", r.URL.Path, "error", err)
@@ -208,6 +291,78 @@ func (p *proxy) fail(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	http.Error(w, http.StatusText(code), code)
 }
+
+// clientFail answers (and logs in the access log) 400 for a malformed
+// body, 408 for a stalled one and 499 for a client gone; it logs at info,
+// at most once a second, and never blames the upstream.
+func (p *proxy) clientFail(w http.ResponseWriter, r *http.Request, err error) {
+	code := clientStatus(r, err)
+	p.env.clientErrors.Add(1)
+	p.env.clientLog.Log("proxy: client error", slog.Int("status", code), slog.String("path", r.URL.Path),
+		slog.String("remote", r.RemoteAddr), slog.String("error", err.Error()))
+	if r.ProtoMajor == 1 && (code == http.StatusBadRequest || code == http.StatusRequestTimeout) {
+		w.Header()["Connection"] = connectionClose // on HTTP/2 it would end the whole connection
+	}
+	if code == StatusClientClosed {
+		w.WriteHeader(code)
+		return
+	}
+	http.Error(w, http.StatusText(code), code)
+}
+
+// bufferBody reads the start of the request body, up to len(buf) bytes,
+// before any upstream is dialled, as nginx's request buffering does for
+// its first buffer: a client that sends headers and then stalls (or
+// drips) its body never holds an upstream connection, and small bodies
+// (forms, API calls) reach the upstream whole, so its connection is held
+// only while it works. A larger body streams on after its first part;
+// its upstream connection is then held as long as the client keeps
+// sending, at least a byte every body timeout. The body becomes the
+// buffered bytes followed by the rest.
+func bufferBody(w http.ResponseWriter, r *http.Request, buf []byte) error {
+	n, err := io.ReadFull(r.Body, buf)
+	switch {
+	case err == io.EOF || err == io.ErrUnexpectedEOF && clientBodyErr(w) == nil:
+		// The whole body: the upstream gets it with its length.
+		r.Body = &prefixBody{buf: buf[:n], rest: nil, orig: r.Body}
+		r.ContentLength = int64(n)
+		r.TransferEncoding = nil
+		return nil
+	case err != nil:
+		if cerr := clientBodyErr(w); cerr != nil {
+			return cerr
+		}
+		return err
+	}
+	r.Body = &prefixBody{buf: buf[:n], rest: r.Body, orig: r.Body}
+	return nil
+}
+
+// prefixBody is a request body whose first bytes were read ahead.
+type prefixBody struct {
+	buf  []byte
+	rest io.Reader // nil: buf is the whole body
+	orig io.ReadCloser
+}
+
+func (b *prefixBody) Read(p []byte) (int, error) {
+	if len(b.buf) > 0 {
+		n := copy(p, b.buf)
+		b.buf = b.buf[n:]
+		return n, nil
+	}
+	if b.rest == nil {
+		return 0, io.EOF
+	}
+	return b.rest.Read(p)
+}
+
+func (b *prefixBody) Close() error { return b.orig.Close() }
+
+// bodyBufferSize is how much of a request body is read before an
+// upstream is dialled (nginx's client_body_buffer_size is 8 or 16 KiB,
+// and it buffers the rest to disk; we stream the rest).
+const bodyBufferSize = 64 << 10
 
 // bufSize is the copy buffer for proxied bodies and for file bodies on
 // connections that cannot sendfile.

@@ -30,11 +30,14 @@ const (
 	DefaultCertCheckInterval = 2 * time.Second
 )
 
-// Server limits on client connections.
+// Limits on client connections (docs/config.md, "Limits", compares
+// them with nginx's).
 const (
-	readHeaderTimeout = 10 * time.Second
-	idleTimeout       = 120 * time.Second
-	maxHeaderBytes    = 64 << 10 // larger request headers get 431
+	readHeaderTimeout  = 10 * time.Second // the TLS handshake and the request headers, together
+	idleTimeout        = 120 * time.Second
+	maxHeaderBytes     = 64 << 10 // larger request headers get 431
+	DefaultBodyTimeout = 60 * time.Second
+	DefaultSendTimeout = 60 * time.Second
 )
 
 // Options configure a Server. The listeners are bound by the caller, so
@@ -78,6 +81,24 @@ type Options struct {
 	// negative turns the cache off.
 	FileCacheBytes int64
 
+	// BodyTimeout is the longest a client may send nothing of a
+	// request body it announced (HTTP/1 and HTTP/2): the request then
+	// ends with 408 (nginx's client_body_timeout). Default
+	// DefaultBodyTimeout.
+	BodyTimeout time.Duration
+
+	// SendTimeout is the longest a response may make no progress: a
+	// client that reads nothing for it is dropped (nginx's
+	// send_timeout), on HTTP/1 connections and HTTP/2 streams and
+	// connections alike. Default DefaultSendTimeout.
+	SendTimeout time.Duration
+
+	// MaxConnections caps the client connections of both listeners
+	// together; at the cap an idle keep-alive connection makes room,
+	// else the new one is closed. Default: derived from the file
+	// descriptor limit (half of RLIMIT_NOFILE less 128).
+	MaxConnections int
+
 	// RedirectPort is the port put in HTTP→HTTPS redirects; 0 takes the
 	// HTTPS listener's port (omitted when it is 443). Set it when a
 	// port mapping sits in front of the listener.
@@ -97,7 +118,8 @@ type Server struct {
 	env      *proxyEnv
 	access   *accessLog
 	budget   *cacheBudget // nil: no file cache
-	port     string       // ":8443" in HTTPS redirects, "" for 443
+	limit    *connLimit
+	port     string // ":8443" in HTTPS redirects, "" for 443
 
 	mu sync.Mutex // serialises Reload; guards roots reuse
 
@@ -128,8 +150,10 @@ func New(opts Options) (*Server, error) {
 			bufs:      bufs,
 			log:       opts.Logger,
 			errLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+			clientLog: newRateLog(opts.Logger, slog.LevelInfo, time.Second),
 		},
-		access: &accessLog{log: opts.AccessLog, bufs: bufs},
+		access: &accessLog{log: opts.AccessLog, bufs: bufs, sendTimeout: opts.SendTimeout, bodyTimeout: opts.BodyTimeout},
+		limit:  newConnLimit(opts.MaxConnections, opts.Logger),
 		port:   redirectPort(opts),
 		stop:   make(chan struct{}),
 	}
@@ -166,6 +190,15 @@ func (o Options) withDefaults() Options {
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
+	if o.BodyTimeout <= 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	if o.SendTimeout <= 0 {
+		o.SendTimeout = DefaultSendTimeout
+	}
+	if o.MaxConnections <= 0 {
+		o.MaxConnections = defaultMaxConnections()
+	}
 	return o
 }
 
@@ -186,10 +219,17 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 	return &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: readHeaderTimeout,
-		IdleTimeout:       idleTimeout,
-		MaxHeaderBytes:    maxHeaderBytes,
-		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
-		BaseContext:       func(net.Listener) context.Context { return s.baseCtx },
+		// Per request on HTTP/1, per stream on HTTP/2, pushed forward
+		// as the response makes progress (deadline.go).
+		WriteTimeout:   s.opts.SendTimeout,
+		IdleTimeout:    idleTimeout,
+		MaxHeaderBytes: maxHeaderBytes,
+		ConnState:      s.limit.connState,
+		// A connection whose socket takes no byte is closed, whichever
+		// stream is waiting.
+		HTTP2:       &http.HTTP2Config{WriteByteTimeout: s.opts.SendTimeout},
+		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
+		BaseContext: func(net.Listener) context.Context { return s.baseCtx },
 	}
 }
 
@@ -204,11 +244,11 @@ func (s *Server) Serve(ctx context.Context) error {
 	n := 0
 	if l := s.opts.HTTPListener; l != nil {
 		n++
-		go func() { errc <- s.http.Serve(l) }()
+		go func() { errc <- s.http.Serve(s.limit.listener(l)) }()
 	}
 	if l := s.opts.HTTPSListener; l != nil {
 		n++
-		go func() { errc <- s.https.ServeTLS(l, "", "") }()
+		go func() { errc <- s.https.ServeTLS(s.limit.listener(l), "", "") }()
 	}
 	go s.watch()
 	var err error

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -69,6 +70,13 @@ type Site struct {
 	// same name from a proxied upstream; an empty value removes the
 	// header.
 	Headers map[string]string
+
+	// TrustedProxies are the networks of proxies in front of this site.
+	// From them, forwarding headers (Forwarded, X-Forwarded-*,
+	// X-Real-IP, …) pass to the upstreams of Proxy, with the client
+	// address appended to X-Forwarded-For; from any other client they
+	// are removed and X-Forwarded-For/-Host/-Proto are set afresh.
+	TrustedProxies []netip.Prefix
 
 	// Cert is where the site's certificate comes from.
 	Cert CertSource

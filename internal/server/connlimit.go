@@ -1,0 +1,169 @@
+package server
+
+import (
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// connLimit caps the client connections of both listeners, below the
+// file descriptor limit. At the cap, a new connection takes the place
+// of an idle keep-alive one (as nginx reuses keep-alive connections
+// when worker_connections run out); with none idle it is closed at once,
+// so a flood of connections costs the flooder, not the clients already
+// served. Accept errors (EMFILE, ENFILE, …) are logged at warn, at most
+// once a second, and counted.
+type connLimit struct {
+	max       int64
+	open      atomic.Int64
+	refused   atomic.Uint64
+	reclaimed atomic.Uint64
+	acceptErr atomic.Uint64
+	warn      *rateLog
+
+	mu   sync.Mutex
+	idle map[net.Conn]struct{} // keep-alive connections between requests
+}
+
+// fdReserve is what the default connection cap leaves of the file
+// descriptor limit for upstream connections, files and the rest.
+const fdReserve = 128
+
+// defaultMaxConnections derives the cap from RLIMIT_NOFILE (which Go
+// raises to the hard limit at start): half of what the reserve leaves,
+// since a proxied request needs an upstream connection too (nginx's
+// worker_connections counts both).
+func defaultMaxConnections() int {
+	var rl syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &rl); err != nil || rl.Cur > 1<<40 {
+		return 1 << 16
+	}
+	return max(16, int(rl.Cur-fdReserve)/2)
+}
+
+func newConnLimit(max int, log *slog.Logger) *connLimit {
+	return &connLimit{max: int64(max), idle: make(map[net.Conn]struct{}),
+		warn: newRateLog(log, slog.LevelWarn, time.Second)}
+}
+
+// connState is the servers' ConnState hook: it keeps the set of idle
+// connections.
+func (l *connLimit) connState(c net.Conn, st http.ConnState) {
+	l.mu.Lock()
+	if st == http.StateIdle {
+		l.idle[c] = struct{}{}
+	} else if st != http.StateNew {
+		delete(l.idle, c)
+	}
+	l.mu.Unlock()
+}
+
+// reclaim closes one idle connection, reporting whether there was one.
+func (l *connLimit) reclaim() bool {
+	l.mu.Lock()
+	var victim net.Conn
+	for c := range l.idle {
+		victim = c
+		delete(l.idle, c)
+		break
+	}
+	l.mu.Unlock()
+	if victim == nil {
+		return false
+	}
+	victim.Close()
+	l.reclaimed.Add(1)
+	return true
+}
+
+// listener wraps ln so that its connections count against the cap.
+func (l *connLimit) listener(ln net.Listener) net.Listener {
+	return &limitListener{Listener: ln, lim: l}
+}
+
+type limitListener struct {
+	net.Listener
+	lim *connLimit
+}
+
+// Accept returns the next connection within the cap.
+func (ll *limitListener) Accept() (net.Conn, error) {
+	l := ll.lim
+	for {
+		c, err := ll.Listener.Accept()
+		if err != nil {
+			if !errors.Is(err, net.ErrClosed) {
+				l.acceptErr.Add(1)
+				l.warn.Log("accept failed; retrying", slog.String("listener", ll.Addr().String()), slog.String("error", err.Error()))
+			}
+			return nil, err // net/http retries temporary errors with a back-off
+		}
+		if l.open.Add(1) <= l.max || l.reclaim() {
+			return &limitConn{Conn: c, lim: l}, nil
+		}
+		l.open.Add(-1)
+		c.Close()
+		l.refused.Add(1)
+		l.warn.Log("connection refused: max_connections reached and none idle",
+			slog.Int64("max_connections", l.max), slog.String("remote", c.RemoteAddr().String()))
+	}
+}
+
+// limitConn gives its place back when closed. It passes ReadFrom and
+// CloseWrite through, so net/http still sends files with sendfile(2).
+type limitConn struct {
+	net.Conn
+	lim    *connLimit
+	closed atomic.Bool
+}
+
+func (c *limitConn) Close() error {
+	if c.closed.CompareAndSwap(false, true) {
+		c.lim.open.Add(-1)
+	}
+	return c.Conn.Close()
+}
+
+func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
+	if rf, ok := c.Conn.(io.ReaderFrom); ok {
+		return rf.ReadFrom(r)
+	}
+	return io.Copy(writerOnly{c.Conn}, r)
+}
+
+// CloseWrite half-closes the connection, as net/http does before a
+// lingering close.
+func (c *limitConn) CloseWrite() error {
+	if cw, ok := c.Conn.(interface{ CloseWrite() error }); ok {
+		return cw.CloseWrite()
+	}
+	return nil
+}
+
+// Stats are counters of the Server's client connections and requests,
+// for metrics. Every field but Open and MaxConnections only grows.
+type Stats struct {
+	Open           int64  // client connections open now (tlspilot_connections_open)
+	MaxConnections int64  // the cap (tlspilot_connections_max)
+	Refused        uint64 // closed at accept: at the cap, none idle (tlspilot_connections_refused_total)
+	Reclaimed      uint64 // idle keep-alive connections closed to make room (tlspilot_connections_reclaimed_total)
+	AcceptErrors   uint64 // accept(2) failures, such as EMFILE (tlspilot_accept_errors_total)
+	ClientErrors   uint64 // proxied requests the client broke off, stalled or spoiled: 400, 408, 499 (tlspilot_client_errors_total)
+}
+
+// Stats returns the current counters. It is safe to call at any time
+// and does not allocate.
+func (s *Server) Stats() Stats {
+	l := s.limit
+	return Stats{
+		Open: l.open.Load(), MaxConnections: l.max,
+		Refused: l.refused.Load(), Reclaimed: l.reclaimed.Load(), AcceptErrors: l.acceptErr.Load(),
+		ClientErrors: s.env.clientErrors.Load(),
+	}
+}
