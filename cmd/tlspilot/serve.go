@@ -114,6 +114,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		ACMEGetCertificate: m.GetCertificate,
 		Logger:             logger,
 		AccessLog:          lg.access,
+		MaxConnections:     cfg.MaxConnections,
 	})
 	if err != nil {
 		closeAll()

@@ -50,6 +50,9 @@ func serverSites(cfg *config.Config, m *tlspilot.Manager) []server.Site {
 			CSP:          s.CSP,
 			Headers:      s.Headers,
 			TLSProfile:   tlsprofile.Profile(s.TLSProfile),
+			// Per site, so one site behind a load balancer does not
+			// let every site's clients claim an address.
+			TrustedProxies: s.TrustedProxies,
 		}
 		for _, r := range s.Routes {
 			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy, Redirect: r.Redirect})
@@ -166,6 +169,7 @@ func restartOnly(a, b *config.Config) []string {
 	diff("admin_allow_remote", a.AdminAllowRemote, b.AdminAllowRemote)
 	diff("dns", a.DNS, b.DNS)
 	diff("warn_window", a.WarnWindow, b.WarnWindow)
+	diff("max_connections", a.MaxConnections, b.MaxConnections)
 	out = append(out, changedNotifyKeys(a.Notify, b.Notify)...)
 	return out
 }
