@@ -112,6 +112,9 @@ type Config struct {
 
 	// Sites are the [[site]] tables in file order.
 	Sites []Site
+	// Certificates are the [[certificate]] tables in file order: the
+	// certificates `tlspilot certs` keeps for other software.
+	Certificates []Certificate
 
 	pos *positions // where each key is written, for Errorf
 }

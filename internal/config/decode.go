@@ -57,6 +57,10 @@ func (d *decoder) config(doc map[string]any) *Config {
 	for _, st := range t.tables("site") {
 		c.Sites = append(c.Sites, d.site(st, c))
 	}
+	written := map[string]string{}
+	for _, ct := range t.tables("certificate") {
+		c.Certificates = append(c.Certificates, d.certificate(ct, c, written))
+	}
 	t.done()
 	if c.Challenge == tlspilot.DNS01 && c.DNS == nil {
 		d.errorf("challenge", "dns-01 needs a [dns] table")
