@@ -8,6 +8,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/admin"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/server"
 )
 
 // adminListener is serve's admin listener (admin_listen) and the metrics
@@ -38,6 +39,13 @@ func (a *adminListener) configure(mc *tlspilot.Config) {
 	}
 	mc.Metrics = a.metrics
 	mc.OnEvent = fanOut(mc.OnEvent, a.metrics.Event)
+}
+
+// watchServer adds the HTTPS server's connection counters to /metrics.
+func (a *adminListener) watchServer(srv *server.Server) {
+	if a.l != nil {
+		a.metrics.WatchServer(srv.Stats)
+	}
 }
 
 // addr is the listener's address, "off" without one.

@@ -46,6 +46,9 @@ func TestServeAdmin(t *testing.T) {
 		`tlspilot_acme_requests_total{code="201",endpoint="new-order"} 1`,
 		`tlspilot_challenges_total{result="valid",type="http-01"} 1`,
 		"process_resident_memory_bytes ",
+		"tlspilot_connections_max ",
+		"tlspilot_connections_open ",
+		"tlspilot_accept_errors_total 0",
 	} {
 		if code != 200 || !strings.Contains(body, want) {
 			t.Errorf("GET /metrics: %d, lacks %q", code, want)

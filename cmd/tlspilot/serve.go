@@ -120,6 +120,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
+	adm.watchServer(srv)
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
 	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, m: m, srv: srv, adm: adm, ntf: ntf}, nil
 }

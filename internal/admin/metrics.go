@@ -29,11 +29,13 @@ type Metrics struct {
 	durations   *prometheus.HistogramVec
 	challenges  *prometheus.CounterVec
 	propagation prometheus.Histogram
+	server      *serverMetrics
 }
 
 // NewMetrics returns Metrics with every counter at zero.
 func NewMetrics() *Metrics {
 	m := &Metrics{
+		server: newServerMetrics(),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlspilot_renewals_total",
 			Help: "Certificates obtained or renewed (result=success) and attempts that failed (result=failure).",
@@ -122,7 +124,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.renewals, m.warnings, m.requests, m.durations, m.challenges, m.propagation}
+	return []prometheus.Collector{m.renewals, m.warnings, m.requests, m.durations, m.challenges, m.propagation, m.server}
 }
 
 var (
