@@ -20,6 +20,15 @@ type Cert struct {
 	KeyTypes  []KeyType // default: Config.KeyTypes
 	Challenge string    // default: Config.Challenge
 	Profile   string    // default: Config.Profile
+	// ChallengeDir, for http-01, is a directory another web server
+	// serves at /.well-known/acme-challenge/: answers are also written
+	// there as files named by their token (0644), removed after
+	// validation.
+	ChallengeDir string
+	// Deployers put the certificate of each key type where other
+	// software reads it whenever it changes (see Deployer,
+	// Manager.Deploy); a key type without one is not deployed.
+	Deployers map[KeyType]Deployer
 }
 
 // Manage manages one certificate covering every name given (the first is
@@ -103,6 +112,7 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	for _, kt := range kts {
 		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile, ca: m.cfg.CA}
 		s.certs = append(s.certs, e)
+		m.extras.set(e.id, kt, c)
 		if kt.IsRSA() {
 			if s.rsa == nil {
 				s.rsa = e

@@ -56,6 +56,7 @@ type Manager struct {
 	limiter *limiter
 	workers chan struct{}
 	backoff renewal.Backoff
+	extras  extras // challenge directories and deployers (deploy.go)
 
 	acctMu      sync.Mutex
 	acct        *acmeclient.Account
@@ -209,6 +210,7 @@ func (m *Manager) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
 	}
+	m.noticeDeploy(ev)
 	if m.cfg.OnEvent != nil {
 		m.cfg.OnEvent(ev)
 	}

@@ -18,6 +18,12 @@ type RenewOptions struct {
 	Names []string
 	// Force renews the selected certificates whether or not they are due.
 	Force bool
+	// NoStartCheck skips the renewal information check a Manager makes
+	// once after it starts (RFC 9773 §4.2), keeping those the stored
+	// state says are due: for a command run often from a timer
+	// (`tlspilot certs --once`), which must not contact the CA when
+	// nothing is due.
+	NoStartCheck bool
 	// Progress, if set, is told each step of each certificate as it
 	// starts: the order's steps (StepOrdering … StepDownload), then
 	// StepDone, StepFailed or StepNotDue. It is called from several
@@ -58,6 +64,9 @@ func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
 	var g errgroup.Group
 	g.SetLimit(cap(m.workers))
 	for _, e := range entries {
+		if opts.NoStartCheck {
+			e.askARIAt(time.Time{})
+		}
 		g.Go(func() error { return m.renewOne(ctx, e, opts.Force, progress) })
 	}
 	return g.Wait()

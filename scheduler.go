@@ -21,6 +21,11 @@ func (m *Manager) Run(ctx context.Context) error {
 		defer wg.Done()
 		m.watch(ctx)
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		m.deployLoop(ctx)
+	}()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {

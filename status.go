@@ -75,6 +75,9 @@ type CertStatus struct {
 	PendingSince time.Time `json:"pending_since,omitzero"`
 	// RevokedAt is when this certificate was revoked (Manager.Revoke).
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// Deploy is the state of its deployment, for a certificate with a
+	// Deployer (`tlspilot certs`); a failing one grades the report.
+	Deploy *DeployStatus `json:"deploy,omitempty"`
 }
 
 // Nagios plugin exit codes, used by status and certs --once.
@@ -128,7 +131,7 @@ func NewStatusReport(now time.Time, certs []CertStatus, acct *AccountStatus) Sta
 	r := StatusReport{Schema: StatusSchema, Time: now.UTC(), Account: acct, Certificates: certs}
 	r.ExitCode = ExitOK
 	for _, c := range certs {
-		r.ExitCode = max(r.ExitCode, c.exitCode(now))
+		r.ExitCode = max(r.ExitCode, c.exitCode(now), c.Deploy.exitCode(now))
 	}
 	r.Status = exitNames[r.ExitCode]
 	return r
@@ -206,7 +209,9 @@ func (m *Manager) Status() []CertStatus {
 	m.mu.Lock()
 	out := make([]CertStatus, 0, len(m.entries))
 	for _, e := range m.entries {
-		out = append(out, e.status(now, m.cfg.WarnWindow))
+		c := e.status(now, m.cfg.WarnWindow)
+		c.Deploy = m.deployStatusOf(e.id, c.Serial)
+		out = append(out, c)
 	}
 	m.mu.Unlock()
 	return NewStatusReport(now, out, nil).Certificates
@@ -260,6 +265,9 @@ func storedStatus(ctx context.Context, st *certstore.Store, id string, names []s
 	e.running = st.HasProgress(ctx, id)
 	cs := e.status(now, warn)
 	cs.Managed = managed
+	if managed {
+		cs.Deploy = storedDeployStatus(ctx, st, id, cs.Serial)
+	}
 	if err != nil && !certstore.IsNotExist(err) {
 		cs.LastError = "unreadable stored certificate: " + err.Error()
 	}

@@ -2,6 +2,7 @@
 // certificates through ACME.
 //
 //	tlspilot serve [-c FILE]                serve the sites of the config file
+//	tlspilot certs [-c FILE] [--once]       keep the [[certificate]] files of other software
 //	tlspilot check [-c FILE | FILE]         validate the config and print what would be served
 //	tlspilot status [--json] [NAME...]      every certificate's state, with Nagios exit codes
 //	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
@@ -34,6 +35,7 @@ const usage = `tlspilot: HTTPS with certificates that take care of themselves.
 
 Usage:
   tlspilot serve [-c FILE]                      serve the sites of the config file (SIGHUP reloads it)
+  tlspilot certs [-c FILE] [--once]             keep the [[certificate]] PEM files of other software
   tlspilot check [-c FILE | FILE]               validate the config and print what would be served
   tlspilot status [--json] [NAME...]            every certificate's state; Nagios exit codes
   tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "serve":
 		return serveCmd(ctx, args[1:], stdout, stderr)
+	case "certs":
+		return certsCmd(ctx, args[1:], stdout, stderr)
 	case "check":
 		return checkCmd(args[1:], stdout, stderr)
 	case "status":

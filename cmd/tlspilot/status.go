@@ -109,7 +109,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))
 	}
-	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), acmeCerts(cfg)...)
+	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), append(acmeCerts(cfg), certificateCerts(cfg)...)...)
 	if r.ExitCode != tlspilot.ExitUnknown && cf.NArg() > 0 {
 		r, err = filterReport(r, cf.Args())
 		if err != nil {
@@ -201,6 +201,9 @@ func printTable(w io.Writer, r tlspilot.StatusReport) {
 		}
 		if c.LastError != "" {
 			fmt.Fprintf(w, "  last error (%s): %s\n", stamp(c.LastAttempt), c.LastError)
+		}
+		if d := c.Deploy; d != nil {
+			printDeploy(w, d)
 		}
 	}
 }

@@ -8,7 +8,8 @@
 // # Events
 //
 // The events notified are the tlspilot.EventType values "obtained",
-// "renewed", "renew-failed", "expiring", "expired" and "revoked";
+// "renewed", "renew-failed", "expiring", "expired", "revoked", and, from
+// `tlspilot certs`, "deployed" and "deploy-failed";
 // "loaded" (a certificate stored by another process taken into service)
 // is not notified.
 //
@@ -27,7 +28,7 @@
 //	TLSPILOT_NAMES      its names, separated by spaces
 //	TLSPILOT_KEY_TYPE   its key type, e.g. "ecdsa-p256"
 //	TLSPILOT_NOT_AFTER  expiry of the certificate in service, RFC 3339 (UTC); empty if none
-//	TLSPILOT_ERROR      the error, for renew-failed and expiring; else empty
+//	TLSPILOT_ERROR      the error, for renew-failed, expiring and deploy-failed; else empty
 //	TLSPILOT_ATTEMPT    consecutive failures so far (renew-failed); else 0
 //	TLSPILOT_RETRY_AT   next attempt, RFC 3339 (renew-failed); else empty
 //	TLSPILOT_TIME       when the event happened, RFC 3339 (UTC)

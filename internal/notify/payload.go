@@ -37,7 +37,8 @@ type Payload struct {
 func notified(t tlspilot.EventType) bool {
 	switch t {
 	case tlspilot.EventObtained, tlspilot.EventRenewed, tlspilot.EventFailed,
-		tlspilot.EventExpiring, tlspilot.EventExpired, tlspilot.EventRevoked:
+		tlspilot.EventExpiring, tlspilot.EventExpired, tlspilot.EventRevoked,
+		tlspilot.EventDeployed, tlspilot.EventDeployFailed:
 		return true
 	}
 	return false

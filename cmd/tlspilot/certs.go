@@ -1,0 +1,220 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"syscall"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/deploy"
+)
+
+const certsSummary = `Keeps the [[certificate]] tables of the config file for other software
+(nginx, Postfix, HAProxy…): obtains and renews them when due, writes their
+PEM files (atomically, only when they change) and runs their reload.
+Same storage, account, locks, status and notifications as serve.
+
+As a daemon (default) it renews on schedule, deploys each new certificate
+at once, takes up certificates stored by "tlspilot renew" within 15 s, and
+retries a failed deploy or reload with backoff (10 s up to 1 h).
+
+With --once (cron, systemd timer) it renews what is due (no request to the
+CA when nothing is), deploys, retries a deploy or reload that failed
+before, prints the status and exits with the status codes: 0 OK; 1 WARNING
+(a certificate expiring or failing to renew, or a deploy failing while the
+previously deployed certificate is still valid); 2 CRITICAL (expired, no
+certificate for over an hour, or a deploy failing with no valid
+certificate deployed); 3 UNKNOWN (config or storage unreadable).`
+
+func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	cf := newFlags("certs", "[--config FILE] [--once]", certsSummary, stdout, stderr)
+	once := cf.Bool("once", false, "renew what is due, deploy, print the status and exit")
+	if code, ok := cf.parse(args, stdout); !ok {
+		return map[bool]int{true: code, false: tlspilot.ExitUnknown}[code == 0]
+	}
+	if cf.NArg() > 0 {
+		fmt.Fprintf(stderr, "tlspilot certs: unexpected argument %q\n", cf.Arg(0))
+		return tlspilot.ExitUnknown
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return tlspilot.ExitUnknown
+	}
+	lg, err := openLogs(cfg, stdout, stderr)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return tlspilot.ExitUnknown
+	}
+	defer lg.close()
+	k, err := startKeeper(ctx, cfg, lg.log)
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return tlspilot.ExitUnknown
+	}
+	defer k.stop()
+	if *once {
+		return k.once(ctx, stdout)
+	}
+	return k.daemon(ctx)
+}
+
+// keeper is a running `tlspilot certs`: the Manager of the config's
+// [[certificate]] tables with their deployers, and the notify hooks.
+type keeper struct {
+	cfg  *config.Config
+	log  *slog.Logger
+	m    *tlspilot.Manager
+	ntf  *hooks
+	stop func()
+}
+
+// startKeeper builds the Manager of cfg's certificates.
+func startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger) (*keeper, error) {
+	if len(cfg.Certificates) == 0 {
+		return nil, cfg.Errorf("certificate", "no [[certificate]] table: nothing for certs to keep")
+	}
+	if err := preflight(cfg); err != nil {
+		return nil, err
+	}
+	certs, err := deployedCerts(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ntf, err := startHooks(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	mcfg, err := managerConfig(cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	ntf.configure(&mcfg)
+	m, err := tlspilot.New(ctx, mcfg)
+	if err != nil {
+		return nil, newError(cfg, err)
+	}
+	if err := m.ManageCerts(ctx, certs...); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	stop := func() {}
+	if needsListeners(cfg) {
+		stop = answerChallenges(m, cfg, log)
+	}
+	k := &keeper{cfg: cfg, log: log, m: m, ntf: ntf}
+	k.stop = func() { stop(); ntf.close(log) }
+	return k, nil
+}
+
+// once renews what is due, deploys, prints the managed certificates'
+// status and returns its exit code.
+func (k *keeper) once(ctx context.Context, stdout io.Writer) int {
+	if err := k.m.Renew(ctx, tlspilot.RenewOptions{NoStartCheck: true}); err != nil {
+		k.log.Debug("renewal failed", "error", err) // each failure is logged by the Manager
+	}
+	if err := k.m.Deploy(ctx); err != nil {
+		k.log.Debug("deploy failed", "error", err) // each failure is logged by the Manager
+	}
+	r := k.m.Report(ctx)
+	var managed []tlspilot.CertStatus
+	for _, c := range r.Certificates {
+		if c.Managed {
+			managed = append(managed, c)
+		}
+	}
+	r = tlspilot.NewStatusReport(r.Time, managed, r.Account)
+	printTable(stdout, r)
+	return r.ExitCode
+}
+
+// daemon renews and deploys until ctx ends.
+func (k *keeper) daemon(ctx context.Context) int {
+	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates))
+	if err := k.m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		k.log.Error("certs stopped", "error", err)
+		return 1
+	}
+	k.log.Info("stopped", "reason", context.Cause(ctx).Error())
+	return 0
+}
+
+// needsListeners reports whether a certificate answers http-01 or
+// tls-alpn-01 neither by files nor on its own listener: those are
+// answered on http_listen and https_listen, as `renew` does.
+func needsListeners(cfg *config.Config) bool {
+	for _, c := range cfg.Certificates {
+		if c.Challenge != tlspilot.DNS01 && c.ChallengeDir == "" && c.Standalone == "" {
+			return true
+		}
+	}
+	return false
+}
+
+// certificateCerts maps the [[certificate]] tables onto the library's
+// Cert, without deployers: for the commands that operate on the storage
+// (status, renew, revoke).
+func certificateCerts(cfg *config.Config) []tlspilot.Cert {
+	out := make([]tlspilot.Cert, 0, len(cfg.Certificates))
+	for _, c := range cfg.Certificates {
+		tc := tlspilot.Cert{Names: c.Names, Challenge: c.Challenge, ChallengeDir: c.ChallengeDir}
+		for _, kt := range c.KeyTypes {
+			tc.KeyTypes = append(tc.KeyTypes, tlspilot.KeyType(kt))
+		}
+		out = append(out, tc)
+	}
+	return out
+}
+
+// deployedCerts maps the [[certificate]] tables onto the library's Cert,
+// one per key type, each with the deployer of its files.
+func deployedCerts(cfg *config.Config, log *slog.Logger) ([]tlspilot.Cert, error) {
+	out := certificateCerts(cfg)
+	for i, c := range cfg.Certificates {
+		out[i].Deployers = make(map[tlspilot.KeyType]tlspilot.Deployer, len(c.KeyTypes))
+		for _, kt := range c.KeyTypes {
+			d, err := deploy.New(deployOptions(c, kt, log))
+			if err != nil {
+				return nil, cfg.Errorf(fmt.Sprintf("certificate[%d]", i+1), "%v", err)
+			}
+			out[i].Deployers[tlspilot.KeyType(kt)] = d
+		}
+	}
+	return out, nil
+}
+
+// deployOptions are the deploy options of c's files for key type kt.
+func deployOptions(c config.Certificate, kt string, log *slog.Logger) deploy.Options {
+	n := len(c.KeyTypes)
+	path := func(p string) string {
+		if p == "" {
+			return ""
+		}
+		return config.DeployPath(p, kt, n)
+	}
+	o := deploy.Options{
+		Fullchain: path(c.Fullchain), Privkey: path(c.Privkey), Cert: path(c.Cert), Chain: path(c.Chain),
+		Combined: path(c.Combined), Owner: c.Owner, Group: c.Group, Mode: c.Mode, Reload: c.Reload,
+		PIDFile: c.PIDFile, Logger: log.With("component", "deploy"),
+	}
+	if c.ReloadSignal != "" {
+		sig, err := deploy.ParseSignal(c.ReloadSignal)
+		if err == nil {
+			o.Signal = sig
+		} else {
+			o.Signal = syscall.SIGHUP // unreachable: config checked the name
+		}
+	}
+	return o
+}
+
+// printDeploy prints the deploy state of a certificate under its status.
+func printDeploy(w io.Writer, d *tlspilot.DeployStatus) {
+	fmt.Fprintf(w, "  deploy %s: serial %s, deployed %s\n", d.State, orDash(d.Serial), stamp(d.DeployedAt))
+	if d.State == tlspilot.DeployFailing {
+		fmt.Fprintf(w, "  deploy error (%s, attempt %d, next try %s): %s\n", stamp(d.LastAttempt), d.Attempts, stamp(d.RetryAt), d.LastError)
+	}
+}

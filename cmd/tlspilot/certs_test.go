@@ -1,0 +1,355 @@
+package main
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+)
+
+// nginx is a Debian nginx started by the test, on loopback, with its own
+// config and pid file: it serves the challenge directory on Pebble's
+// http-01 port and HTTPS with the deployed files on another port.
+type nginx struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	conf     string
+	errorLog string
+	tls      string // 127.0.0.1:port
+}
+
+// startNginx writes a self-signed placeholder to fullchain and privkey
+// (nginx needs a certificate to start, as a distribution's snakeoil),
+// starts nginx in the foreground and stops it at cleanup.
+func startNginx(t *testing.T, e *env, challengeDir, fullchain, privkey string) *nginx {
+	t.Helper()
+	dir := filepath.Join(e.dir, "nginx")
+	for _, d := range []string{dir, filepath.Join(dir, "tmp")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	placeholder(t, fullchain, privkey)
+	n := &nginx{t: t, conf: filepath.Join(dir, "nginx.conf"), errorLog: filepath.Join(dir, "error.log"), tls: freeAddr(t)}
+	tmp := filepath.Join(dir, "tmp")
+	write(t, n.conf, fmt.Sprintf(`daemon off;
+master_process on;
+worker_processes 1;
+pid %[1]s/nginx.pid;
+error_log %[2]s notice;
+events { worker_connections 512; }
+http {
+	access_log off;
+	client_body_temp_path %[3]s/body;
+	proxy_temp_path %[3]s/proxy;
+	fastcgi_temp_path %[3]s/fastcgi;
+	uwsgi_temp_path %[3]s/uwsgi;
+	scgi_temp_path %[3]s/scgi;
+	server {
+		listen %[4]s;
+		location /.well-known/acme-challenge/ {
+			alias %[5]s/;
+			default_type text/plain;
+		}
+		location / { return 404; }
+	}
+	server {
+		listen %[6]s ssl;
+		ssl_certificate %[7]s;
+		ssl_certificate_key %[8]s;
+		location / { return 200 "hello from nginx\n"; }
+	}
+}
+`, dir, n.errorLog, tmp, e.http, challengeDir, n.tls, fullchain, privkey))
+	cmd := exec.Command("nginx", "-c", n.conf, "-e", n.errorLog)
+	out, err := os.Create(filepath.Join(dir, "stdout"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nginx: %v", err)
+	}
+	n.cmd = cmd
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		done := make(chan struct{})
+		go func() { _ = cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		_ = out.Close()
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.DialTimeout("tcp", n.tls, time.Second)
+		if err == nil {
+			c.Close()
+			return n
+		}
+		if time.Now().After(deadline) {
+			log, _ := os.ReadFile(n.errorLog)
+			t.Fatalf("nginx does not listen on %s: %v\n%s", n.tls, err, log)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// placeholder writes a self-signed certificate and its key.
+func placeholder(t *testing.T, certFile, keyFile string) {
+	t.Helper()
+	out, err := exec.Command("openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+		"-subj", "/CN=placeholder", "-days", "1", "-keyout", keyFile, "-out", certFile).CombinedOutput()
+	if err != nil {
+		t.Fatalf("openssl: %v\n%s", err, out)
+	}
+}
+
+// reloads counts the reloads nginx logged.
+func (n *nginx) reloads() int {
+	b, _ := os.ReadFile(n.errorLog)
+	return strings.Count(string(b), "(SIGHUP) received")
+}
+
+// serial returns the serial of the certificate nginx serves for name,
+// verified against roots ("" and the error if it does not verify).
+func (n *nginx) serial(name string, roots *x509.CertPool) (string, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 5 * time.Second}, "tcp", n.tls, &tls.Config{ServerName: name, RootCAs: roots})
+	if err != nil {
+		return "", err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Text(16), nil
+}
+
+// waitSerial waits until nginx serves the certificate with serial from
+// its only worker: the workers of the configuration before the reload
+// have finished, so no connection can reach them any more.
+func (n *nginx) waitSerial(name, serial string, roots *x509.CertPool) {
+	n.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		got, err := n.serial(name, roots)
+		if got == serial && n.workers() == 1 {
+			return
+		}
+		if time.Now().After(deadline) {
+			n.t.Fatalf("nginx serves serial %q (%v), want %s", got, err, serial)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// certsEnv is a config with one [[certificate]] for nginx.
+type certsEnv struct {
+	*env
+	challenges, live   string
+	fullchain, privkey string
+}
+
+func newCertsEnv(t *testing.T) *certsEnv {
+	t.Helper()
+	e := newEnv(t)
+	// nginx's workers run as nobody: they must reach the challenge files.
+	for d := e.dir; d != "/tmp" && d != "/"; d = filepath.Dir(d) {
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce := &certsEnv{env: e, challenges: filepath.Join(e.dir, "acme-challenge"), live: filepath.Join(e.dir, "live", "nginx")}
+	for _, d := range []string{ce.challenges, ce.live} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ce.fullchain, ce.privkey = filepath.Join(ce.live, "fullchain.pem"), filepath.Join(ce.live, "privkey.pem")
+	return ce
+}
+
+// configure writes the config with the certificate's reload and extra
+// top-level keys.
+func (ce *certsEnv) configure(top, reload string) string {
+	return ce.config(top + fmt.Sprintf(`
+[[certificate]]
+names = ["nginx.example.test"]
+challenge_dir = %q
+fullchain = %q
+privkey = %q
+reload = %s
+`, ce.challenges, ce.fullchain, ce.privkey, reload))
+}
+
+// certsOnce runs `tlspilot certs --once` and checks its exit code.
+func certsOnce(t *testing.T, conf string, want int) string {
+	t.Helper()
+	code, out, errOut := runBinary(t, "certs", "--once", "--config", conf)
+	if code != want {
+		t.Fatalf("certs --once: exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want, out, errOut)
+	}
+	t.Logf("certs --once (exit %d): %s", code, strings.SplitN(out, "\n", 2)[0])
+	return out
+}
+
+// deployed returns the certificate's deploy state as status reports it.
+func deployed(t *testing.T, conf string) (tlspilot.CertStatus, int) {
+	t.Helper()
+	r, code := status(t, statusSchema(t), conf)
+	for _, c := range r.Certificates {
+		if c.Managed {
+			if c.Deploy == nil {
+				t.Fatalf("status has no deploy state for %s", c.ID)
+			}
+			return c, code
+		}
+	}
+	t.Fatalf("status reports no managed certificate: %+v", r)
+	return tlspilot.CertStatus{}, 0
+}
+
+// TestCertsNginx: `certs --once` obtains a certificate from Pebble by
+// http-01 through nginx (answers as files in the challenge directory),
+// writes nginx's files and reloads it, and a client trusting only
+// Pebble's root then gets the new certificate from nginx. Run again with
+// nothing due it sends no request to the CA, writes nothing and does not
+// reload. A forced renewal deployed under a steady request load swaps the
+// certificate with no failed request.
+func TestCertsNginx(t *testing.T) {
+	ce := newCertsEnv(t)
+	ng := startNginx(t, ce.env, ce.challenges, ce.fullchain, ce.privkey)
+	conf := ce.configure("", fmt.Sprintf(`["nginx", "-c", %q, "-s", "reload"]`, ng.conf))
+
+	out := certsOnce(t, conf, tlspilot.ExitOK)
+	if !strings.HasPrefix(out, "OK: 1 valid") || !strings.Contains(out, "deploy deployed") {
+		t.Errorf("certs --once printed:\n%s", out)
+	}
+	c, _ := deployed(t, conf)
+	if c.Deploy.State != tlspilot.DeployDone || c.Deploy.Serial != c.Serial {
+		t.Fatalf("deploy state %+v, certificate serial %s", c.Deploy, c.Serial)
+	}
+	ng.waitSerial("nginx.example.test", c.Serial, ce.roots)
+	if _, err := tls.LoadX509KeyPair(ce.fullchain, ce.privkey); err != nil {
+		t.Errorf("deployed files: %v", err)
+	}
+	if fi, _ := os.Stat(ce.privkey); fi.Mode().Perm() != 0o600 {
+		t.Errorf("privkey mode %04o, want 0600", fi.Mode().Perm())
+	}
+	if ents, _ := os.ReadDir(ce.challenges); len(ents) != 0 {
+		t.Errorf("challenge directory holds %d files after validation, want none", len(ents))
+	}
+
+	requests, reloads, before := ce.p.Requests(), ng.reloads(), stat(t, ce.fullchain)
+	certsOnce(t, conf, tlspilot.ExitOK)
+	if got := ce.p.Requests(); got != requests {
+		t.Errorf("certs --once with nothing due sent %d requests to the CA, want 0", got-requests)
+	}
+	if after := stat(t, ce.fullchain); after != before {
+		t.Errorf("fullchain rewritten with nothing due: %v, then %v", before, after)
+	}
+	if got := ng.reloads(); got != reloads {
+		t.Errorf("nginx reloaded %d times with nothing due, want 0", got-reloads)
+	}
+	t.Logf("nothing due: %d requests to the CA before and after, nginx reloads %d before and after", requests, reloads)
+
+	stop, served, failed := load(t, ng, ce.roots)
+	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf); code != 0 {
+		t.Fatalf("renew --force: exit %d\n%s%s", code, out, errOut)
+	}
+	certsOnce(t, conf, tlspilot.ExitOK)
+	c2, _ := deployed(t, conf)
+	if c2.Serial == c.Serial || c2.Deploy.Serial != c2.Serial {
+		t.Fatalf("after the forced renewal: serial %s (was %s), deployed %s", c2.Serial, c.Serial, c2.Deploy.Serial)
+	}
+	ng.waitSerial("nginx.example.test", c2.Serial, ce.roots)
+	time.Sleep(300 * time.Millisecond) // requests on the new certificate too
+	stop()
+	t.Logf("under load: %d requests served during the swap, %d failed", served.Load(), failed.Load())
+	if failed.Load() != 0 || served.Load() < 20 {
+		t.Errorf("%d requests failed, %d served; want 0 failed", failed.Load(), served.Load())
+	}
+}
+
+// workers counts the processes whose parent is nginx's master.
+func (n *nginx) workers() int {
+	stats, _ := filepath.Glob("/proc/[0-9]*/stat")
+	count := 0
+	for _, s := range stats {
+		b, err := os.ReadFile(s)
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid …: comm may hold spaces, so cut after ")".
+		f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+		if len(f) > 1 && f[1] == strconv.Itoa(n.cmd.Process.Pid) {
+			count++
+		}
+	}
+	return count
+}
+
+// stat identifies a file's version: inode and modification time.
+func stat(t *testing.T, path string) string {
+	t.Helper()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("inode %d mtime %s", fi.Sys().(*syscall.Stat_t).Ino, fi.ModTime())
+}
+
+// load sends requests to nginx over new connections (each a full
+// handshake, verified against roots) from two workers, each pausing 5 ms
+// between requests, until stop is called.
+func load(t *testing.T, ng *nginx, roots *x509.CertPool) (stop func(), served, failed *atomic.Int64) {
+	served, failed = new(atomic.Int64), new(atomic.Int64)
+	client := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{DisableKeepAlives: true,
+		TLSClientConfig: &tls.Config{ServerName: "nginx.example.test", RootCAs: roots}}}
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	var firstErr sync.Once
+	for range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(5 * time.Millisecond):
+				}
+				resp, err := client.Get("https://" + ng.tls + "/")
+				if err == nil {
+					err = func() error {
+						defer resp.Body.Close()
+						if resp.StatusCode != 200 {
+							return fmt.Errorf("status %d", resp.StatusCode)
+						}
+						return nil
+					}()
+				}
+				if err != nil {
+					failed.Add(1)
+					firstErr.Do(func() { t.Logf("first failed request: %v", err) })
+					continue
+				}
+				served.Add(1)
+			}
+		}()
+	}
+	return func() { close(done); wg.Wait() }, served, failed
+}

@@ -1,0 +1,371 @@
+package tlspilot
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/renewal"
+	"github.com/tlspilot/tlspilot/internal/solvers"
+)
+
+// Deployer puts a certificate where other software reads it (PEM files,
+// a secret store, another host) and has that software read it again.
+// internal/deploy writes files; `tlspilot certs` gives one to each
+// [[certificate]] and key type, through Cert.Deployers.
+//
+// Write MUST be idempotent: given what it was given last time it changes
+// nothing and reports changed = false, so that the Manager can call it
+// for every certificate as often as it likes. A failed Write MUST leave
+// what was deployed before in place. Reload is called after a Write that
+// changed something, once everything is in place, and again after an
+// earlier Reload failed (until one succeeds), never otherwise. Both MUST
+// honour ctx.
+type Deployer interface {
+	Write(ctx context.Context, chainPEM, keyPEM []byte) (changed bool, err error)
+	Reload(ctx context.Context) error
+}
+
+// Deploy events, sent like the others through Config.OnEvent.
+const (
+	// EventDeployed: the certificate's files changed and the software
+	// was reloaded.
+	EventDeployed EventType = "deployed"
+	// EventDeployFailed: writing the files or the reload failed; Err
+	// says why, Attempt counts the failures, RetryAt is the next try of
+	// Run (the next Deploy call otherwise).
+	EventDeployFailed EventType = "deploy-failed"
+)
+
+// The states of DeployStatus.
+const (
+	DeployDone    = "deployed" // the certificate in storage is in place and loaded
+	DeployPending = "pending"  // a newer certificate is not deployed yet (no failure so far)
+	DeployFailing = "failing"  // the last attempt failed
+)
+
+// DeployStatus is what was deployed of a certificate with a Deployer, in
+// the status document (CertStatus.Deploy).
+type DeployStatus struct {
+	State       string    `json:"state"`
+	Serial      string    `json:"serial,omitempty"`   // of the certificate in place and loaded
+	NotAfter    time.Time `json:"not_after,omitzero"` // of that certificate
+	DeployedAt  time.Time `json:"deployed_at,omitzero"`
+	Attempts    int       `json:"attempts,omitempty"` // consecutive failures
+	LastError   string    `json:"last_error,omitempty"`
+	LastAttempt time.Time `json:"last_attempt,omitzero"`
+	RetryAt     time.Time `json:"retry_at,omitzero"`
+}
+
+// exitCode grades a deployment. One that keeps failing is CRITICAL when
+// the software has no valid certificate from tlspilot (never deployed,
+// or the deployed one expired): nothing will get better without an
+// operator. It is WARNING while a previous certificate, still valid, is
+// in place: the software keeps working, as with a failing renewal.
+func (d *DeployStatus) exitCode(now time.Time) int {
+	switch {
+	case d == nil || d.State != DeployFailing:
+		return ExitOK
+	case d.NotAfter.IsZero() || !now.Before(d.NotAfter):
+		return ExitCritical
+	}
+	return ExitWarning
+}
+
+// deployStatus makes the DeployStatus of a record, for the certificate
+// with serial now in storage ("" if none).
+func deployStatus(rec certstore.Deployed, serial string) *DeployStatus {
+	d := &DeployStatus{State: DeployDone, Serial: rec.Serial, NotAfter: rec.NotAfter, DeployedAt: rec.At,
+		Attempts: rec.Attempts, LastError: rec.LastError, LastAttempt: rec.LastAttempt, RetryAt: rec.RetryAt}
+	switch {
+	case rec.Attempts > 0:
+		d.State = DeployFailing
+	case rec.Serial != serial || rec.ReloadPending:
+		d.State = DeployPending
+	}
+	return d
+}
+
+// deployRetryMin and deployRetryMax bound the backoff between deploy
+// attempts in Run.
+const (
+	deployRetryMin = 10 * time.Second
+	deployRetryMax = time.Hour
+)
+
+// extras is what the Manager keeps per certificate beyond its entry: the
+// challenge directory and the Deployer, and the deploy work of Run.
+type extras struct {
+	mu        sync.Mutex
+	dirs      map[string]string   // cert id -> challenge directory
+	deployers map[string]Deployer // cert id -> its Deployer
+	records   map[string]certstore.Deployed
+	pending   map[string]bool // certificates to deploy at once (a new one arrived)
+	wake      chan struct{}
+	httpFiles *solvers.HTTP01Files
+	deploying sync.Mutex // one deployment at a time in this process
+}
+
+// set records c's challenge directory and the Deployer of key type kt
+// for its entry id.
+func (x *extras) set(id string, kt KeyType, c Cert) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.dirs == nil {
+		x.dirs, x.deployers = map[string]string{}, map[string]Deployer{}
+		x.records, x.pending = map[string]certstore.Deployed{}, map[string]bool{}
+		x.wake = make(chan struct{}, 1)
+	}
+	if c.ChallengeDir != "" {
+		x.dirs[id] = c.ChallengeDir
+	}
+	if d := c.Deployers[kt]; d != nil {
+		x.deployers[id] = d
+	}
+}
+
+// dir returns the challenge directory of certificate id, "" if none.
+func (x *extras) dir(id string) string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.dirs[id]
+}
+
+// httpSolver is the http-01 solver of orders: storage, and files in the
+// certificate's challenge directory when it has one.
+func (m *Manager) httpSolver() solvers.Solver {
+	m.extras.mu.Lock()
+	defer m.extras.mu.Unlock()
+	if m.extras.httpFiles == nil {
+		m.extras.httpFiles = solvers.NewHTTP01Files(m.http01, m.extras.dir)
+	}
+	return m.extras.httpFiles
+}
+
+// noticeDeploy queues the deployment of a certificate that was just
+// obtained, renewed or taken from storage. It never blocks.
+func (m *Manager) noticeDeploy(ev Event) {
+	if ev.Type != EventObtained && ev.Type != EventRenewed && ev.Type != EventLoaded {
+		return
+	}
+	x := &m.extras
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.deployers[ev.CertID] == nil {
+		return
+	}
+	x.pending[ev.CertID] = true
+	select {
+	case x.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Deploy hands every managed certificate that has a Deployer and a
+// stored certificate to it, now: files are written where their content
+// changed, and the software reloaded when something changed or a
+// previous reload failed. It returns the failures joined; each is also
+// recorded in storage (CertStatus.Deploy), logged and sent as
+// EventDeployFailed. Run does the same by itself, as certificates
+// arrive, and retries failures with backoff.
+func (m *Manager) Deploy(ctx context.Context) error {
+	var errs []error
+	for _, id := range m.deployIDs() {
+		errs = append(errs, m.deployOne(ctx, id))
+	}
+	return errors.Join(errs...)
+}
+
+// deployIDs lists the managed certificates with a Deployer.
+func (m *Manager) deployIDs() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.extras.mu.Lock()
+	defer m.extras.mu.Unlock()
+	var out []string
+	for id := range m.entries {
+		if m.extras.deployers[id] != nil {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+// deployOne deploys certificate id under its deploy lock.
+func (m *Manager) deployOne(ctx context.Context, id string) error {
+	m.extras.deploying.Lock()
+	defer m.extras.deploying.Unlock()
+	m.extras.mu.Lock()
+	d := m.extras.deployers[id]
+	delete(m.extras.pending, id)
+	m.extras.mu.Unlock()
+	c, err := m.store.LoadCert(ctx, id)
+	if certstore.IsNotExist(err) || d == nil {
+		return nil // nothing to deploy yet
+	}
+	if err != nil {
+		return m.deployFailed(ctx, id, certstore.Deployed{}, fmt.Errorf("deploy %s: %w", id, err))
+	}
+	lease, err := m.store.Storage().Lock(ctx, certstore.DeployLock(id))
+	if err != nil {
+		return fmt.Errorf("deploy %s: lock: %w", id, err)
+	}
+	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	rec, err := m.store.LoadDeployed(ctx, id)
+	if err != nil && !certstore.IsNotExist(err) {
+		m.log.Warn("unreadable deploy record; deploying afresh", "cert", id, "error", err)
+	}
+	return m.deployCert(ctx, id, d, c, rec)
+}
+
+// deployCert writes c through d and reloads when needed, recording how
+// it went.
+func (m *Manager) deployCert(ctx context.Context, id string, d Deployer, c certstore.Cert, rec certstore.Deployed) error {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: encode key: %w", id, err))
+	}
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
+	changed, err := d.Write(ctx, []byte(c.ChainPEM), keyPEM)
+	clear(der)
+	clear(keyPEM)
+	if err != nil {
+		return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: %w", id, err))
+	}
+	if changed && !rec.ReloadPending {
+		// Owe the reload before running it: if this process dies now,
+		// the next one reloads although the files no longer change.
+		rec.ReloadPending = true
+		m.storeDeployed(ctx, id, rec)
+	}
+	if rec.ReloadPending {
+		if err := d.Reload(ctx); err != nil {
+			return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: %w", id, err))
+		}
+	}
+	was := rec
+	rec = certstore.Deployed{Serial: serialOfPEM(c.ChainPEM), NotAfter: c.NotAfter, At: rec.At}
+	if changed || was.ReloadPending || rec.Serial != was.Serial || rec.At.IsZero() {
+		rec.At = time.Now().UTC()
+	}
+	if rec != was {
+		m.storeDeployed(ctx, id, rec)
+	}
+	if changed || was.ReloadPending {
+		m.log.Info("certificate deployed", "cert", id, "serial", rec.Serial, "reloaded", was.ReloadPending || changed)
+		m.emit(m.deployEvent(EventDeployed, id, c.NotAfter))
+	}
+	return nil
+}
+
+// deployFailed records, logs and reports a failed deployment, and
+// returns err.
+func (m *Manager) deployFailed(ctx context.Context, id string, rec certstore.Deployed, err error) error {
+	if ctx.Err() != nil {
+		return err
+	}
+	now := time.Now()
+	rec.Attempts++
+	rec.LastError, rec.LastAttempt = err.Error(), now.UTC()
+	rec.RetryAt = renewal.Backoff{Min: deployRetryMin, Max: deployRetryMax}.Next(now, rec.Attempts, time.Time{}, jitter).UTC()
+	m.storeDeployed(ctx, id, rec)
+	m.log.Error("deploy failed", "cert", id, "attempt", rec.Attempts, "retry_in", rec.RetryAt.Sub(now).Round(time.Second), "error", err)
+	ev := m.deployEvent(EventDeployFailed, id, rec.NotAfter)
+	ev.Err, ev.Attempt, ev.RetryAt = err, rec.Attempts, rec.RetryAt
+	m.emit(ev)
+	return err
+}
+
+// storeDeployed saves rec and keeps it for Status.
+func (m *Manager) storeDeployed(ctx context.Context, id string, rec certstore.Deployed) {
+	m.extras.mu.Lock()
+	m.extras.records[id] = rec
+	m.extras.mu.Unlock()
+	if err := m.store.StoreDeployed(context.WithoutCancel(ctx), id, rec); err != nil {
+		m.log.Warn("store deploy record", "cert", id, "error", err)
+	}
+}
+
+// deployEvent is an event about certificate id.
+func (m *Manager) deployEvent(typ EventType, id string, notAfter time.Time) Event {
+	ev := Event{Type: typ, CertID: id, NotAfter: notAfter}
+	m.mu.Lock()
+	if e := m.entries[id]; e != nil {
+		ev.Names, ev.KeyType = e.site.names, e.keyType
+	}
+	m.mu.Unlock()
+	return ev
+}
+
+// deployLoop, run by Run, deploys every certificate with a Deployer at
+// start, then each new one as it arrives, and retries failures with
+// backoff, until ctx ends.
+func (m *Manager) deployLoop(ctx context.Context) {
+	if len(m.deployIDs()) == 0 {
+		return
+	}
+	_ = m.Deploy(ctx)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		ids, next := m.deployDue(time.Now())
+		for _, id := range ids {
+			_ = m.deployOne(ctx, id)
+		}
+		if len(ids) > 0 {
+			continue
+		}
+		timer.Reset(time.Until(next))
+		select {
+		case <-ctx.Done():
+			return
+		case <-m.extras.wake:
+		case <-timer.C:
+		}
+	}
+}
+
+// deployDue returns the certificates to deploy now (new ones, and failed
+// ones whose retry is due) and when the next retry is due.
+func (m *Manager) deployDue(now time.Time) (ids []string, next time.Time) {
+	x := &m.extras
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	next = now.Add(time.Hour)
+	for id := range x.deployers {
+		rec, failing := x.records[id], x.records[id].Attempts > 0
+		switch {
+		case x.pending[id], failing && !rec.RetryAt.After(now):
+			ids = append(ids, id)
+		case failing && rec.RetryAt.Before(next):
+			next = rec.RetryAt
+		}
+	}
+	return ids, next
+}
+
+// deployStatusOf reports the deployment of certificate id with serial
+// in service, nil without a Deployer.
+func (m *Manager) deployStatusOf(id, serial string) *DeployStatus {
+	m.extras.mu.Lock()
+	defer m.extras.mu.Unlock()
+	if m.extras.deployers[id] == nil {
+		return nil
+	}
+	return deployStatus(m.extras.records[id], serial)
+}
+
+// storedDeployStatus reads the deployment of certificate id from
+// storage, nil when it has no deploy record.
+func storedDeployStatus(ctx context.Context, st *certstore.Store, id, serial string) *DeployStatus {
+	rec, err := st.LoadDeployed(ctx, id)
+	if err != nil {
+		return nil
+	}
+	return deployStatus(rec, serial)
+}

@@ -1,0 +1,123 @@
+package solvers
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
+)
+
+// AnswerFileMode is the mode of http-01 answer files: another web server,
+// running as another user, must be able to read them.
+const AnswerFileMode fs.FileMode = 0o644
+
+// HTTP01Files presents http-01 answers through an inner solver (the
+// storage, for the handler) and, for owners that have a challenge
+// directory, also as files <dir>/<token> holding the key authorization,
+// for another web server that serves the directory at HTTP01Prefix. A
+// file is written before Present returns (temporary name, then rename, so
+// the web server never serves half an answer) and removed when the last
+// owner that presented it cleans up. Tokens outside the ACME alphabet are
+// refused: a token never becomes any other path.
+type HTTP01Files struct {
+	inner Solver
+	dirOf func(owner string) string // "" for owners without a directory
+
+	mu   sync.Mutex
+	held map[string]owners // file path -> owners that presented it
+}
+
+// NewHTTP01Files returns a solver presenting through inner, and as files
+// in dirOf(owner) for owners with a directory. dirOf must be safe for
+// concurrent use.
+func NewHTTP01Files(inner Solver, dirOf func(owner string) string) *HTTP01Files {
+	return &HTTP01Files{inner: inner, dirOf: dirOf, held: make(map[string]owners)}
+}
+
+// Present presents ch through the inner solver, then writes its file.
+func (h *HTTP01Files) Present(ctx context.Context, ch acmeclient.Challenge) error {
+	if err := h.inner.Present(ctx, ch); err != nil {
+		return err
+	}
+	path, ok, err := h.path(ctx, ch)
+	if !ok || err != nil {
+		return err
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if err := writeAnswer(path, ch.KeyAuthorization); err != nil {
+		return fmt.Errorf("http-01 for %s: %w", ch.Identifier.Value, err)
+	}
+	if h.held[path] == nil {
+		h.held[path] = make(owners)
+	}
+	h.held[path].add(ownerOf(ctx))
+	return nil
+}
+
+// CleanUp drops the claim of the owner of ctx, removes the file when no
+// owner holds it any more, and cleans up through the inner solver.
+func (h *HTTP01Files) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
+	path, ok, err := h.path(ctx, ch)
+	if ok && err == nil {
+		h.mu.Lock()
+		o := h.held[path]
+		o.drop(ownerOf(ctx))
+		if len(o) == 0 {
+			delete(h.held, path)
+			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
+				err = fmt.Errorf("http-01 for %s: remove answer file: %w", ch.Identifier.Value, rerr)
+			}
+		}
+		h.mu.Unlock()
+	}
+	return errors.Join(err, h.inner.CleanUp(ctx, ch))
+}
+
+// path returns the answer file of ch for the owner of ctx; ok is false
+// when that owner has no directory.
+func (h *HTTP01Files) path(ctx context.Context, ch acmeclient.Challenge) (string, bool, error) {
+	dir := h.dirOf(ownerOf(ctx))
+	if dir == "" {
+		return "", false, nil
+	}
+	if !ValidToken(ch.Token) {
+		return "", true, fmt.Errorf("http-01 for %s: token %q is not in the ACME token alphabet", ch.Identifier.Value, ch.Token)
+	}
+	return filepath.Join(dir, ch.Token), true, nil
+}
+
+// writeAnswer writes keyAuth to path through a temporary file in the same
+// directory, mode AnswerFileMode whatever the umask.
+func writeAnswer(path, keyAuth string) error {
+	dir := filepath.Dir(path)
+	t, err := os.CreateTemp(dir, ".answer.tmp-*")
+	if err != nil {
+		if errors.Is(err, fs.ErrPermission) {
+			return fmt.Errorf("write answer file in %s: permission denied: needs write and search permission on the directory: %w", dir, err)
+		}
+		return fmt.Errorf("write answer file: %w", err)
+	}
+	defer os.Remove(t.Name()) // fails harmlessly once renamed
+	err = t.Chmod(AnswerFileMode)
+	if err == nil {
+		_, err = t.WriteString(keyAuth)
+	}
+	if cerr := t.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(t.Name(), path)
+	}
+	if err != nil {
+		return fmt.Errorf("write answer file %s: %w", path, err)
+	}
+	return nil
+}
+
+var _ Solver = (*HTTP01Files)(nil)
