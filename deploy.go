@@ -116,17 +116,36 @@ type extras struct {
 func (x *extras) set(id string, kt KeyType, c Cert) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
+	x.initLocked()
+	if c.ChallengeDir != "" {
+		x.dirs[id] = c.ChallengeDir
+	}
+	if d := c.Deployers[kt]; d != nil {
+		// Run deploys it once, even when the stored certificate does
+		// not change: files may be missing or stale.
+		x.deployers[id], x.pending[id] = d, true
+		select {
+		case x.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// initLocked makes the maps and the wake channel on first use.
+func (x *extras) initLocked() {
 	if x.dirs == nil {
 		x.dirs, x.deployers = map[string]string{}, map[string]Deployer{}
 		x.records, x.pending = map[string]certstore.Deployed{}, map[string]bool{}
 		x.wake = make(chan struct{}, 1)
 	}
-	if c.ChallengeDir != "" {
-		x.dirs[id] = c.ChallengeDir
-	}
-	if d := c.Deployers[kt]; d != nil {
-		x.deployers[id] = d
-	}
+}
+
+// wakeup returns the channel that noticeDeploy signals.
+func (x *extras) wakeup() <-chan struct{} {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.initLocked()
+	return x.wake
 }
 
 // dir returns the challenge directory of certificate id, "" if none.
@@ -306,9 +325,7 @@ func (m *Manager) deployEvent(typ EventType, id string, notAfter time.Time) Even
 // start, then each new one as it arrives, and retries failures with
 // backoff, until ctx ends.
 func (m *Manager) deployLoop(ctx context.Context) {
-	if len(m.deployIDs()) == 0 {
-		return
-	}
+	wake := m.extras.wakeup()
 	_ = m.Deploy(ctx)
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -324,7 +341,7 @@ func (m *Manager) deployLoop(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case <-m.extras.wake:
+		case <-wake:
 		case <-timer.C:
 		}
 	}

@@ -218,3 +218,14 @@ func printDeploy(w io.Writer, d *tlspilot.DeployStatus) {
 		fmt.Fprintf(w, "  deploy error (%s, attempt %d, next try %s): %s\n", stamp(d.LastAttempt), d.Attempts, stamp(d.RetryAt), d.LastError)
 	}
 }
+
+// deployFailing counts the certificates whose deploy is failing.
+func deployFailing(r tlspilot.StatusReport) int {
+	n := 0
+	for _, c := range r.Certificates {
+		if c.Deploy != nil && c.Deploy.State == tlspilot.DeployFailing {
+			n++
+		}
+	}
+	return n
+}

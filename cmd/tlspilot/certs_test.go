@@ -353,3 +353,152 @@ func load(t *testing.T, ng *nginx, roots *x509.CertPool) (stop func(), served, f
 	}
 	return func() { close(done); wg.Wait() }, served, failed
 }
+
+// TestCertsReloadFailure: a reload that fails is reported (exit code,
+// status, log, notification) and retried until it succeeds, by the next
+// --once although the files no longer change, and by the daemon with
+// backoff; it is never hidden.
+func TestCertsReloadFailure(t *testing.T) {
+	ce := newCertsEnv(t)
+	// http-01 answers in the challenge directory, served here as nginx
+	// would serve them.
+	serveOn(t, ce.http, http.StripPrefix("/.well-known/acme-challenge/", http.FileServer(http.Dir(ce.challenges))))
+	events, gate := filepath.Join(ce.dir, "events"), filepath.Join(ce.dir, "gate")
+	for _, d := range []string{events, gate} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hook, reload := filepath.Join(ce.dir, "on-event"), filepath.Join(ce.dir, "reload")
+	write(t, hook, `#!/bin/sh
+dir=$1; shift
+{ echo "$*"; env | grep '^TLSPILOT_' | sort; } > "$dir/.$$" && mv "$dir/.$$" "$dir/$1-$$"
+`)
+	write(t, reload, `#!/bin/sh
+[ -e "$1/allow" ] || { echo "reload refused: no $1/allow" >&2; exit 1; }
+echo ok >> "$1/reloads"
+`)
+	for _, f := range []string{hook, reload} {
+		if err := os.Chmod(f, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	conf := ce.configure(fmt.Sprintf("notify_command = [%q, %q]\n", hook, events), fmt.Sprintf("[%q, %q]", reload, gate))
+
+	// Never deployed and the reload fails: CRITICAL, files in place.
+	out := certsOnce(t, conf, tlspilot.ExitCritical)
+	if !strings.HasPrefix(out, "CRITICAL: 1 valid, 1 deploy failing\n") || !strings.Contains(out, "reload refused: no "+gate+"/allow") {
+		t.Errorf("certs --once printed:\n%s", out)
+	}
+	c, code := deployed(t, conf)
+	if code != tlspilot.ExitCritical || c.Deploy.State != tlspilot.DeployFailing || c.Deploy.Attempts != 1 || c.Deploy.RetryAt.IsZero() {
+		t.Errorf("status exit %d, deploy %+v", code, c.Deploy)
+	}
+	got := waitEventFile(t, events, "deploy-failed", 10*time.Second)
+	if !strings.Contains(got, "TLSPILOT_ERROR=deploy "+c.ID+": reload ") || !strings.Contains(got, "reload refused") {
+		t.Errorf("deploy-failed notification:\n%s", got)
+	}
+	if _, err := tls.LoadX509KeyPair(ce.fullchain, ce.privkey); err != nil {
+		t.Errorf("files not in place: %v", err)
+	}
+
+	// The files no longer change, but the reload is owed: the next run
+	// retries it, without asking the CA anything.
+	write(t, filepath.Join(gate, "allow"), "")
+	requests := ce.p.Requests()
+	certsOnce(t, conf, tlspilot.ExitOK)
+	if n := strings.Count(readFile(t, filepath.Join(gate, "reloads")), "ok"); n != 1 {
+		t.Errorf("%d successful reloads, want 1", n)
+	}
+	if got := ce.p.Requests(); got != requests {
+		t.Errorf("%d requests to the CA, want none", got-requests)
+	}
+	if c, code := deployed(t, conf); code != tlspilot.ExitOK || c.Deploy.State != tlspilot.DeployDone || c.Deploy.Serial != c.Serial {
+		t.Errorf("status exit %d, deploy %+v", code, c.Deploy)
+	}
+
+	// The daemon, with a renewed certificate and a failing reload: a
+	// WARNING while the previous certificate is still deployed, retried
+	// with backoff until the reload is allowed again.
+	if err := os.Remove(filepath.Join(gate, "allow")); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf); code != 0 {
+		t.Fatalf("renew --force: exit %d\n%s%s", code, out, errOut)
+	}
+	cmd, log := ce.certsDaemon(conf)
+	waitCount(t, log, "deploy failed", 1)
+	if c, code := deployed(t, conf); code != tlspilot.ExitWarning || c.Deploy.State != tlspilot.DeployFailing || c.Deploy.Serial == c.Serial {
+		t.Errorf("status exit %d, deploy %+v (serial %s)", code, c.Deploy, c.Serial)
+	}
+	write(t, filepath.Join(gate, "allow"), "")
+	waitCount(t, log, "certificate deployed", 1)
+	if n := strings.Count(readFile(t, filepath.Join(gate, "reloads")), "ok"); n != 2 {
+		t.Errorf("%d successful reloads, want 2", n)
+	}
+	if c, code := deployed(t, conf); code != tlspilot.ExitOK || c.Deploy.State != tlspilot.DeployDone || c.Deploy.Serial != c.Serial {
+		t.Errorf("status exit %d, deploy %+v", code, c.Deploy)
+	}
+	waitEventFile(t, events, "deployed", 10*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("certs daemon after SIGTERM: %v", err)
+	}
+	t.Logf("daemon log:\n%s", grepLines(log.String(), "deploy"))
+}
+
+// certsDaemon starts `tlspilot certs` with its output in a buffer, and
+// stops it at cleanup.
+func (ce *certsEnv) certsDaemon(conf string) (*exec.Cmd, *syncBuffer) {
+	ce.t.Helper()
+	cmd := exec.Command(buildBinary(ce.t), "certs", "--config", conf)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		ce.t.Fatal(err)
+	}
+	ce.t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+		if ce.t.Failed() {
+			ce.t.Logf("tlspilot certs output:\n%s", out.String())
+		}
+	})
+	return cmd, out
+}
+
+// grepLines returns the lines of s that contain sub.
+func grepLines(s, sub string) string {
+	var out []string
+	for _, l := range strings.Split(s, "\n") {
+		if strings.Contains(l, sub) {
+			out = append(out, l)
+		}
+	}
+	return strings.Join(out, "\n")
+}
+
+// TestCertsOnceUsage: exit codes when nothing can be read (UNKNOWN).
+func TestCertsOnceUsage(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	write(t, conf, "[[site]]\nnames = [\"a.example.test\"]\n")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"certs", "--once", "--config", filepath.Join(dir, "missing.toml")}, "missing.toml"},
+		{[]string{"certs", "--once", "--config", conf}, "certificate: no [[certificate]] table"},
+		{[]string{"certs", "--once", "--config", conf, "extra"}, `unexpected argument "extra"`},
+		{[]string{"certs", "--bogus"}, "flag provided but not defined"},
+	} {
+		code, _, errOut := runBinary(t, tt.args...)
+		if code != tlspilot.ExitUnknown || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want exit 3 and %q", tt.args, code, errOut, tt.want)
+		}
+	}
+}

@@ -225,6 +225,9 @@ func summaryLine(r tlspilot.StatusReport) string {
 	for _, s := range order {
 		parts = append(parts, fmt.Sprintf("%d %s", count[s], s))
 	}
+	if n := deployFailing(r); n > 0 {
+		parts = append(parts, fmt.Sprintf("%d deploy failing", n))
+	}
 	return strings.Join(parts, ", ")
 }
 

@@ -1,0 +1,85 @@
+package tlspilot
+
+import (
+	"crypto/tls"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/deploy"
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// TestDeployerFromGo: a Go program gives a Cert a challenge directory
+// and a Deployer; Run obtains the certificate through answers served
+// from that directory only (as another web server would), writes the
+// files with the key the storage holds, reloads once, and Deploy with
+// nothing new writes and reloads nothing.
+func TestDeployerFromGo(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	dir := t.TempDir()
+	challenges, live := filepath.Join(dir, "acme-challenge"), filepath.Join(dir, "live")
+	for _, d := range []string{challenges, live} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hl := listen(t, p.HTTPPort)
+	hs := &http.Server{Handler: http.StripPrefix("/.well-known/acme-challenge/", http.FileServer(http.Dir(challenges))),
+		ReadHeaderTimeout: 5 * time.Second}
+	go func() { _ = hs.Serve(hl) }()
+	t.Cleanup(func() { _ = hs.Close() })
+	reloads := filepath.Join(dir, "reloads")
+	files, err := deploy.New(deploy.Options{
+		Fullchain: filepath.Join(live, "fullchain.pem"), Privkey: filepath.Join(live, "privkey.pem"),
+		Combined: filepath.Join(live, "combined.pem"), Mode: 0o640,
+		Reload: []string{"sh", "-c", "echo reload >> " + reloads},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := startManager2(t, p, testConfig(t, p, ev))
+	if err := m.ManageCerts(t.Context(), Cert{Names: []string{"files.example.test"}, ChallengeDir: challenges,
+		Deployers: map[KeyType]Deployer{ECDSAP256: files}}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(60 * time.Second)
+	for len(ev.of(EventDeployed)) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no %s event; events: %+v", EventDeployed, ev.all)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	pair, err := tls.LoadX509KeyPair(filepath.Join(live, "fullchain.pem"), filepath.Join(live, "privkey.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	served, err := m.GetCertificate(helloFor("files.example.test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(served.Certificate[0]) != string(pair.Certificate[0]) {
+		t.Error("the deployed certificate is not the one in service")
+	}
+	if _, err := tls.LoadX509KeyPair(filepath.Join(live, "combined.pem"), filepath.Join(live, "combined.pem")); err != nil {
+		t.Errorf("combined file: %v", err)
+	}
+	if ents, _ := os.ReadDir(challenges); len(ents) != 0 {
+		t.Errorf("%d answer files left after validation", len(ents))
+	}
+	if err := m.Deploy(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := os.ReadFile(reloads)
+	if n := strings.Count(string(b), "reload"); n != 1 || len(ev.of(EventDeployed)) != 1 {
+		t.Errorf("%d reloads and %d deployed events, want 1 and 1", n, len(ev.of(EventDeployed)))
+	}
+	st := m.Status()
+	if len(st) != 1 || st[0].Deploy == nil || st[0].Deploy.State != DeployDone || st[0].Deploy.Serial != st[0].Serial {
+		t.Errorf("status: %+v", st)
+	}
+}
