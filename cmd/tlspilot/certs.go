@@ -154,6 +154,13 @@ func needsListeners(cfg *config.Config) bool {
 	return false
 }
 
+// configuredCerts lists every certificate the config names, the sites'
+// and the [[certificate]] tables': for status, renew, revoke and clean,
+// which operate on the storage that serve and certs share.
+func configuredCerts(cfg *config.Config) []tlspilot.Cert {
+	return append(acmeCerts(cfg), certificateCerts(cfg)...)
+}
+
 // certificateCerts maps the [[certificate]] tables onto the library's
 // Cert, without deployers: for the commands that operate on the storage
 // (status, renew, revoke).

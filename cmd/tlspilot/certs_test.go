@@ -282,6 +282,11 @@ func TestCertsNginx(t *testing.T) {
 	if failed.Load() != 0 || served.Load() < 20 {
 		t.Errorf("%d requests failed, %d served; want 0 failed", failed.Load(), served.Load())
 	}
+	// The [[certificate]] is configured: clean leaves it (and the one it
+	// replaced) alone.
+	if code, out, errOut := runBinary(t, "clean", "--older-than", "1s", "--dry-run", "--config", conf); code != 0 || out != "nothing to remove\n" {
+		t.Errorf("clean --dry-run: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // workers counts the processes whose parent is nginx's master.

@@ -37,7 +37,7 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	mc := statusConfig(cfg)
-	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: time.Duration(olderThan), DryRun: *dryRun}, acmeCerts(cfg)...)
+	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: time.Duration(olderThan), DryRun: *dryRun}, configuredCerts(cfg)...)
 	printCleaned(stdout, cleaned, *dryRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlspilot clean: %v\n", err)

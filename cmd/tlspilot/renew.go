@@ -107,7 +107,7 @@ func cliManager(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tls
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if err := m.ManageCerts(ctx, append(acmeCerts(cfg), certificateCerts(cfg)...)...); err != nil {
+	if err := m.ManageCerts(ctx, configuredCerts(cfg)...); err != nil {
 		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	return m, answerChallenges(m, cfg, logger), nil

@@ -109,7 +109,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))
 	}
-	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), append(acmeCerts(cfg), certificateCerts(cfg)...)...)
+	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), configuredCerts(cfg)...)
 	if r.ExitCode != tlspilot.ExitUnknown && cf.NArg() > 0 {
 		r, err = filterReport(r, cf.Args())
 		if err != nil {
