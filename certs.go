@@ -25,6 +25,10 @@ type Cert struct {
 	// there as files named by their token (0644), removed after
 	// validation.
 	ChallengeDir string
+	// Standalone, for http-01 and tls-alpn-01, is a host:port where the
+	// Manager answers on a listener of its own, open only while answers
+	// are presented (a port no other program holds then).
+	Standalone string
 	// Deployers put the certificate of each key type where other
 	// software reads it whenever it changes (see Deployer,
 	// Manager.Deploy); a key type without one is not deployed.

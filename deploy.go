@@ -101,14 +101,15 @@ const (
 // extras is what the Manager keeps per certificate beyond its entry: the
 // challenge directory and the Deployer, and the deploy work of Run.
 type extras struct {
-	mu        sync.Mutex
-	dirs      map[string]string   // cert id -> challenge directory
-	deployers map[string]Deployer // cert id -> its Deployer
-	records   map[string]certstore.Deployed
-	pending   map[string]bool // certificates to deploy at once (a new one arrived)
-	wake      chan struct{}
-	httpFiles *solvers.HTTP01Files
-	deploying sync.Mutex // one deployment at a time in this process
+	mu                     sync.Mutex
+	dirs                   map[string]string   // cert id -> challenge directory
+	addrs                  map[string]string   // cert id -> standalone address
+	deployers              map[string]Deployer // cert id -> its Deployer
+	records                map[string]certstore.Deployed
+	pending                map[string]bool // certificates to deploy at once (a new one arrived)
+	wake                   chan struct{}
+	httpSolver, alpnSolver solvers.Solver
+	deploying              sync.Mutex // one deployment at a time in this process
 }
 
 // set records c's challenge directory and the Deployer of key type kt
@@ -119,6 +120,9 @@ func (x *extras) set(id string, kt KeyType, c Cert) {
 	x.initLocked()
 	if c.ChallengeDir != "" {
 		x.dirs[id] = c.ChallengeDir
+	}
+	if c.Standalone != "" {
+		x.addrs[id] = c.Standalone
 	}
 	if d := c.Deployers[kt]; d != nil {
 		// Run deploys it once, even when the stored certificate does
@@ -134,7 +138,7 @@ func (x *extras) set(id string, kt KeyType, c Cert) {
 // initLocked makes the maps and the wake channel on first use.
 func (x *extras) initLocked() {
 	if x.dirs == nil {
-		x.dirs, x.deployers = map[string]string{}, map[string]Deployer{}
+		x.dirs, x.addrs, x.deployers = map[string]string{}, map[string]string{}, map[string]Deployer{}
 		x.records, x.pending = map[string]certstore.Deployed{}, map[string]bool{}
 		x.wake = make(chan struct{}, 1)
 	}
@@ -153,17 +157,6 @@ func (x *extras) dir(id string) string {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.dirs[id]
-}
-
-// httpSolver is the http-01 solver of orders: storage, and files in the
-// certificate's challenge directory when it has one.
-func (m *Manager) httpSolver() solvers.Solver {
-	m.extras.mu.Lock()
-	defer m.extras.mu.Unlock()
-	if m.extras.httpFiles == nil {
-		m.extras.httpFiles = solvers.NewHTTP01Files(m.http01, m.extras.dir)
-	}
-	return m.extras.httpFiles
 }
 
 // noticeDeploy queues the deployment of a certificate that was just

@@ -159,7 +159,7 @@ func (m *Manager) order(ctx context.Context, req issuance.Request, onStep func(s
 			return certstore.Cert{}, nil, err
 		}
 		flow := &issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
-			Solvers: map[string]solvers.Solver{HTTP01: m.httpSolver(), TLSALPN01: m.alpn}, OnStep: onStep}
+			Solvers: map[string]solvers.Solver{HTTP01: m.httpSolver(), TLSALPN01: m.alpnSolver()}, OnStep: onStep}
 		if mt := m.cfg.Metrics; mt != nil {
 			flow.OnChallenge, flow.OnPropagation = mt.Challenge, mt.DNSPropagation
 		}

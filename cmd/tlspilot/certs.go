@@ -167,7 +167,7 @@ func configuredCerts(cfg *config.Config) []tlspilot.Cert {
 func certificateCerts(cfg *config.Config) []tlspilot.Cert {
 	out := make([]tlspilot.Cert, 0, len(cfg.Certificates))
 	for _, c := range cfg.Certificates {
-		tc := tlspilot.Cert{Names: c.Names, Challenge: c.Challenge, ChallengeDir: c.ChallengeDir}
+		tc := tlspilot.Cert{Names: c.Names, Challenge: c.Challenge, ChallengeDir: c.ChallengeDir, Standalone: c.Standalone}
 		for _, kt := range c.KeyTypes {
 			tc.KeyTypes = append(tc.KeyTypes, tlspilot.KeyType(kt))
 		}
