@@ -507,3 +507,39 @@ func TestCertsOnceUsage(t *testing.T) {
 		}
 	}
 }
+
+// TestCertsDaemonNginx: the daemon obtains and deploys at start, and
+// deploys a certificate that `tlspilot renew --force` stored, within
+// the storage poll, to a running nginx under load, with no failed
+// request.
+func TestCertsDaemonNginx(t *testing.T) {
+	ce := newCertsEnv(t)
+	ng := startNginx(t, ce.env, ce.challenges, ce.fullchain, ce.privkey)
+	conf := ce.configure("", fmt.Sprintf(`["nginx", "-c", %q, "-s", "reload"]`, ng.conf))
+	cmd, log := ce.certsDaemon(conf)
+	waitCount(t, log, "certificate deployed", 1)
+	c, _ := deployed(t, conf)
+	ng.waitSerial("nginx.example.test", c.Serial, ce.roots)
+
+	stop, served, failed := load(t, ng, ce.roots)
+	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf); code != 0 {
+		t.Fatalf("renew --force: exit %d\n%s%s", code, out, errOut)
+	}
+	waitCount(t, log, "certificate deployed", 2)
+	c2, _ := deployed(t, conf)
+	if c2.Serial == c.Serial || c2.Deploy.Serial != c2.Serial {
+		t.Fatalf("after renew --force: serial %s (was %s), deployed %s", c2.Serial, c.Serial, c2.Deploy.Serial)
+	}
+	ng.waitSerial("nginx.example.test", c2.Serial, ce.roots)
+	stop()
+	t.Logf("under load: %d requests served during the swap, %d failed", served.Load(), failed.Load())
+	if failed.Load() != 0 {
+		t.Errorf("%d requests failed", failed.Load())
+	}
+	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Errorf("certs daemon after SIGTERM: %v", err)
+	}
+}
