@@ -58,6 +58,9 @@ pidfile = "/run/haproxy.pid"
 		b.PIDFile != "/run/haproxy.pid" || b.Mode != 0 || b.Combined != live+"/smtp.pem" {
 		t.Errorf("second certificate: %+v", b)
 	}
+	if s := c.Summary(); !strings.Contains(s, "certificate[1] line 4: mail.example.com, imap.example.com (http-01, ecdsa-p256) for tlspilot certs\n") {
+		t.Errorf("summary:\n%s", s)
+	}
 }
 
 // TestBadCertificates: each mistake in a [[certificate]] is reported at

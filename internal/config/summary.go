@@ -29,6 +29,10 @@ func (c *Config) Summary() string {
 		s.summary(&b, i+1)
 	}
 	fmt.Fprintf(&b, "%d sites, %d names with certificates from the CA\n", len(c.Sites), acme)
+	for i, ct := range c.Certificates {
+		fmt.Fprintf(&b, "certificate[%d] line %d: %s (%s, %s) for tlspilot certs\n", i+1, ct.Line,
+			strings.Join(ct.Names, ", "), ct.Challenge, strings.Join(ct.KeyTypes, "+"))
+	}
 	return b.String()
 }
 
