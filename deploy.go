@@ -85,7 +85,7 @@ func deployStatus(rec certstore.Deployed, serial string) *DeployStatus {
 	switch {
 	case rec.Attempts > 0:
 		d.State = DeployFailing
-	case rec.Serial != serial || rec.ReloadPending:
+	case serial == "" || rec.Serial != serial || rec.ReloadPending:
 		d.State = DeployPending
 	}
 	return d
@@ -216,12 +216,8 @@ func (m *Manager) deployOne(ctx context.Context, id string) error {
 	d := m.extras.deployers[id]
 	delete(m.extras.pending, id)
 	m.extras.mu.Unlock()
-	c, err := m.store.LoadCert(ctx, id)
-	if certstore.IsNotExist(err) || d == nil {
-		return nil // nothing to deploy yet
-	}
-	if err != nil {
-		return m.deployFailed(ctx, id, certstore.Deployed{}, fmt.Errorf("deploy %s: %w", id, err))
+	if d == nil {
+		return nil
 	}
 	lease, err := m.store.Storage().Lock(ctx, certstore.DeployLock(id))
 	if err != nil {
@@ -231,6 +227,13 @@ func (m *Manager) deployOne(ctx context.Context, id string) error {
 	rec, err := m.store.LoadDeployed(ctx, id)
 	if err != nil && !certstore.IsNotExist(err) {
 		m.log.Warn("unreadable deploy record; deploying afresh", "cert", id, "error", err)
+	}
+	c, err := m.store.LoadCert(ctx, id)
+	if certstore.IsNotExist(err) {
+		return nil // nothing to deploy yet
+	}
+	if err != nil {
+		return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: %w", id, err))
 	}
 	return m.deployCert(ctx, id, d, c, rec)
 }

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/deploy"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
@@ -81,5 +82,36 @@ func TestDeployerFromGo(t *testing.T) {
 	st := m.Status()
 	if len(st) != 1 || st[0].Deploy == nil || st[0].Deploy.State != DeployDone || st[0].Deploy.Serial != st[0].Serial {
 		t.Errorf("status: %+v", st)
+	}
+}
+
+// TestDeployGrade: how a deployment grades the status report.
+func TestDeployGrade(t *testing.T) {
+	now := time.Now()
+	valid, expired := now.Add(24*time.Hour), now.Add(-time.Hour)
+	tests := []struct {
+		name   string
+		rec    certstore.Deployed
+		serial string
+		state  string
+		code   int
+	}{
+		{"deployed", certstore.Deployed{Serial: "ab", NotAfter: valid}, "ab", DeployDone, ExitOK},
+		{"newer not yet deployed", certstore.Deployed{Serial: "ab", NotAfter: valid}, "cd", DeployPending, ExitOK},
+		{"reload owed", certstore.Deployed{Serial: "ab", NotAfter: valid, ReloadPending: true}, "ab", DeployPending, ExitOK},
+		{"no certificate yet", certstore.Deployed{}, "", DeployPending, ExitOK},
+		{"failing, never deployed", certstore.Deployed{Attempts: 1}, "ab", DeployFailing, ExitCritical},
+		{"failing, previous still valid", certstore.Deployed{Serial: "ab", NotAfter: valid, Attempts: 3}, "cd", DeployFailing, ExitWarning},
+		{"failing, previous expired", certstore.Deployed{Serial: "ab", NotAfter: expired, Attempts: 3}, "cd", DeployFailing, ExitCritical},
+	}
+	for _, tt := range tests {
+		d := deployStatus(tt.rec, tt.serial)
+		if d.State != tt.state || d.exitCode(now) != tt.code {
+			t.Errorf("%s: state %s, exit %d; want %s, %d", tt.name, d.State, d.exitCode(now), tt.state, tt.code)
+		}
+	}
+	var none *DeployStatus
+	if none.exitCode(now) != ExitOK {
+		t.Error("a certificate without a Deployer is graded")
 	}
 }
