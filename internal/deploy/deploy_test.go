@@ -329,3 +329,55 @@ func TestReloadSignal(t *testing.T) {
 		t.Errorf("bad pidfile: %v", err)
 	}
 }
+
+// TestOwnerAndGroup: the files get the configured owner and group (as
+// root), set on the temporary file before it is renamed into place; a
+// file with the right content but another owner is corrected.
+func TestOwnerAndGroup(t *testing.T) {
+	if os.Geteuid() != 0 {
+		// Only root may give a file away; as another user, a group the
+		// user belongs to is what can be tested.
+		testOwnGroup(t)
+		return
+	}
+	dir := t.TempDir()
+	o := Options{Fullchain: filepath.Join(dir, "fullchain.pem"), Privkey: filepath.Join(dir, "privkey.pem"),
+		Owner: "nobody", Group: "65534", Mode: 0o640}
+	chain, key := testPEM(t, "a.example")
+	mustWrite(t, newFiles(t, o), chain, key)
+	for _, p := range []string{o.Fullchain, o.Privkey} {
+		if uid, gid := owner(t, p); uid != 65534 || gid != 65534 {
+			t.Errorf("%s owned by %d:%d, want 65534:65534", filepath.Base(p), uid, gid)
+		}
+	}
+	if err := os.Chown(o.Privkey, 0, 0); err != nil {
+		t.Fatal(err)
+	}
+	if mustWrite(t, newFiles(t, o), chain, key) {
+		t.Error("an owner correction counted as a change")
+	}
+	if uid, gid := owner(t, o.Privkey); uid != 65534 || gid != 65534 {
+		t.Errorf("privkey owned by %d:%d after correction, want 65534:65534", uid, gid)
+	}
+}
+
+func testOwnGroup(t *testing.T) {
+	dir := t.TempDir()
+	gid := os.Getgid()
+	o := Options{Privkey: filepath.Join(dir, "privkey.pem"), Group: strconv.Itoa(gid)}
+	chain, key := testPEM(t, "a.example")
+	mustWrite(t, newFiles(t, o), chain, key)
+	if _, g := owner(t, o.Privkey); g != gid {
+		t.Errorf("group %d, want %d", g, gid)
+	}
+}
+
+func owner(t *testing.T, p string) (uid, gid int) {
+	t.Helper()
+	fi, err := os.Stat(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	return int(st.Uid), int(st.Gid)
+}
