@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
+	"os/signal"
 	"syscall"
 
 	"github.com/tlspilot/tlspilot"
@@ -131,9 +133,23 @@ func (k *keeper) once(ctx context.Context, stdout io.Writer) int {
 	return r.ExitCode
 }
 
-// daemon renews and deploys until ctx ends.
+// daemon renews and deploys until ctx ends. SIGHUP does not reload the
+// config (a restart does): it is logged instead of ending the process.
 func (k *keeper) daemon(ctx context.Context) int {
 	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-hup:
+				k.log.Warn("SIGHUP ignored: certs reads its config at start only; restart it to apply changes")
+			}
+		}
+	}()
 	if err := k.m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		k.log.Error("certs stopped", "error", err)
 		return 1

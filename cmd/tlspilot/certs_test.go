@@ -445,6 +445,10 @@ echo ok >> "$1/reloads"
 		t.Errorf("status exit %d, deploy %+v", code, c.Deploy)
 	}
 	waitEventFile(t, events, "deployed", 10*time.Second)
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, log, "SIGHUP ignored", 1)
 	if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
