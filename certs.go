@@ -74,6 +74,7 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 			continue
 		}
 		m.entries[e.id] = e
+		m.extras.queue(e.id)
 		due, _, _ := e.plan(time.Now(), false, jitter) // load saved what plan draws
 		e.setNext(due)
 		m.heap.Set(e.id, due)

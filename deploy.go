@@ -125,13 +125,25 @@ func (x *extras) set(id string, kt KeyType, c Cert) {
 		x.addrs[id] = c.Standalone
 	}
 	if d := c.Deployers[kt]; d != nil {
-		// Run deploys it once, even when the stored certificate does
-		// not change: files may be missing or stale.
-		x.deployers[id], x.pending[id] = d, true
-		select {
-		case x.wake <- struct{}{}:
-		default:
-		}
+		x.deployers[id] = d
+	}
+}
+
+// queue has Run deploy certificate id soon, if it has a Deployer: once
+// when it becomes managed, even if the stored certificate does not
+// change (files may be missing or stale), and whenever a new one
+// arrives.
+func (x *extras) queue(id string) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	x.initLocked()
+	if x.deployers[id] == nil {
+		return
+	}
+	x.pending[id] = true
+	select {
+	case x.wake <- struct{}{}:
+	default:
 	}
 }
 
@@ -165,17 +177,7 @@ func (m *Manager) noticeDeploy(ev Event) {
 	if ev.Type != EventObtained && ev.Type != EventRenewed && ev.Type != EventLoaded {
 		return
 	}
-	x := &m.extras
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.deployers[ev.CertID] == nil {
-		return
-	}
-	x.pending[ev.CertID] = true
-	select {
-	case x.wake <- struct{}{}:
-	default:
-	}
+	m.extras.queue(ev.CertID)
 }
 
 // Deploy hands every managed certificate that has a Deployer and a
@@ -212,11 +214,19 @@ func (m *Manager) deployIDs() []string {
 func (m *Manager) deployOne(ctx context.Context, id string) error {
 	m.extras.deploying.Lock()
 	defer m.extras.deploying.Unlock()
+	m.mu.Lock()
+	_, managed := m.entries[id]
+	m.mu.Unlock()
 	m.extras.mu.Lock()
 	d := m.extras.deployers[id]
 	delete(m.extras.pending, id)
+	if !managed {
+		// Not managed (any more, or not yet: ManageCerts names it once
+		// it is loaded): no retry either.
+		delete(m.extras.records, id)
+	}
 	m.extras.mu.Unlock()
-	if d == nil {
+	if d == nil || !managed {
 		return nil
 	}
 	lease, err := m.store.Storage().Lock(ctx, certstore.DeployLock(id))
@@ -355,6 +365,12 @@ func (m *Manager) deployDue(now time.Time) (ids []string, next time.Time) {
 		switch {
 		case x.pending[id], failing && !rec.RetryAt.After(now):
 			ids = append(ids, id)
+			if failing {
+				// Not again before the minimum backoff, whatever the
+				// attempt does with the record (a lock it cannot take).
+				rec.RetryAt = now.Add(deployRetryMin)
+				x.records[id] = rec
+			}
 		case failing && rec.RetryAt.Before(next):
 			next = rec.RetryAt
 		}

@@ -43,7 +43,8 @@ func TestDeployerFromGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m := startManager2(t, p, testConfig(t, p, ev))
+	cfg := testConfig(t, p, ev)
+	m := startManager2(t, p, cfg)
 	if err := m.ManageCerts(t.Context(), Cert{Names: []string{"files.example.test"}, ChallengeDir: challenges,
 		Deployers: map[KeyType]Deployer{ECDSAP256: files}}); err != nil {
 		t.Fatal(err)
@@ -83,6 +84,32 @@ func TestDeployerFromGo(t *testing.T) {
 	if len(st) != 1 || st[0].Deploy == nil || st[0].Deploy.State != DeployDone || st[0].Deploy.Serial != st[0].Serial {
 		t.Errorf("status: %+v", st)
 	}
+
+	// Another Manager on the same storage, already running, is given
+	// the certificate with a Deployer to elsewhere: it deploys the
+	// stored certificate at once.
+	other := filepath.Join(dir, "other")
+	if err := os.Mkdir(other, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	files2, err := deploy.New(deploy.Options{Fullchain: filepath.Join(other, "fullchain.pem"), Privkey: filepath.Join(other, "privkey.pem")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.OnEvent = nil
+	m2 := startManager2(t, p, cfg)
+	if err := m2.ManageCerts(t.Context(), Cert{Names: []string{"files.example.test"}, ChallengeDir: challenges,
+		Deployers: map[KeyType]Deployer{ECDSAP256: files2}}); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if b, err := os.ReadFile(filepath.Join(other, "fullchain.pem")); err == nil && string(b) == string(mustRead(t, filepath.Join(live, "fullchain.pem"))) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stored certificate was not deployed by a Manager that manages it after Run started")
+		}
+	}
 }
 
 // TestDeployGrade: how a deployment grades the status report.
@@ -114,4 +141,13 @@ func TestDeployGrade(t *testing.T) {
 	if none.exitCode(now) != ExitOK {
 		t.Error("a certificate without a Deployer is graded")
 	}
+}
+
+func mustRead(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
