@@ -217,9 +217,12 @@ func TestPermissionDeniedKeepsOldFiles(t *testing.T) {
 	before := snapshot(t, dir)
 	if os.Geteuid() == 0 {
 		// The files and their directory belong to root; the child runs as
-		// nobody and may read (base 0755) but not write.
-		if err := os.Chmod(base, 0o755); err != nil {
-			t.Fatal(err)
+		// nobody and may read (the directories above are 0755) but not
+		// write.
+		for _, d := range []string{base, filepath.Dir(base)} {
+			if err := os.Chmod(d, 0o755); err != nil {
+				t.Fatal(err)
+			}
 		}
 		cmd := exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.Args[0],
 			"-test.run=^TestPermissionDeniedKeepsOldFiles$", "-test.count=1", "-test.v")
@@ -380,4 +383,48 @@ func owner(t *testing.T, p string) (uid, gid int) {
 	}
 	st := fi.Sys().(*syscall.Stat_t)
 	return int(st.Uid), int(st.Gid)
+}
+
+// TestUnreadableTargetRefused: a file that exists but cannot be read
+// cannot be compared; it is an error naming the path and the permission,
+// not a rewrite (and reload) at every run. Run as nobody when root.
+func TestUnreadableTargetRefused(t *testing.T) {
+	if dir := os.Getenv("DEPLOY_TEST_UNREADABLE"); dir != "" {
+		chain, key := testPEM(t, "new.example")
+		_, err := newFiles(t, Options{Privkey: filepath.Join(dir, "privkey.pem")}).Write(t.Context(), chain, key)
+		if err == nil || !strings.Contains(err.Error(), "permission denied: needs read permission on the file") {
+			t.Fatalf("error: %v", err)
+		}
+		t.Logf("error: %v", err)
+		return
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "privkey.pem"), []byte("old"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(dir, 0o777); err != nil { // writable, but the file is not readable
+		t.Fatal(err)
+	}
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	var cmd *exec.Cmd
+	if os.Geteuid() == 0 {
+		cmd = exec.Command("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", os.Args[0],
+			"-test.run=^TestUnreadableTargetRefused$", "-test.count=1", "-test.v")
+	} else {
+		if err := os.Chmod(filepath.Join(dir, "privkey.pem"), 0); err != nil {
+			t.Fatal(err)
+		}
+		cmd = exec.Command(os.Args[0], "-test.run=^TestUnreadableTargetRefused$", "-test.count=1", "-test.v")
+	}
+	cmd.Env = append(os.Environ(), "DEPLOY_TEST_UNREADABLE="+dir)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("child: %v\n%s", err, out)
+	}
+	t.Logf("child:\n%s", out)
+	if b, _ := os.ReadFile(filepath.Join(dir, "privkey.pem")); string(b) != "old" {
+		t.Errorf("the file was replaced: %q", b)
+	}
 }

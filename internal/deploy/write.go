@@ -49,8 +49,14 @@ func (s *staged) discard() { _ = os.Remove(s.tmp) }
 // group and mode, and syncs it. It returns nil when the file already
 // holds w's content (after correcting its mode and owner if needed).
 func (f *Files) stage(w file) (*staged, error) {
-	if old, err := os.ReadFile(w.path); err == nil && bytes.Equal(old, w.data) {
+	old, err := os.ReadFile(w.path)
+	switch {
+	case err == nil && bytes.Equal(old, w.data):
 		return nil, f.settle(w)
+	case errors.Is(err, fs.ErrPermission):
+		// Rewriting what cannot be compared would rewrite it, and
+		// reload, every time.
+		return nil, permError(w.path, "read permission on the file, to compare it with the certificate", err)
 	}
 	dir := filepath.Dir(w.path)
 	t, err := os.CreateTemp(dir, "."+filepath.Base(w.path)+".tmp-*")
