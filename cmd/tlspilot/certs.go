@@ -224,12 +224,7 @@ func deployOptions(c config.Certificate, kt string, log *slog.Logger) deploy.Opt
 		PIDFile: c.PIDFile, Logger: log.With("component", "deploy"),
 	}
 	if c.ReloadSignal != "" {
-		sig, err := deploy.ParseSignal(c.ReloadSignal)
-		if err == nil {
-			o.Signal = sig
-		} else {
-			o.Signal = syscall.SIGHUP // unreachable: config checked the name
-		}
+		o.Signal, _ = deploy.ParseSignal(c.ReloadSignal) // config checked the name
 	}
 	return o
 }

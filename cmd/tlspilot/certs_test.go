@@ -4,6 +4,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -18,6 +19,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
 )
 
 // nginx is a Debian nginx started by the test, on loopback, with its own
@@ -545,5 +547,37 @@ func TestCertsDaemonNginx(t *testing.T) {
 	}
 	if err := cmd.Wait(); err != nil {
 		t.Errorf("certs daemon after SIGTERM: %v", err)
+	}
+}
+
+// TestDeployOptionsKeyTypes: a [[certificate]] with two key types
+// deploys each to its own files, the key type before the extension.
+func TestDeployOptionsKeyTypes(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	write(t, conf, `[[certificate]]
+names = ["dual.example.test"]
+key_type = ["ecdsa-p256", "rsa2048"]
+fullchain = "fullchain.pem"
+privkey = "privkey.pem"
+mode = "0640"
+reload_signal = "hup"
+pidfile = "/run/nginx.pid"
+`)
+	cfg, err := config.Load(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certs, err := deployedCerts(cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(certs) != 1 || len(certs[0].Deployers) != 2 || certs[0].Deployers[tlspilot.RSA2048] == nil {
+		t.Fatalf("certs: %+v", certs)
+	}
+	o := deployOptions(cfg.Certificates[0], "rsa2048", slog.New(slog.DiscardHandler))
+	if o.Privkey != filepath.Join(dir, "privkey.rsa2048.pem") || o.Fullchain != filepath.Join(dir, "fullchain.rsa2048.pem") ||
+		o.Mode != 0o640 || o.Signal != syscall.SIGHUP || o.PIDFile != "/run/nginx.pid" {
+		t.Errorf("options: %+v", o)
 	}
 }
