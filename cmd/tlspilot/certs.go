@@ -247,3 +247,7 @@ func deployFailing(r tlspilot.StatusReport) int {
 	}
 	return n
 }
+
+// deploy.Files is the Deployer of every [[certificate]]; internal/deploy
+// does not import the library, so the guard is here.
+var _ tlspilot.Deployer = (*deploy.Files)(nil)
