@@ -2,7 +2,7 @@
 # Side-by-side HTTPS serving benchmark: nginx, Caddy and tlspilot on
 # loopback, same ECDSA P-256 certificate, same files, same upstream.
 #
-#   bash bench/peer-serve.sh              # full run, about 7 minutes on 2 cores
+#   bash bench/peer-serve.sh              # full run, about 6 minutes on 2 cores
 #   QUICK=1 bash bench/peer-serve.sh      # about a minute: checks the script works
 #   PROFILE=1 bash bench/peer-serve.sh    # also CPU profiles of tlspilot (admin /debug/pprof/)
 #
@@ -83,6 +83,7 @@ stop_all() {
 on_exit() {
   local rc=$?
   trap - EXIT INT TERM
+  # shellcheck disable=SC2046 # one pid per word
   [ -n "${WATCHDOG:-}" ] && kill $(tree "$WATCHDOG") 2>/dev/null
   stop_all
   if [ -n "$WORK" ] && [ -d "$WORK" ]; then
@@ -259,7 +260,7 @@ log "peer-serve: building tlspilot from $REPO"
 (cd "$REPO" && "$GO" build -o "$WORK/tlspilot/tlspilot" ./cmd/tlspilot) || die "go build ./cmd/tlspilot failed"
 
 # ------------------------------------------------------------ start
-# From here on the run is bounded in time whatever happens (a full run takes ~7 min).
+# From here on the run is bounded in time whatever happens (a full run takes ~6 min).
 ( sleep $((120 + 40 * DUR * REPS)); log "peer-serve: time limit reached"; kill -TERM $$ ) 2>/dev/null &
 WATCHDOG=$!
 wait_ready() { # name url logfile
@@ -288,15 +289,15 @@ start caddy "$WORK/caddy/out.log" env HOME="$WORK/caddy" XDG_DATA_HOME="$WORK/ca
 start tlspilot "$WORK/tlspilot/out.log" "$WORK/tlspilot/tlspilot" serve --config "$WORK/tlspilot/tlspilot.toml"
 for s in "${SERVERS[@]}"; do wait_ready "$s" "https://127.0.0.1:${PORT[$s]}/small.txt" "$WORK/$s/out.log"; done
 
-# Loopback only: every listening socket of every process we started.
+# Loopback only: every listening TCP and UDP socket of every process we started.
 all_pids=" "; for s in up "${SERVERS[@]}"; do all_pids+="$(tree "${PID[$s]}" | tr '\n' ' ')"; done
 while read -r line; do
   for p in $(grep -o 'pid=[0-9]*' <<<"$line" | cut -d= -f2); do
     case "$all_pids" in *" $p "*)
-      case $(awk '{print $4}' <<<"$line") in 127.0.0.1:*) ;; *) die "a started server listens beyond loopback: $line" ;; esac
+      case $(awk '{print $5}' <<<"$line") in 127.0.0.1:*) ;; *) die "a started server listens beyond loopback: $line" ;; esac
     esac
   done
-done < <(ss -Htlnp)
+done < <(ss -Htulnp)
 
 # Each server serves the same bytes, over HTTP/2 and HTTP/1.1, proxies, and
 # presents the certificate to clients without SNI (s_time sends none).
@@ -354,7 +355,7 @@ clients() { # run the command line in the background as the current load generat
   CLIENTS+=($!)
 }
 run_hs() { # server rep
-  local out=$WORK/raw/hs-$1-$2 i c0 c1 t0 t1 n
+  local out=$WORK/raw/hs-$1-$2 i c0 t0 t1 n
   c0=$(usage "$1"); t0=$(now)
   for i in $(seq "$HS_CONNS"); do
     clients "$OPENSSL" s_time -new -connect "127.0.0.1:${PORT[$1]}" -www /small.txt -time "$DUR" >"$out.$i" 2>&1
@@ -366,7 +367,7 @@ run_hs() { # server rep
   RES=$(awk -v n="$n" -v a="$t0" -v b="$t1" 'BEGIN { printf "%.0f %d", n / (b - a), n }')
 }
 run_wrk() { # server rep path [mb]: req/s, or MB/s with "mb"
-  local out=$WORK/raw/wrk-$1-$2-${3//\//_} c0 c1
+  local out=$WORK/raw/wrk-$1-$2-${3//\//_} c0
   c0=$(usage "$1")
   clients "$WRK" -t2 -c"$CONNS" -d"${DUR}s" --timeout 5s -s "$WORK/wrk-report.lua" "https://127.0.0.1:${PORT[$1]}$3" >"$out" 2>&1
   wait "${CLIENTS[@]}"; CLIENTS=()
@@ -379,7 +380,7 @@ run_wrk() { # server rep path [mb]: req/s, or MB/s with "mb"
     END { if (!found) print "0 0" }' "$out")
 }
 run_h2() { # server rep
-  local out=$WORK/raw/h2-$1-$2 c0 c1
+  local out=$WORK/raw/h2-$1-$2 c0
   c0=$(usage "$1")
   clients "$H2LOAD" -t1 -c"$CONNS" -m"$H2_STREAMS" -D "$DUR" "https://$HOST:${PORT[$1]}/small.txt" \
     --connect-to="127.0.0.1:${PORT[$1]}" >"$out" 2>&1
