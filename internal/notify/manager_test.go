@@ -36,9 +36,19 @@ fi
 `)
 	l := &logs{}
 	n := newNotifier(t, Options{Command: []string{hook, dir}, Timeout: timeout, Workers: 1, Logger: l.logger()})
+	// bNotified is closed once b's "obtained" has been handed to the
+	// notifier: the certificate is served a moment before its event is
+	// sent, and Close drops what comes after it.
+	bNotified := make(chan struct{})
+	onEvent := func(ev tlspilot.Event) {
+		n.Notify(ev)
+		if ev.Type == tlspilot.EventObtained && slices.Contains(ev.Names, "b.example.test") {
+			close(bNotified)
+		}
+	}
 	m := runManager(t, p, tlspilot.Config{
 		CA: p.DirectoryURL, CARoots: p.Roots, Email: "ops@example.test", AgreeTerms: true,
-		StorageDir: t.TempDir(), RetryMin: time.Second, RetryMax: 5 * time.Second, OnEvent: n.Notify,
+		StorageDir: t.TempDir(), RetryMin: time.Second, RetryMax: 5 * time.Second, OnEvent: onEvent,
 	})
 	ctx := t.Context()
 	if err := m.ManageCerts(ctx, tlspilot.Cert{Names: []string{"a.example.test"}}); err != nil {
@@ -56,6 +66,11 @@ fi
 		t.Fatalf("b.example.test was obtained only after the hook stopped hanging (%v)", time.Since(hungAt))
 	}
 	t.Logf("b.example.test obtained %v after a's hook began to hang", time.Since(hungAt).Round(time.Millisecond))
+	select {
+	case <-bNotified:
+	case <-time.After(10 * time.Second):
+		t.Fatal("b.example.test's obtained event never reached the notifier")
+	}
 
 	closeWithin(t, n, timeout+30*time.Second)
 	waitDead(t, 5*time.Second, pid, child)
