@@ -233,10 +233,8 @@ EOF
 
 # tlspilot as an operator would run it: defaults but for the ports, the
 # access log (off, as for the other two) and the log level. No certificate
-# is ordered (the site has cert_file), but serve asks for agree_terms
-# whenever the CA is the default, Let's Encrypt.
+# is ordered (the site has cert_file), so no terms need agreeing to.
 cat >"$WORK/tlspilot/tlspilot.toml" <<EOF
-agree_terms = true
 storage = "$WORK/tlspilot/storage"
 http_listen = "127.0.0.1:$P_TP_HTTP"
 https_listen = "127.0.0.1:$P_TLSPILOT"

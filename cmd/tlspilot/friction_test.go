@@ -169,7 +169,7 @@ func TestCheckStorage(t *testing.T) {
 func TestCheckTerms(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tlspilot.toml")
-	writeFile(t, conf, fmt.Sprintf("storage = %q\nca = \"letsencrypt-staging\"\n", filepath.Join(dir, "s")))
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nca = \"letsencrypt-staging\"\n[[site]]\nnames = [\"a.example\"]\nredirect = \"https://example.org/\"\n", filepath.Join(dir, "s")))
 	code, out, errOut := runCLI(t, "check", "--config", conf)
 	if code != 1 || !strings.Contains(errOut, "tlspilot.toml:2: agree_terms: Let's Encrypt requires agreeing to its terms of service") {
 		t.Errorf("exit %d, stderr %q, stdout %q", code, errOut, out)

@@ -37,6 +37,7 @@ func TestFriction(t *testing.T) {
 // agreed to; other CAs are left to say so themselves.
 func TestCheckTerms(t *testing.T) {
 	f := newFixture(t)
+	const site = "\n[[site]]\nnames = [\"a.example\"]\nredirect = \"https://example.org/\"\n"
 	tests := []struct{ config, want string }{
 		{`ca = "letsencrypt-staging"`, `tlspilot.toml:1: agree_terms: Let's Encrypt requires agreeing to its terms of service`},
 		{`email = "ops@example.com"`, `tlspilot.toml: agree_terms: Let's Encrypt requires agreeing to its terms of service`},
@@ -45,7 +46,7 @@ func TestCheckTerms(t *testing.T) {
 		{`ca = "https://ca.example/dir"`, ""},
 	}
 	for _, tt := range tests {
-		c, err := f.parse(t, tt.config)
+		c, err := f.parse(t, tt.config+site)
 		if err != nil {
 			t.Fatalf("%q: %v", tt.config, err)
 		}
@@ -53,6 +54,20 @@ func TestCheckTerms(t *testing.T) {
 		if (err == nil) != (tt.want == "") || err != nil && !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%q: %v, want %q", tt.config, err, tt.want)
 		}
+	}
+}
+
+// TestCheckTermsNothingOrdered: a config that orders nothing from the CA
+// (no sites, or every site with its own certificate files) need not agree
+// to Let's Encrypt's terms.
+func TestCheckTermsNothingOrdered(t *testing.T) {
+	f := newFixture(t)
+	c, err := f.parse(t, `ca = "letsencrypt"`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CheckTerms(); err != nil {
+		t.Errorf("no site: %v", err)
 	}
 }
 

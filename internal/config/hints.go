@@ -37,7 +37,7 @@ func (d *decoder) ca(path, v string) string {
 // use the CA (check, serve), so a config read for other purposes (status)
 // need not say it.
 func (c *Config) CheckTerms() error {
-	if c.AgreeTerms || (c.CA != tlspilot.LetsEncrypt && c.CA != tlspilot.LetsEncryptStaging) {
+	if c.AgreeTerms || (c.CA != tlspilot.LetsEncrypt && c.CA != tlspilot.LetsEncryptStaging) || !c.ordersCertificates() {
 		return nil
 	}
 	key := "agree_terms"
@@ -48,6 +48,21 @@ func (c *Config) CheckTerms() error {
 		"read them, then set agree_terms = true")
 	e.Key = "agree_terms"
 	return e
+}
+
+// ordersCertificates reports whether anything in c is obtained from the
+// CA: a [[certificate]], or a site without cert_file. A config whose sites
+// all bring their own certificate files never talks to the CA.
+func (c *Config) ordersCertificates() bool {
+	if len(c.Certificates) > 0 {
+		return true
+	}
+	for _, s := range c.Sites {
+		if s.CertFile == "" {
+			return true
+		}
+	}
+	return false
 }
 
 // nameMistake says what is wrong with a name written as a URL, with a
