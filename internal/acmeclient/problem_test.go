@@ -127,9 +127,20 @@ func (s *scripted) RoundTrip(req *http.Request) (*http.Response, error) {
 // cut short.
 func TestBadNonceBudget(t *testing.T) {
 	bad, ok := http.StatusBadRequest, http.StatusOK
-	tr := &retryAfterTransport{base: &scripted{codes: []int{bad, bad, bad, bad, ok, bad, bad, bad, bad, ok, bad, bad, bad, bad, bad, ok}}}
+	var codes []int
+	for range 2 { // just under the budget, then an accepted nonce
+		for range maxBadNonces - 1 {
+			codes = append(codes, bad)
+		}
+		codes = append(codes, ok)
+	}
+	for range maxBadNonces {
+		codes = append(codes, bad)
+	}
+	codes = append(codes, ok)
+	tr := &retryAfterTransport{base: &scripted{codes: codes}}
 	ctx, _ := withSink(context.Background(), EndpointNewOrder)
-	for i := range 15 {
+	for i := range len(codes) - 1 {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://ca.invalid/x", strings.NewReader("{}"))
 		resp, err := tr.RoundTrip(req)
 		if err != nil {
@@ -142,6 +153,6 @@ func TestBadNonceBudget(t *testing.T) {
 	}
 	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://ca.invalid/x", strings.NewReader("{}"))
 	if _, err := tr.RoundTrip(req); !errors.Is(err, errBadNonceStorm) {
-		t.Fatalf("after 5 badNonce answers in a row: %v, want errBadNonceStorm", err)
+		t.Fatalf("after %d badNonce answers in a row: %v, want errBadNonceStorm", maxBadNonces, err)
 	}
 }
