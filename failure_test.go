@@ -84,6 +84,18 @@ func obtainThenFault(t *testing.T, name string, fault func(w http.ResponseWriter
 	cfg.RetryMin, cfg.RetryMax = 300*time.Millisecond, 3*time.Second
 	var mu sync.Mutex
 	armed := false
+	// Armed from the Manager's own event, before its next pass can start:
+	// for a certificate this short, Pebble's renewal window may open at
+	// once, and a renewal placed before the test armed the fault would
+	// succeed.
+	cfg.OnEvent = func(e Event) {
+		if e.Type == EventObtained {
+			mu.Lock()
+			armed = true
+			mu.Unlock()
+		}
+		ev.add(e)
+	}
 	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -98,9 +110,6 @@ func obtainThenFault(t *testing.T, name string, fault func(w http.ResponseWriter
 		t.Fatal(err)
 	}
 	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
-	mu.Lock()
-	armed = true
-	mu.Unlock()
 	first := handshake(t, m, name, nil)[0].Raw
 	return p, m, ev, first
 }
