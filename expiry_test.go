@@ -22,10 +22,13 @@ func TestExpiryNotices(t *testing.T) {
 	if err := m.Manage(context.Background(), "expiry.example.test"); err != nil {
 		t.Fatal(err)
 	}
-	got := waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
 	p.Close()
+	// (Pebble's renewal window for so short a certificate may open at once,
+	// so a renewal may have slipped in before the CA went away: the
+	// expiring event names the certificate in service.)
 	exp := waitEvent(t, ev, EventExpiring, 1, 40*time.Second)
-	if d := got.NotAfter.Sub(exp.Time); d > 8*time.Second+time.Second || d < 0 {
+	if d := exp.NotAfter.Sub(exp.Time); d > 8*time.Second+time.Second || d < 0 {
 		t.Errorf("expiring sent %v before expiry, want inside the 8s window", d)
 	}
 	if exp.Err == nil || exp.Attempt == 0 {
