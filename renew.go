@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -143,7 +144,7 @@ func (m *Manager) selectEntries(names []string) ([]*entry, error) {
 		}
 		found := false
 		for _, e := range m.entries {
-			if coversName(e.site.names, nn) {
+			if slices.Contains(e.site.names, nn) { // a wildcard matches only itself here
 				add(e)
 				found = true
 			}
@@ -153,15 +154,4 @@ func (m *Manager) selectEntries(names []string) ([]*entry, error) {
 		}
 	}
 	return out, errors.Join(missing...)
-}
-
-// coversName reports whether a certificate for names is the one of name:
-// name is one of them (a wildcard matches only itself here).
-func coversName(names []string, name string) bool {
-	for _, n := range names {
-		if n == name {
-			return true
-		}
-	}
-	return false
 }

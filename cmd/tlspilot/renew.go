@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -222,5 +223,5 @@ func (pr *progress) wait() {
 }
 
 func isFinal(step string) bool {
-	return step == tlspilot.StepDone || step == tlspilot.StepNotDue || len(step) >= len(tlspilot.StepFailed) && step[:len(tlspilot.StepFailed)] == tlspilot.StepFailed
+	return step == tlspilot.StepDone || step == tlspilot.StepNotDue || strings.HasPrefix(step, tlspilot.StepFailed)
 }
