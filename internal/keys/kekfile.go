@@ -30,7 +30,9 @@ const (
 // finds the KEK file empty waits up to two seconds for it to be filled.
 // An existing file is never rewritten. LoadOrCreateSealer refuses a KEK
 // file that is not a regular file, is readable or writable by group or
-// others (like ssh does with private keys), or is not exactly 32 bytes,
+// others (like ssh does with private keys; group read is allowed when root
+// owns the file and shares it with another group, see checkKEKMode), or
+// is not exactly 32 bytes,
 // and refuses to create one on a file system that does not keep
 // permissions (exFAT mounted without umask=077); the error names the path.
 func LoadOrCreateSealer(path string) (*Sealer, error) {
@@ -89,8 +91,8 @@ func readKEK(path string) ([]byte, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("keys: KEK file %s is not a regular file (mode %s)", path, fi.Mode())
 	}
-	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
-		return nil, fmt.Errorf("keys: KEK file %s: permissions %#o are too open: it must not be accessible by group or others (chmod 0400 %s)", path, perm, path)
+	if err := checkKEKMode(path, fi); err != nil {
+		return nil, err
 	}
 	kek := make([]byte, KEKSize+1) // one extra byte detects a file that grew
 	n, err := io.ReadFull(f, kek)
@@ -104,6 +106,20 @@ func readKEK(path string) ([]byte, error) {
 	return kek[:KEKSize], nil
 }
 
+// checkKEKMode refuses a KEK file that others may access or the group
+// may write. The group may read it only when the administrator shares it:
+// the file belongs to root and to a group other than root's, as `tlspilot
+// init --user` leaves it (root:GROUP 0440) so that `certs`, running in
+// GROUP, reads the KEK but cannot replace it. Group read is refused
+// otherwise, as ssh refuses a group-readable private key.
+func checkKEKMode(path string, fi fs.FileInfo) error {
+	perm := fi.Mode().Perm()
+	if perm&0o037 == 0 && (perm&0o040 == 0 || sharedByRoot(fi)) {
+		return nil
+	}
+	return fmt.Errorf("keys: KEK file %s: permissions %#o are too open: it must not be accessible by group or others "+
+		"(chmod 0400 %s), except readable by the group when root owns it (chown root:GROUP, chmod 0440)", path, perm, path)
+}
 // createKEK writes a new random KEK to path, or reads the one another
 // process created first.
 func createKEK(path string) ([]byte, error) {

@@ -170,3 +170,55 @@ func TestLoadOrCreateSealerConcurrent(t *testing.T) {
 		}
 	}
 }
+
+// TestLoadOrCreateSealerSharedByRoot: a KEK file root owns may be
+// readable by its group (root:GROUP 0440, as `tlspilot init --user`
+// leaves it for the group `certs` runs as); group read of a file another
+// user owns, or of root's own group, group write and any access for
+// others are still refused, and nothing is rewritten. It needs root to
+// give files away; anywhere else it fails, since it cannot show what it
+// is meant to.
+func TestLoadOrCreateSealerSharedByRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to give the KEK file to root and another group")
+	}
+	const other = 65534 // nobody, nogroup
+	tests := []struct {
+		name     string
+		uid, gid int
+		mode     fs.FileMode
+		ok       bool
+	}{
+		{"root:other 0440", 0, other, 0o440, true},
+		{"root:other 0640", 0, other, 0o640, true},
+		{"root:root 0440", 0, 0, 0o440, false},
+		{"other:other 0440", other, other, 0o440, false},
+		{"root:other 0460", 0, other, 0o460, false},
+		{"root:other 0444", 0, other, 0o444, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "kek")
+			kek := randBytes(KEKSize)
+			writeFile(t, path, kek, tt.mode)
+			if err := os.Chown(path, tt.uid, tt.gid); err != nil {
+				t.Fatal(err)
+			}
+			s, err := LoadOrCreateSealer(path)
+			if tt.ok {
+				if err != nil {
+					t.Fatalf("LoadOrCreateSealer: %v", err)
+				}
+				want, _ := NewSealer(kek)
+				checkSameKEK(t, s, want)
+				return
+			}
+			if err == nil || !strings.Contains(err.Error(), "too open") || !strings.Contains(err.Error(), path) {
+				t.Errorf("LoadOrCreateSealer: %v, want an error naming %s and saying it is too open", err, path)
+			}
+			if got, _ := os.ReadFile(path); !bytes.Equal(got, kek) {
+				t.Error("KEK file was modified")
+			}
+		})
+	}
+}
