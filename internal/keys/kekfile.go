@@ -120,6 +120,7 @@ func checkKEKMode(path string, fi fs.FileInfo) error {
 	return fmt.Errorf("keys: KEK file %s: permissions %#o are too open: it must not be accessible by group or others "+
 		"(chmod 0400 %s), except readable by the group when root owns it (chown root:GROUP, chmod 0440)", path, perm, path)
 }
+
 // createKEK writes a new random KEK to path, or reads the one another
 // process created first.
 func createKEK(path string) ([]byte, error) {
