@@ -84,3 +84,16 @@ type Lease interface {
 	// Expires reports when the lease runs out unless renewed.
 	Expires() time.Time
 }
+
+// WriteChecker is an optional interface of a Storage that can tell,
+// without writing anything, whether this process may replace or delete
+// the value stored under a key. An administrator may make some values
+// read-only to the process that uses the storage: `tlspilot init --user`
+// leaves the ACME account so, and tlspilot then never tries to replace
+// it. CheckWrite MUST return nil when the process may, and otherwise an
+// error wrapping fs.ErrPermission that names what it lacks; it MUST NOT
+// change anything. A Storage that cannot tell does not implement it:
+// callers then assume they may.
+type WriteChecker interface {
+	CheckWrite(ctx context.Context, key string) error
+}
