@@ -66,6 +66,9 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 	if m.acct != nil {
 		return *m.acct, nil
 	}
+	if m.acctRefused != nil {
+		return acmeclient.Account{}, m.acctRefused
+	}
 	id, contact := m.accountID()
 	lease, err := m.store.Storage().Lock(ctx, certstore.AccountLock(id))
 	if err != nil {
@@ -74,6 +77,10 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
 	key, err := m.store.LoadAccountKey(ctx, id)
 	if certstore.IsNotExist(err) {
+		if werr := m.store.CheckAccountWritable(ctx, id); werr != nil {
+			return acmeclient.Account{}, fmt.Errorf("no ACME account for %s in the storage, and this process may not create one "+
+				"(run `tlspilot init` as the administrator): %w", m.cfg.CA, werr)
+		}
 		if key, err = keys.Generate(keys.ECDSAP256); err != nil {
 			return acmeclient.Account{}, err
 		}
@@ -91,6 +98,9 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 		// The CA deactivated or revoked the account of this key.
 		if m.cfg.KeepDeactivatedAccount {
 			return acmeclient.Account{}, m.accountUnusableError(rec.URL, rec.Status)
+		}
+		if werr := m.store.CheckAccountWritable(ctx, id); werr != nil {
+			return acmeclient.Account{}, m.refuseAccount(rec.URL, rec.Status, werr)
 		}
 		if rec, err = m.retireLocked(ctx, id, rec); err != nil {
 			return acmeclient.Account{}, err
@@ -111,7 +121,13 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 		return acmeclient.Account{}, err
 	}
 	rec = certstore.Account{CA: m.cfg.CA, URL: a.URL, Contact: a.Contact, Created: time.Now().UTC(), Replaces: rec.Replaces}
-	if err := m.store.StoreAccount(ctx, id, rec); err != nil {
+	if werr := m.store.CheckAccountWritable(ctx, id); werr != nil {
+		// The administrator's account, looked up again with its own key
+		// (the CA forgot it, or init was interrupted): use it, but leave
+		// the record as it is.
+		m.log.Warn("ACME account record is read-only to this process: the account is used but not recorded (run `tlspilot init` as the administrator to record it)",
+			"ca", m.cfg.CA, "account", a.URL, "error", werr)
+	} else if err := m.store.StoreAccount(ctx, id, rec); err != nil {
 		return acmeclient.Account{}, fmt.Errorf("store account: %w", err)
 	}
 	m.log.Info("ACME account ready", "ca", m.cfg.CA, "account", a.URL)
@@ -150,16 +166,46 @@ func (m *Manager) accountFailed(ctx context.Context, acct acmeclient.Account, ca
 	default:
 		return false, cause // could not ask: retry later with backoff
 	}
-	if err := m.markAccount(ctx, acct.URL, status); err != nil {
+	return m.retireUnusable(ctx, acct.URL, status, cause)
+}
+
+// retireUnusable records that the account at url is unusable (status)
+// and replaces it, unless Config.KeepDeactivatedAccount forbids it or
+// this process may not write the account (then nothing is written). It
+// reports whether an order may be retried at once, and otherwise an
+// error that says what to do, with cause.
+func (m *Manager) retireUnusable(ctx context.Context, url, status string, cause error) (bool, error) {
+	id, _ := m.accountID()
+	if err := m.store.CheckAccountWritable(ctx, id); err != nil {
+		m.acctMu.Lock()
+		defer m.acctMu.Unlock()
+		return false, fmt.Errorf("%w (%v)", m.refuseAccount(url, status, err), cause)
+	}
+	if err := m.markAccount(ctx, url, status); err != nil {
 		return false, err
 	}
 	if m.cfg.KeepDeactivatedAccount {
-		return false, fmt.Errorf("%w (%v)", m.accountUnusableError(acct.URL, status), cause)
+		return false, fmt.Errorf("%w (%v)", m.accountUnusableError(url, status), cause)
 	}
-	if err := m.replaceAccount(ctx, acct.URL); err != nil {
+	if err := m.replaceAccount(ctx, url); err != nil {
 		return false, err
 	}
 	return true, nil
+}
+
+// refuseAccount makes every later order fail at once with the error it
+// returns: the account at url is unusable (status) and this process may
+// not replace it (werr), so only the administrator can. Callers hold
+// acctMu.
+func (m *Manager) refuseAccount(url, status string, werr error) error {
+	err := &acmeclient.Error{Op: "account", Class: acmeclient.BadAccount, Err: fmt.Errorf(
+		"the ACME account %s at %s is %s: no certificate can be ordered with it, and this process may not replace it, "+
+			"since the administrator made it read-only (%w): as the administrator, run `tlspilot init` to register a new account "+
+			"(the old key is kept aside), then restart tlspilot", url, m.cfg.CA, statusWord(status), werr)}
+	m.acct, m.acctRefused, m.acctProblem = nil, err, err.Error()
+	m.log.Error("ACME account is "+statusWord(status)+" and read-only to this process; not replaced",
+		"ca", m.cfg.CA, "account", url, "error", werr)
+	return err
 }
 
 // markAccount records the account's state as the CA reported it.
@@ -248,4 +294,47 @@ func (m *Manager) forgetAccount() {
 	m.acctMu.Lock()
 	m.acct, m.acctStale = nil, true
 	m.acctMu.Unlock()
+}
+
+// RegisterAccount makes sure the ACME account of the configured CA and
+// contact exists and is usable, before any order: `tlspilot init` runs
+// it as the administrator. When the storage holds no account it creates
+// the key and registers it (agreeing to the terms if Config.AgreeTerms,
+// with Config.EAB if set). Otherwise it asks the CA about the stored
+// account: one the CA no longer knows is registered again with the same
+// key, and one it deactivated or revoked is replaced by a new account
+// with a new key, the old key kept aside (unless
+// Config.KeepDeactivatedAccount). A usable account is never replaced. It
+// returns the account's status afterwards.
+func (m *Manager) RegisterAccount(ctx context.Context) (AccountStatus, error) {
+	err := m.registerAccount(ctx)
+	return m.AccountStatus(ctx), err
+}
+
+func (m *Manager) registerAccount(ctx context.Context) error {
+	for attempt := 0; ; attempt++ {
+		acct, err := m.account(ctx)
+		if err != nil {
+			return err
+		}
+		status, err := m.client.AccountStatus(ctx, acct)
+		var ae *acmeclient.Error
+		switch {
+		case err == nil && usable(status):
+			return nil
+		case attempt > 0:
+			return fmt.Errorf("account %s: not usable just after registration (status %q, %v)", acct.URL, status, err)
+		case err == nil:
+		case errors.As(err, &ae) && ae.ProblemShort() == "accountDoesNotExist":
+			m.forgetAccount()
+			continue
+		case errors.As(err, &ae) && ae.Class == acmeclient.BadAccount:
+			status = AccountDeactivated // the CA refuses the account itself
+		default:
+			return fmt.Errorf("ask the CA about account %s: %w", acct.URL, err)
+		}
+		if retry, err := m.retireUnusable(ctx, acct.URL, status, fmt.Errorf("the CA reports it %s", statusWord(status))); !retry {
+			return err
+		}
+	}
 }

@@ -62,6 +62,7 @@ type Manager struct {
 	acct        *acmeclient.Account
 	acctStale   bool
 	acctProblem string // why no order can be placed with the account, if so
+	acctRefused error  // the account is unusable and read-only to this process: every order fails so
 
 	mu        sync.Mutex
 	entries   map[string]*entry

@@ -9,6 +9,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // Account is the stored record of an ACME account.
@@ -105,4 +107,24 @@ func (st *Store) RetireAccountKey(ctx context.Context, id string, at time.Time) 
 		return "", fmt.Errorf("remove account key %s: %w", id, err)
 	}
 	return name, nil
+}
+
+// CheckAccountWritable reports whether this process may replace the
+// account key and record of id, without writing anything: an
+// administrator may have made them read-only to it (`tlspilot init
+// --user`), and the account is then the administrator's to replace. It
+// returns nil when the storage cannot tell (it is no
+// storage.WriteChecker), and otherwise the storage's error, which names
+// the path and the permission and wraps fs.ErrPermission.
+func (st *Store) CheckAccountWritable(ctx context.Context, id string) error {
+	wc, ok := st.s.(storage.WriteChecker)
+	if !ok {
+		return nil
+	}
+	for _, k := range []string{accountKeyKey(id), accountRecKey(id)} {
+		if err := wc.CheckWrite(ctx, k); err != nil {
+			return err
+		}
+	}
+	return nil
 }
