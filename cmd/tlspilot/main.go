@@ -1,6 +1,7 @@
 // Command tlspilot is an HTTPS server that obtains and renews its own
 // certificates through ACME.
 //
+//	tlspilot init [-c FILE] [--user USER]   create the storage, its KEK and the ACME account (once, as admin)
 //	tlspilot serve [-c FILE]                serve the sites of the config file
 //	tlspilot certs [-c FILE] [--once]       keep the [[certificate]] files of other software
 //	tlspilot check [-c FILE | FILE]         validate the config and print what would be served
@@ -34,6 +35,7 @@ func main() {
 const usage = `tlspilot: HTTPS with certificates that take care of themselves.
 
 Usage:
+  tlspilot init [-c FILE] [--user USER]         create the storage, KEK and ACME account (once, as administrator)
   tlspilot serve [-c FILE]                      serve the sites of the config file (SIGHUP reloads it)
   tlspilot certs [-c FILE] [--once]             keep the [[certificate]] PEM files of other software
   tlspilot check [-c FILE | FILE]               validate the config and print what would be served
@@ -54,6 +56,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return 2
 	}
 	switch args[0] {
+	case "init":
+		return initCmd(ctx, args[1:], stdout, stderr)
 	case "serve":
 		return serveCmd(ctx, args[1:], stdout, stderr)
 	case "certs":

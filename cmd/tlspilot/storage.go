@@ -47,9 +47,15 @@ func probeStorage(cfg *config.Config) error {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return storageError(cfg, dir, errors.Unwrap(err))
 	}
-	f, err := os.CreateTemp(dir, ".probe-")
+	probe := dir
+	if fi, err := os.Stat(filepath.Join(dir, "data")); err == nil && fi.IsDir() {
+		// Records go to data/; the storage folder itself may be root's
+		// (tlspilot init --user).
+		probe = filepath.Join(dir, "data")
+	}
+	f, err := os.CreateTemp(probe, ".~probe-") // "~": never a storage key
 	if err != nil {
-		return storageError(cfg, dir, fmt.Errorf("not writable: %w", errors.Unwrap(err)))
+		return storageError(cfg, probe, fmt.Errorf("not writable: %w", errors.Unwrap(err)))
 	}
 	_ = f.Close()
 	return os.Remove(f.Name())
@@ -170,6 +176,25 @@ func preflight(cfg *config.Config) error {
 		return err
 	}
 	return probeStorage(cfg)
+}
+
+// checkChallengeDir refuses at start, at the challenge_dir line, a
+// challenge directory the user serve runs as cannot search: it could
+// serve none of the answers written there. It runs after privileges are
+// dropped.
+func checkChallengeDir(cfg *config.Config) error {
+	if cfg.ChallengeDir == "" {
+		return nil
+	}
+	// dir/. needs search permission on dir itself.
+	if _, err := os.Stat(cfg.ChallengeDir + string(filepath.Separator) + "."); err != nil {
+		hint := ""
+		if cfg.User != "" {
+			hint = fmt.Sprintf(" (serve runs as user %q after binding its ports and needs search permission on the directory and read permission on its files)", cfg.User)
+		}
+		return cfg.Errorf("challenge_dir", "%w%s", errors.Unwrap(err), hint)
+	}
+	return nil
 }
 
 // newError places an error of tlspilot.New in the config: a permission

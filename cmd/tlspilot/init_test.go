@@ -1,0 +1,103 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestInit: `tlspilot init` creates the storage, the KEK and the ACME
+// account (registered with Pebble, no order placed) and says how to hand
+// the storage to the user certs runs as; run again it keeps both, byte
+// for byte, and says so.
+func TestInit(t *testing.T) {
+	e := newEnv(t)
+	conf := e.config("")
+	storage := filepath.Join(e.dir, "storage")
+
+	code, out, errOut := runBinary(t, "init", "--config", conf)
+	if code != 0 {
+		t.Fatalf("init: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("init:\n%s", out)
+	for _, want := range []string{
+		"key-encryption key " + filepath.Join(storage, "kek") + ": created",
+		"ACME account at " + e.p.DirectoryURL + ": registered https://",
+		"tlspilot init --config " + conf + " --user USER",
+		"chown root:GROUP " + filepath.Join(storage, "kek"),
+		"chmod 0440 " + filepath.Join(storage, "kek"),
+		"chmod 1770 " + filepath.Join(storage, "data"),
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("init output lacks %q", want)
+		}
+	}
+	if n := e.p.RequestsTo("/order-plz"); n != 0 {
+		t.Errorf("init placed %d orders, want none", n)
+	}
+	before := readTree(t, storage)
+	if len(before) < 3 {
+		t.Fatalf("storage after init: %v", before)
+	}
+
+	code, out2, errOut := runBinary(t, "init", "--config", conf)
+	if code != 0 {
+		t.Fatalf("second init: exit %d\n%s%s", code, out2, errOut)
+	}
+	for _, want := range []string{"key-encryption key " + filepath.Join(storage, "kek") + ": exists, kept", "exists, valid at the CA, kept"} {
+		if !strings.Contains(out2, want) {
+			t.Errorf("second init output lacks %q:\n%s", want, out2)
+		}
+	}
+	after := readTree(t, storage)
+	for p, v := range before {
+		if after[p] != v {
+			t.Errorf("%s changed by the second init", p)
+		}
+	}
+	if len(after) != len(before) {
+		t.Errorf("second init left %d files, the first %d", len(after), len(before))
+	}
+}
+
+// TestInitUsage: a user to hand over to needs root, and --group needs
+// --user.
+func TestInitUsage(t *testing.T) {
+	conf := filepath.Join(t.TempDir(), "tlspilot.toml")
+	write(t, conf, "[[site]]\nnames = [\"a.example.test\"]\n")
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"init", "--config", conf, "--group", "0"}, "--group needs --user"},
+		{[]string{"init", "--config", conf, "extra"}, `unexpected argument "extra"`},
+		{[]string{"init", "--config", conf, "--user", "no-such-user-here"}, "--user: "},
+	} {
+		code, _, errOut := runBinary(t, tt.args...)
+		if code == 0 || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want an error saying %q", tt.args, code, errOut, tt.want)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(conf), "storage")); err == nil {
+		t.Error("a refused init created a storage")
+	}
+}
+
+// readTree returns the files below dir and their contents.
+func readTree(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := map[string]string{}
+	err := filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		b, err := os.ReadFile(p)
+		out[p] = string(b)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
