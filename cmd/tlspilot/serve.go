@@ -90,6 +90,10 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, err
 	}
+	if err := checkChallengeDir(cfg); err != nil {
+		closeAll()
+		return nil, err
+	}
 	mcfg, err := managerConfig(cfg, logger)
 	if err != nil {
 		closeAll()
@@ -111,6 +115,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		HTTPSListener:      httpsL,
 		Sites:              serverSites(cfg, m),
 		ACMEHTTP:           m.HTTPHandler,
+		ChallengeDir:       cfg.ChallengeDir,
 		ACMEGetCertificate: m.GetCertificate,
 		Logger:             logger,
 		AccessLog:          lg.access,

@@ -161,6 +161,7 @@ func restartOnly(a, b *config.Config) []string {
 	diff("https_listen", a.HTTPSListen, b.HTTPSListen)
 	diff("user", a.User, b.User)
 	diff("group", a.Group, b.Group)
+	diff("challenge_dir", a.ChallengeDir, b.ChallengeDir)
 	diff("access_log", a.AccessLog, b.AccessLog)
 	diff("log_level", a.LogLevel, b.LogLevel)
 	diff("log_format", a.LogFormat, b.LogFormat)

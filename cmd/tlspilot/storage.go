@@ -178,6 +178,25 @@ func preflight(cfg *config.Config) error {
 	return probeStorage(cfg)
 }
 
+// checkChallengeDir refuses at start, at the challenge_dir line, a
+// challenge directory the user serve runs as cannot search: it could
+// serve none of the answers written there. It runs after privileges are
+// dropped.
+func checkChallengeDir(cfg *config.Config) error {
+	if cfg.ChallengeDir == "" {
+		return nil
+	}
+	// dir/. needs search permission on dir itself.
+	if _, err := os.Stat(cfg.ChallengeDir + string(filepath.Separator) + "."); err != nil {
+		hint := ""
+		if cfg.User != "" {
+			hint = fmt.Sprintf(" (serve runs as user %q after binding its ports and needs search permission on the directory and read permission on its files)", cfg.User)
+		}
+		return cfg.Errorf("challenge_dir", "%w%s", errors.Unwrap(err), hint)
+	}
+	return nil
+}
+
 // newError places an error of tlspilot.New in the config: a permission
 // problem is the storage's (its key-encryption key, its records).
 func newError(cfg *config.Config, err error) error {

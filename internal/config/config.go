@@ -63,6 +63,12 @@ type Config struct {
 	// ("user", "group"): names or numeric ids, known to this system.
 	// Empty: privileges are not changed.
 	User, Group string
+	// ChallengeDir is a directory of http-01 answer files that another
+	// process writes (`tlspilot certs` with a [[certificate]] of the same
+	// challenge_dir), which serve answers at
+	// /.well-known/acme-challenge/<token> ("challenge_dir"); empty for
+	// none. It exists when the config is loaded. Restart only.
+	ChallengeDir string
 	// AccessLog is "stdout" (default), "stderr", "off", or an absolute
 	// file path ("access_log").
 	AccessLog string

@@ -109,6 +109,9 @@ func (d *decoder) process(t *table, c *Config) {
 	if t.str("group", &c.Group) {
 		d.group("group", c.Group)
 	}
+	if t.str("challenge_dir", &c.ChallengeDir) {
+		c.ChallengeDir = d.existingDir("challenge_dir", c.ChallengeDir)
+	}
 	if t.str("access_log", &c.AccessLog) {
 		c.AccessLog = d.accessLog("access_log", c.AccessLog)
 	}

@@ -18,6 +18,9 @@ func (c *Config) Summary() string {
 	if c.User != "" || c.Group != "" {
 		fmt.Fprintf(&b, "runs as: user %s, group %s after binding\n", or(c.User, "(unchanged)"), or(c.Group, "(unchanged)"))
 	}
+	if c.ChallengeDir != "" {
+		fmt.Fprintf(&b, "http-01 answers also from files in %s\n", c.ChallengeDir)
+	}
 	if c.DNS != nil {
 		fmt.Fprintf(&b, "dns-01: %s\n", c.DNS.summary())
 	}

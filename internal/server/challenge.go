@@ -17,26 +17,31 @@ func mayBeChallenge(r *http.Request) bool {
 		(r.Method == http.MethodGet || r.Method == http.MethodHead)
 }
 
-// notHeld is the next handler given to the ACME hook: reaching it means
-// the hook has no answer for the request.
+// notHeld is the next handler given to the ACME hook, and the challenge
+// directory's answer for a token it has no file for: reaching it means
+// no answer is held here for the request.
 func notHeld(w http.ResponseWriter, _ *http.Request) {
 	w.WriteHeader(http.StatusNotFound)
 }
 
-// serveChallenge offers an http-01 request to the ACME hook and reports
-// whether the hook answered it. A 4xx from the hook (an unknown or
-// malformed token) is dropped unsent: the request then goes on to the
-// site with an untouched response, as any other request would.
+// serveChallenge offers an http-01 request to each answerer in turn
+// (the ACME hook, then the challenge directory) and reports whether one
+// answered it. A 4xx from an answerer (an unknown or malformed token) is
+// dropped unsent: the next one is asked, and after the last the request
+// goes on to the site with an untouched response, as any other request
+// would.
 func (s *Server) serveChallenge(w http.ResponseWriter, r *http.Request) bool {
-	if s.acmeHTTP == nil {
-		return false
+	for _, h := range s.challenges {
+		cw := &challengeWriter{w: w}
+		h.ServeHTTP(cw, r)
+		if cw.status == 0 {
+			cw.WriteHeader(http.StatusOK) // the answerer wrote nothing: net/http's empty 200
+		}
+		if !cw.declined() {
+			return true
+		}
 	}
-	cw := &challengeWriter{w: w}
-	s.acmeHTTP.ServeHTTP(cw, r)
-	if cw.status == 0 {
-		cw.WriteHeader(http.StatusOK) // the hook wrote nothing: net/http's empty 200
-	}
-	return !cw.declined()
+	return false
 }
 
 // challengeWriter holds the ACME hook's headers back until its status is

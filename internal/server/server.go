@@ -16,6 +16,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -56,10 +58,20 @@ type Options struct {
 	// port-80 redirect to HTTPS (Let's Encrypt does) finds the answer
 	// there too, and a proxy never forwards it. A 4xx answer (or a call
 	// to next) means the token is not held: the response is dropped and
-	// the request goes on to its site as any other, so a site's own files
+	// the request goes on to ChallengeDir, if set, then to its site as
+	// any other, so a site's own files
 	// under that path, or its upstream, still answer. Other requests
 	// never reach it.
 	ACMEHTTP func(next http.Handler) http.Handler
+
+	// ChallengeDir is a directory of http-01 answers written by another
+	// process as <ChallengeDir>/<token> (`tlspilot certs` with a
+	// challenge_dir, certbot's webroot), answered on both listeners like
+	// ACMEHTTP's, for requests ACMEHTTP has no answer for. A token outside
+	// the base64url alphabet never becomes a file name; a file is served
+	// only if it is a regular file (not a symbolic link) holding a key
+	// authorization for its token, and is never written. Empty: none.
+	ChallengeDir string
 
 	// ACMEGetCertificate answers tls-alpn-01 handshakes (ClientHellos
 	// offering only the "acme-tls/1" protocol). Nil refuses them.
@@ -111,7 +123,6 @@ type Server struct {
 	opts     Options
 	log      *slog.Logger
 	acmeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
-	acmeHTTP http.Handler // the http-01 hook over notHeld; nil: none
 	reject   *tls.Config
 	profiles map[tlsprofile.Profile]*tls.Config // other than the default; never changed after New
 	table    atomic.Pointer[table]
@@ -120,6 +131,10 @@ type Server struct {
 	budget   *cacheBudget // nil: no file cache
 	limit    *connLimit
 	port     string // ":8443" in HTTPS redirects, "" for 443
+
+	// challenges answer http-01 requests, tried in turn: the ACME hook,
+	// then the challenge directory. Never changed after New.
+	challenges []http.Handler
 
 	mu sync.Mutex // serialises Reload; guards roots reuse
 
@@ -160,8 +175,8 @@ func New(opts Options) (*Server, error) {
 	if opts.FileCacheBytes > 0 {
 		s.budget = &cacheBudget{max: opts.FileCacheBytes}
 	}
-	if opts.ACMEHTTP != nil {
-		s.acmeHTTP = opts.ACMEHTTP(http.HandlerFunc(notHeld))
+	if err := s.challengeHandlers(); err != nil {
+		return nil, err
 	}
 	tc := s.tlsConfig()
 	s.profiles = profileConfigs(tc)
@@ -175,6 +190,23 @@ func New(opts Options) (*Server, error) {
 	s.https = s.newHTTPServer(s.access.wrap(http.HandlerFunc(s.serveTLS)))
 	s.https.TLSConfig = tc
 	return s, nil
+}
+
+// challengeHandlers builds the http-01 answerers: the ACME hook (over
+// notHeld), then the challenge directory.
+func (s *Server) challengeHandlers() error {
+	if s.opts.ACMEHTTP != nil {
+		s.challenges = append(s.challenges, s.opts.ACMEHTTP(http.HandlerFunc(notHeld)))
+	}
+	if dir := s.opts.ChallengeDir; dir != "" {
+		// dir/. needs search permission on dir itself, as serving its
+		// files does; it fails if dir is not a directory.
+		if _, err := os.Stat(dir + string(filepath.Separator) + "."); err != nil {
+			return fmt.Errorf("challenge dir: %w", err)
+		}
+		s.challenges = append(s.challenges, &challengeDir{dir: dir, log: s.log})
+	}
+	return nil
 }
 
 func (o Options) withDefaults() Options {
