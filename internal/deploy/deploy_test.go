@@ -10,6 +10,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
+	"fmt"
 	"io/fs"
 	"math/big"
 	"os"
@@ -255,8 +256,9 @@ func permissionChild(t *testing.T, dir string) {
 	msg := err.Error()
 	t.Logf("error: %s", msg)
 	if !errors.Is(err, fs.ErrPermission) || !strings.Contains(msg, filepath.Join(dir, "fullchain.pem")) ||
-		!strings.Contains(msg, "permission denied: needs write and search permission on the directory "+dir) {
-		t.Errorf("error does not name the path and the permission: %v", err)
+		!strings.Contains(msg, "permission denied: needs write and search permission on the directory "+dir) ||
+		!strings.Contains(msg, fmt.Sprintf("(tlspilot runs as uid %d gid %d)", os.Geteuid(), os.Getegid())) {
+		t.Errorf("error does not name the path, the permission and the user: %v", err)
 	}
 }
 

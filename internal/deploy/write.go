@@ -126,11 +126,12 @@ func (f *Files) chownNeed() string {
 	return fmt.Sprintf("membership of group %s (or CAP_CHOWN) to give the file that group", f.opts.Group)
 }
 
-// permError wraps err for path, saying what permission is missing when
-// it is a permission error.
+// permError wraps err for path, saying what permission is missing, and
+// for which user, when it is a permission error.
 func permError(path, need string, err error) error {
 	if errors.Is(err, fs.ErrPermission) {
-		return fmt.Errorf("deploy %s: permission denied: needs %s: %w", path, need, err)
+		return fmt.Errorf("deploy %s: permission denied: needs %s (tlspilot runs as uid %d gid %d): %w",
+			path, need, os.Geteuid(), os.Getegid(), err)
 	}
 	return fmt.Errorf("deploy %s: %w", path, err)
 }
