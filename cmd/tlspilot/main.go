@@ -9,6 +9,7 @@
 //	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
 //	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
 //	tlspilot clean [--older-than 30d]       remove stored certificates no longer configured
+//	tlspilot import certbot [--apply] [DIR] take over certbot's certificates without reissuing
 //	tlspilot version                        print the version
 package main
 
@@ -43,6 +44,7 @@ Usage:
   tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
   tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
   tlspilot clean [--older-than 30d] [--dry-run]  remove stored certificates no longer configured
+  tlspilot import certbot [--apply] [DIR]       take over certbot's certificates (dry run without --apply)
   tlspilot version                              print the version
 
 -c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
@@ -72,6 +74,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return revokeCmd(ctx, args[1:], stdout, stderr)
 	case "clean":
 		return cleanCmd(ctx, args[1:], stdout, stderr)
+	case "import":
+		return importCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0

@@ -1,0 +1,486 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"os/user"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+	certbotdir "github.com/tlspilot/tlspilot/internal/certbot"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+const importSummary = `Takes over certbot's certificates (DIR: certbot's config directory,
+default /etc/letsencrypt) without ordering new ones: for each lineage of
+renewal/*.conf it stores the current certificate and key (and certbot's
+ACME account, when it is for the config's CA and storage has none yet)
+and appends a [[certificate]] table to the config file that deploys to
+the same live/ files, so web server configs need no change.
+
+Without --apply it prints what it would do and changes nothing. With
+--apply it does it, replaces each live/ symlink by a regular file with
+the same content (archive/ is left as it is), and says how to stop
+certbot's own renewal. A lineage that cannot be carried over is refused
+with the file, line and key, and what to do; the others are imported.
+Running it again reports what is already imported. Exits 0 when every
+lineage is imported (or already was), 1 otherwise. See docs/certbot.md.`
+
+// importCmd runs "tlspilot import certbot".
+func importCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] != "certbot" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h" || args[0] == "-help") {
+			args = []string{"certbot", "--help"}
+		} else {
+			fmt.Fprintln(stderr, "tlspilot import: name what to import from: tlspilot import certbot [--config FILE] [--apply] [DIR]")
+			return 2
+		}
+	}
+	cf := newFlags("import certbot", "[--config FILE] [--apply] [DIR]", importSummary, stdout, stderr)
+	apply := cf.Bool("apply", false, "do it (without: print what would be done, change nothing)")
+	if code, ok := cf.parse(args[1:], stdout); !ok {
+		return code
+	}
+	if cf.NArg() > 1 {
+		fmt.Fprintf(stderr, "tlspilot import certbot: unexpected argument %q\n", cf.Arg(1))
+		return 2
+	}
+	dir := certbotdir.DefaultDir
+	if cf.NArg() == 1 {
+		dir = cf.Arg(0)
+	}
+	cfg, err := cf.load()
+	if err != nil {
+		fmt.Fprintln(stderr, err)
+		return 1
+	}
+	im := &importer{cfg: cfg, dir: dir, out: stdout, errw: stderr, apply: *apply}
+	return im.run(ctx)
+}
+
+// importer is one run of "import certbot".
+type importer struct {
+	cfg   *config.Config
+	dir   string
+	out   io.Writer
+	errw  io.Writer
+	apply bool
+	plans []*lineagePlan
+	fails int // lineages refused or failed
+}
+
+// lineagePlan is what is done with one lineage.
+type lineagePlan struct {
+	l        *certbotdir.Lineage
+	set      certbotdir.Settings
+	names    []string
+	inConfig int    // line of the [[certificate]] already importing it, or 0
+	entry    string // the [[certificate]] table to append, if not inConfig
+}
+
+func (im *importer) run(ctx context.Context) int {
+	lineages, problems, err := certbotdir.ReadDir(im.dir)
+	if err != nil {
+		fmt.Fprintf(im.errw, "tlspilot import certbot: %v\n", err)
+		return 1
+	}
+	for _, p := range problems {
+		im.refuse(p)
+	}
+	for _, l := range lineages {
+		if p, err := im.plan(l); err != nil {
+			im.refuse(err)
+		} else {
+			im.plans = append(im.plans, p)
+		}
+	}
+	if len(lineages)+len(problems) == 0 {
+		fmt.Fprintf(im.out, "no certbot lineage in %s\n", filepath.Join(im.dir, "renewal"))
+		return 0
+	}
+	if !im.apply {
+		im.dryRun()
+	} else if err := im.applyAll(ctx); err != nil {
+		fmt.Fprintf(im.errw, "tlspilot import certbot: %v\n", err)
+		return 1
+	}
+	if im.fails > 0 {
+		return 1
+	}
+	return 0
+}
+
+// refuse reports a lineage that is not imported.
+func (im *importer) refuse(err error) {
+	im.fails++
+	fmt.Fprintf(im.errw, "refused: %v\n", err)
+}
+
+// plan maps lineage l onto a [[certificate]] table, or says why not.
+func (im *importer) plan(l *certbotdir.Lineage) (*lineagePlan, error) {
+	set, err := l.Settings()
+	if err != nil {
+		return nil, err
+	}
+	p := &lineagePlan{l: l, set: set}
+	for _, n := range l.Names() {
+		nn, err := tlspilot.NormalizeName(n)
+		if err != nil {
+			return nil, l.Conf.Errorf("", "fullchain", "%s: name %q: %w", l.Fullchain, n, err)
+		}
+		p.names = append(p.names, nn)
+	}
+	if line, err := im.claimed(l, p.names); err != nil || line > 0 {
+		p.inConfig = line
+		return p, err
+	}
+	p.entry = entry(l, set, p.names, time.Now())
+	return p, nil
+}
+
+// claimed returns the line of the config's [[certificate]] with exactly
+// names, or an error when another table of the config claims one of them.
+func (im *importer) claimed(l *certbotdir.Lineage, names []string) (int, error) {
+	want := slices.Sorted(slices.Values(names))
+	for _, c := range im.cfg.Certificates {
+		if slices.Equal(slices.Sorted(slices.Values(c.Names)), want) {
+			return c.Line, nil
+		}
+		for _, n := range c.Names {
+			if slices.Contains(names, n) {
+				return 0, fmt.Errorf("%s: %s is already in %s at line %d ([[certificate]] with other names): merge them by hand", l.Conf.File, n, im.cfg.File, c.Line)
+			}
+		}
+	}
+	for _, s := range im.cfg.Sites {
+		for _, n := range s.Names {
+			if slices.Contains(names, n) {
+				return 0, fmt.Errorf("%s: %s is served by the [[site]] at %s line %d: a name has one certificate", l.Conf.File, n, im.cfg.File, s.Line)
+			}
+		}
+	}
+	return 0, nil
+}
+
+// dryRun prints what --apply would do.
+func (im *importer) dryRun() {
+	for _, p := range im.plans {
+		im.describe(p, "would store")
+	}
+	if n := len(im.pending()); n > 0 {
+		fmt.Fprintf(im.out, "\nwould append %d [[certificate]] table(s) to %s:\n%s", n, im.cfg.File, strings.Join(im.pending(), ""))
+	}
+	fmt.Fprintln(im.out, "\ndry run: nothing changed; run again with --apply to import")
+}
+
+// pending returns the tables to append.
+func (im *importer) pending() []string {
+	var out []string
+	for _, p := range im.plans {
+		if p.entry != "" {
+			out = append(out, p.entry)
+		}
+	}
+	return out
+}
+
+// describe prints one lineage's plan.
+func (im *importer) describe(p *lineagePlan, verb string) {
+	l := p.l
+	fmt.Fprintf(im.out, "%s: %s, serial %x, expires %s, key %s\n", l.Name, strings.Join(p.names, " "),
+		l.Leaf.SerialNumber, l.Leaf.NotAfter.UTC().Format(time.DateOnly), p.set.KeyType)
+	if p.inConfig > 0 {
+		fmt.Fprintf(im.out, "  already imported: [[certificate]] at %s line %d\n", im.cfg.File, p.inConfig)
+	}
+	if verb != "" {
+		fmt.Fprintf(im.out, "  %s the certificate and key (no new order)\n", verb)
+	}
+	for _, n := range p.set.Notes {
+		fmt.Fprintf(im.out, "  note: %s\n", n)
+	}
+}
+
+// entry renders the [[certificate]] table of a lineage.
+func entry(l *certbotdir.Lineage, set certbotdir.Settings, names []string, now time.Time) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "\n# Imported from certbot (%s) on %s.\n[[certificate]]\n", l.Conf.File, now.UTC().Format(time.DateOnly))
+	fmt.Fprintf(&b, "names = %s\n", tomlList(names))
+	fmt.Fprintf(&b, "key_type = %s\n", tomlString(set.KeyType))
+	fmt.Fprintf(&b, "challenge = %s\n", tomlString(set.Challenge))
+	if set.ChallengeDir != "" {
+		fmt.Fprintf(&b, "challenge_dir = %s\n", tomlString(set.ChallengeDir))
+	}
+	if set.Standalone != "" {
+		fmt.Fprintf(&b, "standalone = %s\n", tomlString(set.Standalone))
+	}
+	for _, f := range []struct{ key, path string }{{"fullchain", l.Fullchain}, {"privkey", l.Privkey}, {"cert", l.Cert}, {"chain", l.Chain}} {
+		if f.path != "" {
+			fmt.Fprintf(&b, "%s = %s\n", f.key, tomlString(f.path))
+		}
+	}
+	keyAccess(&b, l.Privkey)
+	if len(set.Reload) > 0 {
+		fmt.Fprintf(&b, "reload = %s\n", tomlList(set.Reload))
+	}
+	return b.String()
+}
+
+// keyAccess carries the group and mode of certbot's private key over, so
+// that software reading it through a group still can.
+func keyAccess(b *strings.Builder, privkey string) {
+	fi, err := os.Stat(privkey)
+	if err != nil {
+		return
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	mode := fi.Mode().Perm()
+	if !ok || mode&0o040 == 0 || mode&0o007 != 0 || int(st.Gid) == os.Getegid() {
+		return
+	}
+	if g, err := user.LookupGroupId(strconv.Itoa(int(st.Gid))); err == nil {
+		fmt.Fprintf(b, "group = %s\nmode = %s\n", tomlString(g.Name), tomlString(fmt.Sprintf("%04o", mode&0o770)))
+	}
+}
+
+// tomlString quotes s as a TOML basic string.
+func tomlString(s string) string {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(s) // a string always encodes
+	return strings.TrimSpace(buf.String())
+}
+
+// tomlList quotes ss as a TOML array of strings.
+func tomlList(ss []string) string {
+	q := make([]string, len(ss))
+	for i, s := range ss {
+		q[i] = tomlString(s)
+	}
+	return "[" + strings.Join(q, ", ") + "]"
+}
+
+// applyAll imports every planned lineage: account, certificates, config
+// tables, then live/ files, and says how to stop certbot's renewal.
+func (im *importer) applyAll(ctx context.Context) error {
+	if len(im.plans) == 0 {
+		return nil
+	}
+	logger := slog.New(slog.NewTextHandler(im.errw, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	mcfg, err := managerConfig(im.cfg, logger)
+	if err != nil {
+		return err
+	}
+	m, err := tlspilot.New(ctx, mcfg)
+	if err != nil {
+		return newError(im.cfg, err)
+	}
+	accounts := im.importAccounts(ctx, m)
+	var done []*lineagePlan
+	for _, p := range im.plans {
+		if err := im.importCert(ctx, m, p, accounts[p.l.Account]); err != nil {
+			im.refuse(err)
+			continue
+		}
+		done = append(done, p)
+	}
+	if err := im.appendConfig(done); err != nil {
+		return err
+	}
+	for _, p := range done {
+		if err := unlinkLive(p.l); err != nil {
+			im.refuse(fmt.Errorf("%s: %w", p.l.Name, err))
+		}
+	}
+	im.howToStopCertbot(done)
+	return nil
+}
+
+// importAccounts imports certbot's accounts at the config's CA that the
+// plans use, and returns which ones are now the Manager's account.
+func (im *importer) importAccounts(ctx context.Context, m *tlspilot.Manager) map[string]bool {
+	same := map[string]bool{}
+	tried := map[string]bool{}
+	for _, p := range im.plans {
+		id := p.l.Account
+		if p.l.Server != im.cfg.CA || id == "" || tried[id] {
+			continue
+		}
+		tried[id] = true
+		a, err := certbotdir.ReadAccount(im.dir, p.l.Server, id)
+		if err != nil {
+			fmt.Fprintf(im.out, "account %s not imported: %v\n", id, err)
+			continue
+		}
+		res, err := m.ImportAccount(ctx, a.Key, a.URL)
+		switch {
+		case err != nil:
+			fmt.Fprintf(im.out, "account %s not imported: %v\n", id, err)
+		case res == tlspilot.ImportKept:
+			fmt.Fprintf(im.out, "account %s (%s) not imported: storage already has an account for %s; it is kept\n", id, a.URL, im.cfg.CA)
+		default:
+			fmt.Fprintf(im.out, "account %s (%s): %s\n", id, a.URL, res)
+			same[id] = true
+		}
+	}
+	return same
+}
+
+// importCert stores a lineage's certificate and key.
+func (im *importer) importCert(ctx context.Context, m *tlspilot.Manager, p *lineagePlan, sameAccount bool) error {
+	res, err := m.Import(ctx, tlspilot.Imported{Names: p.names, ChainPEM: p.l.ChainPEM, Key: p.l.Key,
+		CA: p.l.Server, SameAccount: sameAccount})
+	if err != nil {
+		return fmt.Errorf("%s: %w", p.l.Conf.File, err)
+	}
+	im.describe(p, "")
+	fmt.Fprintf(im.out, "  certificate and key: %s (no new order)\n", res)
+	switch {
+	case p.l.Server != im.cfg.CA:
+		fmt.Fprintf(im.out, "  note: issued through %s, the config's ca is %s: tlspilot renews it there, with its own account\n", p.l.Server, im.cfg.CA)
+	case !sameAccount:
+		fmt.Fprintln(im.out, "  note: certbot's account is not tlspilot's: the renewal is a new order, not an ARI replacement")
+	}
+	return nil
+}
+
+// appendConfig appends the tables of plans not yet in the config to the
+// config file, keeping its content, mode and owner, written atomically,
+// after checking that the result loads.
+func (im *importer) appendConfig(plans []*lineagePlan) error {
+	var add []string
+	for _, p := range plans {
+		if p.entry != "" {
+			if p.set.ChallengeDir != "" {
+				if err := os.MkdirAll(p.set.ChallengeDir, 0o755); err != nil {
+					return fmt.Errorf("%s: challenge_dir: %w", p.l.Name, err)
+				}
+			}
+			add = append(add, p.entry)
+		}
+	}
+	if len(add) == 0 {
+		return nil
+	}
+	path := im.cfg.File
+	old, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("read config: %w", err)
+	}
+	text := old
+	if len(text) > 0 && text[len(text)-1] != '\n' {
+		text = append(text, '\n')
+	}
+	text = append(text, strings.Join(add, "")...)
+	if err := writeConfig(path, text); err != nil {
+		return err
+	}
+	fmt.Fprintf(im.out, "\nappended %d [[certificate]] table(s) to %s\n", len(add), path)
+	return nil
+}
+
+// writeConfig replaces the config file at path with text: a temporary
+// file with the same mode and owner, checked with config.Load, synced,
+// renamed over path, directory synced. The old file stays if anything
+// fails.
+func writeConfig(path string, text []byte) error {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	t, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".import-*")
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	tmp := t.Name()
+	defer func() { _ = os.Remove(tmp) }() // gone after the rename
+	err = fillTemp(t, fi, text)
+	if cerr := t.Close(); err == nil && cerr != nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("config: write %s: %w", tmp, err)
+	}
+	if _, err := config.Load(tmp); err != nil {
+		return fmt.Errorf("the config with the imported tables does not load (%s is unchanged): %w", path, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return syncDirOf(path)
+}
+
+// fillTemp gives t the mode and owner of fi and the content text.
+func fillTemp(t *os.File, fi fs.FileInfo, text []byte) error {
+	if err := t.Chmod(fi.Mode().Perm()); err != nil {
+		return err
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok && (int(st.Uid) != os.Geteuid() || int(st.Gid) != os.Getegid()) {
+		if err := t.Chown(int(st.Uid), int(st.Gid)); err != nil {
+			return fmt.Errorf("keep owner %d:%d: %w", st.Uid, st.Gid, err)
+		}
+	}
+	if _, err := t.Write(text); err != nil {
+		return err
+	}
+	return t.Sync()
+}
+
+// syncDirOf syncs the directory holding path.
+func syncDirOf(path string) error {
+	d, err := os.Open(filepath.Dir(path))
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	if err := d.Sync(); err != nil && !errors.Is(err, syscall.EINVAL) {
+		return fmt.Errorf("sync %s: %w", filepath.Dir(path), err)
+	}
+	return nil
+}
+
+// unlinkLive replaces the lineage's live/ symlinks by regular files.
+func unlinkLive(l *certbotdir.Lineage) error {
+	for _, p := range []string{l.Fullchain, l.Privkey, l.Cert, l.Chain} {
+		if p == "" {
+			continue
+		}
+		if err := certbotdir.Unlink(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// howToStopCertbot says how to stop certbot renewing what was imported.
+func (im *importer) howToStopCertbot(done []*lineagePlan) {
+	if len(done) == 0 {
+		return
+	}
+	fmt.Fprintln(im.out, "\nNow stop certbot renewing these certificates (tlspilot renews them from now on):")
+	if len(done) == len(im.plans) && im.fails == 0 {
+		fmt.Fprintln(im.out, "  systemctl disable --now certbot.timer    # Debian/Ubuntu package (snap: snap.certbot.renew.timer)")
+		fmt.Fprintln(im.out, "  rm -f /etc/cron.d/certbot                # the package's cron job, where there is no systemd")
+		fmt.Fprintln(im.out, "or, to keep certbot for other certificates, move the imported renewal confs aside:")
+	} else {
+		fmt.Fprintln(im.out, "certbot keeps lineages that were not imported, so keep its timer and move the imported renewal confs aside:")
+	}
+	for _, p := range done {
+		fmt.Fprintf(im.out, "  mv %s %s.imported\n", p.l.Conf.File, p.l.Conf.File)
+	}
+	fmt.Fprintln(im.out, "Do not run \"certbot delete\" on them: it removes the live/ files the servers read.")
+	fmt.Fprintln(im.out, "Until then \"certbot renew\" fails on them (their live/ files are no longer symlinks) and changes nothing.")
+	fmt.Fprintln(im.out, "Then run \"tlspilot certs\" (daemon) or \"tlspilot certs --once\" from a timer; see docs/certbot.md.")
+}
