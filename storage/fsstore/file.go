@@ -158,7 +158,7 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 			}
 			return nil
 		}
-		if badSegment(d.Name()) != "" {
+		if checkKey(d.Name()) != nil { // one segment: no '/' in a file name
 			if d.IsDir() {
 				return filepath.SkipDir
 			}
