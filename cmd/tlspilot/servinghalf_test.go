@@ -2,15 +2,19 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/pem"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -124,4 +128,160 @@ func verifyPair(t *testing.T, e *env, certFile, keyFile, name string) *x509.Cert
 		t.Errorf("%s: %v", certFile, err)
 	}
 	return c.Leaf
+}
+
+// servingHalf is a serve run with a config of its own, no CA involved.
+type servingHalf struct {
+	t           *testing.T
+	dir, conf   string
+	http, https string
+}
+
+func newServingHalf(t *testing.T) *servingHalf {
+	t.Helper()
+	h := &servingHalf{t: t, dir: t.TempDir(), http: freeAddr(t), https: freeAddr(t)}
+	h.conf = filepath.Join(h.dir, "tlspilot.toml")
+	write(t, filepath.Join(h.dir, "www", "index.html"), "served\n")
+	return h
+}
+
+// config writes the config: the listeners, admin off, then top and the
+// sites.
+func (h *servingHalf) config(top, sites string) {
+	h.t.Helper()
+	write(h.t, h.conf, fmt.Sprintf("http_listen = %q\nhttps_listen = %q\nadmin_listen = \"off\"\naccess_log = \"off\"\n%s\n%s", h.http, h.https, top, sites))
+}
+
+// serve starts `tlspilot serve` with the config, with its output in a
+// buffer, and stops it at cleanup; it returns once the HTTPS listener
+// accepts connections.
+func (h *servingHalf) serve(cred *syscall.Credential) (*exec.Cmd, *syncBuffer) {
+	h.t.Helper()
+	cmd := exec.Command(buildBinary(h.t), "serve", "--config", h.conf)
+	out := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+	}
+	if err := cmd.Start(); err != nil {
+		h.t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	h.t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if h.t.Failed() {
+			h.t.Logf("tlspilot output:\n%s", out.String())
+		}
+	})
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		select {
+		case <-done:
+			h.t.Fatalf("serve stopped at start:\n%s", out.String())
+		default:
+		}
+		if c, err := net.DialTimeout("tcp", h.https, time.Second); err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			h.t.Fatalf("serve does not listen on %s:\n%s", h.https, out.String())
+		}
+	}
+	return cmd, out
+}
+
+// handshake returns the certificate serve presents for name, unverified.
+func (h *servingHalf) handshake(name string) (*x509.Certificate, error) {
+	c, err := tls.DialWithDialer(&net.Dialer{Timeout: 2 * time.Second}, "tcp", h.https, &tls.Config{ServerName: name, InsecureSkipVerify: true})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0], nil
+}
+
+// TestServeCertFilesAppear: a cert_file site whose files do not exist yet
+// does not stop serve from starting: it presents a temporary self-signed
+// certificate and logs a warning naming the files; as soon as both files
+// are written, it presents them, without a restart or a signal, and a
+// client trusting that certificate gets the site.
+func TestServeCertFilesAppear(t *testing.T) {
+	h := newServingHalf(t)
+	live := filepath.Join(h.dir, "live", "late.example.test")
+	fullchain, privkey := filepath.Join(live, "fullchain.pem"), filepath.Join(live, "privkey.pem")
+	h.config("", fmt.Sprintf("[[site]]\nnames = [\"late.example.test\"]\nroot = %q\ncert_file = %q\nkey_file = %q\n", filepath.Join(h.dir, "www"), fullchain, privkey))
+	code, out, errOut := runCLI(t, "check", "--config", h.conf)
+	if code != 0 || !strings.Contains(out, "not there yet") {
+		t.Errorf("check: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	_, log := h.serve(nil)
+	temp, err := h.handshake("late.example.test")
+	if err != nil || temp.Subject.CommonName != "tlspilot temporary certificate" || temp.VerifyHostname("late.example.test") != nil {
+		t.Fatalf("before the files exist: %v, %+v", err, temp)
+	}
+	if l := log.String(); !strings.Contains(l, "certificate files do not exist yet") || !strings.Contains(l, "cert_file="+fullchain) || !strings.Contains(l, "key_file="+privkey) {
+		t.Errorf("no warning naming the files:\n%s", l)
+	}
+
+	tmp := t.TempDir()
+	cert, key := opensslCert(t, tmp, "late.example.test")
+	if err := os.MkdirAll(live, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for from, to := range map[string]string{key: privkey, cert: fullchain} {
+		if err := os.Rename(from, to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := readCert(t, fullchain)
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		got, err := h.handshake("late.example.test")
+		if err == nil && got.Equal(want) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the written certificate is not served within 10s: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(want)
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, h.https)
+		},
+	}}
+	if code, body, _ := get(t, c, "https://late.example.test/"); code != 200 || body != "served\n" {
+		t.Errorf("GET with the written certificate: %d %q", code, body)
+	}
+	if !strings.Contains(log.String(), "certificate files appeared") {
+		t.Errorf("the switch is not logged:\n%s", log.String())
+	}
+}
+
+// readCert returns the first certificate of a PEM file.
+func readCert(t *testing.T, path string) *x509.Certificate {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	blk, _ := pem.Decode(b)
+	if blk == nil {
+		t.Fatalf("%s: no PEM block", path)
+	}
+	c, err := x509.ParseCertificate(blk.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
 }

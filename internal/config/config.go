@@ -166,6 +166,12 @@ type Site struct {
 	// managed elsewhere, re-read when they change; no ACME for this
 	// site, and Challenge and KeyTypes are empty.
 	CertFile, KeyFile string
+	// CertFilesMissing is set when CertFile or KeyFile did not exist
+	// when the config was loaded (another process is to write them):
+	// serve then presents a temporary certificate until both exist.
+	// Files that exist are checked: readable, a matching pair covering
+	// the names.
+	CertFilesMissing bool
 	// Challenge is the effective challenge type: the site's own
 	// "challenge", else the global one.
 	Challenge string

@@ -3,8 +3,11 @@ package config
 import (
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
+	"io/fs"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"strings"
 
@@ -160,12 +163,21 @@ func (d *decoder) certSource(t *table, s *Site, global *Config) {
 }
 
 // certFiles checks a certificate managed elsewhere: both files, a key
-// that matches, and a certificate that covers the site's names.
+// that matches, and a certificate that covers the site's names. Files
+// that do not exist yet are not an error (CertFilesMissing): another
+// process (`tlspilot certs`) may write them after serve starts.
 func (d *decoder) certFiles(t *table, s *Site, hasCert, hasKey bool) {
 	if !hasCert || !hasKey {
 		missing := map[bool]string{true: "key_file", false: "cert_file"}[hasCert]
 		d.errorf(t.key(missing), "cert_file and key_file go together")
 		return
+	}
+	if s.CertFile != "" && s.KeyFile != "" {
+		s.CertFile, s.KeyFile = d.resolve(s.CertFile), d.resolve(s.KeyFile)
+		if notExist(s.CertFile) || notExist(s.KeyFile) {
+			s.CertFilesMissing = true
+			return
+		}
 	}
 	before := len(d.errs)
 	s.CertFile = d.readableFile(t.key("cert_file"), s.CertFile)
@@ -184,6 +196,13 @@ func (d *decoder) certFiles(t *table, s *Site, hasCert, hasKey bool) {
 			d.errorf(t.key("cert_file"), "%s does not cover %s", s.CertFile, n)
 		}
 	}
+}
+
+// notExist reports whether nothing is at path (nor, perhaps, at its
+// directory) yet.
+func notExist(path string) bool {
+	_, err := os.Stat(path)
+	return errors.Is(err, fs.ErrNotExist)
 }
 
 // covers reports whether the certificate is valid for name (a wildcard

@@ -81,6 +81,9 @@ func (s *Site) summary(b *strings.Builder, n int) {
 	b.WriteString("\n")
 	if s.CertFile != "" {
 		fmt.Fprintf(b, "  certificate: files %s, %s\n", s.CertFile, s.KeyFile)
+		if s.CertFilesMissing {
+			b.WriteString("  (not there yet: serve presents a temporary self-signed certificate until both files exist)\n")
+		}
 	} else {
 		fmt.Fprintf(b, "  certificate: ACME %s, %s\n", s.Challenge, strings.Join(s.KeyTypes, " + "))
 	}

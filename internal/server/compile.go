@@ -119,16 +119,22 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 
 // compileCert loads certificate files; a certificate that does not cover
 // the site's names is served anyway (the files may be about to change)
-// but logged.
+// but logged. Files that do not exist yet get a temporary certificate
+// and a warning until they appear.
 func (s *Server) compileCert(st *site, in *Site) error {
 	if in.Cert.GetCertificate != nil {
 		return nil
 	}
-	fc, err := loadFileCert(in.Cert.CertFile, in.Cert.KeyFile)
+	fc, waiting, err := newFileCert(in.Cert.CertFile, in.Cert.KeyFile, st.names)
 	if err != nil {
 		return err
 	}
 	st.file = fc
+	if waiting {
+		s.log.Warn("certificate files do not exist yet: serving a temporary self-signed certificate until they appear",
+			"site", st.name, "cert_file", fc.certFile, "key_file", fc.keyFile)
+		return nil
+	}
 	for _, n := range st.names {
 		if strings.HasPrefix(n, "*.") {
 			continue

@@ -2,6 +2,7 @@ package server
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -15,16 +16,29 @@ import (
 type fileCert struct {
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
-	certID, keyID     fs.FileInfo // watcher-owned after loadFileCert
+	certID, keyID     fs.FileInfo // watcher-owned after newFileCert; nil until the files first load
 	failing           bool        // a warning was logged; quiet until it loads again
 }
 
-func loadFileCert(certFile, keyFile string) (*fileCert, error) {
-	fc := &fileCert{certFile: certFile, keyFile: keyFile}
-	if err := fc.load(); err != nil {
-		return nil, err
+// newFileCert loads the pair. When either file does not exist yet, it
+// serves a temporary self-signed certificate for names instead (waiting
+// is true), which the watcher replaces once both files exist and load. A
+// pair whose files exist but do not load is an error.
+func newFileCert(certFile, keyFile string, names []string) (fc *fileCert, waiting bool, err error) {
+	fc = &fileCert{certFile: certFile, keyFile: keyFile}
+	err = fc.load()
+	if err == nil {
+		return fc, false, nil
 	}
-	return fc, nil
+	if !errors.Is(err, fs.ErrNotExist) {
+		return nil, false, err
+	}
+	tc, err := temporaryCert(names)
+	if err != nil {
+		return nil, false, err
+	}
+	fc.cur.Store(tc)
+	return fc, true, nil
 }
 
 func (fc *fileCert) current() *tls.Certificate { return fc.cur.Load() }
@@ -52,23 +66,34 @@ func (fc *fileCert) load() error {
 
 // check reloads the pair if either file changed (other file, size or
 // modification time). A pair that does not load, such as a certificate
-// written before its new key, keeps the old one in service and is tried
-// again on the next check.
+// written before its new key, keeps the old one (or the temporary one)
+// in service and is tried again on the next check.
 func (fc *fileCert) check(log *slog.Logger) {
+	waiting := fc.certID == nil
+	serving := "the loaded certificate"
+	if waiting {
+		serving = "the temporary certificate"
+	}
 	cid, err1 := os.Stat(fc.certFile)
 	kid, err2 := os.Stat(fc.keyFile)
 	if err := firstErr(err1, err2); err != nil {
-		fc.warn(log, "certificate files unavailable; serving the loaded certificate", err)
+		if !waiting || !errors.Is(err, fs.ErrNotExist) { // still missing: warned at start
+			fc.warn(log, "certificate files unavailable; serving "+serving, err)
+		}
 		return
 	}
-	if sameVersion(cid, fc.certID) && sameVersion(kid, fc.keyID) {
+	if !waiting && sameVersion(cid, fc.certID) && sameVersion(kid, fc.keyID) {
 		return
 	}
 	if err := fc.load(); err != nil {
-		fc.warn(log, "changed certificate files do not load; serving the loaded certificate", err)
+		fc.warn(log, "changed certificate files do not load; serving "+serving, err)
 		return
 	}
 	fc.failing = false
+	if waiting {
+		log.Info("certificate files appeared; serving them in place of the temporary certificate", "cert_file", fc.certFile, "key_file", fc.keyFile, "not_after", fc.current().Leaf.NotAfter)
+		return
+	}
 	log.Info("certificate reloaded from files", "cert_file", fc.certFile, "not_after", fc.current().Leaf.NotAfter)
 }
 

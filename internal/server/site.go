@@ -103,7 +103,10 @@ type Route struct {
 // ACME Manager's, called on every handshake that selects this site) or a
 // PEM certificate chain and key in files, which the Server loads at
 // start and reloads when they change (checked every
-// Options.CertCheckInterval, never on the handshake path).
+// Options.CertCheckInterval, never on the handshake path). Files that do
+// not exist yet are not an error: the site serves a temporary
+// self-signed certificate, with a warning, until both exist and load; a
+// pair that exists but does not load is.
 type CertSource struct {
 	GetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	CertFile       string
