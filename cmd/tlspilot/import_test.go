@@ -1,20 +1,26 @@
 package main
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"io/fs"
+	"math/big"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
+	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
 // runCertbot obtains a certificate for names from e's Pebble with
@@ -35,12 +41,22 @@ func runCertbot(t *testing.T, e *env, names ...string) string {
 	for _, n := range names {
 		args = append(args, "-d", n)
 	}
-	cmd := exec.Command(bin, args...)
-	cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+filepath.Join(e.dir, "api-root.pem"))
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("certbot: %v\n%s", err, out)
+	// certbot 2.1 retries a rejected nonce once only, and a second
+	// rejection in a row ends it (with "AttributeError: can't set
+	// attribute"): with Pebble rejecting a few nonces, a run may fail,
+	// and is tried again (with the account it registered).
+	for try := 1; ; try++ {
+		cmd := exec.Command(bin, args...)
+		cmd.Env = append(os.Environ(), "REQUESTS_CA_BUNDLE="+filepath.Join(e.dir, "api-root.pem"))
+		out, err := cmd.CombinedOutput()
+		if err == nil {
+			return le
+		}
+		if try == 3 {
+			t.Fatalf("certbot, 3 tries: %v\n%s", err, out)
+		}
+		t.Logf("certbot try %d: %v\n%s", try, err, out)
 	}
-	return le
 }
 
 // leafOf returns the first certificate of the PEM file at path.
@@ -112,8 +128,8 @@ func importCertbot(t *testing.T, want int, args ...string) (string, string) {
 // next renewal is tlspilot's, with certbot's account, an ARI
 // "replaces" naming certbot's certificate, deployed to the same files.
 func TestImportCertbot(t *testing.T) {
-	e := newEnv(t)
-	e.http = freeAddr(t) // Pebble's http-01 port is certbot's, then tlspilot's standalone listener
+	e := newEnvWith(t, testenv.PebbleOptions{NonceReject: 5}) // see runCertbot
+	e.http = freeAddr(t)                                      // Pebble's http-01 port is certbot's, then tlspilot's standalone listener
 	le := runCertbot(t, e, "www.example.test", "example.test")
 	live := filepath.Join(le, "live", "www.example.test")
 	orig := leafOf(t, filepath.Join(live, "fullchain.pem"))
@@ -144,7 +160,7 @@ func TestImportCertbot(t *testing.T) {
 		}
 	}
 	text := readFile(t, conf)
-	if !strings.Contains(text, `names = ["www.example.test", "example.test"]`) || !strings.Contains(text, filepath.Join(live, "privkey.pem")) {
+	if !strings.Contains(text, `names = ["www.example.test", "example.test"]`) || !strings.Contains(text, `reload = ["true"]`) || !strings.Contains(text, filepath.Join(live, "privkey.pem")) {
 		t.Errorf("config after --apply:\n%s", text)
 	}
 	for _, f := range []string{"fullchain.pem", "privkey.pem", "cert.pem", "chain.pem"} {
@@ -221,5 +237,90 @@ func certbotRenewRefused(t *testing.T, e *env, le string) {
 	}
 	if after := treeState(t, filepath.Join(le, "live"), filepath.Join(le, "archive")); after != before {
 		t.Errorf("certbot renew changed files after the import:\nbefore:\n%s\nafter:\n%s", before, after)
+	}
+}
+
+// fakeLineage writes a lineage of certbot's layout under le (live/
+// symlinks into archive/) with a self-signed certificate for name and
+// the given [renewalparams] lines; it returns the conf path.
+func fakeLineage(t *testing.T, le, name, params string) string {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(80 * 24 * time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kder, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leaf := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}))
+	files := map[string]string{"cert": leaf, "chain": leaf, "fullchain": leaf + leaf,
+		"privkey": string(pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: kder}))}
+	conf := "version = 2.1.0\n"
+	for _, f := range []string{"cert", "privkey", "chain", "fullchain"} {
+		write(t, filepath.Join(le, "archive", name, f+"1.pem"), files[f])
+		l := filepath.Join(le, "live", name, f+".pem")
+		write(t, l, "")
+		if err := os.Remove(l); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(filepath.Join("..", "..", "archive", name, f+"1.pem"), l); err != nil {
+			t.Fatal(err)
+		}
+		conf += fmt.Sprintf("%s = %s\n", f, l)
+	}
+	path := filepath.Join(le, "renewal", name+".conf")
+	write(t, path, conf+"[renewalparams]\naccount = 0123\nserver = https://acme.example/directory\n"+params)
+	return path
+}
+
+// TestImportCertbotRefused: lineages that cannot be imported (an
+// archive file gone, a DNS plugin) are refused with the file, line and
+// key; the importable one is imported anyway, and the refused ones'
+// files are left as they were. Exit 1.
+func TestImportCertbotRefused(t *testing.T) {
+	dir := t.TempDir()
+	le := filepath.Join(dir, "letsencrypt")
+	fakeLineage(t, le, "good.example", "authenticator = standalone\n")
+	missing := fakeLineage(t, le, "missing.example", "authenticator = standalone\n")
+	archived := filepath.Join(le, "archive", "missing.example", "fullchain1.pem")
+	if err := os.Remove(archived); err != nil {
+		t.Fatal(err)
+	}
+	dns := fakeLineage(t, le, "dns.example", "authenticator = dns-cloudflare\n")
+	conf := filepath.Join(dir, "tlspilot.toml")
+	write(t, conf, fmt.Sprintf("# my settings\nca = \"https://127.0.0.1:9/dir\"\nagree_terms = true\nstorage = %q\n", filepath.Join(dir, "storage")))
+	if err := os.Chmod(conf, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	refused := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example"))
+
+	_, errOut := importCertbot(t, 1, "--config", conf, "--apply", le)
+	for _, want := range []string{
+		fmt.Sprintf("refused: %s:5: fullchain: %s points at %s, which is missing", missing, filepath.Join(le, "live", "missing.example", "fullchain.pem"), archived),
+		fmt.Sprintf("refused: %s:9: renewalparams.authenticator: \"dns-cloudflare\"", dns),
+	} {
+		if !strings.Contains(errOut, want) {
+			t.Errorf("stderr lacks %q:\n%s", want, errOut)
+		}
+	}
+	text := readFile(t, conf)
+	if !strings.HasPrefix(text, "# my settings\n") || strings.Count(text, "[[certificate]]") != 1 || !strings.Contains(text, `names = ["good.example"]`) {
+		t.Errorf("config after import:\n%s", text)
+	}
+	if fi, err := os.Stat(conf); err != nil || fi.Mode().Perm() != 0o640 {
+		t.Errorf("config mode after import: %v %v, want 0640", fi.Mode(), err)
+	}
+	if after := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example")); after != refused {
+		t.Errorf("refused lineages changed:\nbefore:\n%s\nafter:\n%s", refused, after)
+	}
+	if fi, err := os.Lstat(filepath.Join(le, "live", "good.example", "fullchain.pem")); err != nil || !fi.Mode().IsRegular() {
+		t.Errorf("live/good.example/fullchain.pem after import: %v %v", fi.Mode(), err)
 	}
 }
