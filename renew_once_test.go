@@ -1,0 +1,93 @@
+package tlspilot
+
+import (
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// TestRenewOnceNoStartCheck: what `tlspilot certs --once` does at each
+// run of its timer, a new Manager over the stored certificate and Renew
+// with NoStartCheck, sends no request to the CA while nothing is due,
+// although the CA offers renewal information (ARI) and a Manager that
+// runs asks for it once after every start. When the stored answer's
+// Retry-After has passed, the check is due: one run asks for renewal
+// information (and nothing else), stores the answer, and the next run is
+// silent again.
+func TestRenewOnceNoStartCheck(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	const name = "once.example.test"
+	r := newRestartable(t, p, cfg)
+	r.start(name)
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	r.halt()
+
+	// Without NoStartCheck, Renew makes the check after a start.
+	ari := p.RequestsTo(ariPath)
+	renewOnce(t, cfg, name, RenewOptions{})
+	if n := p.RequestsTo(ariPath) - ari; n != 1 {
+		t.Errorf("Renew after a start: %d renewal information requests, want 1", n)
+	}
+
+	requests, ari, orders := p.Requests(), p.RequestsTo(ariPath), p.Orders()
+	m, steps := renewOnce(t, cfg, name, RenewOptions{NoStartCheck: true})
+	if n := p.Requests() - requests; n != 0 || steps != StepNotDue {
+		t.Errorf("nothing due: %d requests to the CA, step %q; want none, %q", n, steps, StepNotDue)
+	}
+
+	// The stored renewal information is stale: its Retry-After passed
+	// while no process ran.
+	id := m.Status()[0].ID
+	st := storedState(t, m)
+	st.ARICheckAfter = time.Now().Add(-time.Minute)
+	if err := m.store.StoreState(t.Context(), id, st); err != nil {
+		t.Fatal(err)
+	}
+	requests = p.Requests()
+	m, steps = renewOnce(t, cfg, name, RenewOptions{NoStartCheck: true})
+	if n := p.RequestsTo(ariPath) - ari; n != 1 || steps != StepNotDue {
+		t.Errorf("stale renewal information: %d requests for it, step %q; want 1, %q", n, steps, StepNotDue)
+	}
+	if n := p.Orders() - orders; n != 0 {
+		t.Errorf("%d orders, want none", n)
+	}
+	if next := storedState(t, m).ARICheckAfter; time.Until(next) < time.Hour {
+		t.Errorf("next renewal information check stored for %v, want Pebble's Retry-After (6h)", next)
+	}
+	t.Logf("stale renewal information: %d request(s) to the CA in all", p.Requests()-requests)
+
+	requests = p.Requests()
+	if _, steps = renewOnce(t, cfg, name, RenewOptions{NoStartCheck: true}); p.Requests() != requests || steps != StepNotDue {
+		t.Errorf("after the check: %d requests, step %q; want none, %q", p.Requests()-requests, steps, StepNotDue)
+	}
+}
+
+// renewOnce starts a Manager managing name over cfg's storage, as a
+// process of `certs --once` does, and renews with opts. It returns the
+// Manager and the last step reported.
+func renewOnce(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manager, string) {
+	t.Helper()
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Manage(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	last := ""
+	progress := func(_, step string) {
+		mu.Lock()
+		last = step
+		mu.Unlock()
+	}
+	opts.Progress = progress
+	if err := m.Renew(t.Context(), opts); err != nil {
+		t.Fatal(err)
+	}
+	return m, last
+}
