@@ -183,8 +183,11 @@ func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, a
 	opts := acmeclient.NewOrderOptions{Profile: req.Profile, Replaces: req.Replaces}
 	o, err := f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
 	var ae *acmeclient.Error
-	if err != nil && opts.Replaces != "" && errors.As(err, &ae) && ae.ProblemShort() == "alreadyReplaced" {
-		// An earlier order already replaced that certificate; order plainly.
+	if err != nil && opts.Replaces != "" && errors.As(err, &ae) && (ae.ProblemShort() == "alreadyReplaced" || ae.ProblemShort() == "unauthorized") {
+		// An earlier order already replaced that certificate, or another
+		// account obtained it (the account was replaced since: "requester
+		// account did not request the certificate being replaced"): order
+		// plainly. An account the CA refuses is refused again.
 		opts.Replaces = ""
 		o, err = f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
 	}
