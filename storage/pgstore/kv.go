@@ -15,8 +15,8 @@ import (
 // SQL of the key/value methods. Comparisons name the "C" collation, so
 // keys compare byte by byte whatever the database's default.
 const (
-	loadSQL   = `SELECT value FROM tlspilot_kv WHERE key = $1`
-	storeSQL  = `INSERT INTO tlspilot_kv (key, value, token) VALUES ($1, $2, $3)
+	loadSQL  = `SELECT value FROM tlspilot_kv WHERE key = $1`
+	storeSQL = `INSERT INTO tlspilot_kv (key, value, token) VALUES ($1, $2, $3)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, token = EXCLUDED.token, updated = clock_timestamp()`
 	deleteSQL = `DELETE FROM tlspilot_kv WHERE key = $1`
 	listAll   = `SELECT key FROM tlspilot_kv ORDER BY key COLLATE "C"`
