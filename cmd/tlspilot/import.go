@@ -110,8 +110,9 @@ func (im *importer) run(ctx context.Context) int {
 		fmt.Fprintf(im.out, "no certbot lineage in %s\n", filepath.Join(im.dir, "renewal"))
 		return 0
 	}
+	im.hookNotes()
 	if !im.apply {
-		im.dryRun()
+		im.dryRun(ctx)
 	} else if err := im.applyAll(ctx); err != nil {
 		fmt.Fprintf(im.errw, "tlspilot import certbot: %v\n", err)
 		return 1
@@ -120,6 +121,17 @@ func (im *importer) run(ctx context.Context) int {
 		return 1
 	}
 	return 0
+}
+
+// hookNotes says that certbot's hook directories are not carried over.
+func (im *importer) hookNotes() {
+	for _, kind := range []string{"pre", "deploy", "post"} {
+		d := filepath.Join(im.dir, "renewal-hooks", kind)
+		entries, _ := os.ReadDir(d)
+		for _, e := range entries {
+			fmt.Fprintf(im.out, "note: %s is not carried over: tlspilot runs only a certificate's reload command\n", filepath.Join(d, e.Name()))
+		}
+	}
 }
 
 // refuse reports a lineage that is not imported.
@@ -174,15 +186,56 @@ func (im *importer) claimed(l *certbotdir.Lineage, names []string) (int, error) 
 	return 0, nil
 }
 
-// dryRun prints what --apply would do.
-func (im *importer) dryRun() {
+// dryRun prints what --apply would do, from a read-only look at the
+// storage.
+func (im *importer) dryRun(ctx context.Context) {
+	var certs []tlspilot.Cert
 	for _, p := range im.plans {
-		im.describe(p, "would store")
+		certs = append(certs, tlspilot.Cert{Names: p.names, KeyTypes: []tlspilot.KeyType{tlspilot.KeyType(p.set.KeyType)}})
+	}
+	r := tlspilot.ReadStatus(ctx, statusConfig(im.cfg), certs...)
+	im.dryRunAccounts(r.Account)
+	for _, p := range im.plans {
+		verb := "would store"
+		for _, c := range r.Certificates {
+			if c.Serial == fmt.Sprintf("%x", p.l.Leaf.SerialNumber) && slices.Equal(c.Names, p.names) {
+				verb = "already stored:"
+			}
+		}
+		im.describe(p, verb)
 	}
 	if n := len(im.pending()); n > 0 {
 		fmt.Fprintf(im.out, "\nwould append %d [[certificate]] table(s) to %s:\n%s", n, im.cfg.File, strings.Join(im.pending(), ""))
 	}
 	fmt.Fprintln(im.out, "\ndry run: nothing changed; run again with --apply to import")
+}
+
+// dryRunAccounts says what would become of the certbot accounts the
+// plans use, given the stored account (nil if unknown).
+func (im *importer) dryRunAccounts(stored *tlspilot.AccountStatus) {
+	seen := map[string]bool{}
+	for _, p := range im.plans {
+		id := p.l.Account
+		if id == "" || seen[id] {
+			continue
+		}
+		seen[id] = true
+		if p.l.Server != im.cfg.CA {
+			fmt.Fprintf(im.out, "account %s: at %s, not the config's ca %s: not imported\n", id, p.l.Server, im.cfg.CA)
+			continue
+		}
+		a, err := certbotdir.ReadAccount(im.dir, p.l.Server, id)
+		switch {
+		case err != nil:
+			fmt.Fprintf(im.out, "account %s: not importable: %v\n", id, err)
+		case stored != nil && stored.URL == a.URL:
+			fmt.Fprintf(im.out, "account %s (%s): already stored\n", id, a.URL)
+		case stored != nil && stored.URL != "":
+			fmt.Fprintf(im.out, "account %s (%s): not imported, storage has account %s, which is kept\n", id, a.URL, stored.URL)
+		default:
+			fmt.Fprintf(im.out, "account %s (%s): would store as tlspilot's account at %s\n", id, a.URL, im.cfg.CA)
+		}
+	}
 }
 
 // pending returns the tables to append.
@@ -482,5 +535,7 @@ func (im *importer) howToStopCertbot(done []*lineagePlan) {
 	}
 	fmt.Fprintln(im.out, "Do not run \"certbot delete\" on them: it removes the live/ files the servers read.")
 	fmt.Fprintln(im.out, "Until then \"certbot renew\" fails on them (their live/ files are no longer symlinks) and changes nothing.")
-	fmt.Fprintln(im.out, "Then run \"tlspilot certs\" (daemon) or \"tlspilot certs --once\" from a timer; see docs/certbot.md.")
+	fmt.Fprintln(im.out, "If \"tlspilot certs\" runs as another user, hand the storage over now: tlspilot init --user USER")
+	fmt.Fprintln(im.out, "(it keeps the imported account). Then run \"tlspilot certs\" (daemon) or \"tlspilot certs --once\" from a")
+	fmt.Fprintln(im.out, "timer; see docs/certbot.md.")
 }

@@ -139,7 +139,7 @@ func TestImportCertbot(t *testing.T) {
 
 	before := treeState(t, le, e.dir+"/tlspilot.toml")
 	out, _ := importCertbot(t, 0, "--config", conf, le)
-	for _, want := range []string{"www.example.test: www.example.test example.test, serial " + serial, "would store",
+	for _, want := range []string{"www.example.test: www.example.test example.test, serial " + serial, "would store", "would store as tlspilot's account",
 		`standalone = "127.0.0.1:` + strconv.Itoa(e.p.HTTPPort) + `"`, "dry run: nothing changed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -177,6 +177,12 @@ func TestImportCertbot(t *testing.T) {
 		t.Errorf("Pebble orders %d after import, want %d (no new order)", got, orders)
 	}
 
+	out, _ = importCertbot(t, 0, "--config", conf, le)
+	for _, want := range []string{"already imported: [[certificate]] at", "already stored: the certificate", "): already stored\n", "dry run"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("dry run after --apply lacks %q:\n%s", want, out)
+		}
+	}
 	out, _ = importCertbot(t, 0, "--config", conf, "--apply", le)
 	if !strings.Contains(out, "already imported") || !strings.Contains(out, "already stored") {
 		t.Errorf("second --apply does not report the lineage as imported:\n%s", out)

@@ -170,6 +170,9 @@ func plainCommand(h string) ([]string, bool) {
 
 // notes lists the settings that are left behind.
 func (l *Lineage) notes(s *Settings) {
+	if v, ok := l.Conf.Get("", "renew_before_expiry"); ok && v.Raw != "" {
+		s.Notes = append(s.Notes, fmt.Sprintf("%s:%d: renew_before_expiry = %s not carried over: tlspilot renews in the CA's renewal window (ARI), else with a third of the lifetime left", l.Conf.File, v.Line, v.Raw))
+	}
 	for _, n := range []struct{ key, why string }{
 		{"preferred_chain", "tlspilot uses the CA's default chain"},
 		{"reuse_key", "tlspilot makes a new key for every certificate"},
