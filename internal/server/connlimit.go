@@ -21,6 +21,7 @@ import (
 // once a second, and counted.
 type connLimit struct {
 	max       int64
+	send      time.Duration // idle write deadline of every connection; 0: none
 	open      atomic.Int64
 	refused   atomic.Uint64
 	reclaimed atomic.Uint64
@@ -47,8 +48,8 @@ func defaultMaxConnections() int {
 	return max(16, int(rl.Cur-fdReserve)/2)
 }
 
-func newConnLimit(max int, log *slog.Logger) *connLimit {
-	return &connLimit{max: int64(max), idle: make(map[net.Conn]struct{}),
+func newConnLimit(max int, send time.Duration, log *slog.Logger) *connLimit {
+	return &connLimit{max: int64(max), send: send, idle: make(map[net.Conn]struct{}),
 		warn: newRateLog(log, slog.LevelWarn, time.Second)}
 }
 
@@ -115,13 +116,70 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 	}
 }
 
-// limitConn gives its place back when closed. It passes ReadFrom and
-// CloseWrite through, so net/http still sends files with sendfile(2).
+// limitConn gives its place back when closed, and gives every write an
+// idle deadline (see armWrite). It passes ReadFrom and CloseWrite
+// through, so net/http still sends files with sendfile(2).
 type limitConn struct {
 	net.Conn
 	lim    *connLimit
 	closed atomic.Bool
+	wUntil atomic.Int64 // the write deadline armed last, as monoNow; 0: none yet
 }
+
+// Write arms the idle write deadline, then writes.
+func (c *limitConn) Write(p []byte) (int, error) {
+	c.armWrite()
+	return c.Conn.Write(p)
+}
+
+// armWrite pushes the socket's write deadline to the send timeout from
+// now when less than 3/4 of it is left, so a write that makes no
+// progress for the timeout fails (after between 3/4 and all of it),
+// whatever wrote: a TLS handshake, an HTTP/1 response, HTTP/2 frames of
+// any stream. This is nginx's send_timeout. Between re-arms a write costs
+// a clock read; net/http's HTTP/2 WriteByteTimeout, which it replaces,
+// set the deadline (a runtime timer update) on every write. Writes to one
+// connection are serialised by crypto/tls or net/http; the atomic keeps a
+// concurrent Close or reclaim safe.
+func (c *limitConn) armWrite() {
+	t := c.lim.send
+	if t <= 0 {
+		return
+	}
+	now := monoNow()
+	if time.Duration(c.wUntil.Load()-now) > t*3/4 {
+		return
+	}
+	c.wUntil.Store(now + int64(t))
+	c.Conn.SetWriteDeadline(time.Now().Add(t))
+}
+
+// SetWriteDeadline sets the deadline and records it, so that armWrite
+// knows what is armed: net/http clears the deadline as an HTTP/2
+// connection starts and sets one per HTTP/1 request, crypto/tls one for
+// its closing alert. A cleared deadline is armed again by the next write.
+func (c *limitConn) SetWriteDeadline(t time.Time) error {
+	if t.IsZero() {
+		c.wUntil.Store(0)
+	} else {
+		c.wUntil.Store(monoNow() + int64(time.Until(t)))
+	}
+	return c.Conn.SetWriteDeadline(t)
+}
+
+// SetDeadline is SetWriteDeadline for both directions.
+func (c *limitConn) SetDeadline(t time.Time) error {
+	if err := c.SetWriteDeadline(t); err != nil {
+		return err
+	}
+	return c.Conn.SetReadDeadline(t)
+}
+
+// monoEpoch makes monoNow monotonic: time.Since reads the monotonic clock.
+var monoEpoch = time.Now()
+
+// monoNow is nanoseconds since monoEpoch, plus one so that it is never 0.
+func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
 
 func (c *limitConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
@@ -130,7 +188,10 @@ func (c *limitConn) Close() error {
 	return c.Conn.Close()
 }
 
+// ReadFrom arms the write deadline once per call: a sendfile(2) of one
+// chunk (sendChunk) must finish within the send timeout.
 func (c *limitConn) ReadFrom(r io.Reader) (int64, error) {
+	c.armWrite()
 	if rf, ok := c.Conn.(io.ReaderFrom); ok {
 		return rf.ReadFrom(r)
 	}

@@ -19,10 +19,12 @@ import (
 // bound a whole request, which would cut a slow but live upload or
 // download. So the server's WriteTimeout (per request on HTTP/1, per
 // stream on HTTP/2) is set to Options.SendTimeout and pushed forward as
-// the response makes progress, and request bodies get a read deadline
-// pushed forward as they arrive. Deadlines are re-armed at most every
-// quarter of the timeout (on HTTP/2 each re-arm costs a timer), so a
-// stall is detected after between 3/4 and all of the timeout.
+// the response makes progress, every socket write has an idle deadline
+// of its own (limitConn.armWrite: a stalled HTTP/2 connection, whichever
+// stream waits), and request bodies get a read deadline pushed forward
+// as they arrive. Deadlines are re-armed at most every quarter of the
+// timeout (on HTTP/2 each re-arm costs a timer), so a stall is detected
+// after between 3/4 and all of the timeout.
 
 // deadliner is what net/http's HTTP/1 and HTTP/2 response writers
 // implement for http.ResponseController.

@@ -297,8 +297,8 @@ func TestSlowReaderHTTP1(t *testing.T) {
 }
 
 // TestSlowReaderHTTP2: a stream whose flow-control window the client
-// never opens is reset after the send timeout; a connection whose
-// socket takes nothing is closed.
+// never opens is reset after the send timeout (a connection whose
+// socket takes nothing: TestStalledSocketHTTP2).
 func TestSlowReaderHTTP2(t *testing.T) {
 	h := startHostile(t, Options{SendTimeout: time.Second}, nil)
 	hc := h.dialH2(t, http2.Setting{ID: http2.SettingInitialWindowSize, Val: 0})
@@ -310,6 +310,36 @@ func TestSlowReaderHTTP2(t *testing.T) {
 		return ok && r.StreamID == 1
 	}) {
 		t.Error("a stream with a closed window was not reset")
+	}
+}
+
+// TestStalledSocketHTTP2: an HTTP/2 client that opens every
+// flow-control window and then never reads its socket is dropped after
+// the send timeout: the stall is in the connection's writes, which no
+// stream's deadline reaches.
+func TestStalledSocketHTTP2(t *testing.T) {
+	h := startHostile(t, Options{SendTimeout: time.Second}, nil)
+	c := tls.Client(smallWindowConn(t, h.httpsAddr), &tls.Config{ServerName: "a.test", RootCAs: h.roots, NextProtos: []string{"h2"}})
+	if err := c.Handshake(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := io.WriteString(c, http2.ClientPreface); err != nil {
+		t.Fatal(err)
+	}
+	hc := &h2conn{Framer: http2.NewFramer(c, c), c: c}
+	hc.enc = hpack.NewEncoder(&hc.buf)
+	if err := hc.WriteSettings(http2.Setting{ID: http2.SettingInitialWindowSize, Val: 1<<31 - 1}); err != nil {
+		t.Fatal(err)
+	}
+	if err := hc.WriteWindowUpdate(0, 1<<31-1-65535); err != nil {
+		t.Fatal(err)
+	}
+	hc.request(t, 1, "GET", "/big.bin", true)
+	time.Sleep(500 * time.Millisecond)
+	h.served(t)
+	time.Sleep(3 * time.Second) // the send timeout, with room
+	if ok, n := dropped(c, 5*time.Second); !ok || n >= bigSize {
+		t.Errorf("an HTTP/2 connection whose socket takes nothing: dropped %v after reading %d bytes", ok, n)
 	}
 }
 

@@ -168,7 +168,7 @@ func New(opts Options) (*Server, error) {
 			clientLog: newRateLog(opts.Logger, slog.LevelInfo, time.Second),
 		},
 		access: &accessLog{log: opts.AccessLog, bufs: bufs, sendTimeout: opts.SendTimeout, bodyTimeout: opts.BodyTimeout},
-		limit:  newConnLimit(opts.MaxConnections, opts.Logger),
+		limit:  newConnLimit(opts.MaxConnections, opts.SendTimeout, opts.Logger),
 		port:   redirectPort(opts),
 		stop:   make(chan struct{}),
 	}
@@ -257,9 +257,10 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 		IdleTimeout:    idleTimeout,
 		MaxHeaderBytes: maxHeaderBytes,
 		ConnState:      s.limit.connState,
-		// A connection whose socket takes no byte is closed, whichever
-		// stream is waiting.
-		HTTP2:       &http.HTTP2Config{WriteByteTimeout: s.opts.SendTimeout},
+		// A connection whose socket takes no byte for SendTimeout fails
+		// its write, whichever stream is waiting: limitConn arms the
+		// socket's deadline lazily (HTTP2Config.WriteByteTimeout would
+		// re-arm it on every write).
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.baseCtx },
 	}
