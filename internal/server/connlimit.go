@@ -1,6 +1,7 @@
 package server
 
 import (
+	"crypto/tls"
 	"errors"
 	"io"
 	"log/slog"
@@ -28,8 +29,8 @@ type connLimit struct {
 	acceptErr atomic.Uint64
 	warn      *rateLog
 
-	mu   sync.Mutex
-	idle map[net.Conn]struct{} // keep-alive connections between requests
+	mu    sync.Mutex
+	conns map[*limitConn]struct{} // every open connection, for reclaim
 }
 
 // fdReserve is what the default connection cap leaves of the file
@@ -49,30 +50,32 @@ func defaultMaxConnections() int {
 }
 
 func newConnLimit(max int, send time.Duration, log *slog.Logger) *connLimit {
-	return &connLimit{max: int64(max), send: send, idle: make(map[net.Conn]struct{}),
+	return &connLimit{max: int64(max), send: send, conns: make(map[*limitConn]struct{}),
 		warn: newRateLog(log, slog.LevelWarn, time.Second)}
 }
 
-// connState is the servers' ConnState hook: it keeps the set of idle
-// connections.
+// connState is the servers' ConnState hook: it marks connections idle
+// between requests. It takes no lock (it runs twice per HTTP/1 request,
+// and as HTTP/2 connections go busy and idle).
 func (l *connLimit) connState(c net.Conn, st http.ConnState) {
-	l.mu.Lock()
-	if st == http.StateIdle {
-		l.idle[c] = struct{}{}
-	} else if st != http.StateNew {
-		delete(l.idle, c)
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
 	}
-	l.mu.Unlock()
+	if lc, ok := c.(*limitConn); ok && st != http.StateNew {
+		lc.idle.Store(st == http.StateIdle)
+	}
 }
 
 // reclaim closes one idle connection, reporting whether there was one.
+// It walks the open connections, which costs only when the cap is hit.
 func (l *connLimit) reclaim() bool {
 	l.mu.Lock()
-	var victim net.Conn
-	for c := range l.idle {
-		victim = c
-		delete(l.idle, c)
-		break
+	var victim *limitConn
+	for c := range l.conns {
+		if c.idle.CompareAndSwap(true, false) {
+			victim = c
+			break
+		}
 	}
 	l.mu.Unlock()
 	if victim == nil {
@@ -106,7 +109,11 @@ func (ll *limitListener) Accept() (net.Conn, error) {
 			return nil, err // net/http retries temporary errors with a back-off
 		}
 		if l.open.Add(1) <= l.max || l.reclaim() {
-			return &limitConn{Conn: c, lim: l}, nil
+			lc := &limitConn{Conn: c, lim: l}
+			l.mu.Lock()
+			l.conns[lc] = struct{}{}
+			l.mu.Unlock()
+			return lc, nil
 		}
 		l.open.Add(-1)
 		c.Close()
@@ -123,6 +130,7 @@ type limitConn struct {
 	net.Conn
 	lim    *connLimit
 	closed atomic.Bool
+	idle   atomic.Bool  // between requests (connState)
 	wUntil atomic.Int64 // the write deadline armed last, as monoNow; 0: none yet
 }
 
@@ -184,6 +192,9 @@ func monoNow() int64 { return int64(time.Since(monoEpoch)) + 1 }
 func (c *limitConn) Close() error {
 	if c.closed.CompareAndSwap(false, true) {
 		c.lim.open.Add(-1)
+		c.lim.mu.Lock()
+		delete(c.lim.conns, c)
+		c.lim.mu.Unlock()
 	}
 	return c.Conn.Close()
 }
