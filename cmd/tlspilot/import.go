@@ -335,7 +335,7 @@ func (im *importer) importCert(ctx context.Context, m *tlspilot.Manager, p *line
 	fmt.Fprintf(im.out, "  certificate and key: %s (no new order)\n", res)
 	switch {
 	case p.l.Server != im.cfg.CA:
-		fmt.Fprintf(im.out, "  note: issued through %s, the config's ca is %s: tlspilot renews it there, with its own account\n", p.l.Server, im.cfg.CA)
+		fmt.Fprintf(im.out, "  note: issued through %s; tlspilot renews it from the config's ca, %s, with its own account\n", p.l.Server, im.cfg.CA)
 	case !sameAccount:
 		fmt.Fprintln(im.out, "  note: certbot's account is not tlspilot's: the renewal is a new order, not an ARI replacement")
 	}

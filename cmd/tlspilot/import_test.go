@@ -288,12 +288,15 @@ func fakeLineage(t *testing.T, le, name, params string) string {
 
 // TestImportCertbotRefused: lineages that cannot be imported (an
 // archive file gone, a DNS plugin) are refused with the file, line and
-// key; the importable one is imported anyway, and the refused ones'
-// files are left as they were. Exit 1.
+// key; the importable ones (standalone; webroot with a deploy hook) are
+// imported anyway, and the refused ones' files are left as they were.
+// Exit 1.
 func TestImportCertbotRefused(t *testing.T) {
 	dir := t.TempDir()
 	le := filepath.Join(dir, "letsencrypt")
 	fakeLineage(t, le, "good.example", "authenticator = standalone\n")
+	webroot := filepath.Join(dir, "www")
+	fakeLineage(t, le, "web.example", fmt.Sprintf("authenticator = webroot\nwebroot_path = %s,\nrenew_hook = systemctl reload nginx\n[[webroot_map]]\nweb.example = %[1]s\n", webroot))
 	missing := fakeLineage(t, le, "missing.example", "authenticator = standalone\n")
 	archived := filepath.Join(le, "archive", "missing.example", "fullchain1.pem")
 	if err := os.Remove(archived); err != nil {
@@ -307,7 +310,8 @@ func TestImportCertbotRefused(t *testing.T) {
 	}
 	refused := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example"))
 
-	_, errOut := importCertbot(t, 1, "--config", conf, "--apply", le)
+	out, errOut := importCertbot(t, 1, "--config", conf, "--apply", le)
+	t.Logf("import --apply:\n%s%s", out, errOut)
 	for _, want := range []string{
 		fmt.Sprintf("refused: %s:5: fullchain: %s points at %s, which is missing", missing, filepath.Join(le, "live", "missing.example", "fullchain.pem"), archived),
 		fmt.Sprintf("refused: %s:9: renewalparams.authenticator: \"dns-cloudflare\"", dns),
@@ -317,7 +321,10 @@ func TestImportCertbotRefused(t *testing.T) {
 		}
 	}
 	text := readFile(t, conf)
-	if !strings.HasPrefix(text, "# my settings\n") || strings.Count(text, "[[certificate]]") != 1 || !strings.Contains(text, `names = ["good.example"]`) {
+	challengeDir := filepath.Join(webroot, ".well-known", "acme-challenge")
+	if !strings.HasPrefix(text, "# my settings\n") || strings.Count(text, "[[certificate]]") != 2 || !strings.Contains(text, `names = ["good.example"]`) ||
+		!strings.Contains(text, `standalone = ":80"`) || !strings.Contains(text, fmt.Sprintf("challenge_dir = %q", challengeDir)) ||
+		!strings.Contains(text, `reload = ["systemctl", "reload", "nginx"]`) {
 		t.Errorf("config after import:\n%s", text)
 	}
 	if fi, err := os.Stat(conf); err != nil || fi.Mode().Perm() != 0o640 {
@@ -328,5 +335,11 @@ func TestImportCertbotRefused(t *testing.T) {
 	}
 	if fi, err := os.Lstat(filepath.Join(le, "live", "good.example", "fullchain.pem")); err != nil || !fi.Mode().IsRegular() {
 		t.Errorf("live/good.example/fullchain.pem after import: %v %v", fi.Mode(), err)
+	}
+	if fi, err := os.Stat(challengeDir); err != nil || !fi.IsDir() {
+		t.Errorf("challenge_dir after import: %v", err)
+	}
+	if out, _ := importCertbot(t, 1, "--config", conf, le); strings.Count(out, "already imported") != 2 {
+		t.Errorf("dry run after --apply:\n%s", out)
 	}
 }
