@@ -9,6 +9,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // AccountStatus is the state of the Manager's ACME account.
@@ -75,6 +76,7 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 		return acmeclient.Account{}, fmt.Errorf("lock account: %w", err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	key, err := m.store.LoadAccountKey(ctx, id)
 	if certstore.IsNotExist(err) {
 		if werr := m.store.CheckAccountWritable(ctx, id); werr != nil {
@@ -243,6 +245,7 @@ func (m *Manager) replaceAccount(ctx context.Context, url string) error {
 		return fmt.Errorf("lock account: %w", err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	rec, err := m.store.LoadAccount(ctx, id)
 	if err != nil {
 		return fmt.Errorf("load account record: %w", err)

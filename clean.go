@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
@@ -187,5 +188,5 @@ func deleteLocked(ctx context.Context, store *certstore.Store, id string) error 
 		return err
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
-	return store.DeleteCert(ctx, id)
+	return store.DeleteCert(storage.WithLease(ctx, lease), id)
 }

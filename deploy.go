@@ -12,6 +12,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/internal/solvers"
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // Deployer puts a certificate where other software reads it (PEM files,
@@ -234,6 +235,7 @@ func (m *Manager) deployOne(ctx context.Context, id string) error {
 		return fmt.Errorf("deploy %s: lock: %w", id, err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	rec, err := m.store.LoadDeployed(ctx, id)
 	if err != nil && !certstore.IsNotExist(err) {
 		m.log.Warn("unreadable deploy record; deploying afresh", "cert", id, "error", err)

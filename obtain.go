@@ -11,6 +11,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/issuance"
 	"github.com/tlspilot/tlspilot/internal/solvers"
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // maintain does what e needs now (pick up a certificate another process
@@ -107,6 +108,7 @@ func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) erro
 			m.log.Warn("unlock", "cert", e.id, "error", err)
 		}
 	}()
+	ctx = storage.WithLease(ctx, lease) // a backend that fences writes rejects them once the lease is lost
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {

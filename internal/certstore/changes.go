@@ -3,6 +3,8 @@ package certstore
 import (
 	"context"
 	"fmt"
+
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // Changes is the record of recent certificate changes, so that processes
@@ -38,6 +40,7 @@ func (st *Store) NoteChange(ctx context.Context, id string) error {
 		return fmt.Errorf("lock changes: %w", err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	ch, err := st.LoadChanges(ctx)
 	if err != nil && !IsNotExist(err) {
 		return err
