@@ -28,6 +28,13 @@ var ErrLockLost = errors.New("storage: lock lease lost")
 // All methods MUST be safe for concurrent use by several goroutines, and by
 // several processes sharing the same backing store. All methods MUST honour
 // ctx cancellation for any waiting they do.
+//
+// Fencing: a Store or Delete whose ctx carries a lease of this Storage
+// (WithLease) is a write made under that lock. A backend that can SHOULD
+// make it only if the lease is still held when the write takes effect,
+// atomically with the write, and otherwise fail with an error wrapping
+// ErrLockLost and change nothing; pgstore does, fsstore cannot and ignores
+// the lease. CheckKey is the key syntax every backend shares.
 type Storage interface {
 	// Load returns the value stored under key. A missing key MUST yield an
 	// error that satisfies errors.Is(err, fs.ErrNotExist).
