@@ -173,6 +173,27 @@ func TestImportCertbot(t *testing.T) {
 		t.Errorf("status serial %s, want certbot's %s", got, serial)
 	}
 	certbotRenewRefused(t, e, le)
+	// Nothing is due: certs --once deploys certbot's certificate (the
+	// same content, so nothing is written) without an order; it asks the
+	// CA for the renewal window once (the import stored none), and the
+	// next run asks nothing.
+	requests, asked := e.p.Requests(), e.p.RequestsTo("/draft-ietf-acme-ari-03/renewalInfo/")
+	certsOnce(t, conf, 0)
+	if got := e.p.RequestsTo("/draft-ietf-acme-ari-03/renewalInfo/"); got != asked+1 {
+		t.Errorf("the first certs --once after the import asked for renewal information %d times, want once", got-asked)
+	}
+	t.Logf("first certs --once after the import: %d requests to the CA", e.p.Requests()-requests)
+	requests = e.p.Requests()
+	certsOnce(t, conf, 0)
+	if got := e.p.Requests(); got != requests {
+		t.Errorf("a second certs --once after the import sent %d requests to the CA, want none", got-requests)
+	}
+	if got := e.p.Orders(); got != orders {
+		t.Errorf("Pebble orders %d after certs --once, want %d (nothing due)", got, orders)
+	}
+	if c, _ := deployed(t, conf); c.Deploy.Serial != serial {
+		t.Errorf("deployed serial %q after certs --once, want certbot's %s", c.Deploy.Serial, serial)
+	}
 	if got := e.p.Orders(); got != orders {
 		t.Errorf("Pebble orders %d after import, want %d (no new order)", got, orders)
 	}
