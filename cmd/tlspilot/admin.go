@@ -63,14 +63,14 @@ func (a *adminListener) close() {
 	}
 }
 
-// serve answers admin requests about m until ctx ends; a failure is
-// logged, never fatal to serving the sites.
-func (a *adminListener) serve(ctx context.Context, m *tlspilot.Manager, log *slog.Logger) {
+// serve answers admin requests about src (serve's Manager) until ctx
+// ends; a failure is logged, never fatal to serving the sites.
+func (a *adminListener) serve(ctx context.Context, src admin.Source, log *slog.Logger) {
 	if a.l == nil {
 		return
 	}
 	log = log.With("component", "admin")
-	h, err := admin.New(admin.Options{Source: m, Metrics: a.metrics, Logger: log})
+	h, err := admin.New(admin.Options{Source: src, Metrics: a.metrics, Logger: log})
 	if err == nil {
 		err = admin.Serve(ctx, a.l, h)
 	}

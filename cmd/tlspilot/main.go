@@ -172,16 +172,13 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	dir, err := storageDir(cfg)
-	if err == nil {
-		err = errors.Join(cfg.CheckTerms(), checkStorage(cfg, dir))
-	}
-	if err != nil {
+	storage, err := checkServeStorage(cfg)
+	if err = errors.Join(cfg.CheckTerms(), err); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Summary())
-	fmt.Fprintf(stdout, "storage path: %s\n", dir)
+	fmt.Fprintln(stdout, storage)
 	fmt.Fprintf(stdout, "%s: OK\n", cfg.File)
 	return 0
 }

@@ -22,12 +22,12 @@ import (
 
 // daemon is a running `tlspilot serve`.
 type daemon struct {
-	cfg *config.Config
-	log *slog.Logger
-	m   *tlspilot.Manager
-	srv *server.Server
-	adm *adminListener
-	ntf *hooks
+	cfg  *config.Config
+	log  *slog.Logger
+	acme *acmeSide
+	srv  *server.Server
+	adm  *adminListener
+	ntf  *hooks
 
 	// started is the config serve started with, which the settings that
 	// change only on restart still follow; cfg is the last one applied.
@@ -59,7 +59,8 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // start binds the ports, drops privileges, opens the storage and builds
-// the Manager and the server. Nothing is served yet.
+// the Manager when a site needs ACME (acmeSide), and builds the server.
+// Nothing is served yet.
 func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*daemon, error) {
 	lg, err := openLogs(cfg, stdout, stderr)
 	if err != nil {
@@ -86,37 +87,30 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, cfg.Errorf("user", "%v", err)
 	}
-	if err := preflight(cfg); err != nil {
-		closeAll()
-		return nil, err
-	}
 	if err := checkChallengeDir(cfg); err != nil {
 		closeAll()
 		return nil, err
 	}
-	mcfg, err := managerConfig(cfg, logger)
-	if err != nil {
+	acme := &acmeSide{log: logger, adm: adm, ntf: ntf}
+	if _, err := acme.ensure(ctx, cfg); err != nil {
 		closeAll()
 		return nil, err
 	}
-	adm.configure(&mcfg)
-	ntf.configure(&mcfg)
-	m, err := tlspilot.New(ctx, mcfg)
-	if err != nil {
-		closeAll()
-		return nil, newError(cfg, err)
-	}
-	if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
-		closeAll()
-		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	if m := acme.manager(); m != nil {
+		if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
+			closeAll()
+			return nil, fmt.Errorf("%s: %w", cfg.File, err)
+		}
+	} else {
+		logger.Info("no site obtains a certificate from the CA: the storage is not opened", "sites", len(cfg.Sites))
 	}
 	srv, err := server.New(server.Options{
 		HTTPListener:       httpL,
 		HTTPSListener:      httpsL,
-		Sites:              serverSites(cfg, m),
-		ACMEHTTP:           m.HTTPHandler,
+		Sites:              serverSites(cfg, acme.GetCertificate),
+		ACMEHTTP:           acme.HTTPHandler,
 		ChallengeDir:       cfg.ChallengeDir,
-		ACMEGetCertificate: m.GetCertificate,
+		ACMEGetCertificate: acme.GetCertificate,
 		Logger:             logger,
 		AccessLog:          lg.access,
 		MaxConnections:     cfg.MaxConnections,
@@ -127,28 +121,26 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	}
 	adm.watchServer(srv)
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
-	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, m: m, srv: srv, adm: adm, ntf: ntf}, nil
+	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, acme: acme, srv: srv, adm: adm, ntf: ntf}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
 func (d *daemon) run(ctx context.Context, path string) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	managerDone := make(chan struct{})
-	go func() {
-		defer close(managerDone)
-		_ = d.m.Run(ctx)
-	}()
+	d.acme.run(ctx)
 	adminDone := make(chan struct{})
 	go func() {
 		defer close(adminDone)
-		d.adm.serve(ctx, d.m, d.log)
+		d.adm.serve(ctx, d.acme, d.log)
 	}()
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go d.logs.reopenOnSignal(ctx)
+	reloadDone := make(chan struct{})
 	go func() {
+		defer close(reloadDone)
 		for {
 			select {
 			case <-ctx.Done():
@@ -160,7 +152,8 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	}()
 	err := d.srv.Serve(ctx)
 	cancel()
-	<-managerDone
+	<-reloadDone // a reload may start the Manager: wait for it before waiting for the Manager
+	d.acme.wait()
 	<-adminDone
 	d.ntf.close(d.log)
 	if errors.Is(err, context.Canceled) {

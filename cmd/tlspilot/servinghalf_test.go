@@ -12,7 +12,9 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -284,4 +286,215 @@ func readCert(t *testing.T, path string) *x509.Certificate {
 		t.Fatal(err)
 	}
 	return c
+}
+
+// snapshot lists every file and directory under dir with its size and
+// modification time.
+func snapshot(t *testing.T, dir string) map[string]string {
+	t.Helper()
+	out := make(map[string]string)
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		fi, err := d.Info()
+		if err != nil {
+			return err
+		}
+		out[path] = fmt.Sprintf("%v %d %v", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestServeReadOnlyStorage: a serve whose sites all bring their own
+// certificate files (one written, one not yet) runs as a user that may
+// write nothing: started as root with user = "nobody", its storage a
+// root-owned 0555 directory without a key-encryption key, it starts,
+// serves the sites and challenge_dir's answers, reloads on SIGHUP, and
+// creates or changes no file anywhere in its directory, storage
+// included. check agrees: it does not ask for a writable storage.
+func TestServeReadOnlyStorage(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root, to run serve as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newServingHalf(t)
+	for _, d := range []string{filepath.Dir(h.dir), h.dir} { // nobody may pass through
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	storage, acme, certs := filepath.Join(h.dir, "storage"), filepath.Join(h.dir, "acme-challenge"), filepath.Join(h.dir, "certs")
+	for _, d := range []string{storage, acme, certs} {
+		if err := os.Mkdir(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.Chmod(storage, 0o555); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := opensslCert(t, certs, "files.example.test")
+	uid, _ := strconv.Atoi(nobody.Uid)
+	if err := os.Chown(key, uid, -1); err != nil { // the key is the serving user's to read
+		t.Fatal(err)
+	}
+	const tok = "ReadOnly_Token-1"
+	ka := tok + ".9jg46WB3rR_AHD-EBXdN7cBkH1WOu0tA3M9fm21mqTI"
+	write(t, filepath.Join(acme, tok), ka)
+	www := filepath.Join(h.dir, "www")
+	late := filepath.Join(h.dir, "live", "late.example.test")
+	sites := fmt.Sprintf(`[[site]]
+names = ["files.example.test"]
+root = %q
+cert_file = %q
+key_file = %q
+
+[[site]]
+names = ["late.example.test"]
+root = %q
+cert_file = %q
+key_file = %q
+`, www, cert, key, www, filepath.Join(late, "fullchain.pem"), filepath.Join(late, "privkey.pem"))
+	h.config(fmt.Sprintf("user = \"nobody\"\nstorage = %q\nchallenge_dir = %q\n", storage, acme), sites)
+
+	code, out, errOut := runCLI(t, "check", "--config", h.conf)
+	if code != 0 || !strings.Contains(out, "storage path: "+storage+" (serve does not open it") {
+		t.Errorf("check: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+
+	before := snapshot(t, h.dir)
+	cmd, log := h.serve(nil)
+	if got := procUID(t, cmd.Process.Pid); got != nobody.Uid {
+		t.Errorf("serve runs as uid %s, want nobody (%s)", got, nobody.Uid)
+	}
+	roots := x509.NewCertPool()
+	roots.AddCert(readCert(t, cert))
+	c := &http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{
+		TLSClientConfig: &tls.Config{RootCAs: roots},
+		DialContext: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, network, h.https)
+		},
+	}}
+	if code, body, _ := get(t, c, "https://files.example.test/"); code != 200 || body != "served\n" {
+		t.Errorf("GET https://files.example.test/: %d %q", code, body)
+	}
+	if leaf, err := h.handshake("late.example.test"); err != nil || leaf.Subject.CommonName != "tlspilot temporary certificate" {
+		t.Errorf("late.example.test: %v, want the temporary certificate", err)
+	}
+	if code, _, body := plainGet(t, h.http, "files.example.test", "/.well-known/acme-challenge/"+tok); code != 200 || body != ka {
+		t.Errorf("challenge answer: %d %q", code, body)
+	}
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	waitCount(t, log, "config reloaded", 1)
+	if code, body, _ := get(t, c, "https://files.example.test/"); code != 200 || body != "served\n" {
+		t.Errorf("after reload: %d %q", code, body)
+	}
+	after := snapshot(t, h.dir)
+	for p, v := range after {
+		if before[p] != v {
+			t.Errorf("serve created or changed %s", p)
+		}
+	}
+	for p := range before {
+		if _, ok := after[p]; !ok {
+			t.Errorf("serve removed %s", p)
+		}
+	}
+	if strings.Contains(log.String(), "level=ERROR") || strings.Contains(log.String(), "level=WARN msg=\"certificate files unavailable") {
+		t.Errorf("errors logged:\n%s", log.String())
+	}
+}
+
+// TestServeReloadMakesManager: a serve started with certificate-file
+// sites only opens no storage (it does not even create it) and reports a
+// status without certificates; a reload that adds a site needing ACME
+// makes the Manager then: the storage is created, the site gets its
+// certificate from Pebble, and the admin listener reports it, with its
+// metrics.
+func TestServeReloadMakesManager(t *testing.T) {
+	e := newEnv(t)
+	cert, key := opensslCert(t, e.dir, "files.example.test")
+	www := filepath.Join(e.dir, "www")
+	files := fmt.Sprintf("[[site]]\nnames = [\"files.example.test\"]\nroot = %q\ncert_file = %q\nkey_file = %q\n", www, cert, key)
+	e.config(files)
+	cmd, log := e.serveLogged()
+	waitCount(t, log, "msg=serving", 1)
+	if !strings.Contains(log.String(), "the storage is not opened") {
+		t.Errorf("no line saying the storage is not opened:\n%s", log.String())
+	}
+	storage := filepath.Join(e.dir, "storage")
+	if _, err := os.Stat(storage); !os.IsNotExist(err) {
+		t.Errorf("storage of a serve with certificate files only: %v, want none", err)
+	}
+	admin := &http.Client{Timeout: 10 * time.Second}
+	code, body, _ := get(t, admin, "http://"+e.admin+"/status")
+	if code != 200 || !strings.Contains(body, `"status": "OK"`) || !strings.Contains(body, `"certificates": []`) {
+		t.Errorf("GET /status without a Manager: %d %s", code, body)
+	}
+
+	e.config(files + fmt.Sprintf("\n[[site]]\nnames = [\"acme.example.test\"]\nroot = %q\n", www))
+	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	e.waitIssued("acme.example.test", 60*time.Second)
+	if _, err := os.Stat(filepath.Join(storage, "kek")); err != nil {
+		t.Errorf("key-encryption key after the reload: %v", err)
+	}
+	code, body, _ = get(t, admin, "http://"+e.admin+"/status")
+	if code != 200 || !strings.Contains(body, "acme.example.test") {
+		t.Errorf("GET /status after the reload: %d %s", code, body)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		_, body, _ = get(t, admin, "http://"+e.admin+"/metrics")
+		if strings.Contains(body, `tlspilot_renewals_total{result="success"} 1`) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("metrics do not count the late Manager's certificate:\n%s", grepLines(body, "tlspilot_renewals"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestServingHalfWithCerts: the set-up of issue 11 without a reloader or a
+// signal between the two processes. serve starts first: its one site
+// names the files certs will deploy (not there yet), its storage does not
+// exist, and it serves challenge_dir. certs --once, with its own config
+// and storage, obtains the certificate from Pebble validated through
+// serve's HTTP listener and deploys it; serve presents it by itself. serve
+// never creates its storage.
+func TestServingHalfWithCerts(t *testing.T) {
+	e := newEnv(t)
+	acme := filepath.Join(e.dir, "acme-challenge")
+	if err := os.Mkdir(acme, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	certsConf, fullchain, privkey := e.certsConfig("mail.example.test", acme)
+	e.config(fmt.Sprintf("challenge_dir = %q\n\n[[site]]\nnames = [\"mail.example.test\"]\nroot = %q\ncert_file = %q\nkey_file = %q\n",
+		acme, filepath.Join(e.dir, "www"), fullchain, privkey))
+	_, log := e.serveLogged()
+	waitCount(t, log, "msg=serving", 1)
+	if _, err := tls.Dial("tcp", e.https, &tls.Config{ServerName: "mail.example.test", RootCAs: e.roots}); err == nil {
+		t.Fatal("a trusted certificate before certs ran")
+	}
+
+	certsOnce(t, certsConf, 0)
+	verifyPair(t, e, fullchain, privkey, "mail.example.test")
+	e.waitIssued("mail.example.test", 10*time.Second)
+	if code, body, _ := get(t, e.client(), "https://mail.example.test/"); code != 200 || body != "<h1>static site</h1>\n" {
+		t.Errorf("GET https://mail.example.test/: %d %q", code, body)
+	}
+	if _, err := os.Stat(filepath.Join(e.dir, "storage")); !os.IsNotExist(err) {
+		t.Errorf("serve's storage: %v, want none", err)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"slices"
 	"strings"
@@ -35,8 +36,9 @@ func acmeCert(s config.Site) (tlspilot.Cert, bool) {
 	return c, true
 }
 
-// serverSites maps the config's sites onto the server's.
-func serverSites(cfg *config.Config, m *tlspilot.Manager) []server.Site {
+// serverSites maps the config's sites onto the server's; sites without
+// certificate files get theirs from getCert (the Manager's).
+func serverSites(cfg *config.Config, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) []server.Site {
 	out := make([]server.Site, 0, len(cfg.Sites))
 	for _, s := range cfg.Sites {
 		ss := server.Site{
@@ -60,7 +62,7 @@ func serverSites(cfg *config.Config, m *tlspilot.Manager) []server.Site {
 		if s.CertFile != "" {
 			ss.Cert = server.CertSource{CertFile: s.CertFile, KeyFile: s.KeyFile}
 		} else {
-			ss.Cert = server.CertSource{GetCertificate: m.GetCertificate}
+			ss.Cert = server.CertSource{GetCertificate: getCert}
 		}
 		out = append(out, ss)
 	}
@@ -103,45 +105,66 @@ func (d *daemon) reload(ctx context.Context, path string) {
 }
 
 func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
+	// The first site that needs ACME makes the Manager (and opens the
+	// storage) now; a Manager once made stays.
+	made, err := d.acme.ensure(ctx, cfg)
+	if err != nil {
+		return err
+	}
+	if made {
+		d.acme.run(ctx)
+	}
+	m := d.acme.manager()
+	if m == nil {
+		if err := d.srv.Reload(serverSites(cfg, d.acme.GetCertificate)); err != nil {
+			return fmt.Errorf("%s: %w", cfg.File, err)
+		}
+		return nil
+	}
+	added, removed := certChanges(acmeCerts(d.cfg), acmeCerts(cfg))
+	// Names moving between certificates must be free before they are
+	// managed again.
+	for _, c := range removed {
+		m.Unmanage(c.Names[0])
+	}
+	rollback := func() {
+		for _, c := range added {
+			m.Unmanage(c.Names[0])
+		}
+		_ = m.ManageCerts(ctx, removed...)
+	}
+	if err := m.ManageCerts(ctx, added...); err != nil {
+		rollback()
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	if err := d.srv.Reload(serverSites(cfg, d.acme.GetCertificate)); err != nil {
+		rollback()
+		return fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return nil
+}
+
+// certChanges returns the certificates of now that were not in before,
+// and those of before that are no longer in now.
+func certChanges(before, now []tlspilot.Cert) (added, removed []tlspilot.Cert) {
 	old := make(map[string]tlspilot.Cert)
-	for _, c := range acmeCerts(d.cfg) {
+	for _, c := range before {
 		old[certKey(c)] = c
 	}
-	var added []tlspilot.Cert
 	keep := make(map[string]bool)
-	for _, c := range acmeCerts(cfg) {
+	for _, c := range now {
 		k := certKey(c)
 		keep[k] = true
 		if _, ok := old[k]; !ok {
 			added = append(added, c)
 		}
 	}
-	var removed []tlspilot.Cert
 	for k, c := range old {
 		if !keep[k] {
 			removed = append(removed, c)
 		}
 	}
-	// Names moving between certificates must be free before they are
-	// managed again.
-	for _, c := range removed {
-		d.m.Unmanage(c.Names[0])
-	}
-	rollback := func() {
-		for _, c := range added {
-			d.m.Unmanage(c.Names[0])
-		}
-		_ = d.m.ManageCerts(ctx, removed...)
-	}
-	if err := d.m.ManageCerts(ctx, added...); err != nil {
-		rollback()
-		return fmt.Errorf("%s: %w", cfg.File, err)
-	}
-	if err := d.srv.Reload(serverSites(cfg, d.m)); err != nil {
-		rollback()
-		return fmt.Errorf("%s: %w", cfg.File, err)
-	}
-	return nil
+	return added, removed
 }
 
 // restartOnly names the settings that differ between a and b but take

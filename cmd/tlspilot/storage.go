@@ -81,6 +81,24 @@ func checkStorage(cfg *config.Config, dir string) error {
 	return nil
 }
 
+// checkServeStorage checks the storage as serve will use it, for check:
+// writable by the user serve runs as when a site obtains certificates
+// from the CA, else not used at all (serve does not open it). It returns
+// the line check prints about it.
+func checkServeStorage(cfg *config.Config) (string, error) {
+	dir, err := storageDir(cfg)
+	if len(acmeCerts(cfg)) == 0 {
+		if err != nil {
+			return "storage path: none (serve does not open one: no site obtains a certificate from the CA)", nil
+		}
+		return "storage path: " + dir + " (serve does not open it: no site obtains a certificate from the CA)", nil
+	}
+	if err == nil {
+		err = checkStorage(cfg, dir)
+	}
+	return "storage path: " + dir, err
+}
+
 // runAs returns the uid and gid serve runs as once it has bound its ports.
 func runAs(cfg *config.Config) (uid, gid int, err error) {
 	uid, gid = os.Geteuid(), os.Getegid()

@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/admin"
+	"github.com/tlspilot/tlspilot/internal/config"
+)
+
+// acmeSide is serve's ACME Manager, made only when a site needs a
+// certificate from the CA: at start, or at the first reload that adds
+// such a site. Until then serve opens no storage and no key-encryption
+// key, so a serve whose sites all bring their own certificate files
+// (kept by `tlspilot certs` under another user) needs no storage at all
+// and writes nothing. The hooks it hands the server and the admin
+// listener at start work before the Manager exists: no certificate, no
+// http-01 answer, a status without certificates.
+type acmeSide struct {
+	log *slog.Logger
+	adm *adminListener
+	ntf *hooks
+
+	m    atomic.Pointer[tlspilot.Manager]
+	runs sync.WaitGroup
+}
+
+// errNoManager answers a handshake needing a managed certificate before
+// any site does (a tls-alpn-01 probe to a serve that obtains nothing).
+var errNoManager = errors.New("no certificate for this server name: serve obtains no certificate")
+
+// manager is the Manager, nil until a site needs one.
+func (a *acmeSide) manager() *tlspilot.Manager { return a.m.Load() }
+
+// ensure makes the Manager when cfg has a site that needs one and there
+// is none yet, refusing first what would fail only at the first order
+// (terms not agreed to, a storage the user serve runs as cannot write);
+// made reports whether it did. It runs after privileges are dropped.
+func (a *acmeSide) ensure(ctx context.Context, cfg *config.Config) (made bool, err error) {
+	if a.m.Load() != nil || len(acmeCerts(cfg)) == 0 {
+		return false, nil
+	}
+	if err := preflight(cfg); err != nil {
+		return false, err
+	}
+	mcfg, err := managerConfig(cfg, a.log)
+	if err != nil {
+		return false, err
+	}
+	a.adm.configure(&mcfg)
+	a.ntf.configure(&mcfg)
+	m, err := tlspilot.New(ctx, mcfg)
+	if err != nil {
+		return false, newError(cfg, err)
+	}
+	a.m.Store(m)
+	return true, nil
+}
+
+// run runs the Manager's scheduler, if there is a Manager, until ctx
+// ends; wait waits for it.
+func (a *acmeSide) run(ctx context.Context) {
+	if m := a.m.Load(); m != nil {
+		a.runs.Go(func() { _ = m.Run(ctx) })
+	}
+}
+
+func (a *acmeSide) wait() { a.runs.Wait() }
+
+// GetCertificate is the Manager's, once there is one.
+func (a *acmeSide) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if m := a.m.Load(); m != nil {
+		return m.GetCertificate(hello)
+	}
+	return nil, errNoManager
+}
+
+// HTTPHandler is the Manager's http-01 handler once there is one, next
+// before.
+func (a *acmeSide) HTTPHandler(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if m := a.m.Load(); m != nil {
+			m.HTTPHandler(next).ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// Status is the Manager's, or no certificate.
+func (a *acmeSide) Status() []tlspilot.CertStatus {
+	if m := a.m.Load(); m != nil {
+		return m.Status()
+	}
+	return []tlspilot.CertStatus{}
+}
+
+// Report is the Manager's, or a report without certificates: serve
+// manages none, and does not read a storage it has no use for.
+func (a *acmeSide) Report(ctx context.Context) tlspilot.StatusReport {
+	if m := a.m.Load(); m != nil {
+		return m.Report(ctx)
+	}
+	return tlspilot.NewStatusReport(time.Now(), []tlspilot.CertStatus{}, nil)
+}
+
+var _ admin.Source = (*acmeSide)(nil)
