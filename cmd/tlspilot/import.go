@@ -83,6 +83,8 @@ type lineagePlan struct {
 	entry    string // the [[certificate]] table to append, if not inConfig
 }
 
+// run reads the certbot directory, plans each lineage, and prints the
+// plan (dry run) or applies it; it returns the exit code.
 func (im *importer) run(ctx context.Context) int {
 	lineages, problems, err := certbotdir.ReadDir(im.dir)
 	if err != nil {
