@@ -10,6 +10,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/issuance"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // Imported is a certificate another ACME client obtained (certbot), for
@@ -73,6 +74,7 @@ func (m *Manager) Import(ctx context.Context, c Imported) (ImportResult, error) 
 		return "", fmt.Errorf("import %v: lock: %w", names, err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	old, err := m.store.LoadCertInfo(ctx, id)
 	switch {
 	case err == nil && serialOfPEM(old.ChainPEM) == serialOfPEM(rec.ChainPEM):
@@ -123,6 +125,7 @@ func (m *Manager) ImportAccount(ctx context.Context, key crypto.Signer, url stri
 		return "", fmt.Errorf("import account: lock: %w", err)
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	ctx = storage.WithLease(ctx, lease)
 	have, err := m.store.LoadAccountKey(ctx, id)
 	switch {
 	case err == nil && samePublicKey(have.Public(), key.Public()):
