@@ -173,7 +173,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	storage, err := checkServeStorage(cfg)
-	if err = errors.Join(cfg.CheckTerms(), err); err != nil {
+	if err = errors.Join(cfg.CheckTerms(), err, checkChallengeDirAccess(cfg)); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

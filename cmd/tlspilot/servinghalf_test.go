@@ -440,6 +440,11 @@ func TestServeReloadMakesManager(t *testing.T) {
 	if code != 200 || !strings.Contains(body, `"status": "OK"`) || !strings.Contains(body, `"certificates": []`) {
 		t.Errorf("GET /status without a Manager: %d %s", code, body)
 	}
+	for _, path := range []string{"/", "/metrics", "/healthz"} {
+		if code, body, _ := get(t, admin, "http://"+e.admin+path); code != 200 {
+			t.Errorf("GET %s without a Manager: %d %.300q", path, code, body)
+		}
+	}
 
 	e.config(files + fmt.Sprintf("\n[[site]]\nnames = [\"acme.example.test\"]\nroot = %q\n", www))
 	if err := cmd.Process.Signal(syscall.SIGHUP); err != nil {
@@ -496,5 +501,42 @@ func TestServingHalfWithCerts(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(e.dir, "storage")); !os.IsNotExist(err) {
 		t.Errorf("serve's storage: %v, want none", err)
+	}
+}
+
+// TestCheckChallengeDir: a challenge directory the user serve runs as
+// cannot search is refused by check and by serve at start, at the
+// challenge_dir line, saying what is needed.
+func TestCheckChallengeDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root, to run serve as another user")
+	}
+	h := newServingHalf(t)
+	for _, d := range []string{filepath.Dir(h.dir), h.dir} { // nobody may pass through
+		if err := os.Chmod(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	acme := filepath.Join(h.dir, "acme-challenge")
+	if err := os.Mkdir(acme, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	cert, key := opensslCert(t, h.dir, "files.example.test")
+	h.config(fmt.Sprintf("user = \"nobody\"\nchallenge_dir = %q\n", acme),
+		fmt.Sprintf("[[site]]\nnames = [\"files.example.test\"]\ncert_file = %q\nkey_file = %q\n", cert, key))
+	want := "tlspilot.toml:6: challenge_dir: "
+	code, out, errOut := runCLI(t, "check", "--config", h.conf)
+	if code != 1 || !strings.Contains(errOut, want+"permission denied: "+acme+" is mode -rwx------") || !strings.Contains(errOut, "needs search permission") {
+		t.Errorf("check: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
+	}
+	code, errOut = serveOnce(t, h.conf)
+	if code != 1 || !strings.Contains(errOut, want+"permission denied (serve runs as user \"nobody\"") {
+		t.Errorf("serve: exit %d, stderr %q", code, errOut)
+	}
+	if err := os.Chmod(acme, 0o711); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := runCLI(t, "check", "--config", h.conf); code != 0 {
+		t.Errorf("check with a searchable directory: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}
 }
