@@ -3,10 +3,11 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"crypto/x509"
 	"fmt"
 	"io/fs"
-	"net/http"
+	"net"
 	"os"
 	"os/exec"
 	"os/user"
@@ -14,6 +15,7 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
@@ -64,6 +66,7 @@ func newPrivsep(t *testing.T) *privsep {
 	if err := os.Chmod(ps.bin, 0o755); err != nil {
 		t.Fatal(err)
 	}
+	ps.fakeAdminTools(t)
 	// The config names the deployed key's group, which must exist.
 	addGroup(t, "tlspilot-serve", serveID)
 	// The administrator gives the deploy folder to certs.
@@ -71,6 +74,32 @@ func newPrivsep(t *testing.T) *privsep {
 		t.Fatal(err)
 	}
 	return ps
+}
+
+// fakeAdminTools puts, first in the PATH certs runs with, stand-ins for
+// the tools that administer a web server, each recording that it ran:
+// certs, whose config names no command, must run none.
+func (ps *privsep) fakeAdminTools(t *testing.T) {
+	t.Helper()
+	ran := filepath.Join(ps.dir, "fakebin-ran")
+	if err := os.MkdirAll(ran, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(ran, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"systemctl", "service", "nginx", "apachectl", "apache2ctl", "postfix", "kill", "pkill", "sudo", "sh", "bash"} {
+		p := filepath.Join(ps.dir, "fakebin", name)
+		write(t, p, fmt.Sprintf("#!/bin/sh\necho \"$*\" > %q\nexit 1\n", filepath.Join(ran, name)))
+		if err := os.Chmod(p, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		if ents, _ := os.ReadDir(ran); len(ents) != 0 {
+			t.Errorf("certs ran commands its config does not name: %v", ents)
+		}
+	})
 }
 
 // addGroup creates the group gid, named name, unless it exists, and
@@ -108,7 +137,7 @@ mode = "0640"
 func (ps *privsep) run(a account, args ...string) (int, string, string) {
 	ps.t.Helper()
 	cmd := exec.Command(ps.bin, args...)
-	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.Env = []string{"PATH=" + filepath.Join(ps.dir, "fakebin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: a.uid, Gid: a.gid, Groups: a.groups}}
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
@@ -189,7 +218,7 @@ func owner(t *testing.T, path string, uid, gid int, mode fs.FileMode) {
 // after `tlspilot init` certs orders again.
 func TestPrivsep(t *testing.T) {
 	ps := newPrivsep(t)
-	serveOn(t, ps.http, http.StripPrefix("/.well-known/acme-challenge/", http.FileServer(http.Dir(ps.challenges))))
+	srv := ps.startServe(t)
 	conf := ps.configure("")
 
 	code, out, errOut := runBinary(t, "init", "--config", conf, "--user", fmt.Sprint(certsID), "--group", fmt.Sprint(certsID))
@@ -217,6 +246,8 @@ func TestPrivsep(t *testing.T) {
 		t.Fatalf("certs --once as uid %d: exit %d\n%s%s", certsID, code, out, errOut)
 	}
 	owner(t, ps.privkey, certsID, serveID, 0o640)
+	c, _ := deployed(t, conf)
+	srv.waitSerial(t, c.Serial, ps.roots)
 	ps.checkBoundaries(t)
 	ps.checkDeployDenied(t)
 	ps.checkDeactivated(t, conf)
@@ -245,7 +276,93 @@ func (ps *privsep) checkBoundaries(t *testing.T) {
 		t.Errorf("the certs user moved the accounts folder away: %s", out)
 		_ = os.Rename(accounts+".moved", accounts)
 	}
+	for _, p := range all {
+		if fi, err := os.Lstat(p); err == nil && fi.Sys().(*syscall.Stat_t).Uid == serveID {
+			t.Errorf("%s belongs to the serving user: serve wrote it", p)
+		}
+	}
 	t.Logf("%d paths probed: the serving user may write none; the certs user none of the KEK and account, all of its own", len(all))
+}
+
+// served is `tlspilot serve` running as serveUser.
+type served struct {
+	https string
+	log   *syncBuffer
+}
+
+// startServe starts `tlspilot serve` as serveUser, first, as in the io7m
+// set-up: its own config with no storage, the site's certificate from
+// the files certs will deploy (not there yet), http-01 answered from the
+// challenge directory certs writes, on Pebble's validation port. It stops
+// serve at cleanup.
+func (ps *privsep) startServe(t *testing.T) *served {
+	t.Helper()
+	s := &served{https: freeAddr(t), log: &syncBuffer{}}
+	conf := filepath.Join(ps.dir, "serve.toml")
+	write(t, conf, fmt.Sprintf(`http_listen = %q
+https_listen = %q
+access_log = "off"
+challenge_dir = %q
+
+[[site]]
+names = ["privsep.example.test"]
+root = %q
+cert_file = %q
+key_file = %q
+`, ps.http, s.https, ps.challenges, filepath.Join(ps.dir, "www"), ps.fullchain, ps.privkey))
+	cmd := exec.Command(ps.bin, "serve", "--config", conf)
+	cmd.Env = []string{"PATH=/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: serveUser.uid, Gid: serveUser.gid, Groups: serveUser.groups}}
+	cmd.Stdout, cmd.Stderr = s.log, s.log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		_ = cmd.Wait()
+		if t.Failed() {
+			t.Logf("serve output:\n%s", s.log.String())
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", s.https, &tls.Config{ServerName: "privsep.example.test", InsecureSkipVerify: true})
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve does not listen on %s: %v\n%s", s.https, err, s.log.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if uid := procUID(t, cmd.Process.Pid); uid != fmt.Sprint(serveID) {
+		t.Errorf("serve runs as uid %s, want %d", uid, serveID)
+	}
+	return s
+}
+
+// waitSerial waits until serve presents the certificate with serial,
+// verified against roots, picked up from the deployed files by itself.
+func (s *served) waitSerial(t *testing.T, serial string, roots *x509.CertPool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		c, err := tls.DialWithDialer(&net.Dialer{Timeout: time.Second}, "tcp", s.https, &tls.Config{ServerName: "privsep.example.test", RootCAs: roots})
+		got := ""
+		if err == nil {
+			got = c.ConnectionState().PeerCertificates[0].SerialNumber.Text(16)
+			c.Close()
+		}
+		if got == serial {
+			t.Logf("serve, as uid %d, presents serial %s from the deployed files", serveID, serial)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve presents serial %q (%v), want %s\n%s", got, err, serial, s.log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
 }
 
 // checkDeployDenied adds a certificate whose deploy folder certs may not
