@@ -23,10 +23,12 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"time"
 
@@ -87,7 +89,12 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		}
 		st = fs
 	}
+	_, kerr := os.Lstat(cfg.KeyFile)
 	sealer, err := keys.LoadOrCreateSealer(cfg.KeyFile)
+	if err != nil && errors.Is(kerr, fs.ErrNotExist) && errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("open key-encryption key: %s does not exist and this process (uid %d) may not create it: "+
+			"the administrator creates it (`tlspilot init`): %w", cfg.KeyFile, os.Getuid(), err)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("open key-encryption key: %w", err)
 	}

@@ -249,6 +249,7 @@ func TestPrivsep(t *testing.T) {
 	c, _ := deployed(t, conf)
 	srv.waitSerial(t, c.Serial, ps.roots)
 	ps.checkBoundaries(t)
+	ps.checkNothingCreated(t, conf)
 	ps.checkDeployDenied(t)
 	ps.checkDeactivated(t, conf)
 }
@@ -362,6 +363,41 @@ func (s *served) waitSerial(t *testing.T, serial string, roots *x509.CertPool) {
 			t.Fatalf("serve presents serial %q (%v), want %s\n%s", got, err, serial, s.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkNothingCreated: certs never creates what init creates. Without
+// the KEK, or for a contact with no account, it fails saying so, and
+// creates no KEK and no account.
+func (ps *privsep) checkNothingCreated(t *testing.T, conf string) {
+	t.Helper()
+	kek := filepath.Join(ps.storage, "kek")
+	if err := os.Rename(kek, kek+".away"); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errOut := ps.run(certsUser, "certs", "--once", "--config", conf)
+	if code != tlspilot.ExitUnknown || !strings.Contains(errOut, "permission denied") || !strings.Contains(errOut, "tlspilot init") {
+		t.Errorf("certs --once without the KEK: exit %d, want %d and an error pointing to tlspilot init\n%s%s", code, tlspilot.ExitUnknown, out, errOut)
+	}
+	if _, err := os.Lstat(kek); err == nil {
+		t.Error("certs created a KEK")
+	}
+	if err := os.Rename(kek+".away", kek); err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("no KEK: %s", strings.TrimSpace(errOut))
+
+	accounts := filepath.Join(ps.storage, "data", "accounts")
+	before := readTree(t, accounts)
+	other := strings.Replace(readFile(t, conf), `email = "ops@example.test"`, `email = "other@example.test"`, 1)
+	otherConf := filepath.Join(ps.dir, "other.toml")
+	write(t, otherConf, other)
+	code, out, errOut = ps.run(certsUser, "renew", "--force", "--config", otherConf)
+	if code == 0 || !strings.Contains(out+errOut, "no ACME account") || !strings.Contains(out+errOut, "tlspilot init") {
+		t.Errorf("renew for a contact with no account: exit %d, want an error pointing to tlspilot init\n%s%s", code, out, errOut)
+	}
+	if after := readTree(t, accounts); len(after) != len(before) {
+		t.Errorf("certs created account files: %v", mapKeys(after))
 	}
 }
 
