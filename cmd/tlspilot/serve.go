@@ -230,6 +230,9 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 	} else if mc.Challenge == tlspilot.DNS01 {
 		return mc, cfg.Errorf("challenge", "dns-01 needs a [dns] section")
 	}
+	if err := storageConfig(cfg, &mc, logger); err != nil {
+		return mc, err
+	}
 	return mc, nil
 }
 

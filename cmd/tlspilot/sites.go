@@ -180,6 +180,7 @@ func restartOnly(a, b *config.Config) []string {
 	diff("ca_root", a.CARoots, b.CARoots)
 	diff("email", a.Email, b.Email)
 	diff("storage", a.Storage, b.Storage)
+	diff("kek_file", a.KEKFile, b.KEKFile)
 	diff("http_listen", a.HTTPListen, b.HTTPListen)
 	diff("https_listen", a.HTTPSListen, b.HTTPSListen)
 	diff("user", a.User, b.User)

@@ -122,7 +122,10 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 // statusConfig is the part of the library's Config that status reads:
 // no secret, no DNS provider.
 func statusConfig(cfg *config.Config) tlspilot.Config {
-	mc := tlspilot.Config{CA: cfg.CA, Email: cfg.Email, StorageDir: cfg.Storage, WarnWindow: cfg.WarnWindow}
+	mc := tlspilot.Config{CA: cfg.CA, Email: cfg.Email, WarnWindow: cfg.WarnWindow}
+	if err := storageConfig(cfg, &mc, nil); err != nil {
+		mc.Storage = unavailable{err}
+	}
 	for _, kt := range cfg.KeyTypes {
 		mc.KeyTypes = append(mc.KeyTypes, tlspilot.KeyType(kt))
 	}

@@ -38,8 +38,13 @@ func storageError(cfg *config.Config, dir string, err error) error {
 
 // probeStorage creates the storage directory if need be and a file in
 // it, as the user serve runs as, so that a storage it cannot write is
-// refused at start with the config line, not at the first renewal.
+// refused at start with the config line, not at the first renewal. A
+// database storage is opened later, by managerConfig; here only its
+// key-encryption key is read.
 func probeStorage(cfg *config.Config) error {
+	if cfg.StorageIsDatabase() {
+		return probeKEK(cfg)
+	}
 	dir, err := storageDir(cfg)
 	if err != nil {
 		return err
@@ -64,7 +69,12 @@ func probeStorage(cfg *config.Config) error {
 // checkStorage says whether the user serve will run as may write the
 // storage directory (or, before it exists, create it) and read its
 // key-encryption key, from permission bits alone: check changes nothing.
+// Of a database storage, it checks the key-encryption key only (check does
+// not connect to the database).
 func checkStorage(cfg *config.Config, dir string) error {
+	if cfg.StorageIsDatabase() {
+		return checkKEK(cfg)
+	}
 	uid, gid, err := runAs(cfg)
 	if err != nil {
 		return err
@@ -72,7 +82,7 @@ func checkStorage(cfg *config.Config, dir string) error {
 	if err := accessible(dir, uid, gid, 3); err != nil {
 		return storageError(cfg, dir, err)
 	}
-	kek := filepath.Join(dir, "kek")
+	kek := kekPath(cfg, dir)
 	if _, err := os.Stat(kek); err == nil {
 		if err := accessible(kek, uid, gid, 4); err != nil {
 			return storageError(cfg, dir, err)
@@ -218,6 +228,9 @@ func checkChallengeDir(cfg *config.Config) error {
 // newError places an error of tlspilot.New in the config: a permission
 // problem is the storage's (its key-encryption key, its records).
 func newError(cfg *config.Config, err error) error {
+	if errors.Is(err, fs.ErrPermission) && cfg.StorageIsDatabase() {
+		return cfg.Errorf("kek_file", "%w", err) // the only local file a database storage reads
+	}
 	if errors.Is(err, fs.ErrPermission) {
 		if dir, derr := storageDir(cfg); derr == nil {
 			return storageError(cfg, dir, err)

@@ -90,11 +90,16 @@ func (d *decoder) pemFile(path, p string) string {
 }
 
 // storage resolves p and checks that it is a directory if it exists; the
-// library creates it otherwise.
+// library creates it otherwise. A database URL is checked (databaseURL)
+// and kept as it is.
 func (d *decoder) storage(path, p string) string {
 	if p == "" {
 		d.errorf(path, "empty path")
 		return ""
+	}
+	if IsDatabaseURL(p) {
+		d.databaseURL(path, p)
+		return p
 	}
 	p = d.resolve(p)
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {

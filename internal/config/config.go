@@ -52,9 +52,15 @@ type Config struct {
 	// Profile is the ACME profile to request ("profile"), empty for the
 	// CA's default.
 	Profile string
-	// Storage is the storage directory ("storage"); empty means the
-	// library's default, a per-user data directory.
+	// Storage is the storage ("storage"): a directory, or a postgres:// or
+	// postgresql:// URL of a PostgreSQL database (StorageIsDatabase), which
+	// never holds a password; empty means the library's default, a
+	// per-user data directory.
 	Storage string
+	// KEKFile is the key-encryption key file ("kek_file"), absolute;
+	// empty means the storage directory's "kek". Required, and existing,
+	// with a database storage.
+	KEKFile string
 
 	// HTTPListen and HTTPSListen are host:port addresses ("http_listen",
 	// "https_listen"). Defaults ":80" and ":443".

@@ -93,6 +93,10 @@ func (d *decoder) account(t *table, c *Config) {
 	if t.str("storage", &c.Storage) {
 		c.Storage = d.storage("storage", c.Storage)
 	}
+	if t.str("kek_file", &c.KEKFile) {
+		c.KEKFile = d.kekFile("kek_file", c.KEKFile, c.StorageIsDatabase())
+	}
+	d.storageKEK(c)
 }
 
 // process decodes the keys about the serving process.

@@ -15,6 +15,9 @@ func (c *Config) Summary() string {
 	fmt.Fprintf(&b, "listen: http %s, https %s\n", c.HTTPListen, c.HTTPSListen)
 	fmt.Fprintf(&b, "ca: %s%s\n", c.CA, c.accountSummary())
 	fmt.Fprintf(&b, "storage: %s\n", or(c.Storage, "default (per-user data directory)"))
+	if c.KEKFile != "" {
+		fmt.Fprintf(&b, "key-encryption key: %s\n", c.KEKFile)
+	}
 	if c.User != "" || c.Group != "" {
 		fmt.Fprintf(&b, "runs as: user %s, group %s after binding\n", or(c.User, "(unchanged)"), or(c.Group, "(unchanged)"))
 	}

@@ -1,0 +1,103 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/pgstore"
+)
+
+// dbOpenTimeout bounds connecting to a PostgreSQL storage and migrating
+// its schema.
+const dbOpenTimeout = 30 * time.Second
+
+// storageConfig points mc at the storage and key-encryption key the
+// config names: a directory (the library opens it) or a PostgreSQL
+// database, opened here, with the KEK from kek_file. The connection pool
+// lives as long as the process. An error names the config line.
+func storageConfig(cfg *config.Config, mc *tlspilot.Config, logger *slog.Logger) error {
+	mc.KeyFile = cfg.KEKFile
+	if !cfg.StorageIsDatabase() {
+		mc.StorageDir = cfg.Storage
+		return nil
+	}
+	s, err := openDatabase(cfg, logger)
+	if err != nil {
+		return err
+	}
+	mc.Storage, mc.StorageDir = s, ""
+	return nil
+}
+
+// openDatabase opens the PostgreSQL storage of cfg, creating or migrating
+// its tables.
+func openDatabase(cfg *config.Config, logger *slog.Logger) (*pgstore.Store, error) {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), dbOpenTimeout)
+	defer cancel()
+	s, err := pgstore.New(ctx, pgstore.Options{URL: cfg.Storage, Logger: logger.With("component", "storage")})
+	if err != nil {
+		return nil, cfg.Errorf("storage", "%w", err)
+	}
+	return s, nil
+}
+
+// kekPath returns the key-encryption key file of the config: kek_file, or
+// the storage directory's kek.
+func kekPath(cfg *config.Config, dir string) string {
+	if cfg.KEKFile != "" {
+		return cfg.KEKFile
+	}
+	return filepath.Join(dir, "kek")
+}
+
+// probeKEK refuses at start, at the kek_file line, a key-encryption key
+// this process cannot read: with a database storage it is the only local
+// file tlspilot needs. It runs after privileges are dropped.
+func probeKEK(cfg *config.Config) error {
+	f, err := os.Open(cfg.KEKFile)
+	if err != nil {
+		hint := ""
+		if cfg.User != "" {
+			hint = fmt.Sprintf(" (serve runs as user %q after binding its ports and must read it: chown root:GROUP, chmod 0440, with group the group it runs as)", cfg.User)
+		}
+		return cfg.Errorf("kek_file", "%w%s", errors.Unwrap(err), hint)
+	}
+	return f.Close()
+}
+
+// checkKEK says whether the user serve runs as may read kek_file, from
+// permission bits alone.
+func checkKEK(cfg *config.Config) error {
+	uid, gid, err := runAs(cfg)
+	if err != nil {
+		return err
+	}
+	if err := accessible(cfg.KEKFile, uid, gid, 4); err != nil {
+		return cfg.Errorf("kek_file", "%w", err)
+	}
+	return nil
+}
+
+// unavailable is the storage of a status report when the database could
+// not be opened: every method fails with why, so the report is UNKNOWN
+// and says it.
+type unavailable struct{ err error }
+
+func (u unavailable) Load(context.Context, string) ([]byte, error)        { return nil, u.err }
+func (u unavailable) Store(context.Context, string, []byte) error         { return u.err }
+func (u unavailable) Delete(context.Context, string) error                { return u.err }
+func (u unavailable) List(context.Context, string) ([]string, error)      { return nil, u.err }
+func (u unavailable) Lock(context.Context, string) (storage.Lease, error) { return nil, u.err }
+
+var _ storage.Storage = unavailable{}

@@ -1,0 +1,71 @@
+package config
+
+import (
+	"errors"
+	"io/fs"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// IsDatabaseURL reports whether a storage setting names a PostgreSQL
+// database (a postgres:// or postgresql:// URL) rather than a directory.
+func IsDatabaseURL(s string) bool {
+	l := strings.ToLower(s)
+	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
+}
+
+// StorageIsDatabase reports whether the storage is a PostgreSQL database.
+func (c *Config) StorageIsDatabase() bool { return IsDatabaseURL(c.Storage) }
+
+// databaseURL checks a PostgreSQL storage URL at path. A password in it
+// is refused: the config is read by more people and programs than a
+// passfile, and the URL shows up in logs and summaries. libpq's means
+// (PGPASSWORD, ~/.pgpass or PGPASSFILE) supply it instead. Errors never
+// quote the URL, which may hold that password.
+func (d *decoder) databaseURL(path, s string) {
+	u, err := url.Parse(s)
+	if err != nil {
+		d.errorf(path, "not a valid postgres:// URL (postgres://USER@HOST[:PORT]/DATABASE?sslmode=verify-full)")
+		return
+	}
+	_, inline := u.User.Password()
+	if inline || u.Query().Has("password") {
+		d.errorf(path, "a password in the storage URL is refused: give it by PGPASSWORD or a passfile "+
+			"(~/.pgpass of the user tlspilot runs as, or the file PGPASSFILE names), or use certificate or peer authentication")
+	}
+}
+
+// kekFile resolves a kek_file setting and checks what can be checked at
+// load: with a database storage the file must exist, since every node of a
+// cluster must use the same key and a node creating its own would store
+// keys the others cannot read; with a directory storage a missing file is
+// created on first use, as the storage's default kek is.
+func (d *decoder) kekFile(path, p string, database bool) string {
+	if p == "" {
+		d.errorf(path, "empty path")
+		return ""
+	}
+	p = d.resolve(p)
+	fi, err := os.Stat(p)
+	switch {
+	case errors.Is(err, fs.ErrNotExist) && database:
+		d.errorf(path, "%s does not exist: every node sharing a PostgreSQL storage must read the same key-encryption key, "+
+			"so it is never created here: make it once (head -c 32 /dev/urandom > %[1]s; chmod 0400 %[1]s) and copy it to every node", p)
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		d.fileError(path, p, err)
+	case !fi.Mode().IsRegular():
+		d.errorf(path, "%s is not a regular file", p)
+	}
+	return p
+}
+
+// storageKEK checks that a database storage has a kek_file: the
+// key-encryption key must not live in the database.
+func (d *decoder) storageKEK(c *Config) {
+	if c.StorageIsDatabase() && c.KEKFile == "" {
+		d.errorf("storage", "a PostgreSQL storage needs kek_file, the key-encryption key file every node reads locally "+
+			"(the database must never hold it, so that a dump of it yields no private key): add kek_file = \"/etc/tlspilot/kek\"")
+	}
+}
