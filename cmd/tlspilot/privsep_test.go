@@ -241,6 +241,9 @@ func TestPrivsep(t *testing.T) {
 		}
 	}
 
+	if code, out, errOut := ps.run(certsUser, "check", "--config", conf); code != 0 {
+		t.Errorf("check as uid %d: exit %d\n%s%s", certsID, code, out, errOut)
+	}
 	code, out, errOut = ps.run(certsUser, "certs", "--once", "--config", conf)
 	if code != tlspilot.ExitOK {
 		t.Fatalf("certs --once as uid %d: exit %d\n%s%s", certsID, code, out, errOut)
