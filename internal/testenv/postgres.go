@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -50,7 +52,7 @@ type Postgres struct {
 // StartPostgres starts a PostgreSQL server for t and stops it in
 // t.Cleanup: initdb in a fresh directory under os.TempDir(), then postgres
 // on a free port of 127.0.0.1 (and a unix socket in Dir/sock), with trust
-// authentication and fsync off. It creates the database "tlspilot", which
+// authentication (see RequirePassword) and fsync off. It creates the database "tlspilot", which
 // URL names.
 //
 // The binaries are looked for in /usr/lib/postgresql/*/bin (Debian's
@@ -96,12 +98,45 @@ func (p *Postgres) urlOf(name string) string {
 	return fmt.Sprintf("postgres://%s@127.0.0.1:%d/%s?sslmode=disable", postgresUser, p.Port, name)
 }
 
+// adminURL returns a URL of database name over the unix socket, which
+// stays trusted when RequirePassword is in force.
+func (p *Postgres) adminURL(name string) string {
+	return fmt.Sprintf("postgres://%s@/%s?host=%s&port=%d", postgresUser, name, url.QueryEscape(filepath.Join(p.Dir, "sock")), p.Port)
+}
+
+// RequirePassword gives the user of URL the password and makes the server
+// ask for it (SCRAM-SHA-256) on every TCP connection from then on: URL
+// connects only when the password comes from elsewhere (PGPASSWORD, a
+// passfile). NewDatabase keeps working.
+func (p *Postgres) RequirePassword(t *testing.T, password string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, p.adminURL("postgres"))
+	if err != nil {
+		t.Fatalf("postgres: connect: %v", err)
+	}
+	defer conn.Close(context.Background())
+	// ALTER ROLE takes no parameters: quote the password as a literal.
+	lit := "'" + strings.ReplaceAll(password, "'", "''") + "'"
+	if _, err := conn.Exec(ctx, "ALTER ROLE "+postgresUser+" PASSWORD "+lit); err != nil {
+		t.Fatalf("postgres: set password: %v", err)
+	}
+	hba := "local all all trust\nhost all all 127.0.0.1/32 scram-sha-256\n"
+	if err := os.WriteFile(filepath.Join(p.Dir, "data", "pg_hba.conf"), []byte(hba), 0o600); err != nil {
+		t.Fatalf("postgres: %v", err)
+	}
+	if _, err := conn.Exec(ctx, "SELECT pg_reload_conf()"); err != nil {
+		t.Fatalf("postgres: reload: %v", err)
+	}
+}
+
 // createDatabase creates database name and returns its URL.
 func (p *Postgres) createDatabase(t *testing.T, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	conn, err := pgx.Connect(ctx, p.urlOf("postgres"))
+	conn, err := pgx.Connect(ctx, p.adminURL("postgres"))
 	if err != nil {
 		t.Fatalf("postgres: connect: %v", err)
 	}

@@ -2,6 +2,9 @@ package pgstore_test
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -130,4 +133,45 @@ func TestPostgresLockDatabaseClock(t *testing.T) {
 	}
 	defer lb.Unlock(ctx)
 	wantRejected(t, a.Store(storage.WithLease(ctx, la), "certs/clock", []byte("x")), "taken over")
+}
+
+// TestPostgresPasswordFromEnvironment: with a server that asks for a
+// password, a URL without one connects when libpq's means supply it
+// (PGPASSWORD, then a passfile named by PGPASSFILE), and not otherwise.
+func TestPostgresPasswordFromEnvironment(t *testing.T) {
+	pg := testenv.StartPostgres(t)
+	const password = "correct horse"
+	pg.RequirePassword(t, password)
+	dir := t.TempDir()
+	t.Setenv("PGPASSFILE", filepath.Join(dir, "absent"))
+	t.Setenv("PGPASSWORD", "")
+	newStore := func() error {
+		s, err := pgstore.New(t.Context(), pgstore.Options{URL: pg.URL})
+		if err == nil {
+			s.Close()
+		}
+		return err
+	}
+	if err := newStore(); err == nil {
+		t.Fatalf("New without a password succeeded: the server does not ask for one")
+	} else if strings.Contains(err.Error(), password) {
+		t.Errorf("error repeats the password: %v", err)
+	}
+	t.Setenv("PGPASSWORD", password)
+	if err := newStore(); err != nil {
+		t.Errorf("New with PGPASSWORD: %v", err)
+	}
+	t.Setenv("PGPASSWORD", "")
+	passfile := filepath.Join(dir, "pgpass")
+	line := fmt.Sprintf("127.0.0.1:%d:*:tlspilot:%s\n", pg.Port, password)
+	if err := os.WriteFile(passfile, []byte(line), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("PGPASSFILE", passfile)
+	if err := newStore(); err != nil {
+		t.Errorf("New with a passfile: %v", err)
+	}
+	if url := pg.NewDatabase(t); url == "" {
+		t.Errorf("NewDatabase after RequirePassword")
+	}
 }
