@@ -89,3 +89,35 @@ func TestCertFilesBadPairRefused(t *testing.T) {
 		}
 	}
 }
+
+// TestCertFilesGoneAtReload: files that served a certificate and are gone
+// when the site table is reloaded leave that certificate in service (not a
+// temporary one), logged; when files are back they are loaded again.
+func TestCertFilesGoneAtReload(t *testing.T) {
+	a, b := newTestCert(t, "kept.test"), newTestCert(t, "kept.test")
+	dir := t.TempDir()
+	live := CertSource{CertFile: filepath.Join(dir, "fullchain.pem"), KeyFile: filepath.Join(dir, "privkey.pem")}
+	copyFile(t, a.certFile, live.CertFile)
+	copyFile(t, a.keyFile, live.KeyFile)
+	log := &syncBuffer{}
+	sites := []Site{{Names: []string{"kept.test"}, Cert: live}}
+	ts := startServer(t, Options{CertCheckInterval: 20 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(log, nil)), Sites: sites})
+	for _, f := range []string{live.CertFile, live.KeyFile} {
+		if err := os.Remove(f); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := ts.Reload(sites); err != nil {
+		t.Fatalf("reload with the files gone: %v", err)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if leaf, err := ts.handshake("kept.test"); err != nil || !leaf.Equal(a.leaf) {
+		t.Fatalf("after reload: %v; want the certificate loaded before", err)
+	}
+	if !strings.Contains(log.String(), "certificate files unavailable; serving the loaded certificate") {
+		t.Errorf("not logged:\n%s", log.String())
+	}
+	copyFile(t, b.certFile, live.CertFile)
+	copyFile(t, b.keyFile, live.KeyFile)
+	waitFor(t, func() bool { leaf, err := ts.handshake("kept.test"); return err == nil && leaf.Equal(b.leaf) })
+}

@@ -99,7 +99,7 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 	if st.plainHeaders, err = buildHeaders(in, false); err != nil {
 		return nil, err
 	}
-	if err := s.compileCert(st, in); err != nil {
+	if err := s.compileCert(st, in, old); err != nil {
 		return nil, err
 	}
 	keys := headerKeys(st.tlsHeaders)
@@ -119,18 +119,24 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 
 // compileCert loads certificate files; a certificate that does not cover
 // the site's names is served anyway (the files may be about to change)
-// but logged. Files that do not exist yet get a temporary certificate
-// and a warning until they appear.
-func (s *Server) compileCert(st *site, in *Site) error {
+// but logged. Files that do not exist yet get, with a warning until they
+// appear, the certificate old's site loaded from the same files, else a
+// temporary one.
+func (s *Server) compileCert(st *site, in *Site, old *table) error {
 	if in.Cert.GetCertificate != nil {
 		return nil
 	}
-	fc, waiting, err := newFileCert(in.Cert.CertFile, in.Cert.KeyFile, st.names)
+	fc, waiting, err := newFileCert(in.Cert.CertFile, in.Cert.KeyFile, st.names, old.fileCert(in.Cert))
 	if err != nil {
 		return err
 	}
 	st.file = fc
-	if waiting {
+	switch {
+	case waiting && fc.loaded.Load():
+		s.log.Warn("certificate files unavailable; serving the loaded certificate",
+			"site", st.name, "cert_file", fc.certFile, "key_file", fc.keyFile)
+		return nil
+	case waiting:
 		s.log.Warn("certificate files do not exist yet: serving a temporary self-signed certificate until they appear",
 			"site", st.name, "cert_file", fc.certFile, "key_file", fc.keyFile)
 		return nil
@@ -141,6 +147,20 @@ func (s *Server) compileCert(st *site, in *Site) error {
 		}
 		if err := fc.current().Leaf.VerifyHostname(n); err != nil {
 			s.log.Warn("certificate file does not cover a site name", "site", st.name, "name", n, "cert_file", fc.certFile)
+		}
+	}
+	return nil
+}
+
+// fileCert returns t's certificate read from the files of src, nil if
+// none (or t is nil).
+func (t *table) fileCert(src CertSource) *fileCert {
+	if t == nil {
+		return nil
+	}
+	for _, fc := range t.certs {
+		if fc.certFile == src.CertFile && fc.keyFile == src.KeyFile {
+			return fc
 		}
 	}
 	return nil

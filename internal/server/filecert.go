@@ -16,15 +16,18 @@ import (
 type fileCert struct {
 	certFile, keyFile string
 	cur               atomic.Pointer[tls.Certificate]
+	loaded            atomic.Bool // cur is from the files, not a temporary certificate
 	certID, keyID     fs.FileInfo // watcher-owned after newFileCert; nil until the files first load
 	failing           bool        // a warning was logged; quiet until it loads again
 }
 
 // newFileCert loads the pair. When either file does not exist yet, it
-// serves a temporary self-signed certificate for names instead (waiting
-// is true), which the watcher replaces once both files exist and load. A
-// pair whose files exist but do not load is an error.
-func newFileCert(certFile, keyFile string, names []string) (fc *fileCert, waiting bool, err error) {
+// serves instead the certificate prev (the same files' in the table
+// being replaced) loaded, or else a temporary self-signed certificate
+// for names, and waiting is true: the watcher puts the pair in service
+// once both files exist and load. A pair whose files exist but do not
+// load is an error.
+func newFileCert(certFile, keyFile string, names []string, prev *fileCert) (fc *fileCert, waiting bool, err error) {
 	fc = &fileCert{certFile: certFile, keyFile: keyFile}
 	err = fc.load()
 	if err == nil {
@@ -32,6 +35,11 @@ func newFileCert(certFile, keyFile string, names []string) (fc *fileCert, waitin
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
 		return nil, false, err
+	}
+	if prev != nil && prev.loaded.Load() {
+		fc.cur.Store(prev.current())
+		fc.loaded.Store(true)
+		return fc, true, nil
 	}
 	tc, err := temporaryCert(names)
 	if err != nil {
@@ -61,6 +69,7 @@ func (fc *fileCert) load() error {
 	}
 	fc.certID, fc.keyID = cid, kid
 	fc.cur.Store(&c)
+	fc.loaded.Store(true)
 	return nil
 }
 
@@ -69,9 +78,9 @@ func (fc *fileCert) load() error {
 // written before its new key, keeps the old one (or the temporary one)
 // in service and is tried again on the next check.
 func (fc *fileCert) check(log *slog.Logger) {
-	waiting := fc.certID == nil
+	waiting, temporary := fc.certID == nil, !fc.loaded.Load()
 	serving := "the loaded certificate"
-	if waiting {
+	if temporary {
 		serving = "the temporary certificate"
 	}
 	cid, err1 := os.Stat(fc.certFile)
@@ -90,7 +99,7 @@ func (fc *fileCert) check(log *slog.Logger) {
 		return
 	}
 	fc.failing = false
-	if waiting {
+	if temporary {
 		log.Info("certificate files appeared; serving them in place of the temporary certificate", "cert_file", fc.certFile, "key_file", fc.keyFile, "not_after", fc.current().Leaf.NotAfter)
 		return
 	}
