@@ -2,6 +2,7 @@ package tlspilot
 
 import (
 	"context"
+	"crypto"
 	"errors"
 	"fmt"
 	"time"
@@ -114,6 +115,13 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 			return acmeclient.Account{}, fmt.Errorf("account key: %w", err)
 		}
 	}
+	return m.registerLocked(ctx, id, key, contact, rec.Replaces)
+}
+
+// registerLocked registers key with the CA (or looks its account up
+// again) and records the account, unless the record is read-only to this
+// process. Callers hold acctMu and the account lock.
+func (m *Manager) registerLocked(ctx context.Context, id string, key crypto.Signer, contact, replaces []string) (acmeclient.Account, error) {
 	opts := acmeclient.RegisterOptions{Contact: contact, AgreeTerms: m.cfg.AgreeTerms}
 	if m.cfg.EAB != nil {
 		opts.EAB = &acmeclient.EAB{KeyID: m.cfg.EAB.KeyID, HMACKey: m.cfg.EAB.HMACKey}
@@ -122,7 +130,7 @@ func (m *Manager) account(ctx context.Context) (acmeclient.Account, error) {
 	if err != nil {
 		return acmeclient.Account{}, err
 	}
-	rec = certstore.Account{CA: m.cfg.CA, URL: a.URL, Contact: a.Contact, Created: time.Now().UTC(), Replaces: rec.Replaces}
+	rec := certstore.Account{CA: m.cfg.CA, URL: a.URL, Contact: a.Contact, Created: time.Now().UTC(), Replaces: replaces}
 	if werr := m.store.CheckAccountWritable(ctx, id); werr != nil {
 		// The administrator's account, looked up again with its own key
 		// (the CA forgot it, or init was interrupted): use it, but leave
