@@ -168,7 +168,7 @@ func (l *lease) tick() (time.Duration, error) {
 // renewOnce extends the lease in the database, waiting at most left.
 func (l *lease) renewOnce(left time.Duration) error {
 	s := l.store
-	ctx, cancel := context.WithTimeout(context.Background(), left)
+	ctx, cancel := context.WithTimeout(s.ctx, left)
 	defer cancel()
 	sent := time.Now()
 	tag, err := s.pool.Exec(ctx, renewSQL, l.name, l.token, s.ttl.Microseconds())

@@ -141,6 +141,8 @@ type Store struct {
 	log   *slog.Logger
 
 	closing   chan struct{} // closed by Close: leases stop renewing
+	ctx       context.Context
+	cancel    context.CancelFunc // called by Close: renewals under way stop
 	closeOnce sync.Once
 	leases    sync.WaitGroup // renewal goroutines
 }
@@ -173,7 +175,9 @@ func New(ctx context.Context, opts Options) (*Store, error) {
 		log:     opts.Logger,
 		closing: make(chan struct{}),
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
 	if err := s.migrate(ctx); err != nil {
+		s.cancel()
 		pool.Close()
 		return nil, fmt.Errorf("pgstore: %s: %w", describe(cfg), err)
 	}
@@ -192,6 +196,7 @@ func describe(cfg *pgxpool.Config) string {
 func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
+		s.cancel()
 		s.leases.Wait()
 		s.pool.Close()
 	})
