@@ -16,7 +16,7 @@ import (
 )
 
 const initSummary = `Run once by the administrator, before certs or serve: creates the storage,
-its key-encryption key (STORAGE/kek) and the ACME account (registered with
+its key-encryption key (STORAGE/kek, or kek_file) and the ACME account (registered with
 the config's CA, agreeing to its terms if agree_terms is set, with EAB if
 configured). Run again, it keeps what exists and says so: a KEK or a
 usable account is never replaced (an account the CA deactivated is
@@ -33,7 +33,9 @@ With --user USER (as root), it hands the storage over to the user
   the rest of data/      USER:GROUP
   each challenge_dir     USER:GROUP  0755   served by the web server
 
-GROUP is USER's primary group unless --group names another. Without
+With a PostgreSQL storage only the KEK (kek_file) and the challenge
+directories are handed over. GROUP is USER's primary group unless --group
+names another. Without
 --user it changes no owner and prints the commands that would.
 Afterwards it checks that USER may write each deploy target's directory
 and says which it may not (it never widens a mode there). See
@@ -103,7 +105,7 @@ func runInit(ctx context.Context, cf initFlags, stdout, stderr io.Writer) error 
 // initKeys opens (creating) the storage and its KEK, registers the
 // account, and prints what was made and what was kept.
 func initKeys(ctx context.Context, cfg *config.Config, dir string, stdout, stderr io.Writer) error {
-	kek := filepath.Join(dir, "kek")
+	kek := kekFile(cfg, dir)
 	_, kerr := os.Stat(kek)
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	mcfg, err := managerConfig(cfg, logger)
@@ -134,6 +136,15 @@ func initKeys(ctx context.Context, cfg *config.Config, dir string, stdout, stder
 		fmt.Fprintf(stdout, "ACME account at %s: %s exists, valid at the CA, kept\n", st.CA, st.URL)
 	}
 	return nil
+}
+
+// kekFile is the KEK file of cfg, whose storage is dir: kek_file, else
+// the storage directory's "kek".
+func kekFile(cfg *config.Config, dir string) string {
+	if cfg.KEKFile != "" {
+		return cfg.KEKFile
+	}
+	return filepath.Join(dir, "kek")
 }
 
 // certsOwner is the user and group `tlspilot certs` runs as.

@@ -25,10 +25,27 @@ type step struct {
 // layout lists the steps for the storage in dir and cfg's challenge
 // directories, in the order they are applied.
 func layout(cfg *config.Config, dir string) []step {
+	kek := step{path: kekFile(cfg, dir), root: true, mode: 0o440}
+	steps := []step{kek}
+	if !cfg.StorageIsDatabase() {
+		steps = storageLayout(dir, kek)
+	}
+	var seen []string
+	for _, c := range cfg.Certificates {
+		if c.ChallengeDir != "" && !slices.Contains(seen, c.ChallengeDir) {
+			seen = append(seen, c.ChallengeDir)
+			steps = append(steps, step{path: c.ChallengeDir, mode: 0o755})
+		}
+	}
+	return steps
+}
+
+// storageLayout lists the steps for the directory storage dir.
+func storageLayout(dir string, kek step) []step {
 	data := filepath.Join(dir, "data")
 	steps := []step{
 		{path: dir, root: true, mode: 0o750},
-		{path: filepath.Join(dir, "kek"), root: true, mode: 0o440},
+		kek,
 		{path: data, root: true, mode: fs.ModeSticky | 0o770},
 		{path: filepath.Join(data, "accounts"), root: true, mode: 0o750, fileMode: 0o440, recurse: true},
 		{path: filepath.Join(dir, "locks"), mode: 0o700, recurse: true},
@@ -37,13 +54,6 @@ func layout(cfg *config.Config, dir string) []step {
 	for _, e := range ents {
 		if e.Name() != "accounts" {
 			steps = append(steps, step{path: filepath.Join(data, e.Name()), recurse: true})
-		}
-	}
-	var seen []string
-	for _, c := range cfg.Certificates {
-		if c.ChallengeDir != "" && !slices.Contains(seen, c.ChallengeDir) {
-			seen = append(seen, c.ChallengeDir)
-			steps = append(steps, step{path: c.ChallengeDir, mode: 0o755})
 		}
 	}
 	return steps
