@@ -10,6 +10,7 @@
 //	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
 //	tlspilot clean [--older-than 30d]       remove stored certificates no longer configured
 //	tlspilot import certbot [--apply] [DIR] take over certbot's certificates without reissuing
+//	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
 //	tlspilot version                        print the version
 package main
 
@@ -45,6 +46,7 @@ Usage:
   tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
   tlspilot clean [--older-than 30d] [--dry-run]  remove stored certificates no longer configured
   tlspilot import certbot [--apply] [DIR]       take over certbot's certificates (dry run without --apply)
+  tlspilot storage migrate --from A --to B      copy a storage (directory or postgres:// URL) into another
   tlspilot version                              print the version
 
 -c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
@@ -76,6 +78,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return cleanCmd(ctx, args[1:], stdout, stderr)
 	case "import":
 		return importCmd(ctx, args[1:], stdout, stderr)
+	case "storage":
+		return storageCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0
