@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/tlspilot/tlspilot"
@@ -50,15 +49,6 @@ func openDatabase(cfg *config.Config, logger *slog.Logger) (*pgstore.Store, erro
 		return nil, cfg.Errorf("storage", "%w", err)
 	}
 	return s, nil
-}
-
-// kekPath returns the key-encryption key file of the config: kek_file, or
-// the storage directory's kek.
-func kekPath(cfg *config.Config, dir string) string {
-	if cfg.KEKFile != "" {
-		return cfg.KEKFile
-	}
-	return filepath.Join(dir, "kek")
 }
 
 // probeKEK refuses at start, at the kek_file line, a key-encryption key

@@ -82,7 +82,7 @@ func checkStorage(cfg *config.Config, dir string) error {
 	if err := accessible(dir, uid, gid, 3); err != nil {
 		return storageError(cfg, dir, err)
 	}
-	kek := kekPath(cfg, dir)
+	kek := kekFile(cfg, dir)
 	if _, err := os.Stat(kek); err == nil {
 		if err := accessible(kek, uid, gid, 4); err != nil {
 			return storageError(cfg, dir, err)
