@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"syscall"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -92,6 +93,7 @@ func runInit(ctx context.Context, cf initFlags, stdout, stderr io.Writer) error 
 	}
 	steps := layout(cfg, dir)
 	if owner == nil {
+		warnHandedOver(stdout, cfg, dir)
 		printLayoutHint(stdout, cfg, steps)
 		return nil
 	}
@@ -136,6 +138,22 @@ func initKeys(ctx context.Context, cfg *config.Config, dir string, stdout, stder
 		fmt.Fprintf(stdout, "ACME account at %s: %s exists, valid at the CA, kept\n", st.CA, st.URL)
 	}
 	return nil
+}
+
+// warnHandedOver says when an earlier `init --user` handed the storage to
+// another user: files made now (a replaced account's new key) are this
+// user's until init runs again with --user.
+func warnHandedOver(stdout io.Writer, cfg *config.Config, dir string) {
+	fi, err := os.Stat(filepath.Join(dir, "locks"))
+	if err != nil {
+		return
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok || int(st.Uid) == os.Geteuid() {
+		return
+	}
+	fmt.Fprintf(stdout, "WARNING: the storage was handed over to uid %[1]d: run `tlspilot init --config %[2]s --user %[1]d --group %[3]d` "+
+		"so that what was made now is handed over too\n", st.Uid, cfg.File, st.Gid)
 }
 
 // kekFile is the KEK file of cfg, whose storage is dir: kek_file, else

@@ -470,9 +470,16 @@ func (ps *privsep) checkDeactivated(t *testing.T, conf string) {
 	}
 	t.Logf("deactivated account, certs: %s", grepLines(out+errOut, "deactivated"))
 
+	// The administrator forgets --user: the account is replaced, and init
+	// warns that the new files are root's alone until it runs with --user.
+	code, out, errOut = runBinary(t, "init", "--config", conf)
+	warn := fmt.Sprintf("WARNING: the storage was handed over to uid %[1]d: run `tlspilot init --config %[2]s --user %[1]d --group %[3]d`", certsID, conf, certsID)
+	if code != 0 || !strings.Contains(out, old+" was no longer usable; registered") || !strings.Contains(out, warn) {
+		t.Fatalf("init after deactivation: exit %d, want the account replaced and %q\n%s%s", code, warn, out, errOut)
+	}
 	code, out, errOut = runBinary(t, "init", "--config", conf, "--user", fmt.Sprint(certsID), "--group", fmt.Sprint(certsID))
-	if code != 0 || !strings.Contains(out, old+" was no longer usable; registered") {
-		t.Fatalf("init after deactivation: exit %d\n%s%s", code, out, errOut)
+	if code != 0 || !strings.Contains(out, "exists, valid at the CA, kept") {
+		t.Fatalf("init --user after the replacement: exit %d\n%s%s", code, out, errOut)
 	}
 	if code, out, errOut := ps.run(certsUser, "renew", "--force", "--config", conf); code != 0 {
 		t.Errorf("renew --force after init: exit %d\n%s%s", code, out, errOut)
