@@ -263,3 +263,35 @@ func TestUsableKeyFinds(t *testing.T) {
 		t.Errorf("random bytes: %s", why)
 	}
 }
+
+// TestCheckPostgresStorage: check accepts a PostgreSQL storage with a
+// readable kek_file without connecting to it, and refuses, at the line of
+// the storage key, a password in the URL and a missing kek_file.
+func TestCheckPostgresStorage(t *testing.T) {
+	dir := t.TempDir()
+	kek := filepath.Join(dir, "kek")
+	if err := os.WriteFile(kek, make([]byte, 32), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	site := "[[site]]\nnames = [\"a.example.test\"]\nroot = \"" + dir + "\"\n"
+	head := "ca = \"https://ca.example.test/dir\"\n"
+	cases := []struct{ name, config, want string }{
+		{"ok", head + "storage = \"postgres://tlspilot@db.invalid/tlspilot\"\nkek_file = \"" + kek + "\"\n" + site,
+			"storage path: postgres://tlspilot@db.invalid/tlspilot"},
+		{"password", head + "storage = \"postgres://tlspilot:pw@db.invalid/tlspilot\"\nkek_file = \"" + kek + "\"\n" + site,
+			"tlspilot.toml:2: storage: a password in the storage URL is refused"},
+		{"no kek_file", head + "storage = \"postgresql://tlspilot@db.invalid/tlspilot\"\n" + site,
+			"tlspilot.toml:2: storage: a PostgreSQL storage needs kek_file"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			conf := filepath.Join(t.TempDir(), "tlspilot.toml")
+			write(t, conf, c.config)
+			var out, errb bytes.Buffer
+			code := run(t.Context(), []string{"check", "--config", conf}, &out, &errb)
+			if !strings.Contains(out.String()+errb.String(), c.want) || (code == 0) != (c.name == "ok") {
+				t.Errorf("check: exit %d\n%s%s\nwant %q", code, out.String(), errb.String(), c.want)
+			}
+		})
+	}
+}
