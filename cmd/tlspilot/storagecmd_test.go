@@ -1,0 +1,353 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/testenv"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+	"github.com/tlspilot/tlspilot/storage/pgstore"
+)
+
+// TestStorageMigrateRoundTrip: a file storage holding a certificate,
+// account and sealed key from Pebble is migrated into a real PostgreSQL
+// (dry run first: nothing written), every key equal byte for byte, no
+// value in the database holding the KEK or a usable private key; a
+// second migrate into the now non-empty database is refused; the
+// database migrated back into a fresh directory is equal again, and with
+// the original KEK `status` reports the same serial, `renew` and `serve`
+// place no order, and serve serves the same certificate.
+func TestStorageMigrateRoundTrip(t *testing.T) {
+	e := newEnv(t)
+	const name = "migrate.example.test"
+	conf := e.config(fmt.Sprintf("[[site]]\nnames = [%q]\nroot = %q\n", name, filepath.Join(e.dir, "www")))
+	stop := migrateServe(t, conf)
+	e.waitIssued(name, 60*time.Second)
+	serial := servedSerial(t, e, name)
+	stop()
+	src, kek := filepath.Join(e.dir, "storage"), filepath.Join(e.dir, "storage", "kek")
+	pg := testenv.StartPostgres(t)
+
+	out := migrateOK(t, "--dry-run", "--from", src, "--to", pg.URL)
+	if !strings.Contains(out, "would copy") || !strings.Contains(out, "nothing was written") {
+		t.Errorf("dry run printed no plan:\n%s", out)
+	}
+	if n := len(allValues(t, openPG(t, pg.URL))); n != 0 {
+		t.Fatalf("the dry run wrote %d records", n)
+	}
+	out = migrateOK(t, "--from", src, "--to", pg.URL)
+	for _, want := range []string{"verified", "kek_file", kek, "1 certificate"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("migrate output lacks %q:\n%s", want, out)
+		}
+	}
+	files := allValues(t, openFS(t, src))
+	checkSameValues(t, files, allValues(t, openPG(t, pg.URL)))
+	checkNoSecrets(t, dumpKV(t, pg.URL), readFileT(t, kek))
+
+	code, out, errOut := runBinary(t, "storage", "migrate", "--from", src, "--to", pg.URL)
+	if code != 1 || !strings.Contains(errOut, "already holds") || !strings.Contains(errOut, "--force") {
+		t.Errorf("migrate into a non-empty database: exit %d, want 1 and a refusal naming --force\n%s%s", code, out, errOut)
+	}
+	checkSameValues(t, files, allValues(t, openPG(t, pg.URL)))
+
+	back := filepath.Join(t.TempDir(), "restored")
+	out = migrateOK(t, "--from", pg.URL, "--to", back, "--kek", kek)
+	if !strings.Contains(out, "install -m 0400 "+kek+" "+filepath.Join(back, "kek")) {
+		t.Errorf("migrate to a directory does not say how to bring the KEK:\n%s", out)
+	}
+	checkSameValues(t, files, allValues(t, openFS(t, back)))
+	checkRestored(t, e, conf, back, kek, name, serial)
+}
+
+// checkRestored copies the KEK into the restored storage back and checks
+// that status shows serial, renew and serve order nothing, and serve
+// serves serial.
+func checkRestored(t *testing.T, e *env, conf, back, kek, name, serial string) {
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(back, "kek"), readFileT(t, kek), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	text := readFileT(t, conf)
+	old := fmt.Sprintf("storage = %q\n", filepath.Join(e.dir, "storage"))
+	if !bytes.Contains(text, []byte(old)) {
+		t.Fatalf("config has no line %q", old)
+	}
+	restored := filepath.Join(e.dir, "restored.toml")
+	write(t, restored, strings.Replace(string(text), old, fmt.Sprintf("storage = %q\n", back), 1))
+	orders := e.p.Orders()
+	r, code := status(t, statusSchema(t), restored)
+	if code != tlspilot.ExitOK || len(r.Certificates) != 1 || !sameSerial(r.Certificates[0].Serial, serial) {
+		t.Fatalf("status of the restored storage: exit %d, %+v; want one valid certificate with serial %s", code, r.Certificates, serial)
+	}
+	if code, out, errOut := runBinary(t, "renew", "--config", restored); code != 0 {
+		t.Errorf("renew on the restored storage: exit %d\n%s%s", code, out, errOut)
+	}
+	stop := migrateServe(t, restored)
+	defer stop()
+	e.waitIssued(name, 30*time.Second)
+	if got := servedSerial(t, e, name); !sameSerial(got, serial) {
+		t.Errorf("serve on the restored storage serves serial %s, want %s", got, serial)
+	}
+	time.Sleep(2 * time.Second) // an order placed at start would show by now
+	if n := e.p.Orders(); n != orders {
+		t.Errorf("Pebble saw %d new orders after the round trip, want 0", n-orders)
+	}
+}
+
+// sameSerial compares hex serials, ignoring leading zeros and case.
+func sameSerial(a, b string) bool {
+	return a != "" && strings.EqualFold(strings.TrimLeft(a, "0"), strings.TrimLeft(b, "0"))
+}
+
+// migrateOK runs `tlspilot storage migrate args...` and requires exit 0.
+func migrateOK(t *testing.T, args ...string) string {
+	t.Helper()
+	code, out, errOut := runBinary(t, append([]string{"storage", "migrate"}, args...)...)
+	if code != 0 {
+		t.Fatalf("storage migrate %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+	}
+	t.Logf("storage migrate %s:\n%s", strings.Join(args, " "), out)
+	return out
+}
+
+// migrateServe starts `tlspilot serve --config conf` and returns a
+// function that stops it (also called at cleanup).
+func migrateServe(t *testing.T, conf string) (stop func()) {
+	t.Helper()
+	cmd := exec.Command(buildBinary(t), "serve", "--config", conf)
+	var out syncBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(done) }()
+	stop = func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("serve output:\n%s", out.String())
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// openFS opens the file storage in dir read-only.
+func openFS(t *testing.T, dir string) storage.Storage {
+	t.Helper()
+	s, err := fsstore.New(fsstore.Options{Dir: dir, ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// openPG opens the PostgreSQL storage at url.
+func openPG(t *testing.T, url string) storage.Storage {
+	t.Helper()
+	s, err := pgstore.New(t.Context(), pgstore.Options{URL: url})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Close)
+	return s
+}
+
+// allValues returns every key of s with its value.
+func allValues(t *testing.T, s storage.Storage) map[string][]byte {
+	t.Helper()
+	keys, err := s.List(t.Context(), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, k := range keys {
+		if out[k], err = s.Load(t.Context(), k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return out
+}
+
+// checkSameValues requires got to hold exactly want's keys and values,
+// among them a certificate and an account key.
+func checkSameValues(t *testing.T, want, got map[string][]byte) {
+	t.Helper()
+	var cert, account bool
+	for k, v := range want {
+		cert = cert || strings.HasSuffix(k, "/cert.json")
+		account = account || strings.HasPrefix(k, "accounts/") && strings.HasSuffix(k, "/key")
+		if g, ok := got[k]; !ok {
+			t.Errorf("%s missing after the migration", k)
+		} else if !bytes.Equal(g, v) {
+			t.Errorf("%s differs after the migration: %d bytes, want %d", k, len(g), len(v))
+		}
+	}
+	for k := range got {
+		if _, ok := want[k]; !ok {
+			t.Errorf("%s appeared in the migration", k)
+		}
+	}
+	if !cert || !account {
+		t.Errorf("the storage holds no certificate (%v) or no account key (%v): %d keys", cert, account, len(want))
+	}
+}
+
+// dumpKV returns every row of the database's key/value table, as a dump
+// of the database would hold them.
+func dumpKV(t *testing.T, url string) map[string][]byte {
+	t.Helper()
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(t.Context())
+	rows, err := conn.Query(t.Context(), `SELECT key, value FROM tlspilot_kv`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	var k string
+	var v []byte
+	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = bytes.Clone(v); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// checkNoSecrets requires that no value holds the KEK (raw, hex or
+// base64) or a private key that parses, and that the certificate's key
+// is sealed: it opens under the KEK, and under another KEK it does not.
+func checkNoSecrets(t *testing.T, values map[string][]byte, kek []byte) {
+	t.Helper()
+	forms := [][]byte{kek, []byte(hex.EncodeToString(kek)), []byte(base64.StdEncoding.EncodeToString(kek)),
+		[]byte(base64.RawStdEncoding.EncodeToString(kek)), []byte(base64.RawURLEncoding.EncodeToString(kek))}
+	sealed := 0
+	for k, v := range values {
+		for _, f := range forms {
+			if bytes.Contains(v, f) {
+				t.Errorf("%s holds the KEK", k)
+			}
+		}
+		if why := clearKey(v); why != "" {
+			t.Errorf("%s holds a usable private key: %s", k, why)
+		}
+		if strings.HasSuffix(k, "/cert.json") {
+			checkSealed(t, k, v, kek)
+			sealed++
+		}
+	}
+	if sealed == 0 {
+		t.Errorf("no certificate among %d values", len(values))
+	}
+}
+
+// checkSealed requires the sealed key of certificate record v (stored
+// under k) to open under kek only.
+func checkSealed(t *testing.T, k string, v, kek []byte) {
+	t.Helper()
+	var c struct {
+		SealedKey string `json:"sealed_key"`
+	}
+	if err := json.Unmarshal(v, &c); err != nil || c.SealedKey == "" {
+		t.Fatalf("%s: no sealed key (%v)", k, err)
+	}
+	right, err := keys.NewSealer(kek)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := right.OpenKey([]byte(c.SealedKey), k); err != nil {
+		t.Errorf("%s: the sealed key does not open under the source's KEK: %v", k, err)
+	}
+	other := make([]byte, keys.KEKSize)
+	_, _ = rand.Read(other)
+	wrong, _ := keys.NewSealer(other)
+	if _, err := wrong.OpenKey([]byte(c.SealedKey), k); err == nil {
+		t.Errorf("%s: the sealed key opens under another KEK", k)
+	}
+}
+
+// clearKey says how v holds a private key in clear, or "": a PRIVATE KEY
+// PEM block, or DER of a PKCS #8, SEC 1 or PKCS #1 key at any offset of
+// v, of a PEM block in it, or of a base64 string of its JSON.
+func clearKey(v []byte) string {
+	if bytes.Contains(v, []byte("PRIVATE KEY")) {
+		return "a PRIVATE KEY block"
+	}
+	cands := [][]byte{v}
+	for rest := v; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		cands = append(cands, b.Bytes)
+	}
+	var doc map[string]any
+	if json.Unmarshal(v, &doc) == nil {
+		for _, x := range doc {
+			s, _ := x.(string)
+			if b, err := base64.StdEncoding.DecodeString(s); err == nil {
+				cands = append(cands, b)
+			}
+			for rest := []byte(s); ; {
+				var b *pem.Block
+				if b, rest = pem.Decode(rest); b == nil {
+					break
+				}
+				cands = append(cands, b.Bytes)
+			}
+		}
+	}
+	for _, c := range cands {
+		for i := range c {
+			if c[i] != 0x30 {
+				continue
+			}
+			if _, err := x509.ParsePKCS8PrivateKey(c[i:]); err == nil {
+				return fmt.Sprintf("PKCS #8 at byte %d", i)
+			}
+			if _, err := x509.ParseECPrivateKey(c[i:]); err == nil {
+				return fmt.Sprintf("SEC 1 at byte %d", i)
+			}
+			if _, err := x509.ParsePKCS1PrivateKey(c[i:]); err == nil {
+				return fmt.Sprintf("PKCS #1 at byte %d", i)
+			}
+		}
+	}
+	return ""
+}
+
+// readFileT returns the content of path.
+func readFileT(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
