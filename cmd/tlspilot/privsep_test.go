@@ -251,6 +251,7 @@ func TestPrivsep(t *testing.T) {
 	owner(t, ps.privkey, certsID, serveID, 0o640)
 	c, _ := deployed(t, conf)
 	srv.waitSerial(t, c.Serial, ps.roots)
+	ps.checkIdleRun(t, conf)
 	ps.checkBoundaries(t)
 	ps.checkNothingCreated(t, conf)
 	ps.checkDeployDenied(t)
@@ -366,6 +367,34 @@ func (s *served) waitSerial(t *testing.T, serial string, roots *x509.CertPool) {
 			t.Fatalf("serve presents serial %q (%v), want %s\n%s", got, err, serial, s.log.String())
 		}
 		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// checkIdleRun: `certs --once` with nothing due, as a timer runs it
+// hourly, changes no file (an intrusion detection system sees the
+// certificates change only when they are renewed) and asks the CA
+// nothing.
+func (ps *privsep) checkIdleRun(t *testing.T, conf string) {
+	t.Helper()
+	state := func() string {
+		var b strings.Builder
+		for _, p := range tree(t, ps.storage, ps.challenges, ps.live) {
+			fi, err := os.Lstat(p)
+			if err == nil && !fi.IsDir() {
+				fmt.Fprintf(&b, "%s %v %v %d\n", p, fi.Mode(), fi.ModTime(), fi.Sys().(*syscall.Stat_t).Ino)
+			}
+		}
+		return b.String()
+	}
+	before, requests := state(), ps.p.Requests()
+	if code, out, errOut := ps.run(certsUser, "certs", "--once", "--config", conf); code != tlspilot.ExitOK {
+		t.Fatalf("certs --once with nothing due: exit %d\n%s%s", code, out, errOut)
+	}
+	if after := state(); after != before {
+		t.Errorf("certs --once with nothing due changed files:\n%s\nthen:\n%s", before, after)
+	}
+	if n := ps.p.Requests() - requests; n != 0 {
+		t.Errorf("certs --once with nothing due sent %d requests to the CA", n)
 	}
 }
 
