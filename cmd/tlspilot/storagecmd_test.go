@@ -351,3 +351,143 @@ func readFileT(t *testing.T, path string) []byte {
 	}
 	return b
 }
+
+// migrateStore makes a file storage in dir holding values.
+func migrateStore(t *testing.T, dir string, values map[string]string) {
+	t.Helper()
+	s, err := fsstore.New(fsstore.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for k, v := range values {
+		if err := s.Store(t.Context(), k, []byte(v)); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// certRecord is a certificate record expiring at notAfter.
+func certRecord(notAfter string) string {
+	return fmt.Sprintf(`{"names":["a.example"],"not_after":%q}`, notAfter)
+}
+
+// TestStorageMigrateForce: into a directory that holds records, migrate
+// refuses without --force (changing nothing), --dry-run --force writes
+// nothing, and --force merges: a newer certificate and another account
+// key in the destination are kept, an older certificate replaced, the
+// destination's change record kept and told of the copied certificate,
+// records only in the destination left.
+func TestStorageMigrateForce(t *testing.T) {
+	src, dst := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "dst")
+	migrateStore(t, src, map[string]string{
+		"certs/newer-there/cert.json":  certRecord("2027-01-01T00:00:00Z"),
+		"certs/older-there/cert.json":  certRecord("2027-01-01T00:00:00Z"),
+		"certs/older-there/state.json": `{"attempts":0}`,
+		"accounts/ca/acct/key":         "source account key",
+		"changes.json":                 `{"seq":3}`,
+		"challenges/http-01/t/o":       `{"key_auth":"x"}`,
+	})
+	before := map[string]string{
+		"certs/newer-there/cert.json": certRecord("2028-01-01T00:00:00Z"),
+		"certs/older-there/cert.json": certRecord("2026-01-01T00:00:00Z"),
+		"accounts/ca/acct/key":        "destination account key",
+		"changes.json":                `{"seq":10}`,
+		"certs/only-there/cert.json":  certRecord("2026-06-01T00:00:00Z"),
+	}
+	migrateStore(t, dst, before)
+	unchanged := func(when string) {
+		t.Helper()
+		got := allValues(t, openFS(t, dst))
+		for k, v := range before {
+			if string(got[k]) != v {
+				t.Errorf("%s: %s is %q, want %q", when, k, got[k], v)
+			}
+		}
+		if len(got) != len(before) {
+			t.Errorf("%s: the destination holds %d records, want %d", when, len(got), len(before))
+		}
+	}
+
+	code, out, errOut := runCLI(t, "storage", "migrate", "--from", src, "--to", dst)
+	if code != 1 || !strings.Contains(errOut, "destination "+dst+" already holds 5 records") {
+		t.Errorf("without --force: exit %d, want 1 and a refusal naming the destination\n%s%s", code, out, errOut)
+	}
+	unchanged("after the refusal")
+	code, out, errOut = runCLI(t, "storage", "migrate", "--dry-run", "--force", "--from", src, "--to", dst)
+	if code != 0 || !strings.Contains(out, "would replace") || !strings.Contains(out, "kept certificate certs/newer-there") {
+		t.Errorf("dry run: exit %d\n%s%s", code, out, errOut)
+	}
+	unchanged("after the dry run")
+
+	code, out, errOut = runCLI(t, "storage", "migrate", "--force", "--from", src, "--to", dst)
+	if code != 0 {
+		t.Fatalf("--force: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("--force:\n%s", out)
+	got := allValues(t, openFS(t, dst))
+	for k, want := range map[string]string{
+		"certs/newer-there/cert.json":  certRecord("2028-01-01T00:00:00Z"),
+		"certs/older-there/cert.json":  certRecord("2027-01-01T00:00:00Z"),
+		"certs/older-there/state.json": `{"attempts":0}`,
+		"accounts/ca/acct/key":         "destination account key",
+		"certs/only-there/cert.json":   certRecord("2026-06-01T00:00:00Z"),
+		"challenges/http-01/t/o":       `{"key_auth":"x"}`,
+	} {
+		if string(got[k]) != want {
+			t.Errorf("after --force, %s is %q, want %q", k, got[k], want)
+		}
+	}
+	var ch struct {
+		Seq    int64 `json:"seq"`
+		Recent []struct {
+			ID string `json:"id"`
+		} `json:"recent"`
+	}
+	if err := json.Unmarshal(got["changes.json"], &ch); err != nil || ch.Seq != 11 || len(ch.Recent) != 1 || ch.Recent[0].ID != "older-there" {
+		t.Errorf("the destination's change record is %s (%v), want seq 11 noting older-there", got["changes.json"], err)
+	}
+	for _, want := range []string{"kept certificate certs/newer-there", "kept account accounts/ca/acct", "kept record changes.json"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+}
+
+// TestStorageMigrateRefusals: what migrate refuses, with the exit code
+// and the storage or record named; the KEK and a key in clear are never
+// copied.
+func TestStorageMigrateRefusals(t *testing.T) {
+	dir := t.TempDir()
+	kek := make([]byte, keys.KEKSize)
+	_, _ = rand.Read(kek)
+	withKEK := filepath.Join(dir, "with-kek")
+	migrateStore(t, withKEK, map[string]string{"certs/a/cert.json": "{}", "backup/kek.json": `{"k":"` + base64.StdEncoding.EncodeToString(kek) + `"}`})
+	if err := os.WriteFile(filepath.Join(withKEK, "kek"), kek, 0o400); err != nil {
+		t.Fatal(err)
+	}
+	clear := filepath.Join(dir, "clear")
+	migrateStore(t, clear, map[string]string{"certs/a/key.pem": "-----BEGIN PRIVATE KEY-----\nMII...\n-----END PRIVATE KEY-----\n"})
+	other := filepath.Join(dir, "other")
+	write(t, filepath.Join(other, "notes.txt"), "not a storage")
+	for _, c := range []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"--from", withKEK}, 2, "both --from and --to are required"},
+		{[]string{"--from", withKEK, "--to", filepath.Join(withKEK, "sub")}, 2, "overlap"},
+		{[]string{"--from", "postgres://u:secret@db/x", "--to", "postgres://u:secret@db/x"}, 2, "postgres://u:xxxxx@db/x"},
+		{[]string{"--from", filepath.Join(dir, "missing"), "--to", filepath.Join(dir, "new")}, 1, "source " + filepath.Join(dir, "missing") + ": not a tlspilot storage"},
+		{[]string{"--from", clear, "--to", other}, 1, "destination " + other + ": exists, is not empty and is not a tlspilot storage"},
+		{[]string{"--from", withKEK, "--to", filepath.Join(dir, "new1")}, 1, "backup/kek.json holds the key-encryption key"},
+		{[]string{"--from", clear, "--to", filepath.Join(dir, "new2")}, 1, "certs/a/key.pem holds a private key in clear"},
+	} {
+		code, out, errOut := runCLI(t, append([]string{"storage", "migrate"}, c.args...)...)
+		if code != c.code || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "secret") {
+			t.Errorf("migrate %v: exit %d, stderr %q; want exit %d and %q\n%s", c.args, code, errOut, c.code, c.want, out)
+		}
+	}
+	if code, out, _ := runCLI(t, "help", "storage"); code != 0 || !strings.Contains(out, "Usage: tlspilot storage migrate") {
+		t.Errorf("help storage: exit %d\n%s", code, out)
+	}
+}

@@ -35,7 +35,8 @@ type migration struct {
 }
 
 // group is a set of keys copied together, under the same locks: the
-// records of one certificate, of one ACME account, or a single key.
+// records of one certificate (certs/ID/...), of one ACME account
+// (accounts/CAID/HASH/...), or a single key.
 type group struct {
 	name string // "certs/ID", "accounts/ID", or the key
 	kind string // "certificate", "account" or "record"
@@ -106,9 +107,10 @@ func (m *migration) plan(ctx context.Context) ([]group, error) {
 			"name an empty storage, or add --force to merge (a newer certificate there is kept)", m.to.name, len(dst), dst[0])
 	}
 	var groups []group
+	seen := map[string]bool{}
 	for _, k := range src {
-		g := groupOf(k)
-		if len(groups) == 0 || groups[len(groups)-1].name != g.name {
+		if g := groupOf(k); !seen[g.name] {
+			seen[g.name] = true
 			groups = append(groups, g)
 		}
 	}
@@ -135,8 +137,10 @@ func groupOf(key string) group {
 	if len(parts) == 3 && parts[0] == "certs" {
 		return group{name: "certs/" + parts[1], kind: "certificate", id: parts[1]}
 	}
-	if len(parts) == 3 && parts[0] == "accounts" {
-		return group{name: "accounts/" + parts[1], kind: "account", id: parts[1]}
+	// An account's id is "CAID/HASH" (certstore.AccountID).
+	if a := strings.SplitN(key, "/", 4); len(a) == 4 && a[0] == "accounts" {
+		id := a[1] + "/" + a[2]
+		return group{name: "accounts/" + id, kind: "account", id: id}
 	}
 	return group{name: key, kind: "record"}
 }
