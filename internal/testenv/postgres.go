@@ -213,9 +213,8 @@ func (p *Postgres) command(name string, logw *testLog, args ...string) *exec.Cmd
 	cmd.Dir = p.Dir
 	cmd.Env = append(os.Environ(), "LC_ALL=C", "LANG=C", "PGTZ=UTC")
 	cmd.Stdout, cmd.Stderr = logw, logw
-	if p.cred != nil {
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
-	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: p.cred}
+	dieWithParent(cmd.SysProcAttr)
 	return cmd
 }
 
