@@ -18,6 +18,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/tlspilot/tlspilot/internal/devca"
 )
 
 const (
@@ -62,7 +64,7 @@ type Postgres struct {
 // PostgreSQL refuses to run as root; when the test runs as root, initdb
 // and the server run as uid and gid 65534 (nobody, nogroup), which own the
 // directory.
-func StartPostgres(t *testing.T) *Postgres {
+func StartPostgres(t testing.TB) *Postgres {
 	t.Helper()
 	bin, err := postgresBinDir()
 	if err != nil {
@@ -88,7 +90,7 @@ func StartPostgres(t *testing.T) *Postgres {
 // NewDatabase creates a new, empty database on the server and returns a
 // URL like URL's that connects to it. Tests that need a fresh store each
 // (storagetest.Run) call it once per store.
-func (p *Postgres) NewDatabase(t *testing.T) string {
+func (p *Postgres) NewDatabase(t testing.TB) string {
 	t.Helper()
 	return p.createDatabase(t, "t"+strconv.FormatInt(p.dbSeq.Add(1), 10))
 }
@@ -108,7 +110,7 @@ func (p *Postgres) adminURL(name string) string {
 // ask for it (SCRAM-SHA-256) on every TCP connection from then on: URL
 // connects only when the password comes from elsewhere (PGPASSWORD, a
 // passfile). NewDatabase keeps working.
-func (p *Postgres) RequirePassword(t *testing.T, password string) {
+func (p *Postgres) RequirePassword(t testing.TB, password string) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -132,7 +134,7 @@ func (p *Postgres) RequirePassword(t *testing.T, password string) {
 }
 
 // createDatabase creates database name and returns its URL.
-func (p *Postgres) createDatabase(t *testing.T, name string) string {
+func (p *Postgres) createDatabase(t testing.TB, name string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -181,7 +183,7 @@ func isExecutable(path string) bool {
 // makeDir creates Dir and its socket directory, owned by the server's
 // user, and removes them at cleanup. Dir is not under t.TempDir(), whose
 // parents are private to the test's user.
-func (p *Postgres) makeDir(t *testing.T) {
+func (p *Postgres) makeDir(t testing.TB) {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "tlspilot-pg-")
 	if err != nil {
@@ -219,7 +221,7 @@ func (p *Postgres) command(name string, logw *testLog, args ...string) *exec.Cmd
 }
 
 // initdb creates the data directory.
-func (p *Postgres) initdb(t *testing.T, logw *testLog) {
+func (p *Postgres) initdb(t testing.TB, logw *testLog) {
 	t.Helper()
 	cmd := p.command("initdb", logw, "-D", filepath.Join(p.Dir, "data"), "-U", postgresUser,
 		"-A", "trust", "-E", "UTF8", "--no-locale", "--no-sync")
@@ -230,11 +232,15 @@ func (p *Postgres) initdb(t *testing.T, logw *testLog) {
 
 // start runs the server until the end of the test and waits until it
 // accepts connections. A port taken in between is retried on another.
-func (p *Postgres) start(t *testing.T, logw *testLog) {
+func (p *Postgres) start(t testing.TB, logw *testLog) {
 	t.Helper()
 	var err error
 	for range 3 {
-		p.Port = freePorts(t, 1)[0]
+		ports, perr := devca.FreePorts(1)
+		if perr != nil {
+			t.Fatalf("postgres: %v", perr)
+		}
+		p.Port = ports[0]
 		if err = p.run(t, logw); err == nil {
 			return
 		}
@@ -244,7 +250,7 @@ func (p *Postgres) start(t *testing.T, logw *testLog) {
 
 // run starts the server on p.Port and waits until it accepts connections,
 // or returns why not. A started server is stopped at cleanup.
-func (p *Postgres) run(t *testing.T, logw *testLog) error {
+func (p *Postgres) run(t testing.TB, logw *testLog) error {
 	cmd := p.command("postgres", logw, "-D", filepath.Join(p.Dir, "data"),
 		"-p", strconv.Itoa(p.Port), "-k", filepath.Join(p.Dir, "sock"),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
