@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 	"github.com/tlspilot/tlspilot/storage/pgstore"
@@ -45,9 +46,9 @@ the password by PGPASSWORD or a passfile, not in the URL. Exit codes: 0
 copied and verified (or, with --dry-run, planned); 1 refused or failed,
 with the storage and the record; 2 usage. See docs/cluster.md.`
 
-// migrateLockWait bounds the wait for one lock: longer than a lease, so a
-// lock left by a process that died is taken over, and short enough that
-// a running serve is reported instead of waited for.
+// migrateLockWait is the default bound of the wait for one lock: longer
+// than a lease, so a lock left by a process that died is taken over, and
+// short enough that a running serve is reported instead of waited for.
 const migrateLockWait = 2 * time.Minute
 
 // migrateOpenTimeout bounds connecting to a database and migrating its
@@ -72,6 +73,7 @@ type migrateOptions struct {
 	kek      string // the KEK file the keys are sealed under; "" for the default
 	force    bool
 	dryRun   bool
+	lockWait time.Duration
 }
 
 // migrateCmd runs "tlspilot storage migrate".
@@ -84,9 +86,10 @@ func migrateCmd(ctx context.Context, args []string, stdout, stderr io.Writer) in
 	fl.StringVar(&o.kek, "kek", "", "the key-encryption key file the private keys are sealed under (default: FROM/kek of a directory); never copied, only checked for and named in the config lines")
 	fl.BoolVar(&o.force, "force", false, "merge into a destination that already holds records (a newer certificate there is kept)")
 	fl.BoolVar(&o.dryRun, "dry-run", false, "print what would be copied, write nothing")
+	fl.DurationVar(&o.lockWait, "lock-wait", migrateLockWait, "how long to wait for each lock held by another process before giving up")
 	cf := &commandFlags{FlagSet: fl, stderr: stderr}
 	fl.Usage = func() {
-		fmt.Fprintf(fl.Output(), "Usage: tlspilot storage migrate --from DIR|URL --to DIR|URL [--force] [--dry-run] [--kek FILE]\n\n%s\n\n", migrateSummary)
+		fmt.Fprintf(fl.Output(), "Usage: tlspilot storage migrate --from DIR|URL --to DIR|URL [--force] [--dry-run] [--kek FILE] [--lock-wait 2m]\n\n%s\n\n", migrateSummary)
 		fl.PrintDefaults()
 	}
 	if code, ok := cf.parse(args, stdout); !ok {
@@ -109,11 +112,13 @@ func (o migrateOptions) check(cf *commandFlags) error {
 	switch {
 	case cf.NArg() > 0:
 		return fmt.Errorf("unexpected argument %q (name the storages with --from and --to)", cf.Arg(0))
+	case o.lockWait <= 0:
+		return errors.New("--lock-wait must be positive")
 	case o.from == "" || o.to == "":
 		return errors.New("both --from and --to are required: tlspilot storage migrate --from DIR --to postgres://USER@HOST/DATABASE")
-	case isStorageURL(o.from) && isStorageURL(o.to) && o.from == o.to:
+	case config.IsDatabaseURL(o.from) && config.IsDatabaseURL(o.to) && o.from == o.to:
 		return fmt.Errorf("--from and --to name the same database %s", storageName(o.from))
-	case !isStorageURL(o.from) && !isStorageURL(o.to):
+	case !config.IsDatabaseURL(o.from) && !config.IsDatabaseURL(o.to):
 		a, _ := filepath.Abs(o.from)
 		b, _ := filepath.Abs(o.to)
 		if a == b || strings.HasPrefix(b, a+string(filepath.Separator)) || strings.HasPrefix(a, b+string(filepath.Separator)) {
@@ -123,17 +128,10 @@ func (o migrateOptions) check(cf *commandFlags) error {
 	return nil
 }
 
-// isStorageURL reports whether a storage location names a PostgreSQL
-// database (postgres:// or postgresql://) rather than a directory.
-func isStorageURL(loc string) bool {
-	l := strings.ToLower(loc)
-	return strings.HasPrefix(l, "postgres://") || strings.HasPrefix(l, "postgresql://")
-}
-
 // storageName is a storage location as messages show it: a directory as
 // given, a URL without its password.
 func storageName(loc string) string {
-	if !isStorageURL(loc) {
+	if !config.IsDatabaseURL(loc) {
 		return loc
 	}
 	u, err := url.Parse(loc)
@@ -149,15 +147,17 @@ type endpoint struct {
 	dir   string          // the directory, absolute; "" for a database
 	s     storage.Storage // nil: a directory that does not exist yet (dry run)
 	close func()
+	// lockWait bounds the wait for one lock (--lock-wait).
+	lockWait time.Duration
 }
 
 // openEndpoint opens the storage at loc. A source must exist and be a
 // storage; a destination directory is created, unless readOnly (dry run),
 // which opens nothing that is not there yet. A database's tables are
 // created or migrated as any tlspilot node would.
-func openEndpoint(ctx context.Context, loc string, source, readOnly bool, logger *slog.Logger) (*endpoint, error) {
-	e := &endpoint{name: storageName(loc), close: func() {}}
-	if isStorageURL(loc) {
+func openEndpoint(ctx context.Context, loc string, source, readOnly bool, lockWait time.Duration, logger *slog.Logger) (*endpoint, error) {
+	e := &endpoint{name: storageName(loc), lockWait: lockWait, close: func() {}}
+	if config.IsDatabaseURL(loc) {
 		octx, cancel := context.WithTimeout(ctx, migrateOpenTimeout)
 		defer cancel()
 		s, err := pgstore.New(octx, pgstore.Options{URL: loc, Logger: logger})
@@ -242,14 +242,14 @@ func (e *endpoint) load(ctx context.Context, key string) ([]byte, error) {
 	return v, nil
 }
 
-// lock takes the lock name in e, waiting at most migrateLockWait.
+// lock takes the lock name in e, waiting at most e.lockWait.
 func (e *endpoint) lock(ctx context.Context, name string) (storage.Lease, error) {
-	lctx, cancel := context.WithTimeout(ctx, migrateLockWait)
+	lctx, cancel := context.WithTimeout(ctx, e.lockWait)
 	defer cancel()
 	l, err := e.s.Lock(lctx, name)
 	if errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
 		return nil, fmt.Errorf("%s: lock %s: still held by another process after %v: is serve, certs or renew running on it? stop it first: %w",
-			e.name, name, migrateLockWait, err)
+			e.name, name, e.lockWait, err)
 	}
 	if err != nil {
 		return nil, fmt.Errorf("%s: lock %s: %w", e.name, name, err)

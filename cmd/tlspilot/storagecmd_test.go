@@ -3,21 +3,18 @@ package main
 import (
 	"bytes"
 	"crypto/rand"
-	"crypto/x509"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/keys"
@@ -30,8 +27,10 @@ import (
 // TestStorageMigrateRoundTrip: a file storage holding a certificate,
 // account and sealed key from Pebble is migrated into a real PostgreSQL
 // (dry run first: nothing written), every key equal byte for byte, no
-// value in the database holding the KEK or a usable private key; a
-// second migrate into the now non-empty database is refused; the
+// value in the database holding the KEK or a usable private key; status
+// and renew with storage = the database and kek_file = the source's KEK
+// show the same serial and order nothing; a second migrate into the now
+// non-empty database is refused; the
 // database migrated back into a fresh directory is equal again, and with
 // the original KEK `status` reports the same serial, `renew` and `serve`
 // place no order, and serve serves the same certificate.
@@ -61,20 +60,22 @@ func TestStorageMigrateRoundTrip(t *testing.T) {
 	}
 	files := allValues(t, openFS(t, src))
 	checkSameValues(t, files, allValues(t, openPG(t, pg.URL)))
-	checkNoSecrets(t, dumpKV(t, pg.URL), readFileT(t, kek))
+	checkNoSecrets(t, dumpValues(t, pg.URL), readFileT(t, kek))
+	checkStatus(t, e, withStorage(t, e, conf, "pg.toml", pg.URL, kek), name, serial)
+	inPG := allValues(t, openPG(t, pg.URL)) // renew may have updated the renewal state
 
 	code, out, errOut := runBinary(t, "storage", "migrate", "--from", src, "--to", pg.URL)
 	if code != 1 || !strings.Contains(errOut, "already holds") || !strings.Contains(errOut, "--force") {
 		t.Errorf("migrate into a non-empty database: exit %d, want 1 and a refusal naming --force\n%s%s", code, out, errOut)
 	}
-	checkSameValues(t, files, allValues(t, openPG(t, pg.URL)))
+	checkSameValues(t, inPG, allValues(t, openPG(t, pg.URL)))
 
 	back := filepath.Join(t.TempDir(), "restored")
 	out = migrateOK(t, "--from", pg.URL, "--to", back, "--kek", kek)
 	if !strings.Contains(out, "install -m 0400 "+kek+" "+filepath.Join(back, "kek")) {
 		t.Errorf("migrate to a directory does not say how to bring the KEK:\n%s", out)
 	}
-	checkSameValues(t, files, allValues(t, openFS(t, back)))
+	checkSameValues(t, inPG, allValues(t, openFS(t, back)))
 	checkRestored(t, e, conf, back, kek, name, serial)
 }
 
@@ -86,21 +87,9 @@ func checkRestored(t *testing.T, e *env, conf, back, kek, name, serial string) {
 	if err := os.WriteFile(filepath.Join(back, "kek"), readFileT(t, kek), 0o400); err != nil {
 		t.Fatal(err)
 	}
-	text := readFileT(t, conf)
-	old := fmt.Sprintf("storage = %q\n", filepath.Join(e.dir, "storage"))
-	if !bytes.Contains(text, []byte(old)) {
-		t.Fatalf("config has no line %q", old)
-	}
-	restored := filepath.Join(e.dir, "restored.toml")
-	write(t, restored, strings.Replace(string(text), old, fmt.Sprintf("storage = %q\n", back), 1))
+	restored := withStorage(t, e, conf, "restored.toml", back, "")
 	orders := e.p.Orders()
-	r, code := status(t, statusSchema(t), restored)
-	if code != tlspilot.ExitOK || len(r.Certificates) != 1 || !sameSerial(r.Certificates[0].Serial, serial) {
-		t.Fatalf("status of the restored storage: exit %d, %+v; want one valid certificate with serial %s", code, r.Certificates, serial)
-	}
-	if code, out, errOut := runBinary(t, "renew", "--config", restored); code != 0 {
-		t.Errorf("renew on the restored storage: exit %d\n%s%s", code, out, errOut)
-	}
+	checkStatus(t, e, restored, name, serial)
 	stop := migrateServe(t, restored)
 	defer stop()
 	e.waitIssued(name, 30*time.Second)
@@ -110,6 +99,41 @@ func checkRestored(t *testing.T, e *env, conf, back, kek, name, serial string) {
 	time.Sleep(2 * time.Second) // an order placed at start would show by now
 	if n := e.p.Orders(); n != orders {
 		t.Errorf("Pebble saw %d new orders after the round trip, want 0", n-orders)
+	}
+}
+
+// withStorage writes a copy of conf named file, its storage line
+// replaced by storage (and kek_file, if kek is set), and returns its path.
+func withStorage(t *testing.T, e *env, conf, file, storage, kek string) string {
+	t.Helper()
+	text := readFileT(t, conf)
+	old := fmt.Sprintf("storage = %q\n", filepath.Join(e.dir, "storage"))
+	if !bytes.Contains(text, []byte(old)) {
+		t.Fatalf("config has no line %q", old)
+	}
+	lines := fmt.Sprintf("storage = %q\n", storage)
+	if kek != "" {
+		lines += fmt.Sprintf("kek_file = %q\n", kek)
+	}
+	path := filepath.Join(e.dir, file)
+	write(t, path, strings.Replace(string(text), old, lines, 1))
+	return path
+}
+
+// checkStatus requires status with conf to show one valid certificate
+// with serial, and renew (not forced) to succeed without an order.
+func checkStatus(t *testing.T, e *env, conf, name, serial string) {
+	t.Helper()
+	orders := e.p.Orders()
+	r, code := status(t, statusSchema(t), conf)
+	if code != tlspilot.ExitOK || len(r.Certificates) != 1 || !sameSerial(r.Certificates[0].Serial, serial) {
+		t.Fatalf("status with %s: exit %d, %+v; want one valid certificate with serial %s", filepath.Base(conf), code, r.Certificates, serial)
+	}
+	if code, out, errOut := runBinary(t, "renew", "--config", conf, name); code != 0 {
+		t.Errorf("renew with %s: exit %d\n%s%s", filepath.Base(conf), code, out, errOut)
+	}
+	if n := e.p.Orders(); n != orders {
+		t.Errorf("renew with %s placed %d orders, want 0", filepath.Base(conf), n-orders)
 	}
 }
 
@@ -141,20 +165,25 @@ func migrateServe(t *testing.T, conf string) (stop func()) {
 	}
 	done := make(chan struct{})
 	go func() { _ = cmd.Wait(); close(done) }()
-	stop = func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			<-done
-		}
-		if t.Failed() {
-			t.Logf("serve output:\n%s", out.String())
-		}
-	}
+	var once sync.Once
+	stop = func() { once.Do(func() { stopServe(t, cmd, done, &out) }) }
 	t.Cleanup(stop)
 	return stop
+}
+
+// stopServe stops serve with SIGTERM (SIGKILL after 10 s) and shows its
+// output if the test failed.
+func stopServe(t *testing.T, cmd *exec.Cmd, done <-chan struct{}, out *syncBuffer) {
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+	}
+	if t.Failed() {
+		t.Logf("serve output:\n%s", out.String())
+	}
 }
 
 // openFS opens the file storage in dir read-only.
@@ -218,28 +247,6 @@ func checkSameValues(t *testing.T, want, got map[string][]byte) {
 	}
 }
 
-// dumpKV returns every row of the database's key/value table, as a dump
-// of the database would hold them.
-func dumpKV(t *testing.T, url string) map[string][]byte {
-	t.Helper()
-	conn, err := pgx.Connect(t.Context(), url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close(t.Context())
-	rows, err := conn.Query(t.Context(), `SELECT key, value FROM tlspilot_kv`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string][]byte{}
-	var k string
-	var v []byte
-	if _, err := pgx.ForEachRow(rows, []any{&k, &v}, func() error { out[k] = bytes.Clone(v); return nil }); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // checkNoSecrets requires that no value holds the KEK (raw, hex or
 // base64) or a private key that parses, and that the certificate's key
 // is sealed: it opens under the KEK, and under another KEK it does not.
@@ -254,7 +261,7 @@ func checkNoSecrets(t *testing.T, values map[string][]byte, kek []byte) {
 				t.Errorf("%s holds the KEK", k)
 			}
 		}
-		if why := clearKey(v); why != "" {
+		if why := usableKey(v); why != "" {
 			t.Errorf("%s holds a usable private key: %s", k, why)
 		}
 		if strings.HasSuffix(k, "/cert.json") {
@@ -290,56 +297,6 @@ func checkSealed(t *testing.T, k string, v, kek []byte) {
 	if _, err := wrong.OpenKey([]byte(c.SealedKey), k); err == nil {
 		t.Errorf("%s: the sealed key opens under another KEK", k)
 	}
-}
-
-// clearKey says how v holds a private key in clear, or "": a PRIVATE KEY
-// PEM block, or DER of a PKCS #8, SEC 1 or PKCS #1 key at any offset of
-// v, of a PEM block in it, or of a base64 string of its JSON.
-func clearKey(v []byte) string {
-	if bytes.Contains(v, []byte("PRIVATE KEY")) {
-		return "a PRIVATE KEY block"
-	}
-	cands := [][]byte{v}
-	for rest := v; ; {
-		var b *pem.Block
-		if b, rest = pem.Decode(rest); b == nil {
-			break
-		}
-		cands = append(cands, b.Bytes)
-	}
-	var doc map[string]any
-	if json.Unmarshal(v, &doc) == nil {
-		for _, x := range doc {
-			s, _ := x.(string)
-			if b, err := base64.StdEncoding.DecodeString(s); err == nil {
-				cands = append(cands, b)
-			}
-			for rest := []byte(s); ; {
-				var b *pem.Block
-				if b, rest = pem.Decode(rest); b == nil {
-					break
-				}
-				cands = append(cands, b.Bytes)
-			}
-		}
-	}
-	for _, c := range cands {
-		for i := range c {
-			if c[i] != 0x30 {
-				continue
-			}
-			if _, err := x509.ParsePKCS8PrivateKey(c[i:]); err == nil {
-				return fmt.Sprintf("PKCS #8 at byte %d", i)
-			}
-			if _, err := x509.ParseECPrivateKey(c[i:]); err == nil {
-				return fmt.Sprintf("SEC 1 at byte %d", i)
-			}
-			if _, err := x509.ParsePKCS1PrivateKey(c[i:]); err == nil {
-				return fmt.Sprintf("PKCS #1 at byte %d", i)
-			}
-		}
-	}
-	return ""
 }
 
 // readFileT returns the content of path.
@@ -489,5 +446,30 @@ func TestStorageMigrateRefusals(t *testing.T) {
 	}
 	if code, out, _ := runCLI(t, "help", "storage"); code != 0 || !strings.Contains(out, "Usage: tlspilot storage migrate") {
 		t.Errorf("help storage: exit %d\n%s", code, out)
+	}
+}
+
+// TestStorageMigrateLockHeld: a certificate's issue lock held by another
+// process (a running serve) fails the run after --lock-wait, naming the
+// lock and the source, and nothing of it is copied.
+func TestStorageMigrateLockHeld(t *testing.T) {
+	src, dst := filepath.Join(t.TempDir(), "src"), filepath.Join(t.TempDir(), "dst")
+	migrateStore(t, src, map[string]string{"certs/a/cert.json": certRecord("2027-01-01T00:00:00Z")})
+	holder, err := fsstore.New(fsstore.Options{Dir: src})
+	if err != nil {
+		t.Fatal(err)
+	}
+	l, err := holder.Lock(t.Context(), "issue/a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = l.Unlock(t.Context()) }()
+	code, out, errOut := runCLI(t, "storage", "migrate", "--lock-wait", "500ms", "--from", src, "--to", dst)
+	want := "source " + src + ": lock issue/a: still held by another process after 500ms: is serve, certs or renew running on it?"
+	if code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("exit %d, stderr %q; want 1 and %q\n%s", code, errOut, want, out)
+	}
+	if n := len(allValues(t, openFS(t, dst))); n != 0 {
+		t.Errorf("%d records copied under a held lock", n)
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/keys"
 )
 
@@ -76,7 +77,7 @@ func (g kekGuard) check(from, key string, v []byte) error {
 // configLocation is a storage location as the config's storage line
 // takes it: a URL without its password (the config refuses one).
 func configLocation(loc string) string {
-	if !isStorageURL(loc) {
+	if !config.IsDatabaseURL(loc) {
 		abs, err := filepath.Abs(loc)
 		if err != nil {
 			return loc

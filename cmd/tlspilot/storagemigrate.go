@@ -53,11 +53,11 @@ const (
 
 // run opens both storages, plans, copies, verifies and reports.
 func (m *migration) run(ctx context.Context) (err error) {
-	if m.from, err = openEndpoint(ctx, m.opts.from, true, m.opts.dryRun, m.log); err != nil {
+	if m.from, err = openEndpoint(ctx, m.opts.from, true, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
 		return fmt.Errorf("source %w", err)
 	}
 	defer m.from.close()
-	if m.to, err = openEndpoint(ctx, m.opts.to, false, m.opts.dryRun, m.log); err != nil {
+	if m.to, err = openEndpoint(ctx, m.opts.to, false, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
 		return fmt.Errorf("destination %w", err)
 	}
 	defer m.to.close()
@@ -210,7 +210,10 @@ func (m *migration) lockGroup(ctx context.Context, g group) (unlock func(), wctx
 			l, err := e.lock(ctx, name)
 			if err != nil {
 				unlock()
-				return nil, nil, err
+				if e == m.to {
+					return nil, nil, fmt.Errorf("destination %w", err)
+				}
+				return nil, nil, fmt.Errorf("source %w", err)
 			}
 			held = append(held, l)
 			if e == m.to && first == nil {
