@@ -32,6 +32,19 @@ type Deployer interface {
 	Reload(ctx context.Context) error
 }
 
+// DeployChecker is a Deployer that can tell, reading only, whether a
+// Write of the same content would change nothing (internal/deploy's
+// files can). The Manager then finds a certificate that is deployed as
+// storage holds it, with no reload owed and no failure to retry, without
+// taking its deploy lock, whose lock file is written and synced: so that
+// `tlspilot certs --once` over a thousand certificates with nothing new
+// syncs no file. InPlace MUST NOT change anything and MUST honour ctx;
+// false or an error sends the certificate through the locked path, as
+// for a Deployer without it.
+type DeployChecker interface {
+	InPlace(ctx context.Context, chainPEM, keyPEM []byte) (bool, error)
+}
+
 // Deploy events, sent like the others through Config.OnEvent.
 const (
 	// EventDeployed: the certificate's files changed and the software
@@ -227,7 +240,7 @@ func (m *Manager) deployOne(ctx context.Context, id string) error {
 		delete(m.extras.records, id)
 	}
 	m.extras.mu.Unlock()
-	if d == nil || !managed {
+	if d == nil || !managed || m.deployedAsStored(ctx, id, d) {
 		return nil
 	}
 	lease, err := m.store.Storage().Lock(ctx, certstore.DeployLock(id))
@@ -250,16 +263,56 @@ func (m *Manager) deployOne(ctx context.Context, id string) error {
 	return m.deployCert(ctx, id, d, c, rec)
 }
 
+// deployedAsStored reports whether certificate id is deployed as
+// storage holds it, with nothing owed, checked through d's DeployChecker
+// without the deploy lock. Reading only, it can but find that nothing is
+// to be done, as a locked pass at the moment of its reads would have; a
+// deployment under way elsewhere shows as a record that does not match
+// the stored certificate, or files that do not, and goes the locked way.
+func (m *Manager) deployedAsStored(ctx context.Context, id string, d Deployer) bool {
+	dc, ok := d.(DeployChecker)
+	if !ok {
+		return false
+	}
+	rec, err := m.store.LoadDeployed(ctx, id)
+	if err != nil || rec.Attempts > 0 || rec.ReloadPending || rec.At.IsZero() {
+		return false
+	}
+	c, err := m.store.LoadCert(ctx, id)
+	if err != nil || rec != (certstore.Deployed{Serial: serialOfPEM(c.ChainPEM), NotAfter: c.NotAfter, At: rec.At}) {
+		return false
+	}
+	keyPEM, err := encodeKey(c)
+	if err != nil {
+		return false
+	}
+	defer clear(keyPEM)
+	if in, err := dc.InPlace(ctx, []byte(c.ChainPEM), keyPEM); err != nil || !in {
+		return false
+	}
+	m.keepDeployed(id, rec)
+	return true
+}
+
+// encodeKey returns c's private key as PEM (PKCS #8), which the caller
+// clears after use.
+func encodeKey(c certstore.Cert) ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	if err != nil {
+		return nil, err
+	}
+	defer clear(der)
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}
+
 // deployCert writes c through d and reloads when needed, recording how
 // it went.
 func (m *Manager) deployCert(ctx context.Context, id string, d Deployer, c certstore.Cert, rec certstore.Deployed) error {
-	der, err := x509.MarshalPKCS8PrivateKey(c.Key)
+	keyPEM, err := encodeKey(c)
 	if err != nil {
 		return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: encode key: %w", id, err))
 	}
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der})
 	changed, err := d.Write(ctx, []byte(c.ChainPEM), keyPEM)
-	clear(der)
 	clear(keyPEM)
 	if err != nil {
 		return m.deployFailed(ctx, id, rec, fmt.Errorf("deploy %s: %w", id, err))
@@ -282,6 +335,8 @@ func (m *Manager) deployCert(ctx context.Context, id string, d Deployer, c certs
 	}
 	if rec != was {
 		m.storeDeployed(ctx, id, rec)
+	} else {
+		m.keepDeployed(id, rec) // for Status: unchanged, but this process had not read it
 	}
 	if changed || was.ReloadPending {
 		m.log.Info("certificate deployed", "cert", id, "serial", rec.Serial, "reloaded", was.ReloadPending || changed)
@@ -310,12 +365,17 @@ func (m *Manager) deployFailed(ctx context.Context, id string, rec certstore.Dep
 
 // storeDeployed saves rec and keeps it for Status.
 func (m *Manager) storeDeployed(ctx context.Context, id string, rec certstore.Deployed) {
-	m.extras.mu.Lock()
-	m.extras.records[id] = rec
-	m.extras.mu.Unlock()
+	m.keepDeployed(id, rec)
 	if err := m.store.StoreDeployed(context.WithoutCancel(ctx), id, rec); err != nil {
 		m.log.Warn("store deploy record", "cert", id, "error", err)
 	}
+}
+
+// keepDeployed keeps rec, certificate id's deploy record, for Status.
+func (m *Manager) keepDeployed(id string, rec certstore.Deployed) {
+	m.extras.mu.Lock()
+	m.extras.records[id] = rec
+	m.extras.mu.Unlock()
 }
 
 // deployEvent is an event about certificate id.

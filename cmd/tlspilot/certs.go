@@ -248,6 +248,10 @@ func deployFailing(r tlspilot.StatusReport) int {
 	return n
 }
 
-// deploy.Files is the Deployer of every [[certificate]]; internal/deploy
-// does not import the library, so the guard is here.
-var _ tlspilot.Deployer = (*deploy.Files)(nil)
+// deploy.Files is the Deployer of every [[certificate]], and checks
+// without writing (so --once takes no deploy lock when nothing changed);
+// internal/deploy does not import the library, so the guards are here.
+var (
+	_ tlspilot.Deployer      = (*deploy.Files)(nil)
+	_ tlspilot.DeployChecker = (*deploy.Files)(nil)
+)

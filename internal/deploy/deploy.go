@@ -157,6 +157,26 @@ func (f *Files) Write(ctx context.Context, chainPEM, keyPEM []byte) (changed boo
 	return changed, nil
 }
 
+// InPlace reports whether every file already holds what Write would put
+// there, with its mode and owner, so that Write would change nothing. It
+// only reads (a lock-free check before taking the deploy lock); an error
+// means the content to compare could not be made.
+func (f *Files) InPlace(ctx context.Context, chainPEM, keyPEM []byte) (bool, error) {
+	want, err := f.contents(chainPEM, keyPEM)
+	if err != nil {
+		return false, err
+	}
+	for _, w := range want {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		if !f.holds(w) {
+			return false, nil
+		}
+	}
+	return true, nil
+}
+
 // file is one file to deploy: its path, content and mode.
 type file struct {
 	path string

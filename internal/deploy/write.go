@@ -96,6 +96,21 @@ func (f *Files) prepare(t *os.File, w file) error {
 	return nil
 }
 
+// holds reports whether the file at w.path has w's content, mode and
+// owner: whether stage would leave it as it is.
+func (f *Files) holds(w file) bool {
+	old, err := os.ReadFile(w.path)
+	if err != nil || !bytes.Equal(old, w.data) {
+		return false
+	}
+	fi, err := os.Stat(w.path)
+	if err != nil || fi.Mode().Perm() != w.mode {
+		return false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return !ok || (f.uid < 0 || int(st.Uid) == f.uid) && (f.gid < 0 || int(st.Gid) == f.gid)
+}
+
 // settle gives an existing file whose content is right the wanted mode
 // and owner, if it has others.
 func (f *Files) settle(w file) error {
