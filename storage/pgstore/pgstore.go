@@ -50,7 +50,8 @@
 // concurrent takeover wait until the write committed, and a write that
 // comes after the takeover sees the new token: the old holder's write
 // either lands before the new holder got the lock, or not at all. The
-// token is stored with the value (column token). Writes with no lease in
+// token is stored with the value (column token), and a lease of this
+// package reports it through a Token() int64 method. Writes with no lease in
 // ctx are not fenced; tlspilot passes the lease with every write it makes
 // under a certificate's or account's lock.
 //
