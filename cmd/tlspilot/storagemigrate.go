@@ -38,7 +38,7 @@ type migration struct {
 // records of one certificate (certs/ID/...), of one ACME account
 // (accounts/CAID/HASH/...), or a single key.
 type group struct {
-	name string // "certs/ID", "accounts/ID", or the key
+	name string // "certs/ID", "accounts/CAID/HASH", or the key
 	kind string // "certificate", "account" or "record"
 	id   string // the certificate's or account's id
 }
@@ -57,14 +57,22 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return fmt.Errorf("source %w", err)
 	}
 	defer m.from.close()
+	if m.kek, err = loadKEKGuard(m.opts.kek, m.from.dir); err != nil {
+		return err
+	}
+	src, err := m.from.list(ctx)
+	if err != nil {
+		return fmt.Errorf("source %w", err)
+	}
+	if len(src) == 0 {
+		return fmt.Errorf("source %s holds no records: nothing to migrate (is it the storage serve uses?)", m.from.name)
+	}
+	// Opened last, so that a run refused above creates no directory.
 	if m.to, err = openEndpoint(ctx, m.opts.to, false, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
 		return fmt.Errorf("destination %w", err)
 	}
 	defer m.to.close()
-	if m.kek, err = loadKEKGuard(m.opts.kek, m.from.dir); err != nil {
-		return err
-	}
-	groups, err := m.plan(ctx)
+	groups, err := m.plan(ctx, src)
 	if err != nil {
 		return err
 	}
@@ -88,16 +96,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 	return nil
 }
 
-// plan lists the source's keys in groups, and refuses an empty source
-// and, without --force, a destination that holds keys.
-func (m *migration) plan(ctx context.Context) ([]group, error) {
-	src, err := m.from.list(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("source %w", err)
-	}
-	if len(src) == 0 {
-		return nil, fmt.Errorf("source %s holds no records: nothing to migrate (is it the storage serve uses?)", m.from.name)
-	}
+// plan puts the source's keys src in groups, and refuses, without
+// --force, a destination that holds keys.
+func (m *migration) plan(ctx context.Context, src []string) ([]group, error) {
 	dst, err := m.to.list(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("destination %w", err)
