@@ -26,14 +26,13 @@ import (
 
 // TestStorageMigrateRoundTrip: a file storage holding a certificate,
 // account and sealed key from Pebble is migrated into a real PostgreSQL
-// (dry run first: nothing written), every key equal byte for byte, no
-// value in the database holding the KEK or a usable private key; status
-// and renew with storage = the database and kek_file = the source's KEK
-// show the same serial and order nothing; a second migrate into the now
-// non-empty database is refused; the
-// database migrated back into a fresh directory is equal again, and with
-// the original KEK `status` reports the same serial, `renew` and `serve`
-// place no order, and serve serves the same certificate.
+// (a dry run first writes nothing): every key equal byte for byte, no
+// value in the database holds the KEK or a usable private key, and with
+// storage = the database and kek_file = the source's KEK, status shows
+// the same serial, renew and serve place no order and serve serves that
+// certificate. A second migrate into the now non-empty database is
+// refused. The database migrated back into a fresh directory is equal
+// again, and with the original KEK copied in, the same holds.
 func TestStorageMigrateRoundTrip(t *testing.T) {
 	e := newEnv(t)
 	const name = "migrate.example.test"
@@ -61,7 +60,9 @@ func TestStorageMigrateRoundTrip(t *testing.T) {
 	files := allValues(t, openFS(t, src))
 	checkSameValues(t, files, allValues(t, openPG(t, pg.URL)))
 	checkNoSecrets(t, dumpValues(t, pg.URL), readFileT(t, kek))
-	checkStatus(t, e, withStorage(t, e, conf, "pg.toml", pg.URL, kek), name, serial)
+	pgConf := withStorage(t, e, conf, "pg.toml", pg.URL, kek)
+	checkStatus(t, e, pgConf, name, serial)
+	checkServed(t, e, pgConf, name, serial)
 	inPG := allValues(t, openPG(t, pg.URL)) // renew may have updated the renewal state
 
 	code, out, errOut := runBinary(t, "storage", "migrate", "--from", src, "--to", pg.URL)
@@ -88,17 +89,24 @@ func checkRestored(t *testing.T, e *env, conf, back, kek, name, serial string) {
 		t.Fatal(err)
 	}
 	restored := withStorage(t, e, conf, "restored.toml", back, "")
-	orders := e.p.Orders()
 	checkStatus(t, e, restored, name, serial)
-	stop := migrateServe(t, restored)
+	checkServed(t, e, restored, name, serial)
+}
+
+// checkServed requires serve with conf to serve serial for name and to
+// place no order.
+func checkServed(t *testing.T, e *env, conf, name, serial string) {
+	t.Helper()
+	orders := e.p.Orders()
+	stop := migrateServe(t, conf)
 	defer stop()
 	e.waitIssued(name, 30*time.Second)
 	if got := servedSerial(t, e, name); !sameSerial(got, serial) {
-		t.Errorf("serve on the restored storage serves serial %s, want %s", got, serial)
+		t.Errorf("serve with %s serves serial %s, want %s", filepath.Base(conf), got, serial)
 	}
 	time.Sleep(2 * time.Second) // an order placed at start would show by now
 	if n := e.p.Orders(); n != orders {
-		t.Errorf("Pebble saw %d new orders after the round trip, want 0", n-orders)
+		t.Errorf("serve with %s placed %d orders, want 0", filepath.Base(conf), n-orders)
 	}
 }
 
