@@ -432,6 +432,8 @@ func TestStorageMigrateRefusals(t *testing.T) {
 	}
 	clear := filepath.Join(dir, "clear")
 	migrateStore(t, clear, map[string]string{"certs/a/key.pem": "-----BEGIN PRIVATE KEY-----\nMII...\n-----END PRIVATE KEY-----\n"})
+	plain := filepath.Join(dir, "plain")
+	migrateStore(t, plain, map[string]string{"certs/a/cert.json": "{}"})
 	other := filepath.Join(dir, "other")
 	write(t, filepath.Join(other, "notes.txt"), "not a storage")
 	for _, c := range []struct {
@@ -443,13 +445,18 @@ func TestStorageMigrateRefusals(t *testing.T) {
 		{[]string{"--from", withKEK, "--to", filepath.Join(withKEK, "sub")}, 2, "overlap"},
 		{[]string{"--from", "postgres://u:secret@db/x", "--to", "postgres://u:secret@db/x"}, 2, "postgres://u:xxxxx@db/x"},
 		{[]string{"--from", filepath.Join(dir, "missing"), "--to", filepath.Join(dir, "new")}, 1, "source " + filepath.Join(dir, "missing") + ": not a tlspilot storage"},
-		{[]string{"--from", clear, "--to", other}, 1, "destination " + other + ": exists, is not empty and is not a tlspilot storage"},
+		{[]string{"--from", plain, "--to", other}, 1, "destination " + other + ": exists, is not empty and is not a tlspilot storage"},
 		{[]string{"--from", withKEK, "--to", filepath.Join(dir, "new1")}, 1, "backup/kek.json holds the key-encryption key"},
 		{[]string{"--from", clear, "--to", filepath.Join(dir, "new2")}, 1, "certs/a/key.pem holds a private key in clear"},
 	} {
 		code, out, errOut := runCLI(t, append([]string{"storage", "migrate"}, c.args...)...)
 		if code != c.code || !strings.Contains(errOut, c.want) || strings.Contains(errOut, "secret") {
 			t.Errorf("migrate %v: exit %d, stderr %q; want exit %d and %q\n%s", c.args, code, errOut, c.code, c.want, out)
+		}
+	}
+	for _, d := range []string{"new", "new1", "new2"} {
+		if _, err := os.Stat(filepath.Join(dir, d)); err == nil {
+			t.Errorf("a refused run created the destination %s", d)
 		}
 	}
 	if code, out, _ := runCLI(t, "help", "storage"); code != 0 || !strings.Contains(out, "Usage: tlspilot storage migrate") {

@@ -67,6 +67,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 	if len(src) == 0 {
 		return fmt.Errorf("source %s holds no records: nothing to migrate (is it the storage serve uses?)", m.from.name)
 	}
+	if err := m.preflight(ctx, src); err != nil {
+		return err
+	}
 	// Opened last, so that a run refused above creates no directory.
 	if m.to, err = openEndpoint(ctx, m.opts.to, false, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
 		return fmt.Errorf("destination %w", err)
@@ -93,6 +96,23 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return err
 	}
 	m.report()
+	return nil
+}
+
+// preflight reads every source value once before anything is written,
+// so that a value which must not be copied (the KEK, a key in clear)
+// refuses the run before it creates or changes the destination. The copy
+// checks each value again as it reads it under the locks.
+func (m *migration) preflight(ctx context.Context, src []string) error {
+	for _, k := range src {
+		v, err := m.from.load(ctx, k)
+		if err != nil {
+			return fmt.Errorf("source %w", err)
+		}
+		if err := m.kek.check(m.from.name, k, v); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
