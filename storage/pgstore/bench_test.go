@@ -9,8 +9,13 @@ import (
 
 	"github.com/tlspilot/tlspilot/internal/testenv"
 	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
 	"github.com/tlspilot/tlspilot/storage/pgstore"
 )
+
+// benchKeys is the number of 4 KiB values the storage benchmarks cycle
+// through; List returns all of them.
+const benchKeys = 100
 
 // BenchmarkPostgres measures single storage operations, one at a time,
 // against a PostgreSQL server on loopback, and reports the median and
@@ -20,16 +25,33 @@ import (
 // writes on a real server cost that much more.
 func BenchmarkPostgres(b *testing.B) {
 	pg := testenv.StartPostgres(b)
-	ctx := b.Context()
-	s, err := pgstore.New(ctx, pgstore.Options{URL: pg.URL})
+	s, err := pgstore.New(b.Context(), pgstore.Options{URL: pg.URL})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(s.Close)
+	benchOps(b, s)
+}
+
+// BenchmarkFiles runs BenchmarkPostgres's operations against fsstore in
+// b.TempDir(), for comparison: every Store there is fsynced (file and
+// directory), and a lease in ctx is ignored (fsstore cannot fence).
+func BenchmarkFiles(b *testing.B) {
+	s, err := fsstore.New(fsstore.Options{Dir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	benchOps(b, s)
+}
+
+// benchOps fills s with benchKeys values and runs one sub-benchmark per
+// operation, reporting p50 and p99 latency.
+func benchOps(b *testing.B, s storage.Storage) {
+	ctx := b.Context()
 	value := make([]byte, 4096)
-	const keys = 100
-	for i := range keys {
-		if err := s.Store(ctx, "bench/k"+strconv.Itoa(i), value); err != nil {
+	key := func(i int) string { return "bench/k" + strconv.Itoa(i%benchKeys) }
+	for i := range benchKeys {
+		if err := s.Store(ctx, key(i), value); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -43,12 +65,12 @@ func BenchmarkPostgres(b *testing.B) {
 		name string
 		op   func(i int) error
 	}{
-		{"Load", func(i int) error { _, err := s.Load(ctx, "bench/k"+strconv.Itoa(i%keys)); return err }},
-		{"Store", func(i int) error { return s.Store(ctx, "bench/k"+strconv.Itoa(i%keys), value) }},
-		{"StoreUnderLease", func(i int) error { return s.Store(under, "bench/k"+strconv.Itoa(i%keys), value) }},
+		{"Load", func(i int) error { _, err := s.Load(ctx, key(i)); return err }},
+		{"Store", func(i int) error { return s.Store(ctx, key(i), value) }},
+		{"StoreUnderLease", func(i int) error { return s.Store(under, key(i), value) }},
 		{"List", func(int) error { _, err := s.List(ctx, "bench"); return err }},
 		{"LockUnlock", func(i int) error {
-			l, err := s.Lock(ctx, "bench/lock"+strconv.Itoa(i%keys))
+			l, err := s.Lock(ctx, "bench/lock"+strconv.Itoa(i%benchKeys))
 			if err != nil {
 				return err
 			}
