@@ -252,6 +252,7 @@ func TestPrivsep(t *testing.T) {
 	c, _ := deployed(t, conf)
 	srv.waitSerial(t, c.Serial, ps.roots)
 	ps.checkIdleRun(t, conf)
+	ps.checkDaemon(t, conf, srv, c.Serial)
 	ps.checkBoundaries(t)
 	ps.checkNothingCreated(t, conf)
 	ps.checkDeployDenied(t)
@@ -396,6 +397,37 @@ func (ps *privsep) checkIdleRun(t *testing.T, conf string) {
 	if n := ps.p.Requests() - requests; n != 0 {
 		t.Errorf("certs --once with nothing due sent %d requests to the CA", n)
 	}
+}
+
+// checkDaemon: `certs` as a daemon under the certs user deploys a
+// certificate that `renew --force`, run as that user too, stored, and
+// serve presents it by itself.
+func (ps *privsep) checkDaemon(t *testing.T, conf string, srv *served, serial string) {
+	t.Helper()
+	cmd := exec.Command(ps.bin, "certs", "--config", conf)
+	cmd.Env = []string{"PATH=" + filepath.Join(ps.dir, "fakebin") + ":/usr/sbin:/usr/bin:/sbin:/bin"}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: certsUser.uid, Gid: certsUser.gid, Groups: certsUser.groups}}
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil || t.Failed() {
+			t.Errorf("certs daemon: %v\n%s", err, log.String())
+		}
+	}()
+	waitCount(t, log, "keeping certificates", 1)
+	if code, out, errOut := ps.run(certsUser, "renew", "--force", "--config", conf); code != 0 {
+		t.Fatalf("renew --force as uid %d: exit %d\n%s%s", certsID, code, out, errOut)
+	}
+	waitCount(t, log, "certificate deployed", 1)
+	c, _ := deployed(t, conf)
+	if c.Serial == serial || c.Deploy.Serial != c.Serial {
+		t.Fatalf("after renew --force: serial %s (was %s), deployed %s", c.Serial, serial, c.Deploy.Serial)
+	}
+	srv.waitSerial(t, c.Serial, ps.roots)
 }
 
 // checkNothingCreated: certs never creates what init creates. Without

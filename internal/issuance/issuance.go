@@ -177,17 +177,30 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 	return p, o, nil
 }
 
+// replacesRefused reports whether a new order naming the certificate it
+// replaces may have been refused for that name alone, so that the order
+// is placed again without it ("replaces" only spares the certificate
+// from rate limits): an earlier order already replaced that certificate;
+// another account obtained it (the account was replaced since: "requester
+// account did not request the certificate being replaced"); or the CA
+// failed to look the certificate up (Pebble answers serverInternal for a
+// serial whose top bit is set, letsencrypt/pebble#550). An account or a
+// CA that refuses everything refuses the plain order again.
+func replacesRefused(problem string) bool {
+	switch problem {
+	case "alreadyReplaced", "unauthorized", "serverInternal":
+		return true
+	}
+	return false
+}
+
 // newOrder places a new order and saves it before anything else happens.
 func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, acmeclient.Order, error) {
 	f.step(StepOrdering)
 	opts := acmeclient.NewOrderOptions{Profile: req.Profile, Replaces: req.Replaces}
 	o, err := f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
 	var ae *acmeclient.Error
-	if err != nil && opts.Replaces != "" && errors.As(err, &ae) && (ae.ProblemShort() == "alreadyReplaced" || ae.ProblemShort() == "unauthorized") {
-		// An earlier order already replaced that certificate, or another
-		// account obtained it (the account was replaced since: "requester
-		// account did not request the certificate being replaced"): order
-		// plainly. An account the CA refuses is refused again.
+	if err != nil && opts.Replaces != "" && errors.As(err, &ae) && replacesRefused(ae.ProblemShort()) {
 		opts.Replaces = ""
 		o, err = f.Client.NewOrder(ctx, f.Account, Identifiers(req.Names), opts)
 	}
