@@ -151,12 +151,22 @@ type endpoint struct {
 	lockWait time.Duration
 }
 
-// openEndpoint opens the storage at loc. A source must exist and be a
-// storage; a destination directory is created, unless readOnly (dry run),
-// which opens nothing that is not there yet. A database's tables are
-// created or migrated as any tlspilot node would.
-func openEndpoint(ctx context.Context, loc string, source, readOnly bool, lockWait time.Duration, logger *slog.Logger) (*endpoint, error) {
-	e := &endpoint{name: storageName(loc), lockWait: lockWait, close: func() {}}
+// endpointOptions say which storage openEndpoint opens, and how.
+type endpointOptions struct {
+	loc      string // a directory or a postgres:// URL
+	source   bool   // the side copied from: it must exist and hold a storage
+	readOnly bool   // a dry run: create nothing, lock nothing
+	lockWait time.Duration
+	logger   *slog.Logger
+}
+
+// openEndpoint opens the storage at o.loc. A source must exist and be a
+// storage; a destination directory is created, unless o.readOnly (dry
+// run), which opens nothing that is not there yet. A database's tables
+// are created or migrated as any tlspilot node would.
+func openEndpoint(ctx context.Context, o endpointOptions) (*endpoint, error) {
+	loc, source, readOnly, logger := o.loc, o.source, o.readOnly, o.logger
+	e := &endpoint{name: storageName(loc), lockWait: o.lockWait, close: func() {}}
 	if config.IsDatabaseURL(loc) {
 		octx, cancel := context.WithTimeout(ctx, migrateOpenTimeout)
 		defer cancel()

@@ -53,7 +53,7 @@ const (
 
 // run opens both storages, plans, copies, verifies and reports.
 func (m *migration) run(ctx context.Context) (err error) {
-	if m.from, err = openEndpoint(ctx, m.opts.from, true, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
+	if m.from, err = openEndpoint(ctx, m.side(endpointOptions{loc: m.opts.from, source: true})); err != nil {
 		return fmt.Errorf("source %w", err)
 	}
 	defer m.from.close()
@@ -71,7 +71,7 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return err
 	}
 	// Opened last, so that a run refused above creates no directory.
-	if m.to, err = openEndpoint(ctx, m.opts.to, false, m.opts.dryRun, m.opts.lockWait, m.log); err != nil {
+	if m.to, err = openEndpoint(ctx, m.side(endpointOptions{loc: m.opts.to})); err != nil {
 		return fmt.Errorf("destination %w", err)
 	}
 	defer m.to.close()
@@ -97,6 +97,13 @@ func (m *migration) run(ctx context.Context) (err error) {
 	}
 	m.report()
 	return nil
+}
+
+// side completes o with what both sides share: the dry run, the lock
+// wait and the logger.
+func (m *migration) side(o endpointOptions) endpointOptions {
+	o.readOnly, o.lockWait, o.logger = m.opts.dryRun, m.opts.lockWait, m.log
+	return o
 }
 
 // preflight reads every source value once before anything is written,
