@@ -204,18 +204,23 @@ func owner(t *testing.T, path string, uid, gid int, mode fs.FileMode) {
 	}
 }
 
-// TestPrivsep: the io7m set-up, run for real. The administrator runs
-// `tlspilot init --user` as root; certs, as its own unprivileged user,
-// obtains from Pebble by http-01 (answers written to challenge_dir,
-// served read-only by the web server's half) and deploys the key in the
-// serving user's group. Then: the serving user can write nothing under
-// the storage, challenge_dir or the deploy folder; the certs user cannot
-// write the KEK or the account, nor move the account away; a deploy
-// target certs may not write is an error naming the path, the permission
-// and the uid, with the previous files intact and no mode widened; a
-// deactivated account that certs may not replace fails with an error
-// that sends the administrator to `tlspilot init`, writing nothing, and
-// after `tlspilot init` certs orders again.
+// TestPrivsep: the io7m set-up, run for real, with two uids. `tlspilot
+// serve` starts first as the serving user (51002), with its own config,
+// no storage and certificate files that do not exist yet. The
+// administrator runs `tlspilot init --user` as root. certs, as its own
+// user (51001), obtains from Pebble by http-01 (answers written to
+// challenge_dir, served by serve) and deploys the key in the serving
+// user's group; serve presents it by itself; an idle `--once` changes
+// nothing; the daemon deploys a renewal. Then: the serving user can
+// write nothing under the storage, challenge_dir or the deploy folder;
+// the certs user cannot write the KEK or the account, nor move the
+// account away, and creates neither when missing; certs runs no command
+// its config does not name; a deploy target certs may not write is an
+// error naming the path, the permission and the uid, with the previous
+// files intact and no mode widened; a deactivated account that certs may
+// not replace fails with an error that sends the administrator to
+// `tlspilot init`, writing nothing, and after `tlspilot init --user`
+// certs orders again.
 func TestPrivsep(t *testing.T) {
 	ps := newPrivsep(t)
 	srv := ps.startServe(t)
