@@ -1,10 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
 // TestInit: `tlspilot init` creates the storage, the KEK and the ACME
@@ -100,4 +103,28 @@ func readTree(t *testing.T, dir string) map[string]string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// TestInitEAB: with a CA that requires external account binding, init
+// registers the account with the config's EAB key, and without it fails
+// saying what the CA requires, creating no account.
+func TestInitEAB(t *testing.T) {
+	const kid, hmac = "kid-init", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
+	e := newEnvWith(t, testenv.PebbleOptions{EAB: map[string]string{kid: hmac}})
+	write(t, filepath.Join(e.dir, "eab.hmac"), hmac+"\n")
+	conf := e.config("")
+	code, out, errOut := runBinary(t, "init", "--config", conf)
+	if code == 0 || !strings.Contains(errOut, "external account binding") {
+		t.Errorf("init without EAB: exit %d, want an error about external account binding\n%s%s", code, out, errOut)
+	}
+	t.Logf("init without EAB: %s", strings.TrimSpace(errOut))
+	if accts, _ := filepath.Glob(filepath.Join(e.dir, "storage", "data", "accounts", "*", "*", "account.json")); len(accts) != 0 {
+		t.Errorf("a refused registration left account records: %v", accts)
+	}
+	conf = e.config(fmt.Sprintf("eab_key_id = %q\neab_hmac_file = %q\n", kid, filepath.Join(e.dir, "eab.hmac")))
+	code, out, errOut = runBinary(t, "init", "--config", conf)
+	if code != 0 || !strings.Contains(out, "registered https://") {
+		t.Fatalf("init with EAB: exit %d\n%s%s", code, out, errOut)
+	}
+	t.Logf("init with EAB:\n%s", out)
 }
