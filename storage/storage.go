@@ -104,3 +104,38 @@ type Lease interface {
 type WriteChecker interface {
 	CheckWrite(ctx context.Context, key string) error
 }
+
+// Watcher is an optional interface of a Storage that tells its users,
+// without their polling, that a value may have changed: a cluster node
+// then puts in service at once a certificate another node stored.
+// pgstore implements it with PostgreSQL's LISTEN/NOTIFY.
+type Watcher interface {
+	// Watch returns a channel that receives a value soon after the value
+	// under key may have changed (stored or deleted by this or any other
+	// process sharing the backing store), and also whenever changes may
+	// have gone unnoticed: when the backend lost its connection and when
+	// it got it back. Values carry no data and MAY be spurious; several
+	// changes MAY be told by one value (the channel buffers one, and
+	// sends never block). The receiver reads key again when told.
+	//
+	// Watch MUST NOT block on I/O: a backend that cannot watch for a
+	// while (its database unreachable) retries in the background, with
+	// backoff. Delivery is best effort, so callers MUST keep a periodic
+	// check as the fallback. The channel is closed when ctx ends or the
+	// Storage is closed.
+	Watch(ctx context.Context, key string) <-chan struct{}
+}
+
+// BatchLoader is an optional interface of a Storage that reads many keys
+// in one round trip, for a backend where every Load costs one (pgstore: a
+// node starting over 10,000 certificates reads them in a hundred queries,
+// not 20,000). A Storage whose Load is as cheap as a batch (fsstore) does
+// not implement it: callers then Load each key.
+type BatchLoader interface {
+	// LoadMany returns the value of each of keys that exists, as Load
+	// would; a key that does not exist is left out of the map and is no
+	// error. Every key MUST be checked as Load checks it: one invalid key
+	// fails the call. Where the backend can, the values are read at one
+	// moment (pgstore: one statement).
+	LoadMany(ctx context.Context, keys []string) (map[string][]byte, error)
+}

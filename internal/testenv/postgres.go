@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -49,6 +50,10 @@ type Postgres struct {
 	bin   string // directory of initdb and postgres
 	cred  *syscall.Credential
 	dbSeq atomic.Int64
+	logw  *testLog
+
+	mu   sync.Mutex
+	stop func() // stops the running server; nil while stopped
 }
 
 // StartPostgres starts a PostgreSQL server for t and stops it in
@@ -76,6 +81,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	}
 	p.makeDir(t)
 	logw := &testLog{}
+	p.logw = logw
 	t.Cleanup(func() {
 		if t.Failed() {
 			t.Logf("postgres log:\n%s", logw.String())
@@ -83,6 +89,7 @@ func StartPostgres(t testing.TB) *Postgres {
 	})
 	p.initdb(t, logw)
 	p.start(t, logw)
+	t.Cleanup(p.Stop)
 	p.URL = p.createDatabase(t, "tlspilot")
 	return p
 }
@@ -241,7 +248,7 @@ func (p *Postgres) start(t testing.TB, logw *testLog) {
 			t.Fatalf("postgres: %v", perr)
 		}
 		p.Port = ports[0]
-		if err = p.run(t, logw); err == nil {
+		if err = p.run(logw); err == nil {
 			return
 		}
 	}
@@ -249,8 +256,8 @@ func (p *Postgres) start(t testing.TB, logw *testLog) {
 }
 
 // run starts the server on p.Port and waits until it accepts connections,
-// or returns why not. A started server is stopped at cleanup.
-func (p *Postgres) run(t testing.TB, logw *testLog) error {
+// or returns why not. Stop stops a started server.
+func (p *Postgres) run(logw *testLog) error {
 	cmd := p.command("postgres", logw, "-D", filepath.Join(p.Dir, "data"),
 		"-p", strconv.Itoa(p.Port), "-k", filepath.Join(p.Dir, "sock"),
 		"-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
@@ -276,8 +283,45 @@ func (p *Postgres) run(t testing.TB, logw *testLog) error {
 		stop()
 		return err
 	}
-	t.Cleanup(stop)
+	p.mu.Lock()
+	p.stop = stop
+	p.mu.Unlock()
 	return nil
+}
+
+// Stop shuts the server down (fast shutdown: open connections are
+// closed) and returns once it has exited; nothing listens on Port
+// afterwards. Stopping a stopped server does nothing. The test's cleanup
+// stops it too.
+func (p *Postgres) Stop() {
+	p.mu.Lock()
+	stop := p.stop
+	p.stop = nil
+	p.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Start starts a server stopped by Stop again, on the same port and with
+// the same data, and waits until it accepts connections. Starting a
+// running server does nothing.
+func (p *Postgres) Start(t testing.TB) {
+	t.Helper()
+	p.mu.Lock()
+	running := p.stop != nil
+	p.mu.Unlock()
+	if running {
+		return
+	}
+	var err error
+	for range 50 { // the port may linger a moment after the stop
+		if err = p.run(p.logw); err == nil {
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("postgres: restart on port %d: %v\n%s", p.Port, err, p.logw.String())
 }
 
 // waitReady waits until the server accepts a connection, or exited is

@@ -15,10 +15,16 @@ import (
 // SQL of the key/value methods. Comparisons name the "C" collation, so
 // keys compare byte by byte whatever the database's default.
 const (
-	loadSQL  = `SELECT value FROM tlspilot_kv WHERE key = $1`
-	storeSQL = `INSERT INTO tlspilot_kv (key, value, token) VALUES ($1, $2, $3)
-		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, token = EXCLUDED.token, updated = clock_timestamp()`
-	deleteSQL = `DELETE FROM tlspilot_kv WHERE key = $1`
+	loadSQL = `SELECT value FROM tlspilot_kv WHERE key = $1`
+	// storeSQL and deleteSQL tell listening nodes about the key they
+	// changed (notifyChannel), in the same statement: the notification is
+	// sent when the write commits, and never for a write rolled back.
+	storeSQL = `WITH w AS (INSERT INTO tlspilot_kv (key, value, token) VALUES ($1, $2, $3)
+		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, token = EXCLUDED.token, updated = clock_timestamp()
+		RETURNING key)
+		SELECT pg_notify('` + notifyChannel + `', key) FROM w`
+	deleteSQL = `WITH d AS (DELETE FROM tlspilot_kv WHERE key = $1 RETURNING key)
+		SELECT pg_notify('` + notifyChannel + `', key) FROM d`
 	listAll   = `SELECT key FROM tlspilot_kv ORDER BY key COLLATE "C"`
 	listRange = `SELECT key FROM tlspilot_kv WHERE key >= $1 COLLATE "C" AND key < $2 COLLATE "C" ORDER BY key COLLATE "C"`
 	// leaseSQL reads a lock's row and locks it against a takeover until

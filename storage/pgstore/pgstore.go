@@ -55,6 +55,17 @@
 // ctx are not fenced; tlspilot passes the lease with every write it makes
 // under a certificate's or account's lock.
 //
+// # Notifications
+//
+// Every Store and Delete sends, in the same statement, a NOTIFY on the
+// channel tlspilot_kv with the key as payload; PostgreSQL delivers it when
+// the write commits, to every session of the same database that LISTENs.
+// Watch (storage.Watcher) LISTENs on a connection of its own and wakes the
+// watchers of that key, so a node puts in service within milliseconds a
+// certificate another node stored. Notifications sent while that
+// connection is down are lost: Watch then wakes every watcher when it
+// reconnects, and its users keep a periodic check besides.
+//
 // # Connections and passwords
 //
 // Options.URL is anything pgx.ParseConfig accepts (postgres:// or
@@ -146,6 +157,8 @@ type Store struct {
 	cancel    context.CancelFunc // called by Close: renewals under way stop
 	closeOnce sync.Once
 	leases    sync.WaitGroup // renewal goroutines
+	bg        sync.WaitGroup // the listening goroutine (watch.go)
+	hub       hub            // watchers of keys (Watch)
 }
 
 // New connects to the database opts.URL names, creates or migrates its
@@ -192,13 +205,16 @@ func describe(cfg *pgxpool.Config) string {
 	return fmt.Sprintf("database %s on %s:%d as %s", c.Database, c.Host, c.Port, c.User)
 }
 
-// Close stops renewing the leases still held (they are reported lost) and
-// closes the connections. Calls after the first do nothing.
+// Close stops renewing the leases still held (they are reported lost),
+// closes the channels Watch returned and the connections. Calls after the
+// first do nothing.
 func (s *Store) Close() {
 	s.closeOnce.Do(func() {
 		close(s.closing)
 		s.cancel()
 		s.leases.Wait()
+		s.bg.Wait()
+		s.hub.close()
 		s.pool.Close()
 	})
 }
