@@ -52,6 +52,13 @@ func TestAdmin(t *testing.T) {
 		bad, ok := byNames(st, "bad.example.test")
 		return ok && bad.Attempts >= 2
 	})
+	// The second failure is in Status before its event reaches the
+	// metrics (the state is stored first).
+	for deadline := time.Now().Add(30 * time.Second); w.failed.Load() < 2; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d failed events after two failed attempts", w.failed.Load())
+		}
+	}
 
 	t.Run("healthz", func(t *testing.T) {
 		if code, _, body := get(t, w.url+"/healthz"); code != 200 || body != "ok\n" {

@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strconv"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -23,6 +24,9 @@ type world struct {
 	m       *tlspilot.Manager
 	metrics *admin.Metrics
 	url     string // of the admin server
+	// failed counts the failed events the metrics were given: a
+	// failure shows in Status before its event is sent.
+	failed atomic.Int64
 }
 
 // newWorld starts Pebble, a Manager that answers its challenges and runs
@@ -40,8 +44,13 @@ func newWorld(t *testing.T, opts testenv.PebbleOptions, edit func(*tlspilot.Conf
 		RetryMin:   time.Second,
 		RetryMax:   3 * time.Second,
 		Metrics:    w.metrics,
-		OnEvent:    w.metrics.Event,
-		Logger:     testLogger(t),
+		OnEvent: func(ev tlspilot.Event) {
+			if ev.Type == tlspilot.EventFailed {
+				w.failed.Add(1)
+			}
+			w.metrics.Event(ev)
+		},
+		Logger: testLogger(t),
 	}
 	if edit != nil {
 		edit(&cfg)
