@@ -43,9 +43,10 @@ const benchCA = "https://127.0.0.1:1/dir"
 
 // fixture is a storage directory holding certificates signed by one shared
 // intermediate, written through the storage and key-encryption key that a
-// Manager with StorageDir: dir opens.
+// Manager given cfg opens (files under StorageDir, or cfg.Storage).
 type fixture struct {
-	dir    string
+	dir    string // StorageDir, "" over another storage
+	cfg    Config // what a Manager over the fixture is given
 	store  *certstore.Store
 	issuer *x509.Certificate
 	key    *ecdsa.PrivateKey
@@ -55,8 +56,14 @@ type fixture struct {
 // newFixture creates an empty storage directory and the intermediate.
 func newFixture(b *testing.B) *fixture {
 	b.Helper()
-	dir := b.TempDir()
-	m, err := New(b.Context(), Config{CA: benchCA, StorageDir: dir})
+	return newFixtureWith(b, Config{CA: benchCA, StorageDir: b.TempDir()})
+}
+
+// newFixtureWith creates the intermediate for a fixture over the storage
+// that cfg names.
+func newFixtureWith(b *testing.B, cfg Config) *fixture {
+	b.Helper()
+	m, err := New(b.Context(), cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -82,7 +89,8 @@ func newFixture(b *testing.B) *fixture {
 		b.Fatal(err)
 	}
 	return &fixture{
-		dir:    dir,
+		dir:    cfg.StorageDir,
+		cfg:    cfg,
 		store:  m.store,
 		issuer: issuer,
 		key:    key,
@@ -168,7 +176,7 @@ func (fx *fixture) storeCert(ctx context.Context, name string, serial int64) ([]
 // newBenchManager returns a Manager over the fixture's storage.
 func newBenchManager(b *testing.B, fx *fixture) *Manager {
 	b.Helper()
-	m, err := New(b.Context(), Config{CA: benchCA, StorageDir: fx.dir})
+	m, err := New(b.Context(), fx.cfg)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"net"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
 	"golang.org/x/sync/errgroup"
 )
 
@@ -145,27 +147,66 @@ func keyTypes(cfg Config, c Cert) ([]KeyType, error) {
 	return out, nil
 }
 
+// loadBatchSize is how many certificates loadAll reads in one batch from
+// a storage that reads many keys at once (storage.BatchLoader): with
+// PostgreSQL, one query instead of two per certificate.
+const loadBatchSize = 128
+
 // loadAll puts the stored certificates of entries in service, using every
 // core: start-up over thousands of certificates is bound by decrypting
 // keys and parsing chains. It returns the first error; the others are
 // still loaded.
 func (m *Manager) loadAll(ctx context.Context, entries []*entry) error {
+	size := 1
+	if _, ok := m.store.Storage().(storage.BatchLoader); ok {
+		size = loadBatchSize
+	}
 	var g errgroup.Group
 	g.SetLimit(runtime.GOMAXPROCS(0) * 2)
-	for _, e := range entries {
-		g.Go(func() error { return m.load(ctx, e) })
+	for batch := range slices.Chunk(entries, size) {
+		g.Go(func() error { return m.loadBatch(ctx, batch) })
 	}
 	return g.Wait()
 }
 
-// load reads e's stored certificate and state, if any, and puts the
-// certificate in service. A missing certificate is not an error.
-func (m *Manager) load(ctx context.Context, e *entry) error {
-	st, err := m.store.LoadState(ctx, e.id)
+// loadBatch loads entries one after the other, from one read of all their
+// records if there are several (certstore.Store.Preload), or one by one if
+// that read fails. It returns the first error; the others are still
+// loaded.
+func (m *Manager) loadBatch(ctx context.Context, entries []*entry) error {
+	st := m.store
+	if len(entries) > 1 {
+		ids := make([]string, len(entries))
+		for i, e := range entries {
+			ids[i] = e.id
+		}
+		pre, err := m.store.Preload(ctx, ids)
+		switch {
+		case err == nil:
+			st = pre
+		case ctx.Err() != nil:
+			return err
+		default:
+			m.log.Warn("batched read of stored certificates failed; reading them one by one", "error", err)
+		}
+	}
+	var first error
+	for _, e := range entries {
+		if err := m.load(ctx, st, e); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// load reads e's stored certificate and state, if any, from store and puts
+// the certificate in service. A missing certificate is not an error.
+func (m *Manager) load(ctx context.Context, store *certstore.Store, e *entry) error {
+	st, err := store.LoadState(ctx, e.id)
 	if err != nil {
 		m.log.Warn("unreadable renewal state; starting afresh", "cert", e.id, "error", err)
 	}
-	c, err := m.store.LoadCert(ctx, e.id)
+	c, err := store.LoadCert(ctx, e.id)
 	if err != nil {
 		e.setState(st)
 		if e.markPending(time.Now()) {

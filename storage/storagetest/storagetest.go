@@ -67,6 +67,7 @@ func contractTests() []contractTest {
 		{"Overwrite", testOverwrite},
 		{"Delete", testDelete},
 		{"List", testList},
+		{"LoadMany", testLoadMany},
 		{"ValidKeys", testValidKeys},
 		{"InvalidKeys", testInvalidKeys},
 		{"ConcurrentWritersOneKey", testConcurrentOneKey},
