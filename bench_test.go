@@ -61,7 +61,7 @@ func newFixture(b *testing.B) *fixture {
 
 // newFixtureWith creates the intermediate for a fixture over the storage
 // that cfg names.
-func newFixtureWith(b *testing.B, cfg Config) *fixture {
+func newFixtureWith(b testing.TB, cfg Config) *fixture {
 	b.Helper()
 	m, err := New(b.Context(), cfg)
 	if err != nil {
@@ -100,7 +100,7 @@ func newFixtureWith(b *testing.B, cfg Config) *fixture {
 
 // addCerts stores one ECDSA P-256 certificate for each name n(0..count-1)
 // and returns the Cert specs that manage them and the leaves, in order.
-func (fx *fixture) addCerts(b *testing.B, count int, n func(i int) string) ([]Cert, [][]byte) {
+func (fx *fixture) addCerts(b testing.TB, count int, n func(i int) string) ([]Cert, [][]byte) {
 	b.Helper()
 	specs := make([]Cert, count)
 	leaves := make([][]byte, count)
