@@ -20,12 +20,24 @@ const HTTP01Prefix = "/.well-known/acme-challenge/"
 // its token, which the CA makes unique per challenge (a token also fixes
 // its key authorization), and held by the owners that presented it (see
 // WithOwner).
+//
+// A token it did not present itself (another process or cluster node
+// runs the order) is looked up in the storage through an AnswerIndex, so
+// requests for made-up tokens cost the storage at most one listing per
+// LookupInterval, however many arrive.
 type HTTP01 struct {
 	store *certstore.Store
+	index *certstore.AnswerIndex
 	log   *slog.Logger
 	mu    sync.RWMutex
 	mem   map[string]*httpAnswer // token -> answer presented here
 }
+
+// LookupInterval is the shortest time between two listings of the
+// stored answers that the solvers make to find an answer presented by
+// another process. A lookup waits for the next listing: at most about
+// this long plus one List.
+const LookupInterval = 100 * time.Millisecond
 
 // httpAnswer is an answer presented by this process.
 type httpAnswer struct {
@@ -38,7 +50,7 @@ func NewHTTP01(store *certstore.Store, log *slog.Logger) *HTTP01 {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &HTTP01{store: store, log: log, mem: make(map[string]*httpAnswer)}
+	return &HTTP01{store: store, index: store.HTTP01Index(LookupInterval, log), log: log, mem: make(map[string]*httpAnswer)}
 }
 
 // Present stores the answer to ch for the owner of ctx.
@@ -75,13 +87,17 @@ func (h *HTTP01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 	return nil
 }
 
-// answer returns the key authorization for tok, from memory or storage.
+// answer returns the key authorization for tok, from memory or, if the
+// index says one is stored, from storage.
 func (h *HTTP01) answer(ctx context.Context, tok string) (string, bool) {
 	h.mu.RLock()
 	a := h.mem[tok]
 	h.mu.RUnlock()
 	if a != nil {
 		return a.keyAuth, true
+	}
+	if ok, err := h.index.Has(ctx, tok); !ok || err != nil {
+		return "", false // a failed listing is logged by the index
 	}
 	ka, err := h.store.LoadHTTP01(ctx, tok)
 	if err != nil {

@@ -11,6 +11,7 @@ import (
 	"crypto/x509/pkix"
 	"encoding/asn1"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"math/big"
 	"net"
@@ -38,8 +39,13 @@ var idPeAcmeIdentifier = asn1.ObjectIdentifier{1, 3, 6, 1, 5, 5, 7, 1, 31}
 // one identifier only one can be served: Certificate serves the one
 // presented last, and Exclusive lets the issuance flow validate one
 // identifier at a time, across every process sharing the storage.
+//
+// Answers are looked up in the storage through an AnswerIndex, so a flood
+// of acme-tls/1 handshakes costs the storage at most one listing per
+// LookupInterval while no answer is pending for the name.
 type TLSALPN01 struct {
 	store *certstore.Store
+	index *certstore.AnswerIndex
 	log   *slog.Logger
 	mu    sync.Mutex
 	mem   map[alpnKey]*alpnAnswer // presented here
@@ -60,7 +66,7 @@ func NewTLSALPN01(store *certstore.Store, log *slog.Logger) *TLSALPN01 {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &TLSALPN01{store: store, log: log, mem: make(map[alpnKey]*alpnAnswer)}
+	return &TLSALPN01{store: store, index: store.TLSALPN01Index(LookupInterval, log), log: log, mem: make(map[alpnKey]*alpnAnswer)}
 }
 
 // Present stores the answer to ch for the owner of ctx and prepares its
@@ -119,7 +125,7 @@ func (s *TLSALPN01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error 
 // holds the identifier's lock (see Exclusive). Only if the storage cannot
 // be read does it serve what this process presented last.
 func (s *TLSALPN01) Certificate(ctx context.Context, identifier string) (*tls.Certificate, error) {
-	a, err := s.store.LoadTLSALPN01(ctx, identifier)
+	a, err := s.stored(ctx, identifier)
 	switch {
 	case err == nil:
 		s.mu.Lock()
@@ -136,6 +142,19 @@ func (s *TLSALPN01) Certificate(ctx context.Context, identifier string) (*tls.Ce
 		}
 	}
 	return nil, fmt.Errorf("tls-alpn-01: no challenge pending for %q", identifier)
+}
+
+// stored returns the answer for identifier presented last by any
+// process, read only when the index says one is stored.
+func (s *TLSALPN01) stored(ctx context.Context, identifier string) (certstore.Answer, error) {
+	has, err := s.index.Has(ctx, identifier)
+	if err != nil {
+		return certstore.Answer{}, err
+	}
+	if !has {
+		return certstore.Answer{}, fmt.Errorf("tls-alpn-01 for %s: no answer stored: %w", identifier, fs.ErrNotExist)
+	}
+	return s.store.LoadTLSALPN01(ctx, identifier)
 }
 
 // newest returns the answer for identifier presented here last, or nil.
