@@ -72,6 +72,8 @@ type Manager struct {
 	wake      chan struct{}
 	ariSlot   time.Time // the last renewal information check slot handed out after loading
 	changeSeq int64     // the last certificate change seen in storage (watch)
+
+	health storageHealth // whether the storage answers (storagehealth.go)
 }
 
 // New checks cfg, opens the storage and its key-encryption key, and
@@ -127,7 +129,7 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		entries: make(map[string]*entry),
 		wake:    make(chan struct{}, 1),
 	}
-	if ch, err := store.LoadChanges(ctx); err == nil {
+	if ch, ok := m.checkStorage(ctx); ok {
 		m.changeSeq = ch.Seq
 	}
 	if cfg.DNSProvider != nil {

@@ -17,7 +17,16 @@ import (
 // maintain does what e needs now (pick up a certificate another process
 // stored, ask the CA for renewal information, renew) and returns when e
 // next needs attention.
+//
+// While the storage is unreachable it does nothing but warn of expiry:
+// the certificate in service stays in service, and the pass is made again
+// when the storage is back (checkStorage). An attempt that fails while
+// the storage is unreachable is not counted as failed either.
 func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
+	if m.health.wait(e.id) {
+		m.noticeExpiry(ctx, e)
+		return time.Now().Add(m.cfg.StoragePoll)
+	}
 	m.refresh(ctx, e)
 	m.checkARI(ctx, e)
 	m.noticeExpiry(ctx, e)
@@ -27,6 +36,11 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	if err := m.obtain(ctx, e, obtainOptions{}); err != nil {
 		if ctx.Err() != nil {
 			return time.Now()
+		}
+		if _, ok := m.checkStorage(ctx); !ok && m.health.wait(e.id) {
+			m.log.Warn("certificate attempt stopped with the storage unreachable: it resumes when the storage is back",
+				"cert", e.id, "names", e.site.names, "error", err)
+			return time.Now().Add(m.cfg.StoragePoll)
 		}
 		next := m.fail(e, err)
 		m.noticeExpiry(ctx, e)

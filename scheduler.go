@@ -4,8 +4,6 @@ import (
 	"context"
 	"sync"
 	"time"
-
-	"github.com/tlspilot/tlspilot/internal/certstore"
 )
 
 // Run renews certificates until ctx ends. One timer heap keyed by each
@@ -65,36 +63,63 @@ func (m *Manager) Run(ctx context.Context) error {
 	}
 }
 
-// watch puts in service, every Config.StoragePoll, the certificates that
-// other processes sharing the storage stored, as the changes record lists
-// them (all managed certificates when it lost track).
+// watch puts in service the certificates that other processes sharing
+// the storage stored, as the changes record lists them (all managed
+// certificates when it lost track). It reads the record at once when the
+// storage tells of a change (storage.Watcher: a cluster node's renewal
+// is served everywhere within milliseconds), and every
+// Config.StoragePoll as the fallback for a missed notification. Each
+// read also checks the storage (checkStorage); while it fails, the next
+// comes after one second, doubling up to StoragePoll.
 func (m *Manager) watch(ctx context.Context) {
-	t := time.NewTicker(m.cfg.StoragePoll)
+	told := m.store.WatchChanges(ctx) // nil: never ready, polling alone
+	t := time.NewTimer(m.cfg.StoragePoll)
 	defer t.Stop()
+	var retry time.Duration
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case _, ok := <-told:
+			if !ok {
+				told = nil
+				continue
+			}
 		case <-t.C:
 		}
-		ch, err := m.store.LoadChanges(ctx)
-		if err != nil {
-			if !certstore.IsNotExist(err) && ctx.Err() == nil {
-				m.log.Warn("read certificate changes", "error", err)
-			}
-			continue
+		next := m.cfg.StoragePoll
+		if m.catchUp(ctx) {
+			retry = 0
+		} else {
+			retry = storageRetry(retry, m.cfg.StoragePoll)
+			next = retry
 		}
-		m.mu.Lock()
-		seen := m.changeSeq
-		m.changeSeq = ch.Seq
-		m.mu.Unlock()
-		ids, complete := ch.Since(seen)
-		for _, e := range m.changed(ids, complete) {
-			if m.refresh(ctx, e) {
-				m.reschedule(e, m.plan(ctx, e, false))
-			}
+		t.Reset(next)
+	}
+}
+
+// catchUp reads the changes record and puts in service the certificates
+// changed since it was last read. It reports whether the storage
+// answered.
+func (m *Manager) catchUp(ctx context.Context) bool {
+	ch, ok := m.checkStorage(ctx)
+	if !ok {
+		return false
+	}
+	if ch.Seq == 0 { // no record yet
+		return true
+	}
+	m.mu.Lock()
+	seen := m.changeSeq
+	m.changeSeq = ch.Seq
+	m.mu.Unlock()
+	ids, complete := ch.Since(seen)
+	for _, e := range m.changed(ids, complete) {
+		if m.refresh(ctx, e) {
+			m.reschedule(e, m.plan(ctx, e, false))
 		}
 	}
+	return true
 }
 
 // changed returns the managed entries with the given ids, or all of them

@@ -109,6 +109,10 @@ type StatusReport struct {
 	// Error says what could not be read, for UNKNOWN.
 	Error   string         `json:"error,omitempty"`
 	Account *AccountStatus `json:"account,omitempty"`
+	// Storage says whether the storage answers, in the report of a
+	// running Manager (serve's admin listener); absent from `tlspilot
+	// status`, which reads the storage itself.
+	Storage *StorageStatus `json:"storage,omitempty"`
 	// Certificates are sorted by urgency: state, then expiry.
 	Certificates []CertStatus `json:"certificates"`
 }
@@ -226,9 +230,17 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 	for _, c := range certs {
 		managed[c.ID] = true
 	}
+	storage := m.StorageStatus()
 	ids, err := m.store.ListCerts(ctx)
 	if err != nil {
-		return UnknownReport(now, err)
+		// The certificates in service are still reported, from memory.
+		r := NewStatusReport(now, certs, nil)
+		r.Status, r.ExitCode, r.Error = exitNames[ExitUnknown], ExitUnknown, err.Error()
+		if storage.Up {
+			storage = StorageStatus{Since: now, Checked: now, Error: err.Error()}
+		}
+		r.Storage = &storage
+		return r
 	}
 	for _, id := range ids {
 		if !managed[id] {
@@ -236,7 +248,9 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 		}
 	}
 	acct := m.AccountStatus(ctx)
-	return NewStatusReport(now, certs, &acct)
+	r := NewStatusReport(now, certs, &acct)
+	r.Storage = &storage
+	return r
 }
 
 // storedStatus reports the state of certificate id from storage alone,

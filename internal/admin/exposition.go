@@ -49,6 +49,7 @@ func (e *exposition) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		e.log.Warn("admin: /metrics", "error", err)
 	}
 	mfs = append(mfs, e.certs.gather()...)
+	mfs = append(mfs, storageFamilies(e.certs.src)...)
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)

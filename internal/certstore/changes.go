@@ -80,3 +80,15 @@ func (ch Changes) Since(seq int64) (ids []string, complete bool) {
 	}
 	return ids, true
 }
+
+// WatchChanges returns a channel told soon after the changes record may
+// have changed, or when changes may have gone unnoticed (see
+// storage.Watcher); nil if the storage cannot tell, and then callers
+// poll LoadChanges. It is closed when ctx ends.
+func (st *Store) WatchChanges(ctx context.Context) <-chan struct{} {
+	w, ok := st.s.(storage.Watcher)
+	if !ok {
+		return nil
+	}
+	return w.Watch(ctx, changesKey)
+}
