@@ -314,11 +314,14 @@ func BenchmarkMemoryPerCert(b *testing.B) {
 }
 
 // BenchmarkStartup10k measures New plus ManageCerts over 10,000 stored
-// certificates, until all of them are in service; cpu-ms/op is the CPU
-// time this process used meanwhile (Linux only, see procCPU).
+// certificates, until all of them are in service, as a restart: the
+// first start, which also stores each certificate's renewal time, is
+// made before timing (firstStart). cpu-ms/op is the CPU time this process
+// used meanwhile (Linux only, see procCPU).
 func BenchmarkStartup10k(b *testing.B) {
 	fx := newFixture(b)
 	specs, _ := fx.addCerts(b, benchCerts, siteName)
+	firstStart(b, fx, specs)
 	var cpu time.Duration
 	for b.Loop() {
 		cpu0 := procCPU("self")
@@ -333,6 +336,17 @@ func BenchmarkStartup10k(b *testing.B) {
 	}
 	b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/op")
 	b.ReportMetric(cpu.Seconds()*1000/float64(b.N), "cpu-ms/op")
+}
+
+// firstStart starts a Manager over fx once, untimed, so that the
+// renewal state of every certificate is stored: each first start after
+// a certificate was stored writes it (the renewal time drawn in its
+// window), and later starts only read it.
+func firstStart(b *testing.B, fx *fixture, specs []Cert) {
+	b.Helper()
+	if err := newBenchManager(b, fx).ManageCerts(b.Context(), specs...); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // issue100Env makes TestIssue100Helper run when set to
