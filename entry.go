@@ -181,6 +181,20 @@ func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 	return due
 }
 
+// needsOrder reports whether e needs a new certificate at now: none in
+// service, one from another CA than the configured one, or one whose
+// renewal time has come. Unlike dueLocked it leaves out renewal
+// information checks, expiry notices and retry times: it is the question
+// asked again under the issue lock, before ordering.
+func (e *entry) needsOrder(now time.Time, rnd renewal.Rand) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur.Load() == nil || e.ca != "" && e.meta.ca != "" && e.meta.ca != e.ca {
+		return true
+	}
+	return !e.renewAtLocked(rnd).After(now)
+}
+
 // expiryNotice returns the notice to send about e's certificate at now,
 // if one is due, and records it as sent: "expired" once per certificate;
 // "expiring" inside the warning window while renewal keeps failing, at

@@ -132,7 +132,13 @@ func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) erro
 		case <-ctx.Done():
 		}
 	}()
-	if m.refresh(ctx, e) && !opts.force && m.plan(ctx, e, false).After(time.Now()) {
+	// The question asked again under the lock is whether the certificate
+	// in service, maybe one that another process stored while this one
+	// waited (put in service by refresh now, or by watch before), still
+	// needs replacing. Asking only whether refresh found a newer one would
+	// order again when watch had already put it in service.
+	m.refresh(ctx, e)
+	if !opts.force && !e.needsOrder(time.Now(), jitter) {
 		return nil
 	}
 	req, renewing := m.request(ctx, e)

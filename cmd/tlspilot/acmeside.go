@@ -111,4 +111,16 @@ func (a *acmeSide) Report(ctx context.Context) tlspilot.StatusReport {
 	return tlspilot.NewStatusReport(time.Now(), []tlspilot.CertStatus{}, nil)
 }
 
-var _ admin.Source = (*acmeSide)(nil)
+// StorageStatus is the Manager's (admin.StorageSource); the zero value,
+// reported as nothing, without one: no storage is open.
+func (a *acmeSide) StorageStatus() tlspilot.StorageStatus {
+	if m := a.m.Load(); m != nil {
+		return m.StorageStatus()
+	}
+	return tlspilot.StorageStatus{}
+}
+
+var (
+	_ admin.Source        = (*acmeSide)(nil)
+	_ admin.StorageSource = (*acmeSide)(nil)
+)

@@ -13,7 +13,8 @@ type StorageSource interface {
 	StorageStatus() tlspilot.StorageStatus
 }
 
-// storageFamilies reports, when src is a StorageSource,
+// storageFamilies reports, when src is a StorageSource that checked its
+// storage (a zero Checked means none is open),
 //
 //	tlspilot_storage_up                 1 if the last check of the storage succeeded, else 0
 //	tlspilot_storage_last_check_seconds when it was last checked (Unix time)
@@ -23,6 +24,9 @@ func storageFamilies(src Source) []*dto.MetricFamily {
 		return nil
 	}
 	st := ss.StorageStatus()
+	if st.Checked.IsZero() {
+		return nil
+	}
 	up := family("tlspilot_storage_up",
 		"1 if the storage (a directory or PostgreSQL) answered its last check, 0 if not: certificates are then served from memory and renewals wait.", 1)
 	v := 0.0
