@@ -11,22 +11,28 @@ import (
 	"github.com/tlspilot/tlspilot/internal/server"
 )
 
-// adminListener is serve's admin listener (admin_listen) and the metrics
-// it reports. The zero value, for admin_listen = "off", does nothing.
+// adminListener is an admin listener (serve's admin_listen, the certs
+// daemon's certs_admin_listen) and the metrics it reports. The zero value, for admin_listen = "off", does nothing.
 type adminListener struct {
 	l       net.Listener
 	metrics *admin.Metrics
 }
 
-// bindAdmin opens the admin listener, reporting a failure at the config
-// line of admin_listen.
+// bindAdmin opens serve's admin listener, reporting a failure at the
+// config line of admin_listen.
 func bindAdmin(cfg *config.Config) (*adminListener, error) {
-	if cfg.AdminListen == config.AdminOff {
+	return bindAdminAt(cfg, "admin_listen", cfg.AdminListen)
+}
+
+// bindAdminAt opens an admin listener on addr, written at key
+// (admin_listen for serve, certs_admin_listen for certs).
+func bindAdminAt(cfg *config.Config, key, addr string) (*adminListener, error) {
+	if addr == config.AdminOff {
 		return &adminListener{}, nil
 	}
-	l, err := net.Listen("tcp", cfg.AdminListen)
+	l, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, cfg.Errorf("admin_listen", "cannot listen on %s: %v", cfg.AdminListen, unwrapOp(err))
+		return nil, cfg.Errorf(key, "cannot listen on %s: %v", addr, unwrapOp(err))
 	}
 	return &adminListener{l: l, metrics: admin.NewMetrics()}, nil
 }

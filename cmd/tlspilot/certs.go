@@ -21,8 +21,10 @@ PEM files (atomically, only when they change) and runs their reload.
 Same storage, account, locks, status and notifications as serve.
 
 As a daemon (default) it renews on schedule, deploys each new certificate
-at once, takes up certificates stored by "tlspilot renew" within 15 s, and
-retries a failed deploy or reload with backoff (10 s up to 1 h).
+at once, takes up certificates stored by "tlspilot renew" within 15 s,
+retries a failed deploy or reload with backoff (10 s up to 1 h), and
+answers health, status and metrics on certs_admin_listen (by default
+admin_listen when the file has no [[site]], else off).
 
 With --once (cron, systemd timer) it renews what is due (no request to the
 CA when nothing is), deploys, retries a deploy or reload that failed
@@ -53,7 +55,7 @@ func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return tlspilot.ExitUnknown
 	}
 	defer lg.close()
-	k, err := startKeeper(ctx, cfg, lg.log)
+	k, err := startKeeper(ctx, cfg, lg.log, !*once)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return tlspilot.ExitUnknown
@@ -66,17 +68,20 @@ func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 }
 
 // keeper is a running `tlspilot certs`: the Manager of the config's
-// [[certificate]] tables with their deployers, and the notify hooks.
+// [[certificate]] tables with their deployers, the notify hooks, and the
+// daemon's admin listener.
 type keeper struct {
 	cfg  *config.Config
 	log  *slog.Logger
 	m    *tlspilot.Manager
 	ntf  *hooks
+	adm  *adminListener
 	stop func()
 }
 
-// startKeeper builds the Manager of cfg's certificates.
-func startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger) (*keeper, error) {
+// startKeeper builds the Manager of cfg's certificates; a daemon also
+// opens the admin listener of certs_admin_listen.
+func startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger, daemon bool) (*keeper, error) {
 	if len(cfg.Certificates) == 0 {
 		return nil, cfg.Errorf("certificate", "no [[certificate]] table: nothing for certs to keep")
 	}
@@ -96,19 +101,31 @@ func startKeeper(ctx context.Context, cfg *config.Config, log *slog.Logger) (*ke
 		return nil, err
 	}
 	ntf.configure(&mcfg)
+	adm := &adminListener{}
+	if daemon {
+		if adm, err = bindAdminAt(cfg, "certs_admin_listen", cfg.CertsAdminListen); err != nil {
+			ntf.close(log)
+			return nil, err
+		}
+		adm.configure(&mcfg)
+	}
 	m, err := tlspilot.New(ctx, mcfg)
 	if err != nil {
+		adm.close()
+		ntf.close(log)
 		return nil, newError(cfg, err)
 	}
 	if err := m.ManageCerts(ctx, certs...); err != nil {
+		adm.close()
+		ntf.close(log)
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	stop := func() {}
 	if needsListeners(cfg) {
 		stop = answerChallenges(m, cfg, log)
 	}
-	k := &keeper{cfg: cfg, log: log, m: m, ntf: ntf}
-	k.stop = func() { stop(); ntf.close(log) }
+	k := &keeper{cfg: cfg, log: log, m: m, ntf: ntf, adm: adm}
+	k.stop = func() { stop(); adm.close(); ntf.close(log) }
 	return k, nil
 }
 
@@ -136,7 +153,9 @@ func (k *keeper) once(ctx context.Context, stdout io.Writer) int {
 // daemon renews and deploys until ctx ends. SIGHUP does not reload the
 // config (a restart does): it is logged instead of ending the process.
 func (k *keeper) daemon(ctx context.Context) int {
-	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates))
+	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates),
+		"admin", k.adm.addr())
+	go k.adm.serve(ctx, k.m, k.log)
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)

@@ -526,6 +526,7 @@ func TestCertsDaemonNginx(t *testing.T) {
 	waitCount(t, log, "certificate deployed", 1)
 	c, _ := deployed(t, conf)
 	ng.waitSerial("nginx.example.test", c.Serial, ce.roots)
+	checkCertsAdmin(t, ce.admin, c)
 
 	stop, served, failed := load(t, ng, ce.roots)
 	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf); code != 0 {
@@ -579,5 +580,22 @@ pidfile = "/run/nginx.pid"
 	if o.Privkey != filepath.Join(dir, "privkey.rsa2048.pem") || o.Fullchain != filepath.Join(dir, "fullchain.rsa2048.pem") ||
 		o.Mode != 0o640 || o.Signal != syscall.SIGHUP || o.PIDFile != "/run/nginx.pid" {
 		t.Errorf("options: %+v", o)
+	}
+}
+
+// checkCertsAdmin: the certs daemon of a file without sites answers on
+// admin_listen (certs_admin_listen's default) with the status and
+// metrics of the certificate c it keeps.
+func checkCertsAdmin(t *testing.T, addr string, c tlspilot.CertStatus) {
+	t.Helper()
+	code, body, _ := get(t, http.DefaultClient, "http://"+addr+"/status")
+	if code != http.StatusOK || !strings.Contains(body, `"serial": "`+c.Serial+`"`) && !strings.Contains(body, `"serial":"`+c.Serial+`"`) {
+		t.Errorf("certs admin GET /status: %d, want 200 with serial %s:\n%s", code, c.Serial, body)
+	}
+	code, body, _ = get(t, http.DefaultClient, "http://"+addr+"/metrics")
+	for _, want := range []string{`tlspilot_certificates{state="valid"} 1`, `tlspilot_certificate_not_after_seconds{cert="` + c.ID + `"`, `tlspilot_renewals_total{result="success"} 1`} {
+		if code != http.StatusOK || !strings.Contains(body, want) {
+			t.Errorf("certs admin GET /metrics: %d, want a line with %s", code, want)
+		}
 	}
 }

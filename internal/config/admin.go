@@ -12,24 +12,48 @@ const DefaultAdminListen = "127.0.0.1:2019"
 // AdminOff is the "admin_listen" value that disables the admin listener.
 const AdminOff = "off"
 
-// admin decodes "admin_listen" and "admin_allow_remote". The admin
-// listener answers without authentication (status, metrics, profiles), so
-// an address that is not loopback is refused unless admin_allow_remote
-// says it is meant.
+// admin decodes "admin_listen", "certs_admin_listen" and
+// "admin_allow_remote". The admin listener answers without
+// authentication (status, metrics, profiles), so an address that is not
+// loopback is refused unless admin_allow_remote says it is meant.
 func (d *decoder) admin(t *table, c *Config) {
 	c.AdminListen = DefaultAdminListen
 	t.flag("admin_allow_remote", &c.AdminAllowRemote)
-	if !t.str("admin_listen", &c.AdminListen) || c.AdminListen == AdminOff {
+	if t.str("admin_listen", &c.AdminListen) {
+		d.adminAddr("admin_listen", c.AdminListen, c.AdminAllowRemote)
+	}
+	if t.str("certs_admin_listen", &c.CertsAdminListen) {
+		d.adminAddr("certs_admin_listen", c.CertsAdminListen, c.AdminAllowRemote)
+	}
+}
+
+// certsAdminDefault fills in "certs_admin_listen" once the sites are
+// known: admin_listen for a file without [[site]] tables (only certs runs
+// from it), else off, since serve runs from the same file and holds
+// admin_listen.
+func certsAdminDefault(c *Config) {
+	if c.CertsAdminListen != "" {
+		return
+	}
+	c.CertsAdminListen = AdminOff
+	if len(c.Sites) == 0 {
+		c.CertsAdminListen = c.AdminListen
+	}
+}
+
+// adminAddr checks an admin listener's address written at key.
+func (d *decoder) adminAddr(key, addr string, allowRemote bool) {
+	if addr == AdminOff {
 		return
 	}
 	n := len(d.errs)
-	d.listen("admin_listen", c.AdminListen)
-	if len(d.errs) > n || c.AdminAllowRemote || isLoopback(c.AdminListen) {
+	d.listen(key, addr)
+	if len(d.errs) > n || allowRemote || isLoopback(addr) {
 		return
 	}
-	d.errorf("admin_listen", "%q is not a loopback address, and the admin listener answers anyone who reaches it "+
+	d.errorf(key, "%q is not a loopback address, and the admin listener answers anyone who reaches it "+
 		"(status, metrics, profiles) without authentication: listen on 127.0.0.1 or [::1], "+
-		"or set admin_allow_remote = true if that is meant (behind a firewall or a proxy that authenticates)", c.AdminListen)
+		"or set admin_allow_remote = true if that is meant (behind a firewall or a proxy that authenticates)", addr)
 }
 
 // isLoopback reports whether the host of a host:port address is

@@ -71,3 +71,38 @@ func TestAdminListenBindError(t *testing.T) {
 		t.Errorf("got %q, want %q", got, want)
 	}
 }
+
+// TestCertsAdminListen checks certs_admin_listen: admin_listen for a
+// file with no sites (only certs runs from it), off when serve runs from
+// the same file, an address of its own, and the loopback rule.
+func TestCertsAdminListen(t *testing.T) {
+	f := newFixture(t)
+	site := "\n[[site]]\nnames = \"example.com\"\n"
+	accepted := []struct{ name, config, want string }{
+		{"no sites: admin_listen", ``, DefaultAdminListen},
+		{"no sites: admin_listen written", `admin_listen = "127.0.0.1:9100"`, "127.0.0.1:9100"},
+		{"no sites: admin off", `admin_listen = "off"`, AdminOff},
+		{"sites: off", site, AdminOff},
+		{"sites: its own", `certs_admin_listen = "127.0.0.1:2020"` + site, "127.0.0.1:2020"},
+		{"remote allowed", "admin_allow_remote = true\ncerts_admin_listen = \"0.0.0.0:2020\"", "0.0.0.0:2020"},
+	}
+	for _, tt := range accepted {
+		t.Run(tt.name, func(t *testing.T) {
+			if c := f.mustParse(t, tt.config); c.CertsAdminListen != tt.want {
+				t.Errorf("CertsAdminListen %q, want %q", c.CertsAdminListen, tt.want)
+			}
+		})
+	}
+	for _, tt := range []struct{ name, config, want string }{
+		{"public address", "email = \"ops@example.com\"\ncerts_admin_listen = \"192.0.2.1:2020\"",
+			`tlspilot.toml:2: certs_admin_listen: "192.0.2.1:2020" is not a loopback address`},
+		{"no port", `certs_admin_listen = "127.0.0.1"`, `tlspilot.toml:1: certs_admin_listen: "127.0.0.1": want host:port`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := f.parse(t, tt.config)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("error:\n%v\nwant it to contain:\n%s", err, tt.want)
+			}
+		})
+	}
+}

@@ -93,6 +93,11 @@ type Config struct {
 	// AdminAllowRemote ("admin_allow_remote", default false) is set.
 	AdminListen      string
 	AdminAllowRemote bool
+	// CertsAdminListen is the admin listener of the `tlspilot certs`
+	// daemon ("certs_admin_listen"), or AdminOff. Default: AdminListen
+	// when the file has no [[site]] tables, else AdminOff (serve, run
+	// from the same file, holds AdminListen).
+	CertsAdminListen string
 	// Notify configures the hooks told about certificate events
 	// ("notify_command", "notify_webhook", "notify_webhook_secret_file",
 	// "notify_timeout"); nil when there are none.

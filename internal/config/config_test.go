@@ -121,7 +121,8 @@ func TestFullConfig(t *testing.T) {
 		LogFormat:              "text", // log_format, log_file: friction_test.go
 		LogFile:                "stderr",
 		AdminListen:            DefaultAdminListen, // admin keys: admin_test.go
-		WarnWindow:             tenPercent,         // notify keys and warn_window: notify_test.go
+		CertsAdminListen:       AdminOff,
+		WarnWindow:             tenPercent, // notify keys and warn_window: notify_test.go
 		KeyTypes:               []string{"ecdsa-p384", "rsa2048"},
 		Challenge:              "tls-alpn-01",
 		TLSProfile:             "intermediate", // tls_profile, max_connections, trusted_proxies: limits_test.go
@@ -193,20 +194,21 @@ names = ["example.com"]
 		t.Errorf("Errorf for a default: %v", e)
 	}
 	want := &Config{
-		pos:         c.pos,
-		File:        filepath.Join(f.dir, "tlspilot.toml"),
-		CA:          tlspilot.LetsEncrypt,
-		HTTPListen:  ":80",
-		HTTPSListen: ":443",
-		AccessLog:   "stdout",
-		LogLevel:    "info",
-		LogFormat:   "text",
-		LogFile:     "stderr",
-		AdminListen: "127.0.0.1:2019",
-		WarnWindow:  tenPercent,
-		KeyTypes:    []string{"ecdsa-p256"},
-		Challenge:   "http-01",
-		TLSProfile:  "intermediate",
+		pos:              c.pos,
+		File:             filepath.Join(f.dir, "tlspilot.toml"),
+		CA:               tlspilot.LetsEncrypt,
+		HTTPListen:       ":80",
+		HTTPSListen:      ":443",
+		AccessLog:        "stdout",
+		LogLevel:         "info",
+		LogFormat:        "text",
+		LogFile:          "stderr",
+		AdminListen:      "127.0.0.1:2019",
+		CertsAdminListen: AdminOff,
+		WarnWindow:       tenPercent,
+		KeyTypes:         []string{"ecdsa-p256"},
+		Challenge:        "http-01",
+		TLSProfile:       "intermediate",
 		Sites: []Site{{
 			Line:         1,
 			Names:        []string{"example.com"},

@@ -62,6 +62,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 		c.Certificates = append(c.Certificates, d.certificate(ct, c, written))
 	}
 	t.done()
+	certsAdminDefault(c)
 	if c.Challenge == tlspilot.DNS01 && c.DNS == nil {
 		d.errorf("challenge", "dns-01 needs a [dns] table")
 	}
