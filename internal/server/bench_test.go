@@ -112,13 +112,22 @@ func BenchmarkGetCertificate(b *testing.B) {
 
 // BenchmarkStaticSmallHTTP1 is the same file over real HTTPS keep-alive
 // connections on loopback (client allocations included).
-func BenchmarkStaticSmallHTTP1(b *testing.B) {
+func BenchmarkStaticSmallHTTP1(b *testing.B) { benchStaticOverTLS(b, false) }
+
+// BenchmarkStaticSmallHTTP2 is BenchmarkStaticSmallHTTP1 over one HTTP/2
+// connection with concurrent streams.
+func BenchmarkStaticSmallHTTP2(b *testing.B) { benchStaticOverTLS(b, true) }
+
+func benchStaticOverTLS(b *testing.B, h2 bool) {
 	root := filepath.Join(b.TempDir(), "www")
 	writeFile(b, filepath.Join(root, "small.txt"), strings.Repeat("x", 1024))
 	c := newTestCert(b, "a.test")
 	ts := startServer(b, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
-	cl := ts.client(b, false)
+	cl := ts.client(b, h2)
 	cl.Transport.(*http.Transport).MaxIdleConnsPerHost = 64
+	if h2 {
+		b.SetParallelism(8) // 16 streams on 2 cores
+	}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
