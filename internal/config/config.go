@@ -127,6 +127,14 @@ type Config struct {
 	// descriptor limit. Restart only.
 	MaxConnections int
 
+	// IssuerListen is where the fleet issuer's API listens
+	// ("issuer_listen": host:port), empty when this host is no issuer;
+	// IssuerNames are the names or IP addresses agents reach it by
+	// ("issuer_names"), normalised, which its server certificate covers.
+	// Both or neither.
+	IssuerListen string
+	IssuerNames  []string
+
 	// Sites are the [[site]] tables in file order.
 	Sites []Site
 	// Certificates are the [[certificate]] tables in file order: the

@@ -38,6 +38,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	d.admin(t, c)
 	d.notify(t, c)
 	d.warnWindow(t, c)
+	d.issuer(t, c)
 	if paths, ok := t.strings("key_type", &c.KeyTypes); ok {
 		c.KeyTypes = d.keyTypes(t.key("key_type"), paths, c.KeyTypes)
 	}
