@@ -367,7 +367,7 @@ func (c *cluster) killHolder(names []string) {
 	}
 	c.gate.open()
 	const lease = 30 * time.Second
-	deadline := killed.Add(lease + 30*time.Second)
+	deadline := killed.Add(lease + 15*time.Second)
 	for {
 		if _, missing := c.served(others, []string{late}); missing == "" {
 			break
