@@ -91,6 +91,11 @@ func runInit(ctx context.Context, cf initFlags, stdout, stderr io.Writer) error 
 	if err := initKeys(ctx, cfg, dir, stdout, stderr); err != nil {
 		return err
 	}
+	if cfg.IsIssuer() {
+		if err := initFleetCA(ctx, cfg, stdout); err != nil {
+			return err
+		}
+	}
 	steps := layout(cfg, dir)
 	if owner == nil {
 		warnHandedOver(stdout, cfg, dir)
