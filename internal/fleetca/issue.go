@@ -52,10 +52,7 @@ func (ca *CA) IssueClient(csr *x509.CertificateRequest, host string, ttl time.Du
 	if err := CheckHost(host); err != nil {
 		return nil, fmt.Errorf("fleet CA: client certificate: %w", err)
 	}
-	if err := csr.CheckSignature(); err != nil {
-		return nil, fmt.Errorf("fleet CA: client certificate for %s: CSR signature: %w", host, err)
-	}
-	if err := checkKey(csr.PublicKey); err != nil {
+	if err := CheckCSR(csr); err != nil {
 		return nil, fmt.Errorf("fleet CA: client certificate for %s: %w", host, err)
 	}
 	if ttl <= 0 {
@@ -65,6 +62,17 @@ func (ca *CA) IssueClient(csr *x509.CertificateRequest, host string, ttl time.Du
 	tmpl.Subject = pkix.Name{CommonName: host}
 	tmpl.DNSNames = []string{host}
 	return ca.sign(tmpl, csr.PublicKey)
+}
+
+// CheckCSR checks what IssueClient checks of a CSR: its signature, and
+// a key of a type tlspilot makes (else the error wraps ErrWeakKey). The
+// issuer checks a CSR before it uses up the enrolment token that came
+// with it.
+func CheckCSR(csr *x509.CertificateRequest) error {
+	if err := csr.CheckSignature(); err != nil {
+		return fmt.Errorf("CSR signature: %w", err)
+	}
+	return checkKey(csr.PublicKey)
 }
 
 // leaf is the template shared by server and client certificates: a

@@ -1,0 +1,195 @@
+package fleet
+
+import (
+	"bytes"
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+// identityKey is the record of an agent's own key and client
+// certificate in the agent's storage; its sealed key is bound to it.
+const identityKey = "agent/identity"
+
+// Identity is an agent's key and the client certificate the issuer gave
+// it. The key never leaves the agent.
+type Identity struct {
+	Host        string
+	Key         crypto.Signer
+	Certificate *x509.Certificate
+}
+
+// TLSCertificate returns the identity as a TLS client certificate.
+func (id *Identity) TLSCertificate() tls.Certificate {
+	return tls.Certificate{Certificate: [][]byte{id.Certificate.Raw}, PrivateKey: id.Key, Leaf: id.Certificate}
+}
+
+// Client talks to the issuer's API from an agent.
+type Client struct {
+	base *url.URL
+	http *http.Client
+}
+
+// ClientOptions configures a Client.
+type ClientOptions struct {
+	// Issuer is the issuer's base URL ("issuer" in the agent's config):
+	// https only.
+	Issuer string
+	// Roots holds the fleet CA ("issuer_ca"): the only root trusted for
+	// the issuer.
+	Roots *x509.CertPool
+	// Identity is the client certificate to present; nil to enrol.
+	Identity *Identity
+}
+
+// NewClient checks opts and returns a Client.
+func NewClient(opts ClientOptions) (*Client, error) {
+	u, err := url.Parse(opts.Issuer)
+	if err != nil || u.Scheme != "https" || u.Host == "" {
+		return nil, fmt.Errorf("fleet: issuer %q: want an https:// URL", opts.Issuer)
+	}
+	if opts.Roots == nil {
+		return nil, errors.New("fleet: the fleet CA certificate (issuer_ca) is required")
+	}
+	tc := &tls.Config{MinVersion: tls.VersionTLS13, RootCAs: opts.Roots}
+	if opts.Identity != nil {
+		tc.Certificates = []tls.Certificate{opts.Identity.TLSCertificate()}
+	}
+	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 15 * time.Second}
+	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
+}
+
+// Enroll makes a new key, sends a CSR for it with token and returns the
+// identity the issuer's answer completes. Only the CSR leaves the agent.
+func (c *Client) Enroll(ctx context.Context, token string) (*Identity, error) {
+	key, err := keys.Generate(keys.ECDSAP256)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: enrol: %w", err)
+	}
+	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "tlspilot agent"}}, key)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: enrol: CSR: %w", err)
+	}
+	var resp EnrollResponse
+	if err := c.do(ctx, http.MethodPost, PathEnroll, EnrollRequest{Token: strings.TrimSpace(token), CSR: csr}, &resp); err != nil {
+		return nil, fmt.Errorf("fleet: enrol: %w", err)
+	}
+	cert, err := parseCertificate(resp.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: enrol: the issuer's answer: %w", err)
+	}
+	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !pub.Equal(cert.PublicKey) {
+		return nil, errors.New("fleet: enrol: the issuer's certificate is not for this agent's key")
+	}
+	return &Identity{Host: resp.Host, Key: key, Certificate: cert}, nil
+}
+
+// Agent asks the issuer what it knows of this agent.
+func (c *Client) Agent(ctx context.Context) (*AgentResponse, error) {
+	var resp AgentResponse
+	if err := c.do(ctx, http.MethodGet, PathAgent, nil, &resp); err != nil {
+		return nil, fmt.Errorf("fleet: %w", err)
+	}
+	return &resp, nil
+}
+
+// do sends body (JSON, unless nil) to path and decodes a 200 answer into
+// out; any other answer is an error carrying the issuer's message.
+func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
+	var rd io.Reader
+	if body != nil {
+		b, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		rd = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base.JoinPath(path).String(), rd)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return fmt.Errorf("issuer %s: %w", c.base.Host, err)
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(io.LimitReader(resp.Body, maxBody))
+	if resp.StatusCode != http.StatusOK {
+		var e errorResponse
+		_ = dec.Decode(&e)
+		return fmt.Errorf("issuer %s refused (HTTP %d): %s", c.base.Host, resp.StatusCode, e.Error)
+	}
+	return dec.Decode(out)
+}
+
+// identityRecord is the stored form of an Identity.
+type identityRecord struct {
+	Host        string `json:"host"`
+	Certificate string `json:"certificate"`
+	SealedKey   string `json:"sealed_key"`
+}
+
+// SaveIdentity stores id in the agent's storage, its key sealed.
+func SaveIdentity(ctx context.Context, st storage.Storage, sealer *keys.Sealer, id *Identity) error {
+	sealed, err := sealer.SealKey(id.Key, identityKey)
+	if err != nil {
+		return fmt.Errorf("fleet: save identity: %w", err)
+	}
+	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: id.Certificate.Raw})
+	b, err := json.Marshal(identityRecord{Host: id.Host, Certificate: string(p), SealedKey: string(sealed)})
+	if err != nil {
+		return fmt.Errorf("fleet: save identity: %w", err)
+	}
+	if err := st.Store(ctx, identityKey, b); err != nil {
+		return fmt.Errorf("fleet: save identity: %w", err)
+	}
+	return nil
+}
+
+// LoadIdentity reads the agent's identity; a storage without one gives
+// an error wrapping fs.ErrNotExist.
+func LoadIdentity(ctx context.Context, st storage.Storage, sealer *keys.Sealer) (*Identity, error) {
+	b, err := st.Load(ctx, identityKey)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: load identity (enrol with tlspilot agent enroll): %w", err)
+	}
+	var r identityRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("fleet: decode %s: %w", identityKey, err)
+	}
+	cert, err := parseCertificate(r.Certificate)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %s: %w", identityKey, err)
+	}
+	key, err := sealer.OpenKey([]byte(r.SealedKey), identityKey)
+	if err != nil {
+		return nil, fmt.Errorf("fleet: %s: %w", identityKey, err)
+	}
+	return &Identity{Host: r.Host, Key: key, Certificate: cert}, nil
+}
+
+// parseCertificate parses one PEM certificate.
+func parseCertificate(s string) (*x509.Certificate, error) {
+	block, _ := pem.Decode([]byte(s))
+	if block == nil || block.Type != "CERTIFICATE" {
+		return nil, errors.New("no PEM certificate")
+	}
+	return x509.ParseCertificate(block.Bytes)
+}

@@ -1,0 +1,157 @@
+package fleet
+
+import (
+	"context"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"errors"
+	"net/http"
+
+	"github.com/tlspilot/tlspilot/internal/fleetca"
+)
+
+// maxBody bounds a request body: a CSR and a token fit in far less.
+const maxBody = 64 << 10
+
+// EnrollRequest is the body of a POST to PathEnroll.
+type EnrollRequest struct {
+	// Token is the enrolment token `tlspilot issuer enroll` printed.
+	Token string `json:"token"`
+	// CSR is the agent's certificate request, DER (base64 in JSON). Only
+	// its key is used; its names are ignored.
+	CSR []byte `json:"csr"`
+}
+
+// EnrollResponse is the answer to an enrolment.
+type EnrollResponse struct {
+	// Host is the agent's name, as the issuer knows it.
+	Host string `json:"host"`
+	// Certificate is the client certificate, PEM.
+	Certificate string `json:"certificate"`
+	// Names is the agent's policy: what it may obtain.
+	Names []string `json:"names"`
+}
+
+// AgentResponse answers PathAgent.
+type AgentResponse struct {
+	Host  string   `json:"host"`
+	Names []string `json:"names"`
+}
+
+// errorResponse is the body of every refusal: a message for the agent's
+// operator, never the internal cause.
+type errorResponse struct {
+	Error string `json:"error"`
+}
+
+// Handler returns the API's handler. It expects to be served over the
+// TLS configuration of TLSConfig.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+PathEnroll, s.enroll)
+	mux.Handle("GET "+PathAgent, s.requireAgent(s.agent))
+	mux.Handle("/", s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
+		writeJSON(w, http.StatusNotFound, errorResponse{"no such endpoint"})
+	}))
+	return mux
+}
+
+// agentHandler is a handler for an authenticated agent.
+type agentHandler func(w http.ResponseWriter, r *http.Request, a *Agent)
+
+// requireAgent answers only a request made with a client certificate
+// the issuer accepts, checked again now: a revocation applies to
+// connections already open.
+func (s *Server) requireAgent(h agentHandler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.TLS == nil || len(r.TLS.PeerCertificates) == 0 {
+			writeJSON(w, http.StatusUnauthorized, errorResponse{"a client certificate from the fleet CA is required (tlspilot agent enroll)"})
+			return
+		}
+		a, err := s.opts.Registry.Accept(r.Context(), r.TLS.PeerCertificates[0])
+		if err != nil {
+			s.log.Warn("agent refused", "host", r.TLS.PeerCertificates[0].Subject.CommonName, "path", r.URL.Path, "error", err)
+			writeJSON(w, http.StatusForbidden, errorResponse{publicError(err)})
+			return
+		}
+		h(w, r, a)
+	})
+}
+
+func (s *Server) agent(w http.ResponseWriter, _ *http.Request, a *Agent) {
+	writeJSON(w, http.StatusOK, AgentResponse{Host: a.Host, Names: a.Names})
+}
+
+// enroll turns a token and a CSR into the agent's first client
+// certificate. The CSR is checked before the token is used up.
+func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
+	var req EnrollRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with token and csr"})
+		return
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err == nil {
+		err = fleetca.CheckCSR(csr)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"bad CSR: " + err.Error()})
+		return
+	}
+	a, err := s.opts.Registry.Redeem(r.Context(), req.Token)
+	if err != nil {
+		s.log.Warn("enrolment refused", "remote", r.RemoteAddr, "error", err)
+		writeJSON(w, statusOf(err), errorResponse{publicError(err)})
+		return
+	}
+	resp, err := s.issueClient(r.Context(), a, csr)
+	if err != nil {
+		s.log.Error("enrolment failed", "host", a.Host, "error", err)
+		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
+		return
+	}
+	s.log.Info("agent enrolled", "host", a.Host, "names", a.Names)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// issueClient signs a client certificate for a and lists it in a's
+// record.
+func (s *Server) issueClient(ctx context.Context, a *Agent, csr *x509.CertificateRequest) (*EnrollResponse, error) {
+	c, err := s.opts.CA.IssueClient(csr, a.Host, s.opts.ClientTTL)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.opts.Registry.AddClientCert(ctx, a.Host, c); err != nil {
+		return nil, err
+	}
+	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
+	return &EnrollResponse{Host: a.Host, Certificate: string(p), Names: a.Names}, nil
+}
+
+// publicError is what a caller is told of err: the kind of refusal,
+// without the host or times the internal error holds (an enrolment
+// caller is not yet authenticated).
+func publicError(err error) string {
+	for _, e := range []error{ErrTokenUnknown, ErrTokenUsed, ErrTokenExpired, ErrRevoked, ErrUnknownCert, ErrNoAgent} {
+		if errors.Is(err, e) {
+			return e.Error()
+		}
+	}
+	return "internal error; see the issuer's log"
+}
+
+// statusOf is the HTTP status of a refused enrolment.
+func statusOf(err error) int {
+	if publicError(err) == "internal error; see the issuer's log" {
+		return http.StatusInternalServerError
+	}
+	return http.StatusForbidden
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(v)
+}
