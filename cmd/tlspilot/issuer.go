@@ -12,7 +12,8 @@ import (
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 )
 
-const issuerUsage = `Usage: tlspilot issuer COMMAND --config FILE ...
+const issuerUsage = `Usage: tlspilot issuer --config FILE             run the issuer (its API on issuer_listen)
+       tlspilot issuer COMMAND --config FILE ...
 
 The fleet issuer: one host holds the ACME account and the DNS credentials
 and issues certificates for its agents (docs/fleet.md). Its config has
@@ -43,6 +44,9 @@ func issuerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	case "help", "--help", "-help", "-h":
 		fmt.Fprint(stdout, issuerUsage)
 		return 0
+	}
+	if strings.HasPrefix(args[0], "-") {
+		return issuerServeCmd(ctx, args, stdout, stderr)
 	}
 	fmt.Fprintf(stderr, "tlspilot issuer: unknown command %q\n\n%s", args[0], issuerUsage)
 	return 2

@@ -14,12 +14,13 @@ import (
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
-// issuerEnv is an env whose config makes the host a fleet issuer.
-func issuerEnv(t *testing.T) *env {
+// issuerEnv is an env whose config makes the host a fleet issuer, and
+// the issuer_listen address (a free loopback port).
+func issuerEnv(t *testing.T) (*env, string) {
 	t.Helper()
-	e := newEnv(t)
-	e.config(fmt.Sprintf("issuer_listen = %q\nissuer_names = [\"issuer.example.test\", \"127.0.0.1\"]\n", freeAddr(t)))
-	return e
+	e, addr := newEnv(t), freeAddr(t)
+	e.config(fmt.Sprintf("issuer_listen = %q\nissuer_names = [\"issuer.example.test\", \"127.0.0.1\"]\n", addr))
+	return e, addr
 }
 
 // mustRun runs the built binary and fails the test unless it exits 0.
@@ -37,7 +38,7 @@ func mustRun(t *testing.T, args ...string) (stdout, stderr string) {
 // (no file holds a clear key), and `issuer ca` prints its certificate; a
 // storage init has not made is reported, not created.
 func TestIssuerInitCA(t *testing.T) {
-	e := issuerEnv(t)
+	e, _ := issuerEnv(t)
 	code, _, errOut := runBinary(t, "issuer", "ca", "--config", e.conf)
 	if code != 1 || !strings.Contains(errOut, "run tlspilot init") {
 		t.Errorf("issuer ca before init: exit %d, %s", code, errOut)
@@ -81,7 +82,7 @@ func TestIssuerInitCA(t *testing.T) {
 // the host pending, enrolled then revoked, and mistakes are refused with
 // exit 1.
 func TestIssuerEnrollAgents(t *testing.T) {
-	e := issuerEnv(t)
+	e, _ := issuerEnv(t)
 	mustRun(t, "init", "--config", e.conf)
 	tok, errOut := mustRun(t, "issuer", "enroll", "--config", e.conf, "db1", "--names", "db1.example.com, *.db1.example.com", "--ttl", "2h")
 	tok = strings.TrimSuffix(tok, "\n")

@@ -12,6 +12,7 @@
 //	tlspilot import certbot [--apply] [DIR] take over certbot's certificates without reissuing
 //	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
 //	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, revoke-agent
+//	tlspilot agent enroll -c FILE --token T  enrol a fleet agent with its issuer
 //	tlspilot version                        print the version
 package main
 
@@ -48,7 +49,9 @@ Usage:
   tlspilot clean [--older-than 30d] [--dry-run]  remove stored certificates no longer configured
   tlspilot import certbot [--apply] [DIR]       take over certbot's certificates (dry run without --apply)
   tlspilot storage migrate --from A --to B      copy a storage (directory or postgres:// URL) into another
+  tlspilot issuer [-c FILE]                     run the fleet issuer's API (issuer_listen)
   tlspilot issuer COMMAND [-c FILE] ...         the fleet issuer: ca, enroll, agents, revoke-agent
+  tlspilot agent enroll -c AGENT.toml --token T enrol a fleet agent with its issuer
   tlspilot version                              print the version
 
 -c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
@@ -84,6 +87,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return storageCmd(ctx, args[1:], stdout, stderr)
 	case "issuer":
 		return issuerCmd(ctx, args[1:], stdout, stderr)
+	case "agent":
+		return agentCmd(ctx, args[1:], stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintln(stdout, "tlspilot", version())
 		return 0
