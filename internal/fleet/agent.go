@@ -74,28 +74,57 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
 }
 
+// RenewAt is when the identity's client certificate should be renewed:
+// when a third of its lifetime remains.
+func (id *Identity) RenewAt() time.Time {
+	c := id.Certificate
+	return c.NotAfter.Add(-c.NotAfter.Sub(c.NotBefore) / 3)
+}
+
 // Enroll makes a new key, sends a CSR for it with token and returns the
 // identity the issuer's answer completes. Only the CSR leaves the agent.
 func (c *Client) Enroll(ctx context.Context, token string) (*Identity, error) {
-	key, err := keys.Generate(keys.ECDSAP256)
+	id, err := c.newIdentity(ctx, PathEnroll, func(csr []byte) any {
+		return EnrollRequest{Token: strings.TrimSpace(token), CSR: csr}
+	})
 	if err != nil {
 		return nil, fmt.Errorf("fleet: enrol: %w", err)
+	}
+	return id, nil
+}
+
+// RenewIdentity makes a new key and gets a client certificate for it,
+// authenticated by the client certificate this Client presents.
+func (c *Client) RenewIdentity(ctx context.Context) (*Identity, error) {
+	id, err := c.newIdentity(ctx, PathClientCert, func(csr []byte) any { return ClientCertRequest{CSR: csr} })
+	if err != nil {
+		return nil, fmt.Errorf("fleet: renew client certificate: %w", err)
+	}
+	return id, nil
+}
+
+// newIdentity makes a key and a CSR, sends body(CSR) to path and checks
+// that the certificate answered is for the key.
+func (c *Client) newIdentity(ctx context.Context, path string, body func(csr []byte) any) (*Identity, error) {
+	key, err := keys.Generate(keys.ECDSAP256)
+	if err != nil {
+		return nil, err
 	}
 	csr, err := x509.CreateCertificateRequest(rand.Reader, &x509.CertificateRequest{Subject: pkix.Name{CommonName: "tlspilot agent"}}, key)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: enrol: CSR: %w", err)
+		return nil, fmt.Errorf("CSR: %w", err)
 	}
 	var resp EnrollResponse
-	if err := c.do(ctx, http.MethodPost, PathEnroll, EnrollRequest{Token: strings.TrimSpace(token), CSR: csr}, &resp); err != nil {
-		return nil, fmt.Errorf("fleet: enrol: %w", err)
+	if err := c.do(ctx, http.MethodPost, path, body(csr), &resp); err != nil {
+		return nil, err
 	}
 	cert, err := parseCertificate(resp.Certificate)
 	if err != nil {
-		return nil, fmt.Errorf("fleet: enrol: the issuer's answer: %w", err)
+		return nil, fmt.Errorf("the issuer's answer: %w", err)
 	}
 	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, errors.New("fleet: enrol: the issuer's certificate is not for this agent's key")
+		return nil, errors.New("the issuer's certificate is not for this agent's key")
 	}
 	return &Identity{Host: resp.Host, Key: key, Certificate: cert}, nil
 }

@@ -51,6 +51,7 @@ func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathEnroll, s.enroll)
 	mux.Handle("GET "+PathAgent, s.requireAgent(s.agent))
+	mux.Handle("POST "+PathClientCert, s.requireAgent(s.renewClient))
 	mux.Handle("/", s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
 		writeJSON(w, http.StatusNotFound, errorResponse{"no such endpoint"})
 	}))
@@ -112,6 +113,39 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.log.Info("agent enrolled", "host", a.Host, "names", a.Names)
+	writeJSON(w, http.StatusOK, resp)
+}
+
+// ClientCertRequest is the body of a POST to PathClientCert.
+type ClientCertRequest struct {
+	// CSR is the agent's certificate request for its new key, DER.
+	CSR []byte `json:"csr"`
+}
+
+// renewClient gives an agent a new client certificate for the key of its
+// CSR. The certificate it called with stays accepted until it expires,
+// so an agent that loses the answer can try again.
+func (s *Server) renewClient(w http.ResponseWriter, r *http.Request, a *Agent) {
+	var req ClientCertRequest
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with csr"})
+		return
+	}
+	csr, err := x509.ParseCertificateRequest(req.CSR)
+	if err == nil {
+		err = fleetca.CheckCSR(csr)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"bad CSR: " + err.Error()})
+		return
+	}
+	resp, err := s.issueClient(r.Context(), a, csr)
+	if err != nil {
+		s.log.Error("client certificate renewal failed", "host", a.Host, "error", err)
+		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
+		return
+	}
+	s.log.Info("client certificate renewed", "host", a.Host)
 	writeJSON(w, http.StatusOK, resp)
 }
 

@@ -24,6 +24,9 @@ const (
 	PathEnroll = "/v1/enroll"
 	// PathAgent returns what the issuer knows of the calling agent.
 	PathAgent = "/v1/agent"
+	// PathClientCert renews the calling agent's client certificate: a
+	// CSR for its new key in, the certificate out (as PathEnroll).
+	PathClientCert = "/v1/client-certificate"
 )
 
 // verifyTimeout bounds the storage lookup made for each handshake that

@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
@@ -208,5 +209,37 @@ func TestEnrollBadCSR(t *testing.T) {
 	wantRefused(t, "RSA 1024 CSR", err, "400", "weak or unsupported key")
 	if _, err := is.client(t, nil).Enroll(ctx, e.Token); err != nil {
 		t.Errorf("the token after a refused CSR: %v", err)
+	}
+}
+
+// TestRenewClientCert: an agent renews its client certificate with the
+// one it has, for a new key; both are accepted until the old one
+// expires; once the agent is revoked, renewal is refused.
+func TestRenewClientCert(t *testing.T) {
+	ctx := context.Background()
+	is := startIssuer(t)
+	id := is.enrol(t, "db1")
+	if d := time.Until(id.RenewAt()); d < 4*24*time.Hour || d > 5*24*time.Hour {
+		t.Errorf("renew in %v, want when a third of 7 days remains", d)
+	}
+	next, err := is.client(t, id).RenewIdentity(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if next.Host != "db1" || next.Certificate.SerialNumber.Cmp(id.Certificate.SerialNumber) == 0 || next.Key.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(id.Key.Public()) {
+		t.Errorf("renewed identity: host %s, same serial or key", next.Host)
+	}
+	for name, who := range map[string]*Identity{"old": id, "new": next} {
+		if _, err := is.client(t, who).Agent(ctx); err != nil {
+			t.Errorf("%s certificate: %v", name, err)
+		}
+	}
+	if _, err := is.reg.Revoke(ctx, "db1"); err != nil {
+		t.Fatal(err)
+	}
+	open := is.client(t, next)
+	_, err = open.RenewIdentity(ctx)
+	if err == nil || !strings.Contains(err.Error(), "remote error: tls: ") {
+		t.Errorf("renewal by a revoked agent: %v, want the handshake refused", err)
 	}
 }
