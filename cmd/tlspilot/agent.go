@@ -52,8 +52,9 @@ with a first authenticated call. Run again with a new token, it replaces
 the agent's identity (after a revocation, say).`
 
 func agentEnrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("agent enroll", "--config AGENT.toml --token TOKEN", agentEnrollSummary, stdout, stderr)
+	cf := newFlags("agent enroll", "--config AGENT.toml --token TOKEN | --token-file FILE", agentEnrollSummary, stdout, stderr)
 	token := cf.String("token", "", "the enrolment token tlspilot issuer enroll printed")
+	tokenFile := cf.String("token-file", "", "a file holding the token instead (a token on the command line shows in ps)")
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
 	}
@@ -61,15 +62,31 @@ func agentEnrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	case cf.NArg() > 0:
 		fmt.Fprintf(stderr, "tlspilot agent enroll: unexpected argument %q\n", cf.Arg(0))
 		return 2
-	case *cf.config == "" || *token == "":
-		fmt.Fprintln(stderr, "tlspilot agent enroll: --config AGENT.toml and --token TOKEN are required")
+	case *cf.config == "" || (*token == "") == (*tokenFile == ""):
+		fmt.Fprintln(stderr, "tlspilot agent enroll: --config AGENT.toml and one of --token TOKEN or --token-file FILE are required")
 		return 2
 	}
-	if err := agentEnroll(ctx, *cf.config, *token, stdout); err != nil {
+	tok, err := readToken(*token, *tokenFile)
+	if err == nil {
+		err = agentEnroll(ctx, *cf.config, tok, stdout)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "tlspilot agent enroll: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// readToken returns the token given, or the one in file.
+func readToken(token, file string) (string, error) {
+	if file == "" {
+		return token, nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("--token-file: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // agentEnroll enrols the agent of the config file at path.

@@ -95,13 +95,19 @@ reload = ["true"]
 		t.Errorf("no sealed agent identity in %v", tree)
 	}
 
-	code, _, errOut := runBinary(t, "agent", "enroll", "--config", agentConf, "--token", tok)
+	write(t, filepath.Join(e.dir, "token"), tok+"\n")
+	code, _, errOut := runBinary(t, "agent", "enroll", "--config", agentConf, "--token-file", filepath.Join(e.dir, "token"))
 	if code != 1 || !strings.Contains(errOut, "refused (HTTP 403): enrolment token already used") {
 		t.Errorf("replayed token: exit %d, %s", code, errOut)
 	}
 	agents, _ := mustRun(t, "issuer", "agents", "--config", e.conf)
 	if !strings.Contains(agents, "db1   enrolled") {
 		t.Errorf("agents:\n%s", agents)
+	}
+	for line := range strings.Lines(agents) {
+		if f := strings.Fields(line); f[0] == "db1" && (len(f) != 7 || f[5] == "-" || f[6] != "-") {
+			t.Errorf("agents: db1 without its client certificate's expiry, or revoked: %q", line)
+		}
 	}
 
 	write(t, filepath.Join(e.dir, "fleet-ca.pem"), string(e.p.RootsPEM)) // another CA
@@ -121,7 +127,7 @@ func TestAgentHelp(t *testing.T) {
 	if code, out, errOut := runCLI(t, "agent", "enroll", "--help"); code != 0 || strings.Count(out, "Usage: tlspilot agent enroll ") != 1 || errOut != "" {
 		t.Errorf("agent enroll --help: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
-	if code, _, errOut := runCLI(t, "agent", "enroll", "--config", "agent.toml"); code != 2 || !strings.Contains(errOut, "--token TOKEN are required") {
+	if code, _, errOut := runCLI(t, "agent", "enroll", "--config", "agent.toml"); code != 2 || !strings.Contains(errOut, "one of --token TOKEN or --token-file FILE are required") {
 		t.Errorf("agent enroll without a token: exit %d, %s", code, errOut)
 	}
 	if code, _, errOut := runCLI(t, "agent", "bogus"); code != 2 || !strings.Contains(errOut, "enroll --config AGENT.toml") {

@@ -22,7 +22,7 @@ issuer_listen and issuer_names; tlspilot init makes its fleet CA.
 Commands:
   ca --config FILE                                  print the fleet CA certificate (PEM) that agents trust
   enroll --config FILE HOST --names N,N [--ttl 24h] set HOST's names and print a one-time enrolment token
-  agents --config FILE                              list the agents: names, enrolled, last seen, revoked
+  agents --config FILE                              list the agents: names, enrolled, last seen, client certificate, revoked
   revoke-agent --config FILE HOST                   cut HOST off at once
 `
 
@@ -146,7 +146,7 @@ func enroll(ctx context.Context, is *issuerStore, host, names string, ttl time.D
 }
 
 func issuerAgentsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("issuer agents", "--config FILE", "Lists the agents: the names each may obtain, when it was enrolled and last seen, whether it is revoked.", stdout, stderr)
+	cf := newFlags("issuer agents", "--config FILE", "Lists the agents: the names each may obtain, when it was enrolled and last seen, until when its client certificate is valid, whether it is revoked.", stdout, stderr)
 	is, code, ok := issuerArgs(cf, args, nil, stdout)
 	if !ok {
 		return code
@@ -168,7 +168,7 @@ func issuerAgentsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 // printAgents prints one line per agent.
 func printAgents(w io.Writer, agents []*fleet.Agent) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSTATE\tNAMES\tENROLLED\tLAST SEEN\tREVOKED")
+	fmt.Fprintln(tw, "HOST\tSTATE\tNAMES\tENROLLED\tLAST SEEN\tCLIENT CERT UNTIL\tREVOKED")
 	for _, a := range agents {
 		state := "enrolled"
 		switch {
@@ -177,8 +177,14 @@ func printAgents(w io.Writer, agents []*fleet.Agent) {
 		case a.Enrolled.IsZero():
 			state = "pending"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", a.Host, state, strings.Join(a.Names, ","),
-			stampOrDash(a.Enrolled), stampOrDash(a.LastSeen), stampOrDash(a.Revoked))
+		var until time.Time
+		for _, c := range a.ClientCerts {
+			if c.NotAfter.After(until) {
+				until = c.NotAfter
+			}
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Host, state, strings.Join(a.Names, ","),
+			stampOrDash(a.Enrolled), stampOrDash(a.LastSeen), stampOrDash(until), stampOrDash(a.Revoked))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d agent(s)\n", len(agents))
