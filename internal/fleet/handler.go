@@ -73,7 +73,7 @@ func (s *Server) requireAgent(h agentHandler) http.Handler {
 		a, err := s.opts.Registry.Accept(r.Context(), r.TLS.PeerCertificates[0])
 		if err != nil {
 			s.log.Warn("agent refused", "host", r.TLS.PeerCertificates[0].Subject.CommonName, "path", r.URL.Path, "error", err)
-			writeJSON(w, http.StatusForbidden, errorResponse{publicError(err)})
+			writeJSON(w, statusOf(err), errorResponse{publicError(err)})
 			return
 		}
 		h(w, r, a)
@@ -163,24 +163,38 @@ func (s *Server) issueClient(ctx context.Context, a *Agent, csr *x509.Certificat
 	return &EnrollResponse{Host: a.Host, Certificate: string(p), Names: a.Names}, nil
 }
 
+// internalError is what a caller is told of an error that is no
+// refusal.
+const internalError = "internal error; see the issuer's log"
+
+// refusal returns the sentinel error err wraps among those whose kind a
+// caller is told, if any.
+func refusal(err error) (error, bool) {
+	for _, e := range []error{ErrTokenUnknown, ErrTokenUsed, ErrTokenExpired, ErrRevoked, ErrUnknownCert, ErrNoAgent} {
+		if errors.Is(err, e) {
+			return e, true
+		}
+	}
+	return nil, false
+}
+
 // publicError is what a caller is told of err: the kind of refusal,
 // without the host or times the internal error holds (an enrolment
 // caller is not yet authenticated).
 func publicError(err error) string {
-	for _, e := range []error{ErrTokenUnknown, ErrTokenUsed, ErrTokenExpired, ErrRevoked, ErrUnknownCert, ErrNoAgent} {
-		if errors.Is(err, e) {
-			return e.Error()
-		}
+	if e, ok := refusal(err); ok {
+		return e.Error()
 	}
-	return "internal error; see the issuer's log"
+	return internalError
 }
 
-// statusOf is the HTTP status of a refused enrolment.
+// statusOf is the HTTP status of a refused request: 403 for a refusal,
+// 500 for a failure of the issuer.
 func statusOf(err error) int {
-	if publicError(err) == "internal error; see the issuer's log" {
-		return http.StatusInternalServerError
+	if _, ok := refusal(err); ok {
+		return http.StatusForbidden
 	}
-	return http.StatusForbidden
+	return http.StatusInternalServerError
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
