@@ -6,7 +6,6 @@ import (
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
-	"net"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -39,24 +38,9 @@ func startIssuer(t *testing.T) *issuer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv, err := NewServer(ServerOptions{CA: ca, Registry: reg, Names: []string{"127.0.0.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ctx, l) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
-	return &issuer{reg: reg, ca: ca, url: "https://" + l.Addr().String(), roots: ca.Pool()}
+	is := &issuer{reg: reg, ca: ca}
+	is.serve(t)
+	return is
 }
 
 // client returns a client of the issuer presenting id (none if nil).
