@@ -15,7 +15,10 @@ func TestIssuerKeys(t *testing.T) {
 	if !c.IsIssuer() || c.IssuerListen != ":8443" || !slices.Equal(c.IssuerNames, []string{"issuer.example.com", "192.0.2.10"}) {
 		t.Errorf("IssuerListen %q, IssuerNames %q", c.IssuerListen, c.IssuerNames)
 	}
-	if c := f.mustParse(t, ``); c.IsIssuer() || c.IssuerNames != nil {
+	if want := "fleet issuer: API on :8443 for issuer.example.com, 192.0.2.10 (tlspilot issuer)\n"; !strings.Contains(c.Summary(), want) {
+		t.Errorf("summary lacks %q:\n%s", want, c.Summary())
+	}
+	if c := f.mustParse(t, ``); c.IsIssuer() || strings.Contains(c.Summary(), "fleet issuer") || c.IssuerNames != nil {
 		t.Errorf("default: issuer %v, names %q", c.IsIssuer(), c.IssuerNames)
 	}
 	refused := []struct{ name, config, want string }{

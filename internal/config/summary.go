@@ -27,6 +27,9 @@ func (c *Config) Summary() string {
 	if c.DNS != nil {
 		fmt.Fprintf(&b, "dns-01: %s\n", c.DNS.summary())
 	}
+	if c.IsIssuer() {
+		fmt.Fprintf(&b, "fleet issuer: API on %s for %s (tlspilot issuer)\n", c.IssuerListen, strings.Join(c.IssuerNames, ", "))
+	}
 	acme := 0
 	for i, s := range c.Sites {
 		if s.CertFile == "" {
