@@ -29,8 +29,11 @@ const identityKey = "agent/identity"
 // Identity is an agent's key and the client certificate the issuer gave
 // it. The key never leaves the agent.
 type Identity struct {
-	Host        string
-	Key         crypto.Signer
+	// Host is the agent's name, the subject of its certificate.
+	Host string
+	// Key is the agent's private key.
+	Key crypto.Signer
+	// Certificate is its client certificate, from the fleet CA.
 	Certificate *x509.Certificate
 }
 

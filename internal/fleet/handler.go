@@ -35,7 +35,9 @@ type EnrollResponse struct {
 
 // AgentResponse answers PathAgent.
 type AgentResponse struct {
-	Host  string   `json:"host"`
+	// Host is the agent's name, as the issuer knows it.
+	Host string `json:"host"`
+	// Names is the agent's policy: what it may obtain.
 	Names []string `json:"names"`
 }
 

@@ -28,10 +28,15 @@ const tokenBytes = 32
 
 // Errors of Redeem, wrapped by the error it returns.
 var (
+	// ErrTokenUnknown: no such token was ever made (or it was mistyped).
 	ErrTokenUnknown = errors.New("unknown enrolment token")
-	ErrTokenUsed    = errors.New("enrolment token already used")
+	// ErrTokenUsed: the token enrolled an agent already.
+	ErrTokenUsed = errors.New("enrolment token already used")
+	// ErrTokenExpired: the token's lifetime is over.
 	ErrTokenExpired = errors.New("enrolment token expired")
-	ErrRevoked      = errors.New("agent revoked")
+	// ErrRevoked: the agent was revoked (after the token was made, for
+	// Redeem; at all, for Accept).
+	ErrRevoked = errors.New("agent revoked")
 )
 
 // token is the stored record of an enrolment token: its hash is the
