@@ -45,6 +45,9 @@ func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return tlspilot.ExitUnknown
 	}
 	cfg, err := cf.load()
+	if err == nil {
+		err = asStorageOwner(cfg, "certs")
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return tlspilot.ExitUnknown

@@ -32,6 +32,9 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	cfg, err := cf.load()
+	if err == nil && !*dryRun {
+		err = asStorageOwner(cfg, "clean")
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -92,6 +92,9 @@ func (cf *commandFlags) manager(ctx context.Context, stderr io.Writer) (*tlspilo
 	if err != nil {
 		return nil, nil, err
 	}
+	if err := asStorageOwner(cfg, cf.Name()); err != nil {
+		return nil, nil, err
+	}
 	return cliManager(ctx, cfg, stderr)
 }
 
