@@ -40,12 +40,10 @@ func TestStorageOwner(t *testing.T) {
 		t.Fatal(err)
 	}
 	site := "\n[[site]]\nnames = [\"owner.example.test\"]\nroot = " + strconvQuote(filepath.Join(e.dir, "www")) + "\n"
-	conf := e.config(site)
-
 	certsConf := filepath.Join(e.dir, "certs.toml")
 	write(t, certsConf, readFile(t, e.config("\n[[certificate]]\nnames = [\"c.example.test\"]\nfullchain = "+
 		strconvQuote(filepath.Join(e.dir, "fc.pem"))+"\nprivkey = "+strconvQuote(filepath.Join(e.dir, "pk.pem"))+"\n")))
-	conf = e.config(site)
+	conf := e.config(site)
 
 	// Without `user`: refused, naming the owner, and nothing written.
 	for _, args := range [][]string{
