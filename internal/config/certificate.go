@@ -209,6 +209,8 @@ func (d *decoder) reload(t *table, c *Certificate) {
 	if _, ok := t.strings("reload", &c.Reload); ok {
 		if len(c.Reload) == 0 || c.Reload[0] == "" {
 			d.errorf(t.key("reload"), "want a command and its arguments, such as [\"systemctl\", \"reload\", \"nginx\"]")
+		} else {
+			d.commandString(t, "reload")
 		}
 	}
 	hasSignal := t.str("reload_signal", &c.ReloadSignal)
@@ -240,4 +242,22 @@ func DeployPath(p, kt string, n int) string {
 	}
 	ext := filepath.Ext(p)
 	return strings.TrimSuffix(p, ext) + "." + kt + ext
+}
+
+// commandString refuses a command key (reload) written as one string
+// with blanks in it, as certbot's hooks are: no shell splits it, so it
+// would name a program "systemctl reload nginx" that does not exist, and
+// fail only at the first deploy. (notify_command is checked by looking
+// the program up.) A program whose path has blanks is a list of one.
+func (d *decoder) commandString(t *table, k string) {
+	v, ok := t.m[k].(string)
+	if !ok || !strings.ContainsAny(strings.TrimSpace(v), " \t") {
+		return
+	}
+	quoted := make([]string, 0, 4)
+	for _, f := range strings.Fields(v) {
+		quoted = append(quoted, strconv.Quote(f))
+	}
+	d.errorf(t.key(k), "%q is run as one program name, with no shell to split it: write the program and its arguments as a list, [%s]",
+		v, strings.Join(quoted, ", "))
 }

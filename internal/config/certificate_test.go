@@ -120,6 +120,10 @@ names = ["a.example"]
 privkey = "live/k.pem"
 reload_signal = "KILL"
 pidfile = "/run/nginx.pid"`, `tlspilot.toml:4: certificate[1].reload_signal: unknown signal "KILL"`},
+		{"reload as a shell line", `[[certificate]]
+names = ["a.example"]
+privkey = "live/k.pem"
+reload = "systemctl reload postfix"`, `tlspilot.toml:4: certificate[1].reload: "systemctl reload postfix" is run as one program name, with no shell to split it: write the program and its arguments as a list, ["systemctl", "reload", "postfix"]`},
 		{"empty reload", `[[certificate]]
 names = ["a.example"]
 privkey = "live/k.pem"
