@@ -1,0 +1,167 @@
+package tlspilot
+
+import (
+	"context"
+	"errors"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
+// TestStorageRetry: checks of a storage that fails are spaced one second,
+// doubling, up to the poll interval.
+func TestStorageRetry(t *testing.T) {
+	var got []time.Duration
+	var d time.Duration
+	for range 6 {
+		d = storageRetry(d, 15*time.Second)
+		got = append(got, d)
+	}
+	want := []time.Duration{time.Second, 2 * time.Second, 4 * time.Second, 8 * time.Second, 15 * time.Second, 15 * time.Second}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Fatalf("retries = %v, want %v", got, want)
+		}
+	}
+}
+
+// TestStorageHealth: the first check sets the state; going down is told
+// once; entries that waited while it was down are handed back when it is
+// up again, once.
+func TestStorageHealth(t *testing.T) {
+	var h storageHealth
+	t0 := time.Now()
+	if h.wait("a") {
+		t.Fatal("waits before any check")
+	}
+	if down, back := h.record(t0, nil); down || back != nil {
+		t.Fatalf("first check up: down=%v back=%v", down, back)
+	}
+	if down, _ := h.record(t0.Add(time.Second), errors.New("refused")); !down {
+		t.Fatal("going down not told")
+	}
+	if down, _ := h.record(t0.Add(2*time.Second), errors.New("refused")); down {
+		t.Fatal("going down told twice")
+	}
+	if st := h.status(); st.Up || st.Error != "refused" || !st.Since.Equal(t0.Add(time.Second)) || !st.Checked.Equal(t0.Add(2*time.Second)) {
+		t.Fatalf("status while down = %+v", st)
+	}
+	if !h.wait("a") || !h.wait("b") || !h.wait("a") {
+		t.Fatal("no wait while down")
+	}
+	_, back := h.record(t0.Add(3*time.Second), nil)
+	if len(back) != 2 {
+		t.Fatalf("back = %v, want a and b", back)
+	}
+	if _, back = h.record(t0.Add(4*time.Second), nil); back != nil {
+		t.Fatalf("handed back twice: %v", back)
+	}
+	if st := h.status(); !st.Up || st.Error != "" || !st.Since.Equal(t0.Add(3*time.Second)) {
+		t.Fatalf("status when back = %+v", st)
+	}
+}
+
+// flakyStorage is a storage that can be made unreachable: every method
+// then fails, as with a stopped database.
+type flakyStorage struct {
+	storage.Storage
+	down atomic.Bool
+}
+
+var errUnreachable = errors.New("storage unreachable (test)")
+
+func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errUnreachable
+	}
+	return f.Storage.Load(ctx, key)
+}
+
+func (f *flakyStorage) Store(ctx context.Context, key string, v []byte) error {
+	if f.down.Load() {
+		return errUnreachable
+	}
+	return f.Storage.Store(ctx, key, v)
+}
+
+func (f *flakyStorage) Delete(ctx context.Context, key string) error {
+	if f.down.Load() {
+		return errUnreachable
+	}
+	return f.Storage.Delete(ctx, key)
+}
+
+func (f *flakyStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	if f.down.Load() {
+		return nil, errUnreachable
+	}
+	return f.Storage.List(ctx, prefix)
+}
+
+func (f *flakyStorage) Lock(ctx context.Context, name string) (storage.Lease, error) {
+	if f.down.Load() {
+		return nil, errUnreachable
+	}
+	return f.Storage.Lock(ctx, name)
+}
+
+// TestStorageDownRenewalWaits: a certificate whose renewal falls due
+// while the storage is unreachable stays in service; the Manager reports
+// the storage down, records no failed attempt and sends no failure
+// event; once the storage answers again, the renewal runs at once.
+func TestStorageDownRenewalWaits(t *testing.T) {
+	p := testenv.StartPebbleProcess(t, testenv.PebbleOptions{Validity: 30 * time.Second})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs}
+	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	m := startManager(t, p, cfg)
+	const name = "down.example.test"
+	if err := m.Manage(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	time.Sleep(time.Second) // the renewal information check after issuance
+	st.down.Store(true)
+	for deadline := time.Now().Add(5 * time.Second); m.StorageStatus().Up; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("storage not reported down")
+		}
+	}
+	id := m.Status()[0].ID
+	m.mu.Lock()
+	e := m.entries[id]
+	m.mu.Unlock()
+	renewAt := e.snapshot().state.RenewAt
+	if renewAt.IsZero() || renewAt.After(time.Now().Add(30*time.Second)) {
+		t.Fatalf("renewal time %v", renewAt)
+	}
+	time.Sleep(time.Until(renewAt.Add(2 * time.Second)))
+	if f := ev.of(EventFailed); len(f) > 0 {
+		t.Fatalf("failure events while the storage was down: %v", f[0].Err)
+	}
+	if s := m.Status()[0]; s.Attempts != 0 || !s.Serving {
+		t.Fatalf("status while the storage is down: %+v", s)
+	}
+	handshake(t, m, name, nil)
+
+	st.down.Store(false)
+	back := time.Now()
+	waitEvent(t, ev, EventRenewed, 1, 15*time.Second)
+	t.Logf("renewal due %v before the storage came back; renewed %v after", back.Sub(renewAt).Round(time.Millisecond), time.Since(back).Round(time.Millisecond))
+	if !m.StorageStatus().Up {
+		t.Error("storage still reported down")
+	}
+	if f := ev.of(EventFailed); len(f) > 0 {
+		t.Errorf("failure events: %v", f[0].Err)
+	}
+}
