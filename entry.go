@@ -87,6 +87,18 @@ func (e *entry) setState(st certstore.State) {
 	e.mu.Unlock()
 }
 
+// takeRevocation records that the certificate in service was revoked
+// at, as another process stored it; it reports whether that is news.
+func (e *entry) takeRevocation(at time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if at.IsZero() || !e.state.RevokedAt.IsZero() || e.cur.Load() == nil {
+		return false
+	}
+	e.state.RevokedAt = at
+	return true
+}
+
 // isNewer reports whether c is newer than the certificate in service.
 func (e *entry) isNewer(c certstore.Cert) bool {
 	e.mu.Lock()
@@ -163,8 +175,8 @@ func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 	if !e.state.RetryAt.IsZero() && e.state.RetryAt.After(now) {
 		return e.state.RetryAt
 	}
-	if e.cur.Load() == nil {
-		return now
+	if e.cur.Load() == nil || !e.state.RevokedAt.IsZero() {
+		return now // none yet, or the one in service was revoked (a new one resets the state)
 	}
 	if e.ca != "" && e.meta.ca != "" && e.meta.ca != e.ca {
 		// The config names another CA (staging to production, say): the
@@ -189,7 +201,7 @@ func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 func (e *entry) needsOrder(now time.Time, rnd renewal.Rand) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if e.cur.Load() == nil || e.ca != "" && e.meta.ca != "" && e.meta.ca != e.ca {
+	if e.cur.Load() == nil || !e.state.RevokedAt.IsZero() || e.ca != "" && e.meta.ca != "" && e.meta.ca != e.ca {
 		return true
 	}
 	return !e.renewAtLocked(rnd).After(now)

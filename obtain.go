@@ -86,7 +86,9 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 		return false
 	}
 	if !e.isNewer(c) {
-		return false
+		// The same certificate: another process may have revoked it.
+		st, err := m.store.LoadState(ctx, e.id)
+		return err == nil && e.takeRevocation(st.RevokedAt)
 	}
 	st := e.snapshot().state
 	if fresh, err := m.store.LoadState(ctx, e.id); err == nil {

@@ -125,6 +125,11 @@ func (m *Manager) revokeStored(ctx context.Context, id string, reason Revocation
 		st.RevokedAt = time.Now().UTC()
 		err = m.store.StoreState(ctx, id, st)
 	}
+	if err == nil {
+		// Every Manager serving it takes the revocation up and orders a
+		// replacement, even if this process's own attempt fails.
+		err = m.store.NoteChange(ctx, id)
+	}
 	if err != nil {
 		m.log.Warn("record revocation", "cert", id, "error", err)
 	}

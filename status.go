@@ -16,6 +16,9 @@ import (
 const (
 	// StateExpired: the certificate in service has expired.
 	StateExpired = "expired"
+	// StateRevoked: the certificate in service was revoked (tlspilot
+	// revoke) and its replacement has not been obtained yet.
+	StateRevoked = "revoked"
 	// StatePending: no certificate from the CA yet (a temporary one is
 	// served).
 	StatePending = "pending"
@@ -34,8 +37,8 @@ const (
 )
 
 // stateRank orders states by urgency, most urgent first.
-var stateRank = map[string]int{StateExpired: 0, StatePending: 1, StateExpiring: 2, StateFailing: 3,
-	StateRenewing: 4, StateValid: 5, StateUnmanaged: 6}
+var stateRank = map[string]int{StateExpired: 0, StateRevoked: 1, StatePending: 2, StateExpiring: 3, StateFailing: 4,
+	StateRenewing: 5, StateValid: 6, StateUnmanaged: 7}
 
 // PendingCritical is how long a managed certificate may wait for its
 // first certificate from the CA before status reports CRITICAL.
@@ -101,7 +104,8 @@ type StatusReport struct {
 	// Status is "OK", "WARNING", "CRITICAL" or "UNKNOWN", and ExitCode
 	// the matching Nagios plugin code (0 to 3): CRITICAL when a managed
 	// certificate has expired or has waited for its first certificate
-	// longer than PendingCritical; WARNING when one is expiring or
+	// longer than PendingCritical, or was revoked and not replaced yet;
+	// WARNING when one is expiring or
 	// failing, or pending without any Manager having looked at it yet;
 	// UNKNOWN when the configuration or the storage could not be read.
 	Status   string `json:"status"`
@@ -154,7 +158,7 @@ func (c CertStatus) exitCode(now time.Time) int {
 	switch {
 	case !c.Managed:
 		return ExitOK
-	case c.State == StateExpired:
+	case c.State == StateExpired, c.State == StateRevoked:
 		return ExitCritical
 	case c.State == StatePending && !c.PendingSince.IsZero() && now.Sub(c.PendingSince) > PendingCritical:
 		return ExitCritical
@@ -180,6 +184,8 @@ func (c *CertStatus) settle(now time.Time, warn WarnWindow) {
 		c.State = StatePending
 	case !now.Before(c.NotAfter):
 		c.State = StateExpired
+	case !c.RevokedAt.IsZero():
+		c.State = StateRevoked
 	case !now.Before(c.WarnFrom):
 		c.State = StateExpiring
 	case c.Attempts > 0:

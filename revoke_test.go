@@ -1,0 +1,78 @@
+package tlspilot
+
+import (
+	"context"
+	"net/http"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// TestRevokedTakenUp: a certificate revoked by another process (tlspilot
+// revoke) whose own replacement failed is, for the Manager serving it,
+// revoked: status CRITICAL at once, a replacement ordered and retried
+// until it comes, with no restart and no forced renewal.
+func TestRevokedTakenUp(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	cfg.StoragePoll = 200 * time.Millisecond
+	m := startManager(t, p, cfg)
+	const name = "revoked.example.test"
+	if err := m.Manage(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	first := m.Status()[0]
+
+	// The revoking process: its replacement order is refused.
+	var refuse atomic.Bool
+	refuse.Store(true)
+	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/order-plz" || !refuse.Load() {
+			return false
+		}
+		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
+		return true
+	})
+	cli := cfg
+	cli.OnEvent, cli.Logger = nil, testLogger(t)
+	other, err := New(context.Background(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ManageCerts(context.Background(), Cert{Names: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := other.Revoke(context.Background(), name, ReasonKeyCompromise); err == nil {
+		t.Fatal("Revoke: no error, though the replacement order was refused")
+	}
+
+	// The serving Manager takes the revocation up and keeps trying.
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		st := m.Status()[0]
+		rep := m.Report(context.Background())
+		if st.State == StateRevoked && st.Attempts > 0 && rep.ExitCode == ExitCritical {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("after the revocation: state %q, %d attempts, status %s; want revoked, attempts, CRITICAL", st.State, st.Attempts, rep.Status)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	refuse.Store(false)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		st := m.Status()[0]
+		if st.State == StateValid && st.Serial != first.Serial {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no replacement after the CA took orders again: %+v", st)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
