@@ -50,8 +50,8 @@ type initFlags struct {
 
 func initCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := initFlags{commandFlags: newFlags("init", "[--config FILE] [--user USER [--group GROUP]]", initSummary, stdout, stderr)}
-	cf.user = cf.String("user", "", "the user `tlspilot certs` runs as: hand the storage over to it (needs root)")
-	cf.group = cf.String("group", "", "the group `tlspilot certs` runs as (default: USER's primary group)")
+	cf.user = cf.String("user", "", "the `USER` tlspilot certs runs as: hand the storage over to it (needs root)")
+	cf.group = cf.String("group", "", "the `GROUP` tlspilot certs runs as (default: USER's primary group)")
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
 	}
