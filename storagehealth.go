@@ -43,26 +43,26 @@ func (h *storageHealth) status() StorageStatus {
 }
 
 // record takes in a check's result at now. It returns whether the
-// storage just went down, and when it just came back the entries that
+// storage just went down or just came back, and then the entries that
 // waited for it.
-func (h *storageHealth) record(now time.Time, err error) (down bool, back []string) {
+func (h *storageHealth) record(now time.Time, err error) (down, up bool, waited []string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	was := h.st.Up || h.st.Checked.IsZero()
-	up := err == nil
-	if up != h.st.Up || h.st.Checked.IsZero() {
+	first := h.st.Checked.IsZero()
+	wasUp := h.st.Up
+	if (err == nil) != wasUp || first {
 		h.st.Since = now
 	}
-	h.st.Up, h.st.Checked, h.st.Error = up, now, ""
-	if !up {
+	h.st.Up, h.st.Checked, h.st.Error = err == nil, now, ""
+	if err != nil {
 		h.st.Error = err.Error()
-		return was, nil
+		return wasUp || first, false, nil
 	}
 	for id := range h.deferred {
-		back = append(back, id)
+		waited = append(waited, id)
 	}
 	h.deferred = nil
-	return false, back
+	return false, !wasUp && !first, waited
 }
 
 // wait reports whether the storage is down, and if so notes that id
@@ -98,13 +98,13 @@ func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
 	if certstore.IsNotExist(err) {
 		err = nil
 	}
-	down, back := m.health.record(time.Now(), err)
+	down, up, waited := m.health.record(time.Now(), err)
 	switch {
 	case down:
 		m.log.Error("storage unreachable: serving certificates from memory; renewals wait until it is back", "error", err)
-	case err == nil && back != nil:
-		m.log.Info("storage reachable again: resuming renewals", "certs", len(back))
-		m.resume(back)
+	case up:
+		m.log.Info("storage reachable again", "renewals_resumed", len(waited))
+		m.resume(waited)
 	}
 	return ch, err == nil
 }

@@ -39,13 +39,13 @@ func TestStorageHealth(t *testing.T) {
 	if h.wait("a") {
 		t.Fatal("waits before any check")
 	}
-	if down, back := h.record(t0, nil); down || back != nil {
-		t.Fatalf("first check up: down=%v back=%v", down, back)
+	if down, up, _ := h.record(t0, nil); down || up {
+		t.Fatalf("first check up: down=%v up=%v", down, up)
 	}
-	if down, _ := h.record(t0.Add(time.Second), errors.New("refused")); !down {
+	if down, _, _ := h.record(t0.Add(time.Second), errors.New("refused")); !down {
 		t.Fatal("going down not told")
 	}
-	if down, _ := h.record(t0.Add(2*time.Second), errors.New("refused")); down {
+	if down, _, _ := h.record(t0.Add(2*time.Second), errors.New("refused")); down {
 		t.Fatal("going down told twice")
 	}
 	if st := h.status(); st.Up || st.Error != "refused" || !st.Since.Equal(t0.Add(time.Second)) || !st.Checked.Equal(t0.Add(2*time.Second)) {
@@ -54,12 +54,12 @@ func TestStorageHealth(t *testing.T) {
 	if !h.wait("a") || !h.wait("b") || !h.wait("a") {
 		t.Fatal("no wait while down")
 	}
-	_, back := h.record(t0.Add(3*time.Second), nil)
-	if len(back) != 2 {
-		t.Fatalf("back = %v, want a and b", back)
+	_, up, waited := h.record(t0.Add(3*time.Second), nil)
+	if !up || len(waited) != 2 {
+		t.Fatalf("back: up=%v waited=%v, want a and b", up, waited)
 	}
-	if _, back = h.record(t0.Add(4*time.Second), nil); back != nil {
-		t.Fatalf("handed back twice: %v", back)
+	if _, up, waited = h.record(t0.Add(4*time.Second), nil); up || waited != nil {
+		t.Fatalf("coming back told twice: up=%v waited=%v", up, waited)
 	}
 	if st := h.status(); !st.Up || st.Error != "" || !st.Since.Equal(t0.Add(3*time.Second)) {
 		t.Fatalf("status when back = %+v", st)

@@ -113,8 +113,8 @@ type Watcher interface {
 	// Watch returns a channel that receives a value soon after the value
 	// under key may have changed (stored or deleted by this or any other
 	// process sharing the backing store), and also whenever changes may
-	// have gone unnoticed: when the backend lost its connection and when
-	// it got it back. Values carry no data and MAY be spurious; several
+	// have gone unnoticed: when the backend lost its connection, while it
+	// tries to get it back, and when it has. Values carry no data and MAY be spurious; several
 	// changes MAY be told by one value (the channel buffers one, and
 	// sends never block). The receiver reads key again when told.
 	//

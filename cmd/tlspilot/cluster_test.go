@@ -492,7 +492,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	ok, failed, errs := c.handshakes(names, stop)
 	c.pg.Stop()
 	stopped := time.Now()
-	t.Logf("every node reports the storage down %v after the database stopped", c.waitStorage(false, 15*time.Second).Round(time.Millisecond))
+	t.Logf("every node reports the storage down %v after the database stopped", c.waitStorage(false, 5*time.Second).Round(time.Millisecond))
 	time.Sleep(time.Until(stopped.Add(30 * time.Second)))
 	c.pg.Start(t)
 	t.Logf("every node reports the storage up %v after the database is back", c.waitStorage(true, 15*time.Second).Round(time.Millisecond))
@@ -508,6 +508,10 @@ func TestClusterDatabaseOutage(t *testing.T) {
 	for _, nd := range c.nodes {
 		if r := adminStatus(t, nd); r.Status != "OK" {
 			t.Errorf("node %d after the outage: status %s (%s)", nd.i, r.Status, r.Error)
+		}
+		out := nd.out.String()
+		if d, u := strings.Count(out, `msg="storage unreachable: serving`), strings.Count(out, `msg="storage reachable again"`); d != 1 || u != 1 {
+			t.Errorf("node %d logged the storage unreachable %d times and reachable again %d times, want once each", nd.i, d, u)
 		}
 	}
 

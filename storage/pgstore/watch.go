@@ -59,9 +59,10 @@ func (w *watcher) tell() {
 // sends a notification on commit (NOTIFY tlspilot_kv, the key as
 // payload); one connection per Store, opened at the first Watch and kept
 // apart from the pool, LISTENs and wakes the watchers of that key. The
-// channel also receives a value when that connection is lost and each
-// time it is back (notifications sent meanwhile are lost). It reconnects
-// in the background with exponential backoff from 100 ms to 5 s, and
+// channel also receives a value when that connection is lost, after each
+// failed attempt to get it back, and when it is back (notifications sent
+// meanwhile are lost). It reconnects in the background with exponential
+// backoff from 100 ms to 5 s, and
 // pings the database after 30 s of silence, so a partition is noticed
 // within 35 s. The channel is closed when ctx ends or Close is called.
 func (s *Store) Watch(ctx context.Context, key string) <-chan struct{} {
@@ -141,8 +142,11 @@ func (s *Store) listen() {
 		if !lost {
 			s.log.Warn("pgstore: listening for changes failed; retrying with backoff", "error", err)
 			lost = true
-			s.hub.tell("")
 		}
+		// Told at every loss and failed attempt: a watcher that read the
+		// database just as it went away, and found it still there, reads
+		// again and finds out.
+		s.hub.tell("")
 		retry = min(max(retry*2, listenRetryMin), listenRetryMax)
 		t := time.NewTimer(retry + rand.N(retry/5+1))
 		select {
