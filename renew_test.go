@@ -58,4 +58,7 @@ func TestRenewal(t *testing.T) {
 	if !st.NextRenewal.After(time.Now()) || st.NextRenewal.After(second.NotAfter) {
 		t.Errorf("next renewal %v is not inside the new certificate's lifetime (until %v)", st.NextRenewal, second.NotAfter)
 	}
+	if st.RenewAt.Before(second.NotBefore) || !st.RenewAt.Before(second.NotAfter) {
+		t.Errorf("renewal time %v is not inside the new certificate's lifetime (%v to %v)", st.RenewAt, second.NotBefore, second.NotAfter)
+	}
 }

@@ -68,6 +68,10 @@ type CertStatus struct {
 	WarnFrom time.Time `json:"warn_from,omitzero"`
 	// NextRenewal is when the next attempt or check is due.
 	NextRenewal time.Time `json:"next_renewal,omitzero"`
+	// RenewAt is when the certificate in service is to be renewed: the
+	// time drawn inside its renewal window (the CA's, RFC 9773, else the
+	// last third of its lifetime). Zero until one is drawn.
+	RenewAt     time.Time `json:"renew_at,omitzero"`
 	Renewing    bool      `json:"renewing"` // an attempt is under way
 	Attempts    int       `json:"attempts"` // consecutive failed attempts
 	LastError   string    `json:"last_error,omitempty"`
@@ -205,6 +209,7 @@ func (e *entry) status(now time.Time, warn WarnWindow) CertStatus {
 		CA: sn.meta.ca, Issuer: sn.meta.issuer, Serial: sn.meta.serial,
 		Serving: e.cur.Load() != nil, NotBefore: sn.meta.notBefore, NotAfter: sn.meta.notAfter,
 		NextRenewal: sn.next, Renewing: sn.running, Attempts: sn.state.Attempts,
+		RenewAt:   sn.state.RenewAt,
 		LastError: sn.state.LastError, LastProblem: sn.state.LastProblem, LastAttempt: sn.state.LastAttempt,
 		PendingSince: sn.state.PendingSince, RevokedAt: sn.state.RevokedAt,
 	}

@@ -193,7 +193,7 @@ func printTable(w io.Writer, r tlspilot.StatusReport) {
 	fmt.Fprintln(tw, "STATE\tNAMES\tKEY\tNOT AFTER\tDAYS LEFT\tNEXT RENEWAL\tATTEMPTS")
 	for _, c := range r.Certificates {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.State, strings.Join(c.Names, ","), c.KeyType,
-			stamp(c.NotAfter), daysLeft(c), stamp(c.NextRenewal), c.Attempts)
+			stamp(c.NotAfter), daysLeft(c), stamp(nextRenewal(c)), c.Attempts)
 	}
 	_ = tw.Flush()
 	for _, c := range r.Certificates {
@@ -253,4 +253,15 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// nextRenewal is the NEXT RENEWAL column: the renewal time drawn in the
+// certificate's window, or, while attempts fail, without a certificate or
+// before a time is drawn, the next attempt (NextRenewal, which is also
+// when renewal information is next asked for).
+func nextRenewal(c tlspilot.CertStatus) time.Time {
+	if c.Attempts > 0 || !c.Serving || c.RenewAt.IsZero() || c.State == tlspilot.StateRevoked {
+		return c.NextRenewal
+	}
+	return c.RenewAt
 }
