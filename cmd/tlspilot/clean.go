@@ -22,7 +22,7 @@ to this one.`
 func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("clean", "[-c FILE] [--older-than 30d] [--dry-run]", cleanSummary, stdout, stderr)
 	olderThan := days(30 * 24 * time.Hour)
-	cf.Var(&olderThan, "older-than", "remove certificates obtained longer ago than this (days \"30d\" or a duration \"72h\"), or expired")
+	cf.Var(&olderThan, "older-than", "remove certificates obtained longer ago than this (days \"30d\" or a duration \"72h\"; 0: all of them), or expired")
 	dryRun := cf.Bool("dry-run", false, "print what would be removed, remove nothing")
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
@@ -40,7 +40,11 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 1
 	}
 	mc := statusConfig(cfg)
-	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: time.Duration(olderThan), DryRun: *dryRun}, configuredCerts(cfg)...)
+	age := time.Duration(olderThan)
+	if age <= 0 {
+		age = time.Nanosecond // "0": every unmanaged certificate (the library's zero keeps unexpired ones)
+	}
+	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: age, DryRun: *dryRun}, configuredCerts(cfg)...)
 	printCleaned(stdout, cleaned, *dryRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlspilot clean: %v\n", err)

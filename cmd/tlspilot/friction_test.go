@@ -370,6 +370,12 @@ func TestClean(t *testing.T) {
 	if code != 0 || !strings.HasPrefix(out, "would remove  removed.example.test-") || strings.Count(out, "\n") != 1 {
 		t.Errorf("clean --dry-run: exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	for _, zero := range []string{"0", "0s", "0d"} { // zero is all of them, not the default
+		code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", zero, "--dry-run")
+		if code != 0 || !strings.HasPrefix(out, "would remove  removed.example.test-") {
+			t.Errorf("clean --older-than %s --dry-run: exit %d, stdout %q, stderr %q", zero, code, out, errOut)
+		}
+	}
 	code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", "1ns")
 	if code != 0 || !strings.HasPrefix(out, "removed  removed.example.test-") || !strings.Contains(out, "obtained 0d ago") {
 		t.Errorf("clean: exit %d, stdout %q, stderr %q", code, out, errOut)
