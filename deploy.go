@@ -339,7 +339,11 @@ func (m *Manager) deployCert(ctx context.Context, id string, d Deployer, c certs
 		m.keepDeployed(id, rec) // for Status: unchanged, but this process had not read it
 	}
 	if changed || was.ReloadPending {
-		m.log.Info("certificate deployed", "cert", id, "serial", rec.Serial, "reloaded", was.ReloadPending || changed)
+		reloaded := true
+		if r, ok := d.(interface{ Reloads() bool }); ok {
+			reloaded = r.Reloads() // a Deployer with nothing to reload says so
+		}
+		m.log.Info("certificate deployed", "cert", id, "serial", rec.Serial, "reloaded", reloaded)
 		m.emit(m.deployEvent(EventDeployed, id, c.NotAfter))
 	}
 	return nil

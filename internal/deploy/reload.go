@@ -27,6 +27,10 @@ func (f *Files) Reload(ctx context.Context) error {
 	return nil
 }
 
+// Reloads reports whether Reload does anything: a reload command or a
+// signal is configured.
+func (f *Files) Reloads() bool { return len(f.opts.Reload) > 0 || f.opts.PIDFile != "" }
+
 // runReload runs the reload command, without a shell.
 func (f *Files) runReload(ctx context.Context) error {
 	ctx, cancel := context.WithTimeout(ctx, f.opts.ReloadTimeout)
