@@ -85,6 +85,9 @@ type CertStatus struct {
 	// Deploy is the state of its deployment, for a certificate with a
 	// Deployer (`tlspilot certs`); a failing one grades the report.
 	Deploy *DeployStatus `json:"deploy,omitempty"`
+	// CertFile is the file a certificate managed elsewhere (a site's
+	// cert_file) was read from (FileStatus); empty for tlspilot's own.
+	CertFile string `json:"cert_file,omitempty"`
 }
 
 // Nagios plugin exit codes, used by status and certs --once.

@@ -109,7 +109,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))
 	}
-	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), configuredCerts(cfg)...)
+	r := readStatus(ctx, cfg)
 	if r.ExitCode != tlspilot.ExitUnknown && cf.NArg() > 0 {
 		r, err = filterReport(r, cf.Args())
 		if err != nil {
@@ -117,6 +117,32 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		}
 	}
 	return report(stdout, stderr, *asJSON, r)
+}
+
+// readStatus is the status of cfg's certificates: those tlspilot keeps,
+// read from the storage, and the cert_file pairs of its sites, graded by
+// their expiry (a serve that only serves files another process writes
+// is watched like any other). A config with no certificate of its own
+// has no account to report.
+func readStatus(ctx context.Context, cfg *config.Config) tlspilot.StatusReport {
+	own := configuredCerts(cfg)
+	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), own...)
+	if r.ExitCode == tlspilot.ExitUnknown {
+		return r
+	}
+	certs := r.Certificates
+	for _, s := range cfg.Sites {
+		if s.CertFile != "" {
+			certs = append(certs, tlspilot.FileStatus(s.CertFile, s.Names, r.Time, cfg.WarnWindow))
+		}
+	}
+	acct := r.Account
+	if len(own) == 0 && len(r.Certificates) == 0 {
+		acct = nil
+	}
+	out := tlspilot.NewStatusReport(r.Time, certs, acct)
+	out.Storage = r.Storage
+	return out
 }
 
 // statusConfig is the part of the library's Config that status reads:
