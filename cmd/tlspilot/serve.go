@@ -91,6 +91,9 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, err
 	}
+	if err := checkLogDirs(cfg); err != nil {
+		logger.Warn("log files cannot be reopened after rotation", "error", err)
+	}
 	acme := &acmeSide{log: logger, adm: adm, ntf: ntf}
 	if _, err := acme.ensure(ctx, cfg); err != nil {
 		closeAll()
