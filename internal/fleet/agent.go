@@ -73,7 +73,14 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	if opts.Identity != nil {
 		tc.Certificates = []tls.Certificate{opts.Identity.TLSCertificate()}
 	}
-	tr := &http.Transport{TLSClientConfig: tc, ForceAttemptHTTP2: true, TLSHandshakeTimeout: 15 * time.Second}
+	// HTTP/1.1: an agent makes a few calls a day, and a refused client
+	// certificate (TLS 1.3 reports it after the client's side of the
+	// handshake) then surfaces as the issuer's TLS alert; over HTTP/2 the
+	// transport sometimes reported only that the connection could not be
+	// established.
+	tc.NextProtos = []string{"http/1.1"}
+	tr := &http.Transport{TLSClientConfig: tc, TLSHandshakeTimeout: 15 * time.Second,
+		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
 	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
 }
 
