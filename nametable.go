@@ -5,17 +5,13 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/pem"
 	"errors"
 	"fmt"
-	"math/big"
-	"net"
 	"sync"
-	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/tempcert"
 )
 
 // site is one managed set of names, with a certificate per key type.
@@ -160,41 +156,12 @@ func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 	if c := e.temp.Load(); c != nil {
 		return c, nil
 	}
-	c, err := selfSigned(e.site.names, tempKey)
+	c, err := tempcert.New(e.site.names, tempKey, "the CA")
 	if err != nil {
 		return nil, err
 	}
 	e.temp.CompareAndSwap(nil, c)
 	return e.temp.Load(), nil
-}
-
-// selfSigned makes the stand-in certificate served before the first real
-// one arrives, so that a first start never waits for the CA.
-func selfSigned(names []string, key *ecdsa.PrivateKey) (*tls.Certificate, error) {
-	serial, err := rand.Int(rand.Reader, new(big.Int).Lsh(big.NewInt(1), 64))
-	if err != nil {
-		return nil, err
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "tlspilot temporary certificate", Organization: []string{"tlspilot (not trusted: waiting for the CA)"}},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			tmpl.IPAddresses = append(tmpl.IPAddresses, ip)
-		} else {
-			tmpl.DNSNames = append(tmpl.DNSNames, n)
-		}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, key.Public(), key)
-	if err != nil {
-		return nil, fmt.Errorf("temporary certificate: %w", err)
-	}
-	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}, nil
 }
 
 func newTempKey() (*ecdsa.PrivateKey, error) {
