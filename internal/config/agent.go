@@ -4,9 +4,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"path/filepath"
-
-	"github.com/pelletier/go-toml/v2"
 
 	"github.com/tlspilot/tlspilot"
 )
@@ -63,15 +60,10 @@ func LoadAgent(path string) (*Agent, error) {
 // ParseAgent parses and checks data, read from the file called name,
 // as Parse does for the main config.
 func ParseAgent(name string, data []byte) (*Agent, error) {
-	var doc map[string]any
-	if err := toml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(name, err)
-	}
-	dir, err := filepath.Abs(filepath.Dir(name))
+	d, doc, err := newDecoder(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	d := &decoder{file: name, base: dir, pos: indexPositions(data)}
 	a := d.agent(d.table("", doc))
 	a.File, a.pos = name, d.pos
 	if len(d.errs) > 0 {

@@ -305,20 +305,29 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
+// newDecoder parses data, read from the file called name, as TOML, and
+// returns a decoder resolving relative paths against name's directory.
+func newDecoder(name string, data []byte) (*decoder, map[string]any, error) {
+	var doc map[string]any
+	if err := toml.Unmarshal(data, &doc); err != nil {
+		return nil, nil, syntaxError(name, err)
+	}
+	dir, err := filepath.Abs(filepath.Dir(name))
+	if err != nil {
+		return nil, nil, fmt.Errorf("config: %w", err)
+	}
+	return &decoder{file: name, base: dir, pos: indexPositions(data)}, doc, nil
+}
+
 // Parse parses and checks data, read from the file called name. Relative
 // paths in it are resolved against name's directory, and the files and
 // directories it names are checked on this machine. A rejected config
 // gives an ErrorList holding every problem found.
 func Parse(name string, data []byte) (*Config, error) {
-	var doc map[string]any
-	if err := toml.Unmarshal(data, &doc); err != nil {
-		return nil, syntaxError(name, err)
-	}
-	dir, err := filepath.Abs(filepath.Dir(name))
+	d, doc, err := newDecoder(name, data)
 	if err != nil {
-		return nil, fmt.Errorf("config: %w", err)
+		return nil, err
 	}
-	d := &decoder{file: name, base: dir, pos: indexPositions(data)}
 	c := d.config(doc)
 	c.pos = d.pos
 	if len(d.errs) > 0 {
