@@ -16,6 +16,7 @@ type Progress struct {
 	Finalize   string        `json:"finalize,omitempty"`
 	Challenges []Challenge   `json:"challenges,omitempty"` // presented, to clean up
 	SealedKey  string        `json:"sealed_key,omitempty"` // the key the CSR was (or will be) made with
+	CSR        []byte        `json:"csr,omitempty"`        // a CSR given with the request (DER), once sent; none for our own key
 	Finalized  bool          `json:"finalized,omitempty"`  // the CSR was sent
 	CertURL    string        `json:"cert_url,omitempty"`
 	Created    time.Time     `json:"created"`

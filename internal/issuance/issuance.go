@@ -4,6 +4,7 @@
 package issuance
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/x509"
@@ -32,6 +33,11 @@ type Request struct {
 	// before the certificate in service was obtained is the one that
 	// produced it.
 	After time.Time
+	// CSR, when set, is finalized instead of a CSR for a key of our own
+	// (KeyType is then unused): the certificate is for someone else's key
+	// (a fleet agent's), and the result holds no Key. It must cover
+	// Names.
+	CSR *x509.CertificateRequest
 }
 
 // Flow obtains certificates from one CA with one account.
@@ -146,7 +152,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		f.discard(ctx, req.ID, certstore.Progress{})
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
-	if !sameNames(p.Names, req.Names) || p.OrderURL == "" || p.Created.Before(req.After) {
+	if !sameNames(p.Names, req.Names) || p.OrderURL == "" || p.Created.Before(req.After) || otherCSR(p, req) {
 		f.discard(ctx, req.ID, p)
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
@@ -175,6 +181,16 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		}
 	}
 	return p, o, nil
+}
+
+// otherCSR reports whether a saved order may have been finalized for a
+// key other than the one req asks a certificate for (a CSR is saved
+// before it is sent): its certificate would be of no use.
+func otherCSR(p certstore.Progress, req Request) bool {
+	if len(p.CSR) == 0 {
+		return false
+	}
+	return req.CSR == nil || !bytes.Equal(p.CSR, req.CSR.Raw)
 }
 
 // replacesRefused reports whether a new order naming the certificate it
@@ -229,6 +245,15 @@ func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, a
 // CA issues for it.
 func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order) (acmeclient.Order, error) {
 	f.step(StepFinalizing)
+	if req.CSR != nil {
+		if !bytes.Equal(p.CSR, req.CSR.Raw) {
+			p.CSR = req.CSR.Raw
+			if err := f.Store.StoreProgress(ctx, req.ID, *p); err != nil {
+				return o, fmt.Errorf("save order progress: %w", err)
+			}
+		}
+		return f.sendCSR(ctx, req, p, o, req.CSR.Raw)
+	}
 	if p.Key == nil {
 		k, err := keys.Generate(req.KeyType)
 		if err != nil {
@@ -244,6 +269,11 @@ func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress,
 	if err != nil {
 		return o, fmt.Errorf("make CSR: %w", err)
 	}
+	return f.sendCSR(ctx, req, p, o, csr)
+}
+
+// sendCSR finalizes o with csr (DER) and saves that it did.
+func (f *Flow) sendCSR(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order, csr []byte) (acmeclient.Order, error) {
 	got, err := f.Client.Finalize(ctx, f.Account, o, csr)
 	if err != nil {
 		if got.Status == acmeclient.StatusInvalid {
@@ -261,7 +291,7 @@ func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress,
 // download fetches and checks the issued certificate.
 func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, o acmeclient.Order) (certstore.Cert, error) {
 	f.step(StepDownload)
-	if p.Key == nil {
+	if p.Key == nil && req.CSR == nil {
 		f.discard(ctx, req.ID, p)
 		return certstore.Cert{}, fmt.Errorf("order %s is valid but its key was not saved; starting over", o.URL)
 	}
@@ -269,7 +299,12 @@ func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, 
 	if err != nil {
 		return certstore.Cert{}, err
 	}
-	c, err := Check(chain.PEM, p.Key, req.Names)
+	var c certstore.Cert
+	if req.CSR != nil {
+		c, err = CheckPublic(chain.PEM, req.CSR.PublicKey, req.Names)
+	} else {
+		c, err = Check(chain.PEM, p.Key, req.Names)
+	}
 	if err != nil {
 		f.discard(ctx, req.ID, p)
 		return certstore.Cert{}, fmt.Errorf("certificate from %s: %w", o.Certificate, err)
@@ -345,6 +380,17 @@ func sameNames(a, b []string) bool {
 // Check parses a PEM chain, leaf first, and verifies that its leaf is for
 // key and covers every name.
 func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, error) {
+	c, err := CheckPublic(chainPEM, key.Public(), names)
+	if err != nil {
+		return c, err
+	}
+	c.Key = key
+	return c, nil
+}
+
+// CheckPublic is Check for a certificate whose private key is not ours:
+// its leaf must be for pub. The result holds no Key.
+func CheckPublic(chainPEM []byte, pub crypto.PublicKey, names []string) (certstore.Cert, error) {
 	var ders [][]byte
 	for rest := chainPEM; ; {
 		var b *pem.Block
@@ -363,9 +409,9 @@ func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, 
 	if err != nil {
 		return certstore.Cert{}, fmt.Errorf("parse leaf: %w", err)
 	}
-	pub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(key.Public()) {
-		return certstore.Cert{}, errors.New("leaf certificate is not for our key")
+	lpub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
+	if !ok || !lpub.Equal(pub) {
+		return certstore.Cert{}, errors.New("leaf certificate is not for the key of the CSR")
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
@@ -386,7 +432,6 @@ func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, 
 		NotAfter:  leaf.NotAfter,
 		Issuer:    leaf.Issuer.CommonName,
 		ARIID:     id,
-		Key:       key,
 	}, nil
 }
 

@@ -19,7 +19,7 @@ func canResume(o acmeclient.Order, p certstore.Progress) bool {
 	case acmeclient.StatusPending, acmeclient.StatusReady, acmeclient.StatusValid:
 		return true
 	case acmeclient.StatusProcessing:
-		return p.Key != nil
+		return p.Key != nil || len(p.CSR) > 0
 	}
 	return false
 }
