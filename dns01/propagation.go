@@ -290,7 +290,7 @@ func (c *Checker) logProgress(w Waiting) {
 	}
 	c.lastLog = w
 	if w.Missing > 0 {
-		c.log.Info("dns-01 records not yet served by every authoritative server: "+w.String(),
+		c.log.Info("dns-01: waiting for "+strconv.Itoa(w.Missing)+" more records to show up in DNS ("+w.String()+")",
 			"missing", w.Missing, "total", w.Total)
 	} else if w.Total > 0 {
 		c.log.Info("dns-01 records served by every authoritative server", "total", w.Total)

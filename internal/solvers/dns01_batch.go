@@ -3,6 +3,7 @@ package solvers
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -148,7 +149,7 @@ func (s *DNS01) sendPresent(batch []*job) {
 	if err != nil {
 		s.log.Warn("present dns-01 records", "records", len(recs), "error", err)
 	} else {
-		s.log.Debug("dns-01 records presented", "records", len(recs))
+		s.log.Info(fmt.Sprintf("dns-01: challenges for %d identifiers presented in one update", len(recs)), "records", len(recs))
 	}
 	for _, j := range located {
 		if err == nil {
