@@ -221,6 +221,9 @@ type Site struct {
 	// headers (X-Forwarded-*, X-Real-IP, …) are passed to upstreams;
 	// from any other client they are removed.
 	TrustedProxies []netip.Prefix
+	// ClientAuth asks clients for certificates ("[site.client_auth]");
+	// nil when the site does not.
+	ClientAuth *ClientAuth
 }
 
 // Route is one [[site.route]]: a path prefix served its own way.

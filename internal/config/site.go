@@ -41,6 +41,9 @@ func (d *decoder) site(t *table, global *Config) Site {
 	if paths, ok := t.strings("trusted_proxies", &proxies); ok {
 		s.TrustedProxies = d.prefixes(paths, proxies)
 	}
+	if ct := t.sub("client_auth"); ct != nil {
+		s.ClientAuth = d.clientAuth(ct, &s)
+	}
 	t.done()
 	d.claim(t.path, namePaths, &s)
 	return s
