@@ -53,6 +53,12 @@ type AuditQuery struct {
 	Since time.Time
 	// Host keeps one agent's records; empty keeps all.
 	Host string
+	// Decision keeps the records of one decision (AuditIssued, ...);
+	// empty keeps all.
+	Decision string
+	// OmitChain leaves Chain empty in the results (PostgresAuditor then
+	// does not read it): for listings that do not show it.
+	OmitChain bool
 }
 
 // Auditor keeps the issuer's audit trail. Append must be durable when
