@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"net/http"
 	"time"
+
+	"github.com/tlspilot/tlspilot"
 )
 
 // PathCertificate takes an agent's CSR for one of its certificates and
@@ -70,24 +72,11 @@ func (c *Client) Certificate(ctx context.Context, csr []byte, reuseKey bool) (*C
 }
 
 // Orderer obtains certificates for CSRs from the CA: the issuer's ACME
-// engine (tlspilot.Manager.ObtainCSR).
+// engine, *tlspilot.Manager.
 type Orderer interface {
-	// Order obtains a certificate for csr's public key and names, with
+	// ObtainCSR obtains a certificate for csr's key and names, with
 	// dns-01. id names the work in the engine's storage: an order saved
 	// under id by an earlier, interrupted call is resumed rather than
-	// placed again. It returns the chain, PEM, leaf first.
-	Order(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (Issued, error)
-}
-
-// Issued is what an Orderer returns.
-type Issued struct {
-	// Fullchain is the certificate and its chain, PEM, leaf first.
-	Fullchain []byte
-	// Leaf is the certificate.
-	Leaf *x509.Certificate
-	// OrderURL is the ACME order that produced it.
-	OrderURL string
-	// RenewAfter and RenewBefore are the CA's renewal window (RFC 9773),
-	// zero when the CA gave none.
-	RenewAfter, RenewBefore time.Time
+	// placed again.
+	ObtainCSR(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (tlspilot.CSRCertificate, error)
 }

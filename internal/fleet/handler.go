@@ -54,6 +54,13 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("POST "+PathEnroll, s.enroll)
 	mux.Handle("GET "+PathAgent, s.requireAgent(s.agent))
 	mux.Handle("POST "+PathClientCert, s.requireAgent(s.renewClient))
+	if s.opts.Orderer != nil {
+		mux.Handle("POST "+PathCertificate, s.requireAgent(s.certificateReq))
+	} else {
+		mux.Handle("POST "+PathCertificate, s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
+			writeJSON(w, http.StatusServiceUnavailable, errorResponse{"this issuer obtains no certificates (it has no ACME engine)"})
+		}))
+	}
 	mux.Handle("/", s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
 		writeJSON(w, http.StatusNotFound, errorResponse{"no such endpoint"})
 	}))

@@ -45,6 +45,14 @@ type ServerOptions struct {
 	// ClientTTL is the lifetime of client certificates;
 	// fleetca.ClientLifetime when 0.
 	ClientTTL time.Duration
+	// Orderer obtains the certificates agents ask for (PathCertificate);
+	// nil, and the issuer answers that it issues none.
+	Orderer Orderer
+	// Auditor keeps the audit trail of certificate requests; nil keeps
+	// none (the log still says everything).
+	Auditor Auditor
+	// MaxOrders bounds the orders run at once; DefaultMaxOrders when 0.
+	MaxOrders int
 	// Logger receives enrolments and refusals; nil discards.
 	Logger *slog.Logger
 }
@@ -60,6 +68,8 @@ type Server struct {
 
 	mu   sync.Mutex // guards cert
 	cert *tls.Certificate
+
+	work runner // certificate work in the background (issue.go)
 }
 
 // NewServer checks opts and makes the server's certificate: a new key
@@ -71,7 +81,12 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	if opts.ClientTTL == 0 {
 		opts.ClientTTL = fleetca.ClientLifetime
 	}
+	if opts.MaxOrders <= 0 {
+		opts.MaxOrders = DefaultMaxOrders
+	}
 	s := &Server{opts: opts, log: opts.Logger}
+	s.work.running = make(map[string]bool)
+	s.work.sem = make(chan struct{}, opts.MaxOrders)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
@@ -131,8 +146,11 @@ func (s *Server) verifyConnection(cs tls.ConnectionState) error {
 }
 
 // Serve answers the API on l until ctx ends, then shuts down, giving
-// requests in flight five seconds.
+// requests in flight five seconds. It calls Start first.
 func (s *Server) Serve(ctx context.Context, l net.Listener) error {
+	if err := s.Start(ctx); err != nil {
+		return err
+	}
 	hs := &http.Server{
 		Handler:           s.Handler(),
 		TLSConfig:         s.TLSConfig(),
