@@ -7,15 +7,19 @@ import (
 	"log/slog"
 	"net"
 
+	"golang.org/x/sync/errgroup"
+
+	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/fleet"
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 )
 
 const issuerServeSummary = `Runs the fleet issuer: its HTTPS API on issuer_listen (TLS 1.3, client
 certificates from the fleet CA only), with a server certificate for
-issuer_names made from the fleet CA at start and kept in memory. Today it
-enrols agents (tlspilot agent enroll); issuing their certificates is to
-come (docs/fleet.md).`
+issuer_names made from the fleet CA at start and kept in memory. It
+enrols agents (tlspilot agent enroll) and obtains the certificates their
+CSRs ask for, within their policy, from the CA with dns-01 ([dns]),
+auditing every request and issuance (docs/fleet.md).`
 
 // issuerServeCmd runs the issuer daemon until ctx ends.
 func issuerServeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -39,7 +43,8 @@ func issuerServeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 	return 0
 }
 
-// serveIssuer opens the fleet CA and the registry and serves the API.
+// serveIssuer opens the fleet CA, the registry, the audit trail and the
+// ACME engine, and serves the API.
 func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 	opts, err := is.fleetOptions()
 	if err != nil {
@@ -53,7 +58,28 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	srv, err := fleet.NewServer(fleet.ServerOptions{CA: ca, Registry: reg, Names: is.cfg.IssuerNames, Logger: log.With("component", "issuer")})
+	trail, err := openAuditTrail(ctx, is, true, log)
+	if err != nil {
+		return err
+	}
+	defer trail.Close()
+	sopts := fleet.ServerOptions{CA: ca, Registry: reg, Names: is.cfg.IssuerNames, Auditor: trail,
+		Logger: log.With("component", "issuer")}
+	var m *tlspilot.Manager
+	if is.cfg.DNS != nil {
+		mcfg, err := managerConfig(is.cfg, log)
+		if err != nil {
+			return err
+		}
+		mcfg.Challenge = tlspilot.DNS01
+		if m, err = tlspilot.New(ctx, mcfg); err != nil {
+			return newError(is.cfg, err)
+		}
+		sopts.Orderer = m
+	} else {
+		log.Warn("no [dns] section: the issuer enrols agents but obtains no certificates for them (it validates with dns-01)")
+	}
+	srv, err := fleet.NewServer(sopts)
 	if err != nil {
 		return err
 	}
@@ -62,5 +88,28 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 		return is.cfg.Errorf("issuer_listen", "%w", err)
 	}
 	log.Info("issuer API listening", "addr", l.Addr().String(), "names", is.cfg.IssuerNames)
-	return srv.Serve(ctx, l)
+	g, ctx := errgroup.WithContext(ctx)
+	if m != nil {
+		g.Go(func() error { _ = m.Run(ctx); return nil }) // returns ctx's error once it ends
+	}
+	g.Go(func() error { return srv.Serve(ctx, l) })
+	return g.Wait()
+}
+
+// openAuditTrail opens the issuer's audit trail: its database's table
+// when its storage is PostgreSQL (created if create and the role may),
+// else records in its storage.
+func openAuditTrail(ctx context.Context, is *issuerStore, create bool, log *slog.Logger) (fleet.AuditTrail, error) {
+	o := fleet.AuditOptions{Storage: is.s}
+	if is.cfg.StorageIsDatabase() {
+		o.DatabaseURL = is.cfg.Storage
+	}
+	if create {
+		o.Create, o.Logger = true, log.With("component", "audit")
+	}
+	trail, err := fleet.OpenAuditor(ctx, o)
+	if err != nil {
+		return nil, fmt.Errorf("open the audit trail: %w", err)
+	}
+	return trail, nil
 }

@@ -58,7 +58,7 @@ func (s *Server) Handler() http.Handler {
 		mux.Handle("POST "+PathCertificate, s.requireAgent(s.certificateReq))
 	} else {
 		mux.Handle("POST "+PathCertificate, s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
-			writeJSON(w, http.StatusServiceUnavailable, errorResponse{"this issuer obtains no certificates (it has no ACME engine)"})
+			writeJSON(w, http.StatusServiceUnavailable, errorResponse{"this issuer obtains no certificates: its config has no [dns] section (it validates with dns-01)"})
 		}))
 	}
 	mux.Handle("/", s.requireAgent(func(w http.ResponseWriter, _ *http.Request, _ *Agent) {
