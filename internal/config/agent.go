@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"os"
 
+	"github.com/pelletier/go-toml/v2"
 	"github.com/tlspilot/tlspilot"
 )
 
@@ -124,4 +125,21 @@ func (d *decoder) agentCertificate(t *table, written map[string]string) AgentCer
 	t.done()
 	d.claim(t.path, namePaths, &site)
 	return c
+}
+
+// IsAgentFile reports whether the file at path is an agent's config (a
+// TOML document with a top-level "issuer" key), so that commands shared
+// by both kinds (status) can tell them apart before loading one. An
+// unreadable or malformed file is not.
+func IsAgentFile(path string) bool {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return false
+	}
+	var doc map[string]any
+	if toml.Unmarshal(data, &doc) != nil {
+		return false
+	}
+	_, ok := doc["issuer"]
+	return ok
 }
