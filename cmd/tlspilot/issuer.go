@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -22,8 +23,9 @@ issuer_listen and issuer_names; tlspilot init makes its fleet CA.
 Commands:
   ca --config FILE                                  print the fleet CA certificate (PEM) that agents trust
   enroll --config FILE HOST --names N,N [--ttl 24h] set HOST's names and print a one-time enrolment token
-  agents --config FILE                              list the agents: names, enrolled, last seen, client certificate, revoked
+  agents --config FILE                              list the agents: names, enrolled, last seen, client certificate, revoked, certificates obtained
   revoke-agent --config FILE HOST                   cut HOST off at once
+  audit --config FILE [--since 30d] [--host H] [--json]  print the audit trail (--schema: the SQL of its table)
 `
 
 // issuerCmd dispatches the issuer's subcommands.
@@ -41,6 +43,8 @@ func issuerCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return issuerAgentsCmd(ctx, args[1:], stdout, stderr)
 	case "revoke-agent":
 		return issuerRevokeCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return issuerAuditCmd(ctx, args[1:], stdout, stderr)
 	case "help", "--help", "-help", "-h":
 		fmt.Fprint(stdout, issuerUsage)
 		return 0
@@ -146,7 +150,7 @@ func enroll(ctx context.Context, is *issuerStore, host, names string, ttl time.D
 }
 
 func issuerAgentsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("issuer agents", "--config FILE", "Lists the agents: the names each may obtain, when it was enrolled and last seen, until when its client certificate is valid, whether it is revoked.", stdout, stderr)
+	cf := newFlags("issuer agents", "--config FILE", "Lists the agents: the names each may obtain, when it was enrolled and last seen, until when its client certificate is valid, whether it is revoked, and from the audit trail how many certificates it obtained and the last one's serial and expiry.", stdout, stderr)
 	is, code, ok := issuerArgs(cf, args, nil, stdout)
 	if !ok {
 		return code
@@ -161,14 +165,19 @@ func issuerAgentsCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		fmt.Fprintf(stderr, "tlspilot issuer agents: %v\n", err)
 		return 1
 	}
-	printAgents(stdout, agents)
+	certs, err := issuedCerts(ctx, is)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlspilot issuer agents: certificates obtained unknown: %v\n", err)
+	}
+	printAgents(stdout, agents, certs)
 	return 0
 }
 
-// printAgents prints one line per agent.
-func printAgents(w io.Writer, agents []*fleet.Agent) {
+// printAgents prints one line per agent, with the certificates it
+// obtained (nil: unknown).
+func printAgents(w io.Writer, agents []*fleet.Agent, certs map[string]agentCerts) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "HOST\tSTATE\tNAMES\tENROLLED\tLAST SEEN\tCLIENT CERT UNTIL\tREVOKED")
+	fmt.Fprintln(tw, "HOST\tSTATE\tNAMES\tENROLLED\tLAST SEEN\tCLIENT CERT UNTIL\tREVOKED\tCERTS\tLAST SERIAL\tLAST CERT UNTIL")
 	for _, a := range agents {
 		state := "enrolled"
 		switch {
@@ -183,8 +192,13 @@ func printAgents(w io.Writer, agents []*fleet.Agent) {
 				until = c.NotAfter
 			}
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Host, state, strings.Join(a.Names, ","),
-			stampOrDash(a.Enrolled), stampOrDash(a.LastSeen), stampOrDash(until), stampOrDash(a.Revoked))
+		c, count := certs[a.Host], "?"
+		if certs != nil {
+			count = strconv.Itoa(c.count)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", a.Host, state, strings.Join(a.Names, ","),
+			stampOrDash(a.Enrolled), stampOrDash(a.LastSeen), stampOrDash(until), stampOrDash(a.Revoked),
+			count, orDash(c.lastSerial), stampOrDash(c.lastNotAfter))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d agent(s)\n", len(agents))
