@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -90,7 +89,7 @@ func queryAudit(ctx context.Context, cf *commandFlags, f issuerAuditFlags) ([]fl
 		return nil, err
 	}
 	defer is.close()
-	trail, err := is.auditTrail(ctx, nil, false)
+	trail, err := openAuditTrail(ctx, is, false, nil)
 	if err != nil {
 		return nil, err
 	}
@@ -133,23 +132,6 @@ func storageRole(cf *commandFlags) (string, error) {
 	return pc.User, nil
 }
 
-// auditTrail opens the audit trail of the issuer's storage: the table in
-// its database, or records in its directory. The issuer passes create
-// and its logger at start (it creates a missing table and warns about
-// the grants); commands that only read pass neither, and a missing
-// table is then an error wrapping fleet.ErrNoAuditTable.
-func (is *issuerStore) auditTrail(ctx context.Context, log *slog.Logger, create bool) (fleet.AuditTrail, error) {
-	opts := fleet.AuditOptions{Storage: is.s, Create: create, Logger: log}
-	if is.cfg.StorageIsDatabase() {
-		opts.DatabaseURL = is.cfg.Storage
-	}
-	trail, err := fleet.OpenAuditor(ctx, opts)
-	if err != nil && is.cfg.StorageIsDatabase() {
-		return nil, is.cfg.Errorf("storage", "%w", err)
-	}
-	return trail, err
-}
-
 // printAudit prints one line per record.
 func printAudit(w io.Writer, recs []fleet.AuditRecord) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -173,7 +155,7 @@ type agentCerts struct {
 // issuedCerts reads from the audit trail the certificates each agent
 // obtained.
 func issuedCerts(ctx context.Context, is *issuerStore) (map[string]agentCerts, error) {
-	trail, err := is.auditTrail(ctx, nil, false)
+	trail, err := openAuditTrail(ctx, is, false, nil)
 	if errors.Is(err, fleet.ErrNoAuditTable) {
 		return map[string]agentCerts{}, nil // nothing audited yet
 	}

@@ -208,7 +208,7 @@ func (a *PostgresAuditor) create(ctx context.Context) (bool, error) {
 		return nil
 	})
 	if err != nil {
-		return false, fmt.Errorf("create %s: %w", AuditTable, err)
+		return false, fmt.Errorf("create %s (or let an administrator create it: tlspilot issuer audit --schema): %w", AuditTable, err)
 	}
 	return created, nil
 }
