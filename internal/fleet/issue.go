@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/storage"
 )
@@ -119,7 +120,45 @@ func (s *Server) Start(ctx context.Context) error {
 	if resumed > 0 {
 		s.log.Info("resuming certificate work", "certificates", resumed)
 	}
+	go s.reportProgress(ctx)
 	return nil
+}
+
+// progressEvery is how often the issuer logs the work in progress.
+const progressEvery = 10 * time.Second
+
+// dnsWaiter is an Orderer that tells how many dns-01 records it waits
+// for (tlspilot.Manager).
+type dnsWaiter interface{ DNSWaiting() dns01.Waiting }
+
+// reportProgress logs, while there is work in progress, how many
+// certificates are being obtained and how many records the batch still
+// waits for in DNS, until ctx ends.
+func (s *Server) reportProgress(ctx context.Context) {
+	t := time.NewTicker(progressEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		s.work.mu.Lock()
+		n := len(s.work.running)
+		s.work.mu.Unlock()
+		if n == 0 {
+			continue
+		}
+		attrs := []any{"certificates", n}
+		msg := fmt.Sprintf("obtaining %d certificates", n)
+		if dw, ok := s.opts.Orderer.(dnsWaiter); ok {
+			if w := dw.DNSWaiting(); w.Missing > 0 {
+				msg += fmt.Sprintf(": waiting for %d more records to show up in DNS", w.Missing)
+				attrs = append(attrs, "records_missing", w.Missing, "records", w.Total)
+			}
+		}
+		s.log.Info(msg, attrs...)
+	}
 }
 
 // certificateReq answers PathCertificate: the policy first (names,
