@@ -25,7 +25,7 @@ Commands:
   enroll --config FILE HOST --names N,N [--ttl 24h] set HOST's names and print a one-time enrolment token
   agents --config FILE                              list the agents: names, enrolled, last seen, client certificate, revoked, certificates obtained
   revoke-agent --config FILE HOST                   cut HOST off at once
-  audit --config FILE [--since 30d] [--host H] [--json]  print the audit trail (--schema: the SQL of its table)
+  audit --config FILE [--since 30d] [--host H]      print the audit trail (also --json; --schema prints the SQL of its table)
 `
 
 // issuerCmd dispatches the issuer's subcommands.
