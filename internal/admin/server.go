@@ -17,14 +17,19 @@ import (
 //	tlspilot_connections_reclaimed_total      idle keep-alive connections closed to make room
 //	tlspilot_accept_errors_total              accept(2) failures (EMFILE…)
 //	tlspilot_client_errors_total              requests the client broke off, stalled or spoiled
+//	tlspilot_client_auth_refusals_total{site,reason}   client certificates refused (WatchClientAuth)
 type serverMetrics struct {
-	stats atomic.Pointer[func() server.Stats]
-	descs [6]*prometheus.Desc
+	stats    atomic.Pointer[func() server.Stats]
+	descs    [6]*prometheus.Desc
+	refusals atomic.Pointer[func() []server.ClientAuthRefusal]
+	refDesc  *prometheus.Desc
 }
 
 func newServerMetrics() *serverMetrics {
 	d := func(name, help string) *prometheus.Desc { return prometheus.NewDesc(name, help, nil, nil) }
-	return &serverMetrics{descs: [6]*prometheus.Desc{
+	return &serverMetrics{refDesc: prometheus.NewDesc("tlspilot_client_auth_refusals_total",
+		"Clients refused in the TLS handshake by a site with client_auth, by reason (no_certificate, untrusted, expired, depth, revoked, unknown, ...).",
+		[]string{"site", "reason"}, nil), descs: [6]*prometheus.Desc{
 		d("tlspilot_connections_open", "Client connections open now."),
 		d("tlspilot_connections_max", "The cap on client connections (max_connections)."),
 		d("tlspilot_connections_refused_total", "Connections closed at accept: at the cap with none idle to reclaim."),
@@ -39,11 +44,17 @@ func (s *serverMetrics) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range s.descs {
 		ch <- d
 	}
+	ch <- s.refDesc
 }
 
 // Collect sends the server's counters, nothing before WatchServer
 // (prometheus.Collector).
 func (s *serverMetrics) Collect(ch chan<- prometheus.Metric) {
+	if r := s.refusals.Load(); r != nil {
+		for _, c := range (*r)() {
+			ch <- prometheus.MustNewConstMetric(s.refDesc, prometheus.CounterValue, float64(c.Count), c.Site, c.Reason)
+		}
+	}
 	f := s.stats.Load()
 	if f == nil {
 		return
@@ -62,4 +73,11 @@ func (s *serverMetrics) Collect(ch chan<- prometheus.Metric) {
 // stats is called at every scrape (server.Server.Stats).
 func (m *Metrics) WatchServer(stats func() server.Stats) {
 	m.server.stats.Store(&stats)
+}
+
+// WatchClientAuth adds the client-certificate refusals of the HTTPS
+// server's sites to /metrics as tlspilot_client_auth_refusals_total:
+// refusals is called at every scrape (server.Server.ClientAuthRefusals).
+func (m *Metrics) WatchClientAuth(refusals func() []server.ClientAuthRefusal) {
+	m.server.refusals.Store(&refusals)
 }

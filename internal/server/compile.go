@@ -17,7 +17,7 @@ import (
 // old (or earlier in this table) are reused; roots opened here are
 // closed again if compiling fails.
 func (s *Server) compile(sites []Site, old *table) (_ *table, err error) {
-	t := &table{exact: map[string]*site{}, wild: map[string]*site{}, roots: map[string]*rootDir{}}
+	t := &table{exact: map[string]*site{}, wild: map[string]*site{}, roots: map[string]*rootDir{}, strip: identityPrefixes(sites)}
 	defer func() {
 		if err != nil {
 			for p, d := range t.roots {
@@ -93,6 +93,11 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 		return nil, err
 	}
 	st.tlsConf = s.profiles[p]
+	if in.ClientAuth != nil {
+		if err := s.compileClientAuth(st, in.ClientAuth, st.tlsConf); err != nil {
+			return nil, err
+		}
+	}
 	if st.tlsHeaders, err = buildHeaders(in, true); err != nil {
 		return nil, err
 	}
@@ -103,11 +108,15 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 		return nil, err
 	}
 	keys := headerKeys(st.tlsHeaders)
-	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, in.TrustedProxies, t, old); err != nil {
+	ident := upstreamIdentity{strip: t.strip}
+	if st.auth != nil {
+		ident.set = st.auth.ident
+	}
+	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, in.TrustedProxies, ident, t, old); err != nil {
 		return nil, err
 	}
 	for _, r := range in.Routes {
-		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, in.TrustedProxies, t, old)
+		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, in.TrustedProxies, ident, t, old)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
@@ -167,8 +176,9 @@ func (t *table) fileCert(src CertSource) *fileCert {
 }
 
 // compileHandler builds the handler for one of root, proxy or redirect;
-// nil when none is set.
-func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, trusted []netip.Prefix, t, old *table) (http.Handler, error) {
+// nil when none is set. ident is what a proxy does with client
+// identity headers.
+func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, trusted []netip.Prefix, ident upstreamIdentity, t, old *table) (http.Handler, error) {
 	switch {
 	case root != "":
 		d, err := s.rootDir(root, t, old)
@@ -177,7 +187,7 @@ func (s *Server) compileHandler(root string, proxy []string, redirect string, ke
 		}
 		return &static{root: d, log: s.log}, nil
 	case len(proxy) > 0:
-		return newProxy(proxy, keys, trusted, s.env)
+		return newProxy(proxy, keys, trusted, ident, s.env)
 	case redirect != "":
 		return newRedirect(redirect)
 	}

@@ -16,6 +16,10 @@ func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
 	}
 	setSite(w, st.name)
 	setHeaders(w.Header(), st.tlsHeaders)
+	if st.auth != nil && !st.auth.allows(r) {
+		http.Error(w, "403 forbidden: this path needs a client certificate", http.StatusForbidden)
+		return
+	}
 	dispatch(w, r, st)
 }
 

@@ -63,6 +63,7 @@ type proxy struct {
 	tr      http.RoundTripper
 	keys    []string // headers the site sets; the upstream's give way
 	trusted []netip.Prefix
+	ident   upstreamIdentity
 	env     *proxyEnv
 	log     *slog.Logger
 }
@@ -72,8 +73,8 @@ type upstream struct {
 	downUntil atomic.Int64 // unix nanoseconds
 }
 
-func newProxy(targets []string, keys []string, trusted []netip.Prefix, env *proxyEnv) (*proxy, error) {
-	p := &proxy{tr: env.transport, keys: keys, trusted: trusted, env: env, log: env.log}
+func newProxy(targets []string, keys []string, trusted []netip.Prefix, ident upstreamIdentity, env *proxyEnv) (*proxy, error) {
+	p := &proxy{tr: env.transport, keys: keys, trusted: trusted, ident: ident, env: env, log: env.log}
 	for _, t := range targets {
 		u, err := parseUpstream(t)
 		if err != nil {
@@ -131,10 +132,13 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // Forwarded and X-Forwarded-For/-Host/-Proto before Rewrite runs; the
 // other headers upstreams take a client's identity or URL from are
 // dropped here. From a trusted proxy they all pass, and the client
-// address is appended to its X-Forwarded-For.
+// address is appended to its X-Forwarded-For. Client identity headers
+// are never taken from the client, a trusted proxy included: they are
+// removed, and set afresh on sites with ClientAuth.
 func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.pick().url)
 	pr.Out.Host = pr.In.Host
+	p.ident.rewrite(pr.Out.Header, pr.In.TLS)
 	if p.isTrusted(pr.In.RemoteAddr) {
 		for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
 			if v, ok := pr.In.Header[k]; ok {

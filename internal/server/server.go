@@ -124,6 +124,8 @@ type Server struct {
 	log      *slog.Logger
 	acmeCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)
 	reject   *tls.Config
+	tlsBase  *tls.Config // the listener's; sites with ClientAuth clone it (or their profile's)
+	refusals refusalCounts
 	profiles map[tlsprofile.Profile]*tls.Config // other than the default; never changed after New
 	table    atomic.Pointer[table]
 	env      *proxyEnv
@@ -180,6 +182,7 @@ func New(opts Options) (*Server, error) {
 	}
 	tc := s.tlsConfig()
 	s.profiles = profileConfigs(tc)
+	s.tlsBase = tc
 	t, err := s.compile(opts.Sites, nil)
 	if err != nil {
 		return nil, err
@@ -376,6 +379,7 @@ func (s *Server) watch() {
 		for _, fc := range t.certs {
 			fc.check(s.log)
 		}
+		s.rotateTicketKeys(t)
 		for _, d := range t.roots {
 			d.check(s.log)
 		}

@@ -86,6 +86,12 @@ type Site struct {
 	// when empty, or tlsprofile.Modern (TLS 1.3 only). Whatever the
 	// certificate source, the profile applies.
 	TLSProfile tlsprofile.Profile
+
+	// ClientAuth, when set, asks clients of this site for a certificate
+	// and passes their identity to its upstreams; nil asks for none.
+	// Requests proxied by any site never carry headers starting with
+	// DefaultClientCertHeaderPrefix from the client.
+	ClientAuth *ClientAuth
 }
 
 // Route sends requests whose path starts with Path to its own handler.
@@ -126,6 +132,7 @@ type site struct {
 	tlsHeaders   []header
 	plainHeaders []header
 	httpRedirect bool
+	auth         *siteAuth // nil: no client certificates asked for
 }
 
 type route struct {
@@ -217,6 +224,9 @@ func checkSiteShape(s *Site) error {
 		return errors.New("no certificate source")
 	case hasFiles && (s.Cert.CertFile == "" || s.Cert.KeyFile == ""):
 		return errors.New("cert_file and key_file go together")
+	}
+	if s.ClientAuth != nil && !s.HTTPRedirect {
+		return errors.New("client auth needs HTTPRedirect: the site would be served over plain HTTP without client certificates")
 	}
 	var paths []string
 	for i, r := range s.Routes {

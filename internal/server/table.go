@@ -18,6 +18,7 @@ type table struct {
 	sites []*site
 	certs []*fileCert
 	roots map[string]*rootDir // by absolute path
+	strip []string            // identity header prefixes of every site (identityPrefixes)
 }
 
 // lookup finds the site for a normalised host name: exact match first,
@@ -51,13 +52,21 @@ func (t *table) forHello(hello *tls.ClientHelloInfo) (st *site, matched bool) {
 // forTLSRequest picks the site for a request that arrived over TLS. The
 // Host must belong to the same site as the SNI of the connection (or
 // both fall to the default site); otherwise the request was sent on the
-// wrong connection and nil is returned, answered with 421.
+// wrong connection and nil is returned, answered with 421. A site with
+// client authentication is served only on connections whose handshake
+// selected it, without SNI too: its client certificate checks ran there.
 func (t *table) forTLSRequest(r *http.Request) *site {
 	hs := t.lookup(normalizeHost(r.Host))
 	if hs == nil {
 		hs = t.def
 	}
-	if r.TLS == nil || r.TLS.ServerName == "" || hs == nil {
+	if r.TLS == nil || hs == nil {
+		return hs
+	}
+	if r.TLS.ServerName == "" {
+		if hs.auth != nil && t.noSNISite(r) != hs {
+			return nil
+		}
 		return hs
 	}
 	ss := t.lookup(normalizeHost(r.TLS.ServerName))
@@ -68,6 +77,22 @@ func (t *table) forTLSRequest(r *http.Request) *site {
 		return nil
 	}
 	return hs
+}
+
+// noSNISite is the site forHello chose for the request's connection,
+// made without SNI: the one named by the local address, else the
+// default.
+func (t *table) noSNISite(r *http.Request) *site {
+	if t.ips {
+		if a, ok := r.Context().Value(http.LocalAddrContextKey).(net.Addr); ok {
+			if ta, ok := a.(*net.TCPAddr); ok {
+				if st := t.exact[ta.IP.String()]; st != nil {
+					return st
+				}
+			}
+		}
+	}
+	return t.def
 }
 
 // forPlainRequest picks the site for a plain HTTP request by its Host.
