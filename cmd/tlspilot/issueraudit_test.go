@@ -1,12 +1,17 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -134,11 +139,12 @@ func TestIssuerAudit(t *testing.T) {
 	}
 }
 
-// TestIssuerAuditPostgres: with a PostgreSQL storage used by a role that
-// may not create the audit table's rows' owner, the administrator runs
-// what issuer audit --schema prints (the role taken from the config),
-// and issuer audit and issuer agents read what that role appended.
-// Before the table exists, audit says nothing was audited yet.
+// TestIssuerAuditPostgres: with a PostgreSQL storage, before the table
+// exists audit says nothing was audited yet, and the issuer creates it
+// at start and warns that its role may change rows. Once an
+// administrator has made it from what issuer audit --schema prints (the
+// role taken from the config), the issuer starts without a warning, and
+// issuer audit and issuer agents read what that role appended.
 func TestIssuerAuditPostgres(t *testing.T) {
 	pg := testenv.StartPostgres(t)
 	admin := pg.NewDatabase(t)
@@ -152,11 +158,21 @@ func TestIssuerAuditPostgres(t *testing.T) {
 	if out != "TIME  HOST  DECISION  NAMES  SERIAL  NOT-AFTER  REASON\n0 record(s)\n" || !strings.Contains(errOut, "nothing audited yet") || !strings.Contains(errOut, "--schema") {
 		t.Errorf("audit before the table exists: %q %q", out, errOut)
 	}
+	log := issuerStartLog(t, conf)
+	if !strings.Contains(log, "audit trail: table created") ||
+		!strings.Contains(log, `msg="audit trail: not append-only for the issuer's database role" component=audit table=tlspilot_fleet_audit role=fleet_issuer may="owner of the table, UPDATE, DELETE, TRUNCATE"`) {
+		t.Errorf("the issuer's start without the table:\n%s", log)
+	}
+
 	schema, _ := mustRun(t, "issuer", "audit", "--schema", "--config", conf)
 	if !strings.Contains(schema, `GRANT SELECT, INSERT ON tlspilot_fleet_audit TO "fleet_issuer";`) {
 		t.Fatalf("--schema:\n%s", schema)
 	}
+	pgAdmin(t, admin, "DROP TABLE tlspilot_fleet_audit")
 	pgAdmin(t, admin, schema)
+	if log := issuerStartLog(t, conf); strings.Contains(log, "audit trail") {
+		t.Errorf("the issuer's start with the administrator's table:\n%s", log)
+	}
 	auditLines(t, conf, 0)
 
 	a, err := fleet.NewPostgresAuditor(context.Background(), fleet.PostgresAuditOptions{URL: issuerURL})
@@ -188,4 +204,36 @@ func pgAdmin(t *testing.T, url, sql string) {
 	if _, err := conn.Exec(t.Context(), sql); err != nil {
 		t.Fatalf("%s: %v", sql, err)
 	}
+}
+
+// issuerStartLog runs the issuer daemon until it listens, stops it, and
+// returns what it printed until then (the audit trail is opened before).
+func issuerStartLog(t *testing.T, conf string) string {
+	t.Helper()
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	cmd := exec.Command(buildBinary(t), "issuer", "--config", conf)
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "issuer API listening") {
+			break
+		}
+	}
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	// Its exit status is not this test's concern: stopped this early it
+	// may report the start-up work it was interrupted in.
+	_, _ = io.Copy(io.Discard, r)
+	_ = cmd.Wait()
+	return out.String()
 }
