@@ -70,6 +70,10 @@ type keyRecord struct {
 	First time.Time `json:"first"`
 }
 
+// runLock is the storage lock held while a job's certificate is being
+// obtained.
+func runLock(id string) string { return "fleet/run/" + id }
+
 // jobID names the work for host and names (in any order): one storage
 // key segment, stable across requests.
 func jobID(host string, names []string) string {
@@ -102,6 +106,9 @@ func (s *Server) Start(ctx context.Context) error {
 	s.work.ctx = ctx
 	s.work.mu.Unlock()
 	ids, err := s.opts.Registry.s.List(ctx, jobsPrefix)
+	if ctx.Err() != nil {
+		return nil // stopped as it started
+	}
 	if err != nil {
 		return fmt.Errorf("fleet: list certificate work: %w", err)
 	}
@@ -180,7 +187,7 @@ func (s *Server) certificateReq(w http.ResponseWriter, r *http.Request, a *Agent
 		err = fmt.Errorf("%w: agent %s: the CSR's key is the agent's client-certificate key", ErrPolicy, a.Host)
 	}
 	if err != nil {
-		rec.Names = append(csr.DNSNames, csr.Subject.CommonName)
+		rec.Names = csrNames(csr)
 		s.refuse(r.Context(), w, rec, err)
 		return
 	}
@@ -196,6 +203,16 @@ func (s *Server) certificateReq(w http.ResponseWriter, r *http.Request, a *Agent
 		return
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// csrNames are the names a CSR asks for, as the audit trail records a
+// refusal: its DNS names and its common name, if any and not among them.
+func csrNames(csr *x509.CertificateRequest) []string {
+	names := slices.Clone(csr.DNSNames)
+	if cn := csr.Subject.CommonName; cn != "" && !slices.Contains(names, cn) {
+		names = append(names, cn)
+	}
+	return names
 }
 
 // refuse answers a request refused by policy, and audits the refusal.
@@ -255,7 +272,7 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 				ErrPolicy, a.Host, strings.Join(names, ", "))
 		}
 		// A failed order due for a retry, or a renewal with the same key.
-	} else if err := s.claimKey(ctx, a.Host, id, hash, names, reuseKey); err != nil {
+	} else if err := s.claimKey(ctx, a.Host, id, hash, names, reuseKey || !exists || j.KeyHash == hash && j.State != CertValid); err != nil {
 		return nil, err
 	}
 	if !exists {
@@ -272,14 +289,15 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 }
 
 // claimKey records that the key of hash is used for job id, refusing a
-// key seen before, except for the same job when the agent keeps its key
-// on purpose.
-func (s *Server) claimKey(ctx context.Context, host, id, hash string, names []string, reuseKey bool) error {
+// key seen before, except for the same job when again allows it: the
+// agent keeps its key on purpose, or the job has no certificate for the
+// key yet (a CSR made again for a pending key).
+func (s *Server) claimKey(ctx context.Context, host, id, hash string, names []string, again bool) error {
 	key := keysPrefix + "/" + hash
 	var kr keyRecord
 	err := s.opts.Registry.load(ctx, key, &kr)
 	switch {
-	case err == nil && kr.Job == id && reuseKey:
+	case err == nil && kr.Job == id && again:
 		return nil
 	case err == nil:
 		return fmt.Errorf("%w: agent %s: key reused for %s: this key was already sent in a CSR (first on %s); make a new key",
@@ -324,6 +342,16 @@ func (s *Server) runJob(ctx context.Context, id string) {
 		delete(s.work.running, id)
 		s.work.mu.Unlock()
 	}()
+	// Issuers sharing a storage take turns: the one that comes second
+	// finds the job done rather than ordering again.
+	lease, err := s.opts.Registry.s.Lock(ctx, runLock(id))
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.Error("certificate work: lock", "job", id, "error", err)
+		}
+		return
+	}
+	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
 	select {
 	case s.work.sem <- struct{}{}:
 		defer func() { <-s.work.sem }()

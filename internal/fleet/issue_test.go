@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -314,5 +315,58 @@ func TestCertificateRequest(t *testing.T) {
 	}
 	if n := e.p.Orders(); n != 1 {
 		t.Errorf("Pebble saw %d orders after the refusals, want 1", n)
+	}
+}
+
+// TestTwoIssuersOneOrder: two issuers share a storage, each with its own
+// engine over it (a cluster). An agent's CSR goes to one, and while its
+// order waits at finalize, to the other, which starts working on it too:
+// the CA still sees one order, and both hand out the same certificate.
+func TestTwoIssuersOneOrder(t *testing.T) {
+	ctx := t.Context()
+	e := startEngine(t)
+	m2 := e.start(t)
+	a := startOrderingIssuer(t, e.m, nil, nil, nil)
+	b := startOrderingIssuer(t, m2, a.st, a.ca, a.audit)
+	id := a.enrolFor(t, "web1", "web1.example.test")
+	_, csr := newCSR(t, nil, "web1.example.test")
+	atFinalize, release := make(chan struct{}, 1), make(chan struct{})
+	e.p.SetFault(func(_ http.ResponseWriter, r *http.Request) bool {
+		if strings.HasPrefix(r.URL.Path, "/finalize-order/") {
+			select {
+			case atFinalize <- struct{}{}:
+			default:
+			}
+			<-release
+		}
+		return false
+	})
+	ca, cb := a.client(t, id), b.client(t, id)
+	if resp, err := ca.Certificate(ctx, csr, false); err != nil || resp.Status != CertProcessing {
+		t.Fatalf("first issuer: %+v, %v", resp, err)
+	}
+	<-atFinalize
+	if resp, err := cb.Certificate(ctx, csr, false); err != nil || resp.Status != CertProcessing {
+		t.Fatalf("second issuer: %+v, %v", resp, err)
+	}
+	time.Sleep(2 * time.Second) // the second issuer's worker is waiting for its turn
+	close(release)
+	ra, err := obtain(ctx, ca, csr, false)
+	if err != nil || ra.Status != CertValid {
+		t.Fatalf("first issuer: %+v, %v", ra, err)
+	}
+	rb, err := obtain(ctx, cb, csr, false)
+	if err != nil || rb.Status != CertValid {
+		t.Fatalf("second issuer: %+v, %v", rb, err)
+	}
+	if ra.Fullchain != rb.Fullchain {
+		t.Error("the issuers handed out different certificates")
+	}
+	time.Sleep(2 * time.Second) // give a second order, if any, the time to be placed
+	if n := e.p.Orders(); n != 1 {
+		t.Errorf("Pebble saw %d orders, want 1", n)
+	}
+	if n := len(a.audit.of(AuditIssued)); n != 1 {
+		t.Errorf("%d issuances audited, want 1", n)
 	}
 }
