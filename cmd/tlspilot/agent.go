@@ -19,10 +19,13 @@ import (
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
-const agentUsage = `Usage: tlspilot agent COMMAND --config AGENT.toml ...
+const agentUsage = `Usage: tlspilot agent --config AGENT.toml [--once]
+       tlspilot agent COMMAND --config AGENT.toml ...
 
 A fleet agent: it keeps its keys, sends CSRs to the issuer over mutual
-TLS and deploys what it gets back (docs/fleet.md).
+TLS and deploys what it gets back (docs/fleet.md). Without a command it
+keeps the config's certificates: as a daemon, or one pass with --once
+(tlspilot agent --help tells more).
 
 Commands:
   enroll --config AGENT.toml --token TOKEN   make this agent's key and get its client certificate with a token from tlspilot issuer enroll
@@ -34,10 +37,13 @@ func agentCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprint(stderr, agentUsage)
 		return 2
 	}
+	if strings.HasPrefix(args[0], "-") {
+		return agentRunCmd(ctx, args, stdout, stderr) // agentrun.go; --help too
+	}
 	switch args[0] {
 	case "enroll":
 		return agentEnrollCmd(ctx, args[1:], stdout, stderr)
-	case "help", "--help", "-help", "-h":
+	case "help":
 		fmt.Fprint(stdout, agentUsage)
 		return 0
 	}

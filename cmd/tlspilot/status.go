@@ -105,6 +105,9 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
 	}
+	if code, ok := agentStatusCmd(ctx, *cf.config, cf.Args(), *asJSON, stdout, stderr); ok {
+		return code // an agent's config (agentrun.go)
+	}
 	cfg, err := cf.load()
 	if err != nil {
 		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))

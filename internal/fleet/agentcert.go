@@ -186,7 +186,7 @@ func (k *Keeper) obtained(ctx context.Context, c *keptCert, rec *certRecord, res
 	rec.NotBefore, rec.NotAfter = leaf.NotBefore, leaf.NotAfter
 	rec.RenewAfter, rec.RenewBefore = resp.RenewAfter, resp.RenewBefore
 	rec.RenewAt = renewal.Due(leaf.NotBefore, leaf.NotAfter, &renewal.Window{Start: resp.RenewAfter, End: resp.RenewBefore}, k.opts.Rand)
-	rec.RenewAt = later(rec.RenewAt, now.Add(minRenewDelay))
+	rec.RenewAt = later(rec.RenewAt, now.Add(min(minRenewDelay, leaf.NotAfter.Sub(now)/4)))
 	rec.Attempts, rec.LastError, rec.RetryAt = 0, "", time.Time{}
 	c.log.Info("certificate obtained", "serial", rec.Serial, "not_after", rec.NotAfter, "renew_at", rec.RenewAt)
 	k.save(ctx, c, rec)

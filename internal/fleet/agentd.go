@@ -16,9 +16,9 @@ import (
 
 // Bounds of the agent's waits.
 const (
-	// DefaultAgentBackoff is the retry policy after a failed request to
-	// the issuer when KeeperOptions.Backoff is zero: 1 minute doubling up
-	// to 1 hour, with jitter.
+	// agentBackoffMin and agentBackoffMax are the retry policy after a
+	// failed request to the issuer when KeeperOptions.Backoff is zero: 1
+	// minute doubling up to 1 hour, with jitter.
 	agentBackoffMin, agentBackoffMax = time.Minute, time.Hour
 	// pollMin and pollMax bound the wait after a "processing" answer,
 	// whatever RetryAfter says.
@@ -26,8 +26,9 @@ const (
 	// recheckEvery is the longest the daemon sleeps: each certificate is
 	// looked at (its files checked) at least this often.
 	recheckEvery = time.Hour
-	// minRenewDelay is the earliest a new certificate is renewed, even
-	// if the issuer's window has already begun: never a tight loop.
+	// minRenewDelay is the earliest a new certificate is renewed (or a
+	// quarter of its remaining lifetime, if shorter), even if the
+	// issuer's window has already begun: never a tight loop.
 	minRenewDelay = time.Minute
 )
 

@@ -100,7 +100,7 @@ func deployStatus(rec *certRecord) *tlspilot.DeployStatus {
 // identityStatus reports the agent's client certificate, without
 // opening its key; an agent not enrolled is pending.
 func identityStatus(ctx context.Context, st storage.Storage, issuer string, now time.Time, warn tlspilot.WarnWindow) (tlspilot.CertStatus, error) {
-	s := tlspilot.CertStatus{ID: IdentityStatusID, Managed: true, CA: issuer}
+	s := tlspilot.CertStatus{ID: IdentityStatusID, Names: []string{}, Managed: true, CA: issuer}
 	b, err := st.Load(ctx, identityKey)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.LastError = "not enrolled: run tlspilot agent enroll with a token from tlspilot issuer enroll"
