@@ -125,9 +125,13 @@ func (k *Keeper) request(ctx context.Context, c *keptCert, rec *certRecord, now 
 		}
 		k.failed(ctx, c, rec, now, err, 0)
 	case resp.Status == CertProcessing:
+		lvl := slog.LevelDebug // each poll
+		if rec.Pending.PollAt.IsZero() {
+			lvl = slog.LevelInfo // the first answer
+		}
 		rec.Pending.PollAt = now.Add(min(max(retryAfter, pollMin), pollMax))
 		rec.Attempts, rec.LastError, rec.RetryAt = 0, "", time.Time{}
-		c.log.Info("issuer processing the certificate", "poll_in", rec.Pending.PollAt.Sub(now))
+		c.log.Log(ctx, lvl, "issuer processing the certificate", "poll_in", rec.Pending.PollAt.Sub(now))
 		k.save(ctx, c, rec)
 	case resp.Status == CertValid:
 		k.obtained(ctx, c, rec, resp, now)
