@@ -13,6 +13,7 @@
 //	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
 //	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, revoke-agent
 //	tlspilot agent enroll -c FILE --token T  enrol a fleet agent with its issuer
+//	tlspilot agent -c FILE [--once]          keep a fleet agent's certificates
 //	tlspilot version                        print the version
 package main
 
@@ -52,6 +53,7 @@ Usage:
   tlspilot issuer [-c FILE]                     run the fleet issuer's API (issuer_listen)
   tlspilot issuer COMMAND [-c FILE] ...         the fleet issuer: ca, enroll, agents, revoke-agent
   tlspilot agent enroll -c AGENT.toml --token T enrol a fleet agent with its issuer
+  tlspilot agent -c AGENT.toml [--once]         keep a fleet agent's certificates (daemon, or one pass)
   tlspilot version                              print the version
 
 -c FILE (--config FILE) defaults to ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml.
