@@ -100,6 +100,7 @@ type siteAuth struct {
 	ident    *identity
 	srv      *Server
 	tickets  *ticketKeys
+	verified chainCache
 }
 
 // compileClientAuth makes the site's TLS configuration: base (its
@@ -187,9 +188,25 @@ func (a *siteAuth) verifyConnection(cs tls.ConnectionState) error {
 }
 
 // verifyChain verifies the client's certificates against the CAs and
-// returns the shortest chain within the depth, or the reason none is.
+// returns the shortest chain within the depth, or the reason none is. A
+// chain verified before for the same certificates is taken from the
+// cache while every certificate of it is within its validity period:
+// the signature checks cost as much as the handshake's own.
 func (a *siteAuth) verifyChain(certs []*x509.Certificate) ([]*x509.Certificate, string, error) {
-	opts := x509.VerifyOptions{Roots: a.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	now := time.Now()
+	key := chainKey(certs)
+	if chain := a.verified.get(key, now); chain != nil {
+		return chain, "", nil
+	}
+	chain, reason, err := a.verifyChainAt(certs, now)
+	if err == nil {
+		a.verified.put(key, chain)
+	}
+	return chain, reason, err
+}
+
+func (a *siteAuth) verifyChainAt(certs []*x509.Certificate, now time.Time) ([]*x509.Certificate, string, error) {
+	opts := x509.VerifyOptions{Roots: a.roots, CurrentTime: now, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	if len(certs) > 1 {
 		opts.Intermediates = x509.NewCertPool()
 		for _, c := range certs[1:] {
