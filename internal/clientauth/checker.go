@@ -1,0 +1,328 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+// Defaults of Options.
+const (
+	// DefaultTimeout bounds the revocation check of one chain, all
+	// fetches included.
+	DefaultTimeout = 5 * time.Second
+	// DefaultMaxCRLSize bounds a CRL downloaded from a distribution
+	// point, in bytes.
+	DefaultMaxCRLSize = 32 << 20
+	// DefaultFileCheckInterval is how often CRL files are looked at for
+	// changes (one stat per file, in the background).
+	DefaultFileCheckInterval = 5 * time.Second
+)
+
+// failureBackoff is how long after a failed fetch from one distribution
+// point or about one certificate no new fetch starts: checks in that time
+// get the last error at once, so a responder that is down or hangs is not
+// asked on every handshake.
+const failureBackoff = 10 * time.Second
+
+// errNoSource is wrapped when nothing could answer for a certificate: no
+// CRL covers its issuer, it names no distribution point, no responder.
+var errNoSource = errors.New("no CRL covers the issuer and no OCSP responder is named")
+
+// Options are the Checker's means, the same for every site.
+type Options struct {
+	// Storage keeps fetched CRLs and OCSP responses across restarts;
+	// nil keeps them in memory only.
+	Storage storage.Storage
+	// Logger receives soft-fail warnings and CRL file reloads; nil
+	// discards.
+	Logger *slog.Logger
+	// HTTPClient fetches CRLs and OCSP responses; nil means a new
+	// http.Client with http.DefaultTransport.
+	HTTPClient *http.Client
+	// Timeout bounds the revocation check of one chain; 0 means
+	// DefaultTimeout. A fetch still running then goes on in the
+	// background (itself bounded by Timeout) and fills the caches.
+	Timeout time.Duration
+	// MaxCRLSize bounds a downloaded CRL in bytes; 0 means
+	// DefaultMaxCRLSize.
+	MaxCRLSize int64
+	// FileCheckInterval is how often CRL files are looked at for
+	// changes; 0 means DefaultFileCheckInterval.
+	FileCheckInterval time.Duration
+}
+
+// Checker checks verified client certificate chains against a Policy.
+// Its methods are safe for concurrent use. Close stops its background
+// work.
+type Checker struct {
+	policy  Policy
+	log     *slog.Logger
+	timeout time.Duration
+
+	files   *crlFiles   // nil without CRL files
+	fetched *crlFetcher // nil without crl_fetch
+	ocsp    *ocspSource // nil without ocsp
+
+	base   context.Context // ends at Close
+	cancel context.CancelFunc
+	mu     sync.Mutex // guards closed and wg.Go against Close
+	closed bool
+	wg     sync.WaitGroup
+}
+
+// New validates p and returns its Checker. It reads p.CRLFiles, and
+// fails if one cannot be read or parsed.
+func New(p Policy, opts Options) (*Checker, error) {
+	if err := p.Validate(); err != nil {
+		return nil, err
+	}
+	opts = withDefaults(opts)
+	c := &Checker{policy: p, log: opts.Logger, timeout: opts.Timeout}
+	c.base, c.cancel = context.WithCancel(context.Background())
+	if !p.checks() {
+		return c, nil
+	}
+	if len(p.CRLFiles) > 0 {
+		files, err := newCRLFiles(p.CRLFiles, opts.FileCheckInterval, c.log, c.spawn)
+		if err != nil {
+			c.cancel()
+			return nil, fmt.Errorf("client_auth: %w", err)
+		}
+		c.files = files
+	}
+	if p.CRLFetch {
+		c.fetched = newCRLFetcher(c.base, opts, c.spawn)
+	}
+	if p.OCSP {
+		c.ocsp = newOCSPSource(c.base, opts, ocspclient.Options{
+			Client: opts.HTTPClient, Responder: p.OCSPResponder, Timeout: opts.Timeout,
+		}, c.spawn)
+	}
+	return c, nil
+}
+
+// withDefaults fills in the zero fields of opts.
+func withDefaults(opts Options) Options {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.HTTPClient == nil {
+		opts.HTTPClient = &http.Client{}
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = DefaultTimeout
+	}
+	if opts.MaxCRLSize <= 0 {
+		opts.MaxCRLSize = DefaultMaxCRLSize
+	}
+	if opts.FileCheckInterval <= 0 {
+		opts.FileCheckInterval = DefaultFileCheckInterval
+	}
+	return opts
+}
+
+// Policy returns the policy c checks.
+func (c *Checker) Policy() Policy { return c.policy }
+
+// Close stops background refreshes and waits for them. Checks after
+// Close still work from what is cached, and fetch nothing.
+func (c *Checker) Close() error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	c.cancel()
+	c.wg.Wait()
+	return nil
+}
+
+// spawn runs f in the background unless c is closed; it reports whether
+// it did.
+func (c *Checker) spawn(f func()) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.wg.Go(f)
+	return true
+}
+
+// VerifyConnection checks the client certificate of a handshake whose
+// tls.Config has ClientAuth set to Policy.ClientAuth and ClientCAs to
+// Policy.Pool, for tls.Config.VerifyConnection:
+//
+//	cfg.VerifyConnection = func(cs tls.ConnectionState) error {
+//		return checker.VerifyConnection(hello.Context(), cs)
+//	}
+//
+// No certificate passes in optional mode and is refused with
+// ReasonNoCertificate in require mode. Otherwise the certificate passes
+// if one of cs.VerifiedChains passes Check; if none does, the error is
+// the Refusal of the first. It returns within Options.Timeout.
+func (c *Checker) VerifyConnection(ctx context.Context, cs tls.ConnectionState) error {
+	if len(cs.PeerCertificates) == 0 {
+		if c.policy.Mode == ModeOptional {
+			return nil
+		}
+		return refuse(ReasonNoCertificate, nil, 0, "no client certificate given", nil)
+	}
+	if len(cs.VerifiedChains) == 0 {
+		return refuse(ReasonUntrusted, cs.PeerCertificates[0], 0, "not verified against the client CAs", nil)
+	}
+	var first error
+	for _, chain := range cs.VerifiedChains {
+		err := c.Check(ctx, chain)
+		if err == nil {
+			return nil
+		}
+		if first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// Check checks one chain that the TLS stack verified: the client's
+// certificate first, the trust anchor last. It refuses a chain longer
+// than Policy.VerifyDepth allows and a certificate outside its validity
+// period, and then checks for revocation the client's certificate
+// (leaf), or every certificate but the anchor (chain), each against the
+// next one in the chain, its issuer. It returns nil or a *Refusal, within
+// Options.Timeout (or ctx's deadline if sooner).
+func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
+	if len(chain) == 0 || chain[0] == nil {
+		return refuse(ReasonNoCertificate, nil, 0, "empty chain", nil)
+	}
+	if above := len(chain) - 1; above > c.policy.VerifyDepth {
+		return refuse(ReasonDepth, chain[0], 0, fmt.Sprintf("%d certificates above it, verify_depth %d", above, c.policy.VerifyDepth), nil)
+	}
+	now := time.Now()
+	for i, cert := range chain {
+		if cert == nil {
+			return refuse(ReasonUntrusted, chain[0], 0, fmt.Sprintf("no certificate at depth %d", i), nil)
+		}
+		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
+			return refuse(ReasonExpired, cert, i, fmt.Sprintf("valid from %s to %s",
+				cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)), nil)
+		}
+	}
+	n := 0 // certificates to check for revocation
+	switch c.policy.Revocation {
+	case RevocationLeaf:
+		n = min(1, len(chain)-1)
+	case RevocationChain:
+		n = len(chain) - 1
+	}
+	if n == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(ctx, c.timeout)
+	defer cancel()
+	for i := range n {
+		if err := c.checkOne(ctx, chain[i], chain[i+1], i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkOne checks cert, issued by issuer, at depth in its chain.
+func (c *Checker) checkOne(ctx context.Context, cert, issuer *x509.Certificate, depth int) error {
+	a, err := c.status(ctx, cert, issuer)
+	if err != nil {
+		if c.policy.Unknown == UnknownAllow {
+			c.log.Warn("client certificate revocation status unknown, allowed (revocation_unknown = allow)",
+				"subject", cert.Subject.String(), "serial", serialHex(cert.SerialNumber), "depth", depth, "error", err)
+			return nil
+		}
+		return refuse(ReasonUnknown, cert, depth, "no fresh CRL or OCSP answer", err)
+	}
+	if a.revoked {
+		return refuse(ReasonRevoked, cert, depth, a.describe(), nil)
+	}
+	return nil
+}
+
+// answer is what one source says of one certificate.
+type answer struct {
+	revoked bool
+	at      time.Time // revocation time
+	reason  int       // RFC 5280 CRLReason
+	source  string    // "crl <file or URL>" or "ocsp <URL>"
+}
+
+// describe says what a revoked answer says, for Refusal.Detail.
+func (a answer) describe() string {
+	return fmt.Sprintf("%s: revoked at %s, reason %d", a.source, a.at.UTC().Format(time.RFC3339), a.reason)
+}
+
+// status asks the sources about cert. First what is at hand without
+// asking anyone (CRL files, fetched CRLs in memory, OCSP answers in
+// memory or storage), then what must be fetched: the CRL distribution
+// points, then the OCSP responder. A CRL answer is enough; OCSP is asked
+// only when no CRL answers. The error, when nothing answers, joins every
+// source's reason.
+func (c *Checker) status(ctx context.Context, cert, issuer *x509.Certificate) (answer, error) {
+	now := time.Now()
+	var errs []error
+	if c.files != nil {
+		a, ok, err := c.files.lookup(cert, issuer, now)
+		if ok {
+			return a, nil
+		}
+		errs = appendErr(errs, err)
+	}
+	if c.fetched != nil {
+		if a, ok := c.fetched.cached(cert, issuer, now); ok {
+			return a, nil
+		}
+	}
+	askOCSP := c.ocsp != nil
+	if askOCSP {
+		a, fresh, err := c.ocsp.cached(ctx, cert, issuer, now)
+		if err == nil {
+			return a, nil
+		}
+		if fresh { // a fresh answer saying "unknown": asking again would say the same
+			askOCSP = false
+			errs = append(errs, err)
+		}
+	}
+	if c.fetched != nil {
+		a, err := c.fetched.fetch(ctx, cert, issuer)
+		if err == nil {
+			return a, nil
+		}
+		errs = appendErr(errs, err)
+	}
+	if askOCSP {
+		a, err := c.ocsp.ask(ctx, cert, issuer)
+		if err == nil {
+			return a, nil
+		}
+		errs = appendErr(errs, err)
+	}
+	if len(errs) == 0 {
+		return answer{}, errNoSource
+	}
+	return answer{}, errors.Join(errs...)
+}
+
+// appendErr appends err unless it is nil or says only that a source had
+// nothing for the certificate.
+func appendErr(errs []error, err error) []error {
+	if err == nil || errors.Is(err, errNoSource) {
+		return errs
+	}
+	return append(errs, err)
+}

@@ -1,0 +1,308 @@
+package clientauth
+
+import (
+	"context"
+	"crypto"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/asn1"
+	"encoding/pem"
+	"errors"
+	"math/big"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+func TestCRLFile(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	good, bad := client(ca, "good"), client(ca, "bad")
+	ca.Revoke(bad.CertFile, "keyCompromise")
+	for _, file := range []string{ca.CRLFile, ca.CRLDERFile} {
+		t.Run(filepath.Base(file), func(t *testing.T) {
+			chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}, Options{})
+			accept(t, chk, good)
+			r := refused(t, chk, bad, ReasonRevoked)
+			if r.Serial != bad.Cert.SerialNumber.Text(16) || r.Subject != "CN=bad" || r.Depth != 0 {
+				t.Errorf("refusal names %q serial %s depth %d, want CN=bad serial %x depth 0", r.Subject, r.Serial, r.Depth, bad.Cert.SerialNumber)
+			}
+			if !strings.Contains(r.Detail, file) || !strings.Contains(r.Detail, "reason 1") {
+				t.Errorf("detail %q, want the file and reason 1 (keyCompromise)", r.Detail)
+			}
+		})
+	}
+}
+
+// TestCRLFileReread revokes a certificate after the Checker read the CRL
+// file: the new CRL is used once the file is looked at again, and a file
+// replaced by garbage keeps the CRL read before.
+func TestCRLFileReread(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	later := client(ca, "later")
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{ca.CRLFile}}, Options{})
+	accept(t, chk, later)
+
+	ca.Revoke(later.CertFile, "")
+	accept(t, chk, later) // not looked at yet: FileCheckInterval has not passed
+	chk.files.reload()
+	refused(t, chk, later, ReasonRevoked)
+
+	if err := os.WriteFile(ca.CRLFile, []byte("not a CRL"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chk.files.reload()
+	refused(t, chk, later, ReasonRevoked)
+}
+
+// TestCRLFileLookedAtInBackground: a check after FileCheckInterval starts
+// a background look at the file; Close waits for it.
+func TestCRLFileLookedAtInBackground(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{ca.CRLDERFile}},
+		Options{FileCheckInterval: time.Nanosecond})
+	ca.Revoke(c.CertFile, "")
+	_ = chk.Check(context.Background(), verified(t, c)) // starts the look
+	if err := chk.Close(); err != nil {
+		t.Fatal(err)
+	}
+	refused(t, chk, c, ReasonRevoked)
+}
+
+func TestCRLFileUnusable(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	other := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "other CA"})
+	c := client(ca, "c")
+	key := caKey(t, ca)
+	dir := t.TempDir()
+	tests := []struct {
+		name string
+		crl  []byte
+		want string // in the refusal's error
+	}{
+		{"stale", makeCRL(t, ca.Cert, key, -2*time.Hour, -time.Hour, nil), "stale"},
+		{"from the future", makeCRL(t, ca.Cert, key, time.Hour, 2*time.Hour, nil), "in the future"},
+		{"other issuer", readFile(t, other.CRLDERFile), errNoSource.Error()},
+		{"badly signed", makeCRL(t, ca.Cert, caKey(t, other), -time.Hour, time.Hour, nil), "signature"},
+		{"only CA certificates", makeCRL(t, ca.Cert, key, -time.Hour, time.Hour, idp(t, "", 2)), errNoSource.Error()},
+		{"other distribution point", makeCRL(t, ca.Cert, key, -time.Hour, time.Hour, idp(t, "http://elsewhere.example/x.crl", 0)), errNoSource.Error()},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			file := filepath.Join(dir, strings.ReplaceAll(tt.name, " ", "_")+".crl")
+			if err := os.WriteFile(file, tt.crl, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}
+			r := refused(t, newChecker(t, p, Options{}), c, ReasonUnknown)
+			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.want) {
+				t.Errorf("refusal %v, want an error saying %q", r, tt.want)
+			}
+			p.Unknown = UnknownAllow
+			accept(t, newChecker(t, p, Options{}), c)
+		})
+	}
+}
+
+// TestCRLScopeDistributionPoint: a CRL whose issuing distribution point
+// is the one the certificate names covers it.
+func TestCRLScopeDistributionPoint(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	file := filepath.Join(t.TempDir(), "dp.crl")
+	der := makeCRL(t, ca.Cert, caKey(t, ca), -time.Hour, time.Hour, idp(t, ca.CRLURL, 1), c.Cert.SerialNumber)
+	if err := os.WriteFile(file, der, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}, Options{})
+	refused(t, chk, c, ReasonRevoked)
+}
+
+func TestNewRefusesBrokenCRLFile(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	file := filepath.Join(t.TempDir(), "bad.crl")
+	if err := os.WriteFile(file, []byte("-----BEGIN X509 CRL-----\nAAAA\n-----END X509 CRL-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{file, filepath.Join(t.TempDir(), "missing.crl")} {
+		_, err := New(Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{f}}, Options{})
+		if err == nil || !strings.Contains(err.Error(), f) {
+			t.Errorf("New with %s: %v, want an error naming the file", f, err)
+		}
+	}
+}
+
+func TestCRLFetch(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	good, bad := client(ca, "good"), client(ca, "bad")
+	ca.Revoke(bad.CertFile, "superseded")
+	store := newStore(t)
+	p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFetch: true}
+	chk := newChecker(t, p, Options{Storage: store})
+	accept(t, chk, good)
+	r := refused(t, chk, bad, ReasonRevoked)
+	if !strings.Contains(r.Detail, ca.CRLURL) {
+		t.Errorf("detail %q, want the distribution point %s", r.Detail, ca.CRLURL)
+	}
+	if _, err := store.Load(context.Background(), crlKey(ca.CRLURL)); err != nil {
+		t.Fatalf("fetched CRL not stored: %v", err)
+	}
+
+	// A restart while the network is down: the stored CRL answers.
+	down := &http.Client{Transport: failingTransport{}}
+	restarted := newChecker(t, p, Options{Storage: store, HTTPClient: down})
+	accept(t, restarted, good)
+	refused(t, restarted, bad, ReasonRevoked)
+
+	// Without the stored CRL, nothing answers.
+	r = refused(t, newChecker(t, p, Options{HTTPClient: down}), good, ReasonUnknown)
+	if !errors.Is(r, errInjected) {
+		t.Errorf("refusal %v, want the network's error", r)
+	}
+}
+
+// TestCRLFetchRefresh: a fetched CRL past its refresh time answers while
+// a newer one is fetched in the background.
+func TestCRLFetchRefresh(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFetch: true}, Options{})
+	accept(t, chk, c)
+	ca.Revoke(c.CertFile, "")
+	accept(t, chk, c) // the CRL fetched first is fresh
+
+	chk.fetched.mu.Lock()
+	chk.fetched.byURL[ca.CRLURL].refreshAt = time.Now().Add(-time.Second)
+	chk.fetched.mu.Unlock()
+	accept(t, chk, c) // answers from the old CRL and starts the refresh
+	chk.wg.Wait()     // for the refresh
+	refused(t, chk, c, ReasonRevoked)
+}
+
+func TestCRLFetchTooLarge(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFetch: true}, Options{MaxCRLSize: 64})
+	r := refused(t, chk, c, ReasonUnknown)
+	if !strings.Contains(r.Error(), "more than 64") {
+		t.Errorf("refusal %v, want the size limit", r)
+	}
+}
+
+func TestHTTPDistributionPoints(t *testing.T) {
+	cert := &x509.Certificate{CRLDistributionPoints: []string{
+		"ldap://ldap.example/cn=crl", "https://ca.example/a.crl", "http://ca.example/b.crl", "HTTP://CA.example/c.crl", "http:///nohost",
+	}}
+	got := httpDistributionPoints(cert)
+	want := []string{"http://ca.example/b.crl", "HTTP://CA.example/c.crl"}
+	if strings.Join(got, " ") != strings.Join(want, " ") {
+		t.Errorf("httpDistributionPoints = %q, want %q", got, want)
+	}
+}
+
+func TestCRLRefreshAt(t *testing.T) {
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name                string
+		this, next, fetched time.Time
+		want                time.Time
+	}{
+		{"half-way within the hour", t0, t0.Add(time.Hour), t0, t0.Add(30 * time.Minute)},
+		{"a week-long CRL, an hour after fetching", t0, t0.Add(7 * 24 * time.Hour), t0.Add(time.Minute), t0.Add(61 * time.Minute)},
+		{"thisUpdate in the future counts from fetching", t0.Add(time.Minute), t0.Add(40 * time.Minute), t0, t0.Add(20 * time.Minute)},
+		{"read back from storage near its end", t0, t0.Add(2 * time.Hour), t0.Add(110 * time.Minute), t0.Add(time.Hour)},
+	}
+	for _, tt := range tests {
+		if got := crlRefreshAt(tt.this, tt.next, tt.fetched); !got.Equal(tt.want) {
+			t.Errorf("%s: crlRefreshAt = %s, want %s", tt.name, got, tt.want)
+		}
+	}
+}
+
+// errInjected is the error of failingTransport.
+var errInjected = errors.New("injected: network down")
+
+// failingTransport fails every request (fault injection).
+type failingTransport struct{}
+
+func (failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errInjected }
+
+// caKey reads the private key of ca.
+func caKey(t testing.TB, ca *testenv.OpenSSLCA) crypto.Signer {
+	t.Helper()
+	block, _ := pem.Decode(readFile(t, ca.KeyFile))
+	if block == nil {
+		t.Fatalf("%s: no PEM block", ca.KeyFile)
+	}
+	k, err := x509.ParsePKCS8PrivateKey(block.Bytes)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.(crypto.Signer)
+}
+
+// makeCRL makes a DER CRL of issuer signed with key, valid from now+from
+// to now+to, with the extra extension ext (if not nil) and the serials
+// revoked.
+func makeCRL(t testing.TB, issuer *x509.Certificate, key crypto.Signer, from, to time.Duration, ext *pkix.Extension, serials ...*big.Int) []byte {
+	t.Helper()
+	now := time.Now()
+	tmpl := &x509.RevocationList{Number: big.NewInt(now.UnixNano()), ThisUpdate: now.Add(from), NextUpdate: now.Add(to)}
+	for _, s := range serials {
+		tmpl.RevokedCertificateEntries = append(tmpl.RevokedCertificateEntries, x509.RevocationListEntry{SerialNumber: s, RevocationTime: now.Add(-time.Minute)})
+	}
+	if ext != nil {
+		tmpl.ExtraExtensions = []pkix.Extension{*ext}
+	}
+	// CreateRevocationList checks the key against issuer's; a CRL signed
+	// by another key must claim the issuer's name with a forged parent.
+	parent := *issuer
+	parent.PublicKey = key.Public()
+	der, err := x509.CreateRevocationList(rand.Reader, tmpl, &parent, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return der
+}
+
+// idp returns an issuing distribution point extension naming uri (if
+// not empty) and setting the boolean field [flag] (1 onlyContainsUserCerts,
+// 2 onlyContainsCACerts, …; 0 none).
+func idp(t testing.TB, uri string, flag int) *pkix.Extension {
+	t.Helper()
+	var body []byte
+	if uri != "" {
+		gn := mustMarshal(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 6, Bytes: []byte(uri)})
+		full := mustMarshal(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: gn})
+		body = append(body, mustMarshal(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: 0, IsCompound: true, Bytes: full})...)
+	}
+	if flag > 0 {
+		body = append(body, mustMarshal(t, asn1.RawValue{Class: asn1.ClassContextSpecific, Tag: flag, Bytes: []byte{0xff}})...)
+	}
+	value := mustMarshal(t, asn1.RawValue{Class: asn1.ClassUniversal, Tag: asn1.TagSequence, IsCompound: true, Bytes: body})
+	return &pkix.Extension{Id: oidIssuingDP, Critical: true, Value: value}
+}
+
+func mustMarshal(t testing.TB, v any) []byte {
+	t.Helper()
+	b, err := asn1.Marshal(v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func readFile(t testing.TB, name string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

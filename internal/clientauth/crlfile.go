@@ -1,0 +1,170 @@
+package clientauth
+
+import (
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// crlFiles holds the CRLs of Policy.CRLFiles. A handshake reads the
+// current snapshot without I/O; at most once per interval one of them
+// starts a background look at the files' modification times and sizes,
+// and a file that changed is read again. A file that no longer reads or
+// parses keeps its previous CRLs (logged), which then go stale at their
+// nextUpdate like any other.
+type crlFiles struct {
+	paths    []string
+	interval time.Duration
+	log      *slog.Logger
+	spawn    func(func()) bool // runs work in the background
+
+	snap      atomic.Pointer[fileSnapshot]
+	nextCheck atomic.Int64 // UnixNano of the next look at the files
+	checking  atomic.Bool
+}
+
+// fileSnapshot is what the files held when last read.
+type fileSnapshot struct {
+	files    []fileState       // in the order of paths
+	byIssuer map[string][]*crl // raw issuer name → CRLs
+}
+
+// fileState is one file as last read.
+type fileState struct {
+	mod  time.Time
+	size int64
+	crls []*crl
+}
+
+// newCRLFiles reads every file once; any error is returned, so a broken
+// file is reported when the site starts.
+func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger, spawn func(func()) bool) (*crlFiles, error) {
+	f := &crlFiles{paths: paths, interval: interval, log: log, spawn: spawn}
+	files := make([]fileState, len(paths))
+	for i, p := range paths {
+		st, err := readCRLFile(p)
+		if err != nil {
+			return nil, err
+		}
+		files[i] = st
+	}
+	f.snap.Store(newSnapshot(files))
+	f.nextCheck.Store(time.Now().Add(interval).UnixNano())
+	return f, nil
+}
+
+// readCRLFile stats and parses one file.
+func readCRLFile(path string) (fileState, error) {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return fileState{}, fmt.Errorf("crl file: %w", err)
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return fileState{}, fmt.Errorf("crl file: %w", err)
+	}
+	crls, err := parseCRLs(data, path)
+	if err != nil {
+		return fileState{}, fmt.Errorf("crl file: %w", err)
+	}
+	return fileState{mod: fi.ModTime(), size: fi.Size(), crls: crls}, nil
+}
+
+// newSnapshot indexes files by issuer.
+func newSnapshot(files []fileState) *fileSnapshot {
+	s := &fileSnapshot{files: files, byIssuer: make(map[string][]*crl)}
+	for _, f := range files {
+		for _, l := range f.crls {
+			s.byIssuer[string(l.rawIssuer)] = append(s.byIssuer[string(l.rawIssuer)], l)
+		}
+	}
+	return s
+}
+
+// lookup returns what the newest fresh CRL among the files that covers
+// cert and verifies against issuer says of it. ok is false when none
+// does; err then says why the covering ones were not used, if any
+// covered it.
+func (f *crlFiles) lookup(cert, issuer *x509.Certificate, now time.Time) (a answer, ok bool, err error) {
+	f.maybeReload(now)
+	var usable []*crl
+	var errs []error
+	for _, l := range f.snap.Load().byIssuer[string(cert.RawIssuer)] {
+		if !l.covers(cert, issuer) {
+			continue
+		}
+		if err := l.verify(issuer); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		if err := l.fresh(now); err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		usable = append(usable, l)
+	}
+	if l := newest(usable); l != nil {
+		return l.answer(cert), true, nil
+	}
+	return answer{}, false, errors.Join(errs...)
+}
+
+// maybeReload starts a background look at the files if the interval has
+// passed and no look is running.
+func (f *crlFiles) maybeReload(now time.Time) {
+	if now.UnixNano() < f.nextCheck.Load() || !f.checking.CompareAndSwap(false, true) {
+		return
+	}
+	f.spawn(func() {
+		defer f.checking.Store(false)
+		f.reload()
+		f.nextCheck.Store(time.Now().Add(f.interval).UnixNano())
+	})
+}
+
+// reload reads again the files whose modification time or size changed
+// and swaps in a new snapshot if any did.
+func (f *crlFiles) reload() {
+	old := f.snap.Load()
+	files := make([]fileState, len(old.files))
+	changed := false
+	for i, p := range f.paths {
+		files[i] = old.files[i]
+		fi, err := os.Stat(p)
+		if err != nil {
+			if !old.files[i].mod.IsZero() {
+				f.log.Error("crl file unreadable, keeping its previous CRLs", "file", p, "error", err)
+				files[i].mod = time.Time{} // log once until it comes back
+			}
+			continue
+		}
+		if fi.ModTime().Equal(old.files[i].mod) && fi.Size() == old.files[i].size {
+			continue
+		}
+		st, err := readCRLFile(p)
+		if err != nil {
+			f.log.Error("crl file changed but does not parse, keeping its previous CRLs", "file", p, "error", err)
+			files[i].mod, files[i].size = fi.ModTime(), fi.Size() // log once per change
+			continue
+		}
+		f.log.Info("crl file read again", "file", p, "crls", len(st.crls))
+		files[i], changed = st, true
+	}
+	if changed || !sameStates(files, old.files) {
+		f.snap.Store(newSnapshot(files))
+	}
+}
+
+// sameStates reports whether a and b record the same times and sizes.
+func sameStates(a, b []fileState) bool {
+	for i := range a {
+		if !a[i].mod.Equal(b[i].mod) || a[i].size != b[i].size {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,154 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
+)
+
+// ocspSource asks OCSP responders through an ocspclient.Cache, which keeps
+// verified responses in memory and storage and runs one fetch per
+// certificate at a time. It adds what a handshake needs: a response past
+// its refresh time is fetched again in the background while it keeps
+// answering, and after a failed fetch about a certificate no new one
+// starts for failureBackoff.
+type ocspSource struct {
+	base  context.Context // ends at Checker.Close
+	cache *ocspclient.Cache
+	opts  ocspclient.Options
+	log   *slog.Logger
+	spawn func(func()) bool
+
+	mu       sync.Mutex
+	inFlight map[ocspclient.CertID]bool      // background refreshes running
+	failed   map[ocspclient.CertID]ocspError // last failed fetch
+}
+
+// ocspError is a failed fetch and when it failed.
+type ocspError struct {
+	at  time.Time
+	err error
+}
+
+func newOCSPSource(base context.Context, opts Options, fetch ocspclient.Options, spawn func(func()) bool) *ocspSource {
+	return &ocspSource{
+		base:     base,
+		cache:    ocspclient.NewCache(ocspclient.CacheOptions{Storage: opts.Storage, Fetch: fetch, Logger: opts.Logger}),
+		opts:     fetch,
+		log:      opts.Logger,
+		spawn:    spawn,
+		inFlight: make(map[ocspclient.CertID]bool),
+		failed:   make(map[ocspclient.CertID]ocspError),
+	}
+}
+
+// cached returns the answer of a fresh response kept in memory or
+// storage, without asking the responder. fresh is true when such a
+// response exists, also when it says "unknown" (then err says so).
+func (o *ocspSource) cached(ctx context.Context, cert, issuer *x509.Certificate, now time.Time) (a answer, fresh bool, err error) {
+	responder, err := o.opts.ResponderURL(cert)
+	if err != nil {
+		return answer{}, false, errNoSource
+	}
+	r, err := o.cache.Cached(ctx, cert, issuer)
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			o.log.Warn("ocsp cache unreadable", "error", err)
+		}
+		return answer{}, false, err
+	}
+	if !now.Before(r.RefreshAt()) {
+		o.refreshLater(cert, issuer, r.ID, now)
+	}
+	a, err = ocspAnswer(r, responder)
+	return a, true, err
+}
+
+// refreshLater starts a background fetch about cert unless one runs or
+// the last one failed less than failureBackoff ago.
+func (o *ocspSource) refreshLater(cert, issuer *x509.Certificate, id ocspclient.CertID, now time.Time) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.inFlight[id] || now.Sub(o.failed[id].at) < failureBackoff {
+		return
+	}
+	o.inFlight[id] = o.spawn(func() {
+		_, err := o.cache.Refresh(o.base, cert, issuer)
+		o.done(id, err)
+		if err != nil {
+			o.log.Warn("ocsp refresh failed, the current response answers until its nextUpdate",
+				"serial", serialHex(cert.SerialNumber), "error", err)
+		}
+	})
+}
+
+// done records the end of a fetch about id.
+func (o *ocspSource) done(id ocspclient.CertID, err error) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	delete(o.inFlight, id)
+	if err == nil {
+		delete(o.failed, id)
+		return
+	}
+	o.failed[id] = ocspError{at: time.Now(), err: err}
+}
+
+// ask fetches a response about cert (one fetch per certificate at a
+// time, bounded by Options.Timeout) and waits for it until ctx ends; the
+// fetch goes on in the background after that, and its outcome is
+// recorded. After a failed fetch it returns that error without asking
+// again for failureBackoff.
+func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (answer, error) {
+	responder, err := o.opts.ResponderURL(cert)
+	if err != nil {
+		return answer{}, errNoSource
+	}
+	id := ocspclient.IDOf(cert, issuer)
+	o.mu.Lock()
+	last, failed := o.failed[id]
+	o.mu.Unlock()
+	if failed && time.Since(last.at) < failureBackoff {
+		return answer{}, last.err
+	}
+	type result struct {
+		r   *ocspclient.Response
+		err error
+	}
+	ch := make(chan result, 1)
+	if !o.spawn(func() {
+		r, err := o.cache.Refresh(o.base, cert, issuer)
+		o.done(id, err)
+		ch <- result{r, err}
+	}) {
+		return answer{}, errors.New("ocsp: checker closed")
+	}
+	select {
+	case res := <-ch:
+		if res.err != nil {
+			return answer{}, res.err
+		}
+		return ocspAnswer(res.r, responder)
+	case <-ctx.Done():
+		return answer{}, fmt.Errorf("ocsp %s: no answer in time: %w", responder, ctx.Err())
+	}
+}
+
+// ocspAnswer turns a verified response into an answer; "unknown" is an
+// error, as it answers nothing.
+func ocspAnswer(r *ocspclient.Response, responder string) (answer, error) {
+	switch r.Status {
+	case ocspclient.Good:
+		return answer{source: "ocsp " + responder}, nil
+	case ocspclient.Revoked:
+		return answer{revoked: true, at: r.RevokedAt, reason: r.Reason, source: "ocsp " + responder}, nil
+	}
+	return answer{}, fmt.Errorf("ocsp %s: status %s", responder, r.Status)
+}

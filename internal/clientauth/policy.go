@@ -1,0 +1,210 @@
+// Package clientauth checks client certificates that the TLS stack has
+// verified against a site's client CA: chain depth, validity, and
+// revocation from CRL files, CRLs fetched from the distribution points the
+// certificates name, and OCSP responders (RFC 5280, RFC 6960).
+//
+// A Checker is built from a Policy (what a site's [site.client_auth]
+// config says) and Options (storage, logger, HTTP client, timeout). The
+// serving side calls Checker.VerifyConnection from tls.Config's
+// VerifyConnection, or Checker.Check with one verified chain; a refused
+// certificate yields a *Refusal that names the reason, the subject and
+// the serial.
+//
+// Which answer counts: a fresh CRL that covers the certificate's issuer
+// (from a file, then from a distribution point) is enough; OCSP is asked
+// only when no CRL answers. Answers in memory are used first and need no
+// I/O; then stored answers (which survive a restart), then the network,
+// bounded by Options.Timeout. When no fresh answer can be had,
+// Policy.Unknown decides: deny (hard fail) or allow (soft fail).
+package clientauth
+
+import (
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"strings"
+)
+
+// Mode says whether a client must present a certificate.
+type Mode string
+
+// The modes of Policy.Mode.
+const (
+	// ModeRequire refuses a client without a certificate (mod_ssl's
+	// SSLVerifyClient require). The empty Mode means ModeRequire.
+	ModeRequire Mode = "require"
+	// ModeOptional lets a client without a certificate through, and
+	// verifies and checks one that is given.
+	ModeOptional Mode = "optional"
+)
+
+// Revocation says which certificates of a chain are checked for
+// revocation.
+type Revocation string
+
+// The values of Policy.Revocation.
+const (
+	// RevocationOff checks nothing for revocation. The empty Revocation
+	// means RevocationOff.
+	RevocationOff Revocation = "off"
+	// RevocationLeaf checks the client's own certificate only.
+	RevocationLeaf Revocation = "leaf"
+	// RevocationChain checks every certificate of the chain except the
+	// trust anchor, each against the certificate that issued it.
+	RevocationChain Revocation = "chain"
+)
+
+// Unknown says what happens when no fresh revocation answer can be had.
+type Unknown string
+
+// The values of Policy.Unknown.
+const (
+	// UnknownDeny refuses the certificate (hard fail). The empty Unknown
+	// means UnknownDeny.
+	UnknownDeny Unknown = "deny"
+	// UnknownAllow accepts it and logs a warning (soft fail).
+	UnknownAllow Unknown = "allow"
+)
+
+// Policy is what a site's client authentication config asks for. Its
+// zero values are the strict ones: certificates required, unknown
+// revocation status denied.
+type Policy struct {
+	// CAs are the certificates client certificates must chain to. At
+	// least one is required.
+	CAs []*x509.Certificate
+
+	// Mode says whether a client must present a certificate.
+	Mode Mode
+
+	// VerifyDepth is the most certificates allowed above the client's own
+	// in the verified chain, the trust anchor included (mod_ssl's
+	// SSLVerifyDepth, as config.ClientAuth.VerifyDepth): 0 accepts only a
+	// certificate of CAs itself, 1 one issued directly by a CA of CAs, 2
+	// adds one intermediate.
+	VerifyDepth int
+
+	// Revocation says which certificates are checked for revocation.
+	Revocation Revocation
+
+	// CRLFiles are CRL files, PEM (one or more "X509 CRL" blocks) or DER.
+	// A file is read again when its modification time or size changes.
+	CRLFiles []string
+
+	// CRLFetch fetches the CRLs at the http:// distribution points the
+	// certificates name (RFC 5280, section 4.2.1.13).
+	CRLFetch bool
+
+	// OCSP asks the OCSP responder the certificate names in its
+	// Authority Information Access extension, or OCSPResponder.
+	OCSP bool
+
+	// OCSPResponder, when set, is the http:// (or https://) URL of the
+	// OCSP responder
+	// asked for every certificate, whatever the certificate names
+	// (mod_ssl's SSLOCSPEndpoint with SSLOCSPOverrideResponder).
+	OCSPResponder string
+
+	// Unknown says what happens when no fresh CRL or OCSP answer can be
+	// had for a certificate that is checked.
+	Unknown Unknown
+}
+
+// Validate returns an error naming the first field that is wrong:
+// unknown mode, revocation or unknown value, a negative depth, no CA, an
+// OCSP responder URL that is not http://, or a revocation check with no
+// source of answers.
+func (p Policy) Validate() error {
+	switch p.Mode {
+	case "", ModeRequire, ModeOptional:
+	default:
+		return fmt.Errorf("client_auth: mode %q: want require or optional", p.Mode)
+	}
+	switch p.Revocation {
+	case "", RevocationOff, RevocationLeaf, RevocationChain:
+	default:
+		return fmt.Errorf("client_auth: revocation %q: want off, leaf or chain", p.Revocation)
+	}
+	switch p.Unknown {
+	case "", UnknownDeny, UnknownAllow:
+	default:
+		return fmt.Errorf("client_auth: revocation_unknown %q: want deny or allow", p.Unknown)
+	}
+	if p.VerifyDepth < 0 {
+		return fmt.Errorf("client_auth: verify_depth %d: must not be negative", p.VerifyDepth)
+	}
+	if len(p.CAs) == 0 {
+		return errors.New("client_auth: ca: no CA certificate")
+	}
+	if p.OCSPResponder != "" && !isHTTPURL(p.OCSPResponder, true) {
+		return fmt.Errorf("client_auth: ocsp_responder %q: want an http:// URL", p.OCSPResponder)
+	}
+	if p.checks() && len(p.CRLFiles) == 0 && !p.CRLFetch && !p.OCSP {
+		return fmt.Errorf("client_auth: revocation %q needs crl, crl_fetch or ocsp", p.Revocation)
+	}
+	return nil
+}
+
+// ClientAuth is the tls.ClientAuthType for the mode: the TLS stack
+// verifies the chain against Pool before Checker sees it.
+func (p Policy) ClientAuth() tls.ClientAuthType {
+	if p.Mode == ModeOptional {
+		return tls.VerifyClientCertIfGiven
+	}
+	return tls.RequireAndVerifyClientCert
+}
+
+// Pool returns a new pool holding CAs, for tls.Config.ClientCAs.
+func (p Policy) Pool() *x509.CertPool {
+	pool := x509.NewCertPool()
+	for _, c := range p.CAs {
+		pool.AddCert(c)
+	}
+	return pool
+}
+
+// checks reports whether any certificate is checked for revocation.
+func (p Policy) checks() bool {
+	return p.Revocation == RevocationLeaf || p.Revocation == RevocationChain
+}
+
+// ReadCAFile reads the PEM "CERTIFICATE" blocks of the file at path, for
+// Policy.CAs. It fails if the file holds none or one does not parse.
+func ReadCAFile(path string) ([]*x509.Certificate, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("client_auth: ca: %w", err)
+	}
+	var certs []*x509.Certificate
+	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
+		if block.Type != "CERTIFICATE" {
+			continue
+		}
+		c, err := x509.ParseCertificate(block.Bytes)
+		if err != nil {
+			return nil, fmt.Errorf("client_auth: ca %s: %w", path, err)
+		}
+		certs = append(certs, c)
+	}
+	if len(certs) == 0 {
+		return nil, fmt.Errorf("client_auth: ca %s: no PEM CERTIFICATE block", path)
+	}
+	return certs, nil
+}
+
+// isHTTPURL reports whether s is an absolute http:// URL with a host, or
+// https:// too when orHTTPS. CRLs and OCSP responses are signed, and
+// fetching them over TLS could loop back into a revocation check (RFC
+// 5280, section 4.2.1.13), so distribution points are used over plain
+// HTTP only; an OCSP responder the administrator names may use HTTPS.
+func isHTTPURL(s string, orHTTPS bool) bool {
+	u, err := url.Parse(s)
+	if err != nil || u.Host == "" {
+		return false
+	}
+	return strings.EqualFold(u.Scheme, "http") || orHTTPS && strings.EqualFold(u.Scheme, "https")
+}
