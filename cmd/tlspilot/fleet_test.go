@@ -44,8 +44,16 @@ type fleetEnv struct {
 // PostgreSQL database at pgURL if set, and runs init.
 func newFleetEnv(t *testing.T, pgURL string) *fleetEnv {
 	t.Helper()
+	return newFleetEnvWith(t, pgURL, testenv.PebbleOptions{})
+}
+
+// newFleetEnvWith is newFleetEnv with Pebble configured by opts (its
+// DNSServer is the env's BIND).
+func newFleetEnvWith(t *testing.T, pgURL string, opts testenv.PebbleOptions) *fleetEnv {
+	t.Helper()
 	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []testenv.BINDZone{{Name: "example.test", Updatable: true}}})
-	e := newEnvWith(t, testenv.PebbleOptions{DNSServer: b.Addr})
+	opts.DNSServer = b.Addr
+	e := newEnvWith(t, opts)
 	f := &fleetEnv{env: e, addr: freeAddr(t), b: b}
 	conf := fmt.Sprintf(`issuer_listen = %q
 issuer_names = ["127.0.0.1"]
