@@ -51,6 +51,7 @@ func (a *adminListener) configure(mc *tlspilot.Config) {
 func (a *adminListener) watchServer(srv *server.Server) {
 	if a.l != nil {
 		a.metrics.WatchServer(srv.Stats)
+		a.metrics.WatchClientAuth(srv.ClientAuthRefusals)
 	}
 }
 

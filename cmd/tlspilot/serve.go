@@ -28,6 +28,7 @@ type daemon struct {
 	srv  *server.Server
 	adm  *adminListener
 	ntf  *hooks
+	auth *clientAuths
 
 	// started is the config serve started with, which the settings that
 	// change only on restart still follow; cfg is the last one applied.
@@ -107,10 +108,16 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	} else {
 		logger.Info("no site obtains a certificate from the CA: the storage is not opened", "sites", len(cfg.Sites))
 	}
+	auth := newClientAuths(logger, acme)
+	sites, settle, err := auth.sites(cfg, acme.GetCertificate)
+	if err != nil {
+		closeAll()
+		return nil, err
+	}
 	srv, err := server.New(server.Options{
 		HTTPListener:       httpL,
 		HTTPSListener:      httpsL,
-		Sites:              serverSites(cfg, acme.GetCertificate),
+		Sites:              sites,
 		ACMEHTTP:           acme.HTTPHandler,
 		ChallengeDir:       cfg.ChallengeDir,
 		ACMEGetCertificate: acme.GetCertificate,
@@ -118,13 +125,14 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		AccessLog:          lg.access,
 		MaxConnections:     cfg.MaxConnections,
 	})
+	settle(err == nil)
 	if err != nil {
 		closeAll()
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	adm.watchServer(srv)
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
-	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, acme: acme, srv: srv, adm: adm, ntf: ntf}, nil
+	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, acme: acme, srv: srv, adm: adm, ntf: ntf, auth: auth}, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
@@ -156,6 +164,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 	err := d.srv.Serve(ctx)
 	cancel()
 	<-reloadDone // a reload may start the Manager: wait for it before waiting for the Manager
+	d.auth.close()
 	d.acme.wait()
 	<-adminDone
 	d.ntf.close(d.log)

@@ -116,7 +116,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	m := d.acme.manager()
 	if m == nil {
-		if err := d.srv.Reload(serverSites(cfg, d.acme.GetCertificate)); err != nil {
+		if err := d.reloadSites(cfg); err != nil {
 			return fmt.Errorf("%s: %w", cfg.File, err)
 		}
 		return nil
@@ -137,11 +137,23 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 		rollback()
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if err := d.srv.Reload(serverSites(cfg, d.acme.GetCertificate)); err != nil {
+	if err := d.reloadSites(cfg); err != nil {
 		rollback()
 		return fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	return nil
+}
+
+// reloadSites has the server take cfg's sites, with their client
+// authentication.
+func (d *daemon) reloadSites(cfg *config.Config) error {
+	sites, settle, err := d.auth.sites(cfg, d.acme.GetCertificate)
+	if err != nil {
+		return err
+	}
+	err = d.srv.Reload(sites)
+	settle(err == nil)
+	return err
 }
 
 // certChanges returns the certificates of now that were not in before,

@@ -35,7 +35,7 @@ const (
 // The names are written as documented (not canonicalised); upstreams
 // compare header names without regard to case.
 type identity struct {
-	prefix                                           string
+	prefix                                             string
 	verify, subject, issuer, serial, fingerprint, sans string
 }
 

@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/tlspilot/tlspilot/internal/clientauth"
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/server"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
+// clientAuths are the revocation checkers of serve's sites with
+// [site.client_auth]. A site whose client_auth (and CA file) did not
+// change keeps its checker, and its caches, across reloads; the others
+// get a new one, and the old are closed once the new table serves.
+type clientAuths struct {
+	log   *slog.Logger
+	store func(*config.Config) (storage.Storage, error) // the checkers' cache storage; nil storage: memory only
+
+	mu       sync.Mutex
+	checkers map[string]*clientauth.Checker // by checkerKey
+}
+
+// newClientAuths keeps the checkers' caches in serve's storage once the
+// ACME side has opened it (a serve that obtains no certificate opens no
+// storage: memory only).
+func newClientAuths(log *slog.Logger, acme *acmeSide) *clientAuths {
+	c := &clientAuths{log: log, checkers: map[string]*clientauth.Checker{}}
+	var once sync.Once
+	var st storage.Storage
+	var err error
+	c.store = func(cfg *config.Config) (storage.Storage, error) {
+		if acme.manager() == nil {
+			return nil, nil
+		}
+		once.Do(func() { st, err = openCheckerStorage(cfg) })
+		return st, err
+	}
+	return c
+}
+
+// openCheckerStorage opens serve's storage a second time, for the
+// checkers: the directory (fsstore keeps each key in a file of its own,
+// safe beside the Manager's handle), or the database.
+func openCheckerStorage(cfg *config.Config) (storage.Storage, error) {
+	if cfg.StorageIsDatabase() {
+		return openDatabase(cfg, nil)
+	}
+	dir, err := storageDir(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s, err := fsstore.New(fsstore.Options{Dir: dir})
+	if err != nil {
+		return nil, cfg.Errorf("storage", "%w", err)
+	}
+	return s, nil
+}
+
+// sites is serverSites with each site's client authentication, and the
+// function to call once the server took them (ok) or refused them.
+func (c *clientAuths) sites(cfg *config.Config, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) ([]server.Site, func(ok bool), error) {
+	out := serverSites(cfg, getCert)
+	next := map[string]*clientauth.Checker{}
+	done := func(ok bool) { c.settle(next, ok) }
+	for i, s := range cfg.Sites {
+		if s.ClientAuth == nil {
+			continue
+		}
+		ca, err := c.site(cfg, i, s, next)
+		if err != nil {
+			done(false)
+			return nil, nil, err
+		}
+		out[i].ClientAuth = ca
+	}
+	return out, done, nil
+}
+
+// site builds the server's ClientAuth of cfg.Sites[i], with its checker
+// (reused from the running config when unchanged) put in next.
+func (c *clientAuths) site(cfg *config.Config, i int, s config.Site, next map[string]*clientauth.Checker) (*server.ClientAuth, error) {
+	a := s.ClientAuth
+	key := fmt.Sprintf("site[%d].client_auth", i+1)
+	cas, err := clientauth.ReadCAFile(a.CAFile)
+	if err != nil {
+		return nil, cfg.Errorf(key+".ca", "%w", err)
+	}
+	ca := &server.ClientAuth{CAs: cas, Optional: a.Mode == config.ClientAuthOptional, VerifyDepth: a.VerifyDepth,
+		HeaderPrefix: a.HeaderPrefix, RequirePaths: a.RequirePaths}
+	if a.Revocation == config.RevocationOff {
+		return ca, nil
+	}
+	id := checkerKey(s, cas)
+	c.mu.Lock()
+	chk := c.checkers[id]
+	c.mu.Unlock()
+	if chk == nil {
+		st, err := c.store(cfg)
+		if err != nil {
+			return nil, err
+		}
+		chk, err = clientauth.New(policy(a, cas), clientauth.Options{Storage: st, Logger: c.log.With("component", "client_auth", "site", s.Names[0])})
+		if err != nil {
+			return nil, cfg.Errorf(key, "%w", err)
+		}
+	}
+	next[id] = chk
+	ca.Verifier = verifier{chk}
+	return ca, nil
+}
+
+// policy maps [site.client_auth] onto the checker's Policy.
+func policy(a *config.ClientAuth, cas []*x509.Certificate) clientauth.Policy {
+	return clientauth.Policy{
+		CAs: cas, Mode: clientauth.Mode(a.Mode), VerifyDepth: a.VerifyDepth,
+		Revocation: clientauth.Revocation(a.Revocation), CRLFiles: a.CRLFiles, CRLFetch: a.CRLFetch,
+		OCSP: a.OCSP, OCSPResponder: a.OCSPResponder, Unknown: clientauth.Unknown(a.RevocationUnknown),
+	}
+}
+
+// checkerKey identifies a site's checker: its first name, its
+// client_auth and the CA certificates read.
+func checkerKey(s config.Site, cas []*x509.Certificate) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n%+v\n", s.Names[0], *s.ClientAuth)
+	for _, c := range cas {
+		h.Write(c.Raw)
+	}
+	return fmt.Sprintf("%x", h.Sum(nil))
+}
+
+// settle makes next the running checkers when ok, closing those it does
+// not keep; otherwise it closes the checkers of next made for it.
+func (c *clientAuths) settle(next map[string]*clientauth.Checker, ok bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	drop, keep := next, c.checkers
+	if ok {
+		drop, keep = c.checkers, next
+		c.checkers = next
+	}
+	for id, chk := range drop {
+		if keep[id] != chk {
+			go chk.Close() // waits for its background refreshes
+		}
+	}
+}
+
+// close closes every checker, when serve stops.
+func (c *clientAuths) close() {
+	c.settle(map[string]*clientauth.Checker{}, true)
+}
+
+// verifier is a Checker as the server's ClientVerifier: its refusals
+// name their reason.
+type verifier struct{ c *clientauth.Checker }
+
+func (v verifier) Check(ctx context.Context, chain []*x509.Certificate) error {
+	err := v.c.Check(ctx, chain)
+	var r *clientauth.Refusal
+	if errors.As(err, &r) {
+		return reasoned{r}
+	}
+	return err
+}
+
+// reasoned is a Refusal with the method the server reads its reason by.
+type reasoned struct{ *clientauth.Refusal }
+
+func (r reasoned) RefusalReason() string { return string(r.Reason) }
+func (r reasoned) Unwrap() error         { return r.Refusal }
+
+var _ server.ClientVerifier = verifier{}
