@@ -224,6 +224,10 @@ type Site struct {
 	// ClientAuth asks clients for certificates ("[site.client_auth]");
 	// nil when the site does not.
 	ClientAuth *ClientAuth
+	// NoOCSPStapling is set by "ocsp_stapling = false" (default true):
+	// no OCSP response is stapled to this site's certificate even when
+	// it names a responder.
+	NoOCSPStapling bool
 }
 
 // Route is one [[site.route]]: a path prefix served its own way.

@@ -27,6 +27,9 @@ func (d *decoder) site(t *table, global *Config) Site {
 	t.flag("default", &s.Default)
 	t.flag("http_redirect", &s.HTTPRedirect)
 	t.flag("hsts", &s.HSTS)
+	staple := true
+	t.flag("ocsp_stapling", &staple)
+	s.NoOCSPStapling = !staple
 	if t.str("csp", &s.CSP) && (s.CSP == "" || !httpguts.ValidHeaderFieldValue(s.CSP)) {
 		d.errorf(t.key("csp"), "not a valid header value")
 	}
