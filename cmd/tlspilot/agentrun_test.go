@@ -11,6 +11,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/fleet"
+	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
 // selfSignedPEM is a CA certificate standing for a fleet CA the agent
@@ -281,5 +283,101 @@ func TestAgentDaemon(t *testing.T) {
 	}
 	if code, st := agentCertStatus(t, conf); code != 0 || st.State != tlspilot.StateValid {
 		t.Errorf("status of the daemon's certificate: exit %d, %+v", code, st)
+	}
+}
+
+// sleepUntil waits until at (a wait for the clock, not an assertion).
+func sleepUntil(at time.Time) { time.Sleep(time.Until(at)) }
+
+// withoutARI makes Pebble answer every renewal information request with
+// 404, as a CA without ARI: the issuer then hands agents the ratio
+// rule's window (for a 60-second certificate, from 26 to 30 seconds),
+// where Pebble's own window would span the whole of a certificate
+// shorter than two days.
+func withoutARI(p *testenv.Pebble) {
+	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if strings.Contains(r.URL.Path, "renewalInfo") {
+			http.NotFound(w, r)
+			return true
+		}
+		return false
+	})
+}
+
+// TestAgentIssuerDownForAWeek: the issue's "issuer down for a simulated
+// week", with 60-second certificates standing for 30-day ones (a second
+// for half a day). The agent daemon has its certificate; the issuer is
+// killed before the renewal falls due. The daemon's renewal fails, it
+// backs off (no second attempt within 30 seconds) and keeps the
+// certificate deployed; status says failing, then expiring while it is
+// still valid. The issuer back, the daemon gets and deploys a new
+// certificate at its next attempt, and status says valid.
+func TestAgentIssuerDownForAWeek(t *testing.T) {
+	f := newFleetEnvWith(t, "", testenv.PebbleOptions{Validity: 60 * time.Second})
+	withoutARI(f.p)
+	proc := f.start(t)
+	conf, dir := f.enrolAgent(t, "db2")
+	fullchain, reloads := filepath.Join(dir, "live", "fullchain.pem"), filepath.Join(dir, "reloads")
+	if code, out, errOut := runBinary(t, "agent", "--config", conf, "--once"); code != 0 {
+		t.Fatalf("agent --once: exit %d\n%s%s\nissuer:\n%s", code, out, errOut, proc.out.String())
+	}
+	leaf := parseLeafFile(t, fullchain)
+	_, st := agentCertStatus(t, conf)
+	proc.kill(t)
+
+	cmd := exec.Command(buildBinary(t), "agent", "--config", conf)
+	log := &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	defer func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				t.Errorf("agent exited: %v\n%s", err, log.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			t.Errorf("agent did not stop on SIGTERM:\n%s", log.String())
+		}
+	}()
+
+	sleepUntil(st.RenewAt.Add(2 * time.Second))
+	code, failing := agentCertStatus(t, conf)
+	if code != 1 || failing.State != tlspilot.StateFailing || failing.Attempts != 1 || !strings.Contains(failing.LastError, "connection refused") {
+		t.Errorf("status once the renewal failed: exit %d, %+v\n%s", code, failing, log.String())
+	}
+	sleepUntil(failing.WarnFrom.Add(500 * time.Millisecond))
+	code, expiring := agentCertStatus(t, conf)
+	if code != 1 || expiring.State != tlspilot.StateExpiring || !time.Now().Before(leaf.NotAfter) {
+		t.Errorf("status in the warning window: exit %d, %s, %.2f days left", code, expiring.State, expiring.DaysLeft)
+	}
+	if n := strings.Count(log.String(), `msg="certificate request failed"`); n != 1 || !strings.Contains(log.String(), "retry_in=") {
+		t.Errorf("%d failed requests logged in the %s after the first (want 1: backoff of at least 30 s):\n%s", n, time.Since(failing.LastAttempt).Round(time.Second), log.String())
+	}
+	if parseLeafFile(t, fullchain).SerialNumber.Cmp(leaf.SerialNumber) != 0 || readFile(t, reloads) != "reloaded\n" {
+		t.Errorf("the last good certificate was not kept deployed")
+	}
+
+	proc = f.start(t)
+	for deadline := time.Now().Add(2 * time.Minute); strings.Count(log.String(), "certificate obtained") < 1; time.Sleep(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the agent did not renew once the issuer was back:\n%s\nissuer:\n%s", log.String(), proc.out.String())
+		}
+	}
+	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(log.String(), "msg=deployed"); time.Sleep(100 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the new certificate was not deployed:\n%s", log.String())
+		}
+	}
+	if parseLeafFile(t, fullchain).SerialNumber.Cmp(leaf.SerialNumber) == 0 || readFile(t, reloads) != "reloaded\nreloaded\n" {
+		t.Errorf("the new certificate is not in place, or not reloaded")
+	}
+	if code, st := agentCertStatus(t, conf); code != 0 || st.State != tlspilot.StateValid || st.Attempts != 0 {
+		t.Errorf("status after the issuer came back: exit %d, %+v", code, st)
 	}
 }
