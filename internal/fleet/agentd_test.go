@@ -33,6 +33,7 @@ type faultyIssuer struct {
 	srv    *httptest.Server
 	mu     sync.Mutex
 	csrs   [][]byte
+	reuse  []bool // ReuseKey of each request
 	answer func(csr []byte) (status int, body any)
 }
 
@@ -48,6 +49,7 @@ func startFaultyIssuer(t *testing.T, answer func(csr []byte) (int, any)) *faulty
 			_ = json.NewDecoder(r.Body).Decode(&req)
 			f.mu.Lock()
 			f.csrs = append(f.csrs, req.CSR)
+			f.reuse = append(f.reuse, req.ReuseKey)
 			answer := f.answer
 			f.mu.Unlock()
 			status, body = answer(req.CSR)
@@ -475,5 +477,106 @@ func TestKeeperRenewsClientCertificate(t *testing.T) {
 	k2, err := NewKeeper(ctx, opts)
 	if err != nil || !k2.id.Certificate.Equal(k.id.Certificate) {
 		t.Errorf("a restarted keeper does not use the new identity: %v", err)
+	}
+}
+
+// TestKeeperDeployRetry: a reload that fails leaves the files in place,
+// is owed and retried after its backoff (10 s at first), not before;
+// status reports the deployment failing (CRITICAL: the software has not
+// loaded any certificate of the agent yet). Deployed files removed by
+// someone are written again, and reloaded, at the next pass.
+func TestKeeperDeployRetry(t *testing.T) {
+	ctx := context.Background()
+	f := startFaultyIssuer(t, down)
+	e := newAgentEnv(t)
+	marker := filepath.Join(e.dir, "reloaded")
+	keeper := func(reload ...string) *Keeper {
+		d, err := deploy.New(deploy.Options{Fullchain: filepath.Join(e.dir, "fullchain.pem"), Privkey: filepath.Join(e.dir, "privkey.pem"), Reload: reload})
+		if err != nil {
+			t.Fatal(err)
+		}
+		roots := x509.NewCertPool()
+		roots.AddCert(f.srv.Certificate())
+		k, err := NewKeeper(ctx, KeeperOptions{Storage: e.st, Sealer: e.sealer, Issuer: f.srv.URL, Roots: roots,
+			Certificates: []KeptCert{{Names: []string{"db1.example.com"}, KeyType: keys.ECDSAP256, Deployer: d}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	k := keeper("false")
+	now := time.Now()
+	rec := seed(t, k, now.Add(-time.Hour), now.AddDate(0, 0, 30))
+	next := k.Pass(ctx, now, false)
+	got := record(t, k).Deploy
+	if got.Attempts != 1 || !got.ReloadOwed || !strings.Contains(got.LastError, "reload false") || got.RetryAt.Sub(now) < 5*time.Second || !next.Equal(got.RetryAt) {
+		t.Fatalf("after a failed reload: %+v, next pass in %s", got, next.Sub(now))
+	}
+	if b, _ := os.ReadFile(filepath.Join(e.dir, "fullchain.pem")); string(b) != rec.Fullchain {
+		t.Errorf("the files were not written before the reload")
+	}
+	st, _ := AgentStatus(ctx, e.st, f.srv.URL, []KeptCert{k.certs[0].cfg}, now, tlspilot.WarnWindow{})
+	if ds := st[1].Deploy; ds == nil || ds.State != tlspilot.DeployFailing {
+		t.Errorf("status: deploy %+v", ds)
+	}
+	if r := tlspilot.NewStatusReport(now, st, nil); r.ExitCode != tlspilot.ExitCritical {
+		t.Errorf("status: exit %d, want CRITICAL (no certificate loaded yet)", r.ExitCode)
+	}
+
+	k = keeper("sh", "-c", "echo >> "+marker)
+	k.Pass(ctx, now.Add(time.Second), false)
+	if _, err := os.Stat(marker); err == nil {
+		t.Errorf("reloaded again before the backoff passed")
+	}
+	k.Pass(ctx, got.RetryAt, false)
+	if b, _ := os.ReadFile(marker); string(b) != "\n" {
+		t.Errorf("the owed reload did not run once at its retry: %q", b)
+	}
+	if got = record(t, k).Deploy; got.Attempts != 0 || got.ReloadOwed || got.Serial != rec.Serial {
+		t.Errorf("after the reload: %+v", got)
+	}
+
+	if err := os.Remove(filepath.Join(e.dir, "privkey.pem")); err != nil {
+		t.Fatal(err)
+	}
+	k.Pass(ctx, got.RetryAt.Add(time.Hour), false)
+	if b, err := os.ReadFile(filepath.Join(e.dir, "privkey.pem")); err != nil || !strings.Contains(string(b), "PRIVATE KEY") {
+		t.Errorf("the removed key file was not written again: %v", err)
+	}
+	if b, _ := os.ReadFile(marker); string(b) != "\n\n" {
+		t.Errorf("no reload after the files were written again: %q", b)
+	}
+	if len(f.requests()) != 0 {
+		t.Errorf("%d requests to the issuer for a certificate not due", len(f.requests()))
+	}
+}
+
+// TestKeeperReuseKey: a renewal makes a new key by default, and keeps the
+// key in service with reuse_key (and says so to the issuer).
+func TestKeeperReuseKey(t *testing.T) {
+	ctx := context.Background()
+	f := startFaultyIssuer(t, down)
+	for _, reuse := range []bool{false, true} {
+		e := newAgentEnv(t)
+		k := e.keeper(t, f, reuse, "db1.example.com")
+		now := time.Now()
+		rec := seed(t, k, now.Add(-20*24*time.Hour), now.Add(10*24*time.Hour))
+		k.Pass(ctx, rec.RenewAt.Add(time.Minute), false)
+		pending := record(t, k).Pending
+		if pending == nil {
+			t.Fatalf("reuse_key %v: no order in flight", reuse)
+		}
+		csr, err := x509.ParseCertificateRequest(pending.CSR)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chain, _ := parseChain(rec.Fullchain)
+		same := chain[0].PublicKey.(interface{ Equal(crypto.PublicKey) bool }).Equal(csr.PublicKey)
+		f.mu.Lock()
+		sent := f.reuse[len(f.reuse)-1]
+		f.mu.Unlock()
+		if same != reuse || sent != reuse {
+			t.Errorf("reuse_key %v: the renewal's CSR has the key in service: %v; reuse_key sent: %v", reuse, same, sent)
+		}
 	}
 }
