@@ -182,6 +182,9 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 	if !ok {
 		return code
 	}
+	if config.IsAgentFile(path) {
+		return checkAgent(path, stdout, stderr)
+	}
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)

@@ -15,6 +15,7 @@ import (
 	"io"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -44,8 +45,37 @@ func (id *Identity) TLSCertificate() tls.Certificate {
 
 // Client talks to the issuer's API from an agent.
 type Client struct {
-	base *url.URL
-	http *http.Client
+	base        *url.URL
+	http        *http.Client
+	hasIdentity bool // presents a client certificate
+}
+
+// ErrIdentityRefused is wrapped by the error of a request whose TLS
+// handshake the issuer ended with an alert about the agent's client
+// certificate: the agent was revoked, or its certificate is unknown to
+// the issuer (another issuer, a reset storage).
+var ErrIdentityRefused = errors.New("the issuer refused this agent's client certificate (agent revoked, or unknown to this issuer): enrol again with tlspilot agent enroll and a new token")
+
+// refusalAlerts are the TLS alerts (RFC 8446 §6.2) an issuer ends a
+// handshake with when it does not accept a client certificate:
+// bad_certificate, certificate_revoked, certificate_expired,
+// certificate_unknown, unknown_ca, certificate_required.
+var refusalAlerts = []tls.AlertError{42, 44, 45, 46, 48, 116}
+
+// refusedInHandshake reports whether err is one of refusalAlerts from
+// the issuer. net/http keeps only the text of an error met while it
+// reads a response, so the text is matched too.
+func refusedInHandshake(err error) bool {
+	var alert tls.AlertError
+	if errors.As(err, &alert) {
+		return slices.Contains(refusalAlerts, alert)
+	}
+	for _, a := range refusalAlerts {
+		if strings.Contains(err.Error(), "remote error: "+a.Error()) {
+			return true
+		}
+	}
+	return false
 }
 
 // ClientOptions configures a Client.
@@ -81,7 +111,7 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	tc.NextProtos = []string{"http/1.1"}
 	tr := &http.Transport{TLSClientConfig: tc, TLSHandshakeTimeout: 15 * time.Second,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
-	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}}, nil
+	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}, hasIdentity: opts.Identity != nil}, nil
 }
 
 // RenewAt is when the identity's client certificate should be renewed:
@@ -166,6 +196,9 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := c.http.Do(req)
 	if err != nil {
+		if c.hasIdentity && refusedInHandshake(err) {
+			return fmt.Errorf("issuer %s: %w: %w", c.base.Host, ErrIdentityRefused, err)
+		}
 		return fmt.Errorf("issuer %s: %w", c.base.Host, err)
 	}
 	defer resp.Body.Close()

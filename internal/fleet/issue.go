@@ -157,7 +157,7 @@ func (s *Server) reportProgress(ctx context.Context) {
 			continue
 		}
 		attrs := []any{"certificates", n}
-		msg := fmt.Sprintf("obtaining %d certificates", n)
+		msg := fmt.Sprintf("obtaining %d certificate(s)", n)
 		if dw, ok := s.opts.Orderer.(dnsWaiter); ok {
 			if w := dw.DNSWaiting(); w.Missing > 0 {
 				msg += fmt.Sprintf(": waiting for %d more records to show up in DNS", w.Missing)

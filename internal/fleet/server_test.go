@@ -2,6 +2,7 @@ package fleet
 
 import (
 	"context"
+	"errors"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
@@ -161,8 +162,9 @@ func TestRevokedAgentRefused(t *testing.T) {
 	_, err := open.Agent(ctx)
 	wantRefused(t, "revoked agent, connection open", err, "403", "agent revoked")
 	_, err = is.client(t, id).Agent(ctx)
-	if err == nil || !strings.Contains(err.Error(), "remote error: tls: ") {
-		t.Errorf("revoked agent, new connection: %v, want the handshake refused", err)
+	if err == nil || !strings.Contains(err.Error(), "remote error: tls: ") || !errors.Is(err, ErrIdentityRefused) ||
+		!strings.Contains(err.Error(), "enrol again") {
+		t.Errorf("revoked agent, new connection: %v, want the handshake refused, saying to enrol again", err)
 	}
 	t.Logf("revoked agent, new connection: %v", err)
 
