@@ -2,11 +2,11 @@ package fleet
 
 import (
 	"context"
-	"errors"
 	"crypto"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
+	"errors"
 	"path/filepath"
 	"strings"
 	"testing"
