@@ -163,7 +163,8 @@ func renewalDue(t *testing.T, agentDir, id string) {
 
 // TestAgentOnce: the built binary end to end against the real issuer
 // (Pebble, BIND, dns-01). agent --once obtains the certificate, writes
-// the PEM files with their modes and runs the reload; status says valid.
+// the PEM files with their modes and runs the reload, keeping the key
+// sealed in its storage; status says valid.
 // With the issuer down, a run before the renewal is due asks nothing and
 // succeeds; once due, it fails, keeps the last good certificate deployed
 // (no reload), says why and backs off; status says failing (WARNING). The
@@ -195,6 +196,11 @@ func TestAgentOnce(t *testing.T) {
 	}
 	if got := readFile(t, reloads); got != "reloaded\n" {
 		t.Errorf("reloads after the first run: %q", got)
+	}
+	for p, v := range readTree(t, filepath.Join(dir, "agent")) {
+		if strings.Contains(v, "PRIVATE KEY-----") {
+			t.Errorf("the agent's storage holds a private key in clear: %s", p)
+		}
 	}
 	code, st := agentCertStatus(t, conf)
 	if code != 0 || st.State != tlspilot.StateValid || st.Serial != leaf.SerialNumber.Text(16) || st.Deploy == nil || st.Deploy.State != tlspilot.DeployDone {
