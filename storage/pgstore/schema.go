@@ -2,9 +2,11 @@ package pgstore
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // migrationLock is the pg_advisory_xact_lock key held while the schema is
@@ -72,6 +74,11 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && pgErr.Code == "42501" { // insufficient_privilege
+		return fmt.Errorf("migrate schema: %w (the role needs CREATE on its schema to make tlspilot's tables: "+
+			"since PostgreSQL 15, `GRANT CREATE ON SCHEMA public TO ROLE` or a database it owns; docs/cluster.md)", err)
+	}
 	if err != nil {
 		return fmt.Errorf("migrate schema: %w", err)
 	}

@@ -175,3 +175,31 @@ func TestPostgresPasswordFromEnvironment(t *testing.T) {
 		t.Errorf("NewDatabase after RequirePassword")
 	}
 }
+
+// TestPostgresNoCreateHint: a role that may not create tables in the
+// database's schema (PostgreSQL 15 and later give no one CREATE on public
+// by default) gets an error that says which grant it lacks.
+func TestPostgresNoCreateHint(t *testing.T) {
+	url := testenv.StartPostgres(t).NewDatabase(t)
+	conn, err := pgx.Connect(t.Context(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = conn.Exec(t.Context(), `CREATE ROLE no_create LOGIN; REVOKE CREATE ON SCHEMA public FROM PUBLIC`)
+	conn.Close(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	roleURL := strings.Replace(url, "://tlspilot@", "://no_create@", 1)
+	if roleURL == url {
+		t.Fatalf("unexpected database URL %s", url)
+	}
+	s, err := pgstore.New(t.Context(), pgstore.Options{URL: roleURL})
+	if err == nil {
+		s.Close()
+		t.Fatal("a role without CREATE on the schema opened the storage")
+	}
+	if !strings.Contains(err.Error(), "GRANT CREATE ON SCHEMA public") || !strings.Contains(err.Error(), "permission denied") {
+		t.Errorf("error: %v; want it to say which grant is lacking", err)
+	}
+}
