@@ -226,19 +226,19 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 	if n == 0 {
 		return nil
 	}
-	ctx, cancel := context.WithTimeout(ctx, c.timeout)
-	defer cancel()
+	deadline := now.Add(c.timeout)
 	for i := range n {
-		if err := c.checkOne(ctx, chain[i], chain[i+1], i); err != nil {
+		if err := c.checkOne(ctx, deadline, chain[i], chain[i+1], i); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// checkOne checks cert, issued by issuer, at depth in its chain.
-func (c *Checker) checkOne(ctx context.Context, cert, issuer *x509.Certificate, depth int) error {
-	a, err := c.status(ctx, cert, issuer)
+// checkOne checks cert, issued by issuer, at depth in its chain, asking
+// no longer than until deadline.
+func (c *Checker) checkOne(ctx context.Context, deadline time.Time, cert, issuer *x509.Certificate, depth int) error {
+	a, err := c.status(ctx, deadline, cert, issuer)
 	if err != nil {
 		if c.policy.Unknown == UnknownAllow {
 			c.log.Warn("client certificate revocation status unknown, allowed (revocation_unknown = allow)",
@@ -271,8 +271,9 @@ func (a answer) describe() string {
 // memory or storage), then what must be fetched: the CRL distribution
 // points, then the OCSP responder. A CRL answer is enough; OCSP is asked
 // only when no CRL answers. The error, when nothing answers, joins every
-// source's reason.
-func (c *Checker) status(ctx context.Context, cert, issuer *x509.Certificate) (answer, error) {
+// source's reason. The timer of deadline is set only when something must
+// be fetched: a handshake answered from memory pays for none.
+func (c *Checker) status(ctx context.Context, deadline time.Time, cert, issuer *x509.Certificate) (answer, error) {
 	now := time.Now()
 	var errs []error
 	if c.files != nil {
@@ -298,6 +299,11 @@ func (c *Checker) status(ctx context.Context, cert, issuer *x509.Certificate) (a
 			errs = append(errs, err)
 		}
 	}
+	if c.fetched == nil && !askOCSP {
+		return answer{}, joinErrs(errs)
+	}
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
 	if c.fetched != nil {
 		a, err := c.fetched.fetch(ctx, cert, issuer)
 		if err == nil {
@@ -312,10 +318,16 @@ func (c *Checker) status(ctx context.Context, cert, issuer *x509.Certificate) (a
 		}
 		errs = appendErr(errs, err)
 	}
+	return answer{}, joinErrs(errs)
+}
+
+// joinErrs joins the reasons why no source answered, or says that none
+// could.
+func joinErrs(errs []error) error {
 	if len(errs) == 0 {
-		return answer{}, errNoSource
+		return errNoSource
 	}
-	return answer{}, errors.Join(errs...)
+	return errors.Join(errs...)
 }
 
 // appendErr appends err unless it is nil or says only that a source had

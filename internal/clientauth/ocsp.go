@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -53,8 +54,8 @@ func newOCSPSource(base context.Context, opts Options, fetch ocspclient.Options,
 // storage, without asking the responder. fresh is true when such a
 // response exists, also when it says "unknown" (then err says so).
 func (o *ocspSource) cached(ctx context.Context, cert, issuer *x509.Certificate, now time.Time) (a answer, fresh bool, err error) {
-	responder, err := o.opts.ResponderURL(cert)
-	if err != nil {
+	responder := o.responderOf(cert)
+	if responder == "" {
 		return answer{}, false, errNoSource
 	}
 	r, err := o.cache.Cached(ctx, cert, issuer)
@@ -69,6 +70,26 @@ func (o *ocspSource) cached(ctx context.Context, cert, issuer *x509.Certificate,
 	}
 	a, err = ocspAnswer(r, responder)
 	return a, true, err
+}
+
+// responderOf returns the responder asked about cert, "" if none: the
+// cheap form of ocspclient.Options.ResponderURL (no URL parsing), for
+// the path every handshake takes.
+func (o *ocspSource) responderOf(cert *x509.Certificate) string {
+	if o.opts.Responder != "" {
+		return o.opts.Responder
+	}
+	for _, u := range cert.OCSPServer {
+		if hasFoldPrefix(u, "http://") || hasFoldPrefix(u, "https://") {
+			return u
+		}
+	}
+	return ""
+}
+
+// hasFoldPrefix is strings.HasPrefix ignoring ASCII case.
+func hasFoldPrefix(s, prefix string) bool {
+	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
 // refreshLater starts a background fetch about cert unless one runs or

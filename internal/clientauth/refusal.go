@@ -110,3 +110,7 @@ func serialHex(n *big.Int) string {
 	}
 	return n.Text(16)
 }
+
+// RefusalReason returns the reason as a string, for a caller that counts
+// refusals without importing this package.
+func (r *Refusal) RefusalReason() string { return string(r.Reason) }

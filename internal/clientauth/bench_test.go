@@ -1,0 +1,48 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/x509"
+	"testing"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// BenchmarkCheckCached is the cost of Check in a handshake when the OCSP
+// answer about the client's certificate is cached: what every handshake
+// but the first pays.
+func BenchmarkCheckCached(b *testing.B) {
+	ca := testenv.NewOpenSSLCA(b, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
+	benchCheck(b, Policy{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1, Revocation: RevocationLeaf, OCSP: true}, c)
+}
+
+// BenchmarkCheckCRLFile is the same with the answer from a CRL file.
+func BenchmarkCheckCRLFile(b *testing.B) {
+	ca := testenv.NewOpenSSLCA(b, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	for i := range 100 { // a CRL with some entries
+		ca.Revoke(client(ca, "r"+string(rune('a'+i%26))).CertFile, "")
+	}
+	benchCheck(b, Policy{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1, Revocation: RevocationLeaf, CRLFiles: []string{ca.CRLFile}}, c)
+}
+
+// benchCheck checks c once (filling the caches), then measures Check.
+func benchCheck(b *testing.B, p Policy, c *testenv.IssuedCert) {
+	chk, err := New(p, Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = chk.Close() })
+	chain, ctx := verified(b, c), context.Background()
+	if err := chk.Check(ctx, chain); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := chk.Check(ctx, chain); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
