@@ -306,3 +306,27 @@ func readFile(t testing.TB, name string) []byte {
 	}
 	return b
 }
+
+// TestCRLFileChain: in chain mode the intermediate is checked against the
+// root's CRL, and needs an answer too.
+func TestCRLFileChain(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	c := client(inter, "c")
+	p := Policy{CAs: []*x509.Certificate{root.Cert}, Revocation: RevocationChain, CRLFiles: []string{root.CRLFile, inter.CRLFile}}
+	accept(t, newChecker(t, p, Options{}), c)
+
+	root.Revoke(inter.CertFile, "cACompromise")
+	r := refused(t, newChecker(t, p, Options{}), c, ReasonRevoked)
+	if r.Depth != 1 || r.Subject != "CN="+inter.Name || r.Serial != inter.Cert.SerialNumber.Text(16) {
+		t.Errorf("refusal %v, want the intermediate at depth 1", r)
+	}
+	leaf := p
+	leaf.Revocation = RevocationLeaf
+	accept(t, newChecker(t, leaf, Options{}), c)
+
+	p.CRLFiles = []string{inter.CRLFile} // nothing answers for the intermediate
+	if r := refused(t, newChecker(t, p, Options{}), c, ReasonUnknown); r.Depth != 1 {
+		t.Errorf("refusal %v, want the intermediate at depth 1", r)
+	}
+}

@@ -54,6 +54,7 @@ type fetchedCRL struct {
 	err        error     // its error
 }
 
+// newCRLFetcher returns a fetcher whose background work ends with base.
 func newCRLFetcher(base context.Context, opts Options, spawn func(func()) bool) *crlFetcher {
 	return &crlFetcher{
 		base: base, client: opts.HTTPClient, store: opts.Storage, timeout: opts.Timeout,

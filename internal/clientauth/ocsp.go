@@ -38,6 +38,8 @@ type ocspError struct {
 	err error
 }
 
+// newOCSPSource returns a source asking with fetch, whose background
+// work ends with base.
 func newOCSPSource(base context.Context, opts Options, fetch ocspclient.Options, spawn func(func()) bool) *ocspSource {
 	return &ocspSource{
 		base:     base,
