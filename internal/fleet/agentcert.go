@@ -113,7 +113,7 @@ func (k *Keeper) request(ctx context.Context, c *keptCert, rec *certRecord, now 
 		}
 	}
 	rec.LastAttempt = now
-	resp, err := k.client.Certificate(ctx, rec.Pending.CSR, c.cfg.ReuseKey)
+	resp, err := k.client.Request(ctx, CertificateRequest{CSR: rec.Pending.CSR, ReuseKey: c.cfg.ReuseKey, Replaces: rec.Pending.Replaces})
 	retryAfter := time.Duration(0)
 	if resp != nil {
 		retryAfter = time.Duration(resp.RetryAfter) * time.Second
@@ -168,7 +168,7 @@ func (k *Keeper) newOrder(c *keptCert, rec *certRecord, now time.Time) (*pending
 	if err != nil {
 		return nil, err
 	}
-	return &pendingOrder{SealedKey: string(sealed), CSR: csr, Since: now}, nil
+	return &pendingOrder{SealedKey: string(sealed), CSR: csr, Since: now, Replaces: rec.Serial}, nil
 }
 
 // obtained checks the issuer's certificate against the order's key and

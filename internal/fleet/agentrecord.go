@@ -64,6 +64,9 @@ type pendingOrder struct {
 	SealedKey string    `json:"sealed_key"`
 	CSR       []byte    `json:"csr"`
 	Since     time.Time `json:"since"`
+	// Replaces is the serial of the certificate in service when the
+	// order was made, which it renews; empty for the first.
+	Replaces string `json:"replaces,omitempty"`
 	// PollAt is when to ask again after a "processing" answer.
 	PollAt time.Time `json:"poll_at,omitzero"`
 }

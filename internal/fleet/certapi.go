@@ -27,6 +27,12 @@ type CertificateRequest struct {
 	// renewals ("reuse_key" in its config). Without it, a key the issuer
 	// has seen in an earlier request is refused.
 	ReuseKey bool `json:"reuse_key,omitempty"`
+	// Replaces is the serial number (hexadecimal) of the certificate
+	// this request renews, as the agent holds it; empty for a first
+	// certificate. The same CSR sent again gets the certificate already
+	// obtained for it unless Replaces names that very certificate (a
+	// renewal that keeps the key and so may send the same CSR).
+	Replaces string `json:"replaces,omitempty"`
 }
 
 // The values of CertificateResponse.Status.
@@ -60,12 +66,18 @@ type CertificateResponse struct {
 	RenewBefore time.Time `json:"renew_before,omitzero"`
 }
 
-// Certificate sends csr (DER) to the issuer and returns its answer;
-// CertProcessing means ask again later with the same CSR. A refusal
-// (policy, revoked agent) is an error carrying the issuer's message.
+// Certificate sends a first request for csr (DER) to the issuer: Request
+// with no certificate to replace.
 func (c *Client) Certificate(ctx context.Context, csr []byte, reuseKey bool) (*CertificateResponse, error) {
+	return c.Request(ctx, CertificateRequest{CSR: csr, ReuseKey: reuseKey})
+}
+
+// Request sends req to the issuer and returns its answer;
+// CertProcessing means ask again later with the same request. A refusal
+// (policy, revoked agent) is an error carrying the issuer's message.
+func (c *Client) Request(ctx context.Context, req CertificateRequest) (*CertificateResponse, error) {
 	var resp CertificateResponse
-	if err := c.do(ctx, http.MethodPost, PathCertificate, CertificateRequest{CSR: csr, ReuseKey: reuseKey}, &resp); err != nil {
+	if err := c.do(ctx, http.MethodPost, PathCertificate, req, &resp); err != nil {
 		return nil, fmt.Errorf("fleet: certificate: %w", err)
 	}
 	return &resp, nil

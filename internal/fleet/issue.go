@@ -58,6 +58,7 @@ type job struct {
 	Error    string    `json:"error,omitempty"`
 	RetryAt  time.Time `json:"retry_at,omitzero"`
 	// Set when valid.
+	Serial      string    `json:"serial,omitempty"` // hexadecimal
 	Fullchain   string    `json:"fullchain,omitempty"`
 	RenewAfter  time.Time `json:"renew_after,omitzero"`
 	RenewBefore time.Time `json:"renew_before,omitzero"`
@@ -192,7 +193,7 @@ func (s *Server) certificateReq(w http.ResponseWriter, r *http.Request, a *Agent
 		return
 	}
 	rec.Names = names
-	resp, err := s.request(r.Context(), a, csr, names, req.ReuseKey)
+	resp, err := s.request(r.Context(), a, csr, names, req)
 	if err != nil {
 		if errors.Is(err, ErrPolicy) {
 			s.refuse(r.Context(), w, rec, err)
@@ -241,7 +242,8 @@ func (s *Server) audit(ctx context.Context, rec AuditRecord) {
 // gets the work's state; a new CSR (a renewal, or a new key) starts
 // work, unless its key was seen before and the agent does not keep its
 // key on purpose.
-func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateRequest, names []string, reuseKey bool) (*CertificateResponse, error) {
+func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateRequest, names []string, req CertificateRequest) (*CertificateResponse, error) {
+	reuseKey := req.ReuseKey
 	id := jobID(a.Host, names)
 	key := jobsPrefix + "/" + id
 	lease, err := s.opts.Registry.s.Lock(ctx, key)
@@ -265,10 +267,12 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 			return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil
 		case j.State == CertFailed && now.Before(j.RetryAt):
 			return &CertificateResponse{Status: CertFailed, Error: j.Error, RetryAfter: retryAfter(now, j.RetryAt)}, nil
-		case j.State == CertValid && now.Before(j.RenewAfter):
+		case j.State == CertValid && (req.Replaces == "" || !strings.EqualFold(req.Replaces, j.Serial)):
+			// The answer did not reach the agent: the same certificate,
+			// whatever its renewal window says.
 			return j.response(), nil
 		case j.State == CertValid && !reuseKey:
-			return nil, fmt.Errorf("%w: agent %s: key reused for %s: the certificate for this CSR's key is due for renewal; make a new key (or set reuse_key = true on the agent)",
+			return nil, fmt.Errorf("%w: agent %s: key reused for %s: this CSR's key is the key of the certificate it renews; make a new key (or set reuse_key = true on the agent)",
 				ErrPolicy, a.Host, strings.Join(names, ", "))
 		}
 		// A failed order due for a retry, or a renewal with the same key.
@@ -416,10 +420,10 @@ func (s *Server) finish(ctx context.Context, j job, csr *x509.CertificateRequest
 	} else {
 		leaf := c.Leaf
 		cur.State, cur.Attempts, cur.RetryAt = CertValid, 0, time.Time{}
-		cur.Fullchain = string(c.Fullchain)
+		cur.Fullchain, cur.Serial = string(c.Fullchain), leaf.SerialNumber.Text(16)
 		cur.RenewAfter, cur.RenewBefore = renewWindow(leaf.NotBefore, leaf.NotAfter, c.RenewalStart, c.RenewalEnd)
 		rec.Decision, rec.OrderURL, rec.Chain = AuditIssued, c.OrderURL, cur.Fullchain
-		rec.Serial, rec.NotBefore, rec.NotAfter = fmt.Sprintf("%x", leaf.SerialNumber), leaf.NotBefore, leaf.NotAfter
+		rec.Serial, rec.NotBefore, rec.NotAfter = cur.Serial, leaf.NotBefore, leaf.NotAfter
 		s.log.Info("issued certificate for "+cur.Host, "host", cur.Host, "names", cur.Names,
 			"serial", rec.Serial, "not_after", leaf.NotAfter, "order", c.OrderURL)
 	}

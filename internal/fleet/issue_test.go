@@ -370,3 +370,56 @@ func TestTwoIssuersOneOrder(t *testing.T) {
 		t.Errorf("%d issuances audited, want 1", n)
 	}
 }
+
+// TestSameCSRAfterWindowOpens: the agent that sends its CSR again after
+// the renewal window opened (the answer was lost; a short certificate's
+// window opens at once) gets the certificate obtained for it, not a
+// refusal; a renewal naming that certificate in Replaces with the same
+// CSR is refused without reuse_key and ordered anew with it.
+func TestSameCSRAfterWindowOpens(t *testing.T) {
+	ctx := t.Context()
+	e := startEngine(t)
+	is := startOrderingIssuer(t, e.m, nil, nil, nil)
+	id := is.enrolFor(t, "app1", "app1.example.test")
+	c := is.client(t, id)
+	_, csr := newCSR(t, nil, "app1.example.test")
+	first, err := obtain(ctx, c, csr, false)
+	if err != nil || first.Status != CertValid {
+		t.Fatalf("certificate: %+v, %v", first, err)
+	}
+	// Open the window, as time would.
+	key := jobsPrefix + "/" + jobID("app1", []string{"app1.example.test"})
+	var j job
+	if err := is.reg.load(ctx, key, &j); err != nil {
+		t.Fatal(err)
+	}
+	j.RenewAfter, j.RenewBefore = time.Now().Add(-time.Hour), time.Now().Add(-time.Minute)
+	if err := is.reg.store(ctx, key, j); err != nil {
+		t.Fatal(err)
+	}
+	again, err := c.Certificate(ctx, csr, false)
+	if err != nil || again.Status != CertValid || again.Fullchain != first.Fullchain {
+		t.Fatalf("the same CSR after the window opened: %+v, %v; want the same certificate", again, err)
+	}
+	serial := leafOf(t, first.Fullchain).SerialNumber.Text(16)
+	_, err = c.Request(ctx, CertificateRequest{CSR: csr, Replaces: serial})
+	wantRefused(t, "a renewal with the same key, without reuse_key", err, "403", "key reused")
+	renewed, err := func() (*CertificateResponse, error) {
+		for {
+			r, err := c.Request(ctx, CertificateRequest{CSR: csr, ReuseKey: true, Replaces: serial})
+			if err != nil || r.Status != CertProcessing {
+				return r, err
+			}
+			time.Sleep(200 * time.Millisecond)
+		}
+	}()
+	if err != nil || renewed.Status != CertValid {
+		t.Fatalf("renewal with reuse_key: %+v, %v", renewed, err)
+	}
+	if got := leafOf(t, renewed.Fullchain).SerialNumber.Text(16); got == serial {
+		t.Error("the renewal handed out the certificate it replaces")
+	}
+	if n := e.p.Orders(); n != 2 {
+		t.Errorf("Pebble saw %d orders, want 2", n)
+	}
+}
