@@ -16,22 +16,28 @@ import (
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
-// TestServeClientAuth (issue 14, items 1 and 2): serve with two sites on
+// TestServeClientAuth (issue 14, items 1 and 2): serve with sites on
 // one port, one requiring client certificates from an `openssl ca` CA
 // and checking a CRL file, the other asking for none. A good client gets
 // through and its identity reaches the upstream, never the client's own
 // X-Client-Cert-* headers; a client revoked in the CRL, one without a
 // certificate and one from another CA are refused in the handshake, with
 // a log line naming the reason; a client revoked while serve runs is
-// refused once the CRL file is rewritten, without a reload.
+// refused once the CRL file is rewritten, without a reload. A third site
+// asks the OCSP responder (`openssl ocsp`) named in the certificates: a
+// good client passes, a revoked one is refused.
 func TestServeClientAuth(t *testing.T) {
 	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "clients CA"})
 	other := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "another CA"})
-	srvCert := ca.Issue(testenv.IssueOptions{CommonName: "mtls.test", DNSNames: []string{"mtls.test", "open.test"}, NoOCSP: true, NoCRL: true})
+	srvCert := ca.Issue(testenv.IssueOptions{CommonName: "mtls.test", DNSNames: []string{"mtls.test", "open.test", "ocsp.test"}, NoOCSP: true, NoCRL: true})
 	alice := ca.Issue(testenv.IssueOptions{CommonName: "alice", Client: true, NoOCSP: true, NoCRL: true})
 	bob := ca.Issue(testenv.IssueOptions{CommonName: "bob", Client: true, NoOCSP: true, NoCRL: true})
 	mallory := other.Issue(testenv.IssueOptions{CommonName: "mallory", Client: true, NoOCSP: true, NoCRL: true})
+	carol := ca.Issue(testenv.IssueOptions{CommonName: "carol", Client: true, NoCRL: true}) // OCSP URL in her AIA
+	dave := ca.Issue(testenv.IssueOptions{CommonName: "dave", Client: true, NoCRL: true})
 	ca.Revoke(bob.CertFile, "keyCompromise")
+	ca.Revoke(carol.CertFile, "")
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
 
 	var mu sync.Mutex
 	var got http.Header
@@ -58,7 +64,18 @@ names = ["open.test"]
 proxy = %q
 cert_file = %q
 key_file = %q
-`, up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile, ca.CRLFile, up.URL, srvCert.CertFile, srvCert.KeyFile))
+
+[[site]]
+names = ["ocsp.test"]
+proxy = %q
+cert_file = %q
+key_file = %q
+[site.client_auth]
+ca = %q
+ocsp = true
+revocation_unknown = "deny"
+`, up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile, ca.CRLFile, up.URL, srvCert.CertFile, srvCert.KeyFile,
+		up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile))
 	_, out := h.serve(nil)
 
 	get := func(host string, c *testenv.IssuedCert) (string, error) {
@@ -111,12 +128,19 @@ key_file = %q
 		if _, err := get("mtls.test", c.cert); err == nil {
 			t.Errorf("%s on mtls.test: accepted", c.name)
 		}
-		if !strings.Contains(out.String(), "reason="+c.reason) {
+		if !logged(out, "reason="+c.reason) {
 			t.Errorf("%s: no log line with reason=%s:\n%s", c.name, c.reason, out)
 		}
 	}
-	if !strings.Contains(out.String(), `msg="client certificate refused" site=mtls.test reason=revoked subject="CN=bob" serial=`+bob.Cert.SerialNumber.Text(16)) {
+	if !logged(out, `msg="client certificate refused" site=mtls.test reason=revoked subject="CN=bob" serial=`+bob.Cert.SerialNumber.Text(16)) {
 		t.Errorf("no log line naming bob's subject and serial:\n%s", out)
+	}
+
+	if id, err := get("ocsp.test", dave); err != nil || id != "CN=dave|SUCCESS" {
+		t.Errorf("dave on ocsp.test (OCSP good): %q %v", id, err)
+	}
+	if _, err := get("ocsp.test", carol); err == nil || !logged(out, `site=ocsp.test reason=revoked subject="CN=carol"`) {
+		t.Errorf("carol on ocsp.test (OCSP revoked): %v, want refused as revoked:\n%s", err, out)
 	}
 
 	ca.Revoke(alice.CertFile, "")
@@ -128,4 +152,16 @@ key_file = %q
 			t.Fatalf("alice still accepted a minute after the CRL file revoked her:\n%s", out)
 		}
 	}
+}
+
+// logged waits until serve's output holds s, which serve writes before
+// its alert leaves but the test reads from a pipe: true if it shows
+// within 10 seconds.
+func logged(out *syncBuffer, s string) bool {
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if strings.Contains(out.String(), s) {
+			return true
+		}
+	}
+	return false
 }
