@@ -246,6 +246,13 @@ func TestAgentOnce(t *testing.T) {
 	if code, st = agentCertStatus(t, conf); code != 0 || st.State != tlspilot.StateValid || st.Attempts != 0 {
 		t.Errorf("status after the renewal: exit %d, %+v", code, st)
 	}
+
+	// Revoked, the agent learns it at its next run, though nothing is due.
+	mustRun(t, "issuer", "revoke-agent", "--config", f.conf, "db1")
+	code, out, errOut = runBinary(t, "agent", "--config", conf, "--once")
+	if code == 0 || !strings.Contains(out+errOut, "revoked, or unknown to this issuer") || !strings.Contains(out+errOut, "enrol again") {
+		t.Errorf("--once after the agent was revoked: exit %d\n%s%s", code, out, errOut)
+	}
 }
 
 // TestAgentDaemon: `tlspilot agent --config` as a daemon obtains and

@@ -205,7 +205,24 @@ func (k *Keeper) Once(ctx context.Context, wait time.Duration) []OnceResult {
 		case <-t.C:
 		}
 	}
-	return k.results(ctx, time.Now())
+	out := k.results(ctx, time.Now())
+	if err := k.checkIdentity(ctx); err != nil {
+		out = append(out, OnceResult{Names: []string{identityKey}, Problem: err.Error()})
+	}
+	return out
+}
+
+// checkIdentity asks the issuer whether it still accepts the agent's
+// client certificate, so that a revoked agent learns it before its next
+// renewal. Only a refusal is an error: an issuer that cannot be reached
+// changes nothing for an agent that works offline.
+func (k *Keeper) checkIdentity(ctx context.Context) error {
+	_, err := k.client.Agent(ctx)
+	if err != nil && (errors.Is(err, ErrIdentityRefused) || refused(err)) {
+		k.log.Error("the issuer refuses this agent", "error", err)
+		return err
+	}
+	return nil
 }
 
 // nextPoll is the earliest poll of an order the issuer is working on;
