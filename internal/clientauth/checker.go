@@ -73,6 +73,8 @@ type Checker struct {
 	fetched *crlFetcher // nil without crl_fetch
 	ocsp    *ocspSource // nil without ocsp
 
+	softFails softFailLog
+
 	base   context.Context // ends at Close
 	cancel context.CancelFunc
 	mu     sync.Mutex // guards closed and wg.Go against Close
@@ -241,8 +243,11 @@ func (c *Checker) checkOne(ctx context.Context, deadline time.Time, cert, issuer
 	a, err := c.status(ctx, deadline, cert, issuer)
 	if err != nil {
 		if c.policy.Unknown == UnknownAllow {
-			c.log.Warn("client certificate revocation status unknown, allowed (revocation_unknown = allow)",
-				"subject", cert.Subject.String(), "serial", serialHex(cert.SerialNumber), "depth", depth, "error", err)
+			if ok, left := c.softFails.note(time.Now()); ok {
+				c.log.Warn("client certificate revocation status unknown, allowed (revocation_unknown = allow)",
+					"subject", cert.Subject.String(), "serial", serialHex(cert.SerialNumber), "depth", depth,
+					"error", err, "not_logged", left)
+			}
 			return nil
 		}
 		return refuse(ReasonUnknown, cert, depth, "no fresh CRL or OCSP answer", err)
@@ -251,6 +256,31 @@ func (c *Checker) checkOne(ctx context.Context, deadline time.Time, cert, issuer
 		return refuse(ReasonRevoked, cert, depth, a.describe(), nil)
 	}
 	return nil
+}
+
+// softFailLogEvery is the least time between two warnings about clients
+// let in without a revocation answer: while a responder is down, every
+// handshake would log one.
+const softFailLogEvery = 10 * time.Second
+
+// softFailLog spaces out the soft-fail warnings and counts those left out.
+type softFailLog struct {
+	mu   sync.Mutex
+	last time.Time
+	left int // not logged since last
+}
+
+// note records a soft fail at now and reports whether to log it, with
+// the number left out before it.
+func (s *softFailLog) note(now time.Time) (log bool, left int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.last.IsZero() && now.Sub(s.last) < softFailLogEvery {
+		s.left++
+		return false, 0
+	}
+	left, s.last, s.left = s.left, now, 0
+	return true, left
 }
 
 // answer is what one source says of one certificate.

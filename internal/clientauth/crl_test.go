@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -228,10 +229,34 @@ func TestCRLRefreshAt(t *testing.T) {
 // errInjected is the error of failingTransport.
 var errInjected = errors.New("injected: network down")
 
-// failingTransport fails every request (fault injection).
-type failingTransport struct{}
+// failingTransport fails every request (fault injection) and counts them.
+type failingTransport struct{ n *atomic.Int32 }
 
-func (failingTransport) RoundTrip(*http.Request) (*http.Response, error) { return nil, errInjected }
+func (f failingTransport) RoundTrip(*http.Request) (*http.Response, error) {
+	if f.n != nil {
+		f.n.Add(1)
+	}
+	return nil, errInjected
+}
+
+// TestFailureBackoff: after a failed fetch, checks get its error at once
+// instead of asking the network again on every handshake.
+func TestFailureBackoff(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	var requests atomic.Int32
+	p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFetch: true, OCSP: true}
+	chk := newChecker(t, p, Options{HTTPClient: &http.Client{Transport: failingTransport{&requests}}})
+	for range 3 {
+		r := refused(t, chk, c, ReasonUnknown)
+		if !errors.Is(r, errInjected) {
+			t.Fatalf("refusal %v, want the network's error", r)
+		}
+	}
+	if n := requests.Load(); n != 2 {
+		t.Errorf("%d requests, want 2 (one CRL, one OCSP)", n)
+	}
+}
 
 // caKey reads the private key of ca.
 func caKey(t testing.TB, ca *testenv.OpenSSLCA) crypto.Signer {

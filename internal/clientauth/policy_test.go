@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPolicyValidate(t *testing.T) {
@@ -53,5 +54,28 @@ func TestRefusalError(t *testing.T) {
 	}
 	if r.RefusalReason() != "revoked" {
 		t.Errorf("RefusalReason() = %q", r.RefusalReason())
+	}
+}
+
+func TestSoftFailLog(t *testing.T) {
+	var s softFailLog
+	t0 := time.Date(2026, 11, 30, 12, 0, 0, 0, time.UTC)
+	steps := []struct {
+		at   time.Duration
+		log  bool
+		left int
+	}{
+		{0, true, 0},
+		{time.Second, false, 0},
+		{9 * time.Second, false, 0},
+		{10 * time.Second, true, 2},
+		{11 * time.Second, false, 0},
+		{time.Minute, true, 1},
+	}
+	for _, st := range steps {
+		log, left := s.note(t0.Add(st.at))
+		if log != st.log || left != st.left {
+			t.Errorf("at %v: note = %v, %d; want %v, %d", st.at, log, left, st.log, st.left)
+		}
 	}
 }
