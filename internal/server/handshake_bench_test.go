@@ -47,6 +47,8 @@ func BenchmarkFullHandshake(b *testing.B) {
 		args []string
 	}{
 		{"no_client_auth", nil, nil},
+		{"client_auth_require_no_revocation", &ClientAuth{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1},
+			[]string{"-cert", alice.CertFile, "-key", alice.KeyFile}},
 		{"client_auth_require_ocsp_cached", &ClientAuth{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1, Verifier: checker},
 			[]string{"-cert", alice.CertFile, "-key", alice.KeyFile}},
 	} {
