@@ -181,6 +181,11 @@ func (c *Checker) VerifyConnection(ctx context.Context, cs tls.ConnectionState) 
 	if len(cs.VerifiedChains) == 0 {
 		return refuse(ReasonUntrusted, cs.PeerCertificates[0], 0, "not verified against the client CAs", nil)
 	}
+	if len(cs.VerifiedChains) > 1 { // one timeout for them all
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, c.timeout)
+		defer cancel()
+	}
 	var first error
 	for _, chain := range cs.VerifiedChains {
 		err := c.Check(ctx, chain)
