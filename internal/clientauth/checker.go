@@ -340,7 +340,7 @@ func (c *Checker) status(ctx context.Context, deadline time.Time, cert, issuer *
 	ctx, cancel := context.WithDeadline(ctx, deadline)
 	defer cancel()
 	if c.fetched != nil {
-		a, err := c.fetched.fetch(ctx, cert, issuer)
+		a, err := c.fetchCRL(ctx, deadline, askOCSP, cert, issuer)
 		if err == nil {
 			return a, nil
 		}
@@ -354,6 +354,19 @@ func (c *Checker) status(ctx context.Context, deadline time.Time, cert, issuer *
 		errs = appendErr(errs, err)
 	}
 	return answer{}, joinErrs(errs)
+}
+
+// fetchCRL asks the distribution points about cert. When the responder
+// may be asked next, it waits for them only half the time left, so a
+// distribution point that hangs leaves time for OCSP (the download goes
+// on in the background).
+func (c *Checker) fetchCRL(ctx context.Context, deadline time.Time, thenOCSP bool, cert, issuer *x509.Certificate) (answer, error) {
+	if thenOCSP {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, time.Now().Add(time.Until(deadline)/2))
+		defer cancel()
+	}
+	return c.fetched.fetch(ctx, cert, issuer)
 }
 
 // joinErrs joins the reasons why no source answered, or says that none

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -221,4 +222,32 @@ func hangingServer(t *testing.T) *hanging {
 		}
 	})
 	return h
+}
+
+// TestHangingDistributionPoint: a distribution point that never answers
+// leaves time for the OCSP responder to answer within the timeout.
+func TestHangingDistributionPoint(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	bad := client(ca, "bad")
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
+	ca.Revoke(bad.CertFile, "")
+	p := ocspPolicy(ca, RevocationLeaf)
+	p.CRLFetch = true
+	hc := &http.Client{Transport: hangCRLs{http.DefaultTransport}}
+	r := refused(t, newChecker(t, p, Options{HTTPClient: hc, Timeout: 4 * time.Second}), bad, ReasonRevoked)
+	if !strings.Contains(r.Detail, "ocsp") {
+		t.Errorf("refusal %v, want the answer from OCSP", r)
+	}
+}
+
+// hangCRLs holds every GET (a CRL download) until its request ends, and
+// passes other requests on (fault injection).
+type hangCRLs struct{ next http.RoundTripper }
+
+func (h hangCRLs) RoundTrip(req *http.Request) (*http.Response, error) {
+	if req.Method == http.MethodGet {
+		<-req.Context().Done()
+		return nil, req.Context().Err()
+	}
+	return h.next.RoundTrip(req)
 }
