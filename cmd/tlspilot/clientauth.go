@@ -128,10 +128,12 @@ func policy(a *config.ClientAuth, cas []*x509.Certificate) clientauth.Policy {
 }
 
 // checkerKey identifies a site's checker: its first name, its
-// client_auth and the CA certificates read.
+// client_auth (wherever it is written) and the CA certificates read.
 func checkerKey(s config.Site, cas []*x509.Certificate) string {
+	a := *s.ClientAuth
+	a.Line = 0
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%+v\n", s.Names[0], *s.ClientAuth)
+	fmt.Fprintf(h, "%s\n%+v\n", s.Names[0], a)
 	for _, c := range cas {
 		h.Write(c.Raw)
 	}
@@ -155,9 +157,16 @@ func (c *clientAuths) settle(next map[string]*clientauth.Checker, ok bool) {
 	}
 }
 
-// close closes every checker, when serve stops.
+// close closes every checker when serve stops, waiting for their
+// background work.
 func (c *clientAuths) close() {
-	c.settle(map[string]*clientauth.Checker{}, true)
+	c.mu.Lock()
+	all := c.checkers
+	c.checkers = map[string]*clientauth.Checker{}
+	c.mu.Unlock()
+	for _, chk := range all {
+		chk.Close()
+	}
 }
 
 // verifier is a Checker as the server's ClientVerifier: its refusals

@@ -5,14 +5,18 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/clientauth"
+	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -164,4 +168,62 @@ func logged(out *syncBuffer, s string) bool {
 		}
 	}
 	return false
+}
+
+// TestClientAuthCheckersAcrossReloads: a site whose client_auth did not
+// change keeps its checker (and its caches) across a reload, also when
+// its table moved in the file; a changed one gets a new checker; a
+// refused reload keeps the running ones.
+func TestClientAuthCheckersAcrossReloads(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	dir := t.TempDir()
+	cert := ca.Issue(testenv.IssueOptions{CommonName: "a.test", DNSNames: []string{"a.test"}})
+	load := func(before, extra string) *config.Config {
+		t.Helper()
+		p := filepath.Join(dir, "tlspilot.toml")
+		write(t, p, fmt.Sprintf("%s[[site]]\nnames = [\"a.test\"]\nredirect = \"https://b.test{uri}\"\ncert_file = %q\nkey_file = %q\n[site.client_auth]\nca = %q\ncrl = %q\n%s",
+			before, cert.CertFile, cert.KeyFile, ca.CertFile, ca.CRLFile, extra))
+		cfg, err := config.Load(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return cfg
+	}
+	c := newClientAuths(slog.New(slog.DiscardHandler), &acmeSide{})
+	defer c.close()
+	running := func() *clientauth.Checker {
+		t.Helper()
+		if len(c.checkers) != 1 {
+			t.Fatalf("%d checkers, want 1", len(c.checkers))
+		}
+		for _, chk := range c.checkers {
+			return chk
+		}
+		return nil
+	}
+	apply := func(cfg *config.Config, ok bool) {
+		t.Helper()
+		sites, settle, err := c.sites(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sites[0].ClientAuth == nil || sites[0].ClientAuth.Verifier == nil {
+			t.Fatalf("site without its client auth: %+v", sites[0].ClientAuth)
+		}
+		settle(ok)
+	}
+	apply(load("", ""), true)
+	first := running()
+	apply(load("# moved down\n\n", ""), true)
+	if running() != first {
+		t.Error("unchanged client_auth: a new checker")
+	}
+	apply(load("", "revocation_unknown = \"allow\"\n"), false)
+	if running() != first {
+		t.Error("refused reload: the running checker was replaced")
+	}
+	apply(load("", "revocation_unknown = \"allow\"\n"), true)
+	if running() == first {
+		t.Error("changed client_auth: the old checker kept")
+	}
 }
