@@ -3,6 +3,7 @@ package config
 import (
 	"crypto/x509"
 	"encoding/pem"
+	"fmt"
 	"net/url"
 	"os"
 	"strings"
@@ -201,4 +202,33 @@ func (d *decoder) requirePaths(t *table, c *ClientAuth) {
 			d.errorf(paths[i], "%q: a path starts with \"/\"", p)
 		}
 	}
+}
+
+// summary is the one line `tlspilot check` prints about c.
+func (c *ClientAuth) summary() string {
+	var b strings.Builder
+	if c.Mode == ClientAuthOptional {
+		b.WriteString("optional")
+		if len(c.RequirePaths) > 0 {
+			fmt.Fprintf(&b, " (required under %s)", strings.Join(c.RequirePaths, ", "))
+		}
+	} else {
+		b.WriteString("required")
+	}
+	fmt.Fprintf(&b, ", CAs in %s, verify depth %d, revocation %s", c.CAFile, c.VerifyDepth, c.Revocation)
+	if c.Revocation != RevocationOff {
+		var from []string
+		if len(c.CRLFiles) > 0 {
+			from = append(from, fmt.Sprintf("%d CRL files", len(c.CRLFiles)))
+		}
+		if c.CRLFetch {
+			from = append(from, "CRL distribution points")
+		}
+		if c.OCSP {
+			from = append(from, "OCSP "+or(c.OCSPResponder, "(the certificates' responder)"))
+		}
+		fmt.Fprintf(&b, " (%s; unknown: %s)", strings.Join(from, ", "), c.RevocationUnknown)
+	}
+	fmt.Fprintf(&b, ", identity headers %s*", c.HeaderPrefix)
+	return b.String()
 }

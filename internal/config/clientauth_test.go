@@ -87,6 +87,14 @@ names = ["c.example"]
 	if c.Sites[2].ClientAuth != nil {
 		t.Errorf("site without [site.client_auth]: %+v", c.Sites[2].ClientAuth)
 	}
+	for _, want := range []string{
+		"  client certificates: required, CAs in " + f.dir + "/ca.pem, verify depth 1, revocation off, identity headers X-Client-Cert-*\n",
+		"  client certificates: optional (required under /admin/, /api), CAs in " + f.dir + "/ca.pem, verify depth 2, revocation leaf (2 CRL files, OCSP http://127.0.0.1:2560/; unknown: allow), identity headers X-Mtls-*\n",
+	} {
+		if !strings.Contains(c.Summary(), want) {
+			t.Errorf("summary lacks %q:\n%s", want, c.Summary())
+		}
+	}
 }
 
 func equalClientAuth(a, b ClientAuth) bool {

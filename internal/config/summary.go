@@ -103,6 +103,9 @@ func (s *Site) summary(b *strings.Builder, n int) {
 	for _, r := range s.Routes { // a route always has one way to serve
 		fmt.Fprintf(b, "  route %s: %s\n", r.Path, serves(r.Root, r.Proxy, r.Redirect))
 	}
+	if s.ClientAuth != nil {
+		fmt.Fprintf(b, "  client certificates: %s\n", s.ClientAuth.summary())
+	}
 	var extras []string
 	if s.HTTPRedirect {
 		extras = append(extras, "http redirects to https")
