@@ -581,3 +581,33 @@ func TestClientAuthReloadAndProfile(t *testing.T) {
 		t.Error("client auth with HTTPRedirect false: reload accepted")
 	}
 }
+
+// TestClientAuthNoSNIByAddress: without SNI, a site named by the local
+// address is chosen in the handshake, with its client auth; a request
+// for a site with client auth that the handshake did not choose is 421.
+func TestClientAuthNoSNIByAddress(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "clients"})
+	alice := ca.Issue(testenv.IssueOptions{CommonName: "alice", Client: true})
+	cert := newTestCert(t, "127.0.0.1", "192.0.2.1", "open.test")
+	auth := func() *ClientAuth { return &ClientAuth{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1} }
+	root := staticSite(t)
+	ts := startServer(t, Options{Sites: []Site{
+		{Names: []string{"127.0.0.1"}, Root: root, HTTPRedirect: true, Cert: cert.source(), ClientAuth: auth()},
+		{Names: []string{"192.0.2.1"}, Root: root, HTTPRedirect: true, Cert: cert.source(), ClientAuth: auth()},
+		{Names: []string{"open.test"}, Default: true, Root: root, HTTPRedirect: true, Cert: cert.source()},
+	}}, cert)
+	m := &mtls{testServer: ts}
+	withCert := &tls.Config{InsecureSkipVerify: true, GetClientCertificate: always(keyPair(t, alice))}
+	if err := m.request(t, withCert, "127.0.0.1"); err != nil {
+		t.Errorf("no SNI, the local address's site, alice: %v", err)
+	}
+	if err := m.request(t, &tls.Config{InsecureSkipVerify: true}, "127.0.0.1"); err == nil {
+		t.Error("no SNI, the local address's site (client auth), no certificate: accepted")
+	}
+	if err := m.request(t, withCert, "192.0.2.1"); err == nil || err.Error() != "status 421" {
+		t.Errorf("no SNI on 127.0.0.1, Host of the 192.0.2.1 site: %v, want status 421", err)
+	}
+	if err := m.request(t, &tls.Config{ServerName: "open.test", InsecureSkipVerify: true}, "127.0.0.1"); err == nil || err.Error() != "status 421" {
+		t.Errorf("SNI open.test, Host 127.0.0.1: %v, want status 421", err)
+	}
+}
