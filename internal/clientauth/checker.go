@@ -215,8 +215,8 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 	}
 	now := time.Now()
 	for i, cert := range chain {
-		if cert == nil {
-			return refuse(ReasonUntrusted, chain[0], 0, fmt.Sprintf("no certificate at depth %d", i), nil)
+		if cert == nil || cert.SerialNumber == nil {
+			return refuse(ReasonUntrusted, chain[0], 0, fmt.Sprintf("no parsed certificate at depth %d", i), nil)
 		}
 		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
 			return refuse(ReasonExpired, cert, i, fmt.Sprintf("valid from %s to %s",

@@ -5,8 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	"math/big"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
@@ -130,4 +132,35 @@ func handshake(t *testing.T, chk *Checker, srv, c *testenv.IssuedCert) error {
 func isNetClosed(err error) bool {
 	var op *net.OpError
 	return errors.As(err, &op)
+}
+
+// TestCheckOddInput: chains no TLS stack would hand over are refused,
+// never a panic.
+func TestCheckOddInput(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationChain, OCSP: true, CRLFiles: []string{ca.CRLFile}}, Options{})
+	stranger := client(testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "other CA"}), "stranger")
+	now := time.Now()
+	valid := func() *x509.Certificate {
+		return &x509.Certificate{NotBefore: now.Add(-time.Hour), NotAfter: now.Add(time.Hour)}
+	}
+	tests := []struct {
+		name  string
+		chain []*x509.Certificate
+		want  Reason
+	}{
+		{"empty", nil, ReasonNoCertificate},
+		{"nil leaf", []*x509.Certificate{nil}, ReasonNoCertificate},
+		{"nil issuer", []*x509.Certificate{ca.Cert, nil}, ReasonUntrusted},
+		{"zero certificate", []*x509.Certificate{{}, ca.Cert}, ReasonUntrusted},
+		{"zero dates", []*x509.Certificate{{SerialNumber: big.NewInt(1)}, ca.Cert}, ReasonExpired},
+		{"no serial", []*x509.Certificate{valid(), ca.Cert}, ReasonUntrusted},
+		{"not the issuer", []*x509.Certificate{stranger.Cert, ca.Cert}, ReasonUnknown},
+		{"too long", []*x509.Certificate{ca.Cert, ca.Cert, ca.Cert, ca.Cert}, ReasonDepth},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			wantRefusal(t, chk.Check(context.Background(), tt.chain), tt.want)
+		})
+	}
 }
