@@ -45,7 +45,7 @@ import (
 const fleetBenchEnv = "TLSPILOT_BENCH_FLEET"
 
 // fleetBenchLogsEnv, when set to a directory, keeps the issuer's log of
-// each round there (issuer-AGENTS-roundK.log), for reading where the
+// each round there (issuer-AGENTS-STORAGE-roundK.log), for reading where the
 // time went.
 const fleetBenchLogsEnv = "TLSPILOT_BENCH_FLEET_LOGS"
 
@@ -224,13 +224,14 @@ func TestFleetBenchHelper(t *testing.T) {
 // fleetBench is the set-up of one run: BIND serving example.test, Pebble
 // validating against it, and an issuer config solving dns-01 there.
 type fleetBench struct {
-	t      *testing.T
-	e      *env
-	b      *testenv.BIND
-	addr   string // issuer_listen
-	roots  *x509.CertPool
-	agents []*simAgent
-	open   func() (storage.Storage, func()) // the issuer's storage, for enrolling in-process
+	t       *testing.T
+	e       *env
+	b       *testenv.BIND
+	addr    string // issuer_listen
+	roots   *x509.CertPool
+	agents  []*simAgent
+	open    func() (storage.Storage, func()) // the issuer's storage, for enrolling in-process
+	storage string                           // "dir" or "postgres"
 }
 
 // simAgent is one simulated agent: its host, name and client.
@@ -275,6 +276,7 @@ resolvers = [%q]
 authoritative_port = %d
 propagation_timeout = "2m"
 `, fb.addr, b.Addr, b.KeyName, b.KeyAlgorithm, b.SecretFile(t), b.Addr, b.Port)
+	fb.storage = store
 	fb.openStorage(store, conf)
 	mustRun(t, "init", "--config", fb.e.conf)
 	caPEM, _ := mustRun(t, "issuer", "ca", "--config", fb.e.conf)
@@ -414,7 +416,7 @@ func (fb *fleetBench) round(k int) fleetRound {
 	r.CPUExit, r.MaxRSSKiB = is.rusage()
 	is.readLog(t, &r)
 	if dir := os.Getenv(fleetBenchLogsEnv); dir != "" {
-		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("issuer-%d-round%d.log", len(fb.agents), k)), []byte(is.out.String()), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, fmt.Sprintf("issuer-%d-%s-round%d.log", len(fb.agents), fb.storage, k)), []byte(is.out.String()), 0o644); err != nil {
 			t.Error(err)
 		}
 	}
