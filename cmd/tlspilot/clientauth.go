@@ -1,11 +1,9 @@
 package main
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -114,7 +112,7 @@ func (c *clientAuths) site(cfg *config.Config, i int, s config.Site, next map[st
 		}
 	}
 	next[id] = chk
-	ca.Verifier = verifier{chk}
+	ca.Verifier = chk
 	return ca, nil
 }
 
@@ -169,23 +167,6 @@ func (c *clientAuths) close() {
 	}
 }
 
-// verifier is a Checker as the server's ClientVerifier: its refusals
-// name their reason.
-type verifier struct{ c *clientauth.Checker }
-
-func (v verifier) Check(ctx context.Context, chain []*x509.Certificate) error {
-	err := v.c.Check(ctx, chain)
-	var r *clientauth.Refusal
-	if errors.As(err, &r) {
-		return reasoned{r}
-	}
-	return err
-}
-
-// reasoned is a Refusal with the method the server reads its reason by.
-type reasoned struct{ *clientauth.Refusal }
-
-func (r reasoned) RefusalReason() string { return string(r.Reason) }
-func (r reasoned) Unwrap() error         { return r.Refusal }
-
-var _ server.ClientVerifier = verifier{}
+// A Checker is the server's ClientVerifier: its refusals name their
+// reason (clientauth.Refusal.RefusalReason).
+var _ server.ClientVerifier = (*clientauth.Checker)(nil)
