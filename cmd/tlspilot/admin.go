@@ -9,6 +9,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/admin"
 	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/server"
+	"github.com/tlspilot/tlspilot/internal/stapler"
 )
 
 // adminListener is an admin listener (serve's admin_listen, the certs
@@ -45,6 +46,13 @@ func (a *adminListener) configure(mc *tlspilot.Config) {
 	}
 	mc.Metrics = a.metrics
 	mc.OnEvent = fanOut(mc.OnEvent, a.metrics.Event)
+}
+
+// watchStapling adds the OCSP staples to /metrics; st nil adds none.
+func (a *adminListener) watchStapling(st *stapler.Stapler) {
+	if a.l != nil && st != nil {
+		a.metrics.WatchStapling(st.Status)
+	}
 }
 
 // watchServer adds the HTTPS server's connection counters to /metrics.

@@ -114,7 +114,14 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		closeAll()
 		return nil, err
 	}
+	staple, err := newStapler(ctx, cfg, acme, logger)
+	if err != nil {
+		settle(false)
+		closeAll()
+		return nil, err
+	}
 	srv, err := server.New(server.Options{
+		Stapler:            staple,
 		HTTPListener:       httpL,
 		HTTPSListener:      httpsL,
 		Sites:              sites,
@@ -131,6 +138,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		return nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
 	adm.watchServer(srv)
+	adm.watchStapling(staple)
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
 	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, acme: acme, srv: srv, adm: adm, ntf: ntf, auth: auth}, nil
 }

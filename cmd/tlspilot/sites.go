@@ -55,6 +55,7 @@ func serverSites(cfg *config.Config, getCert func(*tls.ClientHelloInfo) (*tls.Ce
 			// Per site, so one site behind a load balancer does not
 			// let every site's clients claim an address.
 			TrustedProxies: s.TrustedProxies,
+			NoOCSPStapling: s.NoOCSPStapling,
 		}
 		for _, r := range s.Routes {
 			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy, Redirect: r.Redirect})

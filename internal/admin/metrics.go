@@ -30,12 +30,14 @@ type Metrics struct {
 	challenges  *prometheus.CounterVec
 	propagation prometheus.Histogram
 	server      *serverMetrics
+	stapling    *staplingMetrics
 }
 
 // NewMetrics returns Metrics with every counter at zero.
 func NewMetrics() *Metrics {
 	m := &Metrics{
-		server: newServerMetrics(),
+		server:   newServerMetrics(),
+		stapling: newStaplingMetrics(),
 		renewals: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "tlspilot_renewals_total",
 			Help: "Certificates obtained or renewed (result=success) and attempts that failed (result=failure).",
@@ -124,7 +126,7 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 }
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.renewals, m.warnings, m.requests, m.durations, m.challenges, m.propagation, m.server}
+	return []prometheus.Collector{m.renewals, m.warnings, m.requests, m.durations, m.challenges, m.propagation, m.server, m.stapling}
 }
 
 var (

@@ -107,6 +107,12 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 	if err := s.compileCert(st, in, old); err != nil {
 		return nil, err
 	}
+	if !in.NoOCSPStapling && s.opts.Stapler != nil {
+		st.stapler = s.opts.Stapler
+		if st.file != nil && st.file.loaded.Load() {
+			st.stapler.Prepare(st.file.current()) // a staple ready for the first handshake
+		}
+	}
 	keys := headerKeys(st.tlsHeaders)
 	ident := upstreamIdentity{strip: t.strip}
 	if st.auth != nil {

@@ -23,6 +23,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/stapler"
 	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
@@ -76,6 +77,10 @@ type Options struct {
 	// ACMEGetCertificate answers tls-alpn-01 handshakes (ClientHellos
 	// offering only the "acme-tls/1" protocol). Nil refuses them.
 	ACMEGetCertificate func(*tls.ClientHelloInfo) (*tls.Certificate, error)
+
+	// Stapler staples OCSP responses to the certificates of sites that
+	// do not set Site.NoOCSPStapling; nil staples none.
+	Stapler *stapler.Stapler
 
 	Logger    *slog.Logger // nil: discard
 	AccessLog *slog.Logger // one Info line per request; nil: none

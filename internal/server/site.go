@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/tlspilot/tlspilot/internal/stapler"
 	"github.com/tlspilot/tlspilot/internal/tlsprofile"
 )
 
@@ -92,6 +93,13 @@ type Site struct {
 	// Requests proxied by any site never carry headers starting with
 	// DefaultClientCertHeaderPrefix from the client.
 	ClientAuth *ClientAuth
+
+	// NoOCSPStapling turns OCSP stapling off for this site's handshakes
+	// (config ocsp_stapling = false). Otherwise, with Options.Stapler
+	// set, a certificate whose leaf names an OCSP responder is served
+	// with that responder's fresh "good" answer stapled, once one is at
+	// hand (see internal/stapler).
+	NoOCSPStapling bool
 }
 
 // Route sends requests whose path starts with Path to its own handler.
@@ -132,7 +140,8 @@ type site struct {
 	tlsHeaders   []header
 	plainHeaders []header
 	httpRedirect bool
-	auth         *siteAuth // nil: no client certificates asked for
+	auth         *siteAuth        // nil: no client certificates asked for
+	stapler      *stapler.Stapler // nil: no OCSP stapling
 }
 
 type route struct {
@@ -162,6 +171,15 @@ func matchPrefix(path, prefix string) bool {
 // when the site was chosen as the default for an unknown or missing SNI:
 // a GetCertificate source then sees the site's first name instead.
 func (st *site) certificate(hello *tls.ClientHelloInfo, matched bool) (*tls.Certificate, error) {
+	tc, err := st.unstapled(hello, matched)
+	if err != nil || st.stapler == nil {
+		return tc, err
+	}
+	return st.stapler.Staple(tc), nil
+}
+
+// unstapled is certificate without the OCSP staple.
+func (st *site) unstapled(hello *tls.ClientHelloInfo, matched bool) (*tls.Certificate, error) {
 	if st.file != nil {
 		return st.file.current(), nil
 	}

@@ -1,0 +1,123 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
+	"github.com/tlspilot/tlspilot/internal/stapler"
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+// newStapler returns serve's OCSP stapler, or nil when no site staples
+// (every site has ocsp_stapling = false). Staples are kept in serve's
+// storage, opened a second time as for the client-auth caches (and only
+// once a certificate names a responder: a serve with none never opens a
+// storage it would not otherwise use), so a restart staples at once
+// without asking the responders; a storage that cannot be opened leaves
+// them in memory, with a warning. A certificate
+// the responder reports revoked is renewed at once when the Manager
+// serves it (Manager.NoteRevoked); a cert_file certificate can only be
+// reported, as an error.
+func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, log *slog.Logger) (*stapler.Stapler, error) {
+	if !anyStapling(cfg) {
+		return nil, nil
+	}
+	copts := ocspclient.CacheOptions{Logger: log, Storage: &lazyStorage{open: func() (storage.Storage, error) {
+		st, err := openCheckerStorage(cfg)
+		if err != nil {
+			log.Warn("ocsp stapling: storage unavailable, staples kept in memory only", "error", err)
+		}
+		return st, err
+	}}}
+	onRevoked := func(ctx context.Context, leaf *x509.Certificate, at time.Time) {
+		serial := leaf.SerialNumber.Text(16)
+		if m := acme.manager(); m != nil {
+			managed, err := m.NoteRevoked(ctx, leaf, at)
+			if err != nil {
+				log.Warn("ocsp stapling: recording the revocation", "serial", serial, "error", err)
+			}
+			if managed {
+				return
+			}
+		}
+		log.Error("ocsp stapling: a certificate from cert_file is revoked: replace the files", "serial", serial,
+			"names", leaf.DNSNames, "revoked_at", at)
+	}
+	return stapler.New(ctx, stapler.Options{Cache: ocspclient.NewCache(copts), Logger: log, OnRevoked: onRevoked})
+}
+
+// anyStapling reports whether some site keeps ocsp_stapling on.
+func anyStapling(cfg *config.Config) bool {
+	for _, s := range cfg.Sites {
+		if !s.NoOCSPStapling {
+			return true
+		}
+	}
+	return false
+}
+
+// lazyStorage opens a storage on first use; every call fails with the
+// error of that one attempt if it failed.
+type lazyStorage struct {
+	open func() (storage.Storage, error)
+	once sync.Once
+	st   storage.Storage
+	err  error
+}
+
+func (l *lazyStorage) get() (storage.Storage, error) {
+	l.once.Do(func() { l.st, l.err = l.open() })
+	return l.st, l.err
+}
+
+// Load implements storage.Storage.
+func (l *lazyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.Load(ctx, key)
+}
+
+// Store implements storage.Storage.
+func (l *lazyStorage) Store(ctx context.Context, key string, value []byte) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.Store(ctx, key, value)
+}
+
+// Delete implements storage.Storage.
+func (l *lazyStorage) Delete(ctx context.Context, key string) error {
+	st, err := l.get()
+	if err != nil {
+		return err
+	}
+	return st.Delete(ctx, key)
+}
+
+// List implements storage.Storage.
+func (l *lazyStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.List(ctx, prefix)
+}
+
+// Lock implements storage.Locker.
+func (l *lazyStorage) Lock(ctx context.Context, name string) (storage.Lease, error) {
+	st, err := l.get()
+	if err != nil {
+		return nil, err
+	}
+	return st.Lock(ctx, name)
+}
+
+var _ storage.Storage = (*lazyStorage)(nil)

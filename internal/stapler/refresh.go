@@ -1,0 +1,141 @@
+package stapler
+
+import (
+	"context"
+	"errors"
+	"io/fs"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
+)
+
+// maintain keeps it's staple current until its context ends, its leaf
+// expires or it goes unused for Options.Idle: a fresh response from the
+// cache (memory, then storage) first, then a fetch at each response's
+// half-life (ocspclient.Response.RefreshAt), with backoff after failures.
+// An idle item is forgotten (a later handshake starts it again); an
+// expired one stays, without a goroutine, so its handshakes start none.
+func (s *Stapler) maintain(it *item) {
+	ctx := s.ctx
+	if r, err := s.opts.Cache.Cached(ctx, it.leaf, it.issuer); err == nil {
+		s.take(ctx, it, r)
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("ocsp stapling: cached response unreadable", "serial", serialHex(it.leaf.SerialNumber), "error", err)
+	}
+	for {
+		next := s.nextFetch(it)
+		it.next.Store(next.UnixNano())
+		if !s.sleepUntil(ctx, next) {
+			s.items.Delete(it.src)
+			return
+		}
+		if now := time.Now(); now.After(it.leaf.NotAfter) {
+			return
+		}
+		if s.idle(it, time.Now()) {
+			s.items.Delete(it.src)
+			return
+		}
+		s.refresh(ctx, it)
+	}
+}
+
+// nextFetch returns when it's response should next be fetched: now if
+// there is none, at its half-life, or after the backoff of the failures
+// so far, but never after the staple goes stale.
+func (s *Stapler) nextFetch(it *item) time.Time {
+	now := time.Now()
+	st := it.stapled.Load()
+	if n := it.failures.Load(); n > 0 {
+		at := now.Add(backoff(n, s.opts.RetryMin, s.opts.RetryMax))
+		if st != nil && st.resp.Expires().Before(at) && st.resp.Expires().After(now) {
+			at = st.resp.Expires()
+		}
+		return at
+	}
+	if st == nil {
+		return now
+	}
+	return st.resp.RefreshAt()
+}
+
+// backoff returns lo·2^(n-1), at most hi.
+func backoff(n int64, lo, hi time.Duration) time.Duration {
+	d := lo
+	for i := int64(1); i < n && d < hi; i++ {
+		d *= 2
+	}
+	return min(d, hi)
+}
+
+// sleepUntil waits until t; it reports false if ctx ended first.
+func (s *Stapler) sleepUntil(ctx context.Context, t time.Time) bool {
+	d := time.Until(t)
+	if d <= 0 {
+		return ctx.Err() == nil
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+		return true
+	case <-ctx.Done():
+		return false
+	}
+}
+
+// idle reports whether no handshake used it for Options.Idle.
+func (s *Stapler) idle(it *item, now time.Time) bool {
+	return now.Sub(time.Unix(it.lastUsed.Load(), 0)) > s.opts.Idle
+}
+
+// refresh fetches a new response for it, unless another process sharing
+// the storage (or another certificate value with the same leaf) already
+// did, and takes it up.
+func (s *Stapler) refresh(ctx context.Context, it *item) {
+	if r, err := s.opts.Cache.Cached(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) {
+		s.take(ctx, it, r)
+		return
+	}
+	r, err := s.opts.Cache.Refresh(ctx, it.leaf, it.issuer)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		n := it.failures.Add(1)
+		it.failTotal.Add(1)
+		st := it.stapled.Load()
+		stapling := st != nil && st.resp.Fresh(time.Now())
+		s.log.Warn("ocsp stapling: responder unavailable, serving without a new staple", "serial", serialHex(it.leaf.SerialNumber),
+			"responder", it.responder, "attempt", n, "still_stapling", stapling, "error", err)
+		return
+	}
+	s.take(ctx, it, r)
+}
+
+// take puts r in service for it: a good response is stapled; a revoked
+// one is reported (once) and nothing is stapled; an unknown one is not
+// stapled either.
+func (s *Stapler) take(ctx context.Context, it *item, r *ocspclient.Response) {
+	it.failures.Store(0)
+	it.last.Store(r)
+	switch r.Status {
+	case ocspclient.Good:
+		cp := *it.src
+		cp.OCSPStaple = r.Raw
+		it.stapled.Store(&stapled{resp: r, tc: &cp})
+	case ocspclient.Revoked:
+		it.stapled.Store(nil)
+		if it.revoked.CompareAndSwap(false, true) {
+			s.log.Error("ocsp stapling: the responder reports this certificate revoked", "serial", serialHex(it.leaf.SerialNumber),
+				"names", it.leaf.DNSNames, "revoked_at", r.RevokedAt, "reason", r.Reason)
+			if s.opts.OnRevoked != nil {
+				s.opts.OnRevoked(ctx, it.leaf, r.RevokedAt)
+			}
+		}
+	default:
+		it.stapled.Store(nil)
+		s.log.Warn("ocsp stapling: the responder does not know this certificate, no staple", "serial", serialHex(it.leaf.SerialNumber),
+			"responder", it.responder)
+	}
+}
