@@ -85,6 +85,30 @@ func (c *Cache) Cached(ctx context.Context, leaf, issuer *x509.Certificate) (*Re
 	return r, nil
 }
 
+// Latest is Cached, but also reads storage when memory holds a response:
+// it returns the fresh response with the latest thisUpdate of the two,
+// so a process sharing the storage with another that refreshed first
+// takes that one up instead of asking the responder again. A storage
+// failure is logged, and the memory's response returned if fresh.
+func (c *Cache) Latest(ctx context.Context, leaf, issuer *x509.Certificate) (*Response, error) {
+	mem, err := c.Cached(ctx, leaf, issuer)
+	if err != nil || c.opts.Storage == nil {
+		return mem, err // from storage already, or none anywhere
+	}
+	stored, err := c.load(ctx, mem.ID, leaf, issuer, time.Now())
+	if err != nil {
+		if !errors.Is(err, fs.ErrNotExist) {
+			c.log.Warn("ocsp cache unreadable", "key", mem.ID.StorageKey(), "error", err)
+		}
+		return mem, nil
+	}
+	if stored.ThisUpdate.After(mem.ThisUpdate) {
+		c.remember(stored)
+		return stored, nil
+	}
+	return mem, nil
+}
+
 // load reads and re-verifies the stored response for id.
 func (c *Cache) load(ctx context.Context, id CertID, leaf, issuer *x509.Certificate, now time.Time) (*Response, error) {
 	if c.opts.Storage == nil {

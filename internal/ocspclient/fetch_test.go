@@ -172,3 +172,41 @@ func TestRefreshSingleflight(t *testing.T) {
 		}
 	})
 }
+
+// TestLatestTakesStoredNewer: two caches over one storage (two nodes);
+// the one whose memory holds an older response takes the newer stored
+// by the other.
+func TestLatestTakesStoredNewer(t *testing.T) {
+	ctx := t.Context()
+	ca := newTestCA(t, "CA")
+	leaf, _ := ca.issue(t, 11)
+	store, err := fsstore.New(fsstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	parse := func(thisUpdate time.Time) *Response {
+		raw := respond(t, ca.cert, ca.cert, ca.key, ocsp.Response{Status: ocsp.Good, SerialNumber: leaf.SerialNumber,
+			ThisUpdate: thisUpdate, NextUpdate: now.Add(time.Hour)})
+		r, err := Parse(raw, leaf, ca.cert, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	older, newer := parse(now.Add(-30*time.Minute)), parse(now.Add(-time.Minute))
+	a, b := NewCache(CacheOptions{Storage: store}), NewCache(CacheOptions{Storage: store})
+	a.Put(ctx, older)
+	b.Put(ctx, newer)
+	if r, err := a.Cached(ctx, leaf, ca.cert); err != nil || !r.ThisUpdate.Equal(older.ThisUpdate) {
+		t.Fatalf("Cached: %v, %v; want the older response from memory", r, err)
+	}
+	r, err := a.Latest(ctx, leaf, ca.cert)
+	if err != nil || !r.ThisUpdate.Equal(newer.ThisUpdate) {
+		t.Fatalf("Latest: %v, %v; want the newer stored response", r, err)
+	}
+	b.Put(ctx, older) // not newer than b's memory: storage keeps the newer
+	if r, err := a.Latest(ctx, leaf, ca.cert); err != nil || !r.ThisUpdate.Equal(newer.ThisUpdate) {
+		t.Fatalf("Latest after an older Put: %v, %v", r, err)
+	}
+}

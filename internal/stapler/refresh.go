@@ -93,7 +93,7 @@ func (s *Stapler) idle(it *item, now time.Time) bool {
 // the storage (or another certificate value with the same leaf) already
 // did, and takes it up.
 func (s *Stapler) refresh(ctx context.Context, it *item) {
-	if r, err := s.opts.Cache.Cached(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) {
+	if r, err := s.opts.Cache.Latest(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) {
 		s.take(ctx, it, r)
 		return
 	}
