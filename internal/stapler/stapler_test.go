@@ -104,7 +104,10 @@ func TestStapleFromResponderThenStorage(t *testing.T) {
 	s := newStapler(t, dir, recs, nil)
 	tc := loadPair(t, leaf)
 	s.Prepare(tc)
-	waitFor(t, "a staple", func() bool { return s.Staple(tc).OCSPStaple != nil })
+	waitFor(t, "a staple and its next refresh", func() bool {
+		st := s.Status()
+		return s.Staple(tc).OCSPStaple != nil && len(st) == 1 && st[0].NextRefresh.After(st[0].ThisUpdate)
+	})
 	got := s.Staple(tc)
 	if tc.OCSPStaple != nil {
 		t.Error("Staple modified the certificate it was given")
@@ -243,5 +246,53 @@ func TestChainWithoutIssuer(t *testing.T) {
 	}
 	if m := recs.messages(); len(m) != 1 || m[0] != "WARN ocsp stapling: the certificate chain lacks the issuer, no staple" {
 		t.Errorf("logged %q, want one warning", m)
+	}
+}
+
+// TestRefreshAtHalfLife: with answers valid one minute (openssl ocsp
+// -nmin 1), a newer answer replaces the staple half-way, in the
+// background.
+func TestRefreshAtHalfLife(t *testing.T) {
+	t.Parallel()
+	ca := newIntermediate(t)
+	leaf := ca.Issue(testenv.IssueOptions{CommonName: "www.test"})
+	ca.StartOCSP(testenv.OCSPResponderOptions{NextUpdate: time.Minute})
+	s := newStapler(t, t.TempDir(), &logRecords{}, nil)
+	tc := loadPair(t, leaf)
+	s.Prepare(tc)
+	waitFor(t, "a staple and its next refresh", func() bool {
+		st := s.Status()
+		return s.Staple(tc).OCSPStaple != nil && len(st) == 1 && st[0].NextRefresh.After(st[0].ThisUpdate)
+	})
+	first := s.Status()[0]
+	if want := first.ThisUpdate.Add(30 * time.Second); !first.NextRefresh.Equal(want) {
+		t.Errorf("next refresh %v, want %v (half of a minute after thisUpdate)", first.NextRefresh, want)
+	}
+	waitFor(t, "a newer staple", func() bool { return s.Status()[0].ThisUpdate.After(first.ThisUpdate) })
+	r, err := ocspclient.Parse(s.Staple(tc).OCSPStaple, leaf.Cert, ca.Cert, time.Now())
+	if err != nil || !r.ThisUpdate.After(first.ThisUpdate) {
+		t.Errorf("staple after the refresh: %v, %v", r, err)
+	}
+}
+
+// TestStapleNeverStale: a staple whose response went stale (the
+// responder down past its nextUpdate) is no longer served.
+func TestStapleNeverStale(t *testing.T) {
+	s := &Stapler{}
+	tc := &tls.Certificate{Certificate: [][]byte{{1}}}
+	now := time.Now()
+	for _, tt := range []struct {
+		name   string
+		expiry time.Time
+		want   bool
+	}{{"fresh", now.Add(time.Minute), true}, {"stale", now.Add(-time.Second), false}} {
+		it := &item{src: tc, leaf: &x509.Certificate{}}
+		cp := *tc
+		cp.OCSPStaple = []byte("staple")
+		it.stapled.Store(&stapled{resp: &ocspclient.Response{ThisUpdate: now.Add(-time.Hour), NextUpdate: tt.expiry}, tc: &cp})
+		s.items.Store(tc, it)
+		if got := s.Staple(tc).OCSPStaple != nil; got != tt.want {
+			t.Errorf("%s: stapled %v, want %v", tt.name, got, tt.want)
+		}
 	}
 }
