@@ -9,7 +9,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
 )
 
-// maintain keeps it's staple current until its context ends, its leaf
+// maintain keeps the item's staple current until its context ends, its leaf
 // expires or it goes unused for Options.Idle: a fresh response from the
 // cache (memory, then storage) first, then a fetch at each response's
 // half-life (ocspclient.Response.RefreshAt), with backoff after failures.
@@ -40,23 +40,25 @@ func (s *Stapler) maintain(it *item) {
 	}
 }
 
-// nextFetch returns when it's response should next be fetched: now if
-// there is none, at its half-life, or after the backoff of the failures
-// so far, but never after the staple goes stale.
+// nextFetch returns when the item's response should next be fetched:
+// now if none was taken yet, else half-way through the last one's
+// validity (whatever its status: a revoked or unknown answer is asked
+// again no sooner than a good one), or after the backoff of the failures
+// so far, but no later than the moment the staple goes stale.
 func (s *Stapler) nextFetch(it *item) time.Time {
 	now := time.Now()
-	st := it.stapled.Load()
 	if n := it.failures.Load(); n > 0 {
 		at := now.Add(backoff(n, s.opts.RetryMin, s.opts.RetryMax))
-		if st != nil && st.resp.Expires().Before(at) && st.resp.Expires().After(now) {
+		if st := it.stapled.Load(); st != nil && st.resp.Expires().Before(at) && st.resp.Expires().After(now) {
 			at = st.resp.Expires()
 		}
 		return at
 	}
-	if st == nil {
+	last := it.last.Load()
+	if last == nil {
 		return now
 	}
-	return st.resp.RefreshAt()
+	return last.RefreshAt()
 }
 
 // backoff returns lo·2^(n-1), at most hi.
@@ -89,7 +91,7 @@ func (s *Stapler) idle(it *item, now time.Time) bool {
 	return now.Sub(time.Unix(it.lastUsed.Load(), 0)) > s.opts.Idle
 }
 
-// refresh fetches a new response for it, unless another process sharing
+// refresh fetches a new response for the item, unless another process sharing
 // the storage (or another certificate value with the same leaf) already
 // did, and takes it up.
 func (s *Stapler) refresh(ctx context.Context, it *item) {
@@ -113,7 +115,7 @@ func (s *Stapler) refresh(ctx context.Context, it *item) {
 	s.take(ctx, it, r)
 }
 
-// take puts r in service for it: a good response is stapled; a revoked
+// take puts r in service for the item: a good response is stapled; a revoked
 // one is reported (once) and nothing is stapled; an unknown one is not
 // stapled either.
 func (s *Stapler) take(ctx context.Context, it *item, r *ocspclient.Response) {

@@ -196,6 +196,7 @@ func TestRevokedCallsOnRevoked(t *testing.T) {
 	if got := s.Staple(tc); got.OCSPStaple != nil {
 		t.Error("stapled a revoked response")
 	}
+	waitFor(t, "the next fetch planned", func() bool { st := s.Status(); return len(st) == 1 && st[0].NextRefresh.After(time.Now()) })
 	if st := s.Status(); len(st) != 1 || st[0].Status != "revoked" || st[0].Stapling {
 		t.Errorf("Status = %+v", st)
 	}
@@ -219,10 +220,17 @@ func TestNextFetch(t *testing.T) {
 		{"many failures", nil, 20, time.Hour},
 		{"backoff past staleness", short, 3, 2 * time.Minute},
 	}
+	revoked := &ocspclient.Response{Status: ocspclient.Revoked, ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(3 * time.Hour)}
+	it := &item{}
+	it.last.Store(revoked) // nothing stapled
+	if got := s.nextFetch(it).Sub(now).Round(time.Minute); got != time.Hour {
+		t.Errorf("after a revoked answer: next fetch in %v, want 1h (its half-life, not at once)", got)
+	}
 	for _, tt := range tests {
 		it := &item{}
 		if tt.resp != nil {
 			it.stapled.Store(&stapled{resp: tt.resp})
+			it.last.Store(tt.resp)
 		}
 		it.failures.Store(tt.failures)
 		got := s.nextFetch(it).Sub(now).Round(time.Minute)

@@ -44,7 +44,7 @@ func (s *Stapler) Status() []CertStatus {
 	return out
 }
 
-// status reads it's state at now.
+// status reads the item's state at now.
 func (it *item) status(now time.Time) CertStatus {
 	cs := CertStatus{Serial: serialHex(it.leaf.SerialNumber), Names: it.leaf.DNSNames, Responder: it.responder,
 		Failures: it.failTotal.Load()}
