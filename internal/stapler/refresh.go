@@ -22,8 +22,8 @@ func (s *Stapler) maintain(it *item) {
 	} else if !errors.Is(err, fs.ErrNotExist) {
 		s.log.Warn("ocsp stapling: cached response unreadable", "serial", serialHex(it.leaf.SerialNumber), "error", err)
 	}
-	for {
-		next := s.nextFetch(it)
+	for fetched := false; ; fetched = true {
+		next := s.nextFetch(it, fetched)
 		it.next.Store(next.UnixNano())
 		if !s.sleepUntil(ctx, next) {
 			s.items.Delete(it.src)
@@ -44,8 +44,12 @@ func (s *Stapler) maintain(it *item) {
 // now if none was taken yet, else half-way through the last one's
 // validity (whatever its status: a revoked or unknown answer is asked
 // again no sooner than a good one), or after the backoff of the failures
-// so far, but no later than the moment the staple goes stale.
-func (s *Stapler) nextFetch(it *item) time.Time {
+// so far, but no later than the moment the staple goes stale. Once this
+// process fetched (fetched), a responder whose answers are already past
+// their half-life when they arrive (precomputed long before) is asked
+// again half-way through what is left, at least minRefetch later, not
+// in a loop.
+func (s *Stapler) nextFetch(it *item, fetched bool) time.Time {
 	now := time.Now()
 	if n := it.failures.Load(); n > 0 {
 		at := now.Add(backoff(n, s.opts.RetryMin, s.opts.RetryMax))
@@ -58,8 +62,16 @@ func (s *Stapler) nextFetch(it *item) time.Time {
 	if last == nil {
 		return now
 	}
-	return last.RefreshAt()
+	at := last.RefreshAt()
+	if fetched && !at.After(now) {
+		at = now.Add(max(minRefetch, last.Expires().Sub(now)/2))
+	}
+	return at
 }
+
+// minRefetch is the shortest wait between two fetches that both
+// succeeded.
+const minRefetch = 10 * time.Second
 
 // backoff returns lo·2^(n-1), at most hi.
 func backoff(n int64, lo, hi time.Duration) time.Duration {

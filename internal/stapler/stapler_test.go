@@ -223,8 +223,28 @@ func TestNextFetch(t *testing.T) {
 	revoked := &ocspclient.Response{Status: ocspclient.Revoked, ThisUpdate: now.Add(-time.Hour), NextUpdate: now.Add(3 * time.Hour)}
 	it := &item{}
 	it.last.Store(revoked) // nothing stapled
-	if got := s.nextFetch(it).Sub(now).Round(time.Minute); got != time.Hour {
+	if got := s.nextFetch(it, true).Sub(now).Round(time.Minute); got != time.Hour {
 		t.Errorf("after a revoked answer: next fetch in %v, want 1h (its half-life, not at once)", got)
+	}
+	// Precomputed: thisUpdate 5 days ago, nextUpdate in 2 (half-life
+	// passed when it arrives).
+	old := &ocspclient.Response{ThisUpdate: now.Add(-120 * time.Hour), NextUpdate: now.Add(48 * time.Hour)}
+	it = &item{}
+	it.last.Store(old)
+	if got := s.nextFetch(it, false).Sub(now); got > 0 {
+		t.Errorf("stored past its half-life, at start: next fetch in %v, want at once", got)
+	}
+	if got := s.nextFetch(it, true).Sub(now).Round(time.Minute); got != 24*time.Hour {
+		t.Errorf("fetched past its half-life: next fetch in %v, want 24h (half of what is left)", got)
+	}
+	nearEnd := &ocspclient.Response{ThisUpdate: now.Add(-72 * time.Hour), NextUpdate: now.Add(30 * time.Second)}
+	it.last.Store(nearEnd)
+	if got := s.nextFetch(it, true).Sub(now).Round(time.Second); got != 15*time.Second {
+		t.Errorf("fetched 30 s before its nextUpdate: next fetch in %v, want 15s", got)
+	}
+	nearEnd.NextUpdate = now.Add(4 * time.Second)
+	if got := s.nextFetch(it, true).Sub(now).Round(time.Second); got != minRefetch {
+		t.Errorf("fetched 4 s before its nextUpdate: next fetch in %v, want %v", got, minRefetch)
 	}
 	for _, tt := range tests {
 		it := &item{}
@@ -233,7 +253,7 @@ func TestNextFetch(t *testing.T) {
 			it.last.Store(tt.resp)
 		}
 		it.failures.Store(tt.failures)
-		got := s.nextFetch(it).Sub(now).Round(time.Minute)
+		got := s.nextFetch(it, true).Sub(now).Round(time.Minute)
 		if got != tt.want {
 			t.Errorf("%s: next fetch in %v, want %v", tt.name, got, tt.want)
 		}
