@@ -45,7 +45,7 @@ func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, log *sl
 				return
 			}
 		}
-		log.Error("ocsp stapling: a certificate from cert_file is revoked: replace the files", "serial", serial,
+		log.Error("ocsp stapling: a revoked certificate serve does not renew (cert_file, or already replaced): replace it", "serial", serial,
 			"names", leaf.DNSNames, "revoked_at", at)
 	}
 	return stapler.New(ctx, stapler.Options{Cache: ocspclient.NewCache(copts), Logger: log, OnRevoked: onRevoked})

@@ -96,7 +96,7 @@ root = %[1]q
 			t.Errorf("%s: a staple, or no s_client status line:\n%s", name, got)
 		}
 	}
-	waitCount(t, out, "a certificate from cert_file is revoked", 1)
+	waitCount(t, out, "a revoked certificate serve does not renew", 1)
 	if got := sClientStatus(t, e.https, "revoked.example.test"); !strings.Contains(got, "OCSP response: no response sent") {
 		t.Errorf("revoked.example.test stapled:\n%s", got)
 	}
