@@ -246,6 +246,15 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 	reuseKey := req.ReuseKey
 	id := jobID(a.Host, names)
 	key := jobsPrefix + "/" + id
+	// A poll (the same CSR, nothing to change) is answered from a plain
+	// read: most requests are polls, and a lock is a file written and
+	// synced on a directory storage.
+	var j job
+	if err := s.opts.Registry.load(ctx, key, &j); err == nil && bytes.Equal(j.CSR, csr.Raw) {
+		if resp, err, ok := s.standing(&j, time.Now().UTC(), req, a.Host, names); ok {
+			return resp, err
+		}
+	}
 	lease, err := s.opts.Registry.s.Lock(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("lock %s: %w", key, err)
@@ -253,7 +262,7 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
 	ctx = storage.WithLease(ctx, lease)
 	now := time.Now().UTC()
-	var j job
+	j = job{}
 	err = s.opts.Registry.load(ctx, key, &j)
 	exists := err == nil
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
@@ -261,21 +270,10 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 	}
 	hash := KeyHash(csr.RawSubjectPublicKeyInfo)
 	if exists && bytes.Equal(j.CSR, csr.Raw) {
-		switch {
-		case j.State == CertProcessing:
-			s.startJob(id) // in case its goroutine ended with the server's context
-			return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil
-		case j.State == CertFailed && now.Before(j.RetryAt):
-			return &CertificateResponse{Status: CertFailed, Error: j.Error, RetryAfter: retryAfter(now, j.RetryAt)}, nil
-		case j.State == CertValid && (req.Replaces == "" || !strings.EqualFold(req.Replaces, j.Serial)):
-			// The answer did not reach the agent: the same certificate,
-			// whatever its renewal window says.
-			return j.response(), nil
-		case j.State == CertValid && !reuseKey:
-			return nil, fmt.Errorf("%w: agent %s: key reused for %s: this CSR's key is the key of the certificate it renews; make a new key (or set reuse_key = true on the agent)",
-				ErrPolicy, a.Host, strings.Join(names, ", "))
+		if resp, err, ok := s.standing(&j, now, req, a.Host, names); ok {
+			return resp, err
 		}
-		// A failed order due for a retry, or a renewal with the same key.
+	// A failed order due for a retry, or a renewal with the same key.
 	} else if err := s.claimKey(ctx, a.Host, id, hash, names, reuseKey || !exists || j.KeyHash == hash && j.State != CertValid); err != nil {
 		return nil, err
 	}
@@ -290,6 +288,28 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 	s.log.Info("certificate requested", "host", a.Host, "names", names)
 	s.startJob(id)
 	return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil
+}
+
+// standing answers a request that repeats the CSR of job j when the
+// answer changes nothing (ok): the work in progress, a failure not yet
+// due for a retry, the certificate obtained (whatever its renewal window
+// says: the answer did not reach the agent), or the refusal of a renewal
+// that keeps the key without reuse_key. A failure due for a retry and a
+// renewal naming j's certificate in Replaces start work: ok is false.
+func (s *Server) standing(j *job, now time.Time, req CertificateRequest, host string, names []string) (*CertificateResponse, error, bool) {
+	switch {
+	case j.State == CertProcessing:
+		s.startJob(j.ID) // in case its goroutine ended with the server's context
+		return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil, true
+	case j.State == CertFailed && now.Before(j.RetryAt):
+		return &CertificateResponse{Status: CertFailed, Error: j.Error, RetryAfter: retryAfter(now, j.RetryAt)}, nil, true
+	case j.State == CertValid && (req.Replaces == "" || !strings.EqualFold(req.Replaces, j.Serial)):
+		return j.response(), nil, true
+	case j.State == CertValid && !req.ReuseKey:
+		return nil, fmt.Errorf("%w: agent %s: key reused for %s: this CSR's key is the key of the certificate it renews; make a new key (or set reuse_key = true on the agent)",
+			ErrPolicy, host, strings.Join(names, ", ")), true
+	}
+	return nil, nil, false
 }
 
 // claimKey records that the key of hash is used for job id, refusing a

@@ -82,7 +82,7 @@ func newDNS01(p dns01.Provider, c checker, log *slog.Logger) *DNS01 {
 	}
 	s := &DNS01{prov: p, check: c, log: log, recs: make(map[recordKey]*txtRecord)}
 	s.present = &batcher{delay: batchDelay, run: s.sendPresent}
-	s.remove = &batcher{delay: 0, run: s.sendRemove}
+	s.remove = &batcher{delay: removeDelay, run: s.sendRemove}
 	s.retry = &retrier{log: log,
 		locate: func(ctx context.Context, k recordKey) (dns01.Record, error) {
 			return s.check.Locate(ctx, k.domain, k.value)
@@ -264,6 +264,12 @@ func (s *DNS01) Waiting() dns01.Waiting { return s.check.Waiting() }
 // batchDelay is how long a batch of records waits for more before it is
 // sent, so that orders presented together share an update.
 const batchDelay = 20 * time.Millisecond
+
+// removeDelay is batchDelay for removals, longer: orders validated
+// together finish at different times, and a removal delays nothing the
+// CA waits for. With no delay, an issuer finishing 1,000 orders sent
+// 717 removal updates for 992 records (docs/benchmarks.md, fleet).
+const removeDelay = 250 * time.Millisecond
 
 var (
 	_ Solver = (*DNS01)(nil)

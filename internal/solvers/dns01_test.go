@@ -375,6 +375,7 @@ func TestDNS01RemovalRetried(t *testing.T) {
 		presentAndWait(t, s, chs)
 		p.cleanupErr = fmt.Errorf("rfc2136: update example.test at 192.0.2.1:53: connection refused: %w", dns01.ErrUnchanged)
 		p.cleanupFailures = 4 // both clean-ups, then two retries
+		start := time.Now()   // each clean-up waits removeDelay for its batch
 		for _, ch := range chs {
 			err := s.CleanUp(t.Context(), ch)
 			if err == nil || !strings.Contains(err.Error(), "will retry") || !strings.Contains(err.Error(), "192.0.2.1:53") {
@@ -384,11 +385,11 @@ func TestDNS01RemovalRetried(t *testing.T) {
 		if got := s.retry.pending(); got != 2 {
 			t.Fatalf("records to retry = %d, want 2", got)
 		}
-		start := time.Now()
 		for s.retry.pending() > 0 {
 			time.Sleep(100 * time.Millisecond)
 		}
-		// Retries after 1s and 1s+2s fail, the one after 1+2+4s succeeds.
+		// Retries after 1s and 1s+2s fail, the one after 1+2+4s succeeds
+		// (counted from the failed clean-ups, 2×removeDelay in).
 		if d := time.Since(start); d < 7*time.Second || d > 8*time.Second {
 			t.Errorf("records removed after %v, want 7s of backoff", d)
 		}
