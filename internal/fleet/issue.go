@@ -273,7 +273,7 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 		if resp, err, ok := s.standing(&j, now, req, a.Host, names); ok {
 			return resp, err
 		}
-	// A failed order due for a retry, or a renewal with the same key.
+		// A failed order due for a retry, or a renewal with the same key.
 	} else if err := s.claimKey(ctx, a.Host, id, hash, names, reuseKey || !exists || j.KeyHash == hash && j.State != CertValid); err != nil {
 		return nil, err
 	}
