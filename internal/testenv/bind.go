@@ -164,6 +164,7 @@ func (b *BIND) Start() error {
 	cmd := exec.Command(b.named, "-g", "-n", "1", "-c", filepath.Join(b.dir, "named.conf"))
 	cmd.Dir = b.dir
 	cmd.Stdout, cmd.Stderr = b.log, b.log
+	killWithParent(cmd)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("start named: %w", err)
 	}

@@ -37,6 +37,7 @@ func (ca *OpenSSLCA) StartOCSP(opts OCSPResponderOptions) {
 		"-nmin", strconv.Itoa(nmin), "-ignore_err")
 	cmd.Dir = ca.Dir
 	logw := &testLog{}
+	killWithParent(cmd)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
 		ca.t.Fatalf("start openssl ocsp: %v", err)

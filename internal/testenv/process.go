@@ -54,6 +54,7 @@ func StartPebbleProcess(t *testing.T, opts PebbleOptions) *Pebble {
 
 	cmd := exec.Command(bin, "-config", config, "-dnsserver", p.DNSAddr)
 	cmd.Env = append(os.Environ(), pebbleEnv(opts)...) // the last value of a key wins
+	killWithParent(cmd)
 	cmd.Stdout, cmd.Stderr = logw, logw
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start pebble: %v", err)
