@@ -124,8 +124,54 @@ type StatusReport struct {
 	// running Manager (serve's admin listener); absent from `tlspilot
 	// status`, which reads the storage itself.
 	Storage *StorageStatus `json:"storage,omitempty"`
-	// Certificates are sorted by urgency: state, then expiry.
+	// ClientAuth counts, per site and reason, the client certificates
+	// refused since the process started, in the report of a running
+	// server with [site.client_auth] (serve's admin listener); absent
+	// otherwise. It does not change Status.
+	ClientAuth []ClientAuthRefusals `json:"client_auth,omitempty"`
+	// OCSPStaples are the OCSP responses stapled to the certificates
+	// that name a responder, in the report of a running server; absent
+	// otherwise. They do not change Status.
+	OCSPStaples []StapleStatus `json:"ocsp_staples,omitempty"`
+	// Certificates are sorted by urgency: state, then expiry. It is
+	// the last field (internal/admin streams it).
 	Certificates []CertStatus `json:"certificates"`
+}
+
+// ClientAuthRefusals is how many client certificates a site refused for
+// one reason ("no_certificate", "untrusted", "expired", "depth",
+// "revoked", "unknown", ...) since the server started.
+type ClientAuthRefusals struct {
+	Site   string `json:"site"`
+	Reason string `json:"reason"`
+	Count  uint64 `json:"count"`
+}
+
+// StapleStatus is the OCSP stapling of one certificate (RFC 6960, RFC
+// 6066 §8).
+type StapleStatus struct {
+	// Names are the certificate's names; Serial its serial number in
+	// lower-case hexadecimal.
+	Names  []string `json:"names"`
+	Serial string   `json:"serial"`
+	// Responder is the OCSP responder asked.
+	Responder string `json:"responder"`
+	// Status is the last answer ("good", "revoked", "unknown"); empty
+	// before any.
+	Status string `json:"status,omitempty"`
+	// Stapling reports whether handshakes get a staple now.
+	Stapling bool `json:"stapling"`
+	// ThisUpdate and Expires (nextUpdate) bound the response stapled now;
+	// AgeSeconds is the time since ThisUpdate, in seconds. Absent while
+	// nothing is stapled.
+	ThisUpdate time.Time `json:"this_update,omitzero"`
+	Expires    time.Time `json:"expires,omitzero"`
+	AgeSeconds float64   `json:"age_seconds,omitempty"`
+	// NextRefresh is when the next fetch is planned.
+	NextRefresh time.Time `json:"next_refresh,omitzero"`
+	// Failures counts failed fetches since the certificate was first
+	// seen.
+	Failures int64 `json:"failures"`
 }
 
 // NewStatusReport makes the status document of certs at now: it sorts

@@ -80,6 +80,8 @@ ocsp = true
 revocation_unknown = "deny"
 `, up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile, ca.CRLFile, up.URL, srvCert.CertFile, srvCert.KeyFile,
 		up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile))
+	admin := freeAddr(t)
+	write(t, h.conf, strings.Replace(readFile(t, h.conf), `admin_listen = "off"`, fmt.Sprintf("admin_listen = %q", admin), 1))
 	_, out := h.serve(nil)
 
 	get := func(host string, c *testenv.IssuedCert) (string, error) {
@@ -145,6 +147,16 @@ revocation_unknown = "deny"
 	}
 	if _, err := get("ocsp.test", carol); err == nil || !logged(out, `site=ocsp.test reason=revoked subject="CN=carol"`) {
 		t.Errorf("carol on ocsp.test (OCSP revoked): %v, want refused as revoked:\n%s", err, out)
+	}
+
+	refused := map[string]uint64{}
+	for _, r := range adminStatus(t, admin).ClientAuth {
+		refused[r.Site+" "+r.Reason] = r.Count
+	}
+	for _, k := range []string{"mtls.test revoked", "mtls.test no_certificate", "mtls.test untrusted", "ocsp.test revoked"} {
+		if refused[k] == 0 {
+			t.Errorf("/status client_auth: no refusal counted for %s: %v", k, refused)
+		}
 	}
 
 	ca.Revoke(alice.CertFile, "")

@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
-	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -387,21 +385,6 @@ func (c *cluster) killHolder(names []string) {
 	}
 }
 
-// adminStatus returns nd's status document from its admin listener.
-func adminStatus(t *testing.T, nd *node) tlspilot.StatusReport {
-	t.Helper()
-	var r tlspilot.StatusReport
-	resp, err := http.Get("http://" + nd.admin + "/status")
-	if err != nil {
-		t.Fatalf("node %d: /status: %v", nd.i, err)
-	}
-	defer resp.Body.Close()
-	if err := json.NewDecoder(resp.Body).Decode(&r); err != nil {
-		t.Fatalf("node %d: /status: %v", nd.i, err)
-	}
-	return r
-}
-
 // storageUp returns nd's tlspilot_storage_up sample, "" if absent.
 func storageUp(t *testing.T, nd *node) string {
 	t.Helper()
@@ -427,7 +410,7 @@ func (c *cluster) waitStorage(up bool, timeout time.Duration) time.Duration {
 	want := map[bool]string{true: "1", false: "0"}[up]
 	for _, nd := range c.nodes {
 		for {
-			r := adminStatus(c.t, nd)
+			r := adminStatus(c.t, nd.admin)
 			if r.Storage != nil && r.Storage.Up == up && storageUp(c.t, nd) == want {
 				break
 			}
@@ -506,7 +489,7 @@ func TestClusterDatabaseOutage(t *testing.T) {
 		t.Errorf("only %d handshakes: the client loop did not run", ok.Load())
 	}
 	for _, nd := range c.nodes {
-		if r := adminStatus(t, nd); r.Status != "OK" {
+		if r := adminStatus(t, nd.admin); r.Status != "OK" {
 			t.Errorf("node %d after the outage: status %s (%s)", nd.i, r.Status, r.Error)
 		}
 		out := nd.out.String()

@@ -1,15 +1,21 @@
 package main
 
 import (
+	"bytes"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"os/exec"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
+	"github.com/santhosh-tekuri/jsonschema/v6"
+
+	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -118,6 +124,19 @@ root = %[1]q
 	if strings.Contains(metrics, `tlspilot_ocsp_staple_age_seconds{name="managed.example.test"`) {
 		t.Error("/metrics has a staple age for the managed certificate")
 	}
+	rep := adminStatus(t, e.admin)
+	var staple *tlspilot.StapleStatus
+	for i, st := range rep.OCSPStaples {
+		if st.Serial == good.Cert.SerialNumber.Text(16) {
+			staple = &rep.OCSPStaples[i]
+		}
+		if slices.Contains(st.Names, "managed.example.test") {
+			t.Errorf("/status has a staple for the managed certificate: %+v", st)
+		}
+	}
+	if staple == nil || !staple.Stapling || staple.Status != "good" || staple.ThisUpdate.IsZero() || staple.NextRefresh.IsZero() || staple.Failures != 0 {
+		t.Errorf("/status ocsp_staples: %+v", rep.OCSPStaples)
+	}
 
 	// A restart with the responder down: the staple comes from storage.
 	_ = cmd.Process.Signal(syscall.SIGTERM)
@@ -131,6 +150,33 @@ root = %[1]q
 	if strings.Contains(out2.String(), "responder unavailable") {
 		t.Errorf("the restarted serve asked the stopped responder:\n%s", out2.String())
 	}
+}
+
+// adminStatus returns /status of the admin listener, checked against
+// docs/status.schema.json.
+func adminStatus(t *testing.T, addr string) tlspilot.StatusReport {
+	t.Helper()
+	resp, err := http.Get("http://" + addr + "/status")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := statusSchema(t).Validate(doc); err != nil {
+		t.Errorf("/status does not follow docs/status.schema.json: %v\n%s", err, b)
+	}
+	var rep tlspilot.StatusReport
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatal(err)
+	}
+	return rep
 }
 
 // adminMetrics returns the text of /metrics on the admin listener.

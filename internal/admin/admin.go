@@ -2,7 +2,7 @@
 // serves, for the people and systems that watch a running daemon,
 //
 //	GET /healthz        200 "ok" while serving
-//	GET /status         the status document (tlspilot.StatusReport) as JSON
+//	GET /status         the status document (tlspilot.StatusReport) as JSON, with the server's client-certificate refusals and OCSP staples
 //	GET /               an HTML status page, self-contained, refreshing itself
 //	GET /metrics        Prometheus text exposition (see Metrics and metrics.go)
 //	GET /debug/pprof/   the runtime profiles of net/http/pprof
@@ -54,6 +54,7 @@ type Handler struct {
 	mux     *http.ServeMux
 	tmpl    *template.Template
 	src     Source
+	metrics *Metrics
 	log     *slog.Logger
 	refresh time.Duration
 }
@@ -77,7 +78,7 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, log: opts.Logger, refresh: opts.Refresh}
+	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, metrics: opts.Metrics, log: opts.Logger, refresh: opts.Refresh}
 	metrics, err := newExposition(opts.Source, opts.Metrics, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
@@ -112,6 +113,7 @@ func healthz(w http.ResponseWriter, _ *http.Request) {
 // check notices too.
 func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	rep := h.src.Report(r.Context())
+	h.metrics.addServer(&rep, time.Now())
 	w.Header().Set("Content-Type", "application/json")
 	if rep.ExitCode == tlspilot.ExitUnknown {
 		w.WriteHeader(http.StatusServiceUnavailable)
