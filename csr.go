@@ -59,25 +59,16 @@ func (m *Manager) ObtainCSR(ctx context.Context, id string, csr *x509.Certificat
 	if err != nil {
 		return CSRCertificate{}, fmt.Errorf("obtain for a CSR: %w", err)
 	}
-	lease, err := m.store.Storage().Lock(ctx, certstore.IssueLock(id))
-	if err != nil {
-		return CSRCertificate{}, fmt.Errorf("lock %s: %w", id, err)
-	}
-	defer func() {
-		if err := lease.Unlock(context.WithoutCancel(ctx)); err != nil {
-			m.log.Warn("unlock", "cert", id, "error", err)
-		}
-	}()
-	ctx = storage.WithLease(ctx, lease)
-	ctx, cancel := context.WithCancelCause(ctx)
-	defer cancel(nil)
-	go func() {
-		select {
-		case <-lease.Done():
-			cancel(lease.Err())
-		case <-ctx.Done():
-		}
-	}()
+	var out CSRCertificate
+	err = m.underIssueLock(ctx, id, func(ctx context.Context) (err error) {
+		out, err = m.obtainCSRLocked(ctx, id, csr, names)
+		return err
+	})
+	return out, err
+}
+
+// obtainCSRLocked is ObtainCSR under the lock.
+func (m *Manager) obtainCSRLocked(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (CSRCertificate, error) {
 	req := issuance.Request{ID: id, Names: names, Challenge: DNS01, CSR: csr}
 	c, flow, err := m.order(ctx, req, nil)
 	if err != nil {

@@ -115,16 +115,23 @@ type obtainOptions struct {
 // checking storage once more, so that processes sharing a storage never
 // order the same certificate twice.
 func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) error {
-	lease, err := m.store.Storage().Lock(ctx, certstore.IssueLock(e.id))
+	return m.underIssueLock(ctx, e.id, func(ctx context.Context) error { return m.obtainLocked(ctx, e, opts) })
+}
+
+// underIssueLock runs f under the storage lock issue/<id> with a context
+// that carries the lease (a backend that fences writes rejects them once
+// the lease is lost) and ends when the lease is lost.
+func (m *Manager) underIssueLock(ctx context.Context, id string, f func(ctx context.Context) error) error {
+	lease, err := m.store.Storage().Lock(ctx, certstore.IssueLock(id))
 	if err != nil {
-		return fmt.Errorf("lock %s: %w", e.id, err)
+		return fmt.Errorf("lock %s: %w", id, err)
 	}
 	defer func() {
 		if err := lease.Unlock(context.WithoutCancel(ctx)); err != nil {
-			m.log.Warn("unlock", "cert", e.id, "error", err)
+			m.log.Warn("unlock", "cert", id, "error", err)
 		}
 	}()
-	ctx = storage.WithLease(ctx, lease) // a backend that fences writes rejects them once the lease is lost
+	ctx = storage.WithLease(ctx, lease)
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	go func() {
@@ -134,6 +141,11 @@ func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) erro
 		case <-ctx.Done():
 		}
 	}()
+	return f(ctx)
+}
+
+// obtainLocked is obtain under the lock.
+func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions) error {
 	// The question asked again under the lock is whether the certificate
 	// in service, maybe one that another process stored while this one
 	// waited (put in service by refresh now, or by watch before), still
