@@ -366,7 +366,7 @@ func TestFleetFiftyAgents(t *testing.T) {
 
 	log := proc.out.String()
 	updates := strings.Count(log, "challenges for ")
-	if updates == 0 || updates > n/4 {
+	if updates == 0 || updates > n/2 { // 10 on a quiet machine; one per certificate without batching
 		t.Errorf("%d DNS updates presented the records of %d orders; want them batched", updates, n)
 	}
 	t.Logf("%d orders, %d DNS updates adding records for %d certificates (%d records)", f.p.Orders(), updates, n, 2*n)
