@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto"
 	"crypto/rand"
+	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
@@ -298,6 +299,14 @@ func TestCertificateRequest(t *testing.T) {
 		}()},
 		{"a key of another certificate", "key reused", func() []byte {
 			_, b := newCSR(t, key, "www.db1.example.test")
+			return b
+		}()},
+		{"a weak key", "RSA", func() []byte {
+			weak, err := rsa.GenerateKey(rand.Reader, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, b := newCSR(t, weak, "db1.example.test")
 			return b
 		}()},
 	}

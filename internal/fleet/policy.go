@@ -61,7 +61,7 @@ func (a *Agent) Allows(names []string) ([]string, error) {
 // included, allowed by the policy. It returns the names to order.
 func (a *Agent) CheckCSR(csr *x509.CertificateRequest) ([]string, error) {
 	if err := fleetca.CheckCSR(csr); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("%w: agent %s: CSR for %s: %w", ErrPolicy, a.Host, strings.Join(csrNames(csr), ", "), err)
 	}
 	if len(csr.IPAddresses)+len(csr.EmailAddresses)+len(csr.URIs) > 0 {
 		return nil, fmt.Errorf("%w: agent %s: a CSR may hold DNS names only (the issuer validates with dns-01)", ErrPolicy, a.Host)
