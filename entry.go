@@ -39,6 +39,12 @@ type entry struct {
 	// ariAfterStart is when this process asks for renewal information
 	// for the first time since it started; zero once it has.
 	ariAfterStart time.Time
+	// ariFromPeer is set while the renewal information answer in state
+	// is one another process asked for and stored (adoptARI, refresh):
+	// this process then asks only ariPeerGrace after the answer's
+	// ARICheckAfter, so that the process that asked last asks first and
+	// the others take up its new answer instead of asking too.
+	ariFromPeer bool
 }
 
 // certMeta is what the Manager keeps about the certificate in service.
@@ -66,11 +72,12 @@ func (e *entry) snapshot() snapshot {
 
 // install puts tc (the in-memory form of c) in service with renewal state
 // st, unless a certificate at least as new is in service already; st is
-// taken either way. It reports whether tc was installed.
+// taken either way, as this process's own (see fromPeer). It reports
+// whether tc was installed.
 func (e *entry) install(c certstore.Cert, tc *tls.Certificate, st certstore.State) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.state = st
+	e.state, e.ariFromPeer = st, false
 	if e.cur.Load() != nil && !c.Obtained.After(e.meta.obtained) {
 		return false
 	}
@@ -264,6 +271,8 @@ func (e *entry) ariDueLocked(now time.Time) (at time.Time, ok bool) {
 	at = e.state.ARICheckAfter
 	if e.state.ARIFor != e.meta.ariID {
 		at = now
+	} else if e.ariFromPeer {
+		at = at.Add(ariPeerGrace)
 	}
 	if !e.ariAfterStart.IsZero() && e.ariAfterStart.Before(at) {
 		at = e.ariAfterStart
@@ -314,15 +323,16 @@ func (e *entry) ariDue(now time.Time) (ariID string, due bool) {
 
 // ariAnswered records the CA's answer (or failure) about renewal
 // information for the certificate with ARI identifier ariID, unless that
-// certificate was replaced meanwhile.
-func (e *entry) ariAnswered(now time.Time, ariID string, ri acmeclient.RenewalInfo, err error) error {
+// certificate was replaced meanwhile; recorded reports whether it was.
+// err is the request's error, for the caller to report.
+func (e *entry) ariAnswered(now time.Time, ariID string, ri acmeclient.RenewalInfo, err error) (recorded bool, _ error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.meta.ariID != ariID {
-		return nil
+		return false, nil
 	}
-	e.state.ARIFor = ariID
-	e.ariAfterStart = time.Time{}
+	e.state.ARIFor, e.state.ARICheckedAt = ariID, now
+	e.ariAfterStart, e.ariFromPeer = time.Time{}, false
 	e.dirty = true
 	switch {
 	case err == nil:
@@ -335,9 +345,44 @@ func (e *entry) ariAnswered(now time.Time, ariID string, ri acmeclient.RenewalIn
 		if ra := acmeclient.RetryAfterOf(err); !ra.IsZero() {
 			e.state.ARICheckAfter = ariRecheck(now, ra)
 		}
-		return err
+		return true, err
 	}
-	return nil
+	return true, nil
+}
+
+// adoptARI takes up the renewal information answer that another process
+// sharing the storage stored in st for the certificate in service, when
+// it is newer than the one e holds (a later ARICheckedAt, or e holds none
+// for this certificate), with the renewal time drawn for it; the renewal
+// rules applied to it are unchanged. Such an answer was stored after this
+// process loaded the certificate, so it also stands for the check after
+// a start. It reports whether it took the answer up. An older stored
+// answer never replaces a newer one held in memory.
+func (e *entry) adoptARI(st certstore.State) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.cur.Load() == nil || e.meta.ariID == "" || st.ARIFor != e.meta.ariID {
+		return false
+	}
+	if e.state.ARIFor == e.meta.ariID && !st.ARICheckedAt.After(e.state.ARICheckedAt) {
+		return false
+	}
+	e.state.ARIFor, e.state.ARIStart, e.state.ARIEnd = st.ARIFor, st.ARIStart, st.ARIEnd
+	e.state.ARICheckAfter, e.state.ARICheckedAt = st.ARICheckAfter, st.ARICheckedAt
+	if st.RenewFor != "" {
+		e.state.RenewAt, e.state.RenewFor = st.RenewAt, st.RenewFor
+	}
+	e.ariAfterStart, e.ariFromPeer = time.Time{}, true
+	return true
+}
+
+// fromPeer records that e's renewal state was just read from the storage
+// with a certificate another process stored, so that a renewal
+// information answer in it is another process's.
+func (e *entry) fromPeer() {
+	e.mu.Lock()
+	e.ariFromPeer = true
+	e.mu.Unlock()
 }
 
 // failed records a failed attempt at now and returns the state to save,

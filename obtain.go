@@ -76,7 +76,10 @@ func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
 }
 
 // refresh puts in service a certificate for e that another process
-// stored, and reports whether it did.
+// stored, or else takes up what another process stored about the
+// certificate in service: a revocation, or a newer renewal information
+// answer (adoptARI), so that this process does not ask the CA again. It
+// reports whether it did any of these (each moves e's schedule).
 func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 	c, err := m.store.LoadCert(ctx, e.id)
 	if err != nil {
@@ -86,9 +89,14 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 		return false
 	}
 	if !e.isNewer(c) {
-		// The same certificate: another process may have revoked it.
+		// The same certificate: another process may have revoked it, or
+		// asked the CA for its renewal information.
 		st, err := m.store.LoadState(ctx, e.id)
-		return err == nil && e.takeRevocation(st.RevokedAt)
+		if err != nil {
+			return false
+		}
+		revoked := e.takeRevocation(st.RevokedAt)
+		return e.adoptARI(st) || revoked
 	}
 	st := e.snapshot().state
 	if fresh, err := m.store.LoadState(ctx, e.id); err == nil {
@@ -99,6 +107,7 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 		m.log.Error("stored certificate unusable", "cert", e.id, "error", err)
 		return false
 	}
+	e.fromPeer()
 	if ok {
 		m.emit(Event{Type: EventLoaded, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: c.NotAfter})
 	}
@@ -163,16 +172,22 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	if err := m.store.StoreCert(ctx, e.id, c); err != nil {
 		return fmt.Errorf("store certificate %s: %w", e.id, err)
 	}
-	if err := m.store.NoteChange(ctx, e.id); err != nil {
-		m.log.Warn("note certificate change", "cert", e.id, "error", err)
-	}
 	if err := flow.Done(ctx, e.id); err != nil {
 		m.log.Warn("forget order progress", "cert", e.id, "error", err)
 	}
-	if _, err := m.install(e, c, issuedState(c, time.Now())); err != nil {
-		return err
+	_, ierr := m.install(e, c, issuedState(c, time.Now()))
+	if ierr == nil {
+		m.plan(ctx, e, true)
 	}
-	m.plan(ctx, e, true)
+	// Noted once the renewal state is stored too, so that the other
+	// processes read the certificate with the renewal information fetched
+	// with it, and do not ask the CA for it again.
+	if err := m.store.NoteChange(ctx, e.id); err != nil {
+		m.log.Warn("note certificate change", "cert", e.id, "error", err)
+	}
+	if ierr != nil {
+		return ierr
+	}
 	typ := EventObtained
 	if renewing {
 		typ = EventRenewed
@@ -220,7 +235,7 @@ func issuedState(c certstore.Cert, now time.Time) certstore.State {
 	var st certstore.State
 	if ri := c.RenewalInfo; ri != nil && c.ARIID != "" {
 		st.ARIFor, st.ARIStart, st.ARIEnd = c.ARIID, ri.Start, ri.End
-		st.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
+		st.ARICheckAfter, st.ARICheckedAt = ariRecheck(now, ri.RetryAfter), now
 	}
 	return st
 }
@@ -289,6 +304,12 @@ const (
 	// start (one per certificate), so that many certificates do not ask
 	// the CA all at once: 20 requests a second at most.
 	ariStartPace = 50 * time.Millisecond
+	// ariPeerGrace is how long after an answer's ARICheckAfter a process
+	// that took the answer up from the storage (stored by another process
+	// sharing it) waits before asking itself: time for the process that
+	// asked to ask again and store the new answer, which this one then
+	// takes up instead of asking too.
+	ariPeerGrace = time.Minute
 )
 
 // ariRecheck returns when to ask for renewal information again after an
@@ -302,7 +323,9 @@ func ariRecheck(now, retryAfter time.Time) time.Time {
 
 // checkARI refreshes e's renewal window from the CA when it is due: soon
 // after issuance, once after every start, then as the CA's Retry-After
-// says.
+// says. An answer (or failure) is stored at once and noted as a change,
+// so that the other processes sharing the storage take it up (refresh)
+// instead of asking the CA themselves.
 func (m *Manager) checkARI(ctx context.Context, e *entry) {
 	ariID, due := e.ariDue(time.Now())
 	cur := e.cur.Load()
@@ -317,7 +340,30 @@ func (m *Manager) checkARI(ctx context.Context, e *entry) {
 	if ctx.Err() != nil {
 		return
 	}
-	if err := e.ariAnswered(time.Now(), ariID, ri, err); err != nil {
+	recorded, err := e.ariAnswered(time.Now(), ariID, ri, err)
+	if err != nil {
 		m.log.Warn("renewal information", "cert", e.id, "error", err)
+	}
+	if recorded {
+		m.shareARI(ctx, e)
+	}
+}
+
+// shareARI stores e's renewal state after an answer about renewal
+// information and notes the change, which wakes the other processes
+// sharing the storage (storage.Watcher) to take the answer up. Two
+// processes that store answers at once each keep their own, the newer
+// in memory (adoptARI): whichever is stored last, none loops.
+func (m *Manager) shareARI(ctx context.Context, e *entry) {
+	_, st, _ := e.plan(time.Now(), true, jitter)
+	if err := m.store.StoreState(ctx, e.id, st); err != nil {
+		if ctx.Err() == nil {
+			m.log.Warn("store renewal state", "cert", e.id, "error", err)
+		}
+		e.unsaved()
+		return
+	}
+	if err := m.store.NoteChange(ctx, e.id); err != nil && ctx.Err() == nil {
+		m.log.Warn("note renewal information", "cert", e.id, "error", err)
 	}
 }

@@ -45,6 +45,11 @@ type State struct {
 	RetryAt       time.Time `json:"retry_at,omitzero"`
 	RenewAt       time.Time `json:"renew_at,omitzero"`   // the time drawn inside the renewal window
 	RenewFor      string    `json:"renew_for,omitempty"` // the certificate and window RenewAt was drawn for
+	// ARICheckedAt is when the CA last answered (or failed to answer) a
+	// renewal information request for ARIFor, in whichever process asked:
+	// processes sharing a storage take up an answer newer than their own
+	// instead of asking again. Zero in states stored before it was kept.
+	ARICheckedAt time.Time `json:"ari_checked_at,omitzero"`
 	// PendingSince is when the certificate was first managed without a
 	// certificate from the CA; zero once it has one.
 	PendingSince time.Time `json:"pending_since,omitzero"`
