@@ -39,6 +39,7 @@ const clusterBenchEnv = "TLSPILOT_BENCH_CLUSTER"
 type clusterBenchResult struct {
 	Seconds  float64          // from starting the nodes until every node serves every name
 	Orders   int              // new-order requests at Pebble
+	ARI      int              // renewal information requests at Pebble until every node had stopped
 	Trips    int64            // round trips to PostgreSQL until every node served every name
 	TripsEnd int64            // the same until every node had stopped
 	Conns    int64            // connections to PostgreSQL until every node had stopped
@@ -55,29 +56,37 @@ type clusterBenchResult struct {
 // trips counted by a proxy in front of PostgreSQL: each time a node
 // speaks after the server did, up to all served) and db-xacts/cert
 // (transactions of the database in pg_stat_database, up to the nodes'
-// exit). ns/op also counts starting PostgreSQL and Pebble.
+// exit). ari/cert is the CA's renewal information requests (RFC 9773)
+// per certificate until the nodes stopped (the goal is 1.00: the one
+// made with the download, taken up by the other nodes from the
+// storage). ns/op also counts starting PostgreSQL and Pebble.
 func BenchmarkCluster100(b *testing.B) {
 	for _, n := range []int{1, 3} {
 		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
 			var sum clusterBenchResult
 			for b.Loop() {
 				r := runClusterBench(b, n, 100)
-				b.Logf("%d nodes: %.2f s, %d orders, %d round trips to all served (%d to exit, %d connections), %d transactions; obtained per node %v; ordered more than once: %v",
-					n, r.Seconds, r.Orders, r.Trips, r.TripsEnd, r.Conns, r.Xacts, r.Obtained, r.Repeated)
+				b.Logf("%d nodes: %.2f s, %d orders, %d renewal information requests, %d round trips to all served (%d to exit, %d connections), %d transactions; obtained per node %v; ordered more than once: %v",
+					n, r.Seconds, r.Orders, r.ARI, r.Trips, r.TripsEnd, r.Conns, r.Xacts, r.Obtained, r.Repeated)
 				b.Logf("round trips per certificate until all served, by what they did:\n%s", tripTable(r.ByLabel, 100))
 				sum.Seconds += r.Seconds
 				sum.Orders += r.Orders
+				sum.ARI += r.ARI
 				sum.Trips += r.Trips
 				sum.Xacts += r.Xacts
 			}
 			runs := float64(b.N)
 			b.ReportMetric(sum.Seconds/runs, "s-to-served")
 			b.ReportMetric(float64(sum.Orders)/runs/100, "orders/name")
+			b.ReportMetric(float64(sum.ARI)/runs/100, "ari/cert")
 			b.ReportMetric(float64(sum.Trips)/runs/100, "db-trips/cert")
 			b.ReportMetric(float64(sum.Xacts)/runs/100, "db-xacts/cert")
 		})
 	}
 }
+
+// ariPathPebble is where Pebble serves renewal information.
+const ariPathPebble = "/draft-ietf-acme-ari-03/renewalInfo/"
 
 // tripTable lists round trips by label, divided by certs, most first:
 // the labels that make up at least 0.5 per certificate, then the rest
@@ -183,6 +192,7 @@ func benchCluster(t *testing.T, n, count int) clusterBenchResult {
 		r.Obtained = append(r.Obtained, strings.Count(nd.out.String(), "certificate obtained"))
 	}
 	stopNodes(t, c.nodes)
+	r.ARI = c.e.p.RequestsTo(ariPathPebble)
 	r.TripsEnd, r.Conns = counter.trips.Load(), counter.conns.Load()
 	r.Xacts = idleXacts(t, statsURL, db) - xactsBefore
 	t.Logf("%+v", r)
