@@ -259,8 +259,9 @@ func (a *siteAuth) allows(r *http.Request) bool {
 	if !a.optional || len(a.paths) == 0 || r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return true
 	}
+	clean := cleanPath(r.URL.Path)
 	for _, p := range a.paths {
-		if matchPrefix(r.URL.Path, p) {
+		if matchPrefix(clean, p) {
 			return false
 		}
 	}

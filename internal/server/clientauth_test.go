@@ -371,6 +371,9 @@ func TestClientAuthOptionalPaths(t *testing.T) {
 	}{
 		{anon, "/hello.txt", 200}, {anon, "/admin/", 403}, {anon, "/admin", 403}, {anon, "/administrator", 404},
 		{alice, "/hello.txt", 200}, {alice, "/admin/", 200},
+		// The same place by other spellings (the file server cleans them).
+		{anon, "//admin/", 403}, {anon, "/./admin/", 403}, {anon, "/%2e/admin/", 403}, {anon, "/x/../admin/", 403},
+		{anon, "/admin//index.html", 403}, {anon, "/%61dmin/", 403},
 	} {
 		if code, _, err := doGet(c.client, siteOpt, c.path); err != nil || code != c.want {
 			t.Errorf("%s (cert %v): %d %v, want %d", c.path, c.client == alice, code, err, c.want)

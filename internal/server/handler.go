@@ -48,7 +48,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 }
 
 func dispatch(w http.ResponseWriter, r *http.Request, st *site) {
-	h := st.handler(r.URL.Path)
+	h := st.handler(cleanPath(r.URL.Path))
 	if h == nil {
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"path"
 	"slices"
 	"strings"
 
@@ -157,6 +158,22 @@ func (st *site) handler(path string) http.Handler {
 		}
 	}
 	return st.main
+}
+
+// cleanPath is a request path as the handlers serve it: "." and ".."
+// segments resolved and repeated slashes folded (path.Clean), a
+// trailing slash kept. Routes and require_paths match on it, so that
+// "//admin/", "/./admin/" or "/x/../admin/" (also percent-encoded: the
+// path is decoded) reach what "/admin/" reaches and nothing else.
+func cleanPath(p string) string {
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	c := path.Clean(p)
+	if c != "/" && strings.HasSuffix(p, "/") {
+		c += "/"
+	}
+	return c
 }
 
 // matchPrefix reports whether path is inside prefix, at a segment boundary.
