@@ -50,6 +50,9 @@ func (e *exposition) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	mfs = append(mfs, e.certs.gather()...)
 	mfs = append(mfs, storageFamilies(e.certs.src)...)
+	// A family with no sample (no certificate in service yet) is left
+	// out: the text encoder refuses it, which ended the whole answer.
+	mfs = slices.DeleteFunc(mfs, func(mf *dto.MetricFamily) bool { return len(mf.GetMetric()) == 0 })
 	slices.SortFunc(mfs, func(a, b *dto.MetricFamily) int { return strings.Compare(a.GetName(), b.GetName()) })
 
 	format := expfmt.NegotiateAccept(r.Header, expfmt.DefaultAcceptedFormats()...)
