@@ -95,12 +95,13 @@ func New(p Policy, opts Options) (*Checker, error) {
 		return c, nil
 	}
 	if len(p.CRLFiles) > 0 {
-		files, err := newCRLFiles(p.CRLFiles, opts.FileCheckInterval, c.log, c.spawn)
+		files, err := newCRLFiles(p.CRLFiles, opts.FileCheckInterval, c.log)
 		if err != nil {
 			c.cancel()
 			return nil, fmt.Errorf("client_auth: %w", err)
 		}
 		c.files = files
+		c.spawn(func() { files.watch(c.base) })
 	}
 	if p.CRLFetch {
 		c.fetched = newCRLFetcher(c.base, opts, c.spawn)

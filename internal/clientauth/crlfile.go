@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"context"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -11,20 +12,18 @@ import (
 )
 
 // crlFiles holds the CRLs of Policy.CRLFiles. A handshake reads the
-// current snapshot without I/O; at most once per interval one of them
-// starts a background look at the files' modification times and sizes,
-// and a file that changed is read again. A file that no longer reads or
+// current snapshot without I/O; a background loop (watch) looks at the
+// files' modification times and sizes once per interval, handshakes or
+// not, and a file that changed is read again, so a new CRL applies from
+// the first handshake after the next look. A file that no longer reads or
 // parses keeps its previous CRLs (logged), which then go stale at their
 // nextUpdate like any other.
 type crlFiles struct {
 	paths    []string
 	interval time.Duration
 	log      *slog.Logger
-	spawn    func(func()) bool // runs work in the background
 
-	snap      atomic.Pointer[fileSnapshot]
-	nextCheck atomic.Int64 // UnixNano of the next look at the files
-	checking  atomic.Bool
+	snap atomic.Pointer[fileSnapshot]
 }
 
 // fileSnapshot is what the files held when last read.
@@ -42,8 +41,8 @@ type fileState struct {
 
 // newCRLFiles reads every file once; any error is returned, so a broken
 // file is reported when the site starts.
-func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger, spawn func(func()) bool) (*crlFiles, error) {
-	f := &crlFiles{paths: paths, interval: interval, log: log, spawn: spawn}
+func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger) (*crlFiles, error) {
+	f := &crlFiles{paths: paths, interval: interval, log: log}
 	files := make([]fileState, len(paths))
 	for i, p := range paths {
 		st, err := readCRLFile(p)
@@ -53,8 +52,21 @@ func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger, spawn
 		files[i] = st
 	}
 	f.snap.Store(newSnapshot(files))
-	f.nextCheck.Store(time.Now().Add(interval).UnixNano())
 	return f, nil
+}
+
+// watch looks at the files once per interval until ctx ends.
+func (f *crlFiles) watch(ctx context.Context) {
+	t := time.NewTicker(f.interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			f.reload()
+		}
+	}
 }
 
 // readCRLFile stats and parses one file.
@@ -90,7 +102,6 @@ func newSnapshot(files []fileState) *fileSnapshot {
 // does; err then says why the covering ones were not used, if any
 // covered it.
 func (f *crlFiles) lookup(cert, issuer *x509.Certificate, now time.Time) (a answer, ok bool, err error) {
-	f.maybeReload(now)
 	var usable []*crl
 	var errs []error
 	for _, l := range f.snap.Load().byIssuer[string(cert.RawIssuer)] {
@@ -111,19 +122,6 @@ func (f *crlFiles) lookup(cert, issuer *x509.Certificate, now time.Time) (a answ
 		return l.answer(cert), true, nil
 	}
 	return answer{}, false, errors.Join(errs...)
-}
-
-// maybeReload starts a background look at the files if the interval has
-// passed and no look is running.
-func (f *crlFiles) maybeReload(now time.Time) {
-	if now.UnixNano() < f.nextCheck.Load() || !f.checking.CompareAndSwap(false, true) {
-		return
-	}
-	f.spawn(func() {
-		defer f.checking.Store(false)
-		f.reload()
-		f.nextCheck.Store(time.Now().Add(f.interval).UnixNano())
-	})
 }
 
 // reload reads again the files whose modification time or size changed
