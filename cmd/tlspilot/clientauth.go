@@ -27,26 +27,40 @@ type clientAuths struct {
 	checkers map[string]*clientauth.Checker // by checkerKey
 }
 
-// newClientAuths keeps the checkers' caches in serve's storage once the
-// ACME side has opened it (a serve that obtains no certificate opens no
-// storage: memory only).
-func newClientAuths(log *slog.Logger, acme *acmeSide) *clientAuths {
+// newClientAuths keeps the checkers' caches in side, serve's storage
+// opened for the caches (nil, or a storage that cannot be opened: memory
+// only), so that answers survive a restart also when no site obtains a
+// certificate from the CA (cert_file only, the usual set-up with a
+// private client CA).
+func newClientAuths(log *slog.Logger, side *lazyStorage) *clientAuths {
 	c := &clientAuths{log: log, checkers: map[string]*clientauth.Checker{}}
-	var once sync.Once
-	var st storage.Storage
-	var err error
-	c.store = func(cfg *config.Config) (storage.Storage, error) {
-		if acme.manager() == nil {
+	c.store = func(*config.Config) (storage.Storage, error) {
+		if side == nil {
 			return nil, nil
 		}
-		once.Do(func() { st, err = openCheckerStorage(cfg) })
-		return st, err
+		if _, err := side.get(); err != nil {
+			return nil, nil // warned once by side: memory only
+		}
+		return side, nil
 	}
 	return c
 }
 
+// newSideStorage opens serve's storage a second time on first use, for
+// the caches of the client-auth checkers and the OCSP stapler, warning
+// once if it cannot be opened (the caches then stay in memory).
+func newSideStorage(cfg *config.Config, log *slog.Logger) *lazyStorage {
+	return &lazyStorage{open: func() (storage.Storage, error) {
+		st, err := openCheckerStorage(cfg)
+		if err != nil {
+			log.Warn("storage unavailable: OCSP staples and client-certificate revocation answers kept in memory only", "error", err)
+		}
+		return st, err
+	}}
+}
+
 // openCheckerStorage opens serve's storage a second time, for the
-// checkers: the directory (fsstore keeps each key in a file of its own,
+// checkers and the stapler: the directory (fsstore keeps each key in a file of its own,
 // safe beside the Manager's handle), or the database.
 func openCheckerStorage(cfg *config.Config) (storage.Storage, error) {
 	if cfg.StorageIsDatabase() {

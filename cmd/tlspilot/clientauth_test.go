@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -54,7 +55,7 @@ func TestServeClientAuth(t *testing.T) {
 	t.Cleanup(up.Close)
 
 	h := newServingHalf(t)
-	h.config("", fmt.Sprintf(`[[site]]
+	h.config(fmt.Sprintf("storage = %q\n", filepath.Join(h.dir, "storage")), fmt.Sprintf(`[[site]]
 names = ["mtls.test"]
 proxy = %q
 cert_file = %q
@@ -82,7 +83,7 @@ revocation_unknown = "deny"
 		up.URL, srvCert.CertFile, srvCert.KeyFile, ca.CertFile))
 	admin := freeAddr(t)
 	write(t, h.conf, strings.Replace(readFile(t, h.conf), `admin_listen = "off"`, fmt.Sprintf("admin_listen = %q", admin), 1))
-	_, out := h.serve(nil)
+	cmd, out := h.serve(nil)
 
 	get := func(host string, c *testenv.IssuedCert) (string, error) {
 		conf := &tls.Config{ServerName: host, InsecureSkipVerify: true}
@@ -159,6 +160,26 @@ revocation_unknown = "deny"
 		}
 	}
 
+	// Restarted with the responder down, serve (whose sites all have
+	// cert_file, so it obtains nothing from a CA) answers from the OCSP
+	// answers it kept in its storage.
+	_ = cmd.Process.Signal(syscall.SIGTERM)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		c, err := net.DialTimeout("tcp", h.https, time.Second)
+		if err != nil {
+			break
+		}
+		c.Close()
+		if time.Now().After(deadline) {
+			t.Fatal("serve did not stop on SIGTERM")
+		}
+	}
+	ca.StopOCSP()
+	cmd, out = h.serve(nil)
+	if id, err := get("ocsp.test", dave); err != nil || id != "CN=dave|SUCCESS" {
+		t.Errorf("dave on ocsp.test after a restart with the responder down: %q %v, want the stored answer used:\n%s", id, err, out)
+	}
+
 	ca.Revoke(alice.CertFile, "")
 	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(200 * time.Millisecond) {
 		if _, err := get("mtls.test", alice); err != nil {
@@ -201,7 +222,7 @@ func TestClientAuthCheckersAcrossReloads(t *testing.T) {
 		}
 		return cfg
 	}
-	c := newClientAuths(slog.New(slog.DiscardHandler), &acmeSide{})
+	c := newClientAuths(slog.New(slog.DiscardHandler), nil)
 	defer c.close()
 	running := func() *clientauth.Checker {
 		t.Helper()

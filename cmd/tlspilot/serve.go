@@ -106,15 +106,16 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 			return nil, fmt.Errorf("%s: %w", cfg.File, err)
 		}
 	} else {
-		logger.Info("no site obtains a certificate from the CA: the storage is not opened", "sites", len(cfg.Sites))
+		logger.Info("no site obtains a certificate from the CA: no ACME account is used, and the storage is opened only if a site needs it for OCSP or client-certificate revocation answers", "sites", len(cfg.Sites))
 	}
-	auth := newClientAuths(logger, acme)
+	side := newSideStorage(cfg, logger)
+	auth := newClientAuths(logger, side)
 	sites, settle, err := auth.sites(cfg, acme.GetCertificate)
 	if err != nil {
 		closeAll()
 		return nil, err
 	}
-	staple, err := newStapler(ctx, cfg, acme, logger)
+	staple, err := newStapler(ctx, cfg, acme, side, logger)
 	if err != nil {
 		settle(false)
 		closeAll()

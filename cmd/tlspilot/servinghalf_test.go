@@ -428,8 +428,8 @@ func TestServeReloadMakesManager(t *testing.T) {
 	e.config(files)
 	cmd, log := e.serveLogged()
 	waitCount(t, log, "msg=serving", 1)
-	if !strings.Contains(log.String(), "the storage is not opened") {
-		t.Errorf("no line saying the storage is not opened:\n%s", log.String())
+	if !strings.Contains(log.String(), "no ACME account is used, and the storage is opened only if a site needs it") {
+		t.Errorf("no line saying the storage is not opened for ACME:\n%s", log.String())
 	}
 	storage := filepath.Join(e.dir, "storage")
 	if _, err := os.Stat(storage); !os.IsNotExist(err) {

@@ -14,26 +14,19 @@ import (
 )
 
 // newStapler returns serve's OCSP stapler, or nil when no site staples
-// (every site has ocsp_stapling = false). Staples are kept in serve's
-// storage, opened a second time as for the client-auth caches (and only
-// once a certificate names a responder: a serve with none never opens a
-// storage it would not otherwise use), so a restart staples at once
-// without asking the responders; a storage that cannot be opened leaves
-// them in memory, with a warning. A certificate
+// (every site has ocsp_stapling = false). Staples are kept in side,
+// serve's storage opened a second time, shared with the client-auth
+// caches (and opened only once a certificate names a responder), so a
+// restart staples at once without asking the responders; a storage that
+// cannot be opened leaves them in memory, with a warning. A certificate
 // the responder reports revoked is renewed at once when the Manager
 // serves it (Manager.NoteRevoked); a cert_file certificate can only be
 // reported, as an error.
-func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, log *slog.Logger) (*stapler.Stapler, error) {
+func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, side *lazyStorage, log *slog.Logger) (*stapler.Stapler, error) {
 	if !anyStapling(cfg) {
 		return nil, nil
 	}
-	copts := ocspclient.CacheOptions{Logger: log, Storage: &lazyStorage{open: func() (storage.Storage, error) {
-		st, err := openCheckerStorage(cfg)
-		if err != nil {
-			log.Warn("ocsp stapling: storage unavailable, staples kept in memory only", "error", err)
-		}
-		return st, err
-	}}}
+	copts := ocspclient.CacheOptions{Logger: log, Storage: side}
 	onRevoked := func(ctx context.Context, leaf *x509.Certificate, at time.Time) {
 		serial := leaf.SerialNumber.Text(16)
 		if m := acme.manager(); m != nil {
