@@ -93,7 +93,7 @@ func checkStorage(cfg *config.Config, dir string) error {
 
 // checkServeStorage checks the storage as serve will use it, for check:
 // writable by the user serve runs as when a site obtains certificates
-// from the CA, else not used at all (serve does not open it). It returns
+// from the CA, else not used for ACME (serve may keep OCSP answers there). It returns
 // the line check prints about it.
 func checkServeStorage(cfg *config.Config) (string, error) {
 	dir, err := storageDir(cfg)
@@ -101,7 +101,7 @@ func checkServeStorage(cfg *config.Config) (string, error) {
 		if err != nil {
 			return "storage path: none (serve does not open one: no site obtains a certificate from the CA)", nil
 		}
-		return "storage path: " + dir + " (serve does not open it: no site obtains a certificate from the CA)", nil
+		return "storage path: " + dir + " (serve does not open it for ACME: no site obtains a certificate from the CA; only OCSP answers may be kept there)", nil
 	}
 	if err == nil {
 		err = checkStorage(cfg, dir)
