@@ -67,7 +67,7 @@ func (o *ocspSource) cached(ctx context.Context, cert, issuer *x509.Certificate,
 		}
 		return answer{}, false, err
 	}
-	if !now.Before(r.RefreshAt()) {
+	if !now.Before(r.RefreshAt()) || r.Status == ocspclient.Unknown && !now.Before(r.ThisUpdate.Add(unknownRecheck)) {
 		o.refreshLater(cert, issuer, r.ID, now)
 	}
 	a, err = ocspAnswer(r, responder)
@@ -94,6 +94,14 @@ func hasFoldPrefix(s, prefix string) bool {
 	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
 }
 
+// unknownRecheck is how old an "unknown" answer may be before a
+// handshake that finds it asks the responder again in the background:
+// a responder answers "unknown" for a certificate it does not know yet
+// (one issued after it read its index), and keeping that until the
+// answer's half-life refused a good client for hours.
+// A variable for the tests.
+var unknownRecheck = time.Minute
+
 // refreshLater starts a background fetch about cert unless one runs or
 // the last one failed less than failureBackoff ago.
 func (o *ocspSource) refreshLater(cert, issuer *x509.Certificate, id ocspclient.CertID, now time.Time) {
@@ -103,7 +111,13 @@ func (o *ocspSource) refreshLater(cert, issuer *x509.Certificate, id ocspclient.
 		return
 	}
 	o.inFlight[id] = o.spawn(func() {
-		_, err := o.cache.Refresh(o.base, cert, issuer)
+		r, err := o.cache.Refresh(o.base, cert, issuer)
+		if err == nil && r.Status == ocspclient.Unknown {
+			// Asked again no sooner than after a failure, even when the
+			// responder's "unknown" is older than unknownRecheck.
+			o.done(id, fmt.Errorf("ocsp: status %s", r.Status))
+			return
+		}
 		o.done(id, err)
 		if err != nil {
 			o.log.Warn("ocsp refresh failed, the current response answers until its nextUpdate",

@@ -251,3 +251,24 @@ func (h hangCRLs) RoundTrip(req *http.Request) (*http.Response, error) {
 	}
 	return h.next.RoundTrip(req)
 }
+
+// TestOCSPUnknownAskedAgain: a responder that does not know a certificate
+// yet (one issued after it read its index) answers "unknown"; once the
+// responder knows it, a handshake after unknownRecheck asks again, and
+// the client gets in (it was refused until the unknown answer's
+// half-life, hours).
+func TestOCSPUnknownAskedAgain(t *testing.T) {
+	defer func(d time.Duration) { unknownRecheck = d }(unknownRecheck)
+	unknownRecheck = 200 * time.Millisecond
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
+	late := client(ca, "late") // after the responder read index.txt
+	chk := newChecker(t, ocspPolicy(ca, RevocationLeaf), Options{})
+	refused(t, chk, late, ReasonUnknown)
+	ca.StopOCSP()
+	ca.StartOCSP(testenv.OCSPResponderOptions{}) // reads index.txt again: knows late
+	time.Sleep(2 * unknownRecheck)
+	refused(t, chk, late, ReasonUnknown) // still the stored answer; asks again in the background
+	chk.wg.Wait()
+	accept(t, chk, late)
+}

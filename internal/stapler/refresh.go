@@ -42,8 +42,8 @@ func (s *Stapler) maintain(it *item) {
 
 // nextFetch returns when the item's response should next be fetched:
 // now if none was taken yet, else half-way through the last one's
-// validity (whatever its status: a revoked or unknown answer is asked
-// again no sooner than a good one), or after the backoff of the failures
+// validity (a revoked answer is asked again no sooner than a good one,
+// an unknown one within unknownRecheck), or after the backoff of the failures
 // so far, but no later than the moment the staple goes stale. Once this
 // process fetched (fetched), a responder whose answers are already past
 // their half-life when they arrive (precomputed long before) is asked
@@ -66,8 +66,20 @@ func (s *Stapler) nextFetch(it *item, fetched bool) time.Time {
 	if fetched && !at.After(now) {
 		at = now.Add(max(minRefetch, last.Expires().Sub(now)/2))
 	}
+	if last.Status == ocspclient.Unknown && fetched {
+		// A responder that does not know the certificate yet (issued
+		// after it read its index) soon will: nothing is stapled
+		// meanwhile, so ask again within unknownRecheck.
+		if soon := now.Add(unknownRecheck); soon.Before(at) {
+			at = soon
+		}
+	}
 	return at
 }
+
+// unknownRecheck bounds the wait before asking again after an "unknown"
+// answer. A variable for the tests.
+var unknownRecheck = time.Minute
 
 // minRefetch is the shortest wait between two fetches that both
 // succeeded.
@@ -105,9 +117,9 @@ func (s *Stapler) idle(it *item, now time.Time) bool {
 
 // refresh fetches a new response for the item, unless another process sharing
 // the storage (or another certificate value with the same leaf) already
-// did, and takes it up.
+// did, and takes it up. An "unknown" answer is always asked again.
 func (s *Stapler) refresh(ctx context.Context, it *item) {
-	if r, err := s.opts.Cache.Latest(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) {
+	if r, err := s.opts.Cache.Latest(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) && r.Status != ocspclient.Unknown {
 		s.take(ctx, it, r)
 		return
 	}

@@ -324,3 +324,28 @@ func TestStapleNeverStale(t *testing.T) {
 		}
 	}
 }
+
+// TestUnknownAskedAgain: a certificate the responder does not know yet
+// (issued after it read its index) gets no staple; once the responder
+// knows it, the stapler asks again within unknownRecheck, not at the
+// unknown answer's half-life (hours), and staples.
+func TestUnknownAskedAgain(t *testing.T) {
+	defer func(d time.Duration) { unknownRecheck = d }(unknownRecheck)
+	unknownRecheck = 300 * time.Millisecond
+	ca := newIntermediate(t)
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
+	leaf := ca.Issue(testenv.IssueOptions{CommonName: "late.test"}) // after the responder read index.txt
+	s := newStapler(t, t.TempDir(), &logRecords{}, nil)
+	tc := loadPair(t, leaf)
+	s.Prepare(tc)
+	waitFor(t, "an unknown answer", func() bool {
+		st := s.Status()
+		return len(st) == 1 && st[0].Status == "unknown"
+	})
+	if s.Staple(tc).OCSPStaple != nil {
+		t.Fatal("an unknown answer was stapled")
+	}
+	ca.StopOCSP()
+	ca.StartOCSP(testenv.OCSPResponderOptions{}) // knows late.test now
+	waitFor(t, "a staple once the responder knows the certificate", func() bool { return s.Staple(tc).OCSPStaple != nil })
+}
