@@ -322,6 +322,8 @@ func TestClientAuthForgedHeaders(t *testing.T) {
 	forged := []string{
 		"X-Client-Cert-Subject", "CN=admin", "x-client-cert-verify", "SUCCESS", "X-CLIENT-CERT-SERIAL", "01",
 		"X-Client-Cert-Whatever", "1", "X-Mtls-Subject", "CN=admin", "x-mtls-verify", "SUCCESS",
+		// The same to a CGI-style upstream, where '_' and '-' are one.
+		"X-Client-Cert_Subject", "CN=admin", "X_Client_Cert_Verify", "SUCCESS", "x_mtls_subject", "CN=admin",
 	}
 	alice := keyPair(t, m.alice)
 	for _, c := range []struct {
@@ -346,7 +348,7 @@ func TestClientAuthForgedHeaders(t *testing.T) {
 				t.Errorf("%s (h2 %v, cert %v): %sVerify %q, want %q", c.site, h2, c.cert != nil, c.prefix, got, c.verify)
 			}
 			for k, v := range h {
-				lk := strings.ToLower(k)
+				lk := strings.ReplaceAll(strings.ToLower(k), "_", "-")
 				if !strings.HasPrefix(lk, "x-client-cert-") && !strings.HasPrefix(lk, "x-mtls-") {
 					continue
 				}

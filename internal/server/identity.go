@@ -89,8 +89,36 @@ func (u upstreamIdentity) rewrite(h http.Header, cs *tls.ConnectionState) {
 	}
 }
 
+// hasPrefixFold reports whether s starts with prefix ignoring ASCII case
+// and counting '_' and '-' as one: CGI, FastCGI and many WSGI servers
+// map both to the same variable (HTTP_X_CLIENT_CERT_SUBJECT), so a
+// client's "X-Client-Cert_Subject" would pass for the proxy's
+// "X-Client-Cert-Subject" behind them (Apache drops such headers too).
 func hasPrefixFold(s, prefix string) bool {
-	return len(s) >= len(prefix) && strings.EqualFold(s[:len(prefix)], prefix)
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := range len(prefix) {
+		a, b := s[i], prefix[i]
+		if a == '_' {
+			a = '-'
+		}
+		if b == '_' {
+			b = '-'
+		}
+		if a != b && lower(a) != lower(b) {
+			return false
+		}
+	}
+	return true
+}
+
+// lower is ASCII lower case of one byte.
+func lower(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
 }
 
 // set writes the identity headers of the connection's client
