@@ -16,7 +16,7 @@ import (
 // An idle item is forgotten (a later handshake starts it again); an
 // expired one stays, without a goroutine, so its handshakes start none.
 func (s *Stapler) maintain(it *item) {
-	ctx := s.ctx
+	ctx := it.ctx
 	if r, err := s.opts.Cache.Cached(ctx, it.leaf, it.issuer); err == nil {
 		s.take(ctx, it, r)
 	} else if !errors.Is(err, fs.ErrNotExist) {

@@ -12,6 +12,7 @@ package stapler
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -64,6 +65,11 @@ type Stapler struct {
 	opts  Options
 	log   *slog.Logger
 	items sync.Map // *tls.Certificate → *item
+	// byLeaf is the current item of each leaf (by SHA-256 of its DER): a
+	// reload loads the same certificate into a new *tls.Certificate, whose
+	// item takes over the older one's response and retires it.
+	byLeaf sync.Map   // [sha256.Size]byte → *item
+	leafMu sync.Mutex // serializes take-overs
 }
 
 // New returns a Stapler whose goroutines run until ctx ends. It fails if
@@ -107,6 +113,12 @@ func (s *Stapler) sweep() {
 				}
 				return true
 			})
+			s.byLeaf.Range(func(k, v any) bool {
+				if cur, ok := s.items.Load(v.(*item).src); !ok || cur != v {
+					s.byLeaf.Delete(k)
+				}
+				return true
+			})
 		}
 	}
 }
@@ -114,7 +126,9 @@ func (s *Stapler) sweep() {
 // item is one certificate the Stapler has seen.
 type item struct {
 	src       *tls.Certificate
-	leaf      *x509.Certificate // nil: nothing to staple (no responder, no issuer)
+	ctx       context.Context    // of its goroutine: ends when retired
+	retire    context.CancelFunc // nil without a goroutine
+	leaf      *x509.Certificate  // nil: nothing to staple (no responder, no issuer)
 	issuer    *x509.Certificate
 	responder string
 	stapled   atomic.Pointer[stapled]             // nil until a good response is at hand
@@ -169,11 +183,42 @@ func (s *Stapler) item(tc *tls.Certificate) *item {
 		return v.(*item)
 	}
 	it := s.newItem(tc)
-	v, loaded := s.items.LoadOrStore(tc, it)
-	if !loaded && it.leaf != nil {
-		go s.maintain(it)
+	if it.leaf == nil {
+		v, _ := s.items.LoadOrStore(tc, it)
+		return v.(*item)
 	}
-	return v.(*item)
+	s.leafMu.Lock()
+	defer s.leafMu.Unlock()
+	if v, ok := s.items.Load(tc); ok { // made meanwhile
+		return v.(*item)
+	}
+	it.ctx, it.retire = context.WithCancel(s.ctx)
+	key := sha256.Sum256(it.leaf.Raw)
+	if v, ok := s.byLeaf.Load(key); ok {
+		s.takeOver(it, v.(*item))
+	}
+	s.byLeaf.Store(key, it)
+	s.items.Store(tc, it)
+	go s.maintain(it)
+	return it
+}
+
+// takeOver gives it, a new certificate value with the same leaf as old
+// (a reload), old's last response and staple, and retires old: one
+// goroutine and one status entry per leaf, however many reloads.
+func (s *Stapler) takeOver(it, old *item) {
+	if r := old.last.Load(); r != nil {
+		it.last.Store(r)
+	}
+	if st := old.stapled.Load(); st != nil {
+		cp := *it.src
+		cp.OCSPStaple = st.resp.Raw
+		it.stapled.Store(&stapled{resp: st.resp, tc: &cp})
+	}
+	it.failTotal.Store(old.failTotal.Load())
+	it.revoked.Store(old.revoked.Load())
+	old.retire()
+	s.items.Delete(old.src)
 }
 
 // newItem reads tc's leaf and issuer. A leaf without an OCSP responder is

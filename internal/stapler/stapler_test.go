@@ -349,3 +349,30 @@ func TestUnknownAskedAgain(t *testing.T) {
 	ca.StartOCSP(testenv.OCSPResponderOptions{}) // knows late.test now
 	waitFor(t, "a staple once the responder knows the certificate", func() bool { return s.Staple(tc).OCSPStaple != nil })
 }
+
+// TestReloadTakesOver: a reload loads the same certificate into a new
+// value; its staple carries over at once (the responder is down by
+// then), and the older value's goroutine and status entry go: one per
+// leaf however many reloads (there were one more per reload, each
+// fetching, for a week).
+func TestReloadTakesOver(t *testing.T) {
+	ca := newIntermediate(t)
+	leaf := ca.Issue(testenv.IssueOptions{CommonName: "www.test"})
+	ca.StartOCSP(testenv.OCSPResponderOptions{})
+	s := newStapler(t, t.TempDir(), &logRecords{}, nil)
+	first := loadPair(t, leaf)
+	s.Prepare(first)
+	waitFor(t, "a staple", func() bool { return s.Staple(first).OCSPStaple != nil })
+	ca.StopOCSP()
+	var last *tls.Certificate
+	for range 5 {
+		last = loadPair(t, leaf) // as a reload does
+		s.Prepare(last)
+	}
+	if got := s.Staple(last); got.OCSPStaple == nil || &got.Certificate[0][0] != &last.Certificate[0][0] {
+		t.Error("the reloaded certificate has no staple, or a copy of another value")
+	}
+	if st := s.Status(); len(st) != 1 || !st[0].Stapling {
+		t.Errorf("status after 5 reloads: %+v, want one stapled entry", st)
+	}
+}
