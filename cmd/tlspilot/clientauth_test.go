@@ -175,7 +175,7 @@ revocation_unknown = "deny"
 		}
 	}
 	ca.StopOCSP()
-	cmd, out = h.serve(nil)
+	_, out = h.serve(nil)
 	if id, err := get("ocsp.test", dave); err != nil || id != "CN=dave|SUCCESS" {
 		t.Errorf("dave on ocsp.test after a restart with the responder down: %q %v, want the stored answer used:\n%s", id, err, out)
 	}
