@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"bytes"
 	"context"
 	"crypto"
 	"crypto/rand"
@@ -9,6 +10,7 @@ import (
 	"encoding/asn1"
 	"encoding/pem"
 	"errors"
+	"log/slog"
 	"math/big"
 	"net/http"
 	"os"
@@ -104,7 +106,12 @@ func TestCRLFileUnusable(t *testing.T) {
 				t.Fatal(err)
 			}
 			p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}
-			r := refused(t, newChecker(t, p, Options{}), c, ReasonUnknown)
+			var logged bytes.Buffer
+			r := refused(t, newChecker(t, p, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}), c, ReasonUnknown)
+			unusable := tt.name == "stale" || tt.name == "from the future"
+			if got := strings.Contains(logged.String(), "crl file cannot answer"); got != unusable {
+				t.Errorf("warned at start that the CRL cannot answer: %v, want %v:\n%s", got, unusable, &logged)
+			}
 			if r.Err == nil || !strings.Contains(r.Err.Error(), tt.want) {
 				t.Errorf("refusal %v, want an error saying %q", r, tt.want)
 			}

@@ -24,6 +24,8 @@ type crlFiles struct {
 	log      *slog.Logger
 
 	snap atomic.Pointer[fileSnapshot]
+
+	warned map[*crl]bool // CRLs said to be unusable; the watch loop's
 }
 
 // fileSnapshot is what the files held when last read.
@@ -52,7 +54,26 @@ func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger) (*crl
 		files[i] = st
 	}
 	f.snap.Store(newSnapshot(files))
+	f.warned = make(map[*crl]bool)
+	f.warnUnusable(time.Now())
 	return f, nil
+}
+
+// warnUnusable logs, once per CRL, a CRL of the files that cannot answer
+// at now (stale, or from the future): every client of its issuer is then
+// refused (or let in with revocation_unknown = "allow") until the file is
+// replaced, which a reader of the log should not have to infer from
+// refusals.
+func (f *crlFiles) warnUnusable(now time.Time) {
+	for _, st := range f.snap.Load().files {
+		for _, l := range st.crls {
+			if err := l.fresh(now); err != nil && !f.warned[l] {
+				f.warned[l] = true
+				f.log.Warn("crl file cannot answer: clients of its issuer get no revocation answer from it until it is replaced",
+					"issuer", l.list.Issuer.String(), "error", err)
+			}
+		}
+	}
 }
 
 // watch looks at the files once per interval until ctx ends.
@@ -65,6 +86,7 @@ func (f *crlFiles) watch(ctx context.Context) {
 			return
 		case <-t.C:
 			f.reload()
+			f.warnUnusable(time.Now())
 		}
 	}
 }
