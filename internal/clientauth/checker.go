@@ -299,7 +299,20 @@ type answer struct {
 
 // describe says what a revoked answer says, for Refusal.Detail.
 func (a answer) describe() string {
-	return fmt.Sprintf("%s: revoked at %s, reason %d", a.source, a.at.UTC().Format(time.RFC3339), a.reason)
+	return fmt.Sprintf("%s: revoked at %s, reason %d (%s)", a.source, a.at.UTC().Format(time.RFC3339), a.reason, reasonName(a.reason))
+}
+
+// crlReasons are the names of RFC 5280 §5.3.1's CRLReason codes (7 is
+// unused).
+var crlReasons = []string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+	"cessationOfOperation", "certificateHold", "", "removeFromCRL", "privilegeWithdrawn", "aACompromise"}
+
+// reasonName is the RFC 5280 name of a CRLReason code.
+func reasonName(code int) string {
+	if code >= 0 && code < len(crlReasons) && crlReasons[code] != "" {
+		return crlReasons[code]
+	}
+	return "unknown reason"
 }
 
 // status asks the sources about cert. First what is at hand without

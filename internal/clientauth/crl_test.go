@@ -35,7 +35,7 @@ func TestCRLFile(t *testing.T) {
 			if r.Serial != bad.Cert.SerialNumber.Text(16) || r.Subject != "CN=bad" || r.Depth != 0 {
 				t.Errorf("refusal names %q serial %s depth %d, want CN=bad serial %x depth 0", r.Subject, r.Serial, r.Depth, bad.Cert.SerialNumber)
 			}
-			if !strings.Contains(r.Detail, file) || !strings.Contains(r.Detail, "reason 1") {
+			if !strings.Contains(r.Detail, file) || !strings.Contains(r.Detail, "reason 1 (keyCompromise)") {
 				t.Errorf("detail %q, want the file and reason 1 (keyCompromise)", r.Detail)
 			}
 		})

@@ -27,7 +27,7 @@ func TestOCSPLeaf(t *testing.T) {
 	chk := newChecker(t, ocspPolicy(ca, RevocationLeaf), Options{})
 	accept(t, chk, good)
 	r := refused(t, chk, bad, ReasonRevoked)
-	if !strings.Contains(r.Detail, "ocsp "+ca.OCSPURL) || !strings.Contains(r.Detail, "reason 1") {
+	if !strings.Contains(r.Detail, "ocsp "+ca.OCSPURL) || !strings.Contains(r.Detail, "reason 1 (keyCompromise)") {
 		t.Errorf("detail %q, want the responder and reason 1 (keyCompromise)", r.Detail)
 	}
 }

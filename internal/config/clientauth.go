@@ -126,15 +126,20 @@ func (d *decoder) revocation(t *table, c *ClientAuth) {
 		u, err := url.Parse(c.OCSPResponder)
 		switch {
 		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" || u.User != nil || u.Fragment != "":
-			d.errorf(t.key("ocsp_responder"), "%q: want an http:// URL of an OCSP responder", c.OCSPResponder)
+			d.errorf(t.key("ocsp_responder"), "%q: want an http:// (or https://) URL of an OCSP responder", c.OCSPResponder)
 		case !c.OCSP:
 			d.errorf(t.key("ocsp_responder"), "used only with ocsp = true")
 		}
 	}
-	if t.str("revocation_unknown", &c.RevocationUnknown) && c.RevocationUnknown != UnknownDeny && c.RevocationUnknown != UnknownAllow {
-		d.errorf(t.key("revocation_unknown"), "%q: want \"deny\" (refuse the client) or \"allow\" (let it in) when no fresh answer can be had", c.RevocationUnknown)
-	}
 	sources := len(c.CRLFiles) > 0 || c.CRLFetch || c.OCSP
+	if t.str("revocation_unknown", &c.RevocationUnknown) {
+		switch {
+		case c.RevocationUnknown != UnknownDeny && c.RevocationUnknown != UnknownAllow:
+			d.errorf(t.key("revocation_unknown"), "%q: want \"deny\" (refuse the client) or \"allow\" (let it in) when no fresh answer can be had", c.RevocationUnknown)
+		case !sources:
+			d.errorf(t.key("revocation_unknown"), "used only with a source of revocation answers: crl files, crl_fetch = true or ocsp = true")
+		}
+	}
 	if !t.str("revocation", &c.Revocation) {
 		c.Revocation = map[bool]string{true: RevocationLeaf, false: RevocationOff}[sources]
 		return
