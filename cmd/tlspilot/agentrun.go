@@ -6,10 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
-	"os/signal"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tlspilot/tlspilot"
@@ -130,19 +127,7 @@ func keptCerts(cfg *config.Agent, log *slog.Logger) ([]fleet.KeptCert, error) {
 // agentDaemon runs the Keeper until ctx ends; SIGHUP is logged, not
 // acted on (a restart reads the config again).
 func agentDaemon(ctx context.Context, k *fleet.Keeper, log *slog.Logger) int {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				log.Warn("SIGHUP ignored: the agent reads its config at start only; restart it to apply changes")
-			}
-		}
-	}()
+	defer ignoreHUP(ctx, log, "the agent")()
 	if err := k.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("agent stopped", "error", err)
 		return 1

@@ -159,19 +159,7 @@ func (k *keeper) daemon(ctx context.Context) int {
 	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates),
 		"admin", k.adm.addr())
 	go k.adm.serve(ctx, k.m, k.log)
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-hup:
-				k.log.Warn("SIGHUP ignored: certs reads its config at start only; restart it to apply changes")
-			}
-		}
-	}()
+	defer ignoreHUP(ctx, k.log, "certs")()
 	if err := k.m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		k.log.Error("certs stopped", "error", err)
 		return 1
@@ -277,3 +265,28 @@ var (
 	_ tlspilot.Deployer      = (*deploy.Files)(nil)
 	_ tlspilot.DeployChecker = (*deploy.Files)(nil)
 )
+
+// ignoreHUP logs each SIGHUP (what says who reads its config at start
+// only) instead of letting it end the process, until ctx ends or the
+// returned stop is called.
+func ignoreHUP(ctx context.Context, log *slog.Logger, what string) (stop func()) {
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	done := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-done:
+				return
+			case <-hup:
+				log.Warn("SIGHUP ignored: " + what + " reads its config at start only; restart it to apply changes")
+			}
+		}
+	}()
+	return func() {
+		signal.Stop(hup)
+		close(done)
+	}
+}
