@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/devca"
 )
 
 // TestServeHTTP01BehindRedirect: another server owns port 80 and answers
@@ -59,16 +61,15 @@ proxy = %q
 	}
 }
 
-// freeAddr returns a 127.0.0.1 address that was free a moment ago.
+// freeAddr returns a 127.0.0.1 address that was free a moment ago, of a
+// port no outgoing connection takes meanwhile (devca.FreePorts).
 func freeAddr(t *testing.T) string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := devca.FreePorts(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	return addr
+	return "127.0.0.1:" + strconv.Itoa(ports[0])
 }
 
 // pathCounter counts the requests under the http-01 path it saw.

@@ -6,7 +6,11 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math/rand/v2"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"github.com/letsencrypt/challtestsrv"
@@ -120,16 +124,46 @@ func freeUDPAndTCPAddr() (string, error) {
 }
 
 // FreePorts returns n distinct TCP ports on 127.0.0.1 that were free a
-// moment ago. Another process may take one before the caller binds it.
+// moment ago. Another process may take one before the caller binds it,
+// but none does by connecting out: the ports are drawn below the
+// kernel's ephemeral range (ip_local_port_range), from which outgoing
+// connections take theirs; a port the kernel handed out for ":0" was
+// seen taken that way by a parallel test package's connection.
 func FreePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		ln, err := net.Listen("tcp", "127.0.0.1:0")
+	lo, hi := belowEphemeral()
+	ports := make([]int, 0, n)
+	for tries := 0; len(ports) < n; tries++ {
+		addr := "127.0.0.1:0"
+		if hi > lo && tries < 1000 {
+			addr = "127.0.0.1:" + strconv.Itoa(lo+rand.IntN(hi-lo))
+		}
+		ln, err := net.Listen("tcp", addr)
 		if err != nil {
+			if tries < 1000 {
+				continue // taken: draw another
+			}
 			return nil, fmt.Errorf("free ports: %w", err)
 		}
 		defer ln.Close() // keep all open until all are picked, so they differ
-		ports[i] = ln.Addr().(*net.TCPAddr).Port
+		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
 	}
 	return ports, nil
+}
+
+// belowEphemeral returns a range of ports [lo, hi) under the kernel's
+// ephemeral range, or lo == hi when it cannot tell (not Linux).
+func belowEphemeral() (lo, hi int) {
+	b, err := os.ReadFile("/proc/sys/net/ipv4/ip_local_port_range")
+	if err != nil {
+		return 0, 0
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 1 {
+		return 0, 0
+	}
+	start, err := strconv.Atoi(f[0])
+	if err != nil || start < 11024 {
+		return 0, 0
+	}
+	return start - 10000, start
 }
