@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/issuance"
 	"github.com/tlspilot/tlspilot/storage"
@@ -46,6 +47,16 @@ type CSRCertificate struct {
 // how many run at once. Records presented for orders that run at the
 // same time are sent to the DNS provider and waited for together.
 func (m *Manager) ObtainCSR(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (CSRCertificate, error) {
+	return m.ObtainCSRReplacing(ctx, id, csr, names, nil)
+}
+
+// ObtainCSRReplacing is ObtainCSR for a certificate that replaces old (a
+// renewal; nil for none): when the CA offers renewal information, the
+// new order names old in its "replaces" field (RFC 9773 §5), which lets
+// the CA tie the two (Let's Encrypt exempts such renewals from its
+// new-order limits). A CA that refuses the field for that certificate
+// gets the order again without it.
+func (m *Manager) ObtainCSRReplacing(ctx context.Context, id string, csr *x509.CertificateRequest, names []string, old *x509.Certificate) (CSRCertificate, error) {
 	if m.dns == nil {
 		return CSRCertificate{}, errors.New("obtain for a CSR: dns-01 is not configured (Config.DNSProvider)")
 	}
@@ -61,15 +72,22 @@ func (m *Manager) ObtainCSR(ctx context.Context, id string, csr *x509.Certificat
 	}
 	var out CSRCertificate
 	err = m.underIssueLock(ctx, id, func(ctx context.Context) (err error) {
-		out, err = m.obtainCSRLocked(ctx, id, csr, names)
+		out, err = m.obtainCSRLocked(ctx, id, csr, names, old)
 		return err
 	})
 	return out, err
 }
 
 // obtainCSRLocked is ObtainCSR under the lock.
-func (m *Manager) obtainCSRLocked(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (CSRCertificate, error) {
+func (m *Manager) obtainCSRLocked(ctx context.Context, id string, csr *x509.CertificateRequest, names []string, old *x509.Certificate) (CSRCertificate, error) {
 	req := issuance.Request{ID: id, Names: names, Challenge: DNS01, CSR: csr}
+	if old != nil {
+		if dir, err := m.client.Directory(ctx); err == nil && dir.RenewalInfo {
+			if ariID, err := acmeclient.CertID(old); err == nil {
+				req.Replaces = ariID
+			}
+		}
+	}
 	c, flow, err := m.order(ctx, req, nil)
 	if err != nil {
 		return CSRCertificate{}, fmt.Errorf("obtain %s: %w", id, err)

@@ -86,9 +86,10 @@ func (c *Client) Request(ctx context.Context, req CertificateRequest) (*Certific
 // Orderer obtains certificates for CSRs from the CA: the issuer's ACME
 // engine, *tlspilot.Manager.
 type Orderer interface {
-	// ObtainCSR obtains a certificate for csr's key and names, with
-	// dns-01. id names the work in the engine's storage: an order saved
-	// under id by an earlier, interrupted call is resumed rather than
-	// placed again.
-	ObtainCSR(ctx context.Context, id string, csr *x509.CertificateRequest, names []string) (tlspilot.CSRCertificate, error)
+	// ObtainCSRReplacing obtains a certificate for csr's key and names,
+	// with dns-01. id names the work in the engine's storage: an order
+	// saved under id by an earlier, interrupted call is resumed rather
+	// than placed again. old, if not nil, is the certificate the new one
+	// replaces (named in the order, RFC 9773 §5).
+	ObtainCSRReplacing(ctx context.Context, id string, csr *x509.CertificateRequest, names []string, old *x509.Certificate) (tlspilot.CSRCertificate, error)
 }

@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -57,6 +58,9 @@ type job struct {
 	Attempts int       `json:"attempts,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	RetryAt  time.Time `json:"retry_at,omitzero"`
+	// Replaces is the leaf (PEM) of the certificate the work in progress
+	// renews, named in the new order; empty for a first certificate.
+	Replaces string `json:"replaces,omitempty"`
 	// Set when valid.
 	Serial      string    `json:"serial,omitempty"` // hexadecimal
 	Fullchain   string    `json:"fullchain,omitempty"`
@@ -280,6 +284,9 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 	if !exists {
 		j = job{ID: id, Host: a.Host, Names: names, Created: now}
 	}
+	if j.State == CertValid {
+		j.Replaces = leafPEM(j.Fullchain) // a renewal of the certificate in hand
+	}
 	j.CSR, j.KeyHash, j.State, j.Updated, j.Error = csr.Raw, hash, CertProcessing, now, ""
 	if err := s.saveJob(ctx, j); err != nil {
 		return nil, err
@@ -396,7 +403,7 @@ func (s *Server) runJob(ctx context.Context, id string) {
 			s.log.Error("certificate work: stored CSR", "job", id, "error", err)
 			return
 		}
-		c, err := s.opts.Orderer.ObtainCSR(ctx, id, csr, j.Names)
+		c, err := s.opts.Orderer.ObtainCSRReplacing(ctx, id, csr, j.Names, parseLeaf(j.Replaces))
 		if ctx.Err() != nil {
 			return // the issuer stops; the next start resumes the order
 		}
@@ -440,7 +447,7 @@ func (s *Server) finish(ctx context.Context, j job, csr *x509.CertificateRequest
 	} else {
 		leaf := c.Leaf
 		cur.State, cur.Attempts, cur.RetryAt = CertValid, 0, time.Time{}
-		cur.Fullchain, cur.Serial = string(c.Fullchain), leaf.SerialNumber.Text(16)
+		cur.Fullchain, cur.Serial, cur.Replaces = string(c.Fullchain), leaf.SerialNumber.Text(16), ""
 		cur.RenewAfter, cur.RenewBefore = renewWindow(leaf.NotBefore, leaf.NotAfter, c.RenewalStart, c.RenewalEnd)
 		rec.Decision, rec.OrderURL, rec.Chain = AuditIssued, c.OrderURL, cur.Fullchain
 		rec.Serial, rec.NotBefore, rec.NotAfter = cur.Serial, leaf.NotBefore, leaf.NotAfter
@@ -465,4 +472,23 @@ func renewWindow(notBefore, notAfter, ariStart, ariEnd time.Time) (time.Time, ti
 	end := renewal.Due(notBefore, notAfter, nil, func() float64 { return 0.999999 })
 	start := renewal.Due(notBefore, notAfter, nil, func() float64 { return 0 })
 	return start, end
+}
+
+// leafPEM returns the first PEM block of a chain, "" if none.
+func leafPEM(chain string) string {
+	b, _ := pem.Decode([]byte(chain))
+	if b == nil {
+		return ""
+	}
+	return string(pem.EncodeToMemory(b))
+}
+
+// parseLeaf parses a PEM certificate; nil if there is none or it does
+// not parse (the order then names nothing it replaces).
+func parseLeaf(p string) *x509.Certificate {
+	c, err := parseCertificate(p)
+	if err != nil {
+		return nil
+	}
+	return c
 }

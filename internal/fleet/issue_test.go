@@ -22,6 +22,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/dns01/provider"
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/internal/testenv"
@@ -430,5 +431,13 @@ func TestSameCSRAfterWindowOpens(t *testing.T) {
 	}
 	if n := e.p.Orders(); n != 2 {
 		t.Errorf("Pebble saw %d orders, want 2", n)
+	}
+	// The renewal's order named the certificate it replaces (RFC 9773 §5).
+	oldID, err := acmeclient.CertID(leafOf(t, first.Fullchain))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := e.p.Replaces(); len(got) != 2 || got[0] != "" || got[1] != oldID {
+		t.Errorf("replaces fields of the orders: %q, want none and then %q", got, oldID)
 	}
 }
