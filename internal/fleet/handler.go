@@ -97,16 +97,11 @@ func (s *Server) agent(w http.ResponseWriter, _ *http.Request, a *Agent) {
 // certificate. The CSR is checked before the token is used up.
 func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	var req EnrollRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with token and csr"})
+	if !decodeBody(w, r, &req, "token and csr") {
 		return
 	}
-	csr, err := x509.ParseCertificateRequest(req.CSR)
-	if err == nil {
-		err = fleetca.CheckCSR(csr)
-	}
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"bad CSR: " + err.Error()})
+	csr, ok := clientCSR(w, req.CSR)
+	if !ok {
 		return
 	}
 	a, err := s.opts.Registry.Redeem(r.Context(), req.Token)
@@ -136,16 +131,11 @@ type ClientCertRequest struct {
 // so an agent that loses the answer can try again.
 func (s *Server) renewClient(w http.ResponseWriter, r *http.Request, a *Agent) {
 	var req ClientCertRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with csr"})
+	if !decodeBody(w, r, &req, "csr") {
 		return
 	}
-	csr, err := x509.ParseCertificateRequest(req.CSR)
-	if err == nil {
-		err = fleetca.CheckCSR(csr)
-	}
-	if err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"bad CSR: " + err.Error()})
+	csr, ok := clientCSR(w, req.CSR)
+	if !ok {
 		return
 	}
 	resp, err := s.issueClient(r.Context(), a, csr)
@@ -204,6 +194,30 @@ func statusOf(err error) int {
 		return http.StatusForbidden
 	}
 	return http.StatusInternalServerError
+}
+
+// decodeBody decodes the JSON body of r (at most maxBody bytes) into v,
+// answering 400 naming the fields wanted when it cannot.
+func decodeBody(w http.ResponseWriter, r *http.Request, v any, fields string) bool {
+	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(v); err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with " + fields})
+		return false
+	}
+	return true
+}
+
+// clientCSR parses the CSR for a client certificate and checks its
+// signature and key (fleetca.CheckCSR), answering 400 when it is bad.
+func clientCSR(w http.ResponseWriter, der []byte) (*x509.CertificateRequest, bool) {
+	csr, err := x509.ParseCertificateRequest(der)
+	if err == nil {
+		err = fleetca.CheckCSR(csr)
+	}
+	if err != nil {
+		writeJSON(w, http.StatusBadRequest, errorResponse{"bad CSR: " + err.Error()})
+		return nil, false
+	}
+	return csr, true
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

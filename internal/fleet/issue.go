@@ -6,7 +6,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
-	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -177,8 +176,7 @@ func (s *Server) reportProgress(ctx context.Context) {
 // key), then the work for the agent's names.
 func (s *Server) certificateReq(w http.ResponseWriter, r *http.Request, a *Agent) {
 	var req CertificateRequest
-	if err := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxBody)).Decode(&req); err != nil {
-		writeJSON(w, http.StatusBadRequest, errorResponse{"want a JSON body with csr"})
+	if !decodeBody(w, r, &req, "csr") {
 		return
 	}
 	csr, err := x509.ParseCertificateRequest(req.CSR)
