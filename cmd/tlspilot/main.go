@@ -11,7 +11,7 @@
 //	tlspilot clean [--older-than 30d]       remove stored certificates no longer configured
 //	tlspilot import certbot [--apply] [DIR] take over certbot's certificates without reissuing
 //	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
-//	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, revoke-agent
+//	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, audit, revoke-agent
 //	tlspilot agent enroll -c FILE --token T  enrol a fleet agent with its issuer
 //	tlspilot agent -c FILE [--once]          keep a fleet agent's certificates
 //	tlspilot version                        print the version
@@ -51,7 +51,7 @@ Usage:
   tlspilot import certbot [--apply] [DIR]       take over certbot's certificates (dry run without --apply)
   tlspilot storage migrate --from A --to B      copy a storage (directory or postgres:// URL) into another
   tlspilot issuer [-c FILE]                     run the fleet issuer's API (issuer_listen)
-  tlspilot issuer COMMAND [-c FILE] ...         the fleet issuer: ca, enroll, agents, revoke-agent
+  tlspilot issuer COMMAND [-c FILE] ...         the fleet issuer: ca, enroll, agents, audit, revoke-agent
   tlspilot agent enroll -c AGENT.toml --token T enrol a fleet agent with its issuer
   tlspilot agent -c AGENT.toml [--once]         keep a fleet agent's certificates (daemon, or one pass)
   tlspilot version                              print the version
