@@ -170,14 +170,16 @@ func (p *Pebble) Close() {
 }
 
 // Requests returns how many requests reached the ACME API, faulted ones
-// included.
+// included. Requests Pebble refused with badNonce are not counted: a client
+// sends each of them again, and Pebble refuses good nonces at random
+// (PebbleOptions.NonceReject).
 func (p *Pebble) Requests() int {
 	return p.rec.count("")
 }
 
 // RequestsTo returns how many requests to the ACME API had a path starting
 // with pathPrefix, such as "/order-plz" or "/nonce-plz". Faulted requests
-// count.
+// count; requests Pebble refused with badNonce do not (see Requests).
 func (p *Pebble) RequestsTo(pathPrefix string) int {
 	return p.rec.count(pathPrefix)
 }

@@ -1,6 +1,11 @@
 package testenv
 
 import (
+	"bytes"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
@@ -251,4 +256,78 @@ func TestReplacesField(t *testing.T) {
 			t.Errorf("replacesField(%s) = %q, want %q", tt.body, got, tt.want)
 		}
 	}
+}
+
+// TestRequestsSkipBadNonce: a request Pebble refuses with badNonce is not
+// counted, since a client sends it again; other refused requests are.
+func TestRequestsSkipBadNonce(t *testing.T) {
+	p := StartPebble(t, PebbleOptions{NonceReject: -1})
+	dir := getDirectory(t, p)
+	var acct struct {
+		NewAccount string `json:"newAccount"`
+	}
+	if err := json.NewDecoder(do(t, p, http.MethodGet, p.DirectoryURL).Body).Decode(&acct); err != nil {
+		t.Fatal(err)
+	}
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := p.Requests()
+	for _, nonce := range []string{"bm90LWEtbm9uY2U", "", "bm90LWEtbm9uY2U"} {
+		resp := postJWS(t, p, key, acct.NewAccount, nonce)
+		var prob struct{ Type string }
+		_ = json.NewDecoder(resp.Body).Decode(&prob)
+		if prob.Type != acmeErrorNamespace+"badNonce" {
+			t.Fatalf("nonce %q: %s %q, want badNonce", nonce, resp.Status, prob.Type)
+		}
+	}
+	if n := p.RequestsTo("/sign-me-up"); n != 0 {
+		t.Errorf("RequestsTo(/sign-me-up) = %d after three badNonce answers, want 0", n)
+	}
+	if n := p.Requests() - before; n != 0 {
+		t.Errorf("Requests() grew by %d, want 0", n)
+	}
+	do(t, p, http.MethodPost, dir.NewOrder) // malformed, not badNonce
+	if n := p.RequestsTo("/order-plz"); n != 1 {
+		t.Errorf("RequestsTo(/order-plz) = %d after a malformed request, want 1", n)
+	}
+}
+
+// postJWS POSTs a newAccount request signed by key with the given nonce,
+// in the flattened JSON serialization (RFC 8555 §6.2); the body is closed
+// at cleanup.
+func postJWS(t *testing.T, p *Pebble, key *ecdsa.PrivateKey, url, nonce string) *http.Response {
+	t.Helper()
+	b64 := base64.RawURLEncoding.EncodeToString
+	pad := func(b []byte) []byte { return append(make([]byte, 32-len(b)), b...) }
+	jwk := map[string]string{"kty": "EC", "crv": "P-256",
+		"x": b64(pad(key.X.Bytes())), "y": b64(pad(key.Y.Bytes()))}
+	hdr := map[string]any{"alg": "ES256", "jwk": jwk, "url": url}
+	if nonce != "" {
+		hdr["nonce"] = nonce
+	}
+	protected, _ := json.Marshal(hdr)
+	payload := b64([]byte(`{"termsOfServiceAgreed":true}`))
+	signing := b64(protected) + "." + payload
+	digest := sha256.Sum256([]byte(signing))
+	r, s, err := ecdsa.Sign(rand.Reader, key, digest[:])
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := json.Marshal(map[string]string{"protected": b64(protected), "payload": payload,
+		"signature": b64(append(pad(r.Bytes()), pad(s.Bytes())...))})
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/jose+json")
+	client := p.client()
+	t.Cleanup(client.CloseIdleConnections)
+	resp, err := client.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
 }

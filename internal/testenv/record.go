@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"slices"
 	"strings"
 	"sync"
 )
@@ -16,6 +17,12 @@ const newOrderPath = "/order-plz"
 // recorder is the handler in front of Pebble's ACME API: it counts requests,
 // runs the installed fault, and records successful newOrder requests. It is
 // safe for concurrent use.
+//
+// A request that Pebble refuses with badNonce is not counted: Pebble
+// refuses a share of good nonces on purpose (PebbleOptions.NonceReject), and
+// a client answers each such refusal by sending the same request again
+// (RFC 8555 §6.5), so counting them would make every count in a test depend
+// on chance.
 type recorder struct {
 	next http.Handler
 
@@ -59,6 +66,9 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		defer rec.serial.Unlock()
 	}
 	rec.next.ServeHTTP(sw, r)
+	if sw.badNonce() {
+		rec.uncount(r.URL.Path)
+	}
 	if r.Method == http.MethodPost && r.URL.Path == newOrderPath && sw.status == http.StatusCreated {
 		rec.mu.Lock()
 		o := newOrderPayload(body)
@@ -69,6 +79,16 @@ func (rec *recorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		rec.idents = append(rec.idents, ids)
 		rec.mu.Unlock()
+	}
+}
+
+// uncount takes back the count of one request to path, counted as it
+// arrived.
+func (rec *recorder) uncount(path string) {
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if i := slices.Index(rec.paths, path); i >= 0 {
+		rec.paths = slices.Delete(rec.paths, i, i+1)
 	}
 }
 
@@ -149,10 +169,23 @@ func newOrderPayload(body []byte) orderPayload {
 	return order
 }
 
-// statusWriter remembers the status code written through it.
+// statusWriter remembers the status code written through it and, for a
+// 400 answer, the start of its body.
 type statusWriter struct {
 	http.ResponseWriter
 	status int
+	head   []byte // first bytes of a 400 answer's body
+}
+
+// problemHeadSize bounds how much of a 400 answer statusWriter keeps: enough
+// for the "type" member of Pebble's problem documents, which comes first.
+const problemHeadSize = 512
+
+// badNonce reports whether the answer was a badNonce problem document
+// (RFC 8555 §6.5).
+func (sw *statusWriter) badNonce() bool {
+	return sw.status == http.StatusBadRequest &&
+		bytes.Contains(sw.head, []byte(`"`+acmeErrorNamespace+`badNonce"`))
 }
 
 // WriteHeader implements http.ResponseWriter.
@@ -167,6 +200,9 @@ func (sw *statusWriter) WriteHeader(code int) {
 func (sw *statusWriter) Write(p []byte) (int, error) {
 	if sw.status == 0 {
 		sw.status = http.StatusOK
+	}
+	if sw.status == http.StatusBadRequest && len(sw.head) < problemHeadSize {
+		sw.head = append(sw.head, p[:min(len(p), problemHeadSize-len(sw.head))]...)
 	}
 	return sw.ResponseWriter.Write(p)
 }
