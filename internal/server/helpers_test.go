@@ -246,6 +246,7 @@ type testUpstream struct {
 	addr  string
 	mu    sync.Mutex
 	conns int
+	idle  map[net.Conn]bool // keep-alive connections between requests
 }
 
 func startUpstream(t testing.TB, h http.Handler) *testUpstream {
@@ -254,12 +255,17 @@ func startUpstream(t testing.TB, h http.Handler) *testUpstream {
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &testUpstream{addr: l.Addr().String()}
-	srv := &http.Server{Handler: h, ConnState: func(_ net.Conn, s http.ConnState) {
+	u := &testUpstream{addr: l.Addr().String(), idle: map[net.Conn]bool{}}
+	srv := &http.Server{Handler: h, ConnState: func(c net.Conn, s http.ConnState) {
+		u.mu.Lock()
+		defer u.mu.Unlock()
 		if s == http.StateNew {
-			u.mu.Lock()
 			u.conns++
-			u.mu.Unlock()
+		}
+		if s == http.StateIdle {
+			u.idle[c] = true
+		} else {
+			delete(u.idle, c)
 		}
 	}}
 	go srv.Serve(l)

@@ -44,7 +44,7 @@ func newTransport() *http.Transport {
 
 // proxyEnv is what every proxy of a Server shares.
 type proxyEnv struct {
-	transport    http.RoundTripper
+	transport    *upstreamTransport
 	bufs         *bufferPool
 	log          *slog.Logger
 	errLog       *log.Logger

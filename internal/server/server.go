@@ -168,7 +168,7 @@ func New(opts Options) (*Server, error) {
 		acmeCert: opts.ACMEGetCertificate,
 		reject:   rejectConfig(),
 		env: &proxyEnv{
-			transport: newTransport(),
+			transport: newUpstreamTransport(newTransport()),
 			bufs:      bufs,
 			log:       opts.Logger,
 			errLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
@@ -328,6 +328,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		})
 	}
 	wg.Wait()
+	s.env.transport.Close()
 	s.cancelBase()
 	for _, l := range []net.Listener{s.opts.HTTPListener, s.opts.HTTPSListener} {
 		if l != nil {

@@ -1,0 +1,268 @@
+package server
+
+import (
+	"bufio"
+	"context"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// rawUpstream is an upstream written byte by byte: answer gets each
+// request with its index on its connection (0 for the first) and writes
+// the raw answer; it returns false to close the connection without one.
+type rawUpstream struct {
+	addr  string
+	conns atomic.Int32
+}
+
+func startRawUpstream(t *testing.T, answer func(r *http.Request, i int, w io.Writer) bool) *rawUpstream {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := &rawUpstream{addr: l.Addr().String()}
+	var wg sync.WaitGroup
+	t.Cleanup(func() { l.Close(); wg.Wait() })
+	wg.Go(func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			u.conns.Add(1)
+			wg.Go(func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for i := 0; ; i++ {
+					r, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					io.Copy(io.Discard, r.Body)
+					if !answer(r, i, c) {
+						return
+					}
+				}
+			})
+		}
+	})
+	return u
+}
+
+// proxyTo starts a server with one site proxying to addr.
+func proxyTo(t *testing.T, addr string) *http.Client {
+	t.Helper()
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://" + addr}, Cert: c.source()}}}, c)
+	return ts.client(t, false)
+}
+
+const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+
+// TestUpstreamClosedWhileIdle: a pooled connection the upstream closed
+// while it was idle is noticed before use, so even a request that may not
+// be sent twice (a POST) gets through.
+func TestUpstreamClosedWhileIdle(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
+	cl := proxyTo(t, up.addr)
+	get(t, cl, "https://a.test/")
+	up.closeIdle()
+	time.Sleep(50 * time.Millisecond) // the FIN reaches the proxy's socket
+	resp, err := cl.Post("https://a.test/", "text/plain", strings.NewReader("form"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("POST after the upstream closed the idle connection: %d, want 200", resp.StatusCode)
+	}
+	if n := up.connCount(); n != 2 {
+		t.Errorf("upstream saw %d connections, want 2", n)
+	}
+}
+
+// TestUpstreamDiesBeforeAnswer: an upstream that takes a request on a
+// reused connection and closes it without answering. A GET is sent again
+// on a new connection; a POST is not (the upstream may have acted on it)
+// and gets 502, as with net/http's Transport.
+func TestUpstreamDiesBeforeAnswer(t *testing.T) {
+	up := startRawUpstream(t, func(_ *http.Request, i int, w io.Writer) bool {
+		if i > 0 {
+			return false
+		}
+		io.WriteString(w, okAnswer)
+		return true
+	})
+	cl := proxyTo(t, up.addr)
+	for i := range 5 {
+		if resp, body := get(t, cl, "https://a.test/"); resp.StatusCode != 200 || body != "ok" {
+			t.Fatalf("GET %d: %d %q, want 200 ok", i, resp.StatusCode, body)
+		}
+	}
+	resp, err := cl.Post("https://a.test/", "text/plain", strings.NewReader("form"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadGateway {
+		t.Errorf("POST on a connection that died unanswered: %d, want 502", resp.StatusCode)
+	}
+}
+
+// TestUpstreamConnectionReuse: a connection is reused only after an
+// answer that ends cleanly: not after "Connection: close", a body
+// delimited by the connection's end, a body the client left unread, or
+// bytes the upstream sent beyond its answer.
+func TestUpstreamConnectionReuse(t *testing.T) {
+	answers := map[string]string{
+		"/keep":     okAnswer,
+		"/close":    "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
+		"/eof":      "HTTP/1.0 200 OK\r\n\r\nok",
+		"/extra":    okAnswer + "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nno",
+		"/chunked":  "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1\r\no\r\n1\r\nk\r\n0\r\nX-Trailer: t\r\n\r\n",
+		"/nobody":   "HTTP/1.1 204 No Content\r\n\r\n",
+		"/notfound": "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nok",
+	}
+	up := startRawUpstream(t, func(r *http.Request, _ int, w io.Writer) bool {
+		io.WriteString(w, answers[r.URL.Path])
+		return r.URL.Path != "/close" && r.URL.Path != "/eof"
+	})
+	cl := proxyTo(t, up.addr)
+	for _, tc := range []struct {
+		path    string
+		status  int
+		reused  bool // the next request finds the connection in the pool
+		trailer string
+	}{
+		{"/keep", 200, true, ""},
+		{"/close", 200, false, ""},
+		{"/eof", 200, false, ""},
+		{"/chunked", 200, true, "t"},
+		{"/nobody", 204, true, ""},
+		{"/notfound", 404, true, ""},
+		{"/extra", 200, false, ""},
+	} {
+		get(t, cl, "https://a.test/keep") // one idle connection in the pool
+		before := up.conns.Load()
+		resp, body := get(t, cl, "https://a.test"+tc.path)
+		want := "ok"
+		if tc.status == 204 {
+			want = ""
+		}
+		if resp.StatusCode != tc.status || body != want || resp.Trailer.Get("X-Trailer") != tc.trailer {
+			t.Errorf("%s: %d %q trailer %q, want %d %q %q", tc.path, resp.StatusCode, body, resp.Trailer.Get("X-Trailer"), tc.status, want, tc.trailer)
+		}
+		get(t, cl, "https://a.test/keep")
+		if reused := up.conns.Load() == before; reused != tc.reused {
+			t.Errorf("%s: connection reused %v, want %v", tc.path, reused, tc.reused)
+		}
+	}
+}
+
+// TestUpstreamInterimResponses: 103 Early Hints reach the client; the
+// upstream's 100 Continue does not (the client's body was read already).
+func TestUpstreamInterimResponses(t *testing.T) {
+	up := startRawUpstream(t, func(r *http.Request, _ int, w io.Writer) bool {
+		io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okAnswer)
+		return true
+	})
+	cl := proxyTo(t, up.addr)
+	var got []int
+	var link string
+	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			got = append(got, code)
+			link = h.Get("Link")
+			return nil
+		},
+	})
+	req, _ := http.NewRequestWithContext(ctx, http.MethodPost, "https://a.test/", strings.NewReader("form"))
+	resp, err := cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || string(body) != "ok" {
+		t.Errorf("answer %d %q, want 200 ok", resp.StatusCode, body)
+	}
+	if len(got) != 1 || got[0] != http.StatusEarlyHints || link != "</a.css>; rel=preload" {
+		t.Errorf("interim answers %v (Link %q), want one 103 with the Link", got, link)
+	}
+}
+
+// TestUpstreamClientGone: a client that gives up while the upstream
+// works ends the upstream exchange at once; the connection is not reused.
+func TestUpstreamClientGone(t *testing.T) {
+	canceled := make(chan struct{})
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/slow" {
+			io.WriteString(w, "ok")
+			return
+		}
+		select {
+		case <-r.Context().Done():
+			close(canceled)
+		case <-time.After(10 * time.Second):
+		}
+	}))
+	cl := proxyTo(t, up.addr)
+	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://a.test/slow", nil)
+	if resp, err := cl.Do(req); err == nil {
+		resp.Body.Close()
+		t.Fatalf("the slow request answered %d", resp.StatusCode)
+	}
+	select {
+	case <-canceled:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the upstream's request went on after the client left")
+	}
+	if resp, body := get(t, cl, "https://a.test/"); resp.StatusCode != 200 || body != "ok" {
+		t.Errorf("next request: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestUpstreamConcurrent: many clients at once share a bounded set of
+// upstream connections, each answer going to its own request.
+func TestUpstreamConcurrent(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, r.URL.Path)
+	}))
+	cl := proxyTo(t, up.addr)
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 30 {
+				path := "/" + strings.Repeat("x", g) + "/" + strings.Repeat("y", i)
+				if resp, body := get(t, cl, "https://a.test"+path); resp.StatusCode != 200 || body != path {
+					t.Errorf("%s: %d %q", path, resp.StatusCode, body)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	if n := up.connCount(); n > 16 {
+		t.Errorf("%d upstream connections for 16 clients", n)
+	}
+}
+
+// closeIdle closes the upstream's idle keep-alive connections.
+func (u *testUpstream) closeIdle() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	for c := range u.idle {
+		c.Close()
+	}
+}
