@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net"
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"strings"
 	"sync"
 	"syscall"
 	"time"
@@ -49,7 +51,8 @@ type upstreamConn struct {
 	t      *upstreamTransport
 	host   string
 	conn   net.Conn
-	br     *bufio.Reader
+	head   *io.LimitedReader // conn, limited while a response head is read
+	br     *bufio.Reader     // reads head
 	bw     *bufio.Writer
 	idleAt time.Time
 }
@@ -152,8 +155,9 @@ func (t *upstreamTransport) get(ctx context.Context, host string) (c *upstreamCo
 	if err != nil {
 		return nil, false, err
 	}
-	return &upstreamConn{t: t, host: host, conn: conn,
-		br: bufio.NewReaderSize(conn, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
+	head := &io.LimitedReader{R: conn, N: math.MaxInt64}
+	return &upstreamConn{t: t, host: host, conn: conn, head: head,
+		br: bufio.NewReaderSize(head, 4<<10), bw: bufio.NewWriterSize(conn, 4<<10)}, false, nil
 }
 
 // put returns c to the idle pool, or closes it if the pool is full.
@@ -227,7 +231,10 @@ func (t *upstreamTransport) Close() {
 // exchange writes req and reads the response head. The request's context
 // ending breaks the exchange off at once (the connection's deadline is
 // moved to the past), and so does responseHeaderTimeout passing before
-// the response head arrives.
+// the response head arrives. A request body is written on a goroutine of
+// its own while the answer is awaited, so an upstream that answers before
+// it has read the whole body (413, 401) is heard, as with http.Transport;
+// its connection is then not reused.
 func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
 	ctx := req.Context()
 	stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(aLongTimeAgo) })
@@ -236,63 +243,115 @@ func (c *upstreamConn) exchange(req *http.Request) (*http.Response, error) {
 		c.conn.Close()
 		return nil, err
 	}
-	if err := req.Write(c.bw); err != nil {
-		return fail(err)
-	}
-	if err := c.bw.Flush(); err != nil {
+	var written chan error // the body's writer, if it has one
+	if req.Body != nil && req.Body != http.NoBody {
+		written = make(chan error, 1)
+		go func() { written <- c.write(req) }()
+	} else if err := c.write(req); err != nil {
 		return fail(err)
 	}
 	c.conn.SetReadDeadline(time.Now().Add(responseHeaderTimeout))
+	if ctx.Err() != nil {
+		c.conn.SetDeadline(aLongTimeAgo) // it ended as the deadline was set: break off again
+	}
 	if _, err := c.br.Peek(1); err != nil {
 		// Not a byte of an answer: if the connection was reused, the
 		// upstream may have closed it just before the request came.
 		return fail(&deadConnError{err})
 	}
-	var resp *http.Response
-	for interim := 0; ; interim++ {
-		var err error
-		resp, err = http.ReadResponse(c.br, req)
-		if err != nil {
-			return fail(err)
-		}
-		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
-			break
-		}
-		if interim == maxInterim {
-			return fail(fmt.Errorf("upstream sent more than %d interim (1xx) answers", maxInterim))
-		}
-		// An interim response: 100 Continue is ours to take (the body is
-		// already sent); others, such as 103 Early Hints, go to the client.
-		if resp.StatusCode != http.StatusContinue {
-			if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
-				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
-					return fail(err)
-				}
-			}
-		}
+	resp, err := c.readHead(req)
+	if err != nil {
+		return fail(err)
 	}
+	c.head.N = math.MaxInt64
 	c.conn.SetReadDeadline(time.Time{})
 	if ctx.Err() != nil {
 		c.conn.SetDeadline(aLongTimeAgo) // it ended as the deadline was cleared: break off again
 	}
+	reuse := !resp.Close && !req.Close
+	if written != nil {
+		select {
+		case err := <-written:
+			reuse = reuse && err == nil
+		default:
+			reuse = false // answered before the whole body was sent
+		}
+	}
 	if resp.StatusCode == http.StatusSwitchingProtocols {
+		// Only the protocol the client asked for (RFC 9110 §7.8): any
+		// other switch, or one nobody asked for, would hand the client a
+		// raw tunnel to the upstream, past every header we set.
+		asked, got := req.Header.Get("Upgrade"), resp.Header.Get("Upgrade")
+		if asked == "" || !strings.EqualFold(asked, got) {
+			return fail(fmt.Errorf("upstream switched protocols to %q when %q was asked for", got, asked))
+		}
+		if written != nil && !reuse {
+			return fail(errors.New("upstream switched protocols before reading the request body"))
+		}
 		// The connection now belongs to the upgraded protocol; ReverseProxy
 		// copies both ways through the body and watches the context itself.
 		stop()
 		resp.Body = &upgradedBody{br: c.br, conn: c.conn}
 		return resp, nil
 	}
-	reuse := !resp.Close && !req.Close
 	if resp.Body == http.NoBody {
-		if !stop() || !reuse {
-			c.conn.Close()
-		} else {
-			c.t.put(c)
-		}
+		c.release(stop, reuse)
 		return resp, nil
 	}
 	resp.Body = &upstreamBody{c: c, body: resp.Body, stop: stop, reuse: reuse}
 	return resp, nil
+}
+
+// write sends req and flushes it.
+func (c *upstreamConn) write(req *http.Request) error {
+	if err := req.Write(c.bw); err != nil {
+		return err
+	}
+	return c.bw.Flush()
+}
+
+// readHead reads interim answers, passing them to the client through the
+// request's client trace, until the final answer's head, which it
+// returns. Each head may take maxResponseHead bytes.
+func (c *upstreamConn) readHead(req *http.Request) (*http.Response, error) {
+	for interim := 0; ; interim++ {
+		c.head.N = maxResponseHead
+		resp, err := http.ReadResponse(c.br, req)
+		if err != nil {
+			if c.head.N <= 0 {
+				return nil, fmt.Errorf("upstream's response head is over %d bytes", maxResponseHead)
+			}
+			return nil, err
+		}
+		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
+			return resp, nil
+		}
+		if interim == maxInterim {
+			return nil, fmt.Errorf("upstream sent more than %d interim (1xx) answers", maxInterim)
+		}
+		// 100 Continue is ours to take (the body is sent anyway); others,
+		// such as 103 Early Hints, go to the client.
+		if resp.StatusCode != http.StatusContinue {
+			if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
+				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
+					return nil, err
+				}
+			}
+		}
+	}
+}
+
+// release hands c back to the pool if its exchange ended cleanly (stop
+// reports that the request's context did not break it off, reuse that
+// neither side asked to close) and nothing beyond the answer was read;
+// otherwise it closes c. Bytes after an answer, such as a body sent with a
+// HEAD answer or a 204, would be taken for the next request's answer.
+func (c *upstreamConn) release(stop func() bool, reuse bool) {
+	if stop() && reuse && c.br.Buffered() == 0 {
+		c.t.put(c)
+	} else {
+		c.conn.Close()
+	}
 }
 
 // upstreamBody is a response body that hands its connection back to the
@@ -312,11 +371,7 @@ func (b *upstreamBody) Read(p []byte) (int, error) {
 	n, err := b.body.Read(p)
 	if err == io.EOF {
 		b.done = true
-		if b.stop() && b.reuse && b.c.br.Buffered() == 0 {
-			b.c.t.put(b.c)
-		} else {
-			b.c.conn.Close()
-		}
+		b.c.release(b.stop, b.reuse)
 	} else if err != nil {
 		b.done = true
 		b.stop()
@@ -344,6 +399,11 @@ type upgradedBody struct {
 func (b *upgradedBody) Read(p []byte) (int, error)  { return b.br.Read(p) }
 func (b *upgradedBody) Write(p []byte) (int, error) { return b.conn.Write(p) }
 func (b *upgradedBody) Close() error                { return b.conn.Close() }
+
+// maxResponseHead bounds the size of a response head from an upstream
+// (status line and header fields); a larger one is refused with 502.
+// net/http's Transport allows 10 MiB, nginx 4 or 8 KiB (proxy_buffer_size).
+const maxResponseHead = 1 << 20
 
 // maxInterim is how many interim answers (1xx, RFC 9110 §15.2) one request
 // may get before the final one; net/http's Transport allows 5.

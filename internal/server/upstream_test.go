@@ -75,7 +75,7 @@ func TestUpstreamClosedWhileIdle(t *testing.T) {
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
 	cl := proxyTo(t, up.addr)
 	get(t, cl, "https://a.test/")
-	up.closeIdle()
+	up.closeIdle(t)
 	time.Sleep(50 * time.Millisecond) // the FIN reaches the proxy's socket
 	resp, err := cl.Post("https://a.test/", "text/plain", strings.NewReader("form"))
 	if err != nil {
@@ -258,11 +258,23 @@ func TestUpstreamConcurrent(t *testing.T) {
 	}
 }
 
-// closeIdle closes the upstream's idle keep-alive connections.
-func (u *testUpstream) closeIdle() {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	for c := range u.idle {
-		c.Close()
+// closeIdle waits until the upstream has an idle keep-alive connection
+// (net/http marks it idle only after the answer is out) and closes every
+// idle one.
+func (u *testUpstream) closeIdle(t *testing.T) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		u.mu.Lock()
+		n := len(u.idle)
+		for c := range u.idle {
+			c.Close()
+		}
+		u.mu.Unlock()
+		if n > 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the upstream has no idle connection")
+		}
 	}
 }
