@@ -39,6 +39,7 @@ type upstreamTransport struct {
 	fallback    http.RoundTripper
 	maxIdle     int           // idle connections kept per upstream host
 	idleTimeout time.Duration // an idle connection older than this is closed
+	pruneEvery  time.Duration // how often idle connections are checked
 
 	mu      sync.Mutex
 	idle    map[string][]*upstreamConn // host:port → idle connections, newest last
@@ -63,6 +64,7 @@ func newUpstreamTransport(fallback http.RoundTripper) *upstreamTransport {
 		fallback:    fallback,
 		maxIdle:     maxIdlePerHost,
 		idleTimeout: idleConnTimeout,
+		pruneEvery:  idlePruneEvery,
 		idle:        make(map[string][]*upstreamConn),
 	}
 }
@@ -175,37 +177,43 @@ func (t *upstreamTransport) put(c *upstreamConn) {
 	t.pruning = true
 	t.mu.Unlock()
 	if schedule {
-		time.AfterFunc(t.idleTimeout, t.prune)
+		time.AfterFunc(t.pruneEvery, t.prune)
 	}
 }
 
-// prune closes connections idle for longer than idleTimeout, and comes
-// back while any are left.
+// prune closes connections idle for longer than idleTimeout, and those
+// the upstream closed (or wrote to unasked) while they were idle, so they
+// do not sit half-closed holding a file descriptor; it comes back every
+// pruneEvery while any are left.
 func (t *upstreamTransport) prune() {
 	cutoff := time.Now().Add(-t.idleTimeout)
-	var old []*upstreamConn
+	var gone []*upstreamConn
 	t.mu.Lock()
 	left := 0
 	for host, list := range t.idle {
-		i := 0
-		for i < len(list) && !list[i].idleAt.After(cutoff) {
-			i++
+		keep := list[:0]
+		for _, c := range list {
+			if c.idleAt.After(cutoff) && connAlive(c.conn) {
+				keep = append(keep, c)
+			} else {
+				gone = append(gone, c)
+			}
 		}
-		old = append(old, list[:i]...)
-		if i == len(list) {
+		clear(list[len(keep):])
+		if len(keep) == 0 {
 			delete(t.idle, host)
 			continue
 		}
-		t.idle[host] = append(list[:0:0], list[i:]...)
-		left += len(list) - i
+		t.idle[host] = keep
+		left += len(keep)
 	}
 	t.pruning = left > 0
 	t.mu.Unlock()
-	for _, c := range old {
+	for _, c := range gone {
 		c.conn.Close()
 	}
 	if left > 0 {
-		time.AfterFunc(t.idleTimeout/2, t.prune)
+		time.AfterFunc(t.pruneEvery, t.prune)
 	}
 }
 
@@ -399,6 +407,11 @@ type upgradedBody struct {
 func (b *upgradedBody) Read(p []byte) (int, error)  { return b.br.Read(p) }
 func (b *upgradedBody) Write(p []byte) (int, error) { return b.conn.Write(p) }
 func (b *upgradedBody) Close() error                { return b.conn.Close() }
+
+// idlePruneEvery is how often pooled upstream connections are checked for
+// an upstream that closed them (Node's keep-alive is 5 s, nginx's 60 s):
+// http.Transport notices at once, with a reader goroutine per connection.
+const idlePruneEvery = 5 * time.Second
 
 // maxResponseHead bounds the size of a response head from an upstream
 // (status line and header fields); a larger one is refused with 502.

@@ -503,6 +503,7 @@ func TestHostileUpstreamPool(t *testing.T) {
 	}
 	short := newUpstreamTransport(newTransport())
 	short.idleTimeout = 200 * time.Millisecond
+	short.pruneEvery = 50 * time.Millisecond
 	idle(short, 3)
 	if n := up.open.Load(); n != 3 {
 		t.Fatalf("%d upstream connections open, want 3 idle", n)

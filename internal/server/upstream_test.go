@@ -278,3 +278,36 @@ func (u *testUpstream) closeIdle(t *testing.T) {
 		}
 	}
 }
+
+// TestUpstreamPrunesClosedIdle: a pooled connection the upstream closes
+// is closed on our side too at the next check, not kept half-closed
+// until the idle timeout.
+func TestUpstreamPrunesClosedIdle(t *testing.T) {
+	up := startRawUpstream(t, func(_ *http.Request, _ int, w io.Writer) bool {
+		io.WriteString(w, okAnswer)
+		return false // keep-alive promised, then closed
+	})
+	tr := newUpstreamTransport(newTransport())
+	tr.pruneEvery = 20 * time.Millisecond
+	t.Cleanup(tr.Close)
+	req, _ := http.NewRequestWithContext(t.Context(), http.MethodGet, "http://"+up.addr+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.ReadAll(resp.Body)
+	resp.Body.Close()
+	idle := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		return len(tr.idle[up.addr])
+	}
+	if idle() != 1 {
+		t.Fatalf("%d idle connections after a keep-alive answer, want 1", idle())
+	}
+	for deadline := time.Now().Add(5 * time.Second); idle() > 0; time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("the connection the upstream closed is still pooled")
+		}
+	}
+}
