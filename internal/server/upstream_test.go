@@ -3,6 +3,7 @@ package server
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -309,5 +310,42 @@ func TestUpstreamPrunesClosedIdle(t *testing.T) {
 		if time.Now().After(deadline) {
 			t.Fatal("the connection the upstream closed is still pooled")
 		}
+	}
+}
+
+// TestUpstreamStreaming: an answer the upstream writes piece by piece
+// (server-sent events) reaches the client piece by piece: the client has
+// each event before the upstream writes the next, over HTTP/1 and HTTP/2.
+func TestUpstreamStreaming(t *testing.T) {
+	got := make(chan string)
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-got: // the client read it
+			case <-time.After(10 * time.Second):
+				return
+			}
+		}
+	}))
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://" + up.addr}, Cert: c.source()}}}, c)
+	for _, h2 := range []bool{false, true} {
+		resp, err := ts.client(t, h2).Get("https://a.test/events")
+		if err != nil {
+			t.Fatal(err)
+		}
+		br := bufio.NewReader(resp.Body)
+		for i := range 3 {
+			line, err := br.ReadString('\n')
+			if want := fmt.Sprintf("data: %d\n", i); line != want || err != nil {
+				t.Fatalf("HTTP/2 %v: event %d: %q %v, want %q", h2, i, line, err, want)
+			}
+			br.ReadString('\n') // the blank line
+			got <- line
+		}
+		resp.Body.Close()
 	}
 }
