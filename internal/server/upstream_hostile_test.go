@@ -502,7 +502,7 @@ func TestHostileUpstreamPool(t *testing.T) {
 		}
 	}
 	short := newUpstreamTransport(newTransport())
-	short.idleTimeout = 200 * time.Millisecond
+	short.idleTimeout = time.Second
 	short.pruneEvery = 50 * time.Millisecond
 	idle(short, 3)
 	if n := up.open.Load(); n != 3 {
