@@ -20,12 +20,14 @@ import (
 // upstreamTransport is the proxy's transport to plain-HTTP upstreams for
 // requests whose body, if any, is already in memory (bufferBody): an
 // HTTP/1.1 exchange per request on a pooled keep-alive connection, done
-// entirely on the calling goroutine. The request is written with
-// net/http's Request.Write and the response parsed with http.ReadResponse,
-// so the wire format is net/http's; what differs from http.Transport is
-// that no reader and writer goroutines stand between the handler and the
-// socket (http.Transport hands every request and response between three
-// goroutines). Other requests, and https upstreams, go to fallback.
+// on the calling goroutine (a request body is written from one more, so
+// that an answer sent before the body is read is heard). The request is
+// written with net/http's Request.Write and the response parsed with
+// http.ReadResponse, so the wire format is net/http's; what differs from
+// http.Transport is that no reader and writer goroutines stand between
+// the handler and the socket (http.Transport hands every request and
+// response between three goroutines). Other requests, and https
+// upstreams, go to fallback.
 //
 // A connection goes back to the pool when its response body was read to
 // the end and neither side asked to close; a body closed early closes the
