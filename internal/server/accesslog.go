@@ -25,9 +25,28 @@ type logWriter struct {
 	body        *bodyReader   // the request's body, if any
 	sendTimeout time.Duration // idle write deadline; 0: none
 	armed       time.Time     // when the write deadline was last pushed forward
+
+	headers []header // the site's response headers (siteHeaders)
+	interim bool     // a 1xx answer was written since the last final one
 }
 
+// WriteHeader writes the status. A final answer after an interim one
+// (103 Early Hints, a relayed 100) gets the site's headers back where they
+// are missing: httputil.ReverseProxy clears the header map once it has
+// passed a 1xx on, which would drop HSTS, CSP and the others from the
+// answer that counts.
 func (w *logWriter) WriteHeader(code int) {
+	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
+		w.interim = true
+	} else if w.interim {
+		w.interim = false
+		h := w.Header()
+		for _, sh := range w.headers {
+			if _, ok := h[sh.key]; !ok {
+				h[sh.key] = sh.val
+			}
+		}
+	}
 	if w.status == 0 && code >= 200 {
 		w.status = code
 	}
@@ -170,6 +189,16 @@ func (a *accessLog) done(lw *logWriter, br *bodyReader, r *http.Request, start t
 }
 
 // setSite records the site for the access log line, if w is ours.
+// siteHeaders sets a site's response headers on w and, when w is the
+// access log's writer, keeps them for a final answer after an interim one
+// (see logWriter.WriteHeader).
+func siteHeaders(w http.ResponseWriter, hs []header) {
+	setHeaders(w.Header(), hs)
+	if lw, ok := w.(*logWriter); ok {
+		lw.headers = hs
+	}
+}
+
 func setSite(w http.ResponseWriter, name string) {
 	if lw, ok := w.(*logWriter); ok {
 		lw.site = name

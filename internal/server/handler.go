@@ -15,7 +15,7 @@ func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	setSite(w, st.name)
-	setHeaders(w.Header(), st.tlsHeaders)
+	siteHeaders(w, st.tlsHeaders)
 	if st.auth != nil && !st.auth.allows(r) {
 		http.Error(w, "403 forbidden: this path needs a client certificate", http.StatusForbidden)
 		return
@@ -43,7 +43,7 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 		httpsRedirect(w, r, s.port)
 		return
 	}
-	setHeaders(w.Header(), st.plainHeaders)
+	siteHeaders(w, st.plainHeaders)
 	dispatch(w, r, st)
 }
 

@@ -321,11 +321,12 @@ func (c *upstreamConn) write(req *http.Request) error {
 }
 
 // readHead reads interim answers, passing them to the client through the
-// request's client trace, until the final answer's head, which it
-// returns. Each head may take maxResponseHead bytes.
+// request's client trace (a proxy forwards them, RFC 9110 §15.2), until
+// the final answer's head, which it returns. The interim heads and the
+// final one together may take maxResponseHead bytes.
 func (c *upstreamConn) readHead(req *http.Request) (*http.Response, error) {
-	for interim := 0; ; interim++ {
-		c.head.N = maxResponseHead
+	c.head.N = maxResponseHead
+	for {
 		resp, err := http.ReadResponse(c.br, req)
 		if err != nil {
 			if c.head.N <= 0 {
@@ -335,9 +336,6 @@ func (c *upstreamConn) readHead(req *http.Request) (*http.Response, error) {
 		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
-		}
-		if interim == maxInterim {
-			return nil, fmt.Errorf("upstream sent more than %d interim (1xx) answers", maxInterim)
 		}
 		// 100 Continue is ours to take (the body is sent anyway); others,
 		// such as 103 Early Hints, go to the client.
@@ -415,14 +413,11 @@ func (b *upgradedBody) Close() error                { return b.conn.Close() }
 // http.Transport notices at once, with a reader goroutine per connection.
 const idlePruneEvery = 5 * time.Second
 
-// maxResponseHead bounds the size of a response head from an upstream
-// (status line and header fields); a larger one is refused with 502.
-// net/http's Transport allows 10 MiB, nginx 4 or 8 KiB (proxy_buffer_size).
+// maxResponseHead bounds the size of an upstream's answer head (status
+// line and header fields), interim (1xx) heads before it included; a
+// larger one is refused with 502. net/http's Transport allows 10 MiB per
+// head, nginx 4 or 8 KiB (proxy_buffer_size).
 const maxResponseHead = 1 << 20
-
-// maxInterim is how many interim answers (1xx, RFC 9110 §15.2) one request
-// may get before the final one; net/http's Transport allows 5.
-const maxInterim = 5
 
 // aLongTimeAgo is a deadline that has passed: setting it breaks off
 // pending reads and writes at once.

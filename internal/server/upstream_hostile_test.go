@@ -388,12 +388,14 @@ func TestHostileUpstreamStallAfterHead(t *testing.T) {
 
 // TestHostileUpstreamMalformed: answers http.Transport also refuses end
 // in a 502 (or a cut body once the head is out), and each of their
-// connections is closed, none pooled.
+// connections is closed, none pooled. So does a flood of interim answers
+// (over maxResponseHead together), which http.Transport would relay for
+// as long as it lasts.
 func TestHostileUpstreamMalformed(t *testing.T) {
 	answers := map[string]string{
 		"/garbage":   "HELLO\r\n\r\n",
 		"/http09":    "<html>hi</html>\n",
-		"/1xx-flood": strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </a>\r\n\r\n", 10) + okAnswer,
+		"/1xx-flood": strings.Repeat("HTTP/1.1 103 Early Hints\r\nLink: </"+strings.Repeat("a", 1000)+">\r\n\r\n", 1100) + okAnswer,
 		"/bad-cl":    "HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
 		"/two-cl":    "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok",
 		"/te-and-cl": "HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nok",

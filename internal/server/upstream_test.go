@@ -196,6 +196,11 @@ func TestUpstreamInterimResponses(t *testing.T) {
 	if resp.StatusCode != 200 || string(body) != "ok" {
 		t.Errorf("answer %d %q, want 200 ok", resp.StatusCode, body)
 	}
+	// ReverseProxy clears the header map after passing a 1xx on; the
+	// site's headers must still be on the final answer.
+	if resp.Header.Get("X-Content-Type-Options") != "nosniff" || resp.Header.Get("Referrer-Policy") == "" {
+		t.Errorf("the final answer after a 103 lost the site's headers: %v", resp.Header)
+	}
 	if len(got) != 1 || got[0] != http.StatusEarlyHints || link != "</a.css>; rel=preload" {
 		t.Errorf("interim answers %v (Link %q), want one 103 with the Link", got, link)
 	}
