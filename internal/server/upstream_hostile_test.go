@@ -29,122 +29,6 @@ import (
 // (still used for bodies over bodyBufferSize, the control cases below)
 // does with them.
 
-// hostileUpstream is a raw TCP upstream: serve gets each accepted
-// connection and may do anything with it. open counts the connections
-// whose serve has not returned; serve returns when it is done with a
-// connection, which is then closed.
-type hostileUpstream struct {
-	addr string
-	open atomic.Int32
-	done chan struct{} // closed at cleanup: a serve that waits must stop
-}
-
-func startHostileUpstream(t *testing.T, lc *net.ListenConfig, serve func(c net.Conn, br *bufio.Reader)) *hostileUpstream {
-	t.Helper()
-	if lc == nil {
-		lc = &net.ListenConfig{}
-	}
-	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &hostileUpstream{addr: l.Addr().String(), done: make(chan struct{})}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{} // nil once the test is over
-	t.Cleanup(func() {
-		close(u.done)
-		l.Close()
-		mu.Lock()
-		for c := range conns {
-			c.Close()
-		}
-		conns = nil
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if conns == nil {
-				mu.Unlock()
-				c.Close()
-				return
-			}
-			conns[c] = true
-			mu.Unlock()
-			u.open.Add(1)
-			wg.Go(func() {
-				defer u.open.Add(-1)
-				defer c.Close()
-				serve(c, bufio.NewReader(c))
-			})
-		}
-	})
-	return u
-}
-
-// answering is a serve function that reads requests (and their bodies)
-// and lets answer write each raw answer; answer returns false to end the
-// connection.
-func answering(answer func(r *http.Request, c net.Conn) bool) func(net.Conn, *bufio.Reader) {
-	return func(c net.Conn, br *bufio.Reader) {
-		for {
-			r, err := http.ReadRequest(br)
-			if err != nil {
-				return
-			}
-			io.Copy(io.Discard, r.Body)
-			if !answer(r, c) {
-				return
-			}
-		}
-	}
-}
-
-// waitClosed waits until the upstream has seen all but keep of its
-// connections closed; the 10 s bound only turns a hang into a failure.
-func (u *hostileUpstream) waitClosed(t *testing.T, keep int32, what string) {
-	t.Helper()
-	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
-		if u.open.Load() <= keep {
-			return
-		}
-	}
-	t.Errorf("%s: %d upstream connections still open, want at most %d", what, u.open.Load(), keep)
-}
-
-// proxyServer starts a server whose one site proxies to addr.
-func proxyServer(t *testing.T, addr string) *testServer {
-	t.Helper()
-	c := newTestCert(t, "a.test")
-	return startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://" + addr}, Cert: c.source()}}}, c)
-}
-
-// fetchBody does method on url with body ("": none) and returns the
-// status, the body and the first error.
-func fetchBody(ctx context.Context, cl *http.Client, method, url, body string) (int, string, error) {
-	var rd io.Reader
-	if body != "" {
-		rd = strings.NewReader(body)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, url, rd)
-	if err != nil {
-		return 0, "", err
-	}
-	resp, err := cl.Do(req)
-	if err != nil {
-		return 0, "", err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	return resp.StatusCode, string(b), err
-}
-
 // bigBody goes to http.Transport (over bodyBufferSize); smallBody to
 // upstreamTransport.
 var (
@@ -171,7 +55,7 @@ func TestHostileUpstreamBytesAfterEmptyBody(t *testing.T) {
 		{"Content-Length 0 and more", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n" + smuggled},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+			up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 				if r.URL.Path == "/first" {
 					io.WriteString(c, tc.answer)
 				} else {
@@ -206,7 +90,7 @@ func TestHostileUpstreamBytesAfterEmptyBody(t *testing.T) {
 func TestHostileUpstreamHugeHead(t *testing.T) {
 	const lines, lineLen = 24 << 10, 1 << 10 // 24 MiB of header lines
 	var written atomic.Int64
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		line := "X-Pad: " + strings.Repeat("a", lineLen-9) + "\r\n"
 		n, _ := io.WriteString(c, "HTTP/1.1 200 OK\r\n")
 		written.Store(int64(n))
@@ -241,7 +125,7 @@ func TestHostileUpstreamHugeHead(t *testing.T) {
 // untouched (no X-Forwarded-For rewrite, no identity headers, no routing).
 func TestHostileUpstreamSwitchUnasked(t *testing.T) {
 	tunneled := make(chan string, 4)
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		if r.URL.Path == "/switch" {
 			io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\n\r\n")
 			return true
@@ -286,7 +170,7 @@ func TestHostileUpstreamSwitchUnasked(t *testing.T) {
 // must not hand out a connection nobody closes. (http.Transport leaks it
 // the same way, until the garbage collector finds it.)
 func TestHostileUpstreamSwitchOther(t *testing.T) {
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		io.WriteString(c, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: h2c\r\nConnection: Upgrade\r\n\r\n")
 		return true // then read until the proxy closes
 	}))
@@ -330,8 +214,8 @@ var smallWindow = &net.ListenConfig{Control: func(_, _ string, rc syscall.RawCon
 // unread: 502 with either transport.)
 func TestHostileUpstreamAnswersEarly(t *testing.T) {
 	const tooLarge = "HTTP/1.1 413 Content Too Large\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-	var up *hostileUpstream
-	up = startHostileUpstream(t, smallWindow, func(c net.Conn, br *bufio.Reader) {
+	var up *rawUpstream
+	up = startRawUpstream(t, smallWindow, func(c net.Conn, br *bufio.Reader) {
 		if _, err := http.ReadRequest(br); err != nil {
 			return
 		}
@@ -359,7 +243,7 @@ func TestHostileUpstreamAnswersEarly(t *testing.T) {
 func TestHostileUpstreamStallAfterHead(t *testing.T) {
 	for _, h2 := range []bool{false, true} {
 		t.Run(fmt.Sprintf("h2 %v", h2), func(t *testing.T) {
-			up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+			up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 				// More than the server buffers, so the client sees the start.
 				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("p", 16<<10))
 				return true // then read: returns when the proxy closes
@@ -406,7 +290,7 @@ func TestHostileUpstreamMalformed(t *testing.T) {
 		"/close-but-open": "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok",
 		"/status-999":     "HTTP/1.1 99 Odd\r\nContent-Length: 2\r\n\r\nok",
 	}
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		io.WriteString(c, answers[r.URL.Path])
 		// /short closes; the others keep the connection open: the proxy
 		// must close it.
@@ -483,7 +367,7 @@ func TestHostileUpstreamOddPaths(t *testing.T) {
 // timeout and by Close, and a connection that becomes idle after Close
 // is not kept.
 func TestHostileUpstreamPool(t *testing.T) {
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		io.WriteString(c, okAnswer)
 		return true
 	}))
@@ -523,7 +407,7 @@ func TestHostileUpstreamPool(t *testing.T) {
 // TestHostileUpstreamShutdown: the server's end closes the idle upstream
 // connections.
 func TestHostileUpstreamShutdown(t *testing.T) {
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		io.WriteString(c, okAnswer)
 		return true
 	}))
@@ -561,7 +445,7 @@ func TestHostileUpstreamShutdown(t *testing.T) {
 // mid-body, each get their own answer (run with -race), and no
 // connection is left behind but the pooled ones.
 func TestHostileUpstreamConcurrentMixed(t *testing.T) {
-	up := startHostileUpstream(t, nil, answering(func(r *http.Request, c net.Conn) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, c net.Conn) bool {
 		p := r.URL.Path
 		switch {
 		case strings.HasPrefix(p, "/chunked/"):

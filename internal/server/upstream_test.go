@@ -16,55 +16,124 @@ import (
 	"time"
 )
 
-// rawUpstream is an upstream written byte by byte: answer gets each
-// request with its index on its connection (0 for the first) and writes
-// the raw answer; it returns false to close the connection without one.
+// rawUpstream is an upstream written byte by byte: serve gets each
+// accepted connection and may do anything with it. accepted counts the
+// connections, open those whose serve has not returned; serve returns
+// when it is done with a connection, which is then closed.
 type rawUpstream struct {
-	addr  string
-	conns atomic.Int32
+	addr     string
+	accepted atomic.Int32
+	open     atomic.Int32
+	done     chan struct{} // closed at cleanup: a serve that waits must stop
 }
 
-func startRawUpstream(t *testing.T, answer func(r *http.Request, i int, w io.Writer) bool) *rawUpstream {
+// startRawUpstream listens on loopback with lc (nil: the defaults).
+func startRawUpstream(t *testing.T, lc *net.ListenConfig, serve func(c net.Conn, br *bufio.Reader)) *rawUpstream {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if lc == nil {
+		lc = &net.ListenConfig{}
+	}
+	l, err := lc.Listen(context.Background(), "tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	u := &rawUpstream{addr: l.Addr().String()}
+	u := &rawUpstream{addr: l.Addr().String(), done: make(chan struct{})}
 	var wg sync.WaitGroup
-	t.Cleanup(func() { l.Close(); wg.Wait() })
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{} // nil once the test is over
+	t.Cleanup(func() {
+		close(u.done)
+		l.Close()
+		mu.Lock()
+		for c := range conns {
+			c.Close()
+		}
+		conns = nil
+		mu.Unlock()
+		wg.Wait()
+	})
 	wg.Go(func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			u.conns.Add(1)
+			mu.Lock()
+			if conns == nil {
+				mu.Unlock()
+				c.Close()
+				return
+			}
+			conns[c] = true
+			mu.Unlock()
+			u.accepted.Add(1)
+			u.open.Add(1)
 			wg.Go(func() {
+				defer u.open.Add(-1)
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for i := 0; ; i++ {
-					r, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					io.Copy(io.Discard, r.Body)
-					if !answer(r, i, c) {
-						return
-					}
-				}
+				serve(c, bufio.NewReader(c))
 			})
 		}
 	})
 	return u
 }
 
-// proxyTo starts a server with one site proxying to addr.
-func proxyTo(t *testing.T, addr string) *http.Client {
+// answering is a serve function that reads requests (and their bodies)
+// and lets answer write each raw answer; i is the request's index on its
+// connection (0 for the first). answer returns false to end the
+// connection.
+func answering(answer func(r *http.Request, i int, c net.Conn) bool) func(net.Conn, *bufio.Reader) {
+	return func(c net.Conn, br *bufio.Reader) {
+		for i := 0; ; i++ {
+			r, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			io.Copy(io.Discard, r.Body)
+			if !answer(r, i, c) {
+				return
+			}
+		}
+	}
+}
+
+// waitClosed waits until the upstream has seen all but keep of its
+// connections closed; the 10 s bound only turns a hang into a failure.
+func (u *rawUpstream) waitClosed(t *testing.T, keep int32, what string) {
+	t.Helper()
+	for end := time.Now().Add(10 * time.Second); time.Now().Before(end); time.Sleep(10 * time.Millisecond) {
+		if u.open.Load() <= keep {
+			return
+		}
+	}
+	t.Errorf("%s: %d upstream connections still open, want at most %d", what, u.open.Load(), keep)
+}
+
+// proxyServer starts a server whose one site proxies to addr.
+func proxyServer(t *testing.T, addr string) *testServer {
 	t.Helper()
 	c := newTestCert(t, "a.test")
-	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://" + addr}, Cert: c.source()}}}, c)
-	return ts.client(t, false)
+	return startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Proxy: []string{"http://" + addr}, Cert: c.source()}}}, c)
+}
+
+// fetchBody does method on url with body ("": none) and returns the
+// status, the body and the first error.
+func fetchBody(ctx context.Context, cl *http.Client, method, url, body string) (int, string, error) {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, url, rd)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := cl.Do(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
 }
 
 const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
@@ -74,7 +143,7 @@ const okAnswer = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 // be sent twice (a POST) gets through.
 func TestUpstreamClosedWhileIdle(t *testing.T) {
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") }))
-	cl := proxyTo(t, up.addr)
+	cl := proxyServer(t, up.addr).client(t, false)
 	get(t, cl, "https://a.test/")
 	up.closeIdle(t)
 	time.Sleep(50 * time.Millisecond) // the FIN reaches the proxy's socket
@@ -96,14 +165,14 @@ func TestUpstreamClosedWhileIdle(t *testing.T) {
 // on a new connection; a POST is not (the upstream may have acted on it)
 // and gets 502, as with net/http's Transport.
 func TestUpstreamDiesBeforeAnswer(t *testing.T) {
-	up := startRawUpstream(t, func(_ *http.Request, i int, w io.Writer) bool {
+	up := startRawUpstream(t, nil, answering(func(_ *http.Request, i int, w net.Conn) bool {
 		if i > 0 {
 			return false
 		}
 		io.WriteString(w, okAnswer)
 		return true
-	})
-	cl := proxyTo(t, up.addr)
+	}))
+	cl := proxyServer(t, up.addr).client(t, false)
 	for i := range 5 {
 		if resp, body := get(t, cl, "https://a.test/"); resp.StatusCode != 200 || body != "ok" {
 			t.Fatalf("GET %d: %d %q, want 200 ok", i, resp.StatusCode, body)
@@ -133,11 +202,11 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 		"/nobody":   "HTTP/1.1 204 No Content\r\n\r\n",
 		"/notfound": "HTTP/1.1 404 Not Found\r\nContent-Length: 2\r\n\r\nok",
 	}
-	up := startRawUpstream(t, func(r *http.Request, _ int, w io.Writer) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, w net.Conn) bool {
 		io.WriteString(w, answers[r.URL.Path])
 		return r.URL.Path != "/close" && r.URL.Path != "/eof"
-	})
-	cl := proxyTo(t, up.addr)
+	}))
+	cl := proxyServer(t, up.addr).client(t, false)
 	for _, tc := range []struct {
 		path    string
 		status  int
@@ -153,7 +222,7 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 		{"/extra", 200, false, ""},
 	} {
 		get(t, cl, "https://a.test/keep") // one idle connection in the pool
-		before := up.conns.Load()
+		before := up.accepted.Load()
 		resp, body := get(t, cl, "https://a.test"+tc.path)
 		want := "ok"
 		if tc.status == 204 {
@@ -163,7 +232,7 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 			t.Errorf("%s: %d %q trailer %q, want %d %q %q", tc.path, resp.StatusCode, body, resp.Trailer.Get("X-Trailer"), tc.status, want, tc.trailer)
 		}
 		get(t, cl, "https://a.test/keep")
-		if reused := up.conns.Load() == before; reused != tc.reused {
+		if reused := up.accepted.Load() == before; reused != tc.reused {
 			t.Errorf("%s: connection reused %v, want %v", tc.path, reused, tc.reused)
 		}
 	}
@@ -172,11 +241,11 @@ func TestUpstreamConnectionReuse(t *testing.T) {
 // TestUpstreamInterimResponses: 103 Early Hints reach the client; the
 // upstream's 100 Continue does not (the client's body was read already).
 func TestUpstreamInterimResponses(t *testing.T) {
-	up := startRawUpstream(t, func(r *http.Request, _ int, w io.Writer) bool {
+	up := startRawUpstream(t, nil, answering(func(r *http.Request, _ int, w net.Conn) bool {
 		io.WriteString(w, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n"+okAnswer)
 		return true
-	})
-	cl := proxyTo(t, up.addr)
+	}))
+	cl := proxyServer(t, up.addr).client(t, false)
 	var got []int
 	var link string
 	ctx := httptrace.WithClientTrace(t.Context(), &httptrace.ClientTrace{
@@ -221,7 +290,7 @@ func TestUpstreamClientGone(t *testing.T) {
 		case <-time.After(10 * time.Second):
 		}
 	}))
-	cl := proxyTo(t, up.addr)
+	cl := proxyServer(t, up.addr).client(t, false)
 	ctx, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
 	defer cancel()
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, "https://a.test/slow", nil)
@@ -245,7 +314,7 @@ func TestUpstreamConcurrent(t *testing.T) {
 	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		io.WriteString(w, r.URL.Path)
 	}))
-	cl := proxyTo(t, up.addr)
+	cl := proxyServer(t, up.addr).client(t, false)
 	var wg sync.WaitGroup
 	for g := range 16 {
 		wg.Go(func() {
@@ -289,10 +358,10 @@ func (u *testUpstream) closeIdle(t *testing.T) {
 // is closed on our side too at the next check, not kept half-closed
 // until the idle timeout.
 func TestUpstreamPrunesClosedIdle(t *testing.T) {
-	up := startRawUpstream(t, func(_ *http.Request, _ int, w io.Writer) bool {
+	up := startRawUpstream(t, nil, answering(func(_ *http.Request, _ int, w net.Conn) bool {
 		io.WriteString(w, okAnswer)
 		return false // keep-alive promised, then closed
-	})
+	}))
 	tr := newUpstreamTransport(newTransport())
 	tr.pruneEvery = time.Hour // the test runs prune itself
 	t.Cleanup(tr.Close)
