@@ -188,7 +188,6 @@ func (a *accessLog) done(lw *logWriter, br *bodyReader, r *http.Request, start t
 	}
 }
 
-// setSite records the site for the access log line, if w is ours.
 // siteHeaders sets a site's response headers on w and, when w is the
 // access log's writer, keeps them for a final answer after an interim one
 // (see logWriter.WriteHeader).
@@ -199,6 +198,7 @@ func siteHeaders(w http.ResponseWriter, hs []header) {
 	}
 }
 
+// setSite records the site for the access log line, if w is ours.
 func setSite(w http.ResponseWriter, name string) {
 	if lw, ok := w.(*logWriter); ok {
 		lw.site = name
