@@ -51,52 +51,16 @@ type diffSeen struct {
 // diffUpstream is a raw HTTP/1.1 upstream whose answers are written byte
 // by byte, chosen by the request path's second segment (/a/<answer>/…).
 type diffUpstream struct {
-	addr  string
-	mu    sync.Mutex
-	seen  []diffSeen
-	conns int
+	*rawUpstream
+	mu   sync.Mutex
+	seen []diffSeen
 }
 
 func startDiffUpstream(t *testing.T) *diffUpstream {
 	t.Helper()
-	l := listen(t)
-	u := &diffUpstream{addr: l.Addr().String()}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	open := map[net.Conn]bool{}
-	t.Cleanup(func() {
-		l.Close()
-		mu.Lock()
-		for c := range open {
-			c.Close()
-		}
-		open = nil
-		mu.Unlock()
-		wg.Wait()
-	})
-	wg.Go(func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			if open == nil {
-				mu.Unlock()
-				c.Close()
-				return
-			}
-			open[c] = true
-			mu.Unlock()
-			u.mu.Lock()
-			u.conns++
-			u.mu.Unlock()
-			wg.Go(func() {
-				defer c.Close()
-				u.serve(c)
-			})
-		}
-	})
+	u := &diffUpstream{}
+	// serve reads through its own reader, which keeps the raw bytes.
+	u.rawUpstream = startRawUpstream(t, nil, func(c net.Conn, _ *bufio.Reader) { u.serve(c) })
 	return u
 }
 
@@ -174,11 +138,7 @@ func (u *diffUpstream) take() []diffSeen {
 	return s
 }
 
-func (u *diffUpstream) connCount() int {
-	u.mu.Lock()
-	defer u.mu.Unlock()
-	return u.conns
-}
+func (u *diffUpstream) connCount() int { return int(u.accepted.Load()) }
 
 func answerName(path string) string {
 	rest, ok := strings.CutPrefix(path, "/a/")
