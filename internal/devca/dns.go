@@ -11,6 +11,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/letsencrypt/challtestsrv"
@@ -128,10 +129,14 @@ func freeUDPAndTCPAddr() (string, error) {
 // but none does by connecting out: the ports are drawn below the
 // kernel's ephemeral range (ip_local_port_range), from which outgoing
 // connections take theirs; a port the kernel handed out for ":0" was
-// seen taken that way by a parallel test package's connection.
+// seen taken that way by a parallel test package's connection. A port is
+// handed out at most once per process, so two calls never return the
+// same port, even when the first caller has not bound it yet.
 func FreePorts(n int) ([]int, error) {
 	lo, hi := belowEphemeral()
 	ports := make([]int, 0, n)
+	handedOut.Lock()
+	defer handedOut.Unlock()
 	for tries := 0; len(ports) < n; tries++ {
 		addr := "127.0.0.1:0"
 		if hi > lo && tries < 1000 {
@@ -145,10 +150,24 @@ func FreePorts(n int) ([]int, error) {
 			return nil, fmt.Errorf("free ports: %w", err)
 		}
 		defer ln.Close() // keep all open until all are picked, so they differ
-		ports = append(ports, ln.Addr().(*net.TCPAddr).Port)
+		port := ln.Addr().(*net.TCPAddr).Port
+		if handedOut.ports[port] {
+			if tries < 2000 {
+				continue // given to an earlier caller, who may not have bound it yet
+			}
+			return nil, errors.New("free ports: every port drawn was handed out before")
+		}
+		handedOut.ports[port] = true
+		ports = append(ports, port)
 	}
 	return ports, nil
 }
+
+// handedOut is every port FreePorts returned in this process.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
 
 // belowEphemeral returns a range of ports [lo, hi) under the kernel's
 // ephemeral range, or lo == hi when it cannot tell (not Linux).
