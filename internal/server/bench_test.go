@@ -61,6 +61,16 @@ func BenchmarkStaticSmall(b *testing.B) {
 	serveLoop(b, h, benchRequest("a.test", "/small.txt"), http.StatusOK)
 }
 
+// BenchmarkStaticNested is BenchmarkStaticSmall for a file three
+// directories down, as a site's assets usually are.
+func BenchmarkStaticNested(b *testing.B) {
+	root := filepath.Join(b.TempDir(), "www")
+	writeFile(b, filepath.Join(root, "assets", "css", "v2", "site.css"), strings.Repeat("x", 1024))
+	c := newTestCert(b, "a.test")
+	h := benchServer(b, Site{Names: []string{"a.test"}, Root: root, HSTS: true, Cert: c.source()})
+	serveLoop(b, h, benchRequest("a.test", "/assets/css/v2/site.css"), http.StatusOK)
+}
+
 // BenchmarkProxy proxies to an upstream on loopback over a kept-alive
 // connection. Allocations include the in-process upstream's.
 func BenchmarkProxy(b *testing.B) {

@@ -96,6 +96,27 @@ func (c *fileCache) lookup(root *os.Root, name string, fi fs.FileInfo) *cachedFi
 	return e
 }
 
+// fresh returns the cached file for name when one fstatat of name below
+// dirfd shows the very file that was cached (statID), and nil otherwise:
+// not cached, changed, gone, or no dirfd. It spares a cached file's
+// request the walk os.Root makes, an openat and a close per directory of
+// the name; whatever it does not vouch for goes through os.Root.
+func (c *fileCache) fresh(dirfd int, name string) *cachedFile {
+	if dirfd < 0 || c.budget == nil {
+		return nil
+	}
+	c.mu.RLock()
+	e := c.m[name]
+	c.mu.RUnlock()
+	if e == nil {
+		return nil
+	}
+	if id, ok := statID(dirfd, name); !ok || id != e.id {
+		return nil
+	}
+	return e
+}
+
 func readCachedFile(root *os.Root, name string) *cachedFile {
 	f, err := root.OpenFile(name, openFlags, 0)
 	if err != nil {

@@ -93,3 +93,64 @@ func TestFileCacheOff(t *testing.T) {
 		t.Error("cache on despite FileCacheBytes < 0")
 	}
 }
+
+// TestFileCacheFreshPath covers the one-fstatat check of a cached file
+// (fileCache.fresh): it vouches for the cached file only, and a path
+// that now leads elsewhere, through a directory swapped for a symbolic
+// link to outside the root, goes back through os.Root, which refuses it.
+func TestFileCacheFreshPath(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "www")
+	name := filepath.Join("a", "b", "c.txt")
+	writeFile(t, filepath.Join(root, name), "inside\n")
+	writeFile(t, filepath.Join(base, "outside", "b", "c.txt"), "TOPSECRET\n")
+
+	d, err := openRootDir(root, &cacheBudget{max: 1 << 20})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.retire(0)
+	st := d.state()
+	if st.dirfd < 0 {
+		t.Fatal("no directory descriptor for the fast check")
+	}
+	fi, err := st.root.Stat(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.cache.lookup(st.root, name, fi) == nil {
+		t.Fatal("not cached")
+	}
+	if e := st.cache.fresh(st.dirfd, name); e == nil || string(e.data) != "inside\n" {
+		t.Fatalf("fresh = %v, want the cached file", e)
+	}
+	if st.cache.fresh(st.dirfd, "a/b/other.txt") != nil {
+		t.Error("fresh vouched for a name never cached")
+	}
+
+	// Changed in place: no longer vouched for.
+	writeFile(t, filepath.Join(root, name), "changed\n")
+	if st.cache.fresh(st.dirfd, name) != nil {
+		t.Error("fresh vouched for a changed file")
+	}
+
+	// Through the server: cache it again, then swap directory a for a
+	// link to outside the root.
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	cl := ts.client(t, false)
+	for range 2 {
+		if resp, body := get(t, cl, "https://a.test/a/b/c.txt"); resp.StatusCode != 200 || body != "changed\n" {
+			t.Fatalf("got %d %q", resp.StatusCode, body)
+		}
+	}
+	if err := os.Rename(filepath.Join(root, "a"), filepath.Join(root, "a.old")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(base, "outside"), filepath.Join(root, "a")); err != nil {
+		t.Fatal(err)
+	}
+	if resp, body := get(t, cl, "https://a.test/a/b/c.txt"); resp.StatusCode == 200 || strings.Contains(body, "TOPSECRET") {
+		t.Fatalf("through a link out of the root: %d %q", resp.StatusCode, body)
+	}
+}

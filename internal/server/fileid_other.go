@@ -6,3 +6,10 @@ import "io/fs"
 
 // idOf reports no identity off Linux, which turns the file cache off.
 func idOf(fs.FileInfo) (fileID, bool) { return fileID{}, false }
+
+// statDir is not needed off Linux: there is no file cache to check.
+func statDir(string, fs.FileInfo) int { return -1 }
+
+func closeStatDir(int) {}
+
+func statID(int, string) (fileID, bool) { return fileID{}, false }

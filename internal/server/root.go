@@ -33,6 +33,7 @@ type rootDir struct {
 // rootState is one opened directory and the cache of its files.
 type rootState struct {
 	root  *os.Root
+	dirfd int // the same directory for fileCache.fresh; -1 if none
 	cache *fileCache
 }
 
@@ -42,10 +43,15 @@ type rootState struct {
 func (st *rootState) retire(grace time.Duration) {
 	st.cache.clear()
 	if grace <= 0 {
-		st.root.Close()
+		st.close()
 		return
 	}
-	time.AfterFunc(grace, func() { st.root.Close() })
+	time.AfterFunc(grace, st.close)
+}
+
+func (st *rootState) close() {
+	st.root.Close()
+	closeStatDir(st.dirfd)
 }
 
 func openRootDir(path string, budget *cacheBudget) (*rootDir, error) {
@@ -58,8 +64,12 @@ func openRootDir(path string, budget *cacheBudget) (*rootDir, error) {
 		return nil, err
 	}
 	d := &rootDir{path: abs, budget: budget, id: id}
-	d.cur.Store(&rootState{root: r, cache: newFileCache(budget)})
+	d.cur.Store(d.newState(r, id))
 	return d, nil
+}
+
+func (d *rootDir) newState(r *os.Root, id fs.FileInfo) *rootState {
+	return &rootState{root: r, dirfd: statDir(d.path, id), cache: newFileCache(d.budget)}
 }
 
 func openRoot(path string) (*os.Root, fs.FileInfo, error) {
@@ -99,7 +109,7 @@ func (d *rootDir) check(log *slog.Logger) {
 		return
 	}
 	d.failing = false
-	old := d.cur.Swap(&rootState{root: r, cache: newFileCache(d.budget)})
+	old := d.cur.Swap(d.newState(r, id))
 	d.id = id
 	old.retire(retireGrace)
 	log.Info("static root now names another directory", "root", d.path)

@@ -35,6 +35,10 @@ func (h *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := h.root.state()
+	if e := st.cache.fresh(st.dirfd, name); e != nil {
+		e.serve(w, r, name)
+		return
+	}
 	fi, err := st.root.Stat(name)
 	if err != nil {
 		h.fail(w, r, err)
