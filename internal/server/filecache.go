@@ -96,22 +96,24 @@ func (c *fileCache) lookup(root *os.Root, name string, fi fs.FileInfo) *cachedFi
 	return e
 }
 
-// fresh returns the cached file for name when one fstatat of name below
-// dirfd shows the very file that was cached (statID), and nil otherwise:
-// not cached, changed, gone, or no dirfd. It spares a cached file's
-// request the walk os.Root makes, an openat and a close per directory of
-// the name; whatever it does not vouch for goes through os.Root.
-func (c *fileCache) fresh(dirfd int, name string) *cachedFile {
-	if dirfd < 0 || c.budget == nil {
+// fresh returns the cached file for name when a check of name below
+// dir shows the very file that was cached (statID), and nil otherwise:
+// not cached, changed, gone, resolved out of the directory, or no dir.
+// It spares a cached file's request the walk os.Root makes, an openat
+// and a close per directory of the name; whatever it does not vouch for
+// goes through os.Root. The read lock is held across the check, so
+// clear, which comes before dir is closed, cannot pass it.
+func (c *fileCache) fresh(dir *os.File, name string) *cachedFile {
+	if dir == nil || c.budget == nil {
 		return nil
 	}
 	c.mu.RLock()
+	defer c.mu.RUnlock()
 	e := c.m[name]
-	c.mu.RUnlock()
-	if e == nil {
+	if e == nil || c.closed {
 		return nil
 	}
-	if id, ok := statID(dirfd, name); !ok || id != e.id {
+	if id, ok := statID(int(dir.Fd()), name); !ok || id != e.id {
 		return nil
 	}
 	return e

@@ -111,7 +111,7 @@ func TestFileCacheFreshPath(t *testing.T) {
 	}
 	defer d.retire(0)
 	st := d.state()
-	if st.dirfd < 0 {
+	if st.dir == nil {
 		t.Fatal("no directory descriptor for the fast check")
 	}
 	fi, err := st.root.Stat(name)
@@ -121,16 +121,16 @@ func TestFileCacheFreshPath(t *testing.T) {
 	if st.cache.lookup(st.root, name, fi) == nil {
 		t.Fatal("not cached")
 	}
-	if e := st.cache.fresh(st.dirfd, name); e == nil || string(e.data) != "inside\n" {
+	if e := st.cache.fresh(st.dir, name); e == nil || string(e.data) != "inside\n" {
 		t.Fatalf("fresh = %v, want the cached file", e)
 	}
-	if st.cache.fresh(st.dirfd, "a/b/other.txt") != nil {
+	if st.cache.fresh(st.dir, "a/b/other.txt") != nil {
 		t.Error("fresh vouched for a name never cached")
 	}
 
 	// Changed in place: no longer vouched for.
 	writeFile(t, filepath.Join(root, name), "changed\n")
-	if st.cache.fresh(st.dirfd, name) != nil {
+	if st.cache.fresh(st.dir, name) != nil {
 		t.Error("fresh vouched for a changed file")
 	}
 
@@ -152,5 +152,81 @@ func TestFileCacheFreshPath(t *testing.T) {
 	}
 	if resp, body := get(t, cl, "https://a.test/a/b/c.txt"); resp.StatusCode == 200 || strings.Contains(body, "TOPSECRET") {
 		t.Fatalf("through a link out of the root: %d %q", resp.StatusCode, body)
+	}
+}
+
+// TestFileCacheFreshDirMovedOut: a directory moved out of the root (to
+// unpublish it) and linked back under its old name keeps its files'
+// inodes and times, so a check that follows the link would still vouch
+// for the cached files. The check must refuse what os.Root refuses, for
+// cached and uncached files alike. Found by review of the first
+// one-fstatat version, which answered 200 for the cached file.
+func TestFileCacheFreshDirMovedOut(t *testing.T) {
+	base := t.TempDir()
+	root := filepath.Join(base, "www")
+	writeFile(t, filepath.Join(root, "drafts", "plan.txt"), "unpublished plan\n")
+	writeFile(t, filepath.Join(root, "drafts", "other.txt"), "other draft\n")
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	cl := ts.client(t, false)
+	for range 2 {
+		if resp, body := get(t, cl, "https://a.test/drafts/plan.txt"); resp.StatusCode != 200 || body != "unpublished plan\n" {
+			t.Fatalf("before the move: %d %q", resp.StatusCode, body)
+		}
+	}
+	private := filepath.Join(base, "private")
+	if err := os.Mkdir(private, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(filepath.Join(root, "drafts"), filepath.Join(private, "drafts")); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(filepath.Join(private, "drafts"), filepath.Join(root, "drafts")); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{"/drafts/other.txt", "/drafts/plan.txt", "/drafts//plan.txt", "/./drafts/plan.txt"} {
+		if resp, body := get(t, cl, "https://a.test"+p); resp.StatusCode == 200 {
+			t.Errorf("%s through a link out of the root: %d %q", p, resp.StatusCode, body)
+		}
+	}
+}
+
+// TestFileCacheOneEntryPerFile: the spellings of one file's path ("//",
+// "/./", a trailing "/.") share one cache entry, so that one small file
+// asked for in many spellings cannot fill the cache and push the others
+// out, and every spelling answers alike.
+func TestFileCacheOneEntryPerFile(t *testing.T) {
+	root := filepath.Join(t.TempDir(), "www")
+	writeFile(t, filepath.Join(root, "a", "b.txt"), "inside\n")
+	writeFile(t, filepath.Join(root, "d", "index.html"), "index\n")
+	c := newTestCert(t, "a.test")
+	ts := startServer(t, Options{Sites: []Site{{Names: []string{"a.test"}, Root: root, Cert: c.source()}}}, c)
+	send := func(p string) (int, string) {
+		return rawRequest(t, ts.httpsAddr, "a.test", ts.roots, "GET "+p+" HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
+	}
+	for range 2 {
+		for _, p := range []string{"/a/b.txt", "//a/b.txt", "/a//b.txt", "/a/./b.txt", "/./a/b.txt", "/a/b.txt/."} {
+			if code, resp := send(p); code != 200 || !strings.HasSuffix(resp, "\r\n\r\ninside\n") {
+				t.Errorf("GET %s: %d %q", p, code, resp)
+			}
+		}
+		for _, p := range []string{"/d/", "/d//", "/./d/"} {
+			if code, resp := send(p); code != 200 || !strings.HasSuffix(resp, "\r\n\r\nindex\n") {
+				t.Errorf("GET %s: %d %q", p, code, resp)
+			}
+		}
+	}
+	if code, _ := send("/a/b.txt/"); code != 404 {
+		t.Errorf("GET /a/b.txt/ (a file asked for as a directory): %d, want 404", code)
+	}
+	st := ts.table.Load().roots[root].state()
+	st.cache.mu.RLock()
+	defer st.cache.mu.RUnlock()
+	if len(st.cache.m) != 2 || st.cache.m["a/b.txt"] == nil || st.cache.m["d/index.html"] == nil {
+		keys := []string{}
+		for k := range st.cache.m {
+			keys = append(keys, k)
+		}
+		t.Errorf("cache keys %q, want a/b.txt and d/index.html only", keys)
 	}
 }

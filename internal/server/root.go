@@ -33,7 +33,7 @@ type rootDir struct {
 // rootState is one opened directory and the cache of its files.
 type rootState struct {
 	root  *os.Root
-	dirfd int // the same directory for fileCache.fresh; -1 if none
+	dir   *os.File // the same directory for fileCache.fresh; nil if none
 	cache *fileCache
 }
 
@@ -51,7 +51,9 @@ func (st *rootState) retire(grace time.Duration) {
 
 func (st *rootState) close() {
 	st.root.Close()
-	closeStatDir(st.dirfd)
+	if st.dir != nil {
+		st.dir.Close()
+	}
 }
 
 func openRootDir(path string, budget *cacheBudget) (*rootDir, error) {
@@ -69,7 +71,7 @@ func openRootDir(path string, budget *cacheBudget) (*rootDir, error) {
 }
 
 func (d *rootDir) newState(r *os.Root, id fs.FileInfo) *rootState {
-	return &rootState{root: r, dirfd: statDir(d.path, id), cache: newFileCache(d.budget)}
+	return &rootState{root: r, dir: statDir(d.path, id), cache: newFileCache(d.budget)}
 }
 
 func openRoot(path string) (*os.Root, fs.FileInfo, error) {

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,6 +18,8 @@ import (
 // static serves files from a rootDir. Every open goes through os.Root,
 // which refuses names and symbolic links that lead outside the
 // directory; the path checks before it reject what no file name needs.
+// A file already in the cache is checked with the same rule by the
+// kernel (fileCache.fresh) rather than by os.Root's walk.
 type static struct {
 	root   *rootDir
 	log    *slog.Logger
@@ -35,8 +38,9 @@ func (h *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := h.root.state()
-	if e := st.cache.fresh(st.dirfd, name); e != nil {
-		e.serve(w, r, name)
+	file := indexName(name)
+	if e := st.cache.fresh(st.dir, file); e != nil {
+		e.serve(w, r, file)
 		return
 	}
 	fi, err := st.root.Stat(name)
@@ -45,21 +49,29 @@ func (h *static) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if fi.IsDir() {
-		if !strings.HasSuffix(r.URL.Path, "/") {
+		if file == name {
 			redirectToDir(w, r)
 			return
 		}
-		if name == "." {
-			name = "index.html"
-		} else {
-			name += "index.html"
-		}
+		name = file
 		if fi, err = st.root.Stat(name); err != nil {
 			h.fail(w, r, err)
 			return
 		}
 	}
 	h.serveFile(w, r, st, name, fi)
+}
+
+// indexName is the file a clean name from fileName stands for: the name
+// itself, or a directory's index.html when it is "." or ends in "/".
+func indexName(name string) string {
+	switch {
+	case name == ".":
+		return "index.html"
+	case strings.HasSuffix(name, "/"):
+		return name + "index.html"
+	}
+	return name
 }
 
 var allowGetHead = []string{"GET, HEAD"}[:1:1]
@@ -159,9 +171,16 @@ func fileName(r *http.Request) (string, int) {
 		}
 		rest = next
 	}
-	name := strings.TrimLeft(p, "/")
+	// One spelling per file: "//" and "/./" removed (RFC 3986 §5.2.4),
+	// so that aliases of one file neither take cache entries of their
+	// own nor answer differently; a trailing slash stays, it asks for a
+	// directory.
+	name := path.Clean(p)[1:]
 	if name == "" {
 		return ".", 0
+	}
+	if strings.HasSuffix(p, "/") {
+		name += "/"
 	}
 	return name, 0
 }
