@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"os/user"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -78,4 +79,80 @@ func procUID(t *testing.T, pid int) string {
 		}
 	}
 	return ""
+}
+
+// TestServeStartedAsTheUser: a serve that systemd (User=) starts as the
+// very user its config names runs, with nothing to drop; one started as
+// another unprivileged user stops with an error that says only root can
+// switch. Before, both stopped at "drop supplementary groups: operation
+// not permitted".
+func TestServeStartedAsTheUser(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to start serve as another user")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	dir, err := os.MkdirTemp("", "tlspilot-asuser-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(dir, "tlspilot")
+	data, err := os.ReadFile(buildBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	start := func(name, runAs string) (*exec.Cmd, *strings.Builder) {
+		conf := filepath.Join(dir, name+".toml")
+		writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nuser = %q\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"asuser.example.test\"]\n", filepath.Join(dir, name), runAs))
+		os.Chmod(conf, 0o644)
+		cmd := exec.Command(bin, "serve", "--config", conf)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		var stderr strings.Builder
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		return cmd, &stderr
+	}
+
+	cmd, stderr := start("same", "nobody")
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		<-exited
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		select {
+		case err := <-exited:
+			exited <- err
+			t.Fatalf("serve started as nobody with user = \"nobody\" exited (%v): %s", err, stderr)
+		default:
+		}
+		if _, err := os.Stat(filepath.Join(dir, "same", "kek")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("serve started as nobody did not create its storage: %s", stderr)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+
+	other, stderr2 := start("other", "daemon")
+	err = other.Wait()
+	if err == nil || !strings.Contains(stderr2.String(), "only a process started as root") || !strings.Contains(stderr2.String(), "other.toml:5: user:") {
+		t.Errorf("serve started as nobody with user = \"daemon\": %v, stderr %q", err, stderr2)
+	}
 }

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"os/user"
 	"strconv"
 	"syscall"
@@ -29,6 +30,9 @@ func dropPrivileges(userName, groupName string) error {
 		}
 		gid, _ = strconv.Atoi(g.Gid)
 	}
+	if os.Geteuid() != 0 {
+		return alreadyAs(uid, gid, userName, groupName)
+	}
 	if gid >= 0 {
 		if err := syscall.Setgroups([]int{gid}); err != nil {
 			return fmt.Errorf("drop supplementary groups: %w", err)
@@ -46,6 +50,21 @@ func dropPrivileges(userName, groupName string) error {
 		return fmt.Errorf("privileges were not dropped: could become root again")
 	}
 	return nil
+}
+
+// alreadyAs accepts a process that was not started as root when it
+// already runs as the configured user and group, as it does when systemd
+// (User=) or another supervisor starts it that way, and otherwise says
+// what to change: only root can switch.
+func alreadyAs(uid, gid int, userName, groupName string) error {
+	if (uid < 0 || uid == os.Geteuid()) && (gid < 0 || gid == os.Getegid()) {
+		return nil
+	}
+	want := userName
+	if want == "" {
+		want = "group " + groupName
+	}
+	return fmt.Errorf("cannot switch to %s: only a process started as root can, and this one runs as uid %d gid %d; start it as root, or as that user and group (then user and group may stay or go)", want, os.Geteuid(), os.Getegid())
 }
 
 func lookupUser(name string) (*user.User, error) {
