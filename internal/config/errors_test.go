@@ -24,6 +24,14 @@ roots = "$DIR/www"
 `, `tlspilot.toml:5: site[2].roots: unknown key (did you mean "root"?)`},
 		{"unknown top-level key", `emial = "ops@example.com"`,
 			`tlspilot.toml:1: emial: unknown key (did you mean "email"?)`},
+		{"top-level key after a site", `[[site]]
+names = ["a.example"]
+root = "$DIR/www"
+admin_listen = "127.0.0.1:2019"`, `tlspilot.toml:4: site[1].admin_listen: unknown key here; admin_listen is a top-level key: move it above the first [table] or [[table]] header`},
+		{"top-level key after dns", `[dns]
+provider = "exec"
+command = "/bin/true"
+log_level = "debug"`, `tlspilot.toml:4: dns.log_level: unknown key here; log_level is a top-level key: move it above the first [table] or [[table]] header`},
 		{"unknown key far from any", `[[site]]
 names = ["a.example"]
 colour = "blue"`, `tlspilot.toml:3: site[1].colour: unknown key`},

@@ -17,6 +17,7 @@ type decoder struct {
 
 	owners      map[string]string // name → path of the site that has it
 	defaultSite string            // path of the site with default = true
+	top         *table            // the document's top level, for done's hint
 }
 
 // errorf records a problem at key path.
@@ -34,7 +35,11 @@ type table struct {
 }
 
 func (d *decoder) table(path string, m map[string]any) *table {
-	return &table{d: d, path: path, m: m, read: map[string]bool{}}
+	t := &table{d: d, path: path, m: m, read: map[string]bool{}}
+	if path == "" {
+		d.top = t
+	}
+	return t
 }
 
 func (t *table) key(k string) string { return joinKey(t.path, k) }
@@ -182,6 +187,12 @@ func (t *table) tables(k string) []*table {
 func (t *table) done() {
 	for _, k := range slices.Sorted(maps.Keys(t.m)) {
 		if t.read[k] {
+			continue
+		}
+		if t != t.d.top && t.d.top != nil && t.d.top.read[k] {
+			// TOML puts every key after a [[site]] or [dns] header into
+			// that table: a top-level key written late lands here.
+			t.d.errorf(t.key(k), "unknown key here; %s is a top-level key: move it above the first [table] or [[table]] header", k)
 			continue
 		}
 		if s := suggest(k, slices.Collect(maps.Keys(t.read))); s != "" {
