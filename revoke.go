@@ -6,6 +6,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"fmt"
+	"io/fs"
 	"slices"
 	"time"
 )
@@ -62,7 +63,17 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 	entries, _ := m.selectEntries([]string{n})
 	ids := make([]string, 0, len(entries))
 	for _, e := range entries {
-		ids = append(ids, e.id)
+		// Only a certificate the CA issued can be revoked: a configured
+		// name still waiting for its first one has none.
+		switch _, err := m.store.LoadCertInfo(ctx, e.id); {
+		case err == nil:
+			ids = append(ids, e.id)
+		case !errors.Is(err, fs.ErrNotExist):
+			return fmt.Errorf("revoke %s: %w", name, err)
+		}
+	}
+	if len(ids) == 0 && len(entries) > 0 {
+		return fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
 	}
 	if len(ids) == 0 {
 		if ids, err = m.storedFor(ctx, n); err != nil {

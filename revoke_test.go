@@ -3,6 +3,7 @@ package tlspilot
 import (
 	"context"
 	"net/http"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -74,5 +75,30 @@ func TestRevokedTakenUp(t *testing.T) {
 			t.Fatalf("no replacement after the CA took orders again: %+v", st)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestRevokeNeverObtained: revoking a configured name that has no
+// certificate yet says so and orders nothing; before, it failed on the
+// missing file and then ordered a replacement (which, with the CA down,
+// also pushed the daemon's next attempt back).
+func TestRevokeNeverObtained(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const name = "never.example.test"
+	if err := m.ManageCerts(context.Background(), Cert{Names: []string{name}}); err != nil {
+		t.Fatal(err)
+	}
+	before := p.Requests()
+	err = m.Revoke(context.Background(), name, ReasonUnspecified)
+	if err == nil || !strings.Contains(err.Error(), "no certificate has been obtained for this name yet") {
+		t.Fatalf("Revoke = %v, want it to say no certificate was obtained yet", err)
+	}
+	if n := p.Requests() - before; n != 0 {
+		t.Errorf("%d requests to the CA, want none", n)
 	}
 }
