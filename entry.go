@@ -168,6 +168,14 @@ func (e *entry) plan(now time.Time, force bool, rnd renewal.Rand) (due time.Time
 	return due, e.state, save
 }
 
+// retryAt is when a failed certificate is tried again; zero if none is
+// pending.
+func (e *entry) retryAt() time.Time {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.state.RetryAt
+}
+
 // unsaved marks the state as not saved, after a failed write.
 func (e *entry) unsaved() {
 	e.mu.Lock()

@@ -27,7 +27,7 @@ type RenewOptions struct {
 	NoStartCheck bool
 	// Progress, if set, is told each step of each certificate as it
 	// starts: the order's steps (StepOrdering … StepDownload), then
-	// StepDone, StepFailed or StepNotDue. It is called from several
+	// StepDone, StepFailed, StepNotDue or StepRetryWait. It is called from several
 	// goroutines.
 	Progress func(certID string, step string)
 }
@@ -44,6 +44,11 @@ const (
 	StepDone       = "done"
 	StepFailed     = "failed"
 	StepNotDue     = "not due"
+	// StepRetryWait: not renewed because an earlier attempt failed and
+	// the retry it waits for (growing delays, or the CA's Retry-After) is
+	// not due; followed by " until " and that time, RFC 3339 in UTC.
+	// Force tries at once.
+	StepRetryWait = "waiting to retry"
 )
 
 // Renew renews the selected certificates now and returns when all are
@@ -84,7 +89,11 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	if !force {
 		m.checkARI(ctx, e)
 		if next = m.plan(ctx, e, false); next.After(time.Now()) {
-			progress(e.id, StepNotDue)
+			if next.Equal(e.retryAt()) {
+				progress(e.id, StepRetryWait+" until "+next.UTC().Format(time.RFC3339))
+			} else {
+				progress(e.id, StepNotDue)
+			}
 			return nil
 		}
 	}

@@ -1,7 +1,10 @@
 package tlspilot
 
 import (
+	"net/http"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -90,4 +93,59 @@ func renewOnce(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manag
 		t.Fatal(err)
 	}
 	return m, last
+}
+
+// TestRenewRetryWait: after a failed attempt, Renew without Force on
+// another Manager over the same storage (the next `tlspilot renew`)
+// reports StepRetryWait with the retry time rather than StepNotDue, and
+// asks the CA nothing; with Force it orders at once (no challenge server
+// runs here, so that order goes no further).
+func TestRenewRetryWait(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	var refuse atomic.Bool
+	refuse.Store(true)
+	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/order-plz" || !refuse.Load() {
+			return false
+		}
+		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
+		return true
+	})
+	const name = "retrywait.example.test"
+	steps := func(opts RenewOptions) (string, error) {
+		m, err := New(t.Context(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.Manage(t.Context(), name); err != nil {
+			t.Fatal(err)
+		}
+		var mu sync.Mutex
+		last := ""
+		opts.Progress = func(_, step string) { mu.Lock(); last = step; mu.Unlock() }
+		err = m.Renew(t.Context(), opts)
+		mu.Lock()
+		defer mu.Unlock()
+		return last, err
+	}
+	if step, err := steps(RenewOptions{}); err == nil || !strings.HasPrefix(step, StepFailed) {
+		t.Fatalf("first attempt: step %q, error %v; want it to fail", step, err)
+	}
+	requests := p.Requests()
+	step, err := steps(RenewOptions{})
+	if err != nil || !strings.HasPrefix(step, StepRetryWait+" until ") {
+		t.Errorf("after the failure: step %q, error %v; want %q and the time", step, err, StepRetryWait)
+	}
+	if at, perr := time.Parse(time.RFC3339, strings.TrimPrefix(step, StepRetryWait+" until ")); perr != nil || !at.After(time.Now()) {
+		t.Errorf("retry time in %q: %v, %v", step, at, perr)
+	}
+	if n := p.Requests() - requests; n != 0 {
+		t.Errorf("%d requests to the CA while waiting to retry, want none", n)
+	}
+	refuse.Store(false)
+	orders := p.RequestsTo("/order-plz")
+	if step, _ := steps(RenewOptions{Force: true}); strings.HasPrefix(step, StepRetryWait) || p.RequestsTo("/order-plz") == orders {
+		t.Errorf("forced: step %q and no new order; want an attempt at once", step)
+	}
 }

@@ -207,6 +207,9 @@ func (pr *progress) describe(step string) string {
 			return fmt.Sprintf("waiting for %d of %d DNS records", w.Missing, w.Total)
 		}
 	}
+	if strings.HasPrefix(step, tlspilot.StepRetryWait) {
+		return step + " after a failed attempt (--force tries now)"
+	}
 	return step
 }
 
@@ -226,5 +229,6 @@ func (pr *progress) wait() {
 }
 
 func isFinal(step string) bool {
-	return step == tlspilot.StepDone || step == tlspilot.StepNotDue || strings.HasPrefix(step, tlspilot.StepFailed)
+	return step == tlspilot.StepDone || step == tlspilot.StepNotDue ||
+		strings.HasPrefix(step, tlspilot.StepFailed) || strings.HasPrefix(step, tlspilot.StepRetryWait)
 }
