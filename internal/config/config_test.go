@@ -381,4 +381,14 @@ site[3] line 61: www.example.com
 	if got != want {
 		t.Errorf("got\n%s\nwant\n%s", got, want)
 	}
+
+	// Counts in words: one site and one name, and a config without sites.
+	one := f.mustParse(t, "[[site]]\nnames = [\"a.example\"]\n").Summary()
+	if !strings.HasSuffix(one, "\n1 site, 1 name with certificates from the CA\n") {
+		t.Errorf("one site: %q", one)
+	}
+	none := f.mustParse(t, `email = "ops@example.com"`).Summary()
+	if !strings.HasSuffix(none, "\nno [[site]]: serve would serve no site and manage no certificate\n") {
+		t.Errorf("no site: %q", none)
+	}
 }

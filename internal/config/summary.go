@@ -37,7 +37,18 @@ func (c *Config) Summary() string {
 		}
 		s.summary(&b, i+1)
 	}
-	fmt.Fprintf(&b, "%d sites, %d names with certificates from the CA\n", len(c.Sites), acme)
+	switch len(c.Sites) {
+	case 0:
+		if len(c.Certificates) == 0 && !c.IsIssuer() {
+			b.WriteString("no [[site]]: serve would serve no site and manage no certificate\n")
+		} else {
+			b.WriteString("no [[site]] for serve\n")
+		}
+	case 1:
+		fmt.Fprintf(&b, "1 site, %s with certificates from the CA\n", plural(acme, "name"))
+	default:
+		fmt.Fprintf(&b, "%d sites, %s with certificates from the CA\n", len(c.Sites), plural(acme, "name"))
+	}
 	for i, ct := range c.Certificates {
 		fmt.Fprintf(&b, "certificate[%d] line %d: %s (%s, %s) for tlspilot certs\n", i+1, ct.Line,
 			strings.Join(ct.Names, ", "), ct.Challenge, strings.Join(ct.KeyTypes, "+"))
@@ -141,4 +152,12 @@ func or(s, def string) string {
 		return def
 	}
 	return s
+}
+
+// plural is "1 name", "2 names".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
