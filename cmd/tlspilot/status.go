@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"text/tabwriter"
@@ -119,7 +122,31 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			r = tlspilot.UnknownReport(r.Time, err)
 		}
 	}
-	return report(stdout, stderr, *asJSON, r)
+	code := report(stdout, stderr, *asJSON, r)
+	if !*asJSON && r.ExitCode != tlspilot.ExitUnknown {
+		if note := missingStorage(cfg); note != "" {
+			fmt.Fprintln(stdout, "\n"+note)
+		}
+	}
+	return code
+}
+
+// missingStorage explains certificates that are pending with no trace of
+// an attempt: the config's storage directory does not exist, because
+// serve has not run yet with it or because the path is not the one serve
+// uses. It is "" when the directory exists or nothing is ordered.
+func missingStorage(cfg *config.Config) string {
+	if config.IsDatabaseURL(cfg.Storage) || len(configuredCerts(cfg)) == 0 {
+		return ""
+	}
+	dir, err := storageDir(cfg)
+	if err != nil {
+		return ""
+	}
+	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
+		return ""
+	}
+	return fmt.Sprintf("note: the storage %s does not exist: no certificate has been obtained with this config yet (serve creates it), or serve uses another storage", dir)
 }
 
 // readStatus is the status of cfg's certificates: those tlspilot keeps,

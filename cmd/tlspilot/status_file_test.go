@@ -10,6 +10,7 @@ import (
 	"encoding/pem"
 	"fmt"
 	"math/big"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -67,5 +68,26 @@ func TestStatusCertFiles(t *testing.T) {
 	}
 	if code != tlspilot.ExitCritical || len(r.Certificates) != 3 || r.Certificates[0].State != tlspilot.StateExpired || r.Certificates[0].CertFile != xc {
 		t.Errorf("status --json with an expired cert_file: exit %d, %+v", code, r.Certificates)
+	}
+}
+
+// TestStatusMissingStorage: status on a config whose storage directory
+// does not exist (a typo, or serve never ran with it) says so below its
+// report, rather than leaving a pending certificate unexplained; with
+// the directory there, or only cert_file sites, it says nothing.
+func TestStatusMissingStorage(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	storage := filepath.Join(dir, "storage-typo")
+	write(t, conf, "storage = "+strconvQuote(storage)+"\nadmin_listen = \"off\"\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"pending.example.test\"]\n")
+	_, out, errOut := runBinary(t, "status", "--config", conf)
+	if !strings.Contains(out, "note: the storage "+storage+" does not exist") {
+		t.Errorf("status with no storage directory:\n%s%s", out, errOut)
+	}
+	if err := os.Mkdir(storage, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, out, _ = runBinary(t, "status", "--config", conf); strings.Contains(out, "note:") {
+		t.Errorf("status with the storage directory there:\n%s", out)
 	}
 }
