@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
@@ -52,6 +53,10 @@ type Cleaned struct {
 // key-encryption key, and needs no key. Each removal holds the
 // certificate's issue lock, so it never races a Manager ordering it.
 //
+// It also removes the OCSP responses serve keeps in storage (ocsp/…) that
+// went stale over a day ago or cannot be read: each renewal leaves the old
+// certificate's behind.
+//
 // The certificates another config on the same storage manages are
 // unmanaged from this one's point of view: give Clean every certificate
 // managed on the storage.
@@ -90,6 +95,52 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 			}
 		}
 		out = append(out, c)
+	}
+	stale, err := cleanOCSP(ctx, store.Storage(), opts.DryRun)
+	return append(out, stale...), err
+}
+
+// ocspStaleFor is how long past its expiry a stored OCSP response is kept
+// before Clean removes it: a serve still stapling the certificate has
+// fetched a new one long before (half-way through the old one's
+// validity), so a record this stale belongs to a certificate no longer
+// served (renewed, revoked, removed) or to a client certificate no
+// longer seen.
+const ocspStaleFor = 24 * time.Hour
+
+// cleanOCSP removes the stored OCSP responses (ocsp/…, kept by serve's
+// stapler and client-certificate checks) stale for over ocspStaleFor,
+// and those that cannot be read at all.
+func cleanOCSP(ctx context.Context, st storage.Storage, dryRun bool) ([]Cleaned, error) {
+	keys, err := st.List(ctx, "ocsp")
+	if err != nil {
+		return nil, fmt.Errorf("read storage: %w", err)
+	}
+	sort.Strings(keys)
+	var out []Cleaned
+	for _, k := range keys {
+		data, err := st.Load(ctx, k)
+		if errors.Is(err, iofs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return out, fmt.Errorf("%s: %w", k, err)
+		}
+		reason := ""
+		switch exp, err := ocspclient.StoredExpiry(data); {
+		case err != nil:
+			reason = "OCSP response unreadable"
+		case time.Since(exp) > ocspStaleFor:
+			reason = fmt.Sprintf("OCSP response stale since %s", exp.UTC().Format(time.DateOnly))
+		default:
+			continue
+		}
+		if !dryRun {
+			if err := st.Delete(ctx, k); err != nil && !errors.Is(err, iofs.ErrNotExist) {
+				return out, fmt.Errorf("remove %s: %w", k, err)
+			}
+		}
+		out = append(out, Cleaned{ID: k, Reason: reason})
 	}
 	return out, nil
 }

@@ -2,14 +2,24 @@ package tlspilot
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
 	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
 	"github.com/tlspilot/tlspilot/internal/testenv"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
 // TestClean: certificates from Pebble that are no longer configured are
@@ -88,4 +98,82 @@ func mustStore(t *testing.T, cfg Config) *certstore.Store {
 		t.Fatalf("open storage: %v", err)
 	}
 	return st
+}
+
+// TestCleanOCSP: Clean removes the OCSP responses serve stored (ocsp/…)
+// once stale for over a day, and unreadable ones, and keeps fresh ones;
+// a dry run only names them. Each renewal leaves the old certificate's
+// response behind, so without this they piled up for good.
+func TestCleanOCSP(t *testing.T) {
+	ctx := context.Background()
+	dir := filepath.Join(t.TempDir(), "storage")
+	st, err := fsstore.New(fsstore.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuerKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "test issuer"},
+		NotBefore: now.Add(-30 * 24 * time.Hour), NotAfter: now.Add(30 * 24 * time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &issuerKey.PublicKey, issuerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer, _ := x509.ParseCertificate(der)
+	cache := ocspclient.NewCache(ocspclient.CacheOptions{Storage: st})
+	// put stores a response about a new leaf, valid from thisUpdate for a day.
+	put := func(serial int64, thisUpdate time.Time) string {
+		leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: "leaf"},
+			NotBefore: now.Add(-10 * 24 * time.Hour), NotAfter: now.Add(10 * 24 * time.Hour)}
+		lder, err := x509.CreateCertificate(rand.Reader, leafTmpl, issuer, &issuerKey.PublicKey, issuerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		leaf, _ := x509.ParseCertificate(lder)
+		raw, err := ocsp.CreateResponse(issuer, issuer, ocsp.Response{Status: ocsp.Good, SerialNumber: leaf.SerialNumber,
+			ThisUpdate: thisUpdate, NextUpdate: thisUpdate.Add(24 * time.Hour)}, issuerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		r, err := ocspclient.Parse(raw, leaf, issuer, thisUpdate.Add(time.Minute))
+		if err != nil {
+			t.Fatal(err)
+		}
+		cache.Put(ctx, r)
+		return r.ID.StorageKey()
+	}
+	fresh := put(2, now.Add(-time.Hour))      // good until tomorrow
+	recent := put(3, now.Add(-36*time.Hour))  // stale for 12 hours: kept a while
+	stale := put(4, now.Add(-5*24*time.Hour)) // stale for 4 days
+	if err := st.Store(ctx, "ocsp/0123456789abcdef", []byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{StorageDir: dir, Email: "ops@example.test"}
+
+	got, err := Clean(ctx, cfg, CleanOptions{DryRun: true})
+	reasons := map[string]string{}
+	for _, c := range got {
+		reasons[c.ID] = c.Reason
+	}
+	if err != nil || len(got) != 2 || reasons["ocsp/0123456789abcdef"] != "OCSP response unreadable" ||
+		!strings.HasPrefix(reasons[stale], "OCSP response stale since ") {
+		t.Fatalf("dry run: %v %+v; want the unreadable and the 4-day stale records", err, got)
+	}
+	if keys, _ := st.List(ctx, "ocsp"); len(keys) != 4 {
+		t.Errorf("dry run removed records: %v", keys)
+	}
+	if got, err = Clean(ctx, cfg, CleanOptions{}); err != nil || len(got) != 2 {
+		t.Fatalf("Clean: %v %+v", err, got)
+	}
+	keys, _ := st.List(ctx, "ocsp")
+	slices.Sort(keys)
+	want := []string{fresh, recent}
+	slices.Sort(want)
+	if !slices.Equal(keys, want) {
+		t.Errorf("left %v, want the fresh and the recently stale %v", keys, want)
+	}
 }

@@ -15,7 +15,9 @@ import (
 const cleanSummary = `Removes from the storage the certificates of names no longer configured
 (those "tlspilot status" lists as unmanaged) once they have expired or were
 obtained more than --older-than ago: every record under certs/ID/, never
-the ACME account or the key-encryption key. Run it with the config of every
+the ACME account or the key-encryption key. Also removes the OCSP
+responses serve keeps (ocsp/…) once stale for over a day: each renewal
+leaves the old certificate's behind. Run it with the config of every
 process that shares the storage: what another config manages is unmanaged
 to this one.`
 

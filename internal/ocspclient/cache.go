@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
 	"golang.org/x/sync/singleflight"
 
 	"github.com/tlspilot/tlspilot/storage"
@@ -219,4 +220,21 @@ func (c *Cache) Forget(ctx context.Context, leaf, issuer *x509.Certificate) erro
 		return fmt.Errorf("ocsp cache forget: %w", err)
 	}
 	return nil
+}
+
+// StoredExpiry returns when the response in data, a record a Cache
+// stored under CertID.StorageKey, goes stale (Response.Expires). It reads
+// the response without verifying it, for removing records that no Cache
+// can serve any more (tlspilot clean); an error means the record cannot
+// be read at all.
+func StoredExpiry(data []byte) (time.Time, error) {
+	var rec record
+	if err := json.Unmarshal(data, &rec); err != nil {
+		return time.Time{}, fmt.Errorf("ocsp record: %w", err)
+	}
+	r, err := ocsp.ParseResponse(rec.Response, nil)
+	if err != nil {
+		return time.Time{}, fmt.Errorf("ocsp record: %w", err)
+	}
+	return (&Response{ThisUpdate: r.ThisUpdate, NextUpdate: r.NextUpdate}).Expires(), nil
 }
