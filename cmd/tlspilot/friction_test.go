@@ -176,6 +176,27 @@ func TestCheckTerms(t *testing.T) {
 	}
 }
 
+// TestCheckUnissuableNames: with Let's Encrypt, check still passes a
+// site named under a reserved top-level domain or by a private address,
+// but warns, at the names' line, that the CA will refuse them.
+func TestCheckUnissuableNames(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nca = \"letsencrypt-staging\"\nagree_terms = true\n[[site]]\nnames = [\"www.example.com\", \"app.test\", \"192.168.1.10\"]\n", filepath.Join(dir, "s")))
+	code, out, errOut := runCLI(t, "check", "--config", conf)
+	for _, want := range []string{
+		"warning: " + conf + ":5: site[1].names: app.test: Let's Encrypt does not issue for names under .test",
+		"warning: " + conf + ":5: site[1].names: 192.168.1.10: Let's Encrypt does not issue for an IP address that is not public",
+	} {
+		if code != 0 || !strings.Contains(out, want) {
+			t.Errorf("exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+		}
+	}
+	if strings.Contains(out, "www.example.com: Let's Encrypt") {
+		t.Errorf("a public name warned about: %q", out)
+	}
+}
+
 // TestServeStorageNotWritable: serve refuses at start a storage that the
 // user it runs as cannot write, at the storage line, with the fix.
 func TestServeStorageNotWritable(t *testing.T) {

@@ -196,6 +196,9 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Summary())
+	for _, w := range cfg.PublicCAWarnings() {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
 	fmt.Fprintln(stdout, storage)
 	fmt.Fprintf(stdout, "%s: OK\n", cfg.File)
 	return 0

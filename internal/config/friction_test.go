@@ -106,3 +106,42 @@ func TestLogging(t *testing.T) {
 		}
 	}
 }
+
+// TestPublicCAWarnings: with Let's Encrypt, check (and serve, in its log)
+// names every site or [[certificate]] name the CA will refuse: reserved
+// top-level domains and IP addresses that are not public; with a CA of
+// one's own, nothing.
+func TestPublicCAWarnings(t *testing.T) {
+	f := newFixture(t)
+	text := `ca = "letsencrypt-staging"
+agree_terms = true
+
+[[site]]
+names = ["www.example.com", "app.test", "8.8.8.8", "10.1.2.3", "printer.home.arpa"]
+
+[[site]]
+names = ["db.internal", "Nas.Local.", "100.64.1.1", "fe80::1"]
+`
+	c := f.mustParse(t, text)
+	got := strings.Join(c.PublicCAWarnings(), "\n")
+	for _, want := range []string{
+		":5: site[1].names: app.test: Let's Encrypt does not issue for names under .test",
+		":5: site[1].names: 10.1.2.3: Let's Encrypt does not issue for an IP address that is not public",
+		":5: site[1].names: printer.home.arpa: Let's Encrypt does not issue for names under home.arpa",
+		":8: site[2].names: db.internal: Let's Encrypt does not issue for names under .internal",
+		":8: site[2].names: nas.local: Let's Encrypt does not issue for names under .local",
+		":8: site[2].names: 100.64.1.1: Let's Encrypt does not issue for an IP address that is not public",
+		":8: site[2].names: fe80::1: Let's Encrypt does not issue for an IP address that is not public",
+	} {
+		if !strings.Contains(got, want) {
+			t.Errorf("missing %q in\n%s", want, got)
+		}
+	}
+	if n := len(c.PublicCAWarnings()); n != 7 {
+		t.Errorf("%d warnings, want 7 (www.example.com and 8.8.8.8 are fine):\n%s", n, got)
+	}
+	own := f.mustParse(t, strings.Replace(text, `ca = "letsencrypt-staging"`, `ca = "https://ca.internal.example/dir"`, 1))
+	if w := own.PublicCAWarnings(); w != nil {
+		t.Errorf("with a CA of one's own: %q, want none", w)
+	}
+}

@@ -86,3 +86,68 @@ func nameMistake(n string) error {
 	}
 	return nil
 }
+
+// reservedTLDs are top-level domains reserved for testing, examples,
+// local or private use, under which no public CA may issue (CA/Browser
+// Forum Baseline Requirements: no internal names): RFC 2606 and 6761
+// (test, example, invalid, localhost), RFC 6762 (local), RFC 7686
+// (onion), RFC 9476 (alt), ICANN's 2024 resolution (internal), and
+// RFC 8375's home.arpa, matched as a suffix below.
+var reservedTLDs = map[string]bool{
+	"test": true, "example": true, "invalid": true, "localhost": true,
+	"local": true, "onion": true, "alt": true, "internal": true,
+}
+
+// PublicCAWarnings returns, when the CA is Let's Encrypt, one line per
+// name of a site or [[certificate]] that it will refuse to issue for: a
+// name under a reserved top-level domain, or an IP address that is not
+// public. Orders for them can only fail; serve still serves them, with a
+// temporary certificate. Each line starts with the file, the line and
+// the key of the names, then the name. It returns nil for any other CA,
+// whose policy tlspilot does not know (a private CA may well issue for
+// such names).
+func (c *Config) PublicCAWarnings() []string {
+	if c.CA != tlspilot.LetsEncrypt && c.CA != tlspilot.LetsEncryptStaging {
+		return nil
+	}
+	var out []string
+	check := func(key string, names []string) {
+		for _, n := range names {
+			if why := unissuable(n); why != "" {
+				out = append(out, c.Errorf(key, "%s: Let's Encrypt does not issue for %s; use a name in public DNS, or a CA of your own (ca = \"https://…\")", n, why).Error())
+			}
+		}
+	}
+	for i, s := range c.Sites {
+		if s.CertFile == "" {
+			check(fmt.Sprintf("site[%d].names", i+1), s.Names)
+		}
+	}
+	for i, ct := range c.Certificates {
+		check(fmt.Sprintf("certificate[%d].names", i+1), ct.Names)
+	}
+	return out
+}
+
+// sharedAddressSpace is 100.64.0.0/10, carrier-grade NAT (RFC 6598): not
+// public either.
+var sharedAddressSpace = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+
+// unissuable says why no public CA issues for name, or returns "".
+func unissuable(name string) string {
+	if ip := net.ParseIP(name); ip != nil {
+		if ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() || sharedAddressSpace.Contains(ip) {
+			return "an IP address that is not public"
+		}
+		return ""
+	}
+	n := strings.TrimSuffix(strings.ToLower(name), ".")
+	if n == "home.arpa" || strings.HasSuffix(n, ".home.arpa") {
+		return "names under home.arpa (RFC 8375, for homes' own networks)"
+	}
+	tld := n[strings.LastIndexByte(n, '.')+1:]
+	if reservedTLDs[tld] {
+		return "names under ." + tld + " (a top-level domain reserved for testing or private use)"
+	}
+	return ""
+}
