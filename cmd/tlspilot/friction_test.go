@@ -178,7 +178,8 @@ func TestCheckTerms(t *testing.T) {
 
 // TestCheckUnissuableNames: with Let's Encrypt, check still passes a
 // site named under a reserved top-level domain or by a private address,
-// but warns, at the names' line, that the CA will refuse them.
+// but warns, at the names' line, that the CA will refuse them; and it
+// says that a storage directory not made yet will be.
 func TestCheckUnissuableNames(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tlspilot.toml")
@@ -194,6 +195,9 @@ func TestCheckUnissuableNames(t *testing.T) {
 	}
 	if strings.Contains(out, "www.example.com: Let's Encrypt") {
 		t.Errorf("a public name warned about: %q", out)
+	}
+	if want := "storage path: " + filepath.Join(dir, "s") + " (does not exist yet: serve creates it, mode 0700)"; !strings.Contains(out, want) {
+		t.Errorf("stdout %q; want %q", out, want)
 	}
 }
 

@@ -106,6 +106,9 @@ func checkServeStorage(cfg *config.Config) (string, error) {
 	if err == nil {
 		err = checkStorage(cfg, dir)
 	}
+	if _, serr := os.Stat(dir); errors.Is(serr, fs.ErrNotExist) && !config.IsDatabaseURL(dir) {
+		return "storage path: " + dir + " (does not exist yet: serve creates it, mode 0700)", err
+	}
 	return "storage path: " + dir, err
 }
 
