@@ -205,6 +205,9 @@ func (m *Manager) order(ctx context.Context, req issuance.Request, onStep func(s
 		if err := m.limiter.wait(ctx); err != nil {
 			return certstore.Cert{}, nil, err
 		}
+		if onStep != nil && try == 0 {
+			onStep(StepContacting) // the account and directory come first
+		}
 		acct, err := m.account(ctx)
 		if err != nil {
 			return certstore.Cert{}, nil, err

@@ -26,7 +26,8 @@ type RenewOptions struct {
 	// nothing is due.
 	NoStartCheck bool
 	// Progress, if set, is told each step of each certificate as it
-	// starts: the order's steps (StepOrdering … StepDownload), then
+	// starts: the order's steps (StepContacting, StepOrdering …
+	// StepDownload), then
 	// StepDone, StepFailed, StepNotDue or StepRetryWait. It is called from several
 	// goroutines.
 	Progress func(certID string, step string)
@@ -35,6 +36,9 @@ type RenewOptions struct {
 // Steps reported to RenewOptions.Progress: the order's, then how it
 // ended. StepFailed is followed by ": " and the error.
 const (
+	// StepContacting: reaching the CA (its directory, the account) before
+	// the order; a CA that does not answer keeps a certificate here.
+	StepContacting = "contacting the CA"
 	StepOrdering   = issuance.StepOrdering
 	StepPresenting = issuance.StepPresenting
 	StepDNS        = issuance.StepDNS // see Manager.DNSWaiting for how many records

@@ -113,6 +113,7 @@ func TestRenewRetryWait(t *testing.T) {
 		return true
 	})
 	const name = "retrywait.example.test"
+	var all []string // every step of the last Renew
 	steps := func(opts RenewOptions) (string, error) {
 		m, err := New(t.Context(), cfg)
 		if err != nil {
@@ -122,15 +123,18 @@ func TestRenewRetryWait(t *testing.T) {
 			t.Fatal(err)
 		}
 		var mu sync.Mutex
-		last := ""
-		opts.Progress = func(_, step string) { mu.Lock(); last = step; mu.Unlock() }
+		all = nil
+		opts.Progress = func(_, step string) { mu.Lock(); all = append(all, step); mu.Unlock() }
 		err = m.Renew(t.Context(), opts)
 		mu.Lock()
 		defer mu.Unlock()
-		return last, err
+		return all[len(all)-1], err
 	}
 	if step, err := steps(RenewOptions{}); err == nil || !strings.HasPrefix(step, StepFailed) {
 		t.Fatalf("first attempt: step %q, error %v; want it to fail", step, err)
+	}
+	if len(all) < 3 || all[0] != StepContacting || all[1] != StepOrdering {
+		t.Errorf("first attempt's steps %q, want %q, %q, then the failure", all, StepContacting, StepOrdering)
 	}
 	requests := p.Requests()
 	step, err := steps(RenewOptions{})

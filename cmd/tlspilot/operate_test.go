@@ -197,7 +197,7 @@ func TestRenewAndRevokeWhileServing(t *testing.T) {
 	if code != 0 || !strings.Contains(out, "ops.example.test") || !strings.Contains(out, "done") {
 		t.Fatalf("renew --force: exit %d\n%s%s", code, out, errOut)
 	}
-	for _, step := range []string{"ordering", "validating", "finalizing"} {
+	for _, step := range []string{"contacting the CA", "ordering", "validating", "finalizing"} {
 		if !strings.Contains(out, step) {
 			t.Errorf("renew's progress does not show %q:\n%s", step, out)
 		}
