@@ -74,6 +74,17 @@ func TestRenewOnceNoStartCheck(t *testing.T) {
 // Manager and the last step reported.
 func renewOnce(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manager, string) {
 	t.Helper()
+	m, steps, err := renewSteps(t, cfg, name, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m, steps[len(steps)-1]
+}
+
+// renewSteps is renewOnce returning every step reported and Renew's
+// error.
+func renewSteps(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manager, []string, error) {
+	t.Helper()
 	m, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -82,17 +93,31 @@ func renewOnce(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manag
 		t.Fatal(err)
 	}
 	var mu sync.Mutex
-	last := ""
-	progress := func(_, step string) {
+	var steps []string
+	opts.Progress = func(_, step string) {
 		mu.Lock()
-		last = step
+		steps = append(steps, step)
 		mu.Unlock()
 	}
-	opts.Progress = progress
-	if err := m.Renew(t.Context(), opts); err != nil {
-		t.Fatal(err)
-	}
-	return m, last
+	err = m.Renew(t.Context(), opts)
+	mu.Lock()
+	defer mu.Unlock()
+	return m, steps, err
+}
+
+// refuseOrders has Pebble refuse every new order while the returned flag
+// is set (it starts set).
+func refuseOrders(p *testenv.Pebble) *atomic.Bool {
+	refuse := new(atomic.Bool)
+	refuse.Store(true)
+	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/order-plz" || !refuse.Load() {
+			return false
+		}
+		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
+		return true
+	})
+	return refuse
 }
 
 // TestRenewRetryWait: after a failed attempt, Renew without Force on
@@ -103,41 +128,21 @@ func renewOnce(t *testing.T, cfg Config, name string, opts RenewOptions) (*Manag
 func TestRenewRetryWait(t *testing.T) {
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	cfg := testConfig(t, p, &events{})
-	var refuse atomic.Bool
-	refuse.Store(true)
-	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != "/order-plz" || !refuse.Load() {
-			return false
-		}
-		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
-		return true
-	})
+	refuse := refuseOrders(p)
 	const name = "retrywait.example.test"
-	var all []string // every step of the last Renew
-	steps := func(opts RenewOptions) (string, error) {
-		m, err := New(t.Context(), cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := m.Manage(t.Context(), name); err != nil {
-			t.Fatal(err)
-		}
-		var mu sync.Mutex
-		all = nil
-		opts.Progress = func(_, step string) { mu.Lock(); all = append(all, step); mu.Unlock() }
-		err = m.Renew(t.Context(), opts)
-		mu.Lock()
-		defer mu.Unlock()
-		return all[len(all)-1], err
+	last := func(opts RenewOptions) (string, []string, error) {
+		_, steps, err := renewSteps(t, cfg, name, opts)
+		return steps[len(steps)-1], steps, err
 	}
-	if step, err := steps(RenewOptions{}); err == nil || !strings.HasPrefix(step, StepFailed) {
+	step, all, err := last(RenewOptions{})
+	if err == nil || !strings.HasPrefix(step, StepFailed) {
 		t.Fatalf("first attempt: step %q, error %v; want it to fail", step, err)
 	}
 	if len(all) < 3 || all[0] != StepContacting || all[1] != StepOrdering {
 		t.Errorf("first attempt's steps %q, want %q, %q, then the failure", all, StepContacting, StepOrdering)
 	}
 	requests := p.Requests()
-	step, err := steps(RenewOptions{})
+	step, _, err = last(RenewOptions{})
 	if err != nil || !strings.HasPrefix(step, StepRetryWait+" until ") {
 		t.Errorf("after the failure: step %q, error %v; want %q and the time", step, err, StepRetryWait)
 	}
@@ -149,7 +154,7 @@ func TestRenewRetryWait(t *testing.T) {
 	}
 	refuse.Store(false)
 	orders := p.RequestsTo("/order-plz")
-	if step, _ := steps(RenewOptions{Force: true}); strings.HasPrefix(step, StepRetryWait) || p.RequestsTo("/order-plz") == orders {
+	if step, _, _ := last(RenewOptions{Force: true}); strings.HasPrefix(step, StepRetryWait) || p.RequestsTo("/order-plz") == orders {
 		t.Errorf("forced: step %q and no new order; want an attempt at once", step)
 	}
 }

@@ -2,9 +2,7 @@ package tlspilot
 
 import (
 	"context"
-	"net/http"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -29,15 +27,7 @@ func TestRevokedTakenUp(t *testing.T) {
 	first := m.Status()[0]
 
 	// The revoking process: its replacement order is refused.
-	var refuse atomic.Bool
-	refuse.Store(true)
-	p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
-		if r.URL.Path != "/order-plz" || !refuse.Load() {
-			return false
-		}
-		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
-		return true
-	})
+	refuse := refuseOrders(p)
 	cli := cfg
 	cli.OnEvent, cli.Logger = nil, testLogger(t)
 	other, err := New(context.Background(), cli)

@@ -16,13 +16,7 @@ func idOf(fi fs.FileInfo) (fileID, bool) {
 	if !ok {
 		return fileID{}, false
 	}
-	return fileID{
-		dev:   uint64(st.Dev),
-		ino:   uint64(st.Ino),
-		size:  st.Size,
-		mtime: st.Mtim.Nano(),
-		ctime: st.Ctim.Nano(),
-	}, true
+	return fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano(), st.Ctim.Nano()}, true
 }
 
 // statDir opens the directory at path for statID and checks that it is
@@ -84,12 +78,7 @@ func statID(dirfd int, name string) (fileID, bool) {
 	return statFileID(&st), true
 }
 
+// statFileID is idOf for x/sys's stat (the same fields as syscall's).
 func statFileID(st *unix.Stat_t) fileID {
-	return fileID{
-		dev:   uint64(st.Dev),
-		ino:   uint64(st.Ino),
-		size:  st.Size,
-		mtime: st.Mtim.Nano(),
-		ctime: st.Ctim.Nano(),
-	}
+	return fileID{uint64(st.Dev), uint64(st.Ino), st.Size, st.Mtim.Nano(), st.Ctim.Nano()}
 }
