@@ -27,7 +27,9 @@ type Imported struct {
 	// ImportAccount), so that its renewal may name it in "replaces"
 	// (RFC 9773): a CA such as Let's Encrypt refuses to let an account
 	// replace another account's certificate. Without it the renewal is
-	// a plain new order, timed by the certificate's lifetime.
+	// a plain new order, timed by the certificate's lifetime. A
+	// certificate whose CA is not Config.CA is replaced at once, as after
+	// Config.CA changes.
 	SameAccount bool
 }
 

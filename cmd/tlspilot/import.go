@@ -21,7 +21,9 @@ default /etc/letsencrypt) without ordering new ones: for each lineage of
 renewal/*.conf it stores the current certificate and key (and certbot's
 ACME account, when it is for the config's CA and storage has none yet)
 and appends a [[certificate]] table to the config file that deploys to
-the same live/ files, so web server configs need no change.
+the same live/ files, so the certificate paths in web server configs stay
+as they are. A lineage from another CA than the config's ca is refused:
+it would be replaced at the first run.
 
 Without --apply it prints what it would do and changes nothing. With
 --apply it does it, replaces each live/ symlink by a regular file with
@@ -153,8 +155,26 @@ func (im *importer) plan(l *certbotdir.Lineage) (*lineagePlan, error) {
 		p.inConfig = line
 		return p, err
 	}
+	if l.Server != im.cfg.CA {
+		// Served under a config naming another CA, the certificate would
+		// be replaced at the first run (as when ca changes): nginx's
+		// working certificate swapped for, say, a staging one.
+		return nil, l.Conf.Errorf("renewalparams", "server", "%s is not the config's ca (%s): tlspilot would replace this certificate with one from that CA at its first run; "+
+			"to take it over as it is, set ca = %q in %s (change ca afterwards to move to another CA)", l.Server, im.cfg.CA, caSetting(l.Server), im.cfg.File)
+	}
 	p.entry = entry(l, set, p.names, time.Now())
 	return p, nil
+}
+
+// caSetting is how a config names the CA at url: its shorthand if it has
+// one.
+func caSetting(url string) string {
+	for _, name := range []string{"letsencrypt", "letsencrypt-staging"} {
+		if u, _ := config.CAShorthand(name); u == url {
+			return name
+		}
+	}
+	return url
 }
 
 // claimed returns the line of the config's [[certificate]] with exactly
@@ -335,10 +355,7 @@ func (im *importer) importCert(ctx context.Context, m *tlspilot.Manager, p *line
 	}
 	im.describe(p, "")
 	fmt.Fprintf(im.out, "  certificate and key: %s (no new order)\n", res)
-	switch {
-	case p.l.Server != im.cfg.CA:
-		fmt.Fprintf(im.out, "  note: issued through %s; tlspilot renews it from the config's ca, %s, with its own account\n", p.l.Server, im.cfg.CA)
-	case !sameAccount:
+	if !sameAccount {
 		fmt.Fprintln(im.out, "  note: certbot's account is not tlspilot's: the renewal is a new order, not an ARI replacement")
 	}
 	return nil

@@ -303,15 +303,22 @@ func fakeLineage(t *testing.T, le, name, params string) string {
 		conf += fmt.Sprintf("%s = %s\n", f, l)
 	}
 	path := filepath.Join(le, "renewal", name+".conf")
-	write(t, path, conf+"[renewalparams]\naccount = 0123\nserver = https://acme.example/directory\n"+params)
+	server := "server = " + fakeCA + "\n"
+	if strings.Contains(params, "server = ") {
+		server = ""
+	}
+	write(t, path, conf+"[renewalparams]\naccount = 0123\n"+server+params)
 	return path
 }
 
+// fakeCA is the CA of fakeLineage's lineages unless they name another.
+const fakeCA = "https://acme.example/directory"
+
 // TestImportCertbotRefused: lineages that cannot be imported (an
-// archive file gone, a DNS plugin) are refused with the file, line and
-// key; the importable ones (standalone; webroot with a deploy hook) are
-// imported anyway, and the refused ones' files are left as they were.
-// Exit 1.
+// archive file gone, a DNS plugin, another CA than the config's) are
+// refused with the file, line and key; the importable ones (standalone;
+// webroot with a deploy hook) are imported anyway, and the refused ones'
+// files are left as they were. Exit 1.
 func TestImportCertbotRefused(t *testing.T) {
 	dir := t.TempDir()
 	le := filepath.Join(dir, "letsencrypt")
@@ -324,18 +331,23 @@ func TestImportCertbotRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 	dns := fakeLineage(t, le, "dns.example", "authenticator = dns-cloudflare\n")
+	// From Let's Encrypt: under a config naming another CA it would be
+	// replaced at the first run (before, it was imported and replaced).
+	other := fakeLineage(t, le, "other.example", "server = https://acme-v02.api.letsencrypt.org/directory\nauthenticator = standalone\n")
 	conf := filepath.Join(dir, "tlspilot.toml")
-	write(t, conf, fmt.Sprintf("# my settings\nca = \"https://127.0.0.1:9/dir\"\nagree_terms = true\nstorage = %q\n", filepath.Join(dir, "storage")))
+	write(t, conf, fmt.Sprintf("# my settings\nca = %q\nagree_terms = true\nstorage = %q\n", fakeCA, filepath.Join(dir, "storage")))
 	if err := os.Chmod(conf, 0o640); err != nil {
 		t.Fatal(err)
 	}
-	refused := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example"))
+	refused := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example"), filepath.Join(le, "live", "other.example"))
 
 	out, errOut := importCertbot(t, 1, "--config", conf, "--apply", le)
 	t.Logf("import --apply:\n%s%s", out, errOut)
 	for _, want := range []string{
 		fmt.Sprintf("refused: %s:5: fullchain: %s points at %s, which is missing", missing, filepath.Join(le, "live", "missing.example", "fullchain.pem"), archived),
 		fmt.Sprintf("refused: %s:9: renewalparams.authenticator: \"dns-cloudflare\"", dns),
+		fmt.Sprintf("refused: %s:8: renewalparams.server: https://acme-v02.api.letsencrypt.org/directory is not the config's ca (%s): "+
+			"tlspilot would replace this certificate with one from that CA at its first run; to take it over as it is, set ca = \"letsencrypt\" in %s", other, fakeCA, conf),
 	} {
 		if !strings.Contains(errOut, want) {
 			t.Errorf("stderr lacks %q:\n%s", want, errOut)
@@ -351,7 +363,7 @@ func TestImportCertbotRefused(t *testing.T) {
 	if fi, err := os.Stat(conf); err != nil || fi.Mode().Perm() != 0o640 {
 		t.Errorf("config mode after import: %v %v, want 0640", fi.Mode(), err)
 	}
-	if after := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example")); after != refused {
+	if after := treeState(t, filepath.Join(le, "live", "missing.example"), filepath.Join(le, "live", "dns.example"), filepath.Join(le, "live", "other.example")); after != refused {
 		t.Errorf("refused lineages changed:\nbefore:\n%s\nafter:\n%s", refused, after)
 	}
 	if fi, err := os.Lstat(filepath.Join(le, "live", "good.example", "fullchain.pem")); err != nil || !fi.Mode().IsRegular() {
