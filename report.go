@@ -84,7 +84,11 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 	g.SetLimit(2 * runtime.GOMAXPROCS(0))
 	for i, j := range jobs {
 		g.Go(func() error {
-			out[i] = storedStatus(ctx, store, j.id, j.names, j.kt, j.managed, now, cfg.WarnWindow)
+			ca := ""
+			if j.managed {
+				ca = cfg.CA // a certificate from another CA is replaced at once
+			}
+			out[i] = storedStatus(ctx, store, j.id, j.names, j.kt, ca, j.managed, now, cfg.WarnWindow)
 			return nil
 		})
 	}

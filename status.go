@@ -304,7 +304,7 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 	}
 	for _, id := range ids {
 		if !managed[id] {
-			certs = append(certs, storedStatus(ctx, m.store, id, nil, "", false, now, m.cfg.WarnWindow))
+			certs = append(certs, storedStatus(ctx, m.store, id, nil, "", "", false, now, m.cfg.WarnWindow))
 		}
 	}
 	acct := m.AccountStatus(ctx)
@@ -316,9 +316,11 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 // storedStatus reports the state of certificate id from storage alone,
 // as a process that does not manage it sees it: for `tlspilot status`
 // and for certificates no longer managed. names are the configured names
-// (nil: those of the stored certificate).
-func storedStatus(ctx context.Context, st *certstore.Store, id string, names []string, kt KeyType, managed bool, now time.Time, warn WarnWindow) CertStatus {
-	e := &entry{id: id, site: &site{names: names}, keyType: kt}
+// (nil: those of the stored certificate); ca is the configured CA's
+// directory URL ("" for one no longer managed), for the next renewal of
+// a certificate from another CA (at once).
+func storedStatus(ctx context.Context, st *certstore.Store, id string, names []string, kt KeyType, ca string, managed bool, now time.Time, warn WarnWindow) CertStatus {
+	e := &entry{id: id, site: &site{names: names}, keyType: kt, ca: ca}
 	c, err := st.LoadCertInfo(ctx, id)
 	state, serr := st.LoadState(ctx, id)
 	if err == nil {

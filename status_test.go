@@ -3,6 +3,8 @@ package tlspilot
 import (
 	"testing"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
 // TestStatusStatesAndExitCodes: each certificate's state and the
@@ -62,4 +64,30 @@ func TestStatusStatesAndExitCodes(t *testing.T) {
 func with(c CertStatus, f func(*CertStatus)) CertStatus {
 	f(&c)
 	return c
+}
+
+// TestReadStatusOtherCA: status predicts what a Manager does with a
+// stored certificate from another CA than the config's (staging to
+// production, or an import): renewed at once, not at its usual time.
+// Before, status showed the usual time while serve or certs replaced it.
+func TestReadStatusOtherCA(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, nil)
+	c := Cert{Names: []string{"otherca.example.test"}}
+	obtain(t, p, cfg, c)
+	next := func(cfg Config) time.Time {
+		r := ReadStatus(t.Context(), cfg, c)
+		if len(r.Certificates) != 1 {
+			t.Fatalf("status: %+v", r)
+		}
+		return r.Certificates[0].NextRenewal
+	}
+	if n := next(cfg); !n.After(time.Now().Add(time.Hour)) {
+		t.Errorf("same CA: next renewal %v, want the usual time, well ahead", n)
+	}
+	other := cfg
+	other.CA = "https://ca.other.example/directory"
+	if n := next(other); n.After(time.Now()) {
+		t.Errorf("another CA: next renewal %v, want now", n)
+	}
 }
