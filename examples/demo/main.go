@@ -7,6 +7,11 @@
 // interrupted, or exits at once with -check.
 //
 //	go run ./examples/demo [-check] [-dir DIR]
+//	go run ./examples/demo -ca-only [-dir DIR]
+//
+// With -ca-only it starts the test CA alone and prints what a config
+// needs to use it (ca, ca_root, the ports it validates challenges on),
+// to try `tlspilot certs` or `tlspilot serve` by hand against it.
 //
 // Run it from the repository root: it builds ./cmd/tlspilot. The test CA
 // is a separate program from the tlspilot binary it runs.
@@ -54,6 +59,7 @@ func siteNames() []string { return []string{staticSite, proxySite, redirectSite}
 func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
 	check := fs.Bool("check", false, "exit once every site is served (for tests)")
+	caOnly := fs.Bool("ca-only", false, "run only the test CA, and print how a config uses it")
 	dir := fs.String("dir", "", "work directory (default: a new temporary one, removed on exit)")
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -61,6 +67,12 @@ func run(ctx context.Context, args []string, stdout io.Writer) (err error) {
 	work, err := workDir(*dir)
 	if err != nil {
 		return err
+	}
+	if *caOnly {
+		if *dir == "" {
+			defer os.RemoveAll(work)
+		}
+		return caAlone(ctx, work, *check, stdout)
 	}
 	if *dir == "" {
 		// A temporary work directory holds a 14 MB binary: remove it,
@@ -132,6 +144,53 @@ func demo(ctx context.Context, work string, check bool, stdout io.Writer) error 
 	}
 }
 
+// caAlone runs the test CA until ctx ends (with check, returns once it
+// is up), having written its roots to work and printed how a config uses
+// it.
+func caAlone(ctx context.Context, work string, check bool, stdout io.Writer) error {
+	ca, err := devca.Start(ctx, devca.Options{})
+	if err != nil {
+		return fmt.Errorf("start test CA: %w", err)
+	}
+	defer ca.Close()
+	if err := writeRoots(work, ca); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, `Test CA (Pebble) running. In a tlspilot config:
+
+ca = %q
+ca_root = %q   # trusts the CA's API
+agree_terms = true
+
+It resolves every name to 127.0.0.1 and validates http-01 on port %d
+(http_listen, a [[certificate]]'s standalone, or a web server answering
+/.well-known/acme-challenge/ from a challenge_dir) and tls-alpn-01 on
+port %d (https_listen). Certificates it issues chain to %s
+(give it to curl --cacert). Its certificates and accounts vanish when it stops.
+`, ca.DirectoryURL, filepath.Join(work, "ca-api-root.pem"), ca.HTTPPort, ca.TLSPort, filepath.Join(work, "ca-root.pem"))
+	if check {
+		return nil
+	}
+	fmt.Fprintln(stdout, "\nRunning until Ctrl-C.")
+	<-ctx.Done()
+	return nil
+}
+
+// writeRoots writes the CA's API root (ca-api-root.pem, for ca_root) and
+// the root its certificates chain to (ca-root.pem) into work.
+func writeRoots(work string, ca *devca.CA) error {
+	root, err := ca.IssuerRootsPEM()
+	if err != nil {
+		return err
+	}
+	for name, content := range map[string][]byte{"ca-api-root.pem": ca.RootsPEM, "ca-root.pem": root} {
+		if err := os.WriteFile(filepath.Join(work, name), content, 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
 // child is the running tlspilot serve. done is closed once it has
 // exited, after err is set, so any number of callers may wait for it.
 type child struct {
@@ -188,23 +247,15 @@ func freeAddr() (string, error) {
 
 // writeFiles writes the site root, the CA roots and the config file.
 func writeFiles(work string, ca *devca.CA, upstream, admin string) (string, error) {
-	root, err := ca.IssuerRootsPEM()
-	if err != nil {
+	if err := writeRoots(work, ca); err != nil {
 		return "", err
 	}
-	files := map[string]string{
-		"www/index.html":  "<!doctype html><title>tlspilot demo</title><h1>Served by tlspilot</h1>\n",
-		"ca-api-root.pem": string(ca.RootsPEM),
-		"ca-root.pem":     string(root),
+	if err := os.MkdirAll(filepath.Join(work, "www"), 0o755); err != nil {
+		return "", err
 	}
-	for name, content := range files {
-		p := filepath.Join(work, name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return "", err
-		}
-		if err := os.WriteFile(p, []byte(content), 0o644); err != nil {
-			return "", err
-		}
+	index := "<!doctype html><title>tlspilot demo</title><h1>Served by tlspilot</h1>\n"
+	if err := os.WriteFile(filepath.Join(work, "www", "index.html"), []byte(index), 0o644); err != nil {
+		return "", err
 	}
 	conf := fmt.Sprintf(`# tlspilot demo: three sites, certificates from a local test CA.
 email = "demo@example.test"

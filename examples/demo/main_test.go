@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -161,4 +164,102 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// TestDemoCAOnly: -ca-only runs the test CA alone and prints a config
+// that works as printed: `tlspilot certs --once` with its ca and ca_root
+// and a standalone listener on the printed http-01 port obtains a
+// certificate that chains to the printed root.
+func TestDemoCAOnly(t *testing.T) {
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo := filepath.Join(wd, "..", "..")
+	work := t.TempDir()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() { done <- run(ctx, []string{"-ca-only", "-dir", work}, out) }()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	waitOutput(t, out, done, "Running until Ctrl-C")
+	text := out.String()
+	ca := regexp.MustCompile(`(?m)^ca = "([^"]+)"`).FindStringSubmatch(text)
+	caRoot := regexp.MustCompile(`(?m)^ca_root = "([^"]+)"`).FindStringSubmatch(text)
+	port := regexp.MustCompile(`validates http-01 on port (\d+)`).FindStringSubmatch(text)
+	if ca == nil || caRoot == nil || port == nil {
+		t.Fatalf("output lacks ca, ca_root or the http-01 port:\n%s", text)
+	}
+
+	bin := filepath.Join(t.TempDir(), "tlspilot")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/tlspilot")
+	build.Dir = repo
+	if b, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, b)
+	}
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	fullchain := filepath.Join(dir, "fullchain.pem")
+	if err := os.WriteFile(conf, []byte(`email = "try@example.test"
+ca = "`+ca[1]+`"
+ca_root = "`+caRoot[1]+`"
+agree_terms = true
+storage = "`+filepath.Join(dir, "storage")+`"
+
+[[certificate]]
+names = ["try.example.test"]
+standalone = "127.0.0.1:`+port[1]+`"
+fullchain = "`+fullchain+`"
+privkey = "`+filepath.Join(dir, "privkey.pem")+`"
+`), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	certs := exec.Command(bin, "certs", "--once", "--config", conf)
+	if b, err := certs.CombinedOutput(); err != nil {
+		t.Fatalf("certs --once against the printed config: %v\n%s", err, b)
+	}
+	rootPEM, err := os.ReadFile(filepath.Join(work, "ca-root.pem"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	chain, err := os.ReadFile(fullchain)
+	if err != nil {
+		t.Fatal(err)
+	}
+	verifyChain(t, chain, rootPEM, "try.example.test")
+}
+
+// verifyChain checks that the PEM chain's leaf is valid for name under
+// the PEM roots, with the rest of the chain as intermediates.
+func verifyChain(t *testing.T, chainPEM, rootsPEM []byte, name string) {
+	t.Helper()
+	roots, inter := x509.NewCertPool(), x509.NewCertPool()
+	if !roots.AppendCertsFromPEM(rootsPEM) {
+		t.Fatal("no root in ca-root.pem")
+	}
+	var leaf *x509.Certificate
+	for rest := chainPEM; ; {
+		var b *pem.Block
+		if b, rest = pem.Decode(rest); b == nil {
+			break
+		}
+		c, err := x509.ParseCertificate(b.Bytes)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if leaf == nil {
+			leaf = c
+		} else {
+			inter.AddCert(c)
+		}
+	}
+	if leaf == nil {
+		t.Fatal("no certificate in fullchain.pem")
+	}
+	if _, err := leaf.Verify(x509.VerifyOptions{DNSName: name, Roots: roots, Intermediates: inter}); err != nil {
+		t.Errorf("certificate from the test CA: %v", err)
+	}
 }
