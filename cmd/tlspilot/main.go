@@ -5,11 +5,11 @@
 //	tlspilot serve [-c FILE]                serve the sites of the config file
 //	tlspilot certs [-c FILE] [--once]       keep the [[certificate]] files of other software
 //	tlspilot check [-c FILE | FILE]         validate the config and print what would be served
-//	tlspilot status [--json] [NAME...]      every certificate's state, with Nagios exit codes
-//	tlspilot renew [--force] [NAME...]      renew now what is due, or what is named
-//	tlspilot revoke [--reason R] NAME       revoke a certificate and obtain a replacement
-//	tlspilot clean [--older-than 30d]       remove stored certificates no longer configured
-//	tlspilot import certbot [--apply] [DIR] take over certbot's certificates without reissuing
+//	tlspilot status [-c FILE] [--json] [NAME...] every certificate's state, with Nagios exit codes
+//	tlspilot renew [-c FILE] [--force] [NAME...] renew now what is due, or what is named
+//	tlspilot revoke [-c FILE] [--reason R] NAME  revoke a certificate and obtain a replacement
+//	tlspilot clean [-c FILE] [--older-than 30d] remove stored certificates no longer configured
+//	tlspilot import certbot [-c FILE] [--apply] [DIR] take over certbot's certificates without reissuing
 //	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
 //	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, audit, revoke-agent
 //	tlspilot agent enroll -c FILE --token T  enrol a fleet agent with its issuer
@@ -44,11 +44,13 @@ Usage:
   tlspilot serve [-c FILE]                      serve the sites of the config file (SIGHUP reloads it)
   tlspilot certs [-c FILE] [--once]             keep the [[certificate]] PEM files of other software
   tlspilot check [-c FILE | FILE]               validate the config and print what would be served
-  tlspilot status [--json] [NAME...]            every certificate's state; Nagios exit codes
-  tlspilot renew [--force] [NAME...]            renew now what is due (or, forced, the named)
-  tlspilot revoke [--reason REASON] NAME        revoke at the CA and obtain a replacement
-  tlspilot clean [--older-than 30d] [--dry-run]  remove stored certificates no longer configured
-  tlspilot import certbot [--apply] [DIR]       take over certbot's certificates (dry run without --apply)
+  tlspilot status [-c FILE] [--json] [NAME...]  every certificate's state; Nagios exit codes
+  tlspilot renew [-c FILE] [--force] [NAME...]  renew now what is due (or, forced, the named)
+  tlspilot revoke [-c FILE] [--reason R] NAME   revoke at the CA and obtain a replacement
+  tlspilot clean [-c FILE] [--older-than 30d] [--dry-run]
+                                                remove stored certificates (and stale OCSP responses) no longer configured
+  tlspilot import certbot [-c FILE] [--apply] [DIR]
+                                                take over certbot's certificates (dry run without --apply)
   tlspilot storage migrate --from A --to B      copy a storage (directory or postgres:// URL) into another
   tlspilot issuer [-c FILE]                     run the fleet issuer's API (issuer_listen)
   tlspilot issuer COMMAND [-c FILE] ...         the fleet issuer: ca, enroll, agents, audit, revoke-agent
