@@ -87,37 +87,13 @@ func procUID(t *testing.T, pid int) string {
 // switch. Before, both stopped at "drop supplementary groups: operation
 // not permitted".
 func TestServeStartedAsTheUser(t *testing.T) {
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root to start serve as another user")
-	}
-	nobody, err := user.Lookup("nobody")
-	if err != nil {
-		t.Fatal(err)
-	}
-	uid, _ := strconv.Atoi(nobody.Uid)
-	gid, _ := strconv.Atoi(nobody.Gid)
-	dir, err := os.MkdirTemp("", "tlspilot-asuser-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	if err := os.Chmod(dir, 0o777); err != nil {
-		t.Fatal(err)
-	}
-	bin := filepath.Join(dir, "tlspilot")
-	data, err := os.ReadFile(buildBinary(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(bin, data, 0o755); err != nil {
-		t.Fatal(err)
-	}
+	bin, dir, nobody := asNobody(t)
 	start := func(name, runAs string) (*exec.Cmd, *strings.Builder) {
 		conf := filepath.Join(dir, name+".toml")
 		writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nuser = %q\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"asuser.example.test\"]\n", filepath.Join(dir, name), runAs))
 		os.Chmod(conf, 0o644)
 		cmd := exec.Command(bin, "serve", "--config", conf)
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -151,8 +127,63 @@ func TestServeStartedAsTheUser(t *testing.T) {
 	}
 
 	other, stderr2 := start("other", "daemon")
-	err = other.Wait()
+	err := other.Wait()
 	if err == nil || !strings.Contains(stderr2.String(), "only a process started as root") || !strings.Contains(stderr2.String(), "other.toml:5: user:") {
 		t.Errorf("serve started as nobody with user = \"daemon\": %v, stderr %q", err, stderr2)
+	}
+}
+
+// asNobody returns the built binary copied where nobody may run it, a
+// directory (mode 0777, removed at the end) for nobody's files, and
+// nobody's credentials. The test must run as root.
+func asNobody(t *testing.T) (bin, dir string, cred *syscall.Credential) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to run tlspilot as nobody")
+	}
+	nobody, err := user.Lookup("nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	uid, _ := strconv.Atoi(nobody.Uid)
+	gid, _ := strconv.Atoi(nobody.Gid)
+	dir, err = os.MkdirTemp("", "tlspilot-asnobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	bin = filepath.Join(dir, "tlspilot")
+	data, err := os.ReadFile(buildBinary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return bin, dir, &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}
+}
+
+// TestStorageNotWritableSaysWho: certs run by a user who cannot write a
+// storage made by root (no user key in the config) names the uid it runs
+// as, the storage's owner and the fix, not a bare "permission denied".
+func TestStorageNotWritableSaysWho(t *testing.T) {
+	bin, dir, nobody := asNobody(t)
+	storage := filepath.Join(dir, "storage")
+	if err := os.MkdirAll(filepath.Join(storage, "data", "certs"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nca = \"https://127.0.0.1:1/dir\"\nagree_terms = true\n\n[[certificate]]\nnames = [\"who.example.test\"]\nstandalone = \"127.0.0.1:0\"\nfullchain = %q\nprivkey = %q\n",
+		storage, filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem")))
+	os.Chmod(conf, 0o644)
+	cmd := exec.Command(bin, "certs", "--once", "--config", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+	out, err := cmd.CombinedOutput()
+	want := fmt.Sprintf("(this runs as uid %d, which belongs to uid 0: run this as that user, or give the storage to uid %[1]d (tlspilot init --user))", nobody.Uid)
+	if err == nil || !strings.Contains(string(out), "tlspilot.toml:1: storage: ") || !strings.Contains(string(out), want) {
+		t.Errorf("certs --once as nobody on root's storage: %v\n%s\nwant %q", err, out, want)
 	}
 }

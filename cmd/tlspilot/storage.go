@@ -30,8 +30,15 @@ func storageDir(cfg *config.Config) (string, error) {
 // when serve changes user, that the storage must be that user's.
 func storageError(cfg *config.Config, dir string, err error) error {
 	hint := ""
-	if cfg.User != "" {
+	switch uid := os.Geteuid(); {
+	case cfg.User != "":
 		hint = fmt.Sprintf(" (serve runs as user %q after binding its ports, so the storage must be writable by %[1]s: chown -R %[1]s %s)", cfg.User, dir)
+	case errors.Is(err, fs.ErrPermission):
+		owner := ""
+		if _, ownerUID, ok := storageOwner(dir); ok {
+			owner = fmt.Sprintf(", which belongs to uid %d: run this as that user, or give the storage to uid %d (tlspilot init --user)", ownerUID, uid)
+		}
+		hint = fmt.Sprintf(" (this runs as uid %d%s)", uid, owner)
 	}
 	return cfg.Errorf("storage", "%s: %w%s", dir, err, hint)
 }
