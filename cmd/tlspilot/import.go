@@ -222,7 +222,19 @@ func (im *importer) dryRun(ctx context.Context) {
 	if n := len(im.pending()); n > 0 {
 		fmt.Fprintf(im.out, "\nwould append %d [[certificate]] table(s) to %s:\n%s", n, im.cfg.File, strings.Join(im.pending(), ""))
 	}
-	fmt.Fprintln(im.out, "\ndry run: nothing changed; run again with --apply to import")
+	fmt.Fprintf(im.out, "\n%s\ndry run: nothing changed; run again with --apply to import\n", im.tally())
+}
+
+// tally counts the lineages: to import, already imported, refused (the
+// refusals are on stderr).
+func (im *importer) tally() string {
+	already := 0
+	for _, p := range im.plans {
+		if p.inConfig > 0 {
+			already++
+		}
+	}
+	return fmt.Sprintf("%d lineage(s): %d to import, %d already imported, %d refused", len(im.plans)+im.fails, len(im.plans)-already, already, im.fails)
 }
 
 // dryRunAccounts says what would become of the certbot accounts the
@@ -274,6 +286,9 @@ func (im *importer) describe(p *lineagePlan, verb string) {
 	}
 	if verb != "" {
 		fmt.Fprintf(im.out, "  %s the certificate and key (no new order)\n", verb)
+	}
+	if verb == "would store" {
+		fmt.Fprintf(im.out, "  would replace the live/%s/*.pem symbolic links with regular files of the same content (archive/ stays)\n", l.Name)
 	}
 	for _, n := range p.set.Notes {
 		fmt.Fprintf(im.out, "  note: %s\n", n)

@@ -140,6 +140,7 @@ func TestImportCertbot(t *testing.T) {
 	before := treeState(t, le, e.dir+"/tlspilot.toml")
 	out, _ := importCertbot(t, 0, "--config", conf, le)
 	for _, want := range []string{"www.example.test: www.example.test example.test, serial " + serial, "would store", "would store as tlspilot's account",
+		"would replace the live/www.example.test/*.pem symbolic links with regular files", "1 lineage(s): 1 to import, 0 already imported, 0 refused",
 		`standalone = "127.0.0.1:` + strconv.Itoa(e.p.HTTPPort) + `"`, "dry run: nothing changed"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("dry run output lacks %q:\n%s", want, out)
@@ -372,7 +373,8 @@ func TestImportCertbotRefused(t *testing.T) {
 	if fi, err := os.Stat(challengeDir); err != nil || !fi.IsDir() {
 		t.Errorf("challenge_dir after import: %v", err)
 	}
-	if out, _ := importCertbot(t, 1, "--config", conf, le); strings.Count(out, "already imported") != 2 {
+	if out, _ := importCertbot(t, 1, "--config", conf, le); strings.Count(out, "already imported: [[certificate]]") != 2 ||
+		!strings.Contains(out, "5 lineage(s): 0 to import, 2 already imported, 3 refused") {
 		t.Errorf("dry run after --apply:\n%s", out)
 	}
 }
