@@ -388,7 +388,7 @@ site[3] line 61: www.example.com
 		t.Errorf("one site: %q", one)
 	}
 	none := f.mustParse(t, `email = "ops@example.com"`).Summary()
-	if !strings.HasSuffix(none, "\nno [[site]]: serve would serve no site and manage no certificate\n") {
-		t.Errorf("no site: %q", none)
+	if !strings.HasSuffix(none, "\nno [[site]]: serve would serve no site and manage no certificate\n") || strings.Contains(none, "listen:") {
+		t.Errorf("no site: %q (and no listen line: serve would not listen)", none)
 	}
 }

@@ -12,7 +12,9 @@ import (
 func (c *Config) Summary() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "config %s\n", c.File)
-	fmt.Fprintf(&b, "listen: http %s, https %s\n", c.HTTPListen, c.HTTPSListen)
+	if len(c.Sites) > 0 {
+		fmt.Fprintf(&b, "listen: http %s, https %s\n", c.HTTPListen, c.HTTPSListen)
+	}
 	fmt.Fprintf(&b, "ca: %s%s\n", c.CA, c.accountSummary())
 	fmt.Fprintf(&b, "storage: %s\n", or(c.Storage, "default (per-user data directory)"))
 	if c.KEKFile != "" {
