@@ -3,6 +3,7 @@ package config
 import (
 	"fmt"
 	"net"
+	"net/netip"
 	"net/url"
 	"strings"
 
@@ -129,15 +130,34 @@ func (c *Config) PublicCAWarnings() []string {
 	return out
 }
 
-// sharedAddressSpace is 100.64.0.0/10, carrier-grade NAT (RFC 6598): not
-// public either.
-var sharedAddressSpace = &net.IPNet{IP: net.IPv4(100, 64, 0, 0), Mask: net.CIDRMask(10, 32)}
+// specialPurpose are the IANA special-purpose address blocks that are not
+// globally reachable (RFC 6890 registries, for IPv4 and IPv6): private,
+// shared (RFC 6598), loopback, link-local, documentation (RFC 5737,
+// 3849, 9637), benchmarking (RFC 2544), reserved, multicast, unique
+// local (RFC 4193), discard (RFC 6666), 6to4 and the IETF protocol block.
+// Public CAs issue for none of them.
+var specialPurpose = func() []netip.Prefix {
+	var out []netip.Prefix
+	for _, p := range []string{
+		"0.0.0.0/8", "10.0.0.0/8", "100.64.0.0/10", "127.0.0.0/8", "169.254.0.0/16", "172.16.0.0/12",
+		"192.0.0.0/24", "192.0.2.0/24", "192.88.99.0/24", "192.168.0.0/16", "198.18.0.0/15",
+		"198.51.100.0/24", "203.0.113.0/24", "224.0.0.0/4", "240.0.0.0/4",
+		"::/127", "100::/64", "2001::/23", "2001:db8::/32", "2002::/16", "3fff::/20",
+		"fc00::/7", "fe80::/10", "ff00::/8",
+	} {
+		out = append(out, netip.MustParsePrefix(p))
+	}
+	return out
+}()
 
 // unissuable says why no public CA issues for name, or returns "".
 func unissuable(name string) string {
-	if ip := net.ParseIP(name); ip != nil {
-		if ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsUnspecified() || ip.IsMulticast() || sharedAddressSpace.Contains(ip) {
-			return "an IP address that is not public"
+	if a, err := netip.ParseAddr(name); err == nil {
+		a = a.Unmap()
+		for _, p := range specialPurpose {
+			if p.Contains(a) {
+				return "an IP address that is not public (" + p.String() + ")"
+			}
 		}
 		return ""
 	}

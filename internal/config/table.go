@@ -18,6 +18,14 @@ type decoder struct {
 	owners      map[string]string // name → path of the site that has it
 	defaultSite string            // path of the site with default = true
 	top         *table            // the document's top level, for done's hint
+	unknown     []unknownKey      // unknown keys of other tables, reported by top's done
+	topDone     bool              // top's done ran: report at once
+}
+
+// unknownKey is a key no one read in table t.
+type unknownKey struct {
+	t *table
+	k string
 }
 
 // errorf records a problem at key path.
@@ -183,24 +191,38 @@ func (t *table) tables(k string) []*table {
 }
 
 // done reports every key of the table that was not read as unknown,
-// with a suggestion when a known key is one typo away.
+// with a suggestion when a known key is one typo away. Another table's
+// keys wait for the top level's done: only once it has read all of its
+// keys is it known whether one of them was written after a header by
+// mistake.
 func (t *table) done() {
 	for _, k := range slices.Sorted(maps.Keys(t.m)) {
-		if t.read[k] {
-			continue
+		if !t.read[k] {
+			t.d.unknown = append(t.d.unknown, unknownKey{t, k})
 		}
-		if t != t.d.top && t.d.top != nil && t.d.top.read[k] {
-			// TOML puts every key after a [[site]] or [dns] header into
-			// that table: a top-level key written late lands here.
-			t.d.errorf(t.key(k), "unknown key here; %s is a top-level key: move it above the first [table] or [[table]] header", k)
-			continue
-		}
-		if s := suggest(k, slices.Collect(maps.Keys(t.read))); s != "" {
-			t.d.errorf(t.key(k), "unknown key (did you mean %q?)", s)
-			continue
-		}
-		t.d.errorf(t.key(k), "unknown key")
 	}
+	if t != t.d.top && !t.d.topDone {
+		return
+	}
+	t.d.topDone = t.d.topDone || t == t.d.top
+	for _, u := range t.d.unknown {
+		u.t.reportUnknown(u.k)
+	}
+	t.d.unknown = nil
+}
+
+func (t *table) reportUnknown(k string) {
+	if t != t.d.top && t.d.top.read[k] {
+		// TOML puts every key after a [[site]] or [dns] header into that
+		// table: a top-level key written late lands here.
+		t.d.errorf(t.key(k), "unknown key here; %s is a top-level key: move it above the first [table] or [[table]] header", k)
+		return
+	}
+	if s := suggest(k, slices.Collect(maps.Keys(t.read))); s != "" {
+		t.d.errorf(t.key(k), "unknown key (did you mean %q?)", s)
+		return
+	}
+	t.d.errorf(t.key(k), "unknown key")
 }
 
 // suggest returns the candidate closest to k if it is at most two edits
