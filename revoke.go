@@ -53,8 +53,10 @@ func (r RevocationReason) String() string {
 // served no longer than the new order takes; a Run on the same storage in
 // another process swaps it in within Config.StoragePoll. A name that is
 // no longer managed has its stored certificates revoked and nothing
-// replaced. It returns an error if no certificate for name exists, and
-// the failures joined.
+// replaced; so has a managed name whose managed certificates were never
+// obtained (its key type changed since, say), and then the managed ones
+// are obtained. It returns an error if no certificate for name exists,
+// and the failures joined.
 func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReason) error {
 	n, err := NormalizeName(name)
 	if err != nil {
@@ -72,13 +74,15 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 			return fmt.Errorf("revoke %s: %w", name, err)
 		}
 	}
-	if len(ids) == 0 && len(entries) > 0 {
-		return fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
-	}
 	if len(ids) == 0 {
+		// Not configured any more, or configured differently (another key
+		// type) since its certificate was obtained: what is stored for it.
 		if ids, err = m.storedFor(ctx, n); err != nil {
 			return err
 		}
+	}
+	if len(ids) == 0 && len(entries) > 0 {
+		return fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
 	}
 	if len(ids) == 0 {
 		return fmt.Errorf("revoke %s: no certificate for this name", name)

@@ -92,3 +92,40 @@ func TestRevokeNeverObtained(t *testing.T) {
 		t.Errorf("%d requests to the CA, want none", n)
 	}
 }
+
+// TestRevokeStoredUnderOldKeyType: a name whose configured certificate
+// is not obtained yet, while a certificate for that very name is stored
+// and served (the config's key type changed from ECDSA to RSA before
+// serve restarted), has the stored one revoked, as a name no longer
+// managed does. Found by review: Revoke said "no certificate has been
+// obtained for this name yet" and revoked nothing.
+func TestRevokeStoredUnderOldKeyType(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	m := startManager(t, p, cfg)
+	const name = "oldkey.example.test"
+	if err := m.Manage(context.Background(), name); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	serial := m.Status()[0].Serial
+
+	refuseOrders(p) // the replacement is not what this test is about
+	cli := cfg
+	cli.OnEvent, cli.Logger = nil, testLogger(t)
+	other, err := New(context.Background(), cli)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := other.ManageCerts(context.Background(), Cert{Names: []string{name}, KeyTypes: []KeyType{RSA2048}}); err != nil {
+		t.Fatal(err)
+	}
+	err = other.Revoke(context.Background(), name, ReasonKeyCompromise)
+	if err != nil && strings.Contains(err.Error(), "no certificate has been obtained for this name yet") {
+		t.Fatalf("Revoke = %v, though the ECDSA certificate for %s is stored and served", err, name)
+	}
+	if st, reason := p.CertStatus(t, serial); st != "Revoked" || reason != int(ReasonKeyCompromise) {
+		t.Errorf("Pebble says the stored certificate %s is %s (reason %d), want Revoked (keyCompromise)", serial, st, reason)
+	}
+}
