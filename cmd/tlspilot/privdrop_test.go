@@ -182,8 +182,78 @@ func TestStorageNotWritableSaysWho(t *testing.T) {
 	cmd := exec.Command(bin, "certs", "--once", "--config", conf)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
 	out, err := cmd.CombinedOutput()
-	want := fmt.Sprintf("(this runs as uid %d, which belongs to uid 0: run this as that user, or give the storage to uid %[1]d (tlspilot init --user))", nobody.Uid)
+	want := fmt.Sprintf("(this runs as uid %d; %s belongs to uid 0: run this as that user, or give it to uid %[1]d, as tlspilot init --user does for the storage)", nobody.Uid, storage)
 	if err == nil || !strings.Contains(string(out), "tlspilot.toml:1: storage: ") || !strings.Contains(string(out), want) {
 		t.Errorf("certs --once as nobody on root's storage: %v\n%s\nwant %q", err, out, want)
+	}
+}
+
+// TestKEKFileNotReadableSaysWho: a kek_file the user running certs may
+// not read (root's, 0600, outside a storage that user owns) is reported
+// at kek_file, naming the file's owner. Found by review: the hint named
+// the storage's owner, which was the very user refused ("this runs as uid
+// 65534, which belongs to uid 65534"), at the storage line.
+func TestKEKFileNotReadableSaysWho(t *testing.T) {
+	bin, dir, nobody := asNobody(t)
+	storage := filepath.Join(dir, "storage")
+	conf := filepath.Join(dir, "tlspilot.toml")
+	text := fmt.Sprintf("storage = %q\nca = \"https://127.0.0.1:1/dir\"\nagree_terms = true\n\n[[certificate]]\nnames = [\"own.example.test\"]\nstandalone = \"127.0.0.1:0\"\nfullchain = %q\nprivkey = %q\n",
+		storage, filepath.Join(dir, "fullchain.pem"), filepath.Join(dir, "privkey.pem"))
+	writeFile(t, conf, text)
+	os.Chmod(conf, 0o644)
+	run := func() string {
+		cmd := exec.Command(bin, "certs", "--once", "--config", conf)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+		out, _ := cmd.CombinedOutput()
+		return string(out)
+	}
+	first := run() // nobody creates its storage and KEK; the order fails (no CA)
+	kek, err := os.ReadFile(filepath.Join(storage, "kek"))
+	if err != nil {
+		t.Fatalf("no KEK after the first run: %v\n%s", err, first)
+	}
+	rootKEK := filepath.Join(dir, "kek-root")
+	if err := os.WriteFile(rootKEK, kek, 0o600); err != nil { // root's, 0600
+		t.Fatal(err)
+	}
+	writeFile(t, conf, fmt.Sprintf("kek_file = %q\n", rootKEK)+text)
+	os.Chmod(conf, 0o644)
+	out := run()
+	self := fmt.Sprintf("this runs as uid %d, which belongs to uid %[1]d", nobody.Uid)
+	if !strings.Contains(out, "permission denied") {
+		t.Fatalf("no permission error:\n%s", out)
+	}
+	if strings.Contains(out, self) {
+		t.Errorf("the hint says the storage belongs to the very uid that cannot read kek_file:\n%s", out)
+	}
+	if want := "tlspilot.toml:1: kek_file: "; !strings.Contains(out, want) || !strings.Contains(out, rootKEK+" belongs to uid 0") {
+		t.Errorf("want the error at kek_file, naming %s's owner:\n%s", rootKEK, out)
+	}
+}
+
+// TestServeStartedAsTheUserOtherGroup: serve started as the configured
+// user but not the configured group says that the group is what differs.
+// Found by review: it said "cannot switch to nobody", the user it
+// already was, and named no group.
+func TestServeStartedAsTheUserOtherGroup(t *testing.T) {
+	bin, dir, nobody := asNobody(t)
+	conf := filepath.Join(dir, "grp.toml")
+	writeFile(t, conf, fmt.Sprintf("storage = %q\nhttp_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"\nuser = \"nobody\"\ngroup = \"daemon\"\nca = \"https://127.0.0.1:1/dir\"\n\n[[site]]\nnames = [\"grp.example.test\"]\n", filepath.Join(dir, "grp")))
+	os.Chmod(conf, 0o644)
+	cmd := exec.Command(bin, "serve", "--config", conf)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: nobody}
+	done := make(chan struct{})
+	var out []byte
+	var err error
+	go func() { out, err = cmd.CombinedOutput(); close(done) }()
+	select {
+	case <-done:
+	case <-t.Context().Done():
+	}
+	if err == nil {
+		t.Fatalf("serve as nobody:nogroup with group = \"daemon\" ran: %s", out)
+	}
+	if strings.Contains(string(out), "cannot switch to nobody:") || !strings.Contains(string(out), "daemon") {
+		t.Errorf("error does not say the group is what differs:\n%s", out)
 	}
 }

@@ -30,17 +30,43 @@ func storageDir(cfg *config.Config) (string, error) {
 // when serve changes user, that the storage must be that user's.
 func storageError(cfg *config.Config, dir string, err error) error {
 	hint := ""
-	switch uid := os.Geteuid(); {
+	var pe *fs.PathError
+	switch {
 	case cfg.User != "":
 		hint = fmt.Sprintf(" (serve runs as user %q after binding its ports, so the storage must be writable by %[1]s: chown -R %[1]s %s)", cfg.User, dir)
+	case errors.As(err, &pe) && errors.Is(err, fs.ErrPermission):
+		hint = permissionHint(pe.Path)
 	case errors.Is(err, fs.ErrPermission):
-		owner := ""
-		if _, ownerUID, ok := storageOwner(dir); ok {
-			owner = fmt.Sprintf(", which belongs to uid %d: run this as that user, or give the storage to uid %d (tlspilot init --user)", ownerUID, uid)
+		if path, _, ok := storageOwner(dir); ok {
+			hint = permissionHint(path)
 		}
-		hint = fmt.Sprintf(" (this runs as uid %d%s)", uid, owner)
 	}
 	return cfg.Errorf("storage", "%s: %w%s", dir, err, hint)
+}
+
+// permissionHint says, for a file this process was refused, which uid it
+// runs as and who owns the file, with the fix.
+func permissionHint(path string) string {
+	uid := os.Geteuid()
+	fi, err := os.Stat(path)
+	st, ok := statOf(fi, err)
+	switch {
+	case !ok:
+		return fmt.Sprintf(" (this runs as uid %d)", uid)
+	case int(st.Uid) != uid:
+		return fmt.Sprintf(" (this runs as uid %d; %s belongs to uid %d: run this as that user, or give it to uid %d, as tlspilot init --user does for the storage)", uid, path, st.Uid, uid)
+	default:
+		return fmt.Sprintf(" (this runs as uid %d, which owns %s: check its mode, %v, and the directories above it)", uid, path, fi.Mode().Perm())
+	}
+}
+
+// statOf returns a stat's system part when there is one.
+func statOf(fi fs.FileInfo, err error) (*syscall.Stat_t, bool) {
+	if err != nil {
+		return nil, false
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	return st, ok
 }
 
 // probeStorage creates the storage directory if need be and a file in
@@ -242,6 +268,10 @@ func newError(cfg *config.Config, err error) error {
 		return cfg.Errorf("kek_file", "%w", err) // the only local file a database storage reads
 	}
 	if errors.Is(err, fs.ErrPermission) {
+		var pe *fs.PathError
+		if cfg.KEKFile != "" && errors.As(err, &pe) && pe.Path == cfg.KEKFile {
+			return cfg.Errorf("kek_file", "%w%s", err, permissionHint(pe.Path))
+		}
 		if dir, derr := storageDir(cfg); derr == nil {
 			return storageError(cfg, dir, err)
 		}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/user"
 	"strconv"
+	"strings"
 	"syscall"
 )
 
@@ -57,14 +58,22 @@ func dropPrivileges(userName, groupName string) error {
 // (User=) or another supervisor starts it that way, and otherwise says
 // what to change: only root can switch.
 func alreadyAs(uid, gid int, userName, groupName string) error {
-	if (uid < 0 || uid == os.Geteuid()) && (gid < 0 || gid == os.Getegid()) {
+	euid, egid := os.Geteuid(), os.Getegid()
+	var differs []string
+	if uid >= 0 && uid != euid {
+		differs = append(differs, fmt.Sprintf("user %s (uid %d), not uid %d", userName, uid, euid))
+	}
+	if gid >= 0 && gid != egid {
+		name := groupName
+		if name == "" {
+			name = "of user " + userName
+		}
+		differs = append(differs, fmt.Sprintf("group %s (gid %d), not gid %d", name, gid, egid))
+	}
+	if len(differs) == 0 {
 		return nil
 	}
-	want := userName
-	if want == "" {
-		want = "group " + groupName
-	}
-	return fmt.Errorf("cannot switch to %s: only a process started as root can, and this one runs as uid %d gid %d; start it as root, or as that user and group (then user and group may stay or go)", want, os.Geteuid(), os.Getegid())
+	return fmt.Errorf("the config names %s, and only a process started as root can switch; start it as root, or as that user and group", strings.Join(differs, ", and "))
 }
 
 func lookupUser(name string) (*user.User, error) {
