@@ -128,6 +128,9 @@ func refuseOrders(p *testenv.Pebble) *atomic.Bool {
 func TestRenewRetryWait(t *testing.T) {
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	cfg := testConfig(t, p, &events{})
+	// A retry delay no slow machine outlasts between the two renews (the
+	// tests' 1 s would let the second one try again).
+	cfg.RetryMin, cfg.RetryMax = time.Minute, 2*time.Minute
 	refuse := refuseOrders(p)
 	const name = "retrywait.example.test"
 	last := func(opts RenewOptions) (string, []string, error) {

@@ -55,8 +55,12 @@ func TestRenewal(t *testing.T) {
 	if st.Attempts != 0 || st.LastError != "" || !st.NotAfter.Equal(second.NotAfter) {
 		t.Errorf("status after renewal = %+v", st)
 	}
-	if !st.NextRenewal.After(time.Now()) || st.NextRenewal.After(second.NotAfter) {
-		t.Errorf("next renewal %v is not inside the new certificate's lifetime (until %v)", st.NextRenewal, second.NotAfter)
+	// Inside the lifetime, not necessarily ahead of the clock: the next
+	// step may be a renewal information check due a second after issuance
+	// that a loaded machine has not run yet when this line does (CI,
+	// 2026-12-01: due 03:40:29.16, read later).
+	if st.NextRenewal.Before(second.NotBefore) || st.NextRenewal.After(second.NotAfter) {
+		t.Errorf("next renewal %v is not inside the new certificate's lifetime (%v to %v)", st.NextRenewal, second.NotBefore, second.NotAfter)
 	}
 	if st.RenewAt.Before(second.NotBefore) || !st.RenewAt.Before(second.NotAfter) {
 		t.Errorf("renewal time %v is not inside the new certificate's lifetime (%v to %v)", st.RenewAt, second.NotBefore, second.NotAfter)
