@@ -164,7 +164,7 @@ func readAgentStatus(ctx context.Context, cfg *config.Agent) tlspilot.StatusRepo
 	if err != nil {
 		return tlspilot.UnknownReport(now, err)
 	}
-	cs, err := fleet.AgentStatus(ctx, st, cfg.Issuer, certs, now, tlspilot.WarnWindow{})
+	cs, err := fleet.AgentStatus(ctx, st, cfg.Issuer, certs, now, cfg.WarnWindow)
 	if err != nil {
 		return tlspilot.UnknownReport(now, err)
 	}

@@ -322,14 +322,18 @@ func withoutARI(p *testenv.Pebble) {
 // for half a day). The agent daemon has its certificate; the issuer is
 // killed before the renewal falls due. The daemon's renewal fails, it
 // backs off (no second attempt within 30 seconds) and keeps the
-// certificate deployed; status says failing, then expiring while it is
-// still valid. The issuer back, the daemon gets and deploys a new
+// certificate deployed; status says failing, then expiring (warn_window)
+// while it is still valid. The issuer back, the daemon gets and deploys a new
 // certificate at its next attempt, and status says valid.
 func TestAgentIssuerDownForAWeek(t *testing.T) {
 	f := newFleetEnvWith(t, "", testenv.PebbleOptions{Validity: 60 * time.Second})
 	withoutARI(f.p)
 	proc := f.start(t)
 	conf, dir := f.enrolAgent(t, "db2")
+	// A warning window of 15 s rather than 10% (6 s): status must run
+	// inside it while the certificate is still valid, and a loaded CI
+	// machine once took longer than 5.5 s (2026-12-01: "expired").
+	writeFile(t, conf, "warn_window = \"15s\"\n"+readFile(t, conf))
 	fullchain, reloads := filepath.Join(dir, "live", "fullchain.pem"), filepath.Join(dir, "reloads")
 	if code, out, errOut := runBinary(t, "agent", "--config", conf, "--once"); code != 0 {
 		t.Fatalf("agent --once: exit %d\n%s%s\nissuer:\n%s", code, out, errOut, proc.out.String())

@@ -7,6 +7,7 @@ import (
 
 	"github.com/pelletier/go-toml/v2"
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/renewal"
 )
 
 // Agent is a fleet agent's config file (AGENT.toml): where its issuer is,
@@ -27,6 +28,10 @@ type Agent struct {
 	// Certificates are the [[certificate]] tables in file order. Their
 	// Challenge is dns-01 (the issuer's); KeyTypes holds one type.
 	Certificates []AgentCertificate
+	// WarnWindow is when status reports a certificate whose renewal
+	// keeps failing as expiring ("warn_window", as serve's; 10% of the
+	// lifetime by default).
+	WarnWindow renewal.WarnWindow
 
 	pos *positions
 }
@@ -94,6 +99,7 @@ func (d *decoder) agent(t *table) *Agent {
 	} else {
 		a.Storage = d.storage("storage", a.Storage)
 	}
+	a.WarnWindow = d.warnWindowKey(t)
 	written := map[string]string{}
 	for _, ct := range t.tables("certificate") {
 		a.Certificates = append(a.Certificates, d.agentCertificate(ct, written))

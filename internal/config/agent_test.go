@@ -5,6 +5,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestAgentConfig: the agent config of issue 13 (issuer, issuer_ca,
@@ -31,6 +32,12 @@ reuse_key = true
 	if a.Issuer != "https://issuer.example.com:8443" || a.IssuerCA != filepath.Join(f.dir, "ca.pem") || a.Storage != filepath.Join(f.dir, "agent-storage") {
 		t.Errorf("agent %+v", a)
 	}
+	if a.WarnWindow.Fraction != 0.1 || a.WarnWindow.Duration != 0 {
+		t.Errorf("default warn_window %+v, want 10%%", a.WarnWindow)
+	}
+	if w, err := parse("warn_window = \"3d\"\nissuer = \"https://issuer.example.com\"\nissuer_ca = \"ca.pem\"\nstorage = \"s\"\n"); err != nil || w.WarnWindow.Duration != 72*time.Hour {
+		t.Errorf("warn_window = \"3d\": %+v, %v", w, err)
+	}
 	if len(a.Certificates) != 1 || !slices.Equal(a.Certificates[0].Names, []string{"db1.example.com", "*.db1.example.com"}) ||
 		!a.Certificates[0].ReuseKey || len(a.Certificates[0].Reload) != 3 || a.Certificates[0].KeyTypes[0] != DefaultKeyType {
 		t.Errorf("certificate %+v", a.Certificates)
@@ -45,6 +52,7 @@ reuse_key = true
 		{"IP name", base + "[[certificate]]\nnames = \"192.0.2.1\"\nfullchain = \"$DIR/www/f.pem\"\nprivkey = \"$DIR/www/k.pem\"", `agent.toml:5: certificate[1].names: 192.0.2.1: an IP address cannot be proved with dns-01`},
 		{"no file", base + "[[certificate]]\nnames = \"db1.example.com\"", `certificate[1]: a certificate needs somewhere to go`},
 		{"site table", base + "[[site]]\nnames = \"db1.example.com\"", `agent.toml: site: unknown key`},
+		{"bad warn_window", base + "warn_window = \"soon\"", `agent.toml:4: warn_window:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := parse(tc.config)

@@ -118,15 +118,21 @@ func loopbackHost(h string) bool {
 // warnWindow decodes "warn_window" into c.WarnWindow: by default 10% of
 // the lifetime (renewal.DefaultWarnFraction), as mod_md's MDWarnWindow.
 func (d *decoder) warnWindow(t *table, c *Config) {
-	c.WarnWindow = renewal.WarnWindow{Fraction: renewal.DefaultWarnFraction}
+	c.WarnWindow = d.warnWindowKey(t)
+}
+
+// warnWindowKey reads the table's warn_window, 10% of the lifetime when
+// absent.
+func (d *decoder) warnWindowKey(t *table) renewal.WarnWindow {
+	def := renewal.WarnWindow{Fraction: renewal.DefaultWarnFraction}
 	var s string
 	if !t.str("warn_window", &s) {
-		return
+		return def
 	}
 	w, err := renewal.ParseWarnWindow(s)
 	if err != nil {
 		d.errorf(t.key("warn_window"), "%w", err)
-		return
+		return def
 	}
-	c.WarnWindow = w
+	return w
 }
