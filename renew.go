@@ -27,9 +27,8 @@ type RenewOptions struct {
 	NoStartCheck bool
 	// Progress, if set, is told each step of each certificate as it
 	// starts: the order's steps (StepContacting, StepOrdering …
-	// StepDownload), then
-	// StepDone, StepFailed, StepNotDue or StepRetryWait. It is called from several
-	// goroutines.
+	// StepDownload), then StepDone, StepFailed, StepNotDue or
+	// StepRetryWait. It is called from several goroutines.
 	Progress func(certID string, step string)
 }
 
