@@ -42,8 +42,13 @@ func (a *acmeSide) manager() *tlspilot.Manager { return a.m.Load() }
 // ensure makes the Manager when cfg has a site that needs one and there
 // is none yet, refusing first what would fail only at the first order
 // (terms not agreed to, a storage the user serve runs as cannot write);
-// made reports whether it did. It runs after privileges are dropped.
+// made reports whether it did. It runs after privileges are dropped, at
+// start and at each reload, and first logs the names the CA will refuse
+// (config.PublicCAWarnings).
 func (a *acmeSide) ensure(ctx context.Context, cfg *config.Config) (made bool, err error) {
+	for _, w := range cfg.PublicCAWarnings() {
+		a.log.Warn("the CA will refuse this name: " + w)
+	}
 	if a.m.Load() != nil || len(acmeCerts(cfg)) == 0 {
 		return false, nil
 	}

@@ -68,9 +68,6 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 		return nil, err
 	}
 	logger := lg.log
-	for _, w := range cfg.PublicCAWarnings() {
-		logger.Warn("the CA will refuse this name: " + w)
-	}
 	httpL, httpsL, err := bind(cfg)
 	if err != nil {
 		return nil, err
