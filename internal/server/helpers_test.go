@@ -118,15 +118,7 @@ func startServer(t testing.TB, opts Options, certs ...*testCert) *testServer {
 		tl.Close()
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveUntilCleanup(t, s)
 	ts := &testServer{Server: s, httpAddr: hl.Addr().String(), httpsAddr: tl.Addr().String(), roots: x509.NewCertPool()}
 	for _, c := range certs {
 		ts.roots.AddCert(c.leaf)
@@ -296,4 +288,18 @@ func poolOf(certs ...*testCert) *x509.CertPool {
 		p.AddCert(c.leaf)
 	}
 	return p
+}
+
+// serveUntilCleanup runs s.Serve until the test ends, and fails the test
+// if Serve returns an error then.
+func serveUntilCleanup(t testing.TB, s *Server) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Serve: %v", err)
+		}
+	})
 }

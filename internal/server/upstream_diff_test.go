@@ -383,15 +383,7 @@ func startDiffServer(t *testing.T, addr string, control bool) *testServer {
 		p.tr = tr
 		t.Cleanup(tr.CloseIdleConnections)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Serve: %v", err)
-		}
-	})
+	serveUntilCleanup(t, s)
 	return &testServer{Server: s, httpAddr: hl.Addr().String(), httpsAddr: tl.Addr().String(), roots: poolOf(c)}
 }
 
