@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
@@ -42,7 +43,7 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 				"cert", e.id, "names", e.site.names, "error", err)
 			return time.Now().Add(m.cfg.StoragePoll)
 		}
-		next := m.fail(e, err)
+		next := m.fail(e, err, false)
 		m.noticeExpiry(ctx, e)
 		return next
 	}
@@ -267,8 +268,10 @@ func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool
 // before the CA's Retry-After. Only the first retry after a rejected
 // nonce is quick (RFC 8555 §6.5 asks for a retry with a fresh nonce);
 // the next ones back off like any other failure, so that no failure can
-// make a fixed-interval loop.
-func (m *Manager) fail(e *entry, err error) time.Time {
+// make a fixed-interval loop. The log has the failure at error level,
+// or at info when reported says the caller shows it already (Renew's
+// Progress).
+func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	now := time.Now()
 	class := acmeclient.ClassOf(err)
 	prob := problemOf(err)
@@ -283,7 +286,11 @@ func (m *Manager) fail(e *entry, err error) time.Time {
 	if serr := m.store.StoreState(ctx, e.id, st); serr != nil {
 		m.log.Warn("store renewal state", "cert", e.id, "error", serr)
 	}
-	m.log.Error("certificate attempt failed", "cert", e.id, "names", e.site.names, "attempt", st.Attempts,
+	level := slog.LevelError
+	if reported {
+		level = slog.LevelInfo
+	}
+	m.log.Log(ctx, level, "certificate attempt failed", "cert", e.id, "names", e.site.names, "attempt", st.Attempts,
 		"class", class.String(), "retry_in", st.RetryAt.Sub(now).Round(time.Second), "error", err)
 	m.emit(Event{Type: EventFailed, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: notAfter,
 		Attempt: st.Attempts, RetryAt: st.RetryAt, Err: err, Problem: prob})

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"sync"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -70,19 +71,33 @@ func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
 	if progress == nil {
 		progress = func(string, string) {}
 	}
-	var g errgroup.Group
+	var (
+		g    errgroup.Group
+		mu   sync.Mutex
+		errs []error
+	)
 	g.SetLimit(cap(m.workers))
 	for _, e := range entries {
 		if opts.NoStartCheck {
 			e.askARIAt(time.Time{})
 		}
-		g.Go(func() error { return m.renewOne(ctx, e, opts.Force, progress) })
+		g.Go(func() error {
+			if err := m.renewOne(ctx, e, opts.Force, progress, opts.Progress != nil); err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			return nil
+		})
 	}
-	return g.Wait()
+	_ = g.Wait()
+	return errors.Join(errs...)
 }
 
 // renewOne renews e if it is due or force is set, as one maintenance pass.
-func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress func(string, string)) error {
+// reported says the caller shows a failure through progress, so the log
+// has it at info rather than error.
+func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress func(string, string), reported bool) error {
 	if err := m.claim(ctx, e); err != nil {
 		return err
 	}
@@ -103,7 +118,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	err := m.obtain(ctx, e, obtainOptions{force: force, onStep: func(s string) { progress(e.id, s) }})
 	if err != nil {
 		if ctx.Err() == nil {
-			next = m.fail(e, err)
+			next = m.fail(e, err, reported)
 		}
 		progress(e.id, StepFailed+": "+err.Error())
 		return fmt.Errorf("renew %s: %w", e.id, err)

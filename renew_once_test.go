@@ -1,6 +1,9 @@
 package tlspilot
 
 import (
+	"context"
+	"errors"
+	"log/slog"
 	"net/http"
 	"strings"
 	"sync"
@@ -160,4 +163,76 @@ func TestRenewRetryWait(t *testing.T) {
 	if step, _, _ := last(RenewOptions{Force: true}); strings.HasPrefix(step, StepRetryWait) || p.RequestsTo("/order-plz") == orders {
 		t.Errorf("forced: step %q and no new order; want an attempt at once", step)
 	}
+}
+
+// TestRenewFailuresJoined: Renew returns the failure of every
+// certificate, not only the first one's; a failure its caller is shown
+// through Progress (`tlspilot renew` prints it on the certificate's line)
+// is logged at info, one without Progress at error.
+func TestRenewFailuresJoined(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	log := &recordLog{}
+	cfg.Logger = slog.New(log)
+	refuseOrders(p)
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := []string{"one.example.test", "two.example.test"}
+	if err := m.ManageCerts(t.Context(), Cert{Names: names[:1]}, Cert{Names: names[1:]}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		progress func(string, string)
+		level    slog.Level
+	}{{func(string, string) {}, slog.LevelInfo}, {nil, slog.LevelError}} {
+		log.reset()
+		err := m.Renew(t.Context(), RenewOptions{Force: true, Progress: c.progress})
+		var joined interface{ Unwrap() []error }
+		if !errors.As(err, &joined) || len(joined.Unwrap()) != len(names) {
+			t.Fatalf("Renew with Progress %t: %v; want both certificates' failures", c.progress != nil, err)
+		}
+		for _, n := range names {
+			if !strings.Contains(err.Error(), n) {
+				t.Errorf("Renew's error does not name %s: %v", n, err)
+			}
+		}
+		if got := log.levels("certificate attempt failed"); len(got) != len(names) || got[0] != c.level || got[1] != c.level {
+			t.Errorf("Renew with Progress %t logged its failures at %v, want %v each", c.progress != nil, got, c.level)
+		}
+	}
+}
+
+// recordLog is a slog.Handler that keeps the level of every record by
+// message.
+type recordLog struct {
+	mu  sync.Mutex
+	got map[string][]slog.Level
+}
+
+func (l *recordLog) Enabled(context.Context, slog.Level) bool { return true }
+func (l *recordLog) WithAttrs([]slog.Attr) slog.Handler       { return l }
+func (l *recordLog) WithGroup(string) slog.Handler            { return l }
+
+func (l *recordLog) Handle(_ context.Context, r slog.Record) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.got == nil {
+		l.got = make(map[string][]slog.Level)
+	}
+	l.got[r.Message] = append(l.got[r.Message], r.Level)
+	return nil
+}
+
+func (l *recordLog) levels(msg string) []slog.Level {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.got[msg]
+}
+
+func (l *recordLog) reset() {
+	l.mu.Lock()
+	l.got = nil
+	l.mu.Unlock()
 }

@@ -112,13 +112,19 @@ func TestStatusWalk(t *testing.T) {
 	_ = serve.Wait()
 	e.p.Close()
 
-	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf); code != 1 {
+	code, out, errOut := runBinary(t, "renew", "--force", "--config", conf)
+	if code != 1 {
 		t.Fatalf("renew --force with the CA stopped: exit %d, want 1\n%s%s", code, out, errOut)
 	}
 	r, code = status(t, schema, conf)
 	c = r.Certificates[0]
 	if code != tlspilot.ExitWarning || c.State != tlspilot.StateFailing || c.Attempts != 1 || c.LastError == "" {
 		t.Fatalf("after a failed renewal: exit %d, %+v", code, c)
+	}
+	// The failure is told once, on the certificate's line, then counted.
+	if n := strings.Count(out+errOut, c.LastError); n != 1 || !strings.Contains(out, c.ID+": failed: "+c.LastError) ||
+		!strings.HasSuffix(errOut, "tlspilot renew: 1 of 1 certificates failed\n") {
+		t.Errorf("renew's output tells the failure %d times, want once on its line and a count at the end:\n%s%s", n, out, errOut)
 	}
 	if code, out, _ := runBinary(t, "status", "--config", conf); code != 1 || !strings.HasPrefix(out, "WARNING: 1 failing") || !strings.Contains(out, c.LastError) {
 		t.Errorf("status table (exit %d) does not show the failure in full:\n%s", code, out)

@@ -46,11 +46,16 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	p := newProgress(stdout, m.DNSWaiting)
 	err = m.Renew(ctx, tlspilot.RenewOptions{Names: cf.Args(), Force: *force, Progress: p.step})
 	p.wait()
-	if err != nil {
-		fmt.Fprintf(stderr, "tlspilot renew: %v\n", err)
-		return 1
+	if err == nil {
+		return 0
 	}
-	return 0
+	if failed, all := p.failures(); failed > 0 {
+		// Each failure was shown on its certificate's line.
+		fmt.Fprintf(stderr, "tlspilot renew: %d of %d certificates failed\n", failed, all)
+	} else {
+		fmt.Fprintf(stderr, "tlspilot renew: %v\n", err)
+	}
+	return 1
 }
 
 const revokeSummary = `Revokes the certificate of NAME at the CA (RFC 8555 §7.6) and, while the
@@ -150,6 +155,8 @@ type progress struct {
 	p   *mpb.Progress        // nil when out is not a terminal
 	mu  sync.Mutex
 	bar map[string]*progressLine
+	// last is the last step of each certificate, for failures.
+	last map[string]string
 }
 
 type progressLine struct {
@@ -158,7 +165,7 @@ type progressLine struct {
 }
 
 func newProgress(out io.Writer, dns func() dns01.Waiting) *progress {
-	pr := &progress{out: out, dns: dns, bar: make(map[string]*progressLine)}
+	pr := &progress{out: out, dns: dns, bar: make(map[string]*progressLine), last: make(map[string]string)}
 	// A terminal whose size is unknown (0 columns) would show nothing:
 	// plain lines then.
 	if f, ok := out.(*os.File); ok && term.IsTerminal(int(f.Fd())) && termWidth(f) > 0 {
@@ -179,6 +186,7 @@ func termWidth(f *os.File) int {
 func (pr *progress) step(id, step string) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
+	pr.last[id] = step
 	if pr.p == nil {
 		fmt.Fprintf(pr.out, "%s: %s\n", id, pr.describe(step))
 		return
@@ -211,6 +219,19 @@ func (pr *progress) describe(step string) string {
 		return step + " after a failed attempt (--force tries now)"
 	}
 	return step
+}
+
+// failures returns how many certificates ended with StepFailed, and how
+// many were reported at all.
+func (pr *progress) failures() (failed, all int) {
+	pr.mu.Lock()
+	defer pr.mu.Unlock()
+	for _, step := range pr.last {
+		if strings.HasPrefix(step, tlspilot.StepFailed) {
+			failed++
+		}
+	}
+	return failed, len(pr.last)
 }
 
 // wait ends the display.
