@@ -3,6 +3,7 @@ package tlspilot
 import (
 	"bytes"
 	"context"
+	"errors"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,7 +12,9 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/internal/testenv"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
 // TestKeysEncryptedAtRest: no private key is ever written in clear, files
@@ -71,19 +74,30 @@ func TestKeysEncryptedAtRest(t *testing.T) {
 	if err := os.CopyFS(filepath.Join(stolen, "data"), os.DirFS(data)); err != nil {
 		t.Fatal(err)
 	}
-	m2, err := New(context.Background(), Config{CA: p.DirectoryURL, CARoots: p.Roots, StorageDir: stolen})
+	_, err = New(context.Background(), Config{CA: p.DirectoryURL, CARoots: p.Roots, StorageDir: stolen})
+	if !errors.Is(err, certstore.ErrWrongKEK) {
+		t.Errorf("a Manager over the copy with a new key-encryption key: %v, want ErrWrongKEK", err)
+	}
+	// Nor do its keys open when read directly with that key.
+	sealer, err := keys.LoadOrCreateSealer(filepath.Join(stolen, "kek"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := m2.Manage(context.Background(), "rest.example.test"); err != nil {
+	fst, err := fsstore.New(fsstore.Options{Dir: stolen})
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, st := range m2.Status() {
-		if st.Serving {
-			t.Errorf("certificate %s usable without the key-encryption key", st.ID)
+	st := certstore.New(fst, sealer)
+	ids, err := st.ListCerts(context.Background())
+	if err != nil || len(ids) == 0 {
+		t.Fatalf("certificates in the copy: %v, %v", ids, err)
+	}
+	for _, id := range ids {
+		if _, err := st.LoadCert(context.Background(), id); err == nil || !strings.Contains(err.Error(), "open private key") {
+			t.Errorf("certificate %s opened without the key-encryption key: %v", id, err)
 		}
 	}
-	if _, err := m2.store.LoadAccountKey(context.Background(), certstore.AccountID(cfg.CA, []string{"mailto:" + cfg.Email})); err == nil || !strings.Contains(err.Error(), "open private key") {
+	if _, err := st.LoadAccountKey(context.Background(), certstore.AccountID(cfg.CA, []string{"mailto:" + cfg.Email})); err == nil || !strings.Contains(err.Error(), "open private key") {
 		t.Errorf("account key opened without the key-encryption key: %v", err)
 	}
 }

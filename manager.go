@@ -114,6 +114,15 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		return nil, err
 	}
 	store := certstore.New(st, sealer)
+	if err := store.CheckKEK(ctx); errors.Is(err, certstore.ErrWrongKEK) {
+		return nil, fmt.Errorf("key-encryption key %s: %w; every process on one storage needs the same key-encryption key (kek_file)", cfg.KeyFile, err)
+	} else if err != nil {
+		level := slog.LevelWarn
+		if errors.Is(err, fs.ErrPermission) {
+			level = slog.LevelDebug // a read-only user of the storage (status)
+		}
+		cfg.Logger.Log(ctx, level, "key-encryption key not checked against the storage", "error", err)
+	}
 	m := &Manager{
 		cfg:     cfg,
 		log:     cfg.Logger,

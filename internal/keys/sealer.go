@@ -5,8 +5,11 @@ import (
 	"crypto"
 	"crypto/aes"
 	"crypto/cipher"
+	"crypto/hmac"
 	"crypto/rand"
+	"crypto/sha256"
 	"crypto/x509"
+	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -28,6 +31,7 @@ const (
 // concurrent use.
 type Sealer struct {
 	aead cipher.AEAD
+	id   string
 }
 
 // NewSealer builds a Sealer from a raw 32-byte KEK (for tests and other
@@ -44,8 +48,21 @@ func NewSealer(kek []byte) (*Sealer, error) {
 	if err != nil {
 		return nil, fmt.Errorf("keys: new gcm: %w", err)
 	}
-	return &Sealer{aead: aead}, nil
+	mac := hmac.New(sha256.New, kek)
+	mac.Write([]byte(kekIDLabel))
+	return &Sealer{aead: aead, id: hex.EncodeToString(mac.Sum(nil)[:16])}, nil
 }
+
+// kekIDLabel is the message whose HMAC under the KEK identifies it.
+const kekIDLabel = "tlspilot key-encryption key id v1"
+
+// ID identifies the KEK without revealing it: the first 16 bytes of
+// HMAC-SHA256(KEK, "tlspilot key-encryption key id v1"), in hex. Equal
+// KEKs have equal IDs; an ID tells nothing of its KEK (HMAC is a
+// pseudo-random function of a 256-bit random key), so storages keep it in
+// clear, and two storages can be told sealed under different KEKs
+// without either KEK at hand.
+func (s *Sealer) ID() string { return s.id }
 
 // additionalData binds a ciphertext to the format version and to the
 // caller's aad.

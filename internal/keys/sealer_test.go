@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto"
 	"crypto/rand"
+	"encoding/hex"
 	"encoding/pem"
 	mrand "math/rand/v2"
 	"strings"
@@ -197,4 +198,19 @@ func randBytes(n int) []byte {
 	b := make([]byte, n)
 	rand.Read(b)
 	return b
+}
+
+// TestSealerID: the KEK's id is the same for the same KEK, differs for
+// another, and holds none of the KEK's bytes.
+func TestSealerID(t *testing.T) {
+	kek := bytes.Repeat([]byte{7}, KEKSize)
+	a, _ := NewSealer(kek)
+	b, _ := NewSealer(bytes.Clone(kek))
+	other, _ := NewSealer(bytes.Repeat([]byte{8}, KEKSize))
+	if a.ID() != b.ID() || a.ID() == other.ID() || len(a.ID()) != 32 {
+		t.Fatalf("ids %q %q %q: want equal for one KEK, different for another, 32 hex digits", a.ID(), b.ID(), other.ID())
+	}
+	if strings.Contains(a.ID(), hex.EncodeToString(kek[:4])) {
+		t.Errorf("id %q shows the KEK", a.ID())
+	}
 }

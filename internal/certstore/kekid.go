@@ -1,0 +1,97 @@
+package certstore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/tlspilot/tlspilot/storage"
+)
+
+// KEKIDKey is the record holding the id of the key-encryption key every
+// private key in the storage is sealed under (keys.Sealer.ID): written
+// once, by the first process that checks it, and never replaced.
+const KEKIDKey = "kek-id"
+
+// kekIDLock serialises the first writing of KEKIDKey.
+const kekIDLock = "kek-id"
+
+// ErrWrongKEK means the storage's private keys are sealed under another
+// key-encryption key than this process's.
+var ErrWrongKEK = errors.New("the storage's private keys are sealed under another key-encryption key")
+
+// CheckKEK tells whether this Store's KEK is the one the storage's keys
+// are sealed under, so that a process given another KEK (a cluster node
+// with a different kek_file) stops before it replaces what it cannot
+// read. The storage records the id of its KEK (KEKIDKey); a storage
+// written before the id was kept has it added, once a sealed account key
+// in it opens with this KEK (or it has none). It returns an error
+// wrapping ErrWrongKEK when the ids differ or a stored account key does
+// not open, and the storage's error when it cannot be read; it changes
+// nothing else.
+func (st *Store) CheckKEK(ctx context.Context) error {
+	recorded, err := st.KEKMatches(ctx)
+	if err != nil || recorded {
+		return err
+	}
+	id := st.sealer.ID()
+	lease, err := st.s.Lock(ctx, kekIDLock)
+	if err != nil {
+		return err
+	}
+	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	if b, err := st.s.Load(ctx, KEKIDKey); err == nil {
+		return compareKEKID(string(b), id) // another process wrote it meanwhile
+	} else if !IsNotExist(err) {
+		return err
+	}
+	return st.s.Store(storage.WithLease(ctx, lease), KEKIDKey, []byte(id+"\n"))
+}
+
+// KEKMatches is CheckKEK without writing: recorded says the storage
+// holds its KEK's id. A storage without it and without account keys
+// matches any KEK.
+func (st *Store) KEKMatches(ctx context.Context) (recorded bool, err error) {
+	b, err := st.s.Load(ctx, KEKIDKey)
+	if err == nil {
+		return true, compareKEKID(string(b), st.sealer.ID())
+	}
+	if !IsNotExist(err) {
+		return false, err
+	}
+	return false, st.openAnAccountKey(ctx)
+}
+
+func compareKEKID(stored, id string) error {
+	if stored = strings.TrimSpace(stored); stored != id {
+		return fmt.Errorf("%w (its %s record says %s, this key-encryption key is %s)", ErrWrongKEK, KEKIDKey, stored, id)
+	}
+	return nil
+}
+
+// openAnAccountKey opens the first sealed account key in the storage,
+// if there is one: a storage from before KEKIDKey was kept.
+func (st *Store) openAnAccountKey(ctx context.Context) error {
+	ks, err := st.s.List(ctx, "accounts")
+	if err != nil {
+		return err
+	}
+	for _, k := range ks {
+		if !strings.HasSuffix(k, "/key") {
+			continue
+		}
+		b, err := st.s.Load(ctx, k)
+		if IsNotExist(err) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if _, err := st.open(string(b), k); err != nil {
+			return fmt.Errorf("%w: %w", ErrWrongKEK, err)
+		}
+		return nil
+	}
+	return nil
+}
