@@ -488,3 +488,55 @@ func TestStorageMigrateLockHeld(t *testing.T) {
 		t.Errorf("%d records copied under a held lock", n)
 	}
 }
+
+// TestStorageMigrateOtherKEK: migrate refuses, even with --force and
+// changing nothing, a destination whose keys are sealed under another
+// key-encryption key than the source's: told by the two kek-id records,
+// or, for a destination without one, by opening its account key with
+// the source directory's KEK.
+func TestStorageMigrateOtherKEK(t *testing.T) {
+	dir := t.TempDir()
+	sealer := func(b byte) *keys.Sealer {
+		s, err := keys.NewSealer(bytes.Repeat([]byte{b}, keys.KEKSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	mine, theirs := sealer(1), sealer(2)
+	k, err := keys.Generate(keys.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := theirs.SealKey(k, "accounts/ca/acct/key")
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := filepath.Join(dir, "src")
+	migrateStore(t, src, map[string]string{"certs/a/cert.json": "{}", "kek-id": mine.ID() + "\n"})
+	srcNoID := filepath.Join(dir, "src-no-id")
+	migrateStore(t, srcNoID, map[string]string{"certs/a/cert.json": "{}"})
+	write(t, filepath.Join(srcNoID, "kek"), string(bytes.Repeat([]byte{1}, keys.KEKSize)))
+	if err := os.Chmod(filepath.Join(srcNoID, "kek"), 0o400); err != nil {
+		t.Fatal(err)
+	}
+	withID := filepath.Join(dir, "dst-id")
+	migrateStore(t, withID, map[string]string{"kek-id": theirs.ID() + "\n"})
+	legacy := filepath.Join(dir, "dst-legacy")
+	migrateStore(t, legacy, map[string]string{"accounts/ca/acct/key": string(sealed)})
+	for _, c := range [][2]string{{src, withID}, {srcNoID, withID}, {srcNoID, legacy}} {
+		before := allValues(t, openFS(t, c[1]))
+		code, out, errOut := runCLI(t, "storage", "migrate", "--force", "--from", c[0], "--to", c[1])
+		if code != 1 || !strings.Contains(errOut, "destination "+c[1]+": its keys are sealed under another key-encryption key") {
+			t.Errorf("migrate --force %s into %s: exit %d, want 1 and the refusal\n%s%s", filepath.Base(c[0]), filepath.Base(c[1]), code, out, errOut)
+		}
+		if after := allValues(t, openFS(t, c[1])); len(after) != len(before) {
+			t.Errorf("the refused run changed %s: %d records, had %d", filepath.Base(c[1]), len(after), len(before))
+		}
+	}
+	same := filepath.Join(dir, "dst-same")
+	migrateStore(t, same, map[string]string{"kek-id": mine.ID() + "\n"})
+	if code, out, errOut := runCLI(t, "storage", "migrate", "--force", "--from", src, "--to", same); code != 0 {
+		t.Errorf("into a storage of the same KEK: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -21,8 +21,9 @@ import (
 // clear. It knows the KEK when --kek names it or the source directory
 // has one; path is then its absolute name.
 type kekGuard struct {
-	path  string
-	forms [][]byte // the KEK raw, in hex and in base64; nil if unknown
+	path   string
+	forms  [][]byte     // the KEK raw, in hex and in base64; nil if unknown
+	sealer *keys.Sealer // nil if unknown
 }
 
 // loadKEKGuard reads the KEK named by --kek (flagPath), or else the
@@ -51,7 +52,11 @@ func loadKEKGuard(flagPath, fromDir string) (kekGuard, error) {
 	if len(b) != keys.KEKSize {
 		return kekGuard{}, fmt.Errorf("key-encryption key %s: %d bytes, want %d: not a tlspilot KEK", abs, len(b), keys.KEKSize)
 	}
-	g := kekGuard{path: abs}
+	sealer, err := keys.NewSealer(b)
+	if err != nil {
+		return kekGuard{}, fmt.Errorf("key-encryption key %s: %w", abs, err)
+	}
+	g := kekGuard{path: abs, sealer: sealer}
 	for _, s := range []string{string(b), hex.EncodeToString(b), strings.ToUpper(hex.EncodeToString(b)),
 		base64.StdEncoding.EncodeToString(b), base64.RawStdEncoding.EncodeToString(b),
 		base64.URLEncoding.EncodeToString(b), base64.RawURLEncoding.EncodeToString(b)} {

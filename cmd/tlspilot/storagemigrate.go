@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -75,6 +76,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return fmt.Errorf("destination %w", err)
 	}
 	defer m.to.close()
+	if err := m.sameKEK(ctx); err != nil {
+		return err
+	}
 	groups, err := m.plan(ctx, src)
 	if err != nil {
 		return err
@@ -96,6 +100,40 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return err
 	}
 	m.report()
+	return nil
+}
+
+// sameKEK refuses, even with --force, a destination whose keys are
+// sealed under another key-encryption key than the source's: no process
+// could open both, and the destination's nodes would order again every
+// certificate copied. It compares the storages' kek-id records, and with
+// the source's KEK at hand (--kek, or the source directory's kek) opens a
+// destination that has none.
+func (m *migration) sameKEK(ctx context.Context) error {
+	src, err := m.from.load(ctx, certstore.KEKIDKey)
+	if err != nil {
+		return fmt.Errorf("source %w", err)
+	}
+	dst, err := m.to.load(ctx, certstore.KEKIDKey)
+	if err != nil {
+		return fmt.Errorf("destination %w", err)
+	}
+	srcID, dstID := strings.TrimSpace(string(src)), strings.TrimSpace(string(dst))
+	if srcID == "" && m.kek.sealer != nil {
+		srcID = m.kek.sealer.ID()
+	}
+	refuse := fmt.Errorf("destination %s: its keys are sealed under another key-encryption key than the source's "+
+		"(kek-id %s, the source's %s): no process could open both; migrate into an empty storage or one of the same key", m.to.name, dstID, srcID)
+	switch {
+	case srcID != "" && dstID != "" && srcID != dstID:
+		return refuse
+	case dstID == "" && m.kek.sealer != nil && m.to.s != nil:
+		if _, err := certstore.New(m.to.s, m.kek.sealer).KEKMatches(ctx); errors.Is(err, certstore.ErrWrongKEK) {
+			return refuse
+		} else if err != nil {
+			return fmt.Errorf("destination %s: %w", m.to.name, err)
+		}
+	}
 	return nil
 }
 
