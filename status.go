@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/pem"
+	"errors"
 	"math"
 	"slices"
 	"time"
@@ -88,6 +89,9 @@ type CertStatus struct {
 	// CertFile is the file a certificate managed elsewhere (a site's
 	// cert_file) was read from (FileStatus); empty for tlspilot's own.
 	CertFile string `json:"cert_file,omitempty"`
+	// unreadable: a record of it could not be read (LastError says
+	// which); the report is UNKNOWN.
+	unreadable bool
 }
 
 // Nagios plugin exit codes, used by status and certs --once.
@@ -211,6 +215,8 @@ func (c CertStatus) exitCode(now time.Time) int {
 	switch {
 	case !c.Managed:
 		return ExitOK
+	case c.unreadable:
+		return ExitUnknown // its state cannot be told: not OK, whatever else is known
 	case c.State == StateExpired, c.State == StateRevoked:
 		return ExitCritical
 	case c.State == StatePending && !c.PendingSince.IsZero() && now.Sub(c.PendingSince) > PendingCritical:
@@ -291,7 +297,16 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 		managed[c.ID] = true
 	}
 	storage := m.StorageStatus()
-	ids, err := m.store.ListCerts(ctx)
+	var ids []string
+	err := errStorageDown
+	if storage.Up || storage.Checked.IsZero() {
+		// A storage known down is not read: the report comes from memory
+		// at once. Else it is read within storageTimeout.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, storageTimeout)
+		defer cancel()
+		ids, err = m.store.ListCerts(ctx)
+	}
 	if err != nil {
 		// The certificates in service are still reported, from memory.
 		r := NewStatusReport(now, certs, nil)
@@ -312,6 +327,10 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 	r.Storage = &storage
 	return r
 }
+
+// errStorageDown is the error of a status report made while the last
+// storage check failed.
+var errStorageDown = errors.New("storage unreachable: certificates reported from memory")
 
 // storedStatus reports the state of certificate id from storage alone,
 // as a process that does not manage it sees it: for `tlspilot status`
@@ -344,8 +363,11 @@ func storedStatus(ctx context.Context, st *certstore.Store, id string, names []s
 	if managed {
 		cs.Deploy = storedDeployStatus(ctx, st, id, cs.Serial)
 	}
-	if err != nil && !certstore.IsNotExist(err) {
-		cs.LastError = "unreadable stored certificate: " + err.Error()
+	switch {
+	case err != nil && !certstore.IsNotExist(err):
+		cs.LastError, cs.unreadable = "unreadable stored certificate: "+err.Error(), true
+	case serr != nil && !certstore.IsNotExist(serr):
+		cs.LastError, cs.unreadable = "unreadable renewal state: "+serr.Error(), true
 	}
 	cs.settle(now, warn)
 	return cs

@@ -1,6 +1,9 @@
 package tlspilot
 
 import (
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -89,5 +92,39 @@ func TestReadStatusOtherCA(t *testing.T) {
 	other.CA = "https://ca.other.example/directory"
 	if n := next(other); n.After(time.Now()) {
 		t.Errorf("another CA: next renewal %v, want now", n)
+	}
+}
+
+// TestReadStatusUnreadable: a certificate whose stored certificate or
+// renewal state cannot be read makes the report UNKNOWN, with the reason
+// as its last error; before, an unreadable renewal state was dropped (a
+// certificate failing its renewals showed OK) and an unreadable
+// certificate showed pending (WARNING, even when the one in service had
+// expired).
+func TestReadStatusUnreadable(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, nil)
+	c := Cert{Names: []string{"unreadable.example.test"}}
+	obtain(t, p, cfg, c)
+	if r := ReadStatus(t.Context(), cfg, c); r.ExitCode != ExitOK {
+		t.Fatalf("before: %s, %+v", r.Status, r.Certificates)
+	}
+	id := ReadStatus(t.Context(), cfg, c).Certificates[0].ID
+	for _, rec := range []string{"state.json", "cert.json"} {
+		path := filepath.Join(cfg.StorageDir, "data", "certs", id, rec)
+		good, err := os.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(path, []byte("{not json"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		r := ReadStatus(t.Context(), cfg, c)
+		if r.ExitCode != ExitUnknown || r.Status != "UNKNOWN" || !strings.Contains(r.Certificates[0].LastError, "unreadable") {
+			t.Errorf("%s unreadable: %s (exit %d), last error %q; want UNKNOWN and the reason", rec, r.Status, r.ExitCode, r.Certificates[0].LastError)
+		}
+		if err := os.WriteFile(path, good, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -91,7 +91,9 @@ func (m *Manager) StorageStatus() StorageStatus {
 // storage just came back, the renewals that waited for it are due at
 // once.
 func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
-	ch, err := m.store.LoadChanges(ctx)
+	cctx, cancel := context.WithTimeout(ctx, storageTimeout)
+	ch, err := m.store.LoadChanges(cctx)
+	cancel()
 	if ctx.Err() != nil {
 		return ch, false
 	}
@@ -108,6 +110,11 @@ func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
 	}
 	return ch, err == nil
 }
+
+// storageTimeout bounds a read the health check or a status report makes:
+// a storage that does not answer within it (a database whose server or
+// network hangs rather than refuses) is reported down, never waited for.
+const storageTimeout = 5 * time.Second
 
 // resume makes the entries with the given ids due now.
 func (m *Manager) resume(ids []string) {

@@ -71,11 +71,16 @@ func TestStorageHealth(t *testing.T) {
 type flakyStorage struct {
 	storage.Storage
 	down atomic.Bool
+	hang atomic.Bool // Load and List wait for their context to end, as with a hung server
 }
 
 var errUnreachable = errors.New("storage unreachable (test)")
 
 func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if f.down.Load() {
 		return nil, errUnreachable
 	}
@@ -97,6 +102,10 @@ func (f *flakyStorage) Delete(ctx context.Context, key string) error {
 }
 
 func (f *flakyStorage) List(ctx context.Context, prefix string) ([]string, error) {
+	if f.hang.Load() {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	if f.down.Load() {
 		return nil, errUnreachable
 	}
@@ -168,4 +177,45 @@ func TestStorageDownRenewalWaits(t *testing.T) {
 	if f := ev.of(EventFailed); len(f) > 0 {
 		t.Errorf("failure events: %v", f[0].Err)
 	}
+}
+
+// TestStorageHangReportedDown: a storage that hangs instead of refusing
+// (a database server stopped, a network that drops packets) is reported
+// down once a check has waited storageTimeout, and a status report made
+// then answers from memory at once, rather than waiting with the
+// storage.
+func TestStorageHangReportedDown(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs}
+	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	m := startManager(t, p, cfg)
+	if err := m.Manage(t.Context(), "hang.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	st.hang.Store(true)
+	deadline := time.Now().Add(storageTimeout + 20*time.Second) // a bound for a hang, not a timing
+	for m.StorageStatus().Up {
+		if time.Now().After(deadline) {
+			t.Fatalf("storage hung for %v, still reported up", storageTimeout+20*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	done := make(chan StatusReport, 1)
+	go func() { done <- m.Report(t.Context()) }()
+	select {
+	case r := <-done:
+		if r.ExitCode != ExitUnknown || r.Storage == nil || r.Storage.Up || len(r.Certificates) != 1 || r.Certificates[0].State != StateValid {
+			t.Errorf("report while the storage hangs: exit %d, storage %+v, %+v", r.ExitCode, r.Storage, r.Certificates)
+		}
+	case <-time.After(storageTimeout + 20*time.Second):
+		t.Fatal("Report waits for a hung storage")
+	}
+	st.hang.Store(false)
 }
