@@ -28,9 +28,9 @@
 //	TLSPILOT_NAMES      its names, separated by spaces
 //	TLSPILOT_KEY_TYPE   its key type, e.g. "ecdsa-p256"
 //	TLSPILOT_NOT_AFTER  expiry of the certificate in service, RFC 3339 (UTC); empty if none
-//	TLSPILOT_ERROR      the error, for renew-failed, expiring and deploy-failed; else empty
-//	TLSPILOT_ATTEMPT    consecutive failures so far (renew-failed); else 0
-//	TLSPILOT_RETRY_AT   next attempt, RFC 3339 (renew-failed); else empty
+//	TLSPILOT_ERROR      the error, for renew-failed and deploy-failed; the last renewal error, for expiring and expired; else empty
+//	TLSPILOT_ATTEMPT    consecutive failures so far (renew-failed, deploy-failed); else 0
+//	TLSPILOT_RETRY_AT   next attempt, RFC 3339 (renew-failed, deploy-failed); else empty
 //	TLSPILOT_TIME       when the event happened, RFC 3339 (UTC)
 //
 // Every variable is always set, so a script may use "set -u". A command
@@ -60,8 +60,9 @@
 //	}
 //
 // not_after and retry_at are null when unknown, error is "" when there
-// is none, attempt is 0 for events other than renew-failed. Times are
-// RFC 3339 in UTC, to the second. The header X-Tlspilot-Event repeats
+// is none. attempt and retry_at are set for renew-failed and
+// deploy-failed only: other events, expiring and expired included, carry
+// 0 and null. Times are RFC 3339 in UTC, to the second. The header X-Tlspilot-Event repeats
 // the event.
 //
 // With Options.WebhookSecret, the header
@@ -75,10 +76,12 @@
 // without surrounding whitespace) and refuses one that group or others
 // may read.
 //
-// Any 2xx answer is success. A connection error, a 429 or a 5xx is tried
-// again after 1 s, then 2 s (three attempts at most, all within the
-// timeout); any other answer, or the last failure, is logged at ERROR
-// with the status and the start of the answer's body.
+// Any 2xx answer is success. Redirects are never followed. A connection
+// error, a 3xx, a 429 or a 5xx is tried again after 1 s, then 2 s (three
+// attempts at most, all within the timeout); any other answer, or the
+// last failure, is logged at ERROR with the status (and a 3xx's
+// Location) and the start of the answer's body. A password in the URL
+// is hidden in logs and errors.
 //
 // # Queue
 //
@@ -129,7 +132,8 @@ type Options struct {
 	// Queue bounds the hooks waiting to run. Default DefaultQueue.
 	Queue int
 	// Client carries webhook requests. Default: a client with the
-	// system's roots and no cookies.
+	// system's roots and no cookies. Whichever is used, redirects are
+	// never followed (New uses a copy with its own CheckRedirect).
 	Client *http.Client
 	// Logger receives every hook's outcome; nil discards them.
 	Logger *slog.Logger
@@ -214,11 +218,22 @@ func newWebhook(opts Options, log *slog.Logger) (*webhook, error) {
 	if opts.WebhookSecret != nil && len(opts.WebhookSecret) == 0 {
 		return nil, errors.New("notify: webhook secret is empty")
 	}
-	w := &webhook{url: opts.Webhook, secret: opts.WebhookSecret, client: opts.Client, timeout: opts.Timeout, log: log}
-	if w.client == nil {
-		w.client = &http.Client{}
+	return &webhook{url: opts.Webhook, shown: u.Redacted(), secret: opts.WebhookSecret, client: noRedirects(opts.Client),
+		timeout: opts.Timeout, log: log}, nil
+}
+
+// noRedirects returns a copy of c (or of a zero Client when c is nil)
+// that never follows a redirect: a 3xx is handed back as the answer.
+// Following one would re-send the signed body to wherever the receiver
+// points (a 307 or 308), plain http included, or turn the POST into a
+// GET without a body that counts as delivered (a 302).
+func noRedirects(c *http.Client) *http.Client {
+	var cp http.Client
+	if c != nil {
+		cp = *c
 	}
-	return w, nil
+	cp.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
+	return &cp
 }
 
 // Notify queues ev for every hook and returns at once. Events that are

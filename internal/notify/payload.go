@@ -23,11 +23,14 @@ type Payload struct {
 	KeyType string `json:"key_type"`
 	// NotAfter is when the certificate in service expires; nil if none.
 	NotAfter *time.Time `json:"not_after"`
-	// Error says why, for renew-failed and expiring; else "".
+	// Error says why, for renew-failed and deploy-failed, and gives the
+	// last renewal error for expiring and expired; else "".
 	Error string `json:"error"`
-	// Attempt counts consecutive failures, for renew-failed; else 0.
+	// Attempt counts consecutive failures, for renew-failed and
+	// deploy-failed; else 0.
 	Attempt int `json:"attempt"`
-	// RetryAt is when the next attempt is due, for renew-failed; else nil.
+	// RetryAt is when the next attempt is due, for renew-failed and
+	// deploy-failed; else nil.
 	RetryAt *time.Time `json:"retry_at"`
 	// Time is when the event happened.
 	Time time.Time `json:"time"`
@@ -52,14 +55,25 @@ func payloadOf(ev tlspilot.Event) Payload {
 		Names:    append([]string{}, ev.Names...),
 		KeyType:  string(ev.KeyType),
 		NotAfter: timePtr(ev.NotAfter),
-		Attempt:  ev.Attempt,
-		RetryAt:  timePtr(ev.RetryAt),
 		Time:     utc(ev.Time),
+	}
+	if retried(ev.Type) {
+		p.Attempt, p.RetryAt = ev.Attempt, timePtr(ev.RetryAt)
 	}
 	if ev.Err != nil {
 		p.Error = ev.Err.Error()
 	}
 	return p
+}
+
+// retried reports whether events of type t are failures that will be
+// tried again, and so carry an attempt count and a next attempt. Other
+// events get 0 and nil, as documented, whatever the event carries: the
+// Manager's "expiring" and "expired" carry its renewal state's count and
+// next attempt, which would tell a receiver that a renewal failure is
+// being retried at a time that may already be past.
+func retried(t tlspilot.EventType) bool {
+	return t == tlspilot.EventFailed || t == tlspilot.EventDeployFailed
 }
 
 func utc(t time.Time) time.Time { return t.UTC().Truncate(time.Second) }

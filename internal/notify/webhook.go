@@ -31,6 +31,7 @@ const webhookAttempts = 3
 // webhook POSTs each event as JSON.
 type webhook struct {
 	url     string
+	shown   string // url with any password hidden, for logs and errors
 	secret  []byte // nil: unsigned
 	client  *http.Client
 	timeout time.Duration
@@ -65,7 +66,7 @@ func (w *webhook) deliver(ctx context.Context, p Payload) {
 }
 
 func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int, d time.Duration) {
-	attrs := []any{"hook", "webhook", "event", p.Event, "cert", p.CertID, "url", w.url,
+	attrs := []any{"hook", "webhook", "event", p.Event, "cert", p.CertID, "url", w.shown,
 		"attempt", attempts, "duration", d.Round(time.Millisecond)}
 	switch {
 	case err == nil:
@@ -77,7 +78,8 @@ func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int
 	}
 }
 
-// post makes one attempt. A connection error, 429 or 5xx is retryable.
+// post makes one attempt. A connection error, 3xx (never followed: see
+// noRedirects), 429 or 5xx is retryable.
 func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
@@ -99,7 +101,11 @@ func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	err = fmt.Errorf("webhook: %s answered %s: %q", w.url, resp.Status, answer)
+	if resp.StatusCode/100 == 3 {
+		return retryable{fmt.Errorf("webhook: %s answered %s, redirect to %q not followed: %q",
+			w.shown, resp.Status, resp.Header.Get("Location"), answer)}
+	}
+	err = fmt.Errorf("webhook: %s answered %s: %q", w.shown, resp.Status, answer)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		return retryable{err}
 	}
