@@ -185,9 +185,15 @@ func (e *entry) unsaved() {
 
 // dueLocked returns when e next needs attention: now if it has no
 // certificate, else its renewal time or its next renewal information
-// check, whichever comes first, but never before a pending retry time.
+// check, whichever comes first, but never before a pending retry time;
+// and at the expiry of the certificate in service, to send the expired
+// notice on time, even while a retry is pending (the pass made then
+// sends it and, the retry not being due, orders nothing).
 func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 	if !e.state.RetryAt.IsZero() && e.state.RetryAt.After(now) {
+		if e.expiredNoticeDueLocked() && e.meta.notAfter.Before(e.state.RetryAt) {
+			return e.meta.notAfter
+		}
 		return e.state.RetryAt
 	}
 	if e.cur.Load() == nil || !e.state.RevokedAt.IsZero() {
@@ -202,10 +208,16 @@ func (e *entry) dueLocked(now time.Time, rnd renewal.Rand) time.Time {
 	if c, ok := e.ariDueLocked(now); ok && c.Before(due) {
 		due = c
 	}
-	if !e.state.ExpiredFor.Equal(e.meta.notAfter) && e.meta.notAfter.Before(due) {
+	if e.expiredNoticeDueLocked() && e.meta.notAfter.Before(due) {
 		due = e.meta.notAfter // to send the expired notice on time
 	}
 	return due
+}
+
+// expiredNoticeDueLocked reports whether the certificate in service has
+// not had its expired notice yet.
+func (e *entry) expiredNoticeDueLocked() bool {
+	return e.cur.Load() != nil && !e.meta.notAfter.IsZero() && !e.state.ExpiredFor.Equal(e.meta.notAfter)
 }
 
 // needsOrder reports whether e needs a new certificate at now: none in

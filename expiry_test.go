@@ -2,6 +2,7 @@ package tlspilot
 
 import (
 	"context"
+	"crypto/tls"
 	"testing"
 	"time"
 
@@ -50,5 +51,25 @@ func TestExpiryNotices(t *testing.T) {
 	}
 	if st := m.Status()[0]; st.State != StateExpired || st.DaysLeft > 0 {
 		t.Errorf("status after expiry: %+v", st)
+	}
+}
+
+// TestExpiredNoticeBeforeRetry: a certificate whose renewal failed and
+// waits for a retry due after its expiry (backoff grows to hours, a CA's
+// Retry-After can be longer) is looked at when it expires, so its
+// expired notice is not held until the retry; once the notice is sent,
+// the retry time rules again. Before, the retry time came first.
+func TestExpiredNoticeBeforeRetry(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	e := &entry{id: "x", site: &site{names: []string{"x.example.test"}}}
+	e.cur.Store(&tls.Certificate{})
+	e.meta = certMeta{notBefore: now.Add(-6 * 24 * time.Hour), notAfter: now.Add(10 * time.Minute)}
+	e.state.RetryAt = now.Add(6 * time.Hour)
+	if due := e.dueLocked(now, jitter); !due.Equal(e.meta.notAfter) {
+		t.Errorf("retry pending after expiry: due %v, want the expiry %v", due, e.meta.notAfter)
+	}
+	e.state.ExpiredFor = e.meta.notAfter
+	if due := e.dueLocked(now, jitter); !due.Equal(e.state.RetryAt) {
+		t.Errorf("expired notice sent: due %v, want the retry %v", due, e.state.RetryAt)
 	}
 }
