@@ -123,8 +123,14 @@ func TestStatusWalk(t *testing.T) {
 	}
 	// The failure is told once, on the certificate's line, then counted.
 	if n := strings.Count(out+errOut, c.LastError); n != 1 || !strings.Contains(out, c.ID+": failed: "+c.LastError) ||
-		!strings.HasSuffix(errOut, "tlspilot renew: 1 of 1 certificates failed\n") {
+		!strings.HasSuffix(errOut, "tlspilot renew: 1 of 1 certificates not renewed: 1 failed, 0 waiting to retry after a failed attempt\n") {
 		t.Errorf("renew's output tells the failure %d times, want once on its line and a count at the end:\n%s%s", n, out, errOut)
+	}
+	// A certificate held back until its retry is not renewed: exit 1,
+	// so that `renew || alert` from cron alerts.
+	if code, out, errOut := runBinary(t, "renew", "--config", conf); code != 1 || !strings.Contains(out, "waiting to retry") ||
+		!strings.Contains(errOut, "1 of 1 certificates not renewed: 0 failed, 1 waiting to retry") {
+		t.Errorf("renew while the certificate waits to retry: exit %d, want 1\n%s%s", code, out, errOut)
 	}
 	if code, out, _ := runBinary(t, "status", "--config", conf); code != 1 || !strings.HasPrefix(out, "WARNING: 1 failing") || !strings.Contains(out, c.LastError) {
 		t.Errorf("status table (exit %d) does not show the failure in full:\n%s", code, out)

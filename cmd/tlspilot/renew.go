@@ -29,7 +29,8 @@ const renewSummary = `Renews now the certificates that are due, or with --force 
 the same storage; the daemon serves the new certificates within 15 s.
 Challenges are answered by the running daemon (through the storage), or,
 when its ports are free, by this command on http_listen and https_listen.
-Exits 0 when every renewal succeeded, 1 otherwise.`
+Exits 0 when every renewal succeeded, 1 otherwise, also when a certificate
+is not renewed because it waits to retry after a failed attempt.`
 
 func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("renew", "[--config FILE] [--force] [NAME...]", renewSummary, stdout, stderr)
@@ -46,14 +47,16 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	p := newProgress(stdout, m.DNSWaiting)
 	err = m.Renew(ctx, tlspilot.RenewOptions{Names: cf.Args(), Force: *force, Progress: p.step})
 	p.wait()
-	if err == nil {
-		return 0
-	}
-	if failed, all := p.failures(); failed > 0 {
-		// Each failure was shown on its certificate's line.
-		fmt.Fprintf(stderr, "tlspilot renew: %d of %d certificates failed\n", failed, all)
-	} else {
+	failed, waiting, all := p.failures()
+	switch {
+	case failed > 0 || waiting > 0:
+		// Each one was shown on its certificate's line.
+		fmt.Fprintf(stderr, "tlspilot renew: %d of %d certificates not renewed: %d failed, %d waiting to retry after a failed attempt\n",
+			failed+waiting, all, failed, waiting)
+	case err != nil:
 		fmt.Fprintf(stderr, "tlspilot renew: %v\n", err)
+	default:
+		return 0
 	}
 	return 1
 }
@@ -221,17 +224,21 @@ func (pr *progress) describe(step string) string {
 	return step
 }
 
-// failures returns how many certificates ended with StepFailed, and how
-// many were reported at all.
-func (pr *progress) failures() (failed, all int) {
+// failures returns how many certificates ended with StepFailed, how
+// many with StepRetryWait (their last attempt failed: a renewal that is
+// due but held back), and how many were reported at all.
+func (pr *progress) failures() (failed, waiting, all int) {
 	pr.mu.Lock()
 	defer pr.mu.Unlock()
 	for _, step := range pr.last {
-		if strings.HasPrefix(step, tlspilot.StepFailed) {
+		switch {
+		case strings.HasPrefix(step, tlspilot.StepFailed):
 			failed++
+		case strings.HasPrefix(step, tlspilot.StepRetryWait):
+			waiting++
 		}
 	}
-	return failed, len(pr.last)
+	return failed, waiting, len(pr.last)
 }
 
 // wait ends the display.
