@@ -56,7 +56,8 @@ func (r RevocationReason) String() string {
 // replaced; so has a managed name whose managed certificates were never
 // obtained (its key type changed since, say), and then the managed ones
 // are obtained. It returns an error if no certificate for name exists,
-// and the failures joined.
+// and the failures joined; a *ReplacementError when every certificate was
+// revoked (or the CA had revoked it already) but the replacement failed.
 func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReason) error {
 	n, err := NormalizeName(name)
 	if err != nil {
@@ -94,10 +95,33 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 		}
 	}
 	if len(entries) > 0 {
-		errs = append(errs, m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}))
+		if err := m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}); err != nil {
+			if len(errs) == 0 {
+				return &ReplacementError{Err: err}
+			}
+			errs = append(errs, err)
+		}
 	}
 	return errors.Join(errs...)
 }
+
+// problemAlreadyRevoked is the ACME problem a CA answers a revocation of
+// a certificate it revoked before (RFC 8555 §6.7).
+const problemAlreadyRevoked = "urn:ietf:params:acme:error:alreadyRevoked"
+
+// ReplacementError is what Revoke returns when every certificate it was
+// to revoke is revoked but no replacement could be obtained yet: the
+// revocation stands, and the replacement is retried as a failed renewal
+// is (by Run, in this process or another on the same storage).
+type ReplacementError struct {
+	Err error // the failed renewal
+}
+
+func (e *ReplacementError) Error() string {
+	return "revoked, but no replacement yet: " + e.Err.Error()
+}
+
+func (e *ReplacementError) Unwrap() error { return e.Err }
 
 // storedFor returns the ids of stored certificates whose names include n.
 func (m *Manager) storedFor(ctx context.Context, n string) ([]string, error) {
@@ -133,7 +157,12 @@ func (m *Manager) revokeStored(ctx context.Context, id string, reason Revocation
 		return fmt.Errorf("revoke %s: %w", id, err)
 	}
 	if err := m.client.Revoke(ctx, acct, leaf, int(reason)); err != nil {
-		return fmt.Errorf("revoke %s: %w", id, err)
+		if p := problemOf(err); p == nil || p.Type != problemAlreadyRevoked {
+			return fmt.Errorf("revoke %s: %w", id, err)
+		}
+		// Revoked before (an earlier run whose replacement failed): it
+		// is recorded as revoked like one revoked now.
+		m.log.Info("certificate already revoked at the CA", "cert", id)
 	}
 	st, err := m.store.LoadState(ctx, id)
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -240,6 +241,22 @@ func TestRenewAndRevokeWhileServing(t *testing.T) {
 	third := waitServedChange(t, e, "ops.example.test", second, 60*time.Second)
 	if st, _ := e.p.CertStatus(t, third); st != "Valid" {
 		t.Errorf("replacement %s is %s at Pebble", third, st)
+	}
+	// The CA refuses the replacement's order: the revocation is told as
+	// done, the missing replacement as what failed; a second run finds
+	// the certificate revoked already and says the same.
+	e.p.SetFault(func(w http.ResponseWriter, r *http.Request) bool {
+		if r.URL.Path != "/order-plz" {
+			return false
+		}
+		testenv.WriteProblem(w, http.StatusServiceUnavailable, "serverInternal", "orders refused by the test", 0)
+		return true
+	})
+	for i := range 2 {
+		code, out, errOut = runBinary(t, "revoke", "--config", conf, "ops.example.test")
+		if code != 1 || out != "revoked ops.example.test (unspecified)\n" || !strings.Contains(errOut, "tlspilot revoke: no replacement yet") {
+			t.Errorf("revoke %d with the replacement refused: exit %d, want 1, the revocation on stdout and the replacement's failure\n%s%s", i+1, code, out, errOut)
+		}
 	}
 	if code, out, _ := runBinary(t, "revoke", "--reason", "whatever", "--config", conf, "ops.example.test"); code != 2 {
 		t.Errorf("bad reason: exit %d\n%s", code, out)

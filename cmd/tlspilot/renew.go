@@ -63,7 +63,9 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 
 const revokeSummary = `Revokes the certificate of NAME at the CA (RFC 8555 §7.6) and, while the
 name is still configured, obtains a replacement at once; a running daemon
-on the same storage serves the replacement within 15 s.`
+on the same storage serves the replacement within 15 s. Exits 0 when
+revoked and replaced; 1 otherwise, having printed "revoked NAME" if only
+the replacement failed (it is retried as a failed renewal is).`
 
 func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("revoke", "[--config FILE] [--reason REASON] NAME", revokeSummary, stdout, stderr)
@@ -86,12 +88,19 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 1
 	}
 	defer stop()
-	if err := m.Revoke(ctx, cf.Arg(0), r); err != nil {
+	err = m.Revoke(ctx, cf.Arg(0), r)
+	var re *tlspilot.ReplacementError
+	switch {
+	case err == nil:
+		fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
+		return 0
+	case errors.As(err, &re):
+		fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
+		fmt.Fprintf(stderr, "tlspilot revoke: no replacement yet, it is retried as a failed renewal is (a running daemon on the same storage retries it): %v\n", re.Err)
+	default:
 		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
-		return 1
 	}
-	fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
-	return 0
+	return 1
 }
 
 // manager loads the config and builds the command's Manager (cliManager).
