@@ -203,8 +203,11 @@ func (m *Manager) loadBatch(ctx context.Context, entries []*entry) error {
 // the certificate in service. A missing certificate is not an error.
 func (m *Manager) load(ctx context.Context, store *certstore.Store, e *entry) error {
 	st, err := store.LoadState(ctx, e.id)
-	if err != nil {
+	switch {
+	case errors.Is(err, certstore.ErrDamaged):
 		m.log.Warn("unreadable renewal state; starting afresh", "cert", e.id, "error", err)
+	case err != nil:
+		m.log.Warn("renewal state not read: the storage failed; it is read again with the certificate", "cert", e.id, "error", err)
 	}
 	c, err := store.LoadCert(ctx, e.id)
 	if err != nil {
@@ -217,6 +220,13 @@ func (m *Manager) load(ctx context.Context, store *certstore.Store, e *entry) er
 		}
 		if errors.Is(err, context.Canceled) {
 			return err
+		}
+		if !errors.Is(err, certstore.ErrDamaged) {
+			// The storage failed, not the record: the certificate is
+			// read again when the storage answers (maintain's refresh).
+			m.log.Warn("stored certificate not read: the storage failed; a temporary certificate is served until it answers",
+				"cert", e.id, "error", err)
+			return nil
 		}
 		// A damaged record must not stop the others: the certificate is
 		// obtained again.

@@ -3,6 +3,7 @@ package tlspilot
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -218,4 +219,52 @@ func TestStorageHangReportedDown(t *testing.T) {
 		t.Fatal("Report waits for a hung storage")
 	}
 	st.hang.Store(false)
+}
+
+// TestLoadStorageFailedNotDamaged: a certificate that cannot be read at
+// start because the storage fails (a database down during a reload) is
+// logged as such, not as a damaged record "obtained again"; a record
+// that is there but does not decode is.
+func TestLoadStorageFailedNotDamaged(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, nil)
+	c := Cert{Names: []string{"load.example.test"}}
+	obtain(t, p, cfg, c)
+	fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs}
+	cfg.Storage, cfg.KeyFile = st, filepath.Join(cfg.StorageDir, "kek")
+	log := &recordLog{}
+	cfg.Logger = slog.New(log)
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.down.Store(true)
+	if err := m.ManageCerts(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if log.levels("unreadable stored certificate; it will be obtained again") != nil ||
+		log.levels("stored certificate not read: the storage failed; a temporary certificate is served until it answers") == nil {
+		t.Errorf("the storage down at load: logged %v", log.got)
+	}
+	st.down.Store(false)
+
+	id := m.Status()[0].ID
+	if err := fs.Store(t.Context(), "certs/"+id+"/cert.json", []byte("{not json")); err != nil {
+		t.Fatal(err)
+	}
+	log.reset()
+	m2, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.ManageCerts(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	if log.levels("unreadable stored certificate; it will be obtained again") == nil {
+		t.Errorf("a damaged record: logged %v", log.got)
+	}
 }

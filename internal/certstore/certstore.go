@@ -93,7 +93,7 @@ func (st *Store) loadJSON(ctx context.Context, key string, v any) error {
 		return err
 	}
 	if err := json.Unmarshal(b, v); err != nil {
-		return fmt.Errorf("decode %s: %w", key, err)
+		return fmt.Errorf("decode %s: %w: %w", key, ErrDamaged, err)
 	}
 	return nil
 }
@@ -105,6 +105,11 @@ func (st *Store) storeJSON(ctx context.Context, key string, v any) error {
 	}
 	return st.s.Store(ctx, key, b)
 }
+
+// ErrDamaged marks the error of a record that was read but cannot be
+// used: it does not decode, or its private key does not open. Any other
+// error of a read is the storage's (unreachable, refused).
+var ErrDamaged = errors.New("damaged record")
 
 // IsNotExist reports whether err means a record is missing.
 func IsNotExist(err error) bool { return errors.Is(err, fs.ErrNotExist) }
@@ -120,11 +125,11 @@ func (st *Store) seal(k crypto.Signer, recordKey string) (string, error) {
 
 func (st *Store) open(sealed, recordKey string) (crypto.Signer, error) {
 	if sealed == "" {
-		return nil, fmt.Errorf("%s: no private key", recordKey)
+		return nil, fmt.Errorf("%s: %w: no private key", recordKey, ErrDamaged)
 	}
 	k, err := st.sealer.OpenKey([]byte(sealed), recordKey)
 	if err != nil {
-		return nil, fmt.Errorf("open private key of %s: %w", recordKey, err)
+		return nil, fmt.Errorf("open private key of %s: %w: %w", recordKey, ErrDamaged, err)
 	}
 	return k, nil
 }
