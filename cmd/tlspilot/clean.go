@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
 )
 
 const cleanSummary = `Removes from the storage the certificates of names no longer configured
@@ -18,11 +19,12 @@ obtained more than --older-than ago: every record under certs/ID/, never
 the ACME account or the key-encryption key. Also removes the OCSP
 responses serve keeps (ocsp/…) once stale for over a day: each renewal
 leaves the old certificate's behind. Run it with the config of every
-process that shares the storage: what another config manages is unmanaged
-to this one.`
+process that shares the storage (-c once for each: cluster nodes with
+different sites): what no config given manages is unmanaged.`
 
 func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("clean", "[-c FILE] [--older-than 30d] [--dry-run]", cleanSummary, stdout, stderr)
+	cf := newFlags("clean", "[-c FILE]... [--older-than 30d] [--dry-run]", cleanSummary, stdout, stderr)
+	cf.cfgs.several = true
 	olderThan := days(30 * 24 * time.Hour)
 	cf.Var(&olderThan, "older-than", "remove certificates obtained longer ago than this (days \"30d\" or a duration \"72h\"; 0: all of them), or expired")
 	dryRun := cf.Bool("dry-run", false, "print what would be removed, remove nothing")
@@ -33,7 +35,7 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlspilot clean: unexpected argument %q\n", cf.Arg(0))
 		return 2
 	}
-	cfg, err := cf.load()
+	cfg, certs, err := cf.loadSharing()
 	if err == nil && !*dryRun {
 		err = asStorageOwner(cfg, "clean")
 	}
@@ -46,13 +48,36 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if age <= 0 {
 		age = time.Nanosecond // "0": every unmanaged certificate (the library's zero keeps unexpired ones)
 	}
-	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: age, DryRun: *dryRun}, configuredCerts(cfg)...)
+	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: age, DryRun: *dryRun}, certs...)
 	printCleaned(stdout, cleaned, *dryRun)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlspilot clean: %v\n", err)
 		return 1
 	}
 	return 0
+}
+
+// loadSharing loads the config files named (several with -c repeated),
+// which must share one storage, and returns the first with the
+// certificates all of them configure.
+func (cf *commandFlags) loadSharing() (*config.Config, []tlspilot.Cert, error) {
+	cfg, err := cf.load()
+	if err != nil {
+		return nil, nil, err
+	}
+	certs := configuredCerts(cfg)
+	for _, path := range cf.cfgs.more {
+		other, err := config.Load(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if other.Storage != cfg.Storage {
+			return nil, nil, fmt.Errorf("%s: storage %s is not %s's (%s): the configs given must share one storage",
+				other.File, other.Storage, cfg.File, cfg.Storage)
+		}
+		certs = append(certs, configuredCerts(other)...)
+	}
+	return cfg, certs, nil
 }
 
 // printCleaned prints one line per certificate removed.

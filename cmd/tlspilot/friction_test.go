@@ -391,6 +391,26 @@ func TestClean(t *testing.T) {
 	if code != 0 || out != "nothing to remove\n" {
 		t.Errorf("clean (30d): exit %d, stdout %q, stderr %q", code, out, errOut)
 	}
+	// Another process on the storage (a cluster node with other sites)
+	// still serves it: clean given both configs keeps it; one config per
+	// process, on one storage; other commands take one config.
+	conf, err := os.ReadFile(e.conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	node := filepath.Join(filepath.Dir(e.conf), "node-b.toml")
+	write(t, node, strings.ReplaceAll(string(conf), "stays.example.test", "removed.example.test"))
+	if code, out, errOut := runCLI(t, "clean", "-c", e.conf, "-c", node, "--older-than", "0"); code != 0 || out != "nothing to remove\n" {
+		t.Errorf("clean with both nodes' configs: exit %d, stdout %q, stderr %q", code, out, errOut)
+	}
+	elsewhere := filepath.Join(filepath.Dir(e.conf), "elsewhere.toml")
+	write(t, elsewhere, strings.Replace(string(conf), "storage = ", "storage = \""+filepath.Join(e.dir, "other-storage")+"\"\n# was: ", 1))
+	if code, _, errOut := runCLI(t, "clean", "-c", e.conf, "-c", elsewhere, "--dry-run"); code != 1 || !strings.Contains(errOut, "the configs given must share one storage") {
+		t.Errorf("clean with configs of two storages: exit %d, stderr %q", code, errOut)
+	}
+	if code, _, errOut := runCLI(t, "status", "-c", e.conf, "-c", node); code != 2 || !strings.Contains(errOut, "a second config file") {
+		t.Errorf("status with two configs: exit %d, stderr %q; want 2 and a refusal", code, errOut)
+	}
 	code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", "1ns", "--dry-run")
 	if code != 0 || !strings.HasPrefix(out, "would remove  removed.example.test-") || strings.Count(out, "\n") != 1 {
 		t.Errorf("clean --dry-run: exit %d, stdout %q, stderr %q", code, out, errOut)

@@ -23,8 +23,9 @@ import (
 // Flags may come before or after the positional arguments.
 type commandFlags struct {
 	*flag.FlagSet
-	config *string
-	args   []string // positional arguments
+	config *string     // the config file named, "" for the default
+	cfgs   *configFlag // --config and -c
+	args   []string    // positional arguments
 	stderr io.Writer
 }
 
@@ -41,13 +42,43 @@ func newFlags(name, usage, summary string, stdout, stderr io.Writer) *commandFla
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cf := &commandFlags{FlagSet: fs, stderr: stderr}
-	cf.config = fs.String("config", "", "config file (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
-	fs.StringVar(cf.config, "c", "", "short for --config")
+	cf.config = new(string)
+	cf.cfgs = &configFlag{path: cf.config}
+	fs.Var(cf.cfgs, "config", "config `FILE` (default ./tlspilot.toml, then /etc/tlspilot/tlspilot.toml)")
+	fs.Var(cf.cfgs, "c", "short for --config `FILE`")
 	fs.Usage = func() {
 		fmt.Fprintf(fs.Output(), "Usage: tlspilot %s %s\n\n%s\n\n", name, usage, summary)
 		fs.PrintDefaults()
 	}
 	return cf
+}
+
+// configFlag is --config (and -c): one file; with several, clean takes
+// each (one per process sharing the storage), and any other command
+// refuses the second rather than silently using the last.
+type configFlag struct {
+	path    *string  // the first file named
+	more    []string // the files after the first (several)
+	several bool
+}
+
+func (f *configFlag) String() string {
+	if f == nil || f.path == nil {
+		return ""
+	}
+	return *f.path
+}
+
+func (f *configFlag) Set(v string) error {
+	switch {
+	case *f.path == "":
+		*f.path = v
+	case f.several:
+		f.more = append(f.more, v)
+	default:
+		return fmt.Errorf("a second config file (%s after %s): this command reads one", v, *f.path)
+	}
+	return nil
 }
 
 // parse parses args; ok is false when the command should end with code.
