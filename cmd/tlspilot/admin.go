@@ -16,6 +16,7 @@ import (
 // daemon's certs_admin_listen) and the metrics it reports. The zero value, for admin_listen = "off", does nothing.
 type adminListener struct {
 	l       net.Listener
+	listen  string // the configured address, for the Host check
 	metrics *admin.Metrics
 }
 
@@ -35,7 +36,7 @@ func bindAdminAt(cfg *config.Config, key, addr string) (*adminListener, error) {
 	if err != nil {
 		return nil, cfg.Errorf(key, "cannot listen on %s: %v", addr, unwrapOp(err))
 	}
-	return &adminListener{l: l, metrics: admin.NewMetrics()}, nil
+	return &adminListener{l: l, listen: addr, metrics: admin.NewMetrics()}, nil
 }
 
 // configure has the Manager report its measurements and events to the
@@ -79,13 +80,15 @@ func (a *adminListener) close() {
 }
 
 // serve answers admin requests about src (serve's Manager) until ctx
-// ends; a failure is logged, never fatal to serving the sites.
+// ends; a failure is logged, never fatal to serving the sites. Requests
+// naming a Host other than an IP, localhost or the configured address's
+// name are refused (admin.Options.Listen).
 func (a *adminListener) serve(ctx context.Context, src admin.Source, log *slog.Logger) {
 	if a.l == nil {
 		return
 	}
 	log = log.With("component", "admin")
-	h, err := admin.New(admin.Options{Source: src, Metrics: a.metrics, Logger: log})
+	h, err := admin.New(admin.Options{Source: src, Metrics: a.metrics, Logger: log, Listen: a.listen})
 	if err == nil {
 		err = admin.Serve(ctx, a.l, h)
 	}

@@ -8,7 +8,9 @@
 //	GET /debug/pprof/   the runtime profiles of net/http/pprof
 //
 // It answers without authentication: the command listens on loopback
-// unless told otherwise.
+// unless told otherwise. A request whose Host is not an IP literal,
+// localhost or the name of Options.Listen is refused with 403 on every
+// path (DNS rebinding; see host.go).
 package admin
 
 import (
@@ -47,6 +49,13 @@ type Options struct {
 	Refresh time.Duration
 	// Logger receives failures to answer; nil discards them.
 	Logger *slog.Logger
+	// Listen is the address the listener was configured with
+	// ("127.0.0.1:2019", "admin.internal:2019", ":2019"). Requests may
+	// name in Host an IP literal, localhost, its host when that is a
+	// name, and the machine's name (os.Hostname) when it is every
+	// interface; any other Host is refused with 403 Forbidden. Empty
+	// allows IP literals and localhost only.
+	Listen string
 }
 
 // Handler serves the admin endpoints. It is safe for concurrent use.
@@ -57,6 +66,7 @@ type Handler struct {
 	metrics *Metrics
 	log     *slog.Logger
 	refresh time.Duration
+	hosts   hostPolicy
 }
 
 // New returns the admin Handler for opts. It fails only when opts are
@@ -78,7 +88,8 @@ func New(opts Options) (*Handler, error) {
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
-	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, metrics: opts.Metrics, log: opts.Logger, refresh: opts.Refresh}
+	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, metrics: opts.Metrics, log: opts.Logger, refresh: opts.Refresh,
+		hosts: newHostPolicy(opts.Listen)}
 	metrics, err := newExposition(opts.Source, opts.Metrics, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
@@ -96,10 +107,15 @@ func New(opts Options) (*Handler, error) {
 	return h, nil
 }
 
-// ServeHTTP answers one admin request.
+// ServeHTTP answers one admin request, or refuses it with 403 when its
+// Host is not allowed (Options.Listen).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	if !h.hosts.allows(r.Host) {
+		refuse(w)
+		return
+	}
 	h.mux.ServeHTTP(w, r)
 }
 
