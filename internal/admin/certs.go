@@ -14,47 +14,103 @@ import (
 // between scrapes:
 //
 //	tlspilot_certificate_not_after_seconds{cert, names}  expiry of the certificate in service (Unix time)
-//	tlspilot_certificate_next_renewal_seconds{cert}      next attempt or check (Unix time)
+//	tlspilot_certificate_next_renewal_seconds{cert}      next attempt or renewal-information check (Unix time)
+//	tlspilot_certificate_renew_at_seconds{cert}          renewal time drawn in the renewal window (Unix time)
 //	tlspilot_certificate_renewal_failures{cert}          consecutive failed attempts
 //	tlspilot_certificates{state}                         managed certificates by state
+//	tlspilot_certificate_deploy_failures{cert}           consecutive failed deployments (certificates with a deployer)
+//	tlspilot_certificate_deployments{state}              certificates with a deployer by deploy state
 type certFamilies struct {
 	src Source
 }
 
 // states are the values of the state label, every one reported (0 when
-// no certificate is in it) so that alerts see a zero, not an absence.
-var states = []string{tlspilot.StateExpired, tlspilot.StatePending, tlspilot.StateExpiring,
+// no certificate is in it) so that alerts see a zero, not an absence:
+// every State constant of a managed certificate (Status never reports
+// StateUnmanaged), most urgent first.
+var states = []string{tlspilot.StateExpired, tlspilot.StateRevoked, tlspilot.StatePending, tlspilot.StateExpiring,
 	tlspilot.StateFailing, tlspilot.StateRenewing, tlspilot.StateValid}
+
+// deployStates are the values of the deploy state label, reported as
+// states are, once a certificate has a deployer.
+var deployStates = []string{tlspilot.DeployFailing, tlspilot.DeployPending, tlspilot.DeployDone}
 
 func newCertFamilies(src Source) *certFamilies { return &certFamilies{src: src} }
 
-// gather returns the four families for the certificates managed now.
+// gather returns the families for the certificates managed now; the
+// deploy families only when a certificate has a deployer (tlspilot
+// certs), so that serve shows none.
 func (c *certFamilies) gather() []*dto.MetricFamily {
 	st := c.src.Status()
-	notAfter := family("tlspilot_certificate_not_after_seconds",
-		"Expiry (Unix time) of the certificate in service; absent while none from the CA is.", len(st))
-	next := family("tlspilot_certificate_next_renewal_seconds",
-		"When (Unix time) the next renewal attempt or check of the certificate is due.", len(st))
-	failures := family("tlspilot_certificate_renewal_failures",
-		"Consecutive failed attempts to obtain or renew the certificate (0 after a success).", len(st))
+	s := newCertSeries(len(st))
+	for i := range st {
+		s.add(&st[i])
+	}
+	return s.families()
+}
+
+// certSeries collects the samples of certFamilies.
+type certSeries struct {
+	notAfter, next, renewAt, failures, deployFailures *dto.MetricFamily
+	count, deployCount                                map[string]int
+	deployers                                         int
+}
+
+func newCertSeries(n int) *certSeries {
+	return &certSeries{
+		notAfter: family("tlspilot_certificate_not_after_seconds",
+			"Expiry (Unix time) of the certificate in service; absent while none from the CA is.", n),
+		next: family("tlspilot_certificate_next_renewal_seconds",
+			"When (Unix time) the next renewal attempt or renewal-information check of the certificate is due.", n),
+		renewAt: family("tlspilot_certificate_renew_at_seconds",
+			"When (Unix time) the certificate in service is to be renewed: the time drawn in its renewal window; absent until one is drawn.", n),
+		failures: family("tlspilot_certificate_renewal_failures",
+			"Consecutive failed attempts to obtain or renew the certificate (0 after a success).", n),
+		deployFailures: family("tlspilot_certificate_deploy_failures",
+			"Consecutive failed attempts to deploy the certificate (write its files, reload), for a certificate with a deployer (0 after a success).", n),
+		count:       make(map[string]int, len(states)),
+		deployCount: make(map[string]int, len(deployStates)),
+	}
+}
+
+// add adds the samples of one certificate.
+func (s *certSeries) add(c *tlspilot.CertStatus) {
+	s.count[c.State]++
+	cert := label("cert", c.ID)
+	if c.Serving && !c.NotAfter.IsZero() {
+		s.notAfter.Metric = append(s.notAfter.Metric, gauge(unix(c.NotAfter.UnixMilli()), cert, label("names", strings.Join(c.Names, ","))))
+	}
+	if !c.NextRenewal.IsZero() {
+		s.next.Metric = append(s.next.Metric, gauge(unix(c.NextRenewal.UnixMilli()), cert))
+	}
+	if !c.RenewAt.IsZero() {
+		s.renewAt.Metric = append(s.renewAt.Metric, gauge(unix(c.RenewAt.UnixMilli()), cert))
+	}
+	s.failures.Metric = append(s.failures.Metric, gauge(float64(c.Attempts), cert))
+	if d := c.Deploy; d != nil {
+		s.deployers++
+		s.deployCount[d.State]++
+		s.deployFailures.Metric = append(s.deployFailures.Metric, gauge(float64(d.Attempts), cert))
+	}
+}
+
+// families returns the families, the counts by state included.
+func (s *certSeries) families() []*dto.MetricFamily {
 	byState := family("tlspilot_certificates",
-		"Managed certificates by state (expired, pending, expiring, failing, renewing, valid).", len(states))
-	count := make(map[string]int, len(states))
-	for _, s := range st {
-		count[s.State]++
-		cert := label("cert", s.ID)
-		if s.Serving && !s.NotAfter.IsZero() {
-			notAfter.Metric = append(notAfter.Metric, gauge(unix(s.NotAfter.UnixMilli()), cert, label("names", strings.Join(s.Names, ","))))
-		}
-		if !s.NextRenewal.IsZero() {
-			next.Metric = append(next.Metric, gauge(unix(s.NextRenewal.UnixMilli()), cert))
-		}
-		failures.Metric = append(failures.Metric, gauge(float64(s.Attempts), cert))
-	}
+		"Managed certificates by state ("+strings.Join(states, ", ")+").", len(states))
 	for _, state := range states {
-		byState.Metric = append(byState.Metric, gauge(float64(count[state]), label("state", state)))
+		byState.Metric = append(byState.Metric, gauge(float64(s.count[state]), label("state", state)))
 	}
-	return []*dto.MetricFamily{notAfter, next, failures, byState}
+	out := []*dto.MetricFamily{s.notAfter, s.next, s.renewAt, s.failures, byState}
+	if s.deployers == 0 {
+		return out
+	}
+	byDeploy := family("tlspilot_certificate_deployments",
+		"Certificates with a deployer by the state of their deployment ("+strings.Join(deployStates, ", ")+").", len(deployStates))
+	for _, state := range deployStates {
+		byDeploy.Metric = append(byDeploy.Metric, gauge(float64(s.deployCount[state]), label("state", state)))
+	}
+	return append(out, s.deployFailures, byDeploy)
 }
 
 func family(name, help string, n int) *dto.MetricFamily {
