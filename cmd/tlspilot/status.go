@@ -280,7 +280,7 @@ func printTable(w io.Writer, r tlspilot.StatusReport) {
 	fmt.Fprintln(tw, "STATE\tNAMES\tKEY\tNOT AFTER\tDAYS LEFT\tNEXT RENEWAL\tATTEMPTS")
 	for _, c := range r.Certificates {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", c.State, strings.Join(c.Names, ","), c.KeyType,
-			stamp(c.NotAfter), daysLeft(c), stamp(nextRenewal(c)), c.Attempts)
+			stamp(c.NotAfter), daysLeft(c, r.Time), stamp(nextRenewal(c)), c.Attempts)
 	}
 	_ = tw.Flush()
 	for _, c := range r.Certificates {
@@ -328,9 +328,14 @@ func stamp(t time.Time) string {
 	return t.UTC().Format("2006-01-02 15:04 MST")
 }
 
-func daysLeft(c tlspilot.CertStatus) string {
-	if !c.Serving {
+// daysLeft is the DAYS LEFT column at now: one decimal, or "expired"
+// once the certificate has (not "-0.0" in the minutes after).
+func daysLeft(c tlspilot.CertStatus, now time.Time) string {
+	switch {
+	case !c.Serving:
 		return "-"
+	case !c.NotAfter.After(now):
+		return "expired"
 	}
 	return fmt.Sprintf("%.1f", c.DaysLeft)
 }

@@ -29,3 +29,23 @@ func TestNextRenewalColumn(t *testing.T) {
 		}
 	}
 }
+
+// TestDaysLeftColumn: the DAYS LEFT column says "expired" once the
+// certificate has, not "-0.0" in the minutes after.
+func TestDaysLeftColumn(t *testing.T) {
+	now := time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		st   tlspilot.CertStatus
+		want string
+	}{
+		{tlspilot.CertStatus{Serving: true, NotAfter: now.Add(296 * time.Hour), DaysLeft: 12.33}, "12.3"},
+		{tlspilot.CertStatus{Serving: true, NotAfter: now.Add(5 * time.Minute), DaysLeft: 0}, "0.0"},
+		{tlspilot.CertStatus{Serving: true, NotAfter: now.Add(-5 * time.Minute), DaysLeft: 0}, "expired"},
+		{tlspilot.CertStatus{Serving: true, NotAfter: now.Add(-72 * time.Hour), DaysLeft: -3}, "expired"},
+		{tlspilot.CertStatus{}, "-"},
+	} {
+		if got := daysLeft(c.st, now); got != c.want {
+			t.Errorf("not after %v: %q, want %q", c.st.NotAfter, got, c.want)
+		}
+	}
+}
