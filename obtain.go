@@ -31,10 +31,13 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	m.refresh(ctx, e)
 	m.checkARI(ctx, e)
 	m.noticeExpiry(ctx, e)
+	resume := false
 	if due := m.plan(ctx, e, false); due.After(time.Now()) {
-		return due
+		if resume = m.interrupted(ctx, e); !resume {
+			return due
+		}
 	}
-	if err := m.obtain(ctx, e, obtainOptions{}); err != nil {
+	if err := m.obtain(ctx, e, obtainOptions{resume: resume}); err != nil {
 		if ctx.Err() != nil {
 			return time.Now()
 		}
@@ -48,6 +51,14 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 		return next
 	}
 	return m.plan(ctx, e, false)
+}
+
+// interrupted reports whether e has an order saved, by a process that
+// stopped or one ordering now (obtain tells them apart under the lock),
+// and no retry is pending: a failed attempt keeps its order saved for its
+// retry, which must not come sooner.
+func (m *Manager) interrupted(ctx context.Context, e *entry) bool {
+	return !e.retryAt().After(time.Now()) && m.store.HasProgress(ctx, e.id)
 }
 
 // noticeExpiry sends the "expired" or "expiring" notice about e's
@@ -117,7 +128,12 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 
 // obtainOptions modify an order.
 type obtainOptions struct {
-	force  bool         // order even if another process just stored a certificate
+	force bool // order even if another process just stored a certificate
+	// resume: complete an order that a process which stopped (a killed
+	// `tlspilot renew --force`) left saved, if it is still saved under
+	// the lock, although no renewal is due: its certificate may be
+	// issued already, and status shows it renewing until it is done.
+	resume bool
 	onStep func(string) // progress, may be nil
 }
 
@@ -162,7 +178,7 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	// needs replacing. Asking only whether refresh found a newer one would
 	// order again when watch had already put it in service.
 	m.refresh(ctx, e)
-	if !opts.force && !e.needsOrder(time.Now(), jitter) {
+	if !opts.force && !e.needsOrder(time.Now(), jitter) && !(opts.resume && m.store.HasProgress(ctx, e.id)) {
 		return nil
 	}
 	req, renewing := m.request(ctx, e)

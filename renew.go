@@ -104,7 +104,8 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	next := time.Now()
 	defer func() { m.finish(e, next) }()
 	m.refresh(ctx, e)
-	if !force {
+	resume := !force && m.interrupted(ctx, e)
+	if !force && !resume {
 		m.checkARI(ctx, e)
 		if next = m.plan(ctx, e, false); next.After(time.Now()) {
 			if next.Equal(e.retryAt()) {
@@ -115,7 +116,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 			return nil
 		}
 	}
-	err := m.obtain(ctx, e, obtainOptions{force: force, onStep: func(s string) { progress(e.id, s) }})
+	err := m.obtain(ctx, e, obtainOptions{force: force, resume: resume, onStep: func(s string) { progress(e.id, s) }})
 	if err != nil {
 		if ctx.Err() == nil {
 			next = m.fail(e, err, reported)

@@ -236,3 +236,63 @@ func (l *recordLog) reset() {
 	l.got = nil
 	l.mu.Unlock()
 }
+
+// TestInterruptedOrderResumed: a `tlspilot renew --force` killed in the
+// middle of its order leaves the order saved (status: renewing). The
+// next Renew, without Force, resumes that very order (no new one) rather
+// than saying the certificate is not due; so does a Manager's own pass,
+// which is the same code (maintain, through interrupted). Before, the
+// order stayed saved for ever and its certificate was never fetched.
+func TestInterruptedOrderResumed(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	const name = "interrupted.example.test"
+	obtain(t, p, cfg, Cert{Names: []string{name}})
+
+	killed, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := killed.Manage(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(t.Context())
+	_ = killed.Renew(ctx, RenewOptions{Force: true, Progress: func(_, step string) {
+		if step == StepPresenting {
+			stop() // the order is placed and saved: the process dies here
+		}
+	}})
+	stop()
+	id := killed.Status()[0].ID
+	if !killed.store.HasProgress(t.Context(), id) {
+		t.Fatal("no order saved by the interrupted renewal")
+	}
+	orders := p.Orders()
+
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveChallenges(t, p, m)
+	if err := m.Manage(t.Context(), name); err != nil {
+		t.Fatal(err)
+	}
+	var steps []string
+	var mu sync.Mutex
+	err = m.Renew(t.Context(), RenewOptions{Progress: func(_, step string) {
+		mu.Lock()
+		steps = append(steps, step)
+		mu.Unlock()
+	}})
+	mu.Lock()
+	defer mu.Unlock()
+	if err != nil || len(steps) == 0 || steps[len(steps)-1] != StepDone {
+		t.Fatalf("Renew after the interrupted one: %v, steps %q; want the order completed", err, steps)
+	}
+	if m.store.HasProgress(t.Context(), id) {
+		t.Error("the interrupted order is still saved")
+	}
+	if n := p.Orders() - orders; n != 0 {
+		t.Errorf("%d new orders, want the saved one resumed", n)
+	}
+}
