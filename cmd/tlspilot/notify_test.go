@@ -66,6 +66,15 @@ root = %q
 		!strings.HasPrefix(lines[len(want)], "TLSPILOT_TIME=") {
 		t.Errorf("hook got\n%s\nwant\n%s\nTLSPILOT_TIME=…", got, strings.Join(want, "\n"))
 	}
+
+	// `tlspilot revoke` tells the same hooks: no other process would (the
+	// daemon takes the revocation up silently).
+	if code, out, errOut := runBinary(t, "revoke", "--config", e.conf, "notify.example.test"); code != 0 {
+		t.Fatalf("revoke: exit %d\n%s%s", code, out, errOut)
+	}
+	if got := waitEventFile(t, events, "revoked", 10*time.Second); !strings.HasPrefix(got, "revoked "+id+" notify.example.test") {
+		t.Errorf("revoked hook got\n%s", got)
+	}
 }
 
 // waitEventFile waits for a file the hook of TestServeNotifyCommand wrote

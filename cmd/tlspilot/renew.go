@@ -118,20 +118,34 @@ func (cf *commandFlags) manager(ctx context.Context, stderr io.Writer) (*tlspilo
 // cliManager builds a Manager for a one-off command on the config's
 // storage and certificates, and answers challenges on the config's ports
 // when no daemon holds them. stop releases the ports.
+//
+// The config's notify_* hooks are told of what the command does (a
+// failed renewal, a revocation), as serve's are of what it does: no
+// other process would send them. stop waits for them, up to
+// notify_timeout.
 func cliManager(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tlspilot.Manager, func(), error) {
 	logger := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	mcfg, err := managerConfig(cfg, logger)
 	if err != nil {
 		return nil, nil, err
 	}
-	m, err := tlspilot.New(ctx, mcfg)
+	ntf, err := startHooks(cfg, logger)
 	if err != nil {
+		// The hooks must not stop a renewal or a revocation.
+		logger.Warn("notifications off for this command", "error", err)
+		ntf = &hooks{}
+	}
+	ntf.configure(&mcfg)
+	m, err := tlspilot.New(ctx, mcfg)
+	if err == nil {
+		err = m.ManageCerts(ctx, configuredCerts(cfg)...)
+	}
+	if err != nil {
+		ntf.close(logger)
 		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
 	}
-	if err := m.ManageCerts(ctx, configuredCerts(cfg)...); err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
-	}
-	return m, answerChallenges(m, cfg, logger), nil
+	answering := answerChallenges(m, cfg, logger)
+	return m, func() { answering(); ntf.close(logger) }, nil
 }
 
 // answerChallenges serves m's http-01 and tls-alpn-01 answers on the
