@@ -122,7 +122,12 @@ type StatusReport struct {
 	Status   string `json:"status"`
 	ExitCode int    `json:"exit_code"`
 	// Error says what could not be read, for UNKNOWN.
-	Error   string         `json:"error,omitempty"`
+	Error string `json:"error,omitempty"`
+	// Note explains the report where it may mislead: `tlspilot status`
+	// notes a storage directory that does not exist (every certificate
+	// is then pending: serve has not run with this config, or another
+	// user's default storage is read). It does not change Status.
+	Note    string         `json:"note,omitempty"`
 	Account *AccountStatus `json:"account,omitempty"`
 	// Storage says whether the storage answers, in the report of a
 	// running Manager (serve's admin listener); absent from `tlspilot

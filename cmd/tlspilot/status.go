@@ -153,11 +153,12 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 			r = tlspilot.UnknownReport(r.Time, err)
 		}
 	}
+	if r.ExitCode != tlspilot.ExitUnknown {
+		r.Note = missingStorage(cfg)
+	}
 	code := report(stdout, stderr, *asJSON, r)
-	if !*asJSON && r.ExitCode != tlspilot.ExitUnknown {
-		if note := missingStorage(cfg); note != "" {
-			fmt.Fprintln(stdout, "\n"+note)
-		}
+	if !*asJSON && r.Note != "" {
+		fmt.Fprintln(stdout, "\nnote: "+r.Note)
 	}
 	return code
 }
@@ -177,7 +178,7 @@ func missingStorage(cfg *config.Config) string {
 	if _, err := os.Stat(dir); !errors.Is(err, fs.ErrNotExist) {
 		return ""
 	}
-	return fmt.Sprintf("note: the storage %s does not exist: no certificate has been obtained with this config yet (serve creates it), or serve uses another storage", dir)
+	return fmt.Sprintf("the storage %s does not exist: no certificate has been obtained with this config yet (serve creates it), or serve uses another storage", dir)
 }
 
 // readStatus is the status of cfg's certificates: those tlspilot keeps,

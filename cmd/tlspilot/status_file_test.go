@@ -73,8 +73,9 @@ func TestStatusCertFiles(t *testing.T) {
 
 // TestStatusMissingStorage: status on a config whose storage directory
 // does not exist (a typo, or serve never ran with it) says so below its
-// report, rather than leaving a pending certificate unexplained; with
-// the directory there, or only cert_file sites, it says nothing.
+// report (and as "note" in --json), rather than leaving a pending
+// certificate unexplained; with the directory there, or only cert_file
+// sites, it says nothing.
 func TestStatusMissingStorage(t *testing.T) {
 	dir := t.TempDir()
 	conf := filepath.Join(dir, "tlspilot.toml")
@@ -83,6 +84,12 @@ func TestStatusMissingStorage(t *testing.T) {
 	_, out, errOut := runBinary(t, "status", "--config", conf)
 	if !strings.Contains(out, "note: the storage "+storage+" does not exist") {
 		t.Errorf("status with no storage directory:\n%s%s", out, errOut)
+	}
+	// The monitoring system reading --json gets it too.
+	_, out, errOut = runBinary(t, "status", "--json", "--config", conf)
+	var r tlspilot.StatusReport
+	if err := json.Unmarshal([]byte(out), &r); err != nil || !strings.HasPrefix(r.Note, "the storage "+storage+" does not exist") {
+		t.Errorf("status --json with no storage directory: note %q (%v)\n%s%s", r.Note, err, out, errOut)
 	}
 	if err := os.Mkdir(storage, 0o700); err != nil {
 		t.Fatal(err)
