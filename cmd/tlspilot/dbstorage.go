@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/pgstore"
 )
@@ -77,6 +79,23 @@ func checkKEK(cfg *config.Config) error {
 		return cfg.Errorf("kek_file", "%w", err)
 	}
 	return nil
+}
+
+// kekKey returns the config key a key-encryption key file problem err
+// belongs to: kek_file when the config names that file, storage when the
+// file is the storage directory's "kek" and the config names the
+// storage. ok is false for other errors.
+func kekKey(cfg *config.Config, err error) (key string, ok bool) {
+	var fe *keys.FileError
+	switch {
+	case !errors.As(err, &fe):
+		return "", false
+	case cfg.KEKFile != "":
+		return "kek_file", fe.Path == cfg.KEKFile
+	case cfg.Storage != "" && !cfg.StorageIsDatabase():
+		return "storage", fe.Path == filepath.Join(cfg.Storage, "kek")
+	}
+	return "", false
 }
 
 // unavailable is the storage of a status report when the database could

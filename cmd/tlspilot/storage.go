@@ -276,5 +276,8 @@ func newError(cfg *config.Config, err error) error {
 			return storageError(cfg, dir, err)
 		}
 	}
+	if key, ok := kekKey(cfg, err); ok {
+		return cfg.Errorf(key, "%w", err)
+	}
 	return fmt.Errorf("%s: %w", cfg.File, err)
 }

@@ -91,15 +91,21 @@ func (d *decoder) pemFile(path, p string) string {
 
 // storage resolves p and checks that it is a directory if it exists; the
 // library creates it otherwise. A database URL is checked (databaseURL)
-// and kept as it is.
+// and kept as it is, its scheme in lower case. A value that is surely not
+// a directory the user meant (notDirectory) is refused, never resolved.
 func (d *decoder) storage(path, p string) string {
 	if p == "" {
 		d.errorf(path, "empty path")
 		return ""
 	}
 	if IsDatabaseURL(p) {
+		scheme, rest, _ := strings.Cut(p, "://")
+		p = strings.ToLower(scheme) + "://" + rest
 		d.databaseURL(path, p)
 		return p
+	}
+	if d.notDirectory(path, p) {
+		return ""
 	}
 	p = d.resolve(p)
 	if fi, err := os.Stat(p); err == nil && !fi.IsDir() {

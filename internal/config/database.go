@@ -6,6 +6,11 @@ import (
 	"net/url"
 	"os"
 	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/tlspilot/tlspilot/internal/keys"
 )
 
 // IsDatabaseURL reports whether a storage setting names a PostgreSQL
@@ -33,8 +38,43 @@ func (d *decoder) databaseURL(path, s string) {
 	if inline || u.Query().Has("password") {
 		d.errorf(path, "a password in the storage URL is refused: give it by PGPASSWORD or a passfile "+
 			"(~/.pgpass of the user tlspilot runs as, or the file PGPASSFILE names), or use certificate or peer authentication")
+		return
+	}
+	if err := driverParse(s); err != nil {
+		d.errorf(path, "the database driver refuses this URL: %w", err)
 	}
 }
+
+// driverParse parses a storage URL as storage/pgstore does when serve
+// opens it (pgxpool.ParseConfig, with libpq's environment variables and
+// files), without connecting, so that check refuses what serve would.
+// The error leaves out the connection string that pgx quotes. A file
+// this process may not read (sslkey, a passfile) is not an error: check
+// may run as another user than serve, which reports it at start.
+func driverParse(s string) error {
+	_, err := pgxpool.ParseConfig(s)
+	var pe *pgconn.ParseConfigError
+	switch {
+	case err == nil, errors.Is(err, fs.ErrPermission):
+		return nil
+	case errors.As(err, &pe):
+		bare := *pe
+		bare.ConnString = ""
+		return &driverError{msg: strings.TrimPrefix(bare.Error(), "cannot parse ``: "), err: pe.Unwrap()}
+	default:
+		return err
+	}
+}
+
+// driverError is a pgconn.ParseConfigError without the connection string
+// it quotes: its message, and its cause (nil when it has none).
+type driverError struct {
+	msg string
+	err error
+}
+
+func (e *driverError) Error() string { return e.msg }
+func (e *driverError) Unwrap() error { return e.err }
 
 // kekFile resolves a kek_file setting and checks what can be checked at
 // load: with a database storage the file must exist, since every node of a
@@ -57,8 +97,21 @@ func (d *decoder) kekFile(path, p string, database bool) string {
 		d.fileError(path, p, err)
 	case !fi.Mode().IsRegular():
 		d.errorf(path, "%s is not a regular file", p)
+	default:
+		d.kekContent(path, p)
 	}
 	return p
+}
+
+// kekContent reads the existing key-encryption key file p with the rules
+// the storage applies when it opens it (keys.CheckKEKFile: mode, size),
+// so that check refuses it and serve refuses it at this line. A file
+// this process may not read is passed over: check may run as another
+// user than serve, whose access the command checks.
+func (d *decoder) kekContent(path, p string) {
+	if err := keys.CheckKEKFile(p); err != nil && !errors.Is(err, fs.ErrPermission) {
+		d.errorf(path, "%w", err)
+	}
 }
 
 // storageKEK checks that a database storage has a kek_file: the

@@ -6,7 +6,7 @@ import (
 )
 
 // TestDatabaseStorage: a postgres:// or postgresql:// storage is kept as
-// written and needs an existing kek_file; a password written in the URL is
+// written (its scheme in lower case) and needs an existing kek_file; a password written in the URL is
 // refused at its line, without echoing it.
 func TestDatabaseStorage(t *testing.T) {
 	f := newFixture(t)
@@ -17,7 +17,7 @@ func TestDatabaseStorage(t *testing.T) {
 		"POSTGRES://tlspilot@db.example.com/tlspilot",
 	} {
 		c := f.mustParse(t, "storage = \""+url+"\"\nkek_file = \"kek\"\n")
-		if c.Storage != url || c.KEKFile != kek || !c.StorageIsDatabase() {
+		if c.Storage != strings.Replace(url, "POSTGRES:", "postgres:", 1) || c.KEKFile != kek || !c.StorageIsDatabase() {
 			t.Errorf("storage %q: Storage %q, KEKFile %q, database %v", url, c.Storage, c.KEKFile, c.StorageIsDatabase())
 		}
 		if s := c.Summary(); !strings.Contains(s, "key-encryption key: "+kek) {

@@ -35,17 +35,53 @@ const (
 // is not exactly 32 bytes,
 // and refuses to create one on a file system that does not keep
 // permissions (exFAT mounted without umask=077); the error names the path.
+//
+// Every error about the file is a *FileError naming path.
 func LoadOrCreateSealer(path string) (*Sealer, error) {
 	kek, err := readKEKSettled(path, false)
 	if errors.Is(err, fs.ErrNotExist) {
 		kek, err = createKEK(path)
 	}
 	if err != nil {
-		return nil, err
+		return nil, &FileError{Path: path, Err: err}
 	}
 	defer clear(kek)
 	return NewSealer(kek)
 }
+
+// CheckKEKFile reads the existing KEK file at path and applies to it the
+// rules LoadOrCreateSealer applies (a regular file, not accessible by
+// group or others except as checkKEKMode allows, exactly 32 bytes),
+// without creating it or keeping the key. A missing file gives a
+// *FileError matching fs.ErrNotExist, a file this process may not read
+// one matching fs.ErrPermission: callers checking a config for another
+// user may pass over both.
+func CheckKEKFile(path string) error {
+	kek, err := readKEKSettled(path, false)
+	clear(kek)
+	if err != nil {
+		return &FileError{Path: path, Err: err}
+	}
+	return nil
+}
+
+// FileError is a problem with the KEK file at Path: missing, unreadable,
+// too open, of the wrong size, or not creatable. Its message is Err's,
+// which already names the path; it lets callers tell a KEK file problem
+// from others, to report it where that path was configured.
+type FileError struct {
+	// Path is the KEK file's path, as given.
+	Path string
+	// Err says what is wrong; errors.Is(err, fs.ErrNotExist) and
+	// fs.ErrPermission see through it.
+	Err error
+}
+
+// Error returns Err's message.
+func (e *FileError) Error() string { return e.Err.Error() }
+
+// Unwrap returns Err.
+func (e *FileError) Unwrap() error { return e.Err }
 
 // readKEKSettled is readKEK, but waits up to kekSettle for an empty KEK
 // file to be filled: another process may be publishing it (see
