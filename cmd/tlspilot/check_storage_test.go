@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/keys"
 )
 
 // checkStorageConfig writes a config with storage line 2 and kek_file
@@ -163,5 +164,24 @@ func TestConfigKEKErrorAtServeStart(t *testing.T) {
 	want := conf + ":3: kek_file: open key-encryption key: keys: KEK file " + kek + " has 16 bytes, want 32"
 	if got := newError(cfg, err).Error(); !strings.Contains(got, want) {
 		t.Errorf("error %q\nwant %q", got, want)
+	}
+}
+
+// TestWrongKEKAtItsLine: a command given another kek_file than the one
+// the storage's keys are sealed under refuses at the kek_file line.
+func TestWrongKEKAtItsLine(t *testing.T) {
+	dir := t.TempDir()
+	storage := filepath.Join(dir, "storage")
+	for _, k := range []string{"a", "b"} {
+		if err := os.WriteFile(filepath.Join(dir, "kek-"+k), bytes.Repeat([]byte(k), keys.KEKSize), 0o400); err != nil {
+			t.Fatal(err)
+		}
+		write(t, filepath.Join(dir, k+".toml"), fmt.Sprintf("ca = \"https://127.0.0.1:1/dir\"\nagree_terms = true\nstorage = %q\nkek_file = %q\n\n[[site]]\nnames = [\"kek.example.test\"]\n",
+			storage, filepath.Join(dir, "kek-"+k)))
+	}
+	runCLI(t, "renew", "--config", filepath.Join(dir, "a.toml")) // the CA is not there: it only opens the storage with kek-a
+	code, _, errOut := runCLI(t, "renew", "--config", filepath.Join(dir, "b.toml"))
+	if want := filepath.Join(dir, "b.toml") + ":4: kek_file: "; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "sealed under another key-encryption key") {
+		t.Errorf("renew with another kek_file: exit %d, stderr %q; want 1 and the refusal at %q", code, errOut, want)
 	}
 }

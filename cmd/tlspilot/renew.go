@@ -142,7 +142,7 @@ func cliManager(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tls
 	}
 	if err != nil {
 		ntf.close(logger)
-		return nil, nil, fmt.Errorf("%s: %w", cfg.File, err)
+		return nil, nil, newError(cfg, err)
 	}
 	answering := answerChallenges(m, cfg, logger)
 	return m, func() { answering(); ntf.close(logger) }, nil

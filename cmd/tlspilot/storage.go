@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/config"
 )
 
@@ -277,6 +278,13 @@ func newError(cfg *config.Config, err error) error {
 		}
 	}
 	if key, ok := kekKey(cfg, err); ok {
+		return cfg.Errorf(key, "%w", err)
+	}
+	if errors.Is(err, certstore.ErrWrongKEK) {
+		key := "kek_file"
+		if cfg.KEKFile == "" {
+			key = "storage" // the storage directory's kek
+		}
 		return cfg.Errorf(key, "%w", err)
 	}
 	return fmt.Errorf("%s: %w", cfg.File, err)
