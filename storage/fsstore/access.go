@@ -18,13 +18,16 @@ import (
 // the kernel would (access(2), for the process's user and groups); the
 // error names the path, the permission missing and the user, and wraps
 // fs.ErrPermission. It changes nothing. A Store opened read-only returns
-// ErrReadOnly.
+// ErrReadOnly, and one whose storage vanished an error wrapping ErrGone.
 func (s *Store) CheckWrite(ctx context.Context, key string) error {
 	if err := check(ctx.Err(), key); err != nil {
 		return fmt.Errorf("fsstore: check write: %w", err)
 	}
 	if s.ro {
 		return ErrReadOnly
+	}
+	if err := s.checkData(); err != nil {
+		return fmt.Errorf("fsstore: check write %s: %w", key, err)
 	}
 	path := s.dataPath(key)
 	if _, err := os.Lstat(path); err == nil {

@@ -18,12 +18,19 @@ const tempPattern = ".~tmp-*"
 
 // Load returns the value stored under key. A missing key yields an error
 // satisfying errors.Is(err, fs.ErrNotExist); so does a key that is only a
-// folder of other keys.
+// folder of other keys. A storage that vanished yields ErrGone, which
+// does not.
 func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx.Err(), key); err != nil {
 		return nil, fmt.Errorf("fsstore: load: %w", err)
 	}
+	if err := s.checkData(); err != nil {
+		return nil, fmt.Errorf("fsstore: load %s: %w", key, err)
+	}
 	b, err := s.readValue(ctx, s.dataPath(key))
+	if err != nil && notExist(err) {
+		err = s.goneOr(err) // vanished while reading?
+	}
 	if err != nil && notExist(err) && !errors.Is(err, fs.ErrNotExist) {
 		err = fmt.Errorf("%w (%w)", fs.ErrNotExist, err)
 	}
@@ -80,9 +87,11 @@ func listed(path string) bool {
 // Store saves value under key, atomically and durably: it writes a
 // temporary file in the key's folder, syncs it, renames it over the old
 // value and syncs the folder. Missing folders are created with mode 0700,
-// the value file has mode 0600. A key cannot be both a value and a folder
-// of other keys: storing "a/b" while "a" holds a value fails, and so does
-// the reverse.
+// the value file has mode 0600; both also let the storage's group read
+// them where an administrator opened the data folder to it (see grant). A
+// key cannot be both a value and a folder of other keys: storing "a/b"
+// while "a" holds a value fails, and so does the reverse. It never
+// creates the data folder: a storage that vanished fails with ErrGone.
 func (s *Store) Store(ctx context.Context, key string, value []byte) error {
 	if s.ro {
 		return ErrReadOnly
@@ -90,19 +99,23 @@ func (s *Store) Store(ctx context.Context, key string, value []byte) error {
 	if err := check(ctx.Err(), key); err != nil {
 		return fmt.Errorf("fsstore: store: %w", err)
 	}
-	path := s.dataPath(key)
-	if err := s.makeParents(path); err != nil {
+	if err := s.checkData(); err != nil {
 		return fmt.Errorf("fsstore: store %s: %w", key, err)
 	}
-	if err := writeAtomic(path, value, true); err != nil {
-		return fmt.Errorf("fsstore: store %s: %w", key, err)
+	path := s.dataPath(key)
+	if err := s.makeParents(path); err != nil {
+		return fmt.Errorf("fsstore: store %s: %w", key, s.goneOr(err))
+	}
+	if err := writeAtomic(path, value, valueGrant(path), true); err != nil {
+		return fmt.Errorf("fsstore: store %s: %w", key, s.goneOr(err))
 	}
 	return nil
 }
 
 // Delete removes key. Deleting a missing key, or a key that is only a
-// folder of other keys, does nothing and returns nil. Emptied folders are
-// left in place: removing them would race with a concurrent Store.
+// folder of other keys, does nothing and returns nil; on a storage that
+// vanished it fails with ErrGone. Emptied folders are left in place:
+// removing them would race with a concurrent Store.
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if s.ro {
 		return ErrReadOnly
@@ -110,9 +123,18 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 	if err := check(ctx.Err(), key); err != nil {
 		return fmt.Errorf("fsstore: delete: %w", err)
 	}
+	if err := s.checkData(); err != nil {
+		return fmt.Errorf("fsstore: delete %s: %w", key, err)
+	}
 	path := s.dataPath(key)
 	fi, err := os.Lstat(path)
-	if notExist(err) || err == nil && fi.IsDir() {
+	if err == nil && fi.IsDir() {
+		return nil
+	}
+	if notExist(err) {
+		if err := s.checkData(); err != nil { // vanished meanwhile?
+			return fmt.Errorf("fsstore: delete %s: %w", key, err)
+		}
 		return nil
 	}
 	if err == nil {
@@ -129,10 +151,14 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 
 // List returns every key below the folder prefix (at any depth), sorted;
 // an empty prefix lists every key. Files whose names are not valid keys,
-// such as temporary files, are skipped.
+// such as temporary files, are skipped. A storage that vanished fails with
+// ErrGone instead of listing nothing.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, fmt.Errorf("fsstore: list: %w", err)
+	}
+	if err := s.checkData(); err != nil {
+		return nil, fmt.Errorf("fsstore: list %s: %w", prefix, err)
 	}
 	root := s.dataDir
 	if prefix != "" {
@@ -173,6 +199,9 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 		}
 		return nil
 	})
+	if err == nil {
+		err = s.checkData() // an empty answer must not be a vanished storage
+	}
 	if err != nil {
 		return nil, fmt.Errorf("fsstore: list %s: %w", prefix, err)
 	}
@@ -181,10 +210,11 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 }
 
 // makeParents creates the missing folders between the data folder and
-// path's parent.
+// path's parent, each with the grant of the folder it is made in. It
+// never creates the data folder itself.
 func (s *Store) makeParents(path string) error {
 	parent := filepath.Dir(path)
-	if fi, err := os.Stat(parent); err == nil && fi.IsDir() {
+	if fi, err := os.Stat(parent); err == nil && fi.IsDir() || parent == s.dataDir {
 		return nil
 	}
 	rel, err := filepath.Rel(s.dataDir, parent)
@@ -193,18 +223,20 @@ func (s *Store) makeParents(path string) error {
 	}
 	dir := s.dataDir
 	for seg := range strings.SplitSeq(filepath.ToSlash(rel), "/") {
+		g := folderGrant(dir)
 		dir = filepath.Join(dir, seg)
-		if err := mkdirSynced(dir); err != nil {
+		if err := mkdirSynced(dir, g); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// mkdirSynced creates dir with mode 0700 unless it exists, and syncs its
-// parent so the new entry survives a crash.
-func mkdirSynced(dir string) error {
-	err := os.Mkdir(dir, 0o700)
+// mkdirSynced creates dir unless it exists, with mode 0700 plus what g
+// grants the group (and set-group-ID if its parent has it, as the parent
+// asks), and syncs its parent so the new entry survives a crash.
+func mkdirSynced(dir string, g grant) error {
+	err := os.Mkdir(dir, privateDir)
 	if errors.Is(err, fs.ErrExist) {
 		// Possibly created a moment ago by another process that has not
 		// synced the parent yet: sync it ourselves before relying on it.
@@ -213,18 +245,36 @@ func mkdirSynced(dir string) error {
 	if err != nil {
 		return err
 	}
-	if err := os.Chmod(dir, 0o700); err != nil { // in case the umask was odd
+	if err := settleDir(dir, g); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(dir))
 }
 
-// writeAtomic replaces path with a file holding data, via a synced
-// temporary file in the same folder and a rename. If syncParent is set, it
-// also syncs the folder so the rename itself is durable.
-func writeAtomic(path string, data []byte, syncParent bool) error {
+// settleDir sets the mode of the new folder dir (whatever the umask did).
+func settleDir(dir string, g grant) error {
+	perm := privateDir
+	if fi, err := os.Stat(filepath.Dir(dir)); err == nil && fi.Mode()&fs.ModeSetgid != 0 {
+		perm |= fs.ModeSetgid
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	err = g.settle(d, perm, groupRX)
+	if cerr := d.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// writeAtomic replaces path with a file holding data, with mode 0600 plus
+// what g grants, via a synced temporary file in the same folder and a
+// rename. If syncParent is set, it also syncs the folder so the rename
+// itself is durable.
+func writeAtomic(path string, data []byte, g grant, syncParent bool) error {
 	dir := filepath.Dir(path)
-	tmp, err := writeTemp(dir, data)
+	tmp, err := writeTemp(dir, data, g)
 	if err != nil {
 		return err
 	}
@@ -238,14 +288,14 @@ func writeAtomic(path string, data []byte, syncParent bool) error {
 	return nil
 }
 
-// writeTemp writes data to a new, synced temporary file with mode 0600 in
-// dir and returns its path.
-func writeTemp(dir string, data []byte) (string, error) {
+// writeTemp writes data to a new, synced temporary file in dir, with mode
+// 0600 plus what g grants, and returns its path.
+func writeTemp(dir string, data []byte, g grant) (string, error) {
 	f, err := os.CreateTemp(dir, tempPattern)
 	if err != nil {
 		return "", err
 	}
-	err = fillTemp(f, data)
+	err = fillTemp(f, data, g)
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
@@ -256,9 +306,10 @@ func writeTemp(dir string, data []byte) (string, error) {
 	return f.Name(), nil
 }
 
-// fillTemp sets f's mode to 0600, writes data and syncs it.
-func fillTemp(f *os.File, data []byte) error {
-	if err := f.Chmod(0o600); err != nil {
+// fillTemp sets f's mode to 0600 plus what g grants, writes data and
+// syncs it.
+func fillTemp(f *os.File, data []byte, g grant) error {
+	if err := g.settle(f, privateFile, groupR); err != nil {
 		return err
 	}
 	if _, err := f.Write(data); err != nil {

@@ -15,7 +15,15 @@
 // a valid key segment, so it never reports them (keys may start with '.').
 // Files are created with mode 0600 and directories with mode 0700 (on file
 // systems without permissions, such as FAT and exFAT, they get what the
-// mount options say; New logs a warning then).
+// mount options say; New logs a warning then). An administrator may open
+// the data folder to the storage's group (`chmod -R g+rX`, so that a
+// monitoring user can read it): values written later, and folders made
+// in it, then stay or become readable by that group, never by others, and
+// never private keys or lock files (see grant).
+//
+// Once New has opened the storage, its data folder missing or replaced
+// (moved away, an unmounted volume) makes every method fail with ErrGone,
+// never read as an empty storage; only New creates a missing storage.
 //
 // Store writes a temporary file next to the target, syncs it, renames it
 // over the target and syncs the directory, so a reader sees either the old
@@ -122,9 +130,10 @@ type Store struct {
 	owner   string
 	host    string // this host's name, to recognise locks of dead local processes
 	log     *slog.Logger
-	links   bool // hard links work in lockDir; see publish
-	fuse    bool // dataDir is on FUSE; see readValue
-	ro      bool // Options.ReadOnly
+	links   bool        // hard links work in lockDir; see publish
+	fuse    bool        // dataDir is on FUSE; see readValue
+	ro      bool        // Options.ReadOnly
+	dataFI  fs.FileInfo // dataDir as New found it; see checkData
 }
 
 // ErrReadOnly is returned by the writing methods of a Store opened with
@@ -134,15 +143,12 @@ var ErrReadOnly = errors.New("fsstore: storage opened read-only")
 // openReadOnly opens the existing storage in dir for reading.
 func openReadOnly(dir string, opts Options) (*Store, error) {
 	data := filepath.Join(dir, "data")
-	fi, err := os.Stat(data)
-	if err != nil {
+	s := &Store{dataDir: data, lockDir: filepath.Join(dir, "locks"), ttl: opts.LeaseTTL,
+		poll: opts.PollInterval, owner: opts.Owner, log: opts.Logger, ro: true, fuse: onFUSE(data)}
+	if err := s.openedData(); err != nil {
 		return nil, fmt.Errorf("fsstore: %w", err)
 	}
-	if !fi.IsDir() {
-		return nil, fmt.Errorf("fsstore: %s is not a directory", data)
-	}
-	return &Store{dataDir: data, lockDir: filepath.Join(dir, "locks"), ttl: opts.LeaseTTL,
-		poll: opts.PollInterval, owner: opts.Owner, log: opts.Logger, ro: true}, nil
+	return s, nil
 }
 
 // New checks opts, creates opts.Dir and its data and locks folders if they
@@ -179,11 +185,14 @@ func New(opts Options) (*Store, error) {
 	}
 	s.host, _ = os.Hostname()
 	for _, d := range []string{s.dataDir, s.lockDir} {
-		if err := mkdirSynced(d); err != nil {
+		if err := mkdirSynced(d, grant{}); err != nil {
 			return nil, fmt.Errorf("fsstore: create dir: %w", err)
 		}
 	}
 	if err := s.probe(opts.probeFault); err != nil {
+		return nil, fmt.Errorf("fsstore: %w", err)
+	}
+	if err := s.openedData(); err != nil {
 		return nil, fmt.Errorf("fsstore: %w", err)
 	}
 	return s, nil

@@ -171,7 +171,7 @@ func (l *lease) renew() error {
 	if err != nil {
 		return err
 	}
-	if err := writeAtomic(l.path, data, false); err != nil {
+	if err := writeAtomic(l.path, data, grant{}, false); err != nil {
 		return err
 	}
 	l.mu.Lock()

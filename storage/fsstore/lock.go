@@ -52,6 +52,7 @@ type lockState struct {
 // until Unlock. It polls every PollInterval and returns an error wrapping
 // ctx.Err() if ctx ends first. An unparseable lock file counts as expired
 // once its modification time is LeaseTTL old (an empty one: see parseLock).
+// On a storage that vanished, Lock fails with ErrGone.
 //
 // The lease's Unlock ignores its ctx (it only does quick local file
 // operations) and removes the lock file only if it still holds this
@@ -69,9 +70,12 @@ func (s *Store) Lock(ctx context.Context, name string) (storage.Lease, error) {
 		if err := ctx.Err(); err != nil {
 			return nil, fmt.Errorf("fsstore: lock %s: %w", name, err)
 		}
+		if err := s.checkData(); err != nil {
+			return nil, fmt.Errorf("fsstore: lock %s: %w", name, err)
+		}
 		l, err := s.tryLock(name, path)
 		if err != nil {
-			return nil, fmt.Errorf("fsstore: lock %s: %w", name, err)
+			return nil, fmt.Errorf("fsstore: lock %s: %w", name, s.goneOr(err))
 		}
 		if l != nil {
 			return l, nil
@@ -125,7 +129,7 @@ func (s *Store) createLock(path string, rec lockRecord) error {
 	if err != nil {
 		return err
 	}
-	tmp, err := writeTemp(s.lockDir, data)
+	tmp, err := writeTemp(s.lockDir, data, grant{})
 	if err != nil {
 		return err
 	}
