@@ -106,9 +106,43 @@ func New(cfg Config) (*Client, error) {
 		UserAgent:    cmp.Or(strings.TrimSpace(cfg.UserAgent), "tlspilot"),
 		PollInterval: cfg.PollInterval,
 		PollTimeout:  cfg.PollTimeout,
-		Logger:       cfg.Logger,
+		Logger:       demoteInfo(cfg.Logger),
 	}
 	return &Client{dir: cfg.Directory, c: ac, pollTimeout: cfg.PollTimeout}, nil
+}
+
+// demoteInfo returns l with acmez's info records logged at debug: they
+// repeat what tlspilot logs itself, and some mislead (acmez's "got
+// renewal info" shows a renewal time it draws for itself, not the one
+// tlspilot keeps). Warnings and errors pass as they are.
+func demoteInfo(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return nil
+	}
+	return slog.New(infoAsDebug{l.Handler()})
+}
+
+// infoAsDebug is a slog.Handler passing records below warn to h at
+// debug.
+type infoAsDebug struct{ h slog.Handler }
+
+func (d infoAsDebug) Enabled(ctx context.Context, l slog.Level) bool {
+	return d.h.Enabled(ctx, debugUnlessWarn(l))
+}
+
+func (d infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
+	r.Level = debugUnlessWarn(r.Level)
+	return d.h.Handle(ctx, r)
+}
+
+func (d infoAsDebug) WithAttrs(as []slog.Attr) slog.Handler { return infoAsDebug{d.h.WithAttrs(as)} }
+func (d infoAsDebug) WithGroup(name string) slog.Handler    { return infoAsDebug{d.h.WithGroup(name)} }
+
+func debugUnlessWarn(l slog.Level) slog.Level {
+	if l < slog.LevelWarn {
+		return slog.LevelDebug
+	}
+	return l
 }
 
 // DirectoryURL returns the CA's directory URL.
