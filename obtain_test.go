@@ -27,6 +27,9 @@ func TestObtainOneName(t *testing.T) {
 	if got := p.Orders(); got != 1 {
 		t.Errorf("orders = %d, want 1", got)
 	}
+	// The event follows the certificate into service (after the storage
+	// notes the change): wait for it, then count.
+	waitEvent(t, ev, EventObtained, 1, 10*time.Second)
 	if n := len(ev.of(EventObtained)); n != 1 {
 		t.Errorf("obtained events = %d, want 1", n)
 	}
