@@ -108,8 +108,10 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	if !force && !resume {
 		m.checkARI(ctx, e)
 		if next = m.plan(ctx, e, false); next.After(time.Now()) {
-			if next.Equal(e.retryAt()) {
-				progress(e.id, StepRetryWait+" until "+next.UTC().Format(time.RFC3339))
+			// A retry pending (the pass due before it may be only the
+			// expired notice's) holds the renewal back.
+			if retry := e.retryAt(); retry.After(time.Now()) {
+				progress(e.id, StepRetryWait+" until "+retry.UTC().Format(time.RFC3339))
 			} else {
 				progress(e.id, StepNotDue)
 			}
