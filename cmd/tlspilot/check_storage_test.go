@@ -3,12 +3,15 @@ package main
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -183,5 +186,31 @@ func TestWrongKEKAtItsLine(t *testing.T) {
 	code, _, errOut := runCLI(t, "renew", "--config", filepath.Join(dir, "b.toml"))
 	if want := filepath.Join(dir, "b.toml") + ":4: kek_file: "; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, "sealed under another key-encryption key") {
 		t.Errorf("renew with another kek_file: exit %d, stderr %q; want 1 and the refusal at %q", code, errOut, want)
+	}
+}
+
+// TestPasswordHint: a refused password (SQLSTATE 28P01) when no password
+// was found to send says where tlspilot looks for one; with PGPASSWORD
+// or a passfile there, or another error, it adds nothing.
+func TestPasswordHint(t *testing.T) {
+	refused := fmt.Errorf("connect: %w", &pgconn.PgError{Code: "28P01", Message: "password authentication failed for user \"tlspilot\""})
+	dir := t.TempDir()
+	t.Setenv("PGPASSWORD", "")
+	t.Setenv("PGPASSFILE", filepath.Join(dir, "missing"))
+	if h := passwordHint(refused); !strings.Contains(h, "no password was sent") || !strings.Contains(h, filepath.Join(dir, "missing")) {
+		t.Errorf("no password anywhere: hint %q", h)
+	}
+	write(t, filepath.Join(dir, "pgpass"), "*:*:*:tlspilot:wrong\n")
+	t.Setenv("PGPASSFILE", filepath.Join(dir, "pgpass"))
+	if h := passwordHint(refused); h != "" {
+		t.Errorf("with a passfile: hint %q, want none", h)
+	}
+	t.Setenv("PGPASSFILE", filepath.Join(dir, "missing"))
+	t.Setenv("PGPASSWORD", "wrong")
+	if h := passwordHint(refused); h != "" {
+		t.Errorf("with PGPASSWORD: hint %q, want none", h)
+	}
+	if h := passwordHint(errors.New("connection refused")); h != "" {
+		t.Errorf("another error: hint %q", h)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"path/filepath"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/keys"
@@ -48,9 +50,33 @@ func openDatabase(cfg *config.Config, logger *slog.Logger) (*pgstore.Store, erro
 	defer cancel()
 	s, err := pgstore.New(ctx, pgstore.Options{URL: cfg.Storage, Logger: logger.With("component", "storage")})
 	if err != nil {
-		return nil, cfg.Errorf("storage", "%w", err)
+		return nil, cfg.Errorf("storage", "%w%s", err, passwordHint(err))
 	}
 	return s, nil
+}
+
+// passwordHint explains a refused password authentication when this
+// process found no password to send: the config refuses one in the URL,
+// so it comes from PGPASSWORD or a passfile, which the driver looks for
+// in the home of the user the process runs as.
+func passwordHint(err error) string {
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "28P01" || os.Getenv("PGPASSWORD") != "" {
+		return ""
+	}
+	passfile := os.Getenv("PGPASSFILE")
+	if passfile == "" {
+		home, herr := os.UserHomeDir()
+		if herr != nil {
+			return ""
+		}
+		passfile = filepath.Join(home, ".pgpass")
+	}
+	if _, serr := os.Stat(passfile); serr == nil {
+		return "" // the password in it is wrong, or no line of it matches
+	}
+	return fmt.Sprintf(" (no password was sent: PGPASSWORD is not set and there is no passfile %s for uid %d; "+
+		"give the password in one of them, never in the URL)", passfile, os.Getuid())
 }
 
 // probeKEK refuses at start, at the kek_file line, a key-encryption key
