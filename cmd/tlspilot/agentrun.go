@@ -2,10 +2,15 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	iofs "io/fs"
 	"log/slog"
+	"os"
 	"strings"
 	"time"
 
@@ -14,6 +19,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/deploy"
 	"github.com/tlspilot/tlspilot/internal/fleet"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
@@ -113,15 +119,28 @@ func keptCerts(cfg *config.Agent, log *slog.Logger) ([]fleet.KeptCert, error) {
 		}
 		kc := fleet.KeptCert{Names: c.Names, KeyType: kt, ReuseKey: c.ReuseKey}
 		if log != nil {
-			d, err := deploy.New(deployOptions(c.Certificate, c.KeyTypes[0], log))
+			o := deployOptions(c.Certificate, c.KeyTypes[0], log)
+			d, err := deploy.New(o)
 			if err != nil {
 				return nil, cfg.Errorf(fmt.Sprintf("certificate[%d]", i+1), "%v", err)
 			}
-			kc.Deployer = d
+			kc.Deployer, kc.DeployConfig = d, deployFingerprint(o)
 		}
 		out = append(out, kc)
 	}
 	return out, nil
+}
+
+// deployFingerprint identifies what o deploys and how (files, owner,
+// mode, reload), for fleet.KeptCert.DeployConfig: a hash of them.
+func deployFingerprint(o deploy.Options) string {
+	o.Logger = nil
+	b, err := json.Marshal(o)
+	if err != nil {
+		return "" // a plain struct: cannot happen
+	}
+	h := sha256.Sum256(b)
+	return hex.EncodeToString(h[:16])
 }
 
 // agentDaemon runs the Keeper until ctx ends; SIGHUP is logged, not
@@ -141,24 +160,60 @@ func agentDaemon(ctx context.Context, k *fleet.Keeper, log *slog.Logger) int {
 func agentOnce(ctx context.Context, cfg *config.Agent, k *fleet.Keeper, wait time.Duration, stdout, stderr io.Writer) int {
 	results := k.Once(ctx, wait)
 	r := readAgentStatus(ctx, cfg)
-	printTable(stdout, r)
 	code := r.ExitCode
 	for _, res := range results {
 		if !res.OK {
-			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", strings.Join(res.Names, ","), res.Problem)
 			code = max(code, tlspilot.ExitWarning)
+		}
+	}
+	if code != r.ExitCode {
+		// A problem the stored status does not grade (a deploy not done
+		// yet): the first line, which Nagios reads, says it too.
+		r.ExitCode, r.Status = code, exitStatus(code)
+	}
+	printTable(stdout, r)
+	for _, res := range results {
+		if !res.OK {
+			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", strings.Join(res.Names, ","), res.Problem)
 		}
 	}
 	return code
 }
 
+// exitStatus names an exit code of a status report, as its Status.
+func exitStatus(code int) string {
+	switch code {
+	case tlspilot.ExitOK:
+		return "OK"
+	case tlspilot.ExitWarning:
+		return "WARNING"
+	case tlspilot.ExitCritical:
+		return "CRITICAL"
+	}
+	return "UNKNOWN"
+}
+
 // readAgentStatus is the status of an agent's certificates, read from
 // its storage without talking to the issuer.
+// It only reads: a storage that does not exist is neither created nor
+// an error (every certificate is pending, and the report's Note says
+// why), as for serve's status.
 func readAgentStatus(ctx context.Context, cfg *config.Agent) tlspilot.StatusReport {
 	now := time.Now()
-	st, err := fsstore.New(fsstore.Options{Dir: cfg.Storage})
-	if err != nil {
+	var st storage.Storage
+	note := ""
+	fs, err := fsstore.New(fsstore.Options{Dir: cfg.Storage, ReadOnly: true})
+	switch {
+	case errors.Is(err, iofs.ErrNotExist):
+		st = noAgentStorage{}
+		note = fmt.Sprintf("the storage %s does not exist: this agent has not been enrolled with this config yet (tlspilot agent enroll creates it), or the agent uses another storage", cfg.Storage)
+		if _, err := os.Stat(cfg.Storage); err == nil {
+			note = fmt.Sprintf("the storage %s holds nothing yet: this agent has not been enrolled with this config (tlspilot agent enroll)", cfg.Storage)
+		}
+	case err != nil:
 		return tlspilot.UnknownReport(now, cfg.Errorf("storage", "%w", err))
+	default:
+		st = fs
 	}
 	certs, err := keptCerts(cfg, nil)
 	if err != nil {
@@ -168,8 +223,26 @@ func readAgentStatus(ctx context.Context, cfg *config.Agent) tlspilot.StatusRepo
 	if err != nil {
 		return tlspilot.UnknownReport(now, err)
 	}
-	return tlspilot.NewStatusReport(now, cs, nil)
+	r := tlspilot.NewStatusReport(now, cs, nil)
+	r.Note = note
+	return r
 }
+
+// noAgentStorage is an agent's storage that was never created: it holds
+// nothing, and status writes nothing.
+type noAgentStorage struct{}
+
+func (noAgentStorage) Load(context.Context, string) ([]byte, error) { return nil, iofs.ErrNotExist }
+func (noAgentStorage) List(context.Context, string) ([]string, error) {
+	return nil, nil
+}
+func (noAgentStorage) Store(context.Context, string, []byte) error { return fsstore.ErrReadOnly }
+func (noAgentStorage) Delete(context.Context, string) error        { return fsstore.ErrReadOnly }
+func (noAgentStorage) Lock(context.Context, string) (storage.Lease, error) {
+	return nil, fsstore.ErrReadOnly
+}
+
+var _ storage.Storage = noAgentStorage{}
 
 // agentStatusCmd is `tlspilot status` on an agent's config (one with a
 // top-level issuer key); ok is false for any other config.
@@ -187,5 +260,9 @@ func agentStatusCmd(ctx context.Context, path string, names []string, asJSON boo
 			r = tlspilot.UnknownReport(r.Time, err)
 		}
 	}
-	return report(stdout, stderr, asJSON, r), true
+	code = report(stdout, stderr, asJSON, r)
+	if !asJSON && r.Note != "" {
+		fmt.Fprintln(stdout, "\nnote: "+r.Note)
+	}
+	return code, true
 }

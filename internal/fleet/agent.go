@@ -52,6 +52,7 @@ type Client struct {
 
 // ErrIdentityRefused is wrapped by the error of a request whose TLS
 // handshake the issuer ended with an alert about the agent's client
+// certificate, or that it answered with its refusal of that
 // certificate: the agent was revoked, or its certificate is unknown to
 // the issuer (another issuer, a reset storage).
 var ErrIdentityRefused = errors.New("the issuer refused this agent's client certificate (agent revoked, or unknown to this issuer): enrol again with tlspilot agent enroll and a new token")
@@ -206,9 +207,24 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if resp.StatusCode != http.StatusOK {
 		var e errorResponse
 		_ = dec.Decode(&e)
+		if c.hasIdentity && refusesIdentity(resp.StatusCode, e.Error) {
+			return fmt.Errorf("issuer %s refused (HTTP %d): %s: %w", c.base.Host, resp.StatusCode, e.Error, ErrIdentityRefused)
+		}
 		return fmt.Errorf("issuer %s refused (HTTP %d): %s", c.base.Host, resp.StatusCode, e.Error)
 	}
 	return dec.Decode(out)
+}
+
+// refusesIdentity reports whether an HTTP answer is the issuer's
+// refusal of the client certificate presented (requireAgent): on a
+// connection opened before a revocation, the refusal comes as 403
+// rather than in the handshake.
+func refusesIdentity(status int, msg string) bool {
+	if status == http.StatusUnauthorized {
+		return true
+	}
+	return status == http.StatusForbidden && slices.ContainsFunc([]error{ErrRevoked, ErrUnknownCert, ErrNoAgent},
+		func(e error) bool { return msg == e.Error() })
 }
 
 // identityRecord is the stored form of an Identity.

@@ -3,6 +3,7 @@ package fleet
 import (
 	"context"
 	"crypto"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -65,9 +66,10 @@ func (k *Keeper) record(ctx context.Context, c *keptCert, now time.Time) (*certR
 // requestDue reports whether the issuer is to be asked at now: for an
 // order in flight when its poll time has come, else for a first
 // certificate or once the renewal time has come; in both cases not
-// before the backoff of a failure has passed, unless force.
+// before the backoff of a failure has passed, unless force or the client
+// certificate the issuer refused was replaced since.
 func (k *Keeper) requestDue(rec *certRecord, now time.Time, force bool) bool {
-	if !force && now.Before(rec.RetryAt) {
+	if !force && now.Before(rec.RetryAt) && !k.askAgain(rec) {
 		return false
 	}
 	switch {
@@ -114,11 +116,16 @@ func (k *Keeper) request(ctx context.Context, c *keptCert, rec *certRecord, now 
 	}
 	rec.LastAttempt = now
 	resp, err := k.client.Request(ctx, CertificateRequest{CSR: rec.Pending.CSR, ReuseKey: c.cfg.ReuseKey, Replaces: rec.Pending.Replaces})
+	k.noteExchange(ctx, now, err)
+	rec.RefusedWith = ""
 	retryAfter := time.Duration(0)
 	if resp != nil {
 		retryAfter = time.Duration(resp.RetryAfter) * time.Second
 	}
 	switch {
+	case errors.Is(err, ErrIdentityRefused):
+		rec.RefusedWith = k.serial() // the CSR was not looked at: send it again
+		k.failed(ctx, c, rec, now, err, 0)
 	case err != nil:
 		if refused(err) {
 			rec.Pending = nil // a new key and CSR next time (a reused key, a name out of policy)
@@ -231,7 +238,9 @@ func (k *Keeper) deployDue(ctx context.Context, c *keptCert, rec *certRecord, no
 		return false
 	}
 	if rec.Deploy.Attempts > 0 {
-		return force || !now.Before(rec.Deploy.RetryAt)
+		// A failure under another deploy configuration (files, reload)
+		// is not this one's: the operator's fix is tried at once.
+		return force || !now.Before(rec.Deploy.RetryAt) || rec.Deploy.Config != c.cfg.DeployConfig
 	}
 	if rec.Deploy.Serial != rec.Serial || rec.Deploy.ReloadOwed {
 		return true
@@ -267,7 +276,7 @@ func (k *Keeper) deploy(ctx context.Context, c *keptCert, rec *certRecord, now t
 	}
 	if err != nil {
 		rec.Deploy.Attempts++
-		rec.Deploy.LastError = err.Error()
+		rec.Deploy.LastError, rec.Deploy.Config = err.Error(), c.cfg.DeployConfig
 		rec.Deploy.RetryAt = deployBackoff.Next(now, rec.Deploy.Attempts, time.Time{}, k.opts.Rand)
 		c.log.Warn("deploy failed", "attempt", rec.Deploy.Attempts, "retry_in", rec.Deploy.RetryAt.Sub(now).Round(time.Second), "error", err)
 		k.save(ctx, c, rec)
@@ -277,7 +286,7 @@ func (k *Keeper) deploy(ctx context.Context, c *keptCert, rec *certRecord, now t
 	if changed || rec.Deploy.Serial != rec.Serial {
 		rec.Deploy.At = now
 	}
-	rec.Deploy = deployState{Serial: rec.Serial, NotAfter: rec.NotAfter, At: rec.Deploy.At}
+	rec.Deploy = deployState{Serial: rec.Serial, NotAfter: rec.NotAfter, At: rec.Deploy.At, Config: c.cfg.DeployConfig}
 	c.log.Info("deployed", "serial", rec.Serial, "changed", changed, "reloaded", reloaded)
 	k.save(ctx, c, rec)
 }

@@ -49,6 +49,12 @@ type KeptCert struct {
 	// Deployer writes its files and reloads the software reading them
 	// (internal/deploy); nil deploys nothing.
 	Deployer tlspilot.Deployer
+	// DeployConfig identifies Deployer's configuration (its files,
+	// modes, owners and reload), as a fingerprint: a failed deployment
+	// is retried after its backoff, but at once by a Keeper whose
+	// DeployConfig differs from the one it failed under (the operator
+	// changed the config and restarted).
+	DeployConfig string
 }
 
 // KeeperOptions configures a Keeper.
@@ -87,6 +93,9 @@ type Keeper struct {
 	// failures of the client certificate's renewal
 	idAttempts int
 	idRetryAt  time.Time
+	// refused is set while a refusal of the client certificate in use
+	// is stored (identityRefusalKey), to be removed by a success.
+	refused bool
 }
 
 // NewKeeper checks opts, loads the agent's identity and returns a
@@ -124,14 +133,21 @@ func NewKeeper(ctx context.Context, opts KeeperOptions) (*Keeper, error) {
 	if err := k.useIdentity(id); err != nil {
 		return nil, err
 	}
+	if _, k.refused, err = loadRefusal(ctx, opts.Storage, k.serial()); err != nil {
+		return nil, fmt.Errorf("fleet: keeper: %w", err)
+	}
 	return k, nil
 }
 
-// useIdentity makes the client that presents id.
+// useIdentity makes the client that presents id, closing the old
+// client's idle connections (they would present the old certificate).
 func (k *Keeper) useIdentity(id *Identity) error {
 	c, err := NewClient(ClientOptions{Issuer: k.opts.Issuer, Roots: k.opts.Roots, Identity: id})
 	if err != nil {
 		return err
+	}
+	if k.client != nil {
+		k.client.http.CloseIdleConnections()
 	}
 	k.id, k.client = id, c
 	return nil
@@ -139,20 +155,33 @@ func (k *Keeper) useIdentity(id *Identity) error {
 
 // Run keeps the certificates until ctx ends: a pass whenever something
 // is due (a renewal, a poll of the issuer, a retry, the client
-// certificate's renewal), and at least every hour. It returns ctx's
-// error.
+// certificate's renewal), at least every hour, and as soon as it sees a
+// new identity in the storage (it looks every 10 seconds): a new
+// enrolment is used without a restart. It returns ctx's error.
 func (k *Keeper) Run(ctx context.Context) error {
 	k.log.Info("agent keeping certificates", "issuer", k.opts.Issuer, "host", k.id.Host, "certificates", len(k.certs))
 	for {
 		next := k.Pass(ctx, time.Now(), false)
-		wait := time.Until(next)
-		k.log.Debug("agent sleeping", "until", next, "wait", wait.Round(time.Second))
-		t := time.NewTimer(wait)
+		k.log.Debug("agent sleeping", "until", next, "wait", time.Until(next).Round(time.Second))
+		if !k.sleep(ctx, next) {
+			return ctx.Err()
+		}
+	}
+}
+
+// sleep waits until next, or until the stored identity changes; it
+// returns false if ctx ends first.
+func (k *Keeper) sleep(ctx context.Context, next time.Time) bool {
+	for {
+		t := time.NewTimer(min(time.Until(next), identityCheckEvery))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return ctx.Err()
+			return false
 		case <-t.C:
+		}
+		if !time.Now().Before(next) || k.identityChanged(ctx) {
+			return true
 		}
 	}
 }
@@ -163,6 +192,7 @@ func (k *Keeper) Run(ctx context.Context) error {
 // a timer asked now). It returns when the next pass is due, within
 // recheckEvery.
 func (k *Keeper) Pass(ctx context.Context, now time.Time, force bool) time.Time {
+	k.reloadIdentity(ctx)
 	next := now.Add(recheckEvery)
 	next = earliest(next, k.renewIdentity(ctx, now, force))
 	for _, c := range k.certs {
@@ -206,7 +236,7 @@ func (k *Keeper) Once(ctx context.Context, wait time.Duration) []OnceResult {
 		}
 	}
 	out := k.results(ctx, time.Now())
-	if err := k.checkIdentity(ctx); err != nil {
+	if err := k.checkIdentity(ctx, time.Now()); err != nil {
 		out = append(out, OnceResult{Names: []string{identityKey}, Problem: err.Error()})
 	}
 	return out
@@ -214,10 +244,12 @@ func (k *Keeper) Once(ctx context.Context, wait time.Duration) []OnceResult {
 
 // checkIdentity asks the issuer whether it still accepts the agent's
 // client certificate, so that a revoked agent learns it before its next
-// renewal. Only a refusal is an error: an issuer that cannot be reached
-// changes nothing for an agent that works offline.
-func (k *Keeper) checkIdentity(ctx context.Context) error {
+// renewal. Only a refusal is an error (and stored, for status): an
+// issuer that cannot be reached changes nothing for an agent that works
+// offline.
+func (k *Keeper) checkIdentity(ctx context.Context, now time.Time) error {
 	_, err := k.client.Agent(ctx)
+	k.noteExchange(ctx, now, err)
 	if err != nil && (errors.Is(err, ErrIdentityRefused) || refused(err)) {
 		k.log.Error("the issuer refuses this agent", "error", err)
 		return err
@@ -260,6 +292,13 @@ func (k *Keeper) renewIdentity(ctx context.Context, now time.Time, force bool) t
 		return k.idRetryAt
 	}
 	id, err := k.client.RenewIdentity(ctx)
+	k.noteExchange(ctx, now, err)
+	if err == nil && k.identityChanged(ctx) {
+		// Enrolled again meanwhile (tlspilot agent enroll): the new
+		// enrolment wins over this renewal of the old identity.
+		k.reloadIdentity(ctx)
+		return k.id.RenewAt()
+	}
 	if err == nil {
 		err = SaveIdentity(ctx, k.opts.Storage, k.opts.Sealer, id)
 	}

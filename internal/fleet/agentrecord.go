@@ -55,6 +55,11 @@ type certRecord struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
+	// RefusedWith is the serial of the client certificate the issuer
+	// refused in the last failure (an agent revoked, or unknown to the
+	// issuer): once another is in use (a new enrolment), the request is
+	// made again at once.
+	RefusedWith string `json:"refused_with,omitempty"`
 
 	Deploy deployState `json:"deploy"`
 }
@@ -81,6 +86,9 @@ type deployState struct {
 	LastError   string    `json:"last_error,omitempty"`
 	LastAttempt time.Time `json:"last_attempt,omitzero"`
 	RetryAt     time.Time `json:"retry_at,omitzero"`
+	// Config is the deploy configuration (KeptCert.DeployConfig) of the
+	// last attempt: a failure under another one is retried at once.
+	Config string `json:"config,omitempty"`
 }
 
 // agentCertID names a certificate of the agent by its names and key

@@ -2,7 +2,6 @@ package fleet
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -98,10 +97,13 @@ func deployStatus(rec *certRecord) *tlspilot.DeployStatus {
 }
 
 // identityStatus reports the agent's client certificate, without
-// opening its key; an agent not enrolled is pending.
+// opening its key; an agent not enrolled is pending. A certificate the
+// issuer refused at the last exchange with it (a revoked agent, one
+// unknown to the issuer) is failing, with the refusal as its last
+// error, until an exchange succeeds or the agent is enrolled again.
 func identityStatus(ctx context.Context, st storage.Storage, issuer string, now time.Time, warn tlspilot.WarnWindow) (tlspilot.CertStatus, error) {
 	s := tlspilot.CertStatus{ID: IdentityStatusID, Names: []string{}, Managed: true, CA: issuer}
-	b, err := st.Load(ctx, identityKey)
+	host, cert, err := storedCertificate(ctx, st)
 	if errors.Is(err, fs.ErrNotExist) {
 		s.LastError = "not enrolled: run tlspilot agent enroll with a token from tlspilot issuer enroll"
 		s.Grade(now, warn)
@@ -110,16 +112,15 @@ func identityStatus(ctx context.Context, st storage.Storage, issuer string, now 
 	if err != nil {
 		return s, fmt.Errorf("fleet: agent status: %w", err)
 	}
-	var r identityRecord
-	if err := json.Unmarshal(b, &r); err != nil {
-		return s, fmt.Errorf("fleet: agent status: decode %s: %w", identityKey, err)
-	}
-	cert, err := parseCertificate(r.Certificate)
+	refusal, refused, err := loadRefusal(ctx, st, serialHex(cert))
 	if err != nil {
-		return s, fmt.Errorf("fleet: agent status: %s: %w", identityKey, err)
+		return s, fmt.Errorf("fleet: agent status: %w", err)
 	}
-	id := &Identity{Host: r.Host, Certificate: cert}
-	s.Names = []string{r.Host}
+	if refused {
+		s.Attempts, s.LastError, s.LastAttempt = max(1, refusal.Attempts), refusal.Error, refusal.At
+	}
+	id := &Identity{Host: host, Certificate: cert}
+	s.Names = []string{host}
 	if kt, err := keys.TypeOf(cert.PublicKey); err == nil {
 		s.KeyType = tlspilot.KeyType(kt)
 	}
