@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/dns01"
 )
 
 // The dns-01 providers and TSIG algorithms accepted in [dns].
@@ -35,10 +36,14 @@ func (d *decoder) dns(t *table) *DNS {
 		}
 	}
 	if t.str("tsig_secret_file", &c.TSIGSecretFile) {
-		c.TSIGSecretFile = d.secretFile(t.key("tsig_secret_file"), c.TSIGSecretFile)
+		d.tsigSecretFile(t.key("tsig_secret_file"), &c.TSIGSecretFile)
 	}
-	if t.str("tsig_secret_env", &c.TSIGSecretEnv) && os.Getenv(c.TSIGSecretEnv) == "" {
-		d.errorf(t.key("tsig_secret_env"), "environment variable %q is not set", c.TSIGSecretEnv)
+	if t.str("tsig_secret_env", &c.TSIGSecretEnv) {
+		if os.Getenv(c.TSIGSecretEnv) == "" {
+			d.errorf(t.key("tsig_secret_env"), "environment variable %q is not set", c.TSIGSecretEnv)
+		} else if _, err := dns01.SecretFromEnv(c.TSIGSecretEnv); err != nil {
+			d.errorf(t.key("tsig_secret_env"), "%v", err)
+		}
 	}
 	if t.str("zone", &c.Zone) {
 		d.zone(t.key("zone"), &c.Zone)
@@ -110,6 +115,21 @@ func (d *decoder) secretFile(path, p string) string {
 		d.errorf(path, "%s is readable by group or others (want mode 0600 or 0400)", p)
 	}
 	return p
+}
+
+// tsigSecretFile resolves and checks the TSIG secret file at path as
+// secretFile does, and reads it as the rfc2136 provider will (base64,
+// alone or as a BIND key clause), so that check, init and the daemons
+// refuse the same files, at this line.
+func (d *decoder) tsigSecretFile(path string, p *string) {
+	before := len(d.errs)
+	*p = d.secretFile(path, *p)
+	if len(d.errs) > before {
+		return
+	}
+	if _, err := dns01.ReadSecret(*p); err != nil {
+		d.errorf(path, "%v", err)
+	}
 }
 
 // zone normalises a zone name.

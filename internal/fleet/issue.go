@@ -18,6 +18,7 @@ import (
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/storage"
 )
@@ -57,6 +58,9 @@ type job struct {
 	Attempts int       `json:"attempts,omitempty"`
 	Error    string    `json:"error,omitempty"`
 	RetryAt  time.Time `json:"retry_at,omitzero"`
+	// CAWait is set when the failure is the CA's rate limit or came
+	// with its Retry-After: RetryAt then holds across restarts.
+	CAWait bool `json:"ca_wait,omitempty"`
 	// Replaces is the leaf (PEM) of the certificate the work in progress
 	// renews, named in the new order; empty for a first certificate.
 	Replaces string `json:"replaces,omitempty"`
@@ -100,6 +104,10 @@ type runner struct {
 	ctx     context.Context // the server's; nil until Serve or Start
 	running map[string]bool // job IDs with a goroutine
 	sem     chan struct{}   // bounds the orders at once
+	// started is when the Server was made: a failure recorded before,
+	// unless the CA asked to wait, is retried at the next request (the
+	// operator may have fixed its cause and restarted the issuer).
+	started time.Time
 }
 
 // Start resumes, in the background, the certificate work an earlier run
@@ -300,13 +308,16 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 // due for a retry, the certificate obtained (whatever its renewal window
 // says: the answer did not reach the agent), or the refusal of a renewal
 // that keeps the key without reuse_key. A failure due for a retry and a
-// renewal naming j's certificate in Replaces start work: ok is false.
+// renewal naming j's certificate in Replaces start work: ok is false. A
+// failure recorded before this issuer started is due at once (its cause,
+// a DNS server or TSIG key, may have been fixed), unless the CA asked to
+// wait.
 func (s *Server) standing(j *job, now time.Time, req CertificateRequest, host string, names []string) (*CertificateResponse, error, bool) {
 	switch {
 	case j.State == CertProcessing:
 		s.startJob(j.ID) // in case its goroutine ended with the server's context
 		return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil, true
-	case j.State == CertFailed && now.Before(j.RetryAt):
+	case j.State == CertFailed && now.Before(j.RetryAt) && (j.caWait() || !j.Updated.Before(s.work.started)):
 		return &CertificateResponse{Status: CertFailed, Error: j.Error, RetryAfter: retryAfter(now, j.RetryAt)}, nil, true
 	case j.State == CertValid && (req.Replaces == "" || !strings.EqualFold(req.Replaces, j.Serial)):
 		return j.response(), nil, true
@@ -339,6 +350,13 @@ func (s *Server) claimKey(ctx context.Context, host, id, hash string, names []st
 
 func (s *Server) saveJob(ctx context.Context, j job) error {
 	return s.opts.Registry.store(ctx, jobsPrefix+"/"+j.ID, j)
+}
+
+// caWait reports whether j's failure is the CA asking to wait (a rate
+// limit, a Retry-After), whose RetryAt no restart resets. Records from
+// before CAWait existed are recognised by their error.
+func (j *job) caWait() bool {
+	return j.CAWait || strings.Contains(j.Error, "rateLimited")
 }
 
 // response is the answer for a valid job.
@@ -438,13 +456,15 @@ func (s *Server) finish(ctx context.Context, j job, csr *x509.CertificateRequest
 	if oerr != nil {
 		cur.Attempts++
 		cur.State, cur.Error = CertFailed, oerr.Error()
-		cur.RetryAt = renewal.Backoff{Min: retryMin, Max: retryMax}.Next(now, cur.Attempts, time.Time{}, nil)
+		wait := acmeclient.RetryAfterOf(oerr)
+		cur.CAWait = acmeclient.ClassOf(oerr) == acmeclient.RateLimited || !wait.IsZero()
+		cur.RetryAt = renewal.Backoff{Min: retryMin, Max: retryMax}.Next(now, cur.Attempts, wait, nil)
 		rec.Decision, rec.Reason = AuditFailed, oerr.Error()
 		s.log.Error("certificate failed", "host", cur.Host, "names", cur.Names, "attempt", cur.Attempts,
 			"retry_in", cur.RetryAt.Sub(now).Round(time.Second), "error", oerr)
 	} else {
 		leaf := c.Leaf
-		cur.State, cur.Attempts, cur.RetryAt = CertValid, 0, time.Time{}
+		cur.State, cur.Attempts, cur.RetryAt, cur.CAWait = CertValid, 0, time.Time{}, false
 		cur.Fullchain, cur.Serial, cur.Replaces = string(c.Fullchain), leaf.SerialNumber.Text(16), ""
 		cur.RenewAfter, cur.RenewBefore = renewWindow(leaf.NotBefore, leaf.NotAfter, c.RenewalStart, c.RenewalEnd)
 		rec.Decision, rec.OrderURL, rec.Chain = AuditIssued, c.OrderURL, cur.Fullchain

@@ -86,6 +86,7 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.work.running = make(map[string]bool)
+	s.work.started = time.Now()
 	s.work.sem = make(chan struct{}, opts.MaxOrders)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
