@@ -48,22 +48,37 @@ func (d *decoder) databaseURL(path, s string) {
 // driverParse parses a storage URL as storage/pgstore does when serve
 // opens it (pgxpool.ParseConfig, with libpq's environment variables and
 // files), without connecting, so that check refuses what serve would.
-// The error leaves out the connection string that pgx quotes. A file
-// this process may not read (sslkey, a passfile) is not an error: check
-// may run as another user than serve, which reports it at start.
+// The error leaves out the connection string that pgx quotes. Only the
+// URL's own syntax is judged: what pgx reads from files and the
+// environment (a service file, TLS keys and certificates) is left out,
+// since the config is loaded by whoever runs the command (root, before
+// serve drops its privileges; an operator's shell with PGSERVICE set),
+// not as the connection is made; serve reports those when it connects.
 func driverParse(s string) error {
 	_, err := pgxpool.ParseConfig(s)
 	var pe *pgconn.ParseConfigError
 	switch {
-	case err == nil, errors.Is(err, fs.ErrPermission):
+	case err == nil, errors.Is(err, fs.ErrPermission), errors.Is(err, fs.ErrNotExist):
 		return nil
 	case errors.As(err, &pe):
 		bare := *pe
 		bare.ConnString = ""
-		return &driverError{msg: strings.TrimPrefix(bare.Error(), "cannot parse ``: "), err: pe.Unwrap()}
+		msg := strings.TrimPrefix(bare.Error(), "cannot parse ``: ")
+		if fromEnvironment(msg) {
+			return nil
+		}
+		return &driverError{msg: msg, err: pe.Unwrap()}
 	default:
 		return err
 	}
+}
+
+// fromEnvironment reports whether a pgx parse error (its message) comes
+// from files or the environment rather than from the URL: a service
+// file, or TLS files (a bad sslmode is the URL's).
+func fromEnvironment(msg string) bool {
+	return strings.HasPrefix(msg, "failed to read service") ||
+		strings.HasPrefix(msg, "failed to configure TLS") && !strings.Contains(msg, "sslmode is invalid")
 }
 
 // driverError is a pgconn.ParseConfigError without the connection string

@@ -103,6 +103,17 @@ func TestDatabaseURLParameters(t *testing.T) {
 		})
 	}
 	f.mustParse(t, "storage = \"postgres://tlspilot@127.0.0.1:55432/tlspilot?sslmode=disable&connect_timeout=5&pool_max_conns=8\"\nkek_file = \"kek\"\n")
+
+	// What the driver reads from files and the environment of whoever
+	// loads the config (root before serve drops privileges, a shell with
+	// PGSERVICE) is not the URL's fault: serve reports it when it
+	// connects, as the user it runs as.
+	f.write(t, "garbage.key", "not a key", 0o600)
+	t.Setenv("PGSERVICE", "nosuchservice")
+	t.Setenv("PGSERVICEFILE", f.dir+"/no-service-file")
+	f.mustParse(t, "storage = \"postgres://tlspilot@127.0.0.1:55432/tlspilot\"\nkek_file = \"kek\"\n")
+	t.Setenv("PGSERVICE", "")
+	f.mustParse(t, "storage = \"postgres://tlspilot@127.0.0.1:55432/tlspilot?sslmode=verify-full&sslkey="+f.dir+"/garbage.key&sslcert="+f.dir+"/garbage.key\"\nkek_file = \"kek\"\n")
 }
 
 // TestKEKFileRules: an existing kek_file is read at load with the rules
