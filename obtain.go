@@ -53,12 +53,31 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 	return m.plan(ctx, e, false)
 }
 
-// interrupted reports whether e has an order saved, by a process that
-// stopped or one ordering now (obtain tells them apart under the lock),
-// and no retry is pending: a failed attempt keeps its order saved for its
-// retry, which must not come sooner.
+// interrupted reports whether e has an order saved that is still to be
+// completed, by a process that stopped or one ordering now (obtain tells
+// them apart under the lock), and no retry is pending, in this process or
+// as stored by another: a failed attempt keeps its order saved for its
+// retry, which must not come sooner. An order saved before the
+// certificate in service was obtained is that certificate's own, left by
+// a process stopped between storing it and forgetting the order: it is
+// dropped, never resumed (resuming would order anew, as it is stale).
 func (m *Manager) interrupted(ctx context.Context, e *entry) bool {
-	return !e.retryAt().After(time.Now()) && m.store.HasProgress(ctx, e.id)
+	now := time.Now()
+	if e.retryAt().After(now) {
+		return false
+	}
+	p, err := m.store.LoadProgress(ctx, e.id)
+	if err != nil {
+		return false
+	}
+	if obtained := e.snapshot().meta.obtained; !obtained.IsZero() && !p.Created.After(obtained) {
+		if err := m.store.DeleteProgress(ctx, e.id); err != nil {
+			m.log.Warn("forget the order of the certificate in service", "cert", e.id, "error", err)
+		}
+		return false
+	}
+	st, err := m.store.LoadState(ctx, e.id)
+	return err == nil && !st.RetryAt.After(now)
 }
 
 // noticeExpiry sends the "expired" or "expiring" notice about e's
@@ -178,7 +197,7 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	// needs replacing. Asking only whether refresh found a newer one would
 	// order again when watch had already put it in service.
 	m.refresh(ctx, e)
-	if !opts.force && !e.needsOrder(time.Now(), jitter) && !(opts.resume && m.store.HasProgress(ctx, e.id)) {
+	if !opts.force && !e.needsOrder(time.Now(), jitter) && !(opts.resume && m.interrupted(ctx, e)) {
 		return nil
 	}
 	req, renewing := m.request(ctx, e)

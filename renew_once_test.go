@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -279,20 +280,61 @@ func TestInterruptedOrderResumed(t *testing.T) {
 	}
 	var steps []string
 	var mu sync.Mutex
-	err = m.Renew(t.Context(), RenewOptions{Progress: func(_, step string) {
+	renew := func() (string, error) {
 		mu.Lock()
-		steps = append(steps, step)
+		steps = nil
 		mu.Unlock()
-	}})
-	mu.Lock()
-	defer mu.Unlock()
-	if err != nil || len(steps) == 0 || steps[len(steps)-1] != StepDone {
-		t.Fatalf("Renew after the interrupted one: %v, steps %q; want the order completed", err, steps)
+		err := m.Renew(t.Context(), RenewOptions{Progress: func(_, step string) {
+			mu.Lock()
+			steps = append(steps, step)
+			mu.Unlock()
+		}})
+		mu.Lock()
+		defer mu.Unlock()
+		if len(steps) == 0 {
+			return "", err
+		}
+		return steps[len(steps)-1], err
+	}
+
+	// Another process's failure holds the retry back: its stored retry
+	// time is kept, though this process has none of its own.
+	st, err := m.store.LoadState(t.Context(), id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.RetryAt = time.Now().Add(time.Hour)
+	if err := m.store.StoreState(t.Context(), id, st); err != nil {
+		t.Fatal(err)
+	}
+	if step, err := renew(); err != nil || step == StepDone || p.Orders() != orders || !m.store.HasProgress(t.Context(), id) {
+		t.Errorf("a retry stored by another process: step %q, %v, %d orders; want it waited for, the order kept", step, err, p.Orders()-orders)
+	}
+	st.RetryAt = time.Time{}
+	if err := m.store.StoreState(t.Context(), id, st); err != nil {
+		t.Fatal(err)
+	}
+
+	if step, err := renew(); err != nil || step != StepDone {
+		t.Fatalf("Renew after the interrupted one: %v, step %q; want the order completed", err, step)
 	}
 	if m.store.HasProgress(t.Context(), id) {
 		t.Error("the interrupted order is still saved")
 	}
 	if n := p.Orders() - orders; n != 0 {
 		t.Errorf("%d new orders, want the saved one resumed", n)
+	}
+
+	// An order saved before the certificate in service was obtained is
+	// that certificate's own (a process stopped between storing it and
+	// forgetting the order): dropped, not resumed as a new order.
+	if err := m.store.StoreProgress(t.Context(), id, certstore.Progress{Names: []string{name},
+		OrderURL: "https://ca.invalid/order/1", Created: m.Status()[0].NotBefore.Add(-time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	orders = p.Orders()
+	if step, err := renew(); err != nil || step != StepNotDue || p.Orders() != orders || m.store.HasProgress(t.Context(), id) {
+		t.Errorf("the served certificate's own order left saved: step %q, %v, %d orders, saved %t; want it dropped, not due",
+			step, err, p.Orders()-orders, m.store.HasProgress(t.Context(), id))
 	}
 }
