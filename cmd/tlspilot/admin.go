@@ -16,7 +16,8 @@ import (
 // daemon's certs_admin_listen) and the metrics it reports. The zero value, for admin_listen = "off", does nothing.
 type adminListener struct {
 	l       net.Listener
-	listen  string // the configured address, for the Host check
+	listen  string   // the configured address, for the Host check
+	hosts   []string // admin_hosts, for the Host check
 	metrics *admin.Metrics
 }
 
@@ -36,7 +37,7 @@ func bindAdminAt(cfg *config.Config, key, addr string) (*adminListener, error) {
 	if err != nil {
 		return nil, cfg.Errorf(key, "cannot listen on %s: %v", addr, unwrapOp(err))
 	}
-	return &adminListener{l: l, listen: addr, metrics: admin.NewMetrics()}, nil
+	return &adminListener{l: l, listen: addr, hosts: cfg.AdminHosts, metrics: admin.NewMetrics()}, nil
 }
 
 // configure has the Manager report its measurements and events to the
@@ -88,7 +89,7 @@ func (a *adminListener) serve(ctx context.Context, src admin.Source, log *slog.L
 		return
 	}
 	log = log.With("component", "admin")
-	h, err := admin.New(admin.Options{Source: src, Metrics: a.metrics, Logger: log, Listen: a.listen})
+	h, err := admin.New(admin.Options{Source: src, Metrics: a.metrics, Logger: log, Listen: a.listen, Hosts: a.hosts})
 	if err == nil {
 		err = admin.Serve(ctx, a.l, h)
 	}

@@ -205,6 +205,7 @@ func restartOnly(a, b *config.Config) []string {
 	diff("log_file", a.LogFile, b.LogFile)
 	diff("admin_listen", a.AdminListen, b.AdminListen)
 	diff("admin_allow_remote", a.AdminAllowRemote, b.AdminAllowRemote)
+	diff("admin_hosts", a.AdminHosts, b.AdminHosts)
 	diff("dns", a.DNS, b.DNS)
 	diff("warn_window", a.WarnWindow, b.WarnWindow)
 	diff("max_connections", a.MaxConnections, b.MaxConnections)

@@ -56,6 +56,9 @@ type Options struct {
 	// interface; any other Host is refused with 403 Forbidden. Empty
 	// allows IP literals and localhost only.
 	Listen string
+	// Hosts are further names allowed in Host (admin_hosts): those a
+	// reverse proxy in front passes on.
+	Hosts []string
 }
 
 // Handler serves the admin endpoints. It is safe for concurrent use.
@@ -89,7 +92,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, metrics: opts.Metrics, log: opts.Logger, refresh: opts.Refresh,
-		hosts: newHostPolicy(opts.Listen)}
+		hosts: newHostPolicy(opts.Listen, opts.Hosts)}
 	metrics, err := newExposition(opts.Source, opts.Metrics, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)

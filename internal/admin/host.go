@@ -21,15 +21,19 @@ type hostPolicy struct {
 	any   bool            // a listener open to the network: every Host
 }
 
-// newHostPolicy allows, besides IP literals and localhost, the host of
-// listen (the configured address, "host:port") when it is a name. A
+// newHostPolicy allows, besides IP literals and localhost, hosts (the
+// admin_hosts a proxy in front passes on) and the host of listen (the
+// configured address, "host:port") when it is a name. A
 // listener on every interface (":2019", "0.0.0.0:2019") or on an address
 // other than loopback (admin_allow_remote) allows every Host: it is open
 // to the network already, and scrapers name it as their service
 // discovery does; the check guards the loopback listener, which a page
 // can reach only through the browser.
-func newHostPolicy(listen string) hostPolicy {
+func newHostPolicy(listen string, hosts []string) hostPolicy {
 	p := hostPolicy{names: map[string]bool{"localhost": true}}
+	for _, h := range hosts {
+		p.names[canonicalHost(h)] = true
+	}
 	if listen == "" {
 		return p
 	}

@@ -90,3 +90,22 @@ func TestHostCheckNoListen(t *testing.T) {
 		t.Errorf("GET /status with Host %s (the machine's name) and no Listen: %d, want 403", hostname, code)
 	}
 }
+
+// TestHostCheckAdminHosts: the names of admin_hosts (what a reverse proxy
+// in front of a loopback listener passes on in Host) are answered, in any
+// case, with or without a port; other names still are not.
+func TestHostCheckAdminHosts(t *testing.T) {
+	rep := tlspilot.NewStatusReport(fixedNow, []tlspilot.CertStatus{fakeCert("web", nil)}, nil)
+	h, err := admin.New(admin.Options{Source: fakeSource{rep}, Listen: "127.0.0.1:2019", Hosts: []string{"status.example.test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(h)
+	defer srv.Close()
+	for host, want := range map[string]int{"status.example.test": http.StatusOK, "STATUS.example.test.:443": http.StatusOK,
+		"127.0.0.1": http.StatusOK, "other.example.test": http.StatusForbidden} {
+		if code, _ := getHost(t, srv.URL+"/status", host); code != want {
+			t.Errorf("GET /status with Host %s: %d, want %d", host, code, want)
+		}
+	}
+}

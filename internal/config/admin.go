@@ -12,13 +12,20 @@ const DefaultAdminListen = "127.0.0.1:2019"
 // AdminOff is the "admin_listen" value that disables the admin listener.
 const AdminOff = "off"
 
-// admin decodes "admin_listen", "certs_admin_listen" and
-// "admin_allow_remote". The admin listener answers without
+// admin decodes "admin_listen", "certs_admin_listen", "admin_allow_remote"
+// and "admin_hosts". The admin listener answers without
 // authentication (status, metrics, profiles), so an address that is not
 // loopback is refused unless admin_allow_remote says it is meant.
 func (d *decoder) admin(t *table, c *Config) {
 	c.AdminListen = DefaultAdminListen
 	t.flag("admin_allow_remote", &c.AdminAllowRemote)
+	if paths, ok := t.strings("admin_hosts", &c.AdminHosts); ok {
+		for i, h := range c.AdminHosts {
+			if h == "" || strings.ContainsAny(h, ":/ \t[]@") {
+				d.errorf(paths[i], "%q is not a host name: write the name alone, as a proxy in front sends it in Host (no scheme, no port)", h)
+			}
+		}
+	}
 	if t.str("admin_listen", &c.AdminListen) {
 		d.adminAddr("admin_listen", c.AdminListen, c.AdminAllowRemote)
 	}

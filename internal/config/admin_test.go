@@ -46,6 +46,11 @@ func TestAdminListen(t *testing.T) {
 		{"not a string", `admin_listen = 2019`, `tlspilot.toml:1: admin_listen: want a string, not an integer`},
 		{"not a bool", `admin_allow_remote = "yes"`, `tlspilot.toml:1: admin_allow_remote: want true or false, not a string`},
 		{"misspelt", `admin_listn = "127.0.0.1:2019"`, `tlspilot.toml:1: admin_listn: unknown key (did you mean "admin_listen"?)`},
+		{"admin_hosts with a port", `admin_hosts = ["status.example.com:443"]`, `tlspilot.toml:1: admin_hosts[1]: "status.example.com:443" is not a host name`},
+		{"admin_hosts with a scheme", "admin_hosts = [\"ok.example.com\", \"https://status.example.com\"]", `admin_hosts[2]: "https://status.example.com" is not a host name`},
+	}
+	if c := f.mustParse(t, `admin_hosts = ["status.example.com"]`); len(c.AdminHosts) != 1 || c.AdminHosts[0] != "status.example.com" {
+		t.Errorf("admin_hosts: %q", c.AdminHosts)
 	}
 	for _, tt := range refused {
 		t.Run(tt.name, func(t *testing.T) {

@@ -93,6 +93,10 @@ type Config struct {
 	// AdminAllowRemote ("admin_allow_remote", default false) is set.
 	AdminListen      string
 	AdminAllowRemote bool
+	// AdminHosts ("admin_hosts") are the host names a loopback admin
+	// listener answers in Host besides IP literals, localhost and its own
+	// address's name: those a reverse proxy in front passes on.
+	AdminHosts []string
 	// CertsAdminListen is the admin listener of the `tlspilot certs`
 	// daemon ("certs_admin_listen"), or AdminOff. Default: AdminListen
 	// when the file has no [[site]] tables, else AdminOff (serve, run
