@@ -137,6 +137,15 @@ func TestCheckStorageDirKEK(t *testing.T) {
 			if code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, tt.want) {
 				t.Errorf("exit %d\nstdout %q\nstderr %q\nwant %q and %q", code, out, errOut, want, tt.want)
 			}
+			// A config of [[certificate]] tables only (certs) too.
+			pem := t.TempDir()
+			certs := filepath.Join(t.TempDir(), "certs.toml")
+			writeFile(t, certs, fmt.Sprintf("ca = \"https://ca.example.test/dir\"\nstorage = %q\n\n[[certificate]]\nnames = [\"c.example.test\"]\nfullchain = %q\nprivkey = %q\n",
+				storage, filepath.Join(pem, "fullchain.pem"), filepath.Join(pem, "privkey.pem")))
+			code, stdout, errOut := runCLI(t, "check", "--config", certs)
+			if want := certs + ":2: storage: keys: KEK file " + kek; code != 1 || !strings.Contains(errOut, want) || !strings.Contains(errOut, tt.want) {
+				t.Errorf("certificates only: exit %d\nstdout %q\nstderr %q\nwant %q and %q", code, stdout, errOut, want, tt.want)
+			}
 		})
 	}
 }

@@ -16,7 +16,7 @@ import (
 // is made by serve or init, and one this process may not read is left to
 // checkStorage, which knows who serve runs as.
 func checkStorageKEK(cfg *config.Config) error {
-	if cfg.KEKFile != "" || cfg.StorageIsDatabase() || len(acmeCerts(cfg)) == 0 {
+	if cfg.KEKFile != "" || cfg.StorageIsDatabase() || len(configuredCerts(cfg)) == 0 {
 		return nil
 	}
 	dir, err := storageDir(cfg)
