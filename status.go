@@ -306,11 +306,13 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 	err := errStorageDown
 	if storage.Up || storage.Checked.IsZero() {
 		// A storage known down is not read: the report comes from memory
-		// at once. Else it is read within storageTimeout.
-		var cancel context.CancelFunc
+		// at once. Else the list is read within storageTimeout, then the
+		// other certificates and the account within as much again.
+		lctx, cancel := context.WithTimeout(ctx, storageTimeout)
+		ids, err = m.store.ListCerts(lctx)
+		cancel()
 		ctx, cancel = context.WithTimeout(ctx, storageTimeout)
 		defer cancel()
-		ids, err = m.store.ListCerts(ctx)
 	}
 	if err != nil {
 		// The certificates in service are still reported, from memory.

@@ -2,7 +2,10 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
@@ -33,6 +36,10 @@ type storageHealth struct {
 	mu       sync.Mutex
 	st       StorageStatus
 	deferred map[string]bool // entries whose pass waits for the storage
+	// reading is set while a check's read runs: a read a storage left
+	// hanging past storageTimeout (a directory on a hung NFS mount, which
+	// no context interrupts) is not joined by another one.
+	reading atomic.Bool
 }
 
 // status returns the last result.
@@ -92,7 +99,7 @@ func (m *Manager) StorageStatus() StorageStatus {
 // once.
 func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
 	cctx, cancel := context.WithTimeout(ctx, storageTimeout)
-	ch, err := m.store.LoadChanges(cctx)
+	ch, err := m.loadChanges(cctx)
 	cancel()
 	if ctx.Err() != nil {
 		return ch, false
@@ -110,6 +117,34 @@ func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
 	}
 	return ch, err == nil
 }
+
+// loadChanges reads the changes record, giving up when ctx ends even if
+// the storage's read does not (a file system that hangs ignores it); a
+// read still hanging from an earlier check fails this one at once.
+func (m *Manager) loadChanges(ctx context.Context) (certstore.Changes, error) {
+	if !m.health.reading.CompareAndSwap(false, true) {
+		return certstore.Changes{}, errStorageHung
+	}
+	type result struct {
+		ch  certstore.Changes
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		defer m.health.reading.Store(false)
+		ch, err := m.store.LoadChanges(ctx)
+		done <- result{ch, err}
+	}()
+	select {
+	case r := <-done:
+		return r.ch, r.err
+	case <-ctx.Done():
+		return certstore.Changes{}, fmt.Errorf("storage did not answer within %v: %w", storageTimeout, ctx.Err())
+	}
+}
+
+// errStorageHung fails a check while the read of an earlier one hangs.
+var errStorageHung = errors.New("storage did not answer: an earlier read still hangs")
 
 // storageTimeout bounds a read the health check or a status report makes:
 // a storage that does not answer within it (a database whose server or

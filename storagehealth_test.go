@@ -73,11 +73,18 @@ type flakyStorage struct {
 	storage.Storage
 	down atomic.Bool
 	hang atomic.Bool // Load and List wait for their context to end, as with a hung server
+	// stuck makes Load wait for release whatever its context, as a read
+	// of a hung NFS mount does.
+	stuck   atomic.Bool
+	release chan struct{}
 }
 
 var errUnreachable = errors.New("storage unreachable (test)")
 
 func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.stuck.Load() {
+		<-f.release
+	}
 	if f.hang.Load() {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -266,5 +273,39 @@ func TestLoadStorageFailedNotDamaged(t *testing.T) {
 	}
 	if log.levels("unreadable stored certificate; it will be obtained again") == nil {
 		t.Errorf("a damaged record: logged %v", log.got)
+	}
+}
+
+// TestStorageStuckReportedDown: a storage whose reads ignore their
+// context and hang (a directory on a hung NFS mount) is reported down
+// after storageTimeout all the same, without a pile of reads left
+// waiting, and up again once it answers.
+func TestStorageStuckReportedDown(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs, release: make(chan struct{})}
+	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	m := startManager(t, p, cfg)
+	st.stuck.Store(true)
+	bound := time.Now().Add(storageTimeout + 20*time.Second) // a bound for a hang, not a timing
+	for m.StorageStatus().Up {
+		if time.Now().After(bound) {
+			close(st.release)
+			t.Fatalf("storage stuck for %v, still reported up", storageTimeout+20*time.Second)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	st.stuck.Store(false)
+	close(st.release)
+	bound = time.Now().Add(30 * time.Second)
+	for !m.StorageStatus().Up {
+		if time.Now().After(bound) {
+			t.Fatal("the storage answers again, still reported down")
+		}
+		time.Sleep(50 * time.Millisecond)
 	}
 }
