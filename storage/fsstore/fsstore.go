@@ -134,6 +134,9 @@ type Store struct {
 	fuse    bool        // dataDir is on FUSE; see readValue
 	ro      bool        // Options.ReadOnly
 	dataFI  fs.FileInfo // dataDir as New found it; see checkData
+	// stableInodes: dataDir is on a file system whose inode numbers stay
+	// (checkData compares them; elsewhere only the file system).
+	stableInodes bool
 }
 
 // ErrReadOnly is returned by the writing methods of a Store opened with

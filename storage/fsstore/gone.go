@@ -21,10 +21,11 @@ import (
 var ErrGone = errors.New("fsstore: storage directory gone")
 
 // checkData returns an error wrapping ErrGone unless the data folder is
-// still the one New opened. A folder on FUSE is judged by its file
-// system alone, since FUSE file systems that number inodes themselves (as
-// exfat-fuse does) may give a folder a new number once the kernel forgot
-// it.
+// still the one New opened. A folder on a file system whose inode numbers
+// may change (FUSE ones such as exfat-fuse, the kernel's FAT and exFAT,
+// CIFS with noserverino: they number a folder afresh once the kernel
+// forgot it) is judged by its file system alone; on the others, by its
+// inode too.
 func (s *Store) checkData() error {
 	fi, err := os.Stat(s.dataDir)
 	switch {
@@ -35,7 +36,7 @@ func (s *Store) checkData() error {
 		return fmt.Errorf("check %s: %w", s.dataDir, err)
 	case !fi.IsDir():
 		return fmt.Errorf("%w: %s is no longer a folder", ErrGone, s.dataDir)
-	case s.fuse && !sameDevice(fi, s.dataFI), !s.fuse && !os.SameFile(fi, s.dataFI):
+	case !s.stableInodes && !sameDevice(fi, s.dataFI), s.stableInodes && !os.SameFile(fi, s.dataFI):
 		return fmt.Errorf("%w: %s is not the folder opened at start (another volume mounted there, or a new folder); restart to use it",
 			ErrGone, s.dataDir)
 	}
@@ -63,6 +64,6 @@ func (s *Store) openedData() error {
 	if !fi.IsDir() {
 		return fmt.Errorf("%s is not a directory", s.dataDir)
 	}
-	s.dataFI = fi
+	s.dataFI, s.stableInodes = fi, stableInodes(s.dataDir)
 	return nil
 }

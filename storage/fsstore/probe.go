@@ -171,6 +171,21 @@ func (p prober) checkMode(dir, path string) {
 }
 
 // onFUSE reports whether dir is on a FUSE file system.
+// stableInodes reports whether dir is on a file system known to keep a
+// folder's inode number for as long as the folder exists: ext2/3/4, XFS,
+// Btrfs, tmpfs, ZFS, NFS, overlayfs, F2FS.
+func stableInodes(dir string) bool {
+	var st syscall.Statfs_t
+	if syscall.Statfs(dir, &st) != nil {
+		return false
+	}
+	switch uint64(st.Type) {
+	case 0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x2FC12FC1, 0x6969, 0x794C7630, 0xF2F52010:
+		return true
+	}
+	return false
+}
+
 func onFUSE(dir string) bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs(dir, &st) == nil && st.Type == fuseMagic
