@@ -56,3 +56,32 @@ func TestWrongKEKRefused(t *testing.T) {
 		t.Errorf("kek-id written again from the account key: %q, %v; want %q", got, err, id)
 	}
 }
+
+// TestKEKCheckOneAccountKeyDamaged: in a storage from before kek-id, an
+// account key that does not open (damaged, or an account no longer used)
+// does not refuse the KEK while another account key opens with it.
+func TestKEKCheckOneAccountKeyDamaged(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	m := startManager(t, p, cfg)
+	if err := m.Manage(t.Context(), "damaged.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	data := filepath.Join(cfg.StorageDir, "data")
+	if err := os.Remove(filepath.Join(data, certstore.KEKIDKey)); err != nil {
+		t.Fatal(err)
+	}
+	// An account listed before the good one, whose key is garbage.
+	bad := filepath.Join(data, "accounts", "0-other", "aaaa")
+	if err := os.MkdirAll(bad, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(bad, "key"), []byte("-----BEGIN TLSPILOT ENCRYPTED KEY-----\nAAAA\n-----END TLSPILOT ENCRYPTED KEY-----\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(t.Context(), cfg); err != nil {
+		t.Errorf("the storage's own KEK with one damaged account key: %v", err)
+	}
+}

@@ -70,13 +70,16 @@ func compareKEKID(stored, id string) error {
 	return nil
 }
 
-// openAnAccountKey opens the first sealed account key in the storage,
-// if there is one: a storage from before KEKIDKey was kept.
+// openAnAccountKey tells, for a storage from before KEKIDKey was kept,
+// whether its account keys were sealed under this KEK: it is when one of
+// them opens (a damaged one, or one of an account no longer used, does not
+// count against it), or when there are none.
 func (st *Store) openAnAccountKey(ctx context.Context) error {
 	ks, err := st.s.List(ctx, "accounts")
 	if err != nil {
 		return err
 	}
+	var failed error
 	for _, k := range ks {
 		if !strings.HasSuffix(k, "/key") {
 			continue
@@ -89,9 +92,13 @@ func (st *Store) openAnAccountKey(ctx context.Context) error {
 			return err
 		}
 		if _, err := st.open(string(b), k); err != nil {
-			return fmt.Errorf("%w: %w", ErrWrongKEK, err)
+			failed = err
+			continue
 		}
 		return nil
+	}
+	if failed != nil {
+		return fmt.Errorf("%w: no account key opens with it: %w", ErrWrongKEK, failed)
 	}
 	return nil
 }
