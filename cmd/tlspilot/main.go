@@ -8,7 +8,7 @@
 //	tlspilot status [-c FILE] [--json] [NAME...] every certificate's state, with Nagios exit codes
 //	tlspilot renew [-c FILE] [--force] [NAME...] renew now what is due, or what is named
 //	tlspilot revoke [-c FILE] [--reason R] NAME  revoke a certificate and obtain a replacement
-//	tlspilot clean [-c FILE] [--older-than 30d] remove stored certificates no longer configured
+//	tlspilot clean [-c FILE]... [--older-than 30d] remove stored certificates no longer configured
 //	tlspilot import certbot [-c FILE] [--apply] [DIR] take over certbot's certificates without reissuing
 //	tlspilot storage migrate --from A --to B copy a storage (directory, postgres://) into another
 //	tlspilot issuer COMMAND [-c FILE] ...   the fleet issuer: ca, enroll, agents, audit, revoke-agent
@@ -47,7 +47,7 @@ Usage:
   tlspilot status [-c FILE] [--json] [NAME...]  every certificate's state; Nagios exit codes
   tlspilot renew [-c FILE] [--force] [NAME...]  renew now what is due (or, forced, the named)
   tlspilot revoke [-c FILE] [--reason R] NAME   revoke at the CA and obtain a replacement
-  tlspilot clean [-c FILE] [--older-than 30d] [--dry-run]
+  tlspilot clean [-c FILE]... [--older-than 30d] [--dry-run]
                                                 remove stored certificates (and stale OCSP responses) no longer configured
   tlspilot import certbot [-c FILE] [--apply] [DIR]
                                                 take over certbot's certificates (dry run without --apply)
