@@ -11,11 +11,13 @@ import (
 	"time"
 )
 
-// startIssuer runs `tlspilot issuer --config conf` until the test ends
-// and waits until it listens on addr. It returns the daemon's output.
-func startIssuer(t *testing.T, conf, addr string) *syncBuffer {
+// startUntilCleanup starts the built binary with args and stops it with
+// SIGTERM when the test ends, failing the test if it then exits with an
+// error or does not stop within 10 s. It returns the process's output and
+// a channel that receives its exit.
+func startUntilCleanup(t *testing.T, args ...string) (*syncBuffer, <-chan error) {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), "issuer", "--config", conf)
+	cmd := exec.Command(buildBinary(t), args...)
 	out := &syncBuffer{}
 	cmd.Stdout, cmd.Stderr = out, out
 	if err := cmd.Start(); err != nil {
@@ -28,13 +30,21 @@ func startIssuer(t *testing.T, conf, addr string) *syncBuffer {
 		select {
 		case err := <-exited:
 			if err != nil {
-				t.Errorf("issuer exited: %v\n%s", err, out.String())
+				t.Errorf("%s exited: %v\n%s", args[0], err, out.String())
 			}
 		case <-time.After(10 * time.Second):
 			_ = cmd.Process.Kill()
-			t.Errorf("issuer did not stop on SIGTERM:\n%s", out.String())
+			t.Errorf("%s did not stop on SIGTERM:\n%s", args[0], out.String())
 		}
 	})
+	return out, exited
+}
+
+// startIssuer runs `tlspilot issuer --config conf` until the test ends
+// and waits until it listens on addr. It returns the daemon's output.
+func startIssuer(t *testing.T, conf, addr string) *syncBuffer {
+	t.Helper()
+	out, exited := startUntilCleanup(t, "issuer", "--config", conf)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(50 * time.Millisecond) {
 		if c, err := net.Dial("tcp", addr); err == nil {
 			_ = c.Close()

@@ -2,10 +2,8 @@ package main
 
 import (
 	"encoding/json"
-	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -17,26 +15,7 @@ import (
 // ends, stopping it with SIGTERM, and returns its log.
 func startAgentDaemon(t *testing.T, conf string) *syncBuffer {
 	t.Helper()
-	cmd := exec.Command(buildBinary(t), "agent", "--config", conf)
-	log := &syncBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	exited := make(chan error, 1)
-	go func() { exited <- cmd.Wait() }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case err := <-exited:
-			if err != nil {
-				t.Errorf("agent exited: %v\n%s", err, log.String())
-			}
-		case <-time.After(10 * time.Second):
-			_ = cmd.Process.Kill()
-			t.Errorf("agent did not stop on SIGTERM:\n%s", log.String())
-		}
-	})
+	log, _ := startUntilCleanup(t, "agent", "--config", conf)
 	return log
 }
 
