@@ -58,7 +58,15 @@ func TestCheckWrite(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	// The go tool's build directory is root's alone: run a copy.
+	runAsNobody(t, dir, "TestCheckWrite", "FSSTORE_CHECKWRITE_DIR")
+}
+
+// runAsNobody runs the test named test again, as nobody, in a copy of
+// the test binary in dir (the go tool's build directory is root's
+// alone), with env set to dir; the child half must log "checked as uid
+// 65534".
+func runAsNobody(t *testing.T, dir, test, env string) {
+	t.Helper()
 	bin := filepath.Join(dir, "fsstore.test")
 	b, err := os.ReadFile(os.Args[0])
 	if err == nil {
@@ -67,8 +75,8 @@ func TestCheckWrite(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "-test.run=^TestCheckWrite$", "-test.v")
-	cmd.Env = append(os.Environ(), "FSSTORE_CHECKWRITE_DIR="+dir)
+	cmd := exec.Command(bin, "-test.run=^"+test+"$", "-test.v")
+	cmd.Env = append(os.Environ(), env+"="+dir)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "checked as uid 65534") {

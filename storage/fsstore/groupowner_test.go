@@ -4,10 +4,7 @@ import (
 	"context"
 	"io/fs"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
-	"syscall"
 	"testing"
 )
 
@@ -52,21 +49,7 @@ func TestGroupReadOnlyToItsGroup(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	bin := filepath.Join(dir, "fsstore.test")
-	b, err := os.ReadFile(os.Args[0])
-	if err == nil {
-		err = os.WriteFile(bin, b, 0o755)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, "-test.run=^TestGroupReadOnlyToItsGroup$", "-test.v")
-	cmd.Env = append(os.Environ(), "FSSTORE_GROUPREAD_DIR="+dir)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: nobody, Gid: nobody}}
-	out, err := cmd.CombinedOutput()
-	if err != nil || !strings.Contains(string(out), "checked as uid 65534") {
-		t.Errorf("child as uid %d: %v\n%s", nobody, err, out)
-	}
+	runAsNobody(t, dir, "TestGroupReadOnlyToItsGroup", "FSSTORE_GROUPREAD_DIR")
 }
 
 // groupReadChild is TestGroupReadOnlyToItsGroup's half that runs as
