@@ -2,11 +2,11 @@ package tlspilot
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"sync"
-	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/singleflight"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 )
@@ -36,10 +36,9 @@ type storageHealth struct {
 	mu       sync.Mutex
 	st       StorageStatus
 	deferred map[string]bool // entries whose pass waits for the storage
-	// reading is set while a check's read runs: a read a storage left
-	// hanging past storageTimeout (a directory on a hung NFS mount, which
-	// no context interrupts) is not joined by another one.
-	reading atomic.Bool
+	// reads shares one read of the changes record between the checks
+	// made at once (loadChanges).
+	reads singleflight.Group
 }
 
 // status returns the last result.
@@ -119,32 +118,25 @@ func (m *Manager) checkStorage(ctx context.Context) (certstore.Changes, bool) {
 }
 
 // loadChanges reads the changes record, giving up when ctx ends even if
-// the storage's read does not (a file system that hangs ignores it); a
-// read still hanging from an earlier check fails this one at once.
+// the storage's read does not (a file system that hangs ignores its
+// context). Checks made at the same time share one read and its result
+// (a worker's check after a failed attempt, the watch loop's), so a
+// storage is never found down for being asked twice at once; a read that
+// hangs is joined, not multiplied.
 func (m *Manager) loadChanges(ctx context.Context) (certstore.Changes, error) {
-	if !m.health.reading.CompareAndSwap(false, true) {
-		return certstore.Changes{}, errStorageHung
-	}
-	type result struct {
-		ch  certstore.Changes
-		err error
-	}
-	done := make(chan result, 1)
-	go func() {
-		defer m.health.reading.Store(false)
-		ch, err := m.store.LoadChanges(ctx)
-		done <- result{ch, err}
-	}()
+	res := m.health.reads.DoChan("changes", func() (any, error) {
+		rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storageTimeout)
+		defer cancel()
+		return m.store.LoadChanges(rctx)
+	})
 	select {
-	case r := <-done:
-		return r.ch, r.err
+	case r := <-res:
+		ch, _ := r.Val.(certstore.Changes)
+		return ch, r.Err
 	case <-ctx.Done():
 		return certstore.Changes{}, fmt.Errorf("storage did not answer within %v: %w", storageTimeout, ctx.Err())
 	}
 }
-
-// errStorageHung fails a check while the read of an earlier one hangs.
-var errStorageHung = errors.New("storage did not answer: an earlier read still hangs")
 
 // storageTimeout bounds a read the health check or a status report makes:
 // a storage that does not answer within it (a database whose server or

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"log/slog"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -77,6 +78,7 @@ type flakyStorage struct {
 	// of a hung NFS mount does.
 	stuck   atomic.Bool
 	release chan struct{}
+	slow    atomic.Int64 // nanoseconds each Load takes, as a database round trip
 }
 
 var errUnreachable = errors.New("storage unreachable (test)")
@@ -85,6 +87,7 @@ func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
 	if f.stuck.Load() {
 		<-f.release
 	}
+	time.Sleep(time.Duration(f.slow.Load()))
 	if f.hang.Load() {
 		<-ctx.Done()
 		return nil, ctx.Err()
@@ -307,5 +310,40 @@ func TestStorageStuckReportedDown(t *testing.T) {
 			t.Fatal("the storage answers again, still reported down")
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestConcurrentChecksShareRead: checks made at the same time (every
+// worker whose attempt failed checks the storage, and the watch loop
+// does) share one read, so a healthy storage that takes a round trip to
+// answer is never found down for being asked twice at once. A first
+// version failed the overlapping checks: the renewals then skipped their
+// backoff and ordered again as soon as the storage was "back".
+func TestConcurrentChecksShareRead(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, &events{})
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs}
+	cfg.Storage, cfg.KeyFile = st, filepath.Join(cfg.StorageDir, "kek")
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st.slow.Store(int64(30 * time.Millisecond))
+	var wg sync.WaitGroup
+	var down atomic.Int32
+	for range 8 {
+		wg.Go(func() {
+			if _, ok := m.checkStorage(t.Context()); !ok {
+				down.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if n := down.Load(); n != 0 || !m.StorageStatus().Up {
+		t.Errorf("8 checks at once of a healthy storage: %d found it down, status %+v", n, m.StorageStatus())
 	}
 }
