@@ -96,6 +96,9 @@ type Keeper struct {
 	// refused is set while a refusal of the client certificate in use
 	// is stored (identityRefusalKey), to be removed by a success.
 	refused bool
+	// unloadable is the serial of a stored identity found unusable by
+	// reloadIdentity: not tried again.
+	unloadable string
 }
 
 // NewKeeper checks opts, loads the agent's identity and returns a
@@ -293,10 +296,9 @@ func (k *Keeper) renewIdentity(ctx context.Context, now time.Time, force bool) t
 	}
 	id, err := k.client.RenewIdentity(ctx)
 	k.noteExchange(ctx, now, err)
-	if err == nil && k.identityChanged(ctx) {
+	if err == nil && k.reloadIdentity(ctx) {
 		// Enrolled again meanwhile (tlspilot agent enroll): the new
 		// enrolment wins over this renewal of the old identity.
-		k.reloadIdentity(ctx)
 		return k.id.RenewAt()
 	}
 	if err == nil {

@@ -72,10 +72,14 @@ func loadRefusal(ctx context.Context, st storage.Storage, serial string) (r iden
 func (k *Keeper) serial() string { return serialHex(k.id.Certificate) }
 
 // identityChanged reports whether the stored identity is another than
-// the one in use.
+// the one in use, and not one found unusable before (unloadable).
 func (k *Keeper) identityChanged(ctx context.Context) bool {
 	_, cert, err := storedCertificate(ctx, k.opts.Storage)
-	return err == nil && serialHex(cert) != k.serial()
+	if err != nil {
+		return false
+	}
+	s := serialHex(cert)
+	return s != k.serial() && s != k.unloadable
 }
 
 // reloadIdentity makes the Keeper present the stored identity when it
@@ -83,22 +87,31 @@ func (k *Keeper) identityChanged(ctx context.Context) bool {
 // revocation, say), or another process renewed its client certificate.
 // The backoff of the old certificate's renewal does not apply to the
 // new one.
-func (k *Keeper) reloadIdentity(ctx context.Context) {
+//
+// It reports whether the Keeper now presents the stored identity. One
+// that cannot be used (sealed under another key-encryption key, say) is
+// logged once and then left alone (unloadable): the Keeper goes on with
+// the identity it has, rather than trying again every pass.
+func (k *Keeper) reloadIdentity(ctx context.Context) bool {
 	if !k.identityChanged(ctx) {
-		return
+		return false
 	}
 	id, err := LoadIdentity(ctx, k.opts.Storage, k.opts.Sealer)
 	if err == nil {
 		err = k.useIdentity(id)
 	}
 	if err != nil {
-		k.log.Error("agent storage: new identity", "error", err)
-		return
+		if _, cert, serr := storedCertificate(ctx, k.opts.Storage); serr == nil {
+			k.unloadable = serialHex(cert)
+		}
+		k.log.Error("agent storage: the new identity cannot be used; going on with the one in use", "serial", k.unloadable, "error", err)
+		return false
 	}
 	k.idAttempts, k.idRetryAt = 0, time.Time{}
 	_, k.refused, _ = loadRefusal(ctx, k.opts.Storage, k.serial())
 	k.log.Info("using the client certificate in the storage (enrolled again, or renewed by another run)",
 		"host", id.Host, "serial", k.serial(), "not_after", id.Certificate.NotAfter)
+	return true
 }
 
 // noteExchange records the outcome of a call to the issuer with the
