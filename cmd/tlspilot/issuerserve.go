@@ -2,14 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
+	"os"
 
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/fleet"
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 )
@@ -64,7 +68,7 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 	}
 	defer trail.Close()
 	sopts := fleet.ServerOptions{CA: ca, Registry: reg, Names: is.cfg.IssuerNames, Auditor: trail,
-		Logger: log.With("component", "issuer")}
+		Logger: log.With("component", "issuer"), Setup: issuerSetup(is.cfg)}
 	var m *tlspilot.Manager
 	if is.cfg.DNS != nil {
 		mcfg, err := managerConfig(is.cfg, log)
@@ -112,4 +116,26 @@ func openAuditTrail(ctx context.Context, is *issuerStore, create bool, log *slog
 		return nil, fmt.Errorf("open the audit trail: %w", err)
 	}
 	return trail, nil
+}
+
+// issuerSetup is a digest of the settings the issuer's orders depend on:
+// the CA and the [dns] section with the TSIG secret it names (the file's
+// content, or the variable's value). A failure recorded under another
+// digest is retried at the agent's next request (fleet.ServerOptions.Setup):
+// the operator changed them to fix it. It never leaves the process.
+func issuerSetup(cfg *config.Config) string {
+	h := sha256.New()
+	fmt.Fprintf(h, "%s\n", cfg.CA)
+	if d := cfg.DNS; d != nil {
+		fmt.Fprintf(h, "%+v\n", *d)
+		if d.TSIGSecretFile != "" {
+			if b, err := os.ReadFile(d.TSIGSecretFile); err == nil {
+				h.Write(b)
+			}
+		}
+		if d.TSIGSecretEnv != "" {
+			h.Write([]byte(os.Getenv(d.TSIGSecretEnv)))
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)[:16])
 }

@@ -59,8 +59,10 @@ type job struct {
 	Error    string    `json:"error,omitempty"`
 	RetryAt  time.Time `json:"retry_at,omitzero"`
 	// CAWait is set when the failure is the CA's rate limit or came
-	// with its Retry-After: RetryAt then holds across restarts.
+	// with its Retry-After: RetryAt then holds whatever changed.
 	CAWait bool `json:"ca_wait,omitempty"`
+	// Setup is ServerOptions.Setup when the failure was recorded.
+	Setup string `json:"setup,omitempty"`
 	// Replaces is the leaf (PEM) of the certificate the work in progress
 	// renews, named in the new order; empty for a first certificate.
 	Replaces string `json:"replaces,omitempty"`
@@ -104,10 +106,6 @@ type runner struct {
 	ctx     context.Context // the server's; nil until Serve or Start
 	running map[string]bool // job IDs with a goroutine
 	sem     chan struct{}   // bounds the orders at once
-	// started is when the Server was made: a failure recorded before,
-	// unless the CA asked to wait, is retried at the next request (the
-	// operator may have fixed its cause and restarted the issuer).
-	started time.Time
 }
 
 // Start resumes, in the background, the certificate work an earlier run
@@ -309,15 +307,16 @@ func (s *Server) request(ctx context.Context, a *Agent, csr *x509.CertificateReq
 // says: the answer did not reach the agent), or the refusal of a renewal
 // that keeps the key without reuse_key. A failure due for a retry and a
 // renewal naming j's certificate in Replaces start work: ok is false. A
-// failure recorded before this issuer started is due at once (its cause,
-// a DNS server or TSIG key, may have been fixed), unless the CA asked to
-// wait.
+// failure recorded under another Setup (the operator changed the [dns]
+// settings, a TSIG secret say, and restarted the issuer) is due at once,
+// unless the CA asked to wait; a restart alone changes nothing, so that
+// an issuer restarting in a loop keeps every backoff.
 func (s *Server) standing(j *job, now time.Time, req CertificateRequest, host string, names []string) (*CertificateResponse, error, bool) {
 	switch {
 	case j.State == CertProcessing:
 		s.startJob(j.ID) // in case its goroutine ended with the server's context
 		return &CertificateResponse{Status: CertProcessing, RetryAfter: pollInterval}, nil, true
-	case j.State == CertFailed && now.Before(j.RetryAt) && (j.caWait() || !j.Updated.Before(s.work.started)):
+	case j.State == CertFailed && now.Before(j.RetryAt) && (j.caWait() || j.Setup == s.opts.Setup):
 		return &CertificateResponse{Status: CertFailed, Error: j.Error, RetryAfter: retryAfter(now, j.RetryAt)}, nil, true
 	case j.State == CertValid && (req.Replaces == "" || !strings.EqualFold(req.Replaces, j.Serial)):
 		return j.response(), nil, true
@@ -455,7 +454,7 @@ func (s *Server) finish(ctx context.Context, j job, csr *x509.CertificateRequest
 	cur.Updated = now
 	if oerr != nil {
 		cur.Attempts++
-		cur.State, cur.Error = CertFailed, oerr.Error()
+		cur.State, cur.Error, cur.Setup = CertFailed, oerr.Error(), s.opts.Setup
 		wait := acmeclient.RetryAfterOf(oerr)
 		cur.CAWait = acmeclient.ClassOf(oerr) == acmeclient.RateLimited || !wait.IsZero()
 		cur.RetryAt = renewal.Backoff{Min: retryMin, Max: retryMax}.Next(now, cur.Attempts, wait, nil)

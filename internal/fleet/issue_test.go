@@ -132,6 +132,12 @@ type orderingIssuer struct {
 // over the same records.
 func startOrderingIssuer(t *testing.T, o Orderer, st storage.Storage, ca *fleetca.CA, audit *auditLog) *orderingIssuer {
 	t.Helper()
+	return startOrderingIssuerSetup(t, o, st, ca, audit, "")
+}
+
+// startOrderingIssuerSetup is startOrderingIssuer with ServerOptions.Setup.
+func startOrderingIssuerSetup(t *testing.T, o Orderer, st storage.Storage, ca *fleetca.CA, audit *auditLog, setup string) *orderingIssuer {
+	t.Helper()
 	if st == nil {
 		_, st = newRegistry(t)
 	}
@@ -152,7 +158,7 @@ func startOrderingIssuer(t *testing.T, o Orderer, st storage.Storage, ca *fleetc
 		audit = &auditLog{}
 	}
 	srv, err := NewServer(ServerOptions{CA: ca, Registry: reg, Names: []string{"127.0.0.1"}, Orderer: o, Auditor: audit,
-		Logger: testenv.Logger(t)})
+		Logger: testenv.Logger(t), Setup: setup})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -48,11 +48,12 @@ func (o *brokenOrderer) count(name string) int {
 
 // TestIssuerRetriesFixedFailureAfterRestart: a failed order (a TSIG key
 // the DNS server refuses) is answered as failed until its retry time,
-// also once its cause is fixed; an issuer restarted after the fix
-// orders again at the next request (the real engine: Pebble, BIND) and
-// hands out the certificate. A failure the CA asked to wait for (rate
-// limited, with Retry-After) is still answered as failed after the
-// restart, without a new order.
+// also once its cause is fixed, and after a restart that changed nothing
+// (an issuer restarting in a loop must keep its backoff); an issuer
+// restarted with other [dns] settings (its Setup) orders again at the
+// next request (the real engine: Pebble, BIND) and hands out the
+// certificate. A failure the CA asked to wait for (rate limited, with
+// Retry-After) is still answered as failed then, without a new order.
 func TestIssuerRetriesFixedFailureAfterRestart(t *testing.T) {
 	ctx := t.Context()
 	e := startEngine(t)
@@ -60,7 +61,7 @@ func TestIssuerRetriesFixedFailureAfterRestart(t *testing.T) {
 	o.set("web1.example.test", errors.New("dns-01: present: rfc2136: update refused: TSIG error BADSIG"))
 	o.set("rl.example.test", &acmeclient.Error{Op: "new order", Type: "urn:ietf:params:acme:error:rateLimited", Status: 429,
 		Detail: "too many certificates", RetryAfter: time.Now().Add(3 * time.Hour), Class: acmeclient.RateLimited})
-	is := startOrderingIssuer(t, o, nil, nil, nil)
+	is := startOrderingIssuerSetup(t, o, nil, nil, nil, "setup-1")
 	id := is.enrolFor(t, "web1", "web1.example.test", "rl.example.test")
 	_, csr := newCSR(t, nil, "web1.example.test")
 	_, rlCSR := newCSR(t, nil, "rl.example.test")
@@ -76,7 +77,12 @@ func TestIssuerRetriesFixedFailureAfterRestart(t *testing.T) {
 	}
 
 	is.stop()
-	is = startOrderingIssuer(t, o, is.st, is.ca, is.audit)
+	is = startOrderingIssuerSetup(t, o, is.st, is.ca, is.audit, "setup-1")
+	if resp, err := is.client(t, id).Certificate(ctx, csr, false); err != nil || resp.Status != CertFailed {
+		t.Errorf("after a restart with the same setup: %+v, %v; want the failure until its retry time", resp, err)
+	}
+	is.stop()
+	is = startOrderingIssuerSetup(t, o, is.st, is.ca, is.audit, "setup-2") // the TSIG secret changed
 	c := is.client(t, id)
 	if resp, err := obtain(ctx, c, csr, false); err != nil || resp.Status != CertValid {
 		t.Errorf("after the fix and a restart: %+v, %v; want a new order and the certificate", resp, err)

@@ -53,6 +53,11 @@ type ServerOptions struct {
 	Auditor Auditor
 	// MaxOrders bounds the orders run at once; DefaultMaxOrders when 0.
 	MaxOrders int
+	// Setup identifies the settings orders depend on (a digest of the
+	// [dns] section and the secrets it reads): a failure recorded under
+	// another Setup is retried at the next request instead of at its
+	// retry time, unless the CA asked to wait.
+	Setup string
 	// Logger receives enrolments and refusals; nil discards.
 	Logger *slog.Logger
 }
@@ -86,7 +91,6 @@ func NewServer(opts ServerOptions) (*Server, error) {
 	}
 	s := &Server{opts: opts, log: opts.Logger}
 	s.work.running = make(map[string]bool)
-	s.work.started = time.Now()
 	s.work.sem = make(chan struct{}, opts.MaxOrders)
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
