@@ -80,3 +80,11 @@ func groupReadChild(t *testing.T, dir string) {
 	}
 	t.Logf("checked as uid %d", os.Getuid())
 }
+
+// TestStableInodesHere: the test's own file system (ext4, tmpfs, overlay:
+// all keep inode numbers) is judged by inode, not by file system alone.
+func TestStableInodesHere(t *testing.T) {
+	if !stableInodes(t.TempDir()) {
+		t.Errorf("the temporary directory's file system is taken for one that renumbers inodes")
+	}
+}

@@ -170,22 +170,25 @@ func (p prober) checkMode(dir, path string) {
 	}
 }
 
-// onFUSE reports whether dir is on a FUSE file system.
-// stableInodes reports whether dir is on a file system known to keep a
-// folder's inode number for as long as the folder exists: ext2/3/4, XFS,
-// Btrfs, tmpfs, ZFS, NFS, overlayfs, F2FS.
+// stableInodes reports whether dir's file system keeps a folder's inode
+// number for as long as the folder exists: every one but those known to
+// number folders afresh once the kernel forgot them (FUSE ones such as
+// exfat-fuse, the kernel's FAT and exFAT, CIFS/SMB with noserverino). An
+// unknown file system counts as stable, so that a folder replaced by an
+// empty one is still told apart there.
 func stableInodes(dir string) bool {
 	var st syscall.Statfs_t
 	if syscall.Statfs(dir, &st) != nil {
-		return false
-	}
-	switch uint64(st.Type) {
-	case 0xEF53, 0x58465342, 0x9123683E, 0x01021994, 0x2FC12FC1, 0x6969, 0x794C7630, 0xF2F52010:
 		return true
 	}
-	return false
+	switch uint32(st.Type) {
+	case fuseMagic, 0x4D44, 0x2011BAB0, 0xFF534D42, 0xFE534D42, 0x517B:
+		return false
+	}
+	return true
 }
 
+// onFUSE reports whether dir is on a FUSE file system.
 func onFUSE(dir string) bool {
 	var st syscall.Statfs_t
 	return syscall.Statfs(dir, &st) == nil && st.Type == fuseMagic
