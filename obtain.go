@@ -70,15 +70,29 @@ func (m *Manager) interrupted(ctx context.Context, e *entry) bool {
 	if err != nil {
 		return false
 	}
-	if obtained := e.snapshot().meta.obtained; !obtained.IsZero() && !p.Created.After(obtained) {
+	if obtained := e.snapshot().meta.obtained; staleOrder(p.Created, obtained) {
 		if err := m.store.DeleteProgress(ctx, e.id); err != nil {
 			m.log.Warn("forget the order of the certificate in service", "cert", e.id, "error", err)
 		}
 		return false
+	} else if !p.Created.After(obtained) {
+		return false // within the clock skew of another node's new order: left alone
 	}
 	st, err := m.store.LoadState(ctx, e.id)
 	return err == nil && !st.RetryAt.After(now)
 }
+
+// staleOrder reports whether an order saved at created belongs to the
+// certificate obtained at obtained, or an earlier one: made well before
+// it (orderClockSkew), so that a new order of another node whose clock
+// runs behind is never taken for it.
+func staleOrder(created, obtained time.Time) bool {
+	return !obtained.IsZero() && created.Before(obtained.Add(-orderClockSkew))
+}
+
+// orderClockSkew is how far apart the clocks of the processes sharing a
+// storage may be, for staleOrder.
+const orderClockSkew = 10 * time.Minute
 
 // noticeExpiry sends the "expired" or "expiring" notice about e's
 // certificate when one is due, logged at ERROR: the certificate in

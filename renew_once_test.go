@@ -332,6 +332,9 @@ func TestInterruptedOrderResumed(t *testing.T) {
 		OrderURL: "https://ca.invalid/order/1", Created: m.Status()[0].NotBefore.Add(-time.Hour)}); err != nil {
 		t.Fatal(err)
 	}
+	if st := ReadStatus(t.Context(), cfg, Cert{Names: []string{name}}).Certificates[0]; st.Renewing || st.State != StateValid {
+		t.Errorf("status with the certificate's own order left saved: %s, renewing %t; want valid", st.State, st.Renewing)
+	}
 	orders = p.Orders()
 	if step, err := renew(); err != nil || step != StepNotDue || p.Orders() != orders || m.store.HasProgress(t.Context(), id) {
 		t.Errorf("the served certificate's own order left saved: step %q, %v, %d orders, saved %t; want it dropped, not due",

@@ -364,7 +364,9 @@ func storedStatus(ctx context.Context, st *certstore.Store, id string, names []s
 		e.state = state
 	}
 	e.next = e.dueLocked(now, jitter)
-	e.running = st.HasProgress(ctx, id)
+	if p, perr := st.LoadProgress(ctx, id); perr == nil {
+		e.running = !staleOrder(p.Created, e.meta.obtained) // a stale one is the certificate's own, left behind
+	}
 	cs := e.status(now, warn)
 	cs.Managed = managed
 	if managed {
