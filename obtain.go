@@ -66,16 +66,16 @@ func (m *Manager) interrupted(ctx context.Context, e *entry) bool {
 	if e.retryAt().After(now) {
 		return false
 	}
-	p, err := m.store.LoadProgress(ctx, e.id)
+	created, err := m.store.ProgressCreated(ctx, e.id)
 	if err != nil {
 		return false
 	}
-	if obtained := e.snapshot().meta.obtained; staleOrder(p.Created, obtained) {
+	if obtained := e.snapshot().meta.obtained; staleOrder(created, obtained) {
 		if err := m.store.DeleteProgress(ctx, e.id); err != nil {
 			m.log.Warn("forget the order of the certificate in service", "cert", e.id, "error", err)
 		}
 		return false
-	} else if !p.Created.After(obtained) {
+	} else if !created.After(obtained) {
 		return false // within the clock skew of another node's new order: left alone
 	}
 	st, err := m.store.LoadState(ctx, e.id)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -339,5 +340,35 @@ func TestInterruptedOrderResumed(t *testing.T) {
 	if step, err := renew(); err != nil || step != StepNotDue || p.Orders() != orders || m.store.HasProgress(t.Context(), id) {
 		t.Errorf("the served certificate's own order left saved: step %q, %v, %d orders, saved %t; want it dropped, not due",
 			step, err, p.Orders()-orders, m.store.HasProgress(t.Context(), id))
+	}
+}
+
+// TestReadStatusOrderWithKey: status, which has no key-encryption key,
+// reports a certificate whose saved order holds a sealed key (a CSR's,
+// saved before finalizing) as renewing. A first version opened the key
+// to read when the order was placed, and crashed on the missing KEK.
+func TestReadStatusOrderWithKey(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	cfg := testConfig(t, p, nil)
+	c := Cert{Names: []string{"orderkey.example.test"}}
+	obtain(t, p, cfg, c)
+	m, err := New(t.Context(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ManageCerts(t.Context(), c); err != nil {
+		t.Fatal(err)
+	}
+	k, err := keys.Generate(keys.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := m.Status()[0].ID
+	if err := m.store.StoreProgress(t.Context(), id, certstore.Progress{Names: c.Names, OrderURL: "https://ca.invalid/order/2",
+		Created: time.Now(), Key: k}); err != nil {
+		t.Fatal(err)
+	}
+	if st := ReadStatus(t.Context(), cfg, c).Certificates[0]; !st.Renewing {
+		t.Errorf("status with an order in progress: %s, renewing %t; want renewing", st.State, st.Renewing)
 	}
 }

@@ -364,8 +364,8 @@ func storedStatus(ctx context.Context, st *certstore.Store, id string, names []s
 		e.state = state
 	}
 	e.next = e.dueLocked(now, jitter)
-	if p, perr := st.LoadProgress(ctx, id); perr == nil {
-		e.running = !staleOrder(p.Created, e.meta.obtained) // a stale one is the certificate's own, left behind
+	if created, perr := st.ProgressCreated(ctx, id); perr == nil {
+		e.running = !staleOrder(created, e.meta.obtained) // a stale one is the certificate's own, left behind
 	}
 	cs := e.status(now, warn)
 	cs.Managed = managed

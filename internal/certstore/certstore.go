@@ -127,6 +127,9 @@ func (st *Store) open(sealed, recordKey string) (crypto.Signer, error) {
 	if sealed == "" {
 		return nil, fmt.Errorf("%s: %w: no private key", recordKey, ErrDamaged)
 	}
+	if st.sealer == nil {
+		return nil, fmt.Errorf("open private key of %s: no key-encryption key in this process", recordKey)
+	}
 	k, err := st.sealer.OpenKey([]byte(sealed), recordKey)
 	if err != nil {
 		return nil, fmt.Errorf("open private key of %s: %w: %w", recordKey, ErrDamaged, err)

@@ -48,6 +48,17 @@ func (st *Store) LoadProgress(ctx context.Context, id string) (Progress, error) 
 	return p, nil
 }
 
+// ProgressCreated returns when the order in progress for id was placed,
+// without opening its key (a status report has no key-encryption key).
+// A missing record gives an error satisfying IsNotExist.
+func (st *Store) ProgressCreated(ctx context.Context, id string) (time.Time, error) {
+	var p struct {
+		Created time.Time `json:"created"`
+	}
+	err := st.loadJSON(ctx, orderKey(id), &p)
+	return p.Created, err
+}
+
 // StoreProgress saves the order progress, sealing p.Key if set.
 func (st *Store) StoreProgress(ctx context.Context, id string, p Progress) error {
 	if p.Key != nil {
