@@ -83,6 +83,19 @@ type flakyStorage struct {
 
 var errUnreachable = errors.New("storage unreachable (test)")
 
+// useFlakyStorage makes cfg keep its records in a flakyStorage over a
+// directory storage, checked every 200 ms, and returns it.
+func useFlakyStorage(t *testing.T, cfg *Config) *flakyStorage {
+	t.Helper()
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &flakyStorage{Storage: fs}
+	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	return st
+}
+
 func (f *flakyStorage) Load(ctx context.Context, key string) ([]byte, error) {
 	if f.stuck.Load() {
 		<-f.release
@@ -138,12 +151,7 @@ func TestStorageDownRenewalWaits(t *testing.T) {
 	p := testenv.StartPebbleProcess(t, testenv.PebbleOptions{Validity: 30 * time.Second})
 	ev := &events{}
 	cfg := testConfig(t, p, ev)
-	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &flakyStorage{Storage: fs}
-	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	st := useFlakyStorage(t, &cfg)
 	m := startManager(t, p, cfg)
 	const name = "down.example.test"
 	if err := m.Manage(context.Background(), name); err != nil {
@@ -199,12 +207,7 @@ func TestStorageHangReportedDown(t *testing.T) {
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	ev := &events{}
 	cfg := testConfig(t, p, ev)
-	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &flakyStorage{Storage: fs}
-	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	st := useFlakyStorage(t, &cfg)
 	m := startManager(t, p, cfg)
 	if err := m.Manage(t.Context(), "hang.example.test"); err != nil {
 		t.Fatal(err)
@@ -286,12 +289,8 @@ func TestLoadStorageFailedNotDamaged(t *testing.T) {
 func TestStorageStuckReportedDown(t *testing.T) {
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	cfg := testConfig(t, p, &events{})
-	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &flakyStorage{Storage: fs, release: make(chan struct{})}
-	cfg.Storage, cfg.KeyFile, cfg.StoragePoll = st, filepath.Join(cfg.StorageDir, "kek"), 200*time.Millisecond
+	st := useFlakyStorage(t, &cfg)
+	st.release = make(chan struct{})
 	m := startManager(t, p, cfg)
 	st.stuck.Store(true)
 	bound := time.Now().Add(storageTimeout + 20*time.Second) // a bound for a hang, not a timing
@@ -322,12 +321,7 @@ func TestStorageStuckReportedDown(t *testing.T) {
 func TestConcurrentChecksShareRead(t *testing.T) {
 	p := testenv.StartPebble(t, testenv.PebbleOptions{})
 	cfg := testConfig(t, p, &events{})
-	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(cfg.StorageDir, "data")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	st := &flakyStorage{Storage: fs}
-	cfg.Storage, cfg.KeyFile = st, filepath.Join(cfg.StorageDir, "kek")
+	st := useFlakyStorage(t, &cfg)
 	m, err := New(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
