@@ -44,10 +44,14 @@ func (a *acmeSide) manager() *tlspilot.Manager { return a.m.Load() }
 // (terms not agreed to, a storage the user serve runs as cannot write);
 // made reports whether it did. It runs after privileges are dropped, at
 // start and at each reload, and first logs the names the CA will refuse
-// (config.PublicCAWarnings).
+// (config.PublicCAWarnings) and the reload programs it cannot find
+// (config.ReloadWarnings).
 func (a *acmeSide) ensure(ctx context.Context, cfg *config.Config) (made bool, err error) {
 	for _, w := range cfg.PublicCAWarnings() {
 		a.log.Warn("the CA will refuse this name: " + w)
+	}
+	for _, w := range cfg.ReloadWarnings() {
+		a.log.Warn("reload: " + w)
 	}
 	if a.m.Load() != nil || len(acmeCerts(cfg)) == 0 {
 		return false, nil

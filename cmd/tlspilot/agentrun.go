@@ -87,6 +87,9 @@ func startAgent(ctx context.Context, path string, log *slog.Logger) (*config.Age
 	if len(cfg.Certificates) == 0 {
 		return nil, nil, cfg.Errorf("certificate", "no [[certificate]] table: nothing for the agent to keep")
 	}
+	for _, w := range cfg.ReloadWarnings() {
+		log.Warn("reload: " + w)
+	}
 	roots, err := fleetRoots(cfg)
 	if err != nil {
 		return nil, nil, err

@@ -36,6 +36,9 @@ func checkAgent(path string, stdout, stderr io.Writer) int {
 			fmt.Fprintf(stdout, "    reload: %s\n", strings.Join(c.Reload, " "))
 		}
 	}
+	for _, w := range a.ReloadWarnings() {
+		fmt.Fprintln(stdout, "warning: "+w)
+	}
 	fmt.Fprintf(stdout, "%s: OK\n", a.File)
 	return 0
 }

@@ -432,3 +432,50 @@ func TestClean(t *testing.T) {
 		t.Errorf("clean --older-than soon: exit %d, stderr %q", code, errOut)
 	}
 }
+
+// TestCheckReloadProgramMissing: check passes a [[certificate]] whose
+// reload program does not exist, but warns at the reload line, for the
+// main config and an agent's, naming the program; a program that exists
+// gets no warning. (certs and the agent found out only after the first
+// deploy, when the software kept serving the old files.)
+func TestCheckReloadProgramMissing(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "tlspilot.toml")
+	writeFile(t, conf, fmt.Sprintf(`storage = %q
+ca = "https://ca.example.com/dir"
+agree_terms = true
+[[certificate]]
+names = ["mail.example.com"]
+fullchain = %q
+privkey = %q
+reload = ["no-such-reload-program-tlspilot", "reload"]
+[[certificate]]
+names = ["db.example.com"]
+fullchain = %q
+privkey = %q
+reload = ["/bin/sh", "-c", "true"]
+`, filepath.Join(dir, "s"), filepath.Join(dir, "m.pem"), filepath.Join(dir, "m.key"), filepath.Join(dir, "d.pem"), filepath.Join(dir, "d.key")))
+	code, out, errOut := runCLI(t, "check", "--config", conf)
+	want := "warning: " + conf + `:8: certificate[1].reload: no program "no-such-reload-program-tlspilot" in PATH`
+	if code != 0 || !strings.Contains(out, want) || strings.Count(out, "reload:") != 1 {
+		t.Errorf("exit %d, stdout %q, stderr %q; want one warning %q", code, out, errOut, want)
+	}
+
+	ca := filepath.Join(dir, "fleet-ca.pem")
+	writeFile(t, ca, string(testCAPEM(t)))
+	agent := filepath.Join(dir, "agent.toml")
+	writeFile(t, agent, `issuer = "https://issuer.example.com:8443"
+issuer_ca = "`+ca+`"
+storage = "`+filepath.Join(dir, "agent")+`"
+[[certificate]]
+names = ["db1.example.com"]
+fullchain = "`+filepath.Join(dir, "fullchain.pem")+`"
+privkey = "`+filepath.Join(dir, "privkey.pem")+`"
+reload = ["`+filepath.Join(dir, "missing-reload")+`"]
+`)
+	code, out, errOut = runCLI(t, "check", "--config", agent)
+	want = "warning: " + agent + ":8: certificate[1].reload: program " + filepath.Join(dir, "missing-reload") + " cannot be run (no such file or directory)"
+	if code != 0 || !strings.Contains(out, want) {
+		t.Errorf("agent: exit %d, stdout %q, stderr %q; want %q", code, out, errOut, want)
+	}
+}

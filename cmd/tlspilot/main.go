@@ -198,7 +198,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	fmt.Fprint(stdout, cfg.Summary())
-	for _, w := range cfg.PublicCAWarnings() {
+	for _, w := range append(cfg.PublicCAWarnings(), cfg.ReloadWarnings()...) {
 		fmt.Fprintln(stdout, "warning: "+w)
 	}
 	fmt.Fprintln(stdout, storage)

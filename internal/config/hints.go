@@ -1,10 +1,14 @@
 package config
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"net/url"
+	"os"
+	"os/exec"
 	"strings"
 
 	"github.com/tlspilot/tlspilot"
@@ -128,6 +132,56 @@ func (c *Config) PublicCAWarnings() []string {
 		check(fmt.Sprintf("certificate[%d].names", i+1), ct.Names)
 	}
 	return out
+}
+
+// ReloadWarnings returns a line for each [[certificate]] whose reload
+// command names a program this process cannot find or run now
+// (exec.LookPath, with this process's PATH), starting with the file, the
+// line and the key: the reload after each deploy would fail, and the
+// software keep serving the old files. A warning rather than an error,
+// since the program may be installed after the config is written.
+func (c *Config) ReloadWarnings() []string {
+	var out []string
+	for i, ct := range c.Certificates {
+		if w := reloadWarning(ct.Reload); w != "" {
+			out = append(out, c.Errorf(fmt.Sprintf("certificate[%d].reload", i+1), "%s", w).Error())
+		}
+	}
+	return out
+}
+
+// ReloadWarnings is Config.ReloadWarnings for an agent's certificates.
+func (a *Agent) ReloadWarnings() []string {
+	var out []string
+	for i, ct := range a.Certificates {
+		if w := reloadWarning(ct.Reload); w != "" {
+			out = append(out, a.Errorf(fmt.Sprintf("certificate[%d].reload", i+1), "%s", w).Error())
+		}
+	}
+	return out
+}
+
+// reloadWarning says why the program of argv cannot be run, or "".
+func reloadWarning(argv []string) string {
+	if len(argv) == 0 || argv[0] == "" {
+		return ""
+	}
+	_, err := exec.LookPath(argv[0])
+	var (
+		ee *exec.Error
+		pe *fs.PathError
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, exec.ErrNotFound) && !strings.Contains(argv[0], "/"):
+		return fmt.Sprintf("no program %q in PATH (%s): each reload after a deploy will fail until it is installed, or give its full path", argv[0], os.Getenv("PATH"))
+	case errors.As(err, &pe):
+		err = pe.Err
+	case errors.As(err, &ee):
+		err = ee.Err
+	}
+	return fmt.Sprintf("program %s cannot be run (%v): each reload after a deploy will fail", argv[0], err)
 }
 
 // specialPurpose are the IANA special-purpose address blocks that are not
