@@ -164,6 +164,18 @@ func (m *Manager) TLSConfig() *tls.Config {
 	return c
 }
 
+// ChallengeTLSConfig returns a TLS configuration for a listener that is
+// there only to answer tls-alpn-01 challenges (RFC 8737), as the https
+// port of `tlspilot renew` and `tlspilot certs` is when nothing else
+// serves it: ALPN offers acme-tls/1 alone, and versions, cipher suites
+// and curves follow the intermediate profile as TLSConfig's do, so a
+// scanner finding the port open meets no weak suite.
+func (m *Manager) ChallengeTLSConfig() *tls.Config {
+	c := &tls.Config{GetCertificate: m.GetCertificate, NextProtos: []string{solvers.ALPNProto}}
+	tlsprofile.Intermediate.Apply(c)
+	return c
+}
+
 // errUnknownName is returned for a handshake naming no managed name.
 var errUnknownName = errors.New("tlspilot: no certificate for this server name")
 

@@ -1,7 +1,6 @@
 package tlspilot
 
 import (
-	"crypto/tls"
 	"net"
 	"net/http"
 	"time"
@@ -52,7 +51,7 @@ func (m *Manager) serveHTTP01(l net.Listener) (stop func()) {
 // serveTLSALPN01 answers tls-alpn-01 on l until stop is called.
 func (m *Manager) serveTLSALPN01(l net.Listener) (stop func()) {
 	s := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second,
-		TLSConfig: &tls.Config{GetCertificate: m.GetCertificate, NextProtos: []string{solvers.ALPNProto}}}
+		TLSConfig: m.ChallengeTLSConfig()}
 	go func() { _ = s.ServeTLS(l, "", "") }()
 	return func() { _ = s.Close(); _ = l.Close() }
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -162,7 +161,7 @@ func answerChallenges(m *tlspilot.Manager, cfg *config.Config, log *slog.Logger)
 	}
 	if l, err := net.Listen("tcp", cfg.HTTPSListen); err == nil {
 		s := &http.Server{Handler: http.NotFoundHandler(), ReadHeaderTimeout: 10 * time.Second,
-			TLSConfig: &tls.Config{GetCertificate: m.GetCertificate, NextProtos: []string{"acme-tls/1"}}}
+			TLSConfig: m.ChallengeTLSConfig()}
 		go func() { _ = s.ServeTLS(l, "", "") }()
 		servers = append(servers, s)
 	}

@@ -202,24 +202,36 @@ func TestTLSProfiles(t *testing.T) {
 			walk(t, ts.httpsAddr, c.name, c.profile, c.keyAlg)
 		})
 	}
-	t.Run("Manager.TLSConfig", func(t *testing.T) {
-		t.Parallel()
-		l, err := tls.Listen("tcp", "127.0.0.1:0", m.TLSConfig())
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { l.Close() })
-		go func() {
-			for {
-				c, err := l.Accept()
-				if err != nil {
-					return
-				}
-				go func() { c.(*tls.Conn).Handshake(); c.Close() }()
+	// The library's own listeners: a site's, and the one renew and certs
+	// open on the https port to answer tls-alpn-01.
+	for name, cfg := range map[string]*tls.Config{"Manager.TLSConfig": m.TLSConfig(), "Manager.ChallengeTLSConfig": m.ChallengeTLSConfig()} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			walk(t, tlsListener(t, cfg), "lib-temp.test", tlsprofile.Intermediate, "ECDSA")
+		})
+	}
+}
+
+// tlsListener accepts TLS connections with cfg on a loopback port until
+// the test ends, completes each handshake and closes it; it returns the
+// address.
+func tlsListener(t *testing.T, cfg *tls.Config) string {
+	t.Helper()
+	l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
 			}
-		}()
-		walk(t, l.Addr().String(), "lib-temp.test", tlsprofile.Intermediate, "ECDSA")
-	})
+			go func() { c.(*tls.Conn).Handshake(); c.Close() }()
+		}
+	}()
+	return l.Addr().String()
 }
 
 // TestOpenSSLCBCRefused is the reproduction: a TLS 1.2 client
