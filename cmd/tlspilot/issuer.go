@@ -25,7 +25,7 @@ Commands:
   enroll --config FILE HOST --names N,N [--ttl 24h] set HOST's names and print a one-time enrolment token
   agents --config FILE                              list the agents: names, enrolled, last seen, client certificate, revoked, certificates obtained
   revoke-agent --config FILE HOST                   cut HOST off at once
-  audit --config FILE [--since 30d] [--host H]      print the audit trail (also --json; --schema prints the SQL of its table)
+  audit --config FILE [--since 30d] [--host H]      print the audit trail (also --json; --schema [--upgrade] prints the SQL of its table)
 `
 
 // issuerCmd dispatches the issuer's subcommands.
@@ -108,7 +108,8 @@ on stdout, alone, to give to HOST's administrator:
 The token is 256 random bits, shown this once: the issuer keeps only its
 SHA-256 hash, with HOST, the names and the expiry. It enrols HOST once
 and expires after --ttl. Enrolling a revoked HOST again re-admits it
-once its new token is used.`
+once its new token is used. The change is audited (decision "policy" in
+tlspilot issuer audit).`
 
 func issuerEnrollCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("issuer enroll", "--config FILE HOST --names NAME[,NAME...] [--ttl 24h]", enrollSummary, stdout, stderr)
@@ -120,7 +121,7 @@ func issuerEnrollCmd(ctx context.Context, args []string, stdout, stderr io.Write
 		return code
 	}
 	defer is.close()
-	e, err := enroll(ctx, is, cf.Arg(0), *names, time.Duration(ttl))
+	e, err := enroll(ctx, is, cf.Arg(0), *names, time.Duration(ttl), stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "tlspilot issuer enroll: %v\n", err)
 		return 1
@@ -134,18 +135,19 @@ func issuerEnrollCmd(ctx context.Context, args []string, stdout, stderr io.Write
 	return 0
 }
 
-// enroll makes host's enrolment from the --names list.
-func enroll(ctx context.Context, is *issuerStore, host, names string, ttl time.Duration) (*fleet.Enrollment, error) {
+// enroll makes host's enrolment from the --names list, audited.
+func enroll(ctx context.Context, is *issuerStore, host, names string, ttl time.Duration, stderr io.Writer) (*fleet.Enrollment, error) {
 	var list []string
 	for n := range strings.SplitSeq(names, ",") {
 		if n = strings.TrimSpace(n); n != "" {
 			list = append(list, n)
 		}
 	}
-	r, err := is.registry()
+	r, release, err := is.auditedRegistry(ctx, "issuer enroll", stderr)
 	if err != nil {
 		return nil, err
 	}
+	defer release()
 	return r.Enroll(ctx, host, list, ttl)
 }
 
@@ -213,15 +215,16 @@ func stampOrDash(t time.Time) string {
 }
 
 func issuerRevokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("issuer revoke-agent", "--config FILE HOST", "Cuts HOST off at once: its client certificates are refused from now on, and its enrolment tokens not yet used too.", stdout, stderr)
+	cf := newFlags("issuer revoke-agent", "--config FILE HOST", "Cuts HOST off at once: its client certificates are refused from now on, and its enrolment tokens not yet used too. The revocation is audited (decision \"agent-revoked\" in tlspilot issuer audit).", stdout, stderr)
 	is, code, ok := issuerArgs(cf, args, []string{"HOST"}, stdout)
 	if !ok {
 		return code
 	}
 	defer is.close()
-	r, err := is.registry()
+	r, release, err := is.auditedRegistry(ctx, "issuer revoke-agent", stderr)
 	var a *fleet.Agent
 	if err == nil {
+		defer release()
 		a, err = r.Revoke(ctx, cf.Arg(0))
 	}
 	if err != nil {

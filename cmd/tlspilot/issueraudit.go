@@ -17,32 +17,37 @@ import (
 
 const auditSummary = `Prints the issuer's audit trail, oldest first: every certificate request
 of an agent (accepted or refused, and why) and its outcome (issued, with
-the ACME order, serial and validity; or failed, and why). A table by
+the ACME order, serial and validity; or failed, and why); every policy
+set and enrolment token made (policy), client certificate issued
+(enrolled, client-renewed) and agent revoked (agent-revoked). A table by
 default (the issued chains left out); with --json one JSON object per
 line, the chain included.
 
 With a PostgreSQL storage the trail is the table tlspilot_fleet_audit,
 which should be append-only for the issuer's database role: --schema
-prints the SQL an administrator runs to create it so (docs/fleet.md,
-"Audit trail"). With a directory storage it is one file per record under
-data/fleet/audit/.`
+prints the SQL an administrator runs to create it so, and --schema
+--upgrade the SQL that upgrades a table made by an older tlspilot
+(docs/fleet.md, "Audit trail"). With a directory storage it is one file
+per record under data/fleet/audit/.`
 
 // issuerAuditFlags are the flags of issuer audit.
 type issuerAuditFlags struct {
-	since  days
-	host   *string
-	json   *bool
-	schema *bool
-	role   *string
+	since   days
+	host    *string
+	json    *bool
+	schema  *bool
+	upgrade *bool
+	role    *string
 }
 
 func issuerAuditCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf := newFlags("issuer audit", "--config FILE [--since 30d] [--host HOST] [--json]\n       tlspilot issuer audit --schema [--role ROLE | --config FILE]", auditSummary, stdout, stderr)
+	cf := newFlags("issuer audit", "--config FILE [--since 30d] [--host HOST] [--json]\n       tlspilot issuer audit --schema [--upgrade] [--role ROLE | --config FILE]", auditSummary, stdout, stderr)
 	var f issuerAuditFlags
 	cf.Var(&f.since, "since", "only the records of this last while: a duration \"72h\" or days \"30d\" (default: all)")
 	f.host = cf.String("host", "", "only the records of this agent")
 	f.json = cf.Bool("json", false, "print one JSON object per record and line, with the issued chain")
 	f.schema = cf.Bool("schema", false, "print the SQL that creates the audit table, append-only for the issuer's database role, and exit")
+	f.upgrade = cf.Bool("upgrade", false, "with --schema: print instead the SQL that upgrades a table of an older schema version, for its owner or a superuser to run")
 	f.role = cf.String("role", "", "with --schema: the issuer's database role (default: the user the config's storage connects as)")
 	if code, ok := cf.parse(args, stdout); !ok {
 		return code
@@ -51,8 +56,12 @@ func issuerAuditCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		fmt.Fprintf(stderr, "tlspilot issuer audit: want no arguments, got %d (%s)\n", cf.NArg(), cf.Arg(0))
 		return 2
 	}
+	if *f.upgrade && !*f.schema {
+		fmt.Fprintln(stderr, "tlspilot issuer audit: --upgrade goes with --schema")
+		return 2
+	}
 	if *f.schema {
-		return auditSchemaCmd(cf, *f.role, stdout)
+		return auditSchemaCmd(cf, *f.role, *f.upgrade, stdout)
 	}
 	recs, err := queryAudit(ctx, cf, f)
 	if errors.Is(err, fleet.ErrNoAuditTable) {
@@ -101,15 +110,20 @@ func queryAudit(ctx context.Context, cf *commandFlags, f issuerAuditFlags) ([]fl
 	return trail.Query(ctx, q)
 }
 
-// auditSchemaCmd prints the SQL of the audit table for role, by default
-// the user of the config's database storage.
-func auditSchemaCmd(cf *commandFlags, role string, stdout io.Writer) int {
+// auditSchemaCmd prints the SQL that creates the audit table for role,
+// or that upgrades it, role by default the user of the config's
+// database storage.
+func auditSchemaCmd(cf *commandFlags, role string, upgrade bool, stdout io.Writer) int {
 	if role == "" {
 		var err error
 		if role, err = storageRole(cf); err != nil {
 			fmt.Fprintf(cf.stderr, "tlspilot issuer audit --schema: %v\n", err)
 			return 1
 		}
+	}
+	if upgrade {
+		fmt.Fprint(stdout, fleet.AuditUpgradeSQL(role))
+		return 0
 	}
 	fmt.Fprint(stdout, fleet.AuditSchemaSQL(role))
 	return 0

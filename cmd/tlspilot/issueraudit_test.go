@@ -60,16 +60,17 @@ func auditLines(t *testing.T, conf string, want int, args ...string) []string {
 }
 
 // TestIssuerAudit: with a directory storage, issuer audit prints the
-// records appended to the trail as a table (no chain), selected by
-// --since (days or a duration) and --host, or as JSON lines with the
-// chain; issuer agents counts each agent's certificates and shows the
-// last one; --schema wants a database storage or --role.
+// records appended to the trail (the enrolments' policies, then those of
+// certificate requests) as a table (no chain), selected by --since (days
+// or a duration) and --host, or as JSON lines with the chain; issuer
+// agents counts each agent's certificates (issued records only) and
+// shows the last one; --schema wants a database storage or --role.
 func TestIssuerAudit(t *testing.T) {
 	e, _ := issuerEnv(t)
 	mustRun(t, "init", "--config", e.conf)
 	mustRun(t, "issuer", "enroll", "--config", e.conf, "db1", "--names", "db1.example.com,*.db1.example.com")
 	mustRun(t, "issuer", "enroll", "--config", e.conf, "web1", "--names", "web1.example.com")
-	auditLines(t, e.conf, 0)
+	auditLines(t, e.conf, 2)
 
 	st, err := fsstore.New(fsstore.Options{Dir: filepath.Join(e.dir, "storage")})
 	if err != nil {
@@ -77,20 +78,22 @@ func TestIssuerAudit(t *testing.T) {
 	}
 	notAfter := auditRecords(t, fleet.NewStorageAuditor(st))
 
-	lines := auditLines(t, e.conf, 4)
+	lines := auditLines(t, e.conf, 6)
 	for i, want := range []string{
 		`^\S+Z +db1 +issued +db1.example.com,\*.db1.example.com +01ab +\S+Z +-$`,
 		`^\S+Z +web1 +refused +evil.example.com +- +- +policy: evil.example.com is not among the names web1 may obtain$`,
 		`^\S+Z +db1 +accepted +db1.example.com,\*.db1.example.com +- +- +-$`,
 		`^\S+Z +db1 +issued +db1.example.com,\*.db1.example.com +02cd +` + notAfter.Format(time.RFC3339) + ` +-$`,
+		`^\S+Z +db1 +policy +db1.example.com,\*.db1.example.com +- +- +enrolment token usable until \S+Z; new agent$`,
+		`^\S+Z +web1 +policy +web1.example.com +- +- +enrolment token usable until \S+Z; new agent$`,
 	} {
 		if !regexp.MustCompile(want).MatchString(lines[i]) {
 			t.Errorf("line %d %q, want %s", i, lines[i], want)
 		}
 	}
-	auditLines(t, e.conf, 3, "--since", "30d")
-	auditLines(t, e.conf, 2, "--since", "2h")
-	if got := auditLines(t, e.conf, 1, "--host", "web1"); !strings.Contains(got[0], "refused") {
+	auditLines(t, e.conf, 5, "--since", "30d")
+	auditLines(t, e.conf, 4, "--since", "2h")
+	if got := auditLines(t, e.conf, 2, "--host", "web1"); !strings.Contains(got[0], "refused") || !strings.Contains(got[1], "policy") {
 		t.Errorf("--host web1: %q", got)
 	}
 
@@ -104,7 +107,7 @@ func TestIssuerAudit(t *testing.T) {
 		}
 		recs = append(recs, r)
 	}
-	if len(recs) != 2 || recs[1].Serial != "02cd" || !strings.Contains(recs[1].Chain, "MIIB2") || !recs[1].NotAfter.Equal(notAfter) ||
+	if len(recs) != 3 || recs[2].Decision != fleet.AuditPolicy || recs[1].Serial != "02cd" || !strings.Contains(recs[1].Chain, "MIIB2") || !recs[1].NotAfter.Equal(notAfter) ||
 		recs[1].OrderURL != "https://ca.example/order/2" || recs[0].Decision != fleet.AuditAccepted {
 		t.Errorf("--json --host db1 --since 30d:\n%s", out)
 	}

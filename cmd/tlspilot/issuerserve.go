@@ -58,15 +58,15 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
-	reg, err := fleet.New(fleet.Options{Storage: is.s, Logger: log})
-	if err != nil {
-		return err
-	}
 	trail, err := openAuditTrail(ctx, is, true, log)
 	if err != nil {
 		return err
 	}
 	defer trail.Close()
+	reg, err := fleet.New(fleet.Options{Storage: is.s, Logger: log, Auditor: trail})
+	if err != nil {
+		return err
+	}
 	sopts := fleet.ServerOptions{CA: ca, Registry: reg, Names: is.cfg.IssuerNames, Auditor: trail,
 		Logger: log.With("component", "issuer"), Setup: issuerSetup(is.cfg)}
 	var m *tlspilot.Manager
@@ -101,15 +101,16 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 }
 
 // openAuditTrail opens the issuer's audit trail: its database's table
-// when its storage is PostgreSQL (created if create and the role may),
-// else records in its storage.
+// when its storage is PostgreSQL (created if create and the role may;
+// upgraded if of an older version and the role owns it), else records
+// in its storage. log, if not nil, receives the trail's warnings.
 func openAuditTrail(ctx context.Context, is *issuerStore, create bool, log *slog.Logger) (fleet.AuditTrail, error) {
-	o := fleet.AuditOptions{Storage: is.s}
+	o := fleet.AuditOptions{Storage: is.s, Create: create}
 	if is.cfg.StorageIsDatabase() {
 		o.DatabaseURL = is.cfg.Storage
 	}
-	if create {
-		o.Create, o.Logger = true, log.With("component", "audit")
+	if log != nil {
+		o.Logger = log.With("component", "audit")
 	}
 	trail, err := fleet.OpenAuditor(ctx, o)
 	if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -82,6 +83,33 @@ func (is *issuerStore) fleetOptions() (fleetca.Options, error) {
 // registry returns the agents' registry in this storage.
 func (is *issuerStore) registry() (*fleet.Registry, error) {
 	return fleet.New(fleet.Options{Storage: is.s})
+}
+
+// auditedRegistry returns the agents' registry in this storage with the
+// issuer's audit trail, for a command (name) that changes agents, and a
+// function releasing the trail. The trail is opened as the issuer opens
+// it, without creating the PostgreSQL table: when it cannot be opened
+// (no table yet), the command says so on stderr and goes on without
+// it, as the issuer goes on when an append fails. Warnings of the trail
+// and failed appends go to stderr.
+func (is *issuerStore) auditedRegistry(ctx context.Context, name string, stderr io.Writer) (*fleet.Registry, func(), error) {
+	warn := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	trail, err := openAuditTrail(ctx, is, false, warn)
+	if err != nil {
+		fmt.Fprintf(stderr, "tlspilot %s: warning: not audited: %v\n", name, err)
+		trail = nil
+	}
+	opts := fleet.Options{Storage: is.s, Logger: slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError}))}
+	release := func() {}
+	if trail != nil {
+		opts.Auditor, release = trail, trail.Close
+	}
+	r, err := fleet.New(opts)
+	if err != nil {
+		release()
+		return nil, nil, err
+	}
+	return r, release, nil
 }
 
 // initFleetCA makes the fleet CA of an issuer's config, once, and says

@@ -19,12 +19,20 @@ const AuditTable = "tlspilot_fleet_audit"
 
 // auditSchemaVersion is the version of the table's layout this code
 // reads and writes; the table's comment records the version it has.
-const auditSchemaVersion = 1
+// Version 1 allowed the decisions of certificate requests only; version
+// 2 adds the agents' own (AuditPolicy, AuditEnrolled,
+// AuditClientRenewed, AuditAgentRevoked) to the CHECK on decision.
+const auditSchemaVersion = 2
 
 // auditCreateLock is the pg_advisory_xact_lock key held while the table
-// is created: "tlsaudit" in ASCII (pgstore's migration key is
-// "tlspilot").
+// is created or upgraded: "tlsaudit" in ASCII (pgstore's migration key
+// is "tlspilot").
 const auditCreateLock int64 = 0x746c736175646974
+
+// auditDecisionCheck is the name of the CHECK constraint on decision:
+// the name PostgreSQL gave version 1's inline CHECK, which version 2
+// gives explicitly.
+const auditDecisionCheck = AuditTable + "_decision_check"
 
 // ErrNoAuditTable is wrapped by the error of NewPostgresAuditor when the
 // table does not exist and PostgresAuditOptions.Create is false.
@@ -56,6 +64,59 @@ func AuditSchemaSQL(role string) string {
 	return b.String()
 }
 
+// AuditUpgradeSQL returns the SQL an administrator runs to upgrade an
+// audit table of an older schema version, which role (the issuer's
+// database role) does not own, to this one: it replaces the CHECK on
+// decision (found by its column in pg_constraint, whatever its name)
+// with one allowing every decision, and records the version in the
+// table's comment. Grants and rows are untouched. The statements run in
+// one transaction, as the table's owner or a superuser; run again, they
+// change nothing.
+func AuditUpgradeSQL(role string) string {
+	r := pgx.Identifier{role}.Sanitize()
+	var b strings.Builder
+	fmt.Fprintf(&b, "-- tlspilot fleet audit trail: upgrade to schema version %d (docs/fleet.md, \"Audit trail\").\n", auditSchemaVersion)
+	b.WriteString("-- Run as the table's owner or a superuser, not as " + r + ", in the issuer's database.\n")
+	b.WriteString("BEGIN;\n")
+	for _, s := range auditUpgradeSQL() {
+		b.WriteString(s + ";\n")
+	}
+	b.WriteString("COMMIT;\n")
+	return b.String()
+}
+
+// auditDecisionSQL is the CHECK on decision.
+func auditDecisionSQL() string {
+	return "CHECK (decision IN ('" + strings.Join(auditDecisions(), "', '") + "'))"
+}
+
+// auditCommentSQL records the schema version in the table's comment.
+func auditCommentSQL() string {
+	return `COMMENT ON TABLE ` + AuditTable + ` IS 'tlspilot fleet audit trail, schema version ` + strconv.Itoa(auditSchemaVersion) + `; rows are only appended'`
+}
+
+// auditUpgradeSQL returns the statements that upgrade a table of an
+// older version: drop every CHECK on decision alone (version 1's is
+// named by PostgreSQL, so it is looked up), add this version's.
+func auditUpgradeSQL() []string {
+	return []string{
+		`DO $$
+DECLARE c name;
+BEGIN
+    FOR c IN SELECT conname FROM pg_constraint
+        WHERE conrelid = '` + AuditTable + `'::regclass AND contype = 'c'
+        AND conkey = ARRAY[(SELECT attnum FROM pg_attribute
+            WHERE attrelid = '` + AuditTable + `'::regclass AND attname = 'decision')]
+    LOOP
+        EXECUTE format('ALTER TABLE ` + AuditTable + ` DROP CONSTRAINT %I', c);
+    END LOOP;
+END $$`,
+		`ALTER TABLE ` + AuditTable + ` ADD CONSTRAINT ` + auditDecisionCheck + `
+    ` + auditDecisionSQL(),
+		auditCommentSQL(),
+	}
+}
+
 // auditCreateSQL returns the statements that create the table.
 func auditCreateSQL() []string {
 	return []string{
@@ -65,7 +126,8 @@ func auditCreateSQL() []string {
     host       text NOT NULL,
     names      text[] NOT NULL,
     key_hash   text,
-    decision   text NOT NULL CHECK (decision IN ('accepted', 'refused', 'issued', 'failed')),
+    decision   text NOT NULL CONSTRAINT ` + auditDecisionCheck + `
+               ` + auditDecisionSQL() + `,
     reason     text,
     order_url  text,
     serial     text,
@@ -75,7 +137,7 @@ func auditCreateSQL() []string {
 )`,
 		`CREATE INDEX ` + AuditTable + `_time ON ` + AuditTable + ` (time)`,
 		`CREATE INDEX ` + AuditTable + `_host_time ON ` + AuditTable + ` (host, time)`,
-		`COMMENT ON TABLE ` + AuditTable + ` IS 'tlspilot fleet audit trail, schema version ` + strconv.Itoa(auditSchemaVersion) + `; rows are only appended'`,
+		auditCommentSQL(),
 	}
 }
 
@@ -93,7 +155,9 @@ type PostgresAuditOptions struct {
 	// MaxConns bounds the connections; 0 means 2.
 	MaxConns int32
 	// Logger receives the warnings of New (a role that may change or
-	// remove rows, or lacks a grant it needs); nil discards them.
+	// remove rows, or lacks a grant it needs; a table of an older schema
+	// version the role cannot upgrade) and the note of an upgrade; nil
+	// discards them.
 	Logger *slog.Logger
 }
 
@@ -109,7 +173,12 @@ type PostgresAuditor struct {
 // missing and opts.Create is set (under an advisory lock, so issuers
 // starting together create it once), checks that its layout is one this
 // code knows, and logs a warning when the connected role may change or
-// remove rows (see AuditGrants). ctx bounds the connection and checks.
+// remove rows (see AuditGrants). A table of an older schema version is
+// upgraded when the connected role owns it (in one transaction, under
+// the same lock); otherwise New logs a warning naming the fix (an
+// administrator runs AuditUpgradeSQL) and goes on: until then, Append
+// of a decision that version does not know fails. ctx bounds the
+// connection and checks.
 func NewPostgresAuditor(ctx context.Context, opts PostgresAuditOptions) (*PostgresAuditor, error) {
 	cfg, err := pgxpool.ParseConfig(opts.URL)
 	if err != nil {
@@ -148,11 +217,18 @@ func (a *PostgresAuditor) open(ctx context.Context, opts PostgresAuditOptions) e
 			return err
 		}
 	}
-	if err := a.checkLayout(ctx); err != nil {
+	v, err := a.checkLayout(ctx)
+	if err != nil {
 		return err
 	}
 	log := opts.Logger
 	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	if v < auditSchemaVersion {
+		a.upgrade(ctx, log, v)
+	}
+	if opts.Logger == nil {
 		return nil
 	}
 	if created {
@@ -214,19 +290,14 @@ func (a *PostgresAuditor) create(ctx context.Context) (bool, error) {
 }
 
 // checkLayout refuses a table of a newer schema version (its comment) or
-// without the columns this code uses.
-func (a *PostgresAuditor) checkLayout(ctx context.Context) error {
-	var comment *string
-	if err := a.pool.QueryRow(ctx, `SELECT obj_description($1::regclass, 'pg_class')`, AuditTable).Scan(&comment); err != nil {
-		return fmt.Errorf("read the version of %s: %w", AuditTable, err)
+// without the columns this code uses, and returns its version.
+func (a *PostgresAuditor) checkLayout(ctx context.Context) (int, error) {
+	v, err := auditVersion(ctx, a.pool)
+	if err != nil {
+		return 0, err
 	}
-	if comment != nil {
-		if _, v, ok := strings.Cut(*comment, "schema version "); ok {
-			n, _ := strconv.Atoi(strings.TrimRight(strings.SplitN(v, ";", 2)[0], " "))
-			if n > auditSchemaVersion {
-				return fmt.Errorf("%s has schema version %d, newer than this tlspilot knows (%d): upgrade tlspilot", AuditTable, n, auditSchemaVersion)
-			}
-		}
+	if v > auditSchemaVersion {
+		return 0, fmt.Errorf("%s has schema version %d, newer than this tlspilot knows (%d): upgrade tlspilot", AuditTable, v, auditSchemaVersion)
 	}
 	rows, err := a.pool.Query(ctx, `SELECT id, `+auditColumns+` FROM `+AuditTable+` LIMIT 0`)
 	if err == nil {
@@ -234,9 +305,78 @@ func (a *PostgresAuditor) checkLayout(ctx context.Context) error {
 		err = rows.Err()
 	}
 	if err != nil {
-		return fmt.Errorf("check the columns of %s: %w", AuditTable, err)
+		return 0, fmt.Errorf("check the columns of %s: %w", AuditTable, err)
 	}
-	return nil
+	return v, nil
+}
+
+// rowQuerier is what auditVersion reads with: the pool, or a
+// transaction.
+type rowQuerier interface {
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// auditVersion reads the table's schema version from its comment; a
+// table without one is of version 1, the first.
+func auditVersion(ctx context.Context, q rowQuerier) (int, error) {
+	var comment *string
+	if err := q.QueryRow(ctx, `SELECT obj_description($1::regclass, 'pg_class')`, AuditTable).Scan(&comment); err != nil {
+		return 0, fmt.Errorf("read the version of %s: %w", AuditTable, err)
+	}
+	if comment == nil {
+		return 1, nil
+	}
+	_, v, ok := strings.Cut(*comment, "schema version ")
+	if !ok {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(strings.TrimSpace(strings.SplitN(v, ";", 2)[0]))
+	if err != nil {
+		return 1, nil
+	}
+	return n, nil
+}
+
+// upgrade brings a table of an older version (from) to this one when the
+// connected role owns it, in one transaction under the creation lock,
+// unless another process did first; otherwise, or when it fails, it logs
+// why and the fix. Either way the table still takes the decisions it
+// took.
+func (a *PostgresAuditor) upgrade(ctx context.Context, log *slog.Logger, from int) {
+	fix := "an administrator runs what tlspilot issuer audit --schema --upgrade prints (docs/fleet.md, Audit trail)"
+	g, err := a.Grants(ctx)
+	if err == nil && !g.OwnsTable && !g.Superuser {
+		log.Warn("audit trail: table of an older schema version, not the issuer's database role's to upgrade: appends of enrolments, policies, client certificates and revocations fail until it is",
+			"table", AuditTable, "version", from, "want", auditSchemaVersion, "role", g.Role, "fix", fix)
+		return
+	}
+	upgraded := false
+	if err == nil {
+		err = pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+			if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, auditCreateLock); err != nil {
+				return err
+			}
+			v, err := auditVersion(ctx, tx)
+			if err != nil || v >= auditSchemaVersion {
+				return err // upgraded by another process meanwhile
+			}
+			for _, stmt := range auditUpgradeSQL() {
+				if _, err := tx.Exec(ctx, stmt); err != nil {
+					return err
+				}
+			}
+			upgraded = true
+			return nil
+		})
+	}
+	if err != nil {
+		log.Error("audit trail: upgrade of the table failed: appends of enrolments, policies, client certificates and revocations fail until it is done",
+			"table", AuditTable, "version", from, "want", auditSchemaVersion, "error", err, "fix", fix)
+		return
+	}
+	if upgraded {
+		log.Info("audit trail: table upgraded", "table", AuditTable, "from", from, "version", auditSchemaVersion)
+	}
 }
 
 // Close releases the connections. Calls after the first do nothing.

@@ -151,10 +151,10 @@ func TestPostgresAuditorCreate(t *testing.T) {
 	testAuditor(t, a)
 	a.Close()
 
-	if err := pgExec(t, owner, `COMMENT ON TABLE `+AuditTable+` IS 'tlspilot fleet audit trail, schema version 2; rows are only appended'`); err != nil {
+	if err := pgExec(t, owner, `COMMENT ON TABLE `+AuditTable+` IS 'tlspilot fleet audit trail, schema version 3; rows are only appended'`); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := NewPostgresAuditor(ctx, PostgresAuditOptions{URL: owner}); err == nil || !strings.Contains(err.Error(), "schema version 2, newer") {
+	if _, err := NewPostgresAuditor(ctx, PostgresAuditOptions{URL: owner}); err == nil || !strings.Contains(err.Error(), "schema version 3, newer") {
 		t.Errorf("a newer table: %v", err)
 	}
 }

@@ -132,10 +132,8 @@ func (q AuditQuery) selects(r AuditRecord) bool {
 // checkRecord refuses a record with an unknown decision or no host, and
 // sets a zero Time to now; times become UTC.
 func checkRecord(r AuditRecord) (AuditRecord, error) {
-	switch r.Decision {
-	case AuditAccepted, AuditRefused, AuditIssued, AuditFailed:
-	default:
-		return r, fmt.Errorf("fleet: audit: decision %q is none of %s, %s, %s, %s", r.Decision, AuditAccepted, AuditRefused, AuditIssued, AuditFailed)
+	if !slices.Contains(auditDecisions(), r.Decision) {
+		return r, fmt.Errorf("fleet: audit: decision %q is none of %s", r.Decision, strings.Join(auditDecisions(), ", "))
 	}
 	if strings.TrimSpace(r.Host) == "" {
 		return r, errors.New("fleet: audit: record without a host")

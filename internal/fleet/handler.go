@@ -110,7 +110,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, statusOf(err), errorResponse{publicError(err)})
 		return
 	}
-	resp, err := s.issueClient(r.Context(), a, csr)
+	resp, err := s.issueClient(r.Context(), a, csr, AuditEnrolled)
 	if err != nil {
 		s.log.Error("enrolment failed", "host", a.Host, "error", err)
 		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
@@ -138,7 +138,7 @@ func (s *Server) renewClient(w http.ResponseWriter, r *http.Request, a *Agent) {
 	if !ok {
 		return
 	}
-	resp, err := s.issueClient(r.Context(), a, csr)
+	resp, err := s.issueClient(r.Context(), a, csr, AuditClientRenewed)
 	if err != nil {
 		s.log.Error("client certificate renewal failed", "host", a.Host, "error", err)
 		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
@@ -148,9 +148,9 @@ func (s *Server) renewClient(w http.ResponseWriter, r *http.Request, a *Agent) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// issueClient signs a client certificate for a and lists it in a's
-// record.
-func (s *Server) issueClient(ctx context.Context, a *Agent, csr *x509.CertificateRequest) (*EnrollResponse, error) {
+// issueClient signs a client certificate for a, lists it in a's record
+// and audits it as decision (AuditEnrolled or AuditClientRenewed).
+func (s *Server) issueClient(ctx context.Context, a *Agent, csr *x509.CertificateRequest, decision string) (*EnrollResponse, error) {
 	c, err := s.opts.CA.IssueClient(csr, a.Host, s.opts.ClientTTL)
 	if err != nil {
 		return nil, err
@@ -158,8 +158,10 @@ func (s *Server) issueClient(ctx context.Context, a *Agent, csr *x509.Certificat
 	if err := s.opts.Registry.AddClientCert(ctx, a.Host, c); err != nil {
 		return nil, err
 	}
-	p := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw})
-	return &EnrollResponse{Host: a.Host, Certificate: string(p), Names: a.Names}, nil
+	p := string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	s.audit(ctx, AuditRecord{Host: a.Host, Names: a.Names, KeyHash: KeyHash(csr.RawSubjectPublicKeyInfo), Decision: decision,
+		Serial: serialHex(c), NotBefore: c.NotBefore, NotAfter: c.NotAfter, Chain: p})
+	return &EnrollResponse{Host: a.Host, Certificate: p, Names: a.Names}, nil
 }
 
 // internalError is what a caller is told of an error that is no

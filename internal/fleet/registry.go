@@ -41,8 +41,14 @@ var ErrNoAgent = errors.New("no such agent")
 type Options struct {
 	// Storage holds the records; it is the issuer's storage.
 	Storage storage.Storage
-	// Logger receives enrolments and revocations; nil discards.
+	// Logger receives enrolments and revocations, and the failures to
+	// audit them; nil discards.
 	Logger *slog.Logger
+	// Auditor receives a record of each change an administrator makes
+	// (AuditPolicy from Enroll, AuditAgentRevoked from Revoke); nil
+	// keeps none. A failure to append one is logged, and the change
+	// stands.
+	Auditor Auditor
 }
 
 // Registry reads and changes the agents' records. Every change is made
@@ -50,8 +56,9 @@ type Options struct {
 // processes sharing a storage may use it at once. It is safe for
 // concurrent use.
 type Registry struct {
-	s   storage.Storage
-	log *slog.Logger
+	s       storage.Storage
+	log     *slog.Logger
+	auditor Auditor
 }
 
 // New returns a Registry over opts.Storage.
@@ -63,7 +70,7 @@ func New(opts Options) (*Registry, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Registry{s: opts.Storage, log: log}, nil
+	return &Registry{s: opts.Storage, log: log, auditor: opts.Auditor}, nil
 }
 
 // Agent is what the issuer knows of one agent.
@@ -137,11 +144,16 @@ func (r *Registry) Agents(ctx context.Context) ([]*Agent, error) {
 
 // Revoke cuts host off at once: its client certificates are no longer
 // accepted and its enrolment tokens not yet used no longer enrol it. A
-// new `issuer enroll` enrols it again.
+// new `issuer enroll` enrols it again. It is audited (AuditAgentRevoked),
+// also when host was revoked already.
 func (r *Registry) Revoke(ctx context.Context, host string) (*Agent, error) {
+	var reason string
 	a, err := r.update(ctx, host, func(a *Agent) error {
+		reason = fmt.Sprintf("its %d client certificate(s) and the enrolment tokens made until now are refused", len(a.ClientCerts))
 		if a.Revoked.IsZero() {
 			a.Revoked = time.Now()
+		} else {
+			reason = "revoked already at " + a.Revoked.UTC().Format(time.RFC3339) + "; " + reason
 		}
 		a.ClientCerts = nil
 		return nil
@@ -150,7 +162,22 @@ func (r *Registry) Revoke(ctx context.Context, host string) (*Agent, error) {
 		return nil, err
 	}
 	r.log.Warn("agent revoked", "host", host)
+	r.audit(ctx, AuditRecord{Host: host, Names: a.Names, Decision: AuditAgentRevoked, Reason: reason})
 	return a, nil
+}
+
+// audit appends rec to the audit trail, if there is one; a failure is
+// logged (the change it records stands).
+func (r *Registry) audit(ctx context.Context, rec AuditRecord) {
+	if r.auditor == nil {
+		return
+	}
+	if rec.Time.IsZero() {
+		rec.Time = time.Now().UTC()
+	}
+	if err := r.auditor.Append(context.WithoutCancel(ctx), rec); err != nil {
+		r.log.Error("audit trail: append failed", "host", rec.Host, "decision", rec.Decision, "error", err)
+	}
 }
 
 // update applies change to the record of host under its lock. A host

@@ -48,8 +48,10 @@ type ServerOptions struct {
 	// Orderer obtains the certificates agents ask for (PathCertificate);
 	// nil, and the issuer answers that it issues none.
 	Orderer Orderer
-	// Auditor keeps the audit trail of certificate requests; nil keeps
-	// none (the log still says everything).
+	// Auditor keeps the audit trail of certificate requests and of the
+	// client certificates the fleet CA issues agents (AuditEnrolled,
+	// AuditClientRenewed); nil keeps none (the log still says
+	// everything).
 	Auditor Auditor
 	// MaxOrders bounds the orders run at once; DefaultMaxOrders when 0.
 	MaxOrders int

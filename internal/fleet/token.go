@@ -9,6 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/tlspilot/tlspilot/storage"
@@ -74,7 +76,8 @@ type Enrollment struct {
 // record if need be, and makes a one-time enrolment token valid for ttl
 // (DefaultTokenTTL when 0, at most MaxTokenTTL). The policy applies at
 // once, also to an agent already enrolled; the token lets an agent
-// obtain its first client certificate as host.
+// obtain its first client certificate as host. It is audited
+// (AuditPolicy).
 func (r *Registry) Enroll(ctx context.Context, host string, names []string, ttl time.Duration) (*Enrollment, error) {
 	names, err := PolicyNames(names)
 	if err != nil {
@@ -87,8 +90,11 @@ func (r *Registry) Enroll(ctx context.Context, host string, names []string, ttl 
 		return nil, fmt.Errorf("fleet: enrol %s: token lifetime %v: want up to %v", host, ttl, MaxTokenTTL)
 	}
 	e := &Enrollment{}
+	var before *Agent
 	e.Agent, err = r.change(ctx, host, func(a *Agent, exists bool) error {
-		if !exists {
+		if exists {
+			before = &Agent{Names: a.Names, Revoked: a.Revoked}
+		} else {
 			a.Created = time.Now()
 		}
 		a.Names, e.WasRevoked = names, !a.Revoked.IsZero()
@@ -107,7 +113,26 @@ func (r *Registry) Enroll(ctx context.Context, host string, names []string, ttl 
 		return nil, fmt.Errorf("fleet: enrol %s: %w", host, err)
 	}
 	r.log.Info("agent enrolment token made", "host", host, "names", names, "expires", e.Expires)
+	r.audit(ctx, AuditRecord{Time: now.UTC(), Host: host, Names: names, Decision: AuditPolicy, Reason: policyReason(e, before)})
 	return e, nil
+}
+
+// policyReason says what an enrolment did, for its audit record: until
+// when its token is usable, whether it re-admits a revoked agent, and
+// the names it replaced (before is the agent's record before, nil if it
+// had none).
+func policyReason(e *Enrollment, before *Agent) string {
+	reason := "enrolment token usable until " + e.Expires.UTC().Format(time.RFC3339)
+	if before == nil {
+		return reason + "; new agent"
+	}
+	if e.WasRevoked {
+		reason += "; re-admits the agent revoked at " + before.Revoked.UTC().Format(time.RFC3339) + " once used"
+	}
+	if !slices.Equal(before.Names, e.Agent.Names) {
+		reason += "; names were " + strings.Join(before.Names, ",")
+	}
+	return reason
 }
 
 // Redeem uses an enrolment token, once: it returns the agent it enrols
