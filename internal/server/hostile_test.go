@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -594,6 +595,61 @@ func TestForwardingHeadersStripped(t *testing.T) {
 		}
 		if !strings.Contains(body, k+"="+v+"\n") {
 			t.Errorf("trusted proxy: upstream saw %s other than %q:\n%s", k, v, body)
+		}
+	}
+}
+
+// TestForwardingHeaderAliases: the same kind as TestForwardingHeadersStripped,
+// spelled otherwise. A forwarding or identity header written with '_'
+// for '-' (which CGI, FastCGI and WSGI upstreams read as the real one)
+// reaches no upstream, from anyone; nor do the client-certificate
+// headers of other TLS terminators (RFC 9440 Client-Cert, Envoy's
+// X-Forwarded-Client-Cert, X-SSL-Client-*); the user headers of
+// authenticating proxies (Remote-User, X-Forwarded-User, ...) pass
+// from a trusted proxy only. A header with '_' that aliases none of
+// them passes.
+func TestForwardingHeaderAliases(t *testing.T) {
+	up := startUpstream(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for k, v := range r.Header {
+			fmt.Fprintf(w, "%s=%s\n", k, strings.Join(v, ","))
+		}
+	}))
+	c := newTestCert(t, "a.test", "b.test")
+	ts := startServer(t, Options{Sites: []Site{
+		{Names: []string{"a.test"}, Proxy: []string{"http://" + up.addr}, Cert: c.source()},
+		{Names: []string{"b.test"}, Proxy: []string{"http://" + up.addr}, Cert: c.source(),
+			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}},
+	}}, c)
+	aliases := []string{"X_Real_IP", "X-Forwarded_For", "X_Forwarded_Host", "X-Forwarded_Proto", "True_Client_IP",
+		"X_Original_URL", "X-Client-Cert_Subject", "Remote_User"}
+	certs := []string{"Client-Cert", "Client-Cert-Chain", "X-Forwarded-Client-Cert", "X-SSL-Client-Verify", "X-Ssl-Client-S-Dn",
+		"SSL-Client-Cert", "X-Client-Verify", "X-Client-DN", "X-Client-Cert", "X-Forwarded-Tls-Client-Cert-Info",
+		"X-ARR-ClientCert", "X-Amzn-Mtls-Clientcert-Leaf", "Client_Cert"}
+	users := []string{"Remote-User", "X-Remote-User", "X-Forwarded-User", "X-Forwarded-Email", "X-Auth-Request-User", "X-WEBAUTH-USER"}
+	var hdr []string
+	for _, k := range slices.Concat(aliases, certs, users, []string{"X_App_Version"}) {
+		hdr = append(hdr, k, "spoofed")
+	}
+	saw := func(body, k string) bool {
+		return strings.Contains(body, http.CanonicalHeaderKey(k)+"=spoofed")
+	}
+	for _, site := range []string{"a.test", "b.test"} {
+		_, body := get(t, ts.client(t, false), "https://"+site+"/", hdr...)
+		for _, k := range slices.Concat(aliases, certs) {
+			if saw(body, k) {
+				t.Errorf("%s: upstream saw %s:\n%s", site, k, body)
+			}
+		}
+		for _, k := range users {
+			if trusted := site == "b.test"; saw(body, k) != trusted {
+				t.Errorf("%s (trusted proxy %v): upstream saw %s %v, want %v:\n%s", site, trusted, k, !trusted, trusted, body)
+			}
+		}
+		if !saw(body, "X_App_Version") {
+			t.Errorf("%s: X_App_Version, an alias of nothing, did not pass:\n%s", site, body)
+		}
+		if strings.Contains(body, "X-Forwarded-For=spoofed") {
+			t.Errorf("%s: a client's X-Forwarded_For merged into X-Forwarded-For:\n%s", site, body)
 		}
 	}
 }

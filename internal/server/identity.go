@@ -14,7 +14,9 @@ import (
 // DefaultClientCertHeaderPrefix starts the names of the identity
 // headers a site with ClientAuth sends upstream, unless
 // ClientAuth.HeaderPrefix says otherwise. Request headers starting with
-// it are removed from every proxied request, on every site.
+// it, or naming a client certificate as other TLS terminators do
+// (otherCertHeaders), are removed from every proxied request, on every
+// site.
 const DefaultClientCertHeaderPrefix = "X-Client-Cert-"
 
 // The identity headers' names after the prefix, and the values of the
@@ -51,12 +53,26 @@ func newIdentity(prefix string) (*identity, error) {
 		serial: prefix + hdrSerial, fingerprint: prefix + hdrFingerprint, sans: prefix + hdrSANs}, nil
 }
 
-// identityPrefixes are the header prefixes of every site's ClientAuth
-// and DefaultClientCertHeaderPrefix: a proxy of any site removes headers
-// starting with any of them, since sites may share an upstream that
-// trusts them.
+// otherCertHeaders start the names of the headers in which other TLS
+// terminators hand upstreams a client certificate or its verification,
+// which upstreams behind them trust: RFC 9440's Client-Cert and
+// Client-Cert-Chain, Envoy's X-Forwarded-Client-Cert, Traefik's
+// X-Forwarded-Tls-Client-Cert(-Info), the X-SSL-Client-*, SSL-Client-*,
+// X-Client-Verify and X-Client-DN of common nginx and HAProxy set-ups,
+// IIS ARR's X-ARR-ClientCert and AWS load balancers'
+// X-Amzn-Mtls-Clientcert*. A client could otherwise claim a certificate
+// to an upstream that once sat behind one of them.
+var otherCertHeaders = [...]string{
+	"Client-Cert", "X-Client-Cert", "X-Forwarded-Client-Cert", "X-Forwarded-Tls-Client-Cert",
+	"X-Ssl-Client-", "Ssl-Client-", "X-Client-Verify", "X-Client-Dn", "X-Arr-Clientcert", "X-Amzn-Mtls-Clientcert",
+}
+
+// identityPrefixes are the header prefixes of every site's ClientAuth,
+// DefaultClientCertHeaderPrefix and otherCertHeaders: a proxy of any
+// site removes headers starting with any of them, since sites may share
+// an upstream that trusts them.
 func identityPrefixes(sites []Site) []string {
-	out := []string{DefaultClientCertHeaderPrefix}
+	out := append([]string{DefaultClientCertHeaderPrefix}, otherCertHeaders[:]...)
 	for i := range sites {
 		if ca := sites[i].ClientAuth; ca != nil && ca.HeaderPrefix != "" &&
 			!slices.ContainsFunc(out, func(p string) bool { return strings.EqualFold(p, ca.HeaderPrefix) }) {

@@ -11,7 +11,10 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/textproto"
 	"net/url"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -139,8 +142,9 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(p.pick().url)
 	pr.Out.Host = pr.In.Host
 	p.ident.rewrite(pr.Out.Header, pr.In.TLS)
+	dropUnderscoreAliases(pr.Out.Header)
 	if p.isTrusted(pr.In.RemoteAddr) {
-		for _, k := range []string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		for _, k := range forwardingHeaders {
 			if v, ok := pr.In.Header[k]; ok {
 				pr.Out.Header[k] = v
 			}
@@ -155,12 +159,39 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // untrustedHeaders are request headers that upstreams commonly trust
-// for the client's address, scheme, port or URL, removed unless the
-// client is a trusted proxy.
+// for the client's address, scheme, port or URL, or for the user an
+// authenticating proxy in front of them logged in (Apache's and
+// Grafana's Remote-User, oauth2-proxy's X-Forwarded-User and
+// X-Auth-Request-*), removed unless the client is a trusted proxy.
 var untrustedHeaders = [...]string{
 	"X-Real-Ip", "True-Client-Ip", "X-Client-Ip", "X-Cluster-Client-Ip", "Cf-Connecting-Ip", "Fastly-Client-Ip",
 	"X-Forwarded-Port", "X-Forwarded-Ssl", "X-Forwarded-Scheme", "X-Forwarded-Server", "X-Url-Scheme", "Front-End-Https",
 	"X-Original-Url", "X-Rewrite-Url", "X-Original-Uri", "X-Forwarded-Prefix", "X-Forwarded-Uri",
+	"Remote-User", "X-Remote-User", "X-Remote-Group", "X-Webauth-User", "X-Forwarded-User", "X-Forwarded-Email",
+	"X-Forwarded-Preferred-Username", "X-Forwarded-Groups", "X-Auth-Request-User", "X-Auth-Request-Email",
+	"X-Auth-Request-Preferred-Username", "X-Auth-Request-Groups",
+}
+
+// forwardingHeaders are the headers ReverseProxy replaces with its own.
+var forwardingHeaders = [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"}
+
+// dropUnderscoreAliases removes every header whose name, with '_' read
+// as '-', is a forwarding header or one of untrustedHeaders, from
+// anyone, a trusted proxy included: CGI, FastCGI and many WSGI servers
+// give both spellings one variable (HTTP_X_REAL_IP), so "X_Real_IP"
+// would pass for the "X-Real-IP" removed or set here. (nginx drops every
+// header with '_' by default; client identity headers are matched the
+// same way, in upstreamIdentity.rewrite.)
+func dropUnderscoreAliases(h http.Header) {
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		name := textproto.CanonicalMIMEHeaderKey(strings.ReplaceAll(k, "_", "-"))
+		if slices.Contains(forwardingHeaders[:], name) || slices.Contains(untrustedHeaders[:], name) {
+			delete(h, k)
+		}
+	}
 }
 
 // setXForwarded is ProxyRequest.SetXForwarded keeping a trusted proxy's
