@@ -126,6 +126,20 @@ type Watcher interface {
 	Watch(ctx context.Context, key string) <-chan struct{}
 }
 
+// FolderPruner is an optional interface of a Storage that keeps folders
+// of keys as such (fsstore: directories), which outlive their last key.
+// A user whose keys live in folders of their own (a challenge answer's
+// token) prunes each when it is done with it, so that they do not pile
+// up. Storages without folders (pgstore) do not implement it.
+type FolderPruner interface {
+	// PruneFolder removes the folder prefix if it holds nothing. It does
+	// nothing and returns nil if the folder holds a key (or anything
+	// else), does not exist, or is a key itself. It MUST be safe against
+	// a concurrent Store below prefix, in this process or another: that
+	// Store succeeds, making the folder again if need be.
+	PruneFolder(ctx context.Context, prefix string) error
+}
+
 // BatchLoader is an optional interface of a Storage that reads many keys
 // in one round trip, for a backend where every Load costs one (pgstore: a
 // node starting over 10,000 certificates reads them in a hundred queries,

@@ -6,6 +6,8 @@ import (
 	"io/fs"
 	"slices"
 	"time"
+
+	"github.com/tlspilot/tlspilot/storage"
 )
 
 // Challenge answers are stored under hashes of the token or identifier,
@@ -57,9 +59,25 @@ func (st *Store) LoadHTTP01(ctx context.Context, token string) (string, error) {
 	return as[0].KeyAuth, nil
 }
 
-// DeleteHTTP01 removes owner's answer to token, leaving other owners'.
+// DeleteHTTP01 removes owner's answer to token, leaving other owners',
+// and the token's folder once it holds none (see pruneFolder).
 func (st *Store) DeleteHTTP01(ctx context.Context, token, owner string) error {
-	return st.s.Delete(ctx, httpKey(token, owner))
+	if err := st.s.Delete(ctx, httpKey(token, owner)); err != nil {
+		return err
+	}
+	st.pruneFolder(ctx, httpDir(token))
+	return nil
+}
+
+// pruneFolder removes the folder of a challenge's answers once it holds
+// none, on a storage that keeps folders (storage.FolderPruner): every
+// challenge has a new token, and each token's folder would otherwise
+// stay for ever, slowing the listing of the answers. A failure is
+// harmless (the folder stays) and not reported.
+func (st *Store) pruneFolder(ctx context.Context, dir string) {
+	if p, ok := st.s.(storage.FolderPruner); ok {
+		_ = p.PruneFolder(ctx, dir)
+	}
 }
 
 // StoreTLSALPN01 saves owner's answer keyAuth for identifier, stamped
@@ -81,7 +99,11 @@ func (st *Store) LoadTLSALPN01(ctx context.Context, identifier string) (Answer, 
 // DeleteTLSALPN01 removes owner's answer keyAuth for identifier, leaving
 // every other answer.
 func (st *Store) DeleteTLSALPN01(ctx context.Context, identifier, owner, keyAuth string) error {
-	return st.s.Delete(ctx, alpnKey(identifier, keyAuth, owner))
+	if err := st.s.Delete(ctx, alpnKey(identifier, keyAuth, owner)); err != nil {
+		return err
+	}
+	st.pruneFolder(ctx, alpnDir(identifier))
+	return nil
 }
 
 // answers returns the answers stored below dir, the last presented first;

@@ -54,4 +54,7 @@ func accessError(path, need string, err error) error {
 	return fmt.Errorf("fsstore: %s: %w: uid %d needs %s (%v)", path, fs.ErrPermission, os.Getuid(), need, err)
 }
 
-var _ storage.WriteChecker = (*Store)(nil)
+var (
+	_ storage.WriteChecker = (*Store)(nil)
+	_ storage.FolderPruner = (*Store)(nil)
+)

@@ -103,19 +103,51 @@ func (s *Store) Store(ctx context.Context, key string, value []byte) error {
 		return fmt.Errorf("fsstore: store %s: %w", key, err)
 	}
 	path := s.dataPath(key)
-	if err := s.makeParents(path); err != nil {
-		return fmt.Errorf("fsstore: store %s: %w", key, s.goneOr(err))
+	for attempt := 1; ; attempt++ {
+		err := s.makeParents(path)
+		if err == nil {
+			err = writeAtomic(path, value, valueGrant(path), true)
+		}
+		if err != nil && notExist(err) && attempt < maxStoreAttempts {
+			continue // a folder was pruned as it was made or written in (PruneFolder): make it again
+		}
+		if err != nil {
+			return fmt.Errorf("fsstore: store %s: %w", key, s.goneOr(err))
+		}
+		return nil
 	}
-	if err := writeAtomic(path, value, valueGrant(path), true); err != nil {
-		return fmt.Errorf("fsstore: store %s: %w", key, s.goneOr(err))
+}
+
+// maxStoreAttempts bounds how often Store makes a folder again that a
+// concurrent PruneFolder removed under it.
+const maxStoreAttempts = 10
+
+// PruneFolder removes the folder prefix if it is empty (storage.FolderPruner).
+// A folder holding a key, a temporary file of a Store under way or
+// anything else is left, and so is a key: rmdir(2) removes only an empty
+// directory, so a Store racing with it either finds the folder or makes
+// it again (Store retries). The removal is not synced: a crash may bring
+// back an empty folder, which is harmless.
+func (s *Store) PruneFolder(ctx context.Context, prefix string) error {
+	if s.ro {
+		return ErrReadOnly
 	}
-	return nil
+	if err := check(ctx.Err(), prefix); err != nil {
+		return fmt.Errorf("fsstore: prune: %w", err)
+	}
+	err := syscall.Rmdir(s.dataPath(prefix))
+	switch {
+	case err == nil, notExist(err), isNotDir(err),
+		errors.Is(err, syscall.ENOTEMPTY), errors.Is(err, syscall.EEXIST):
+		return nil
+	}
+	return fmt.Errorf("fsstore: prune %s: %w", prefix, err)
 }
 
 // Delete removes key. Deleting a missing key, or a key that is only a
 // folder of other keys, does nothing and returns nil; on a storage that
-// vanished it fails with ErrGone. Emptied folders are left in place:
-// removing them would race with a concurrent Store.
+// vanished it fails with ErrGone. Emptied folders are left in place
+// (PruneFolder removes one).
 func (s *Store) Delete(ctx context.Context, key string) error {
 	if s.ro {
 		return ErrReadOnly
