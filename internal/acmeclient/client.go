@@ -114,7 +114,10 @@ func New(cfg Config) (*Client, error) {
 // demoteInfo returns l with acmez's info records logged at debug: they
 // repeat what tlspilot logs itself, and some mislead (acmez's "got
 // renewal info" shows a renewal time it draws for itself, not the one
-// tlspilot keeps). Warnings and errors pass as they are.
+// tlspilot keeps). Warnings and errors pass as they are, except those
+// logged for a request whose context has ended: acmez warns "HTTP
+// request failed; retrying" for a request the caller cancelled (a
+// Manager stopping), which is no fault.
 func demoteInfo(l *slog.Logger) *slog.Logger {
 	if l == nil {
 		return nil
@@ -122,17 +125,25 @@ func demoteInfo(l *slog.Logger) *slog.Logger {
 	return slog.New(infoAsDebug{l.Handler()})
 }
 
-// infoAsDebug is a slog.Handler passing records below warn to h at
-// debug.
+// infoAsDebug is a slog.Handler passing records below warn, and every
+// record whose context has ended, to h at debug.
 type infoAsDebug struct{ h slog.Handler }
 
 func (d infoAsDebug) Enabled(ctx context.Context, l slog.Level) bool {
-	return d.h.Enabled(ctx, debugUnlessWarn(l))
+	return d.h.Enabled(ctx, demoted(ctx, l))
 }
 
 func (d infoAsDebug) Handle(ctx context.Context, r slog.Record) error {
-	r.Level = debugUnlessWarn(r.Level)
+	r.Level = demoted(ctx, r.Level)
 	return d.h.Handle(ctx, r)
+}
+
+// demoted is the level a record of level l is logged at.
+func demoted(ctx context.Context, l slog.Level) slog.Level {
+	if ctx != nil && ctx.Err() != nil {
+		return slog.LevelDebug
+	}
+	return debugUnlessWarn(l)
 }
 
 func (d infoAsDebug) WithAttrs(as []slog.Attr) slog.Handler { return infoAsDebug{d.h.WithAttrs(as)} }
