@@ -1,6 +1,7 @@
 package tlspilot
 
 import (
+	"bytes"
 	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
@@ -8,6 +9,7 @@ import (
 	"crypto/x509"
 	"encoding/pem"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 )
@@ -60,6 +62,9 @@ func TestImport(t *testing.T) {
 		got, err := m.Import(ctx, Imported{Names: tc.names, ChainPEM: tc.chain, Key: tc.key, CA: "https://127.0.0.1:9/dir", SameAccount: true})
 		if got != tc.want || (tc.want == "") != (err != nil) {
 			t.Errorf("Import %v: %q, %v; want %q", tc.names, got, err, tc.want)
+		}
+		if tc.key == key && bytes.Equal(tc.chain, newer) && (err == nil || !strings.Contains(err.Error(), "not for this private key")) {
+			t.Errorf("Import with another key: %v; want it to say the certificate is not for this private key (there is no CSR)", err)
 		}
 	}
 	r := ReadStatus(ctx, Config{CA: "https://127.0.0.1:9/dir", StorageDir: m.cfg.StorageDir}, Cert{Names: []string{"a.example", "b.example"}})

@@ -411,7 +411,7 @@ func CheckPublic(chainPEM []byte, pub crypto.PublicKey, names []string) (certsto
 	}
 	lpub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
 	if !ok || !lpub.Equal(pub) {
-		return certstore.Cert{}, errors.New("leaf certificate is not for the key of the CSR")
+		return certstore.Cert{}, errors.New("leaf certificate is not for this private key (another public key)")
 	}
 	for _, n := range names {
 		if ip := net.ParseIP(n); ip != nil {
