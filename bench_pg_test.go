@@ -138,3 +138,34 @@ func procCPU(pid string) time.Duration {
 	sys, _ := strconv.ParseInt(f[12], 10, 64)
 	return time.Duration(user+sys) * 10 * time.Millisecond
 }
+
+// BenchmarkReadStatus10kPostgres is BenchmarkReadStatus10k over a
+// PostgreSQL storage on loopback that the benchmark starts: what
+// `tlspilot status` costs a cluster's database. "batched" is how
+// ReadStatus reads (the records of 256 certificates per query,
+// storage.BatchLoader); "per-key" hides LoadMany, so each certificate
+// costs four queries (certificate, renewal state, order progress, deploy
+// record), as before.
+func BenchmarkReadStatus10kPostgres(b *testing.B) {
+	pg := testenv.StartPostgres(b)
+	s, err := pgstore.New(b.Context(), pgstore.Options{URL: pg.URL})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(s.Close)
+	kek := filepath.Join(b.TempDir(), "kek")
+	fx := newFixtureWith(b, Config{CA: benchCA, Storage: s, KeyFile: kek})
+	specs, _ := fx.addCerts(b, benchCerts, siteName)
+	for name, st := range map[string]storage.Storage{"batched": s, "per-key": struct{ storage.Storage }{s}} {
+		b.Run(name, func(b *testing.B) {
+			cfg := Config{CA: benchCA, Storage: st, KeyFile: kek}
+			for b.Loop() {
+				r := ReadStatus(b.Context(), cfg, specs...)
+				if len(r.Certificates) != benchCerts || r.ExitCode == ExitUnknown {
+					b.Fatalf("%d certificates, %s %s", len(r.Certificates), r.Status, r.Error)
+				}
+			}
+			b.ReportMetric(b.Elapsed().Seconds()*1000/float64(b.N), "ms/op")
+		})
+	}
+}

@@ -14,13 +14,27 @@ import (
 // other read, and every write, goes to the storage as through st; a
 // record preloaded is read as it was at the time of Preload.
 func (st *Store) Preload(ctx context.Context, ids []string) (*Store, error) {
+	return st.preload(ctx, ids, certKey, stateKey)
+}
+
+// PreloadStatus is Preload for a status report: it also answers the
+// reads of the order progress record (ProgressCreated) and of the deploy
+// record (LoadDeployed) of each of ids from the same read.
+func (st *Store) PreloadStatus(ctx context.Context, ids []string) (*Store, error) {
+	return st.preload(ctx, ids, certKey, stateKey, orderKey, deployKey)
+}
+
+// preload is Preload of the records that keyOf names for each of ids.
+func (st *Store) preload(ctx context.Context, ids []string, keyOf ...func(string) string) (*Store, error) {
 	bl, ok := st.s.(storage.BatchLoader)
 	if !ok {
 		return st, nil
 	}
-	keys := make([]string, 0, 2*len(ids))
+	keys := make([]string, 0, len(keyOf)*len(ids))
 	for _, id := range ids {
-		keys = append(keys, certKey(id), stateKey(id))
+		for _, k := range keyOf {
+			keys = append(keys, k(id))
+		}
 	}
 	vals, err := bl.LoadMany(ctx, keys)
 	if err != nil {
