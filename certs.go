@@ -92,6 +92,9 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := c.check(); err != nil {
+		return nil, fmt.Errorf("manage %v: %w", names, err)
+	}
 	ch := c.Challenge
 	if ch == "" {
 		ch = m.cfg.Challenge

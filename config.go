@@ -1,18 +1,23 @@
 package tlspilot
 
 import (
+	"cmp"
 	"crypto/x509"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"net/mail"
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/storage"
 )
 
@@ -53,14 +58,19 @@ type EAB struct {
 }
 
 // Config configures a Manager. The zero value of every field is a usable
-// default.
+// default. New refuses, with an error naming the field, a value that
+// would only fail later (when an order is placed), and keeps its own
+// copy of the slices and structs the Config points to: changing them
+// after New changes nothing.
 type Config struct {
 	// CA is the ACME directory URL. Default: LetsEncrypt.
 	CA string
 	// CARoots, if set, replaces the system roots for the CA's own HTTPS
 	// API (for private or test CAs).
 	CARoots *x509.CertPool
-	// Email is the account contact, optional.
+	// Email is the account contact, optional: a plain address
+	// (addr-spec, RFC 5322 §3.4.1) such as "ops@example.com", without a
+	// display name or "mailto:" (tlspilot adds that, RFC 8555 §7.3).
 	Email string
 	// AgreeTerms agrees to the CA's terms of service. A CA with terms
 	// refuses accounts that do not.
@@ -78,7 +88,8 @@ type Config struct {
 	// created on first use (0400). Default: StorageDir/kek. Required
 	// when Storage is set.
 	KeyFile string
-	// LeaseTTL is the lease of the default storage's locks (default 30s).
+	// LeaseTTL is the lease of the default storage's locks (default 30s,
+	// at least MinLeaseTTL).
 	LeaseTTL time.Duration
 
 	// KeyTypes lists the key types of each certificate: one certificate
@@ -98,15 +109,24 @@ type Config struct {
 	// Profile is the ACME profile requested, empty for the CA's default.
 	Profile string
 
-	// Workers bounds the orders in progress at once. Default 16.
+	// Workers bounds the orders in progress at once. Default (0) 16;
+	// negative is refused.
 	Workers int
 	// OrderLimit new orders at most per OrderWindow. Default: 300 per 3h
 	// for Let's Encrypt (its published limit per account), 1,000 per
-	// minute for other CAs.
+	// minute for other CAs. Negative values are refused.
 	OrderLimit  int
 	OrderWindow time.Duration
-	// RetryMin and RetryMax bound the backoff after a failure. Defaults:
-	// 1m and 6h.
+	// RetryMin and RetryMax set the backoff after a failed attempt.
+	// Defaults: 1m and 6h; negative values, and a RetryMin longer than
+	// RetryMax (a zero one counting as its default), are refused. The
+	// base delay is RetryMin, doubled after each further failure up to
+	// RetryMax, and each wait is drawn at random between half the base
+	// delay and all of it: the first retry comes between RetryMin/2 and
+	// RetryMin after the failure, and no wait exceeds RetryMax, unless
+	// the CA's Retry-After is later (then it is kept). A first failure
+	// on a nonce the CA rejected (badNonce) is retried after 1 to 2
+	// seconds instead.
 	RetryMin, RetryMax time.Duration
 	// StoragePoll is how often Run looks for certificates that another
 	// process sharing the storage stored (`tlspilot renew`, another
@@ -131,7 +151,9 @@ type Config struct {
 	Metrics Metrics
 
 	// OnEvent, if set, receives every Event. It is called from the
-	// Manager's goroutines and must not block for long.
+	// Manager's goroutines and must not block for long. Each call gets
+	// its own copy of the slices and values the Event points to, which
+	// the handler may change or keep.
 	OnEvent func(Event)
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
@@ -161,7 +183,16 @@ type Metrics interface {
 	DNSPropagation(d time.Duration)
 }
 
-// withDefaults fills in defaults and checks the configuration.
+// MinLeaseTTL is the shortest Config.LeaseTTL New accepts. A lease is
+// renewed every third of it by a synced write of its lock file; the
+// write, and retries of a failed one, must fit before the lease runs
+// out, or every lock is lost as soon as it is taken (with 1ns, no
+// account key could even be read).
+const MinLeaseTTL = time.Second
+
+// withDefaults checks the configuration, fills in defaults and copies
+// what the caller could change afterwards (slices, pointers to
+// structs).
 func (c Config) withDefaults() (Config, error) {
 	if c.CA == "" {
 		c.CA = LetsEncrypt
@@ -170,6 +201,10 @@ func (c Config) withDefaults() (Config, error) {
 	if err != nil || u.Scheme != "https" || u.Host == "" {
 		return c, fmt.Errorf("config: CA %q: want an https:// ACME directory URL", c.CA)
 	}
+	if err := c.check(); err != nil {
+		return c, err
+	}
+	c = c.copied()
 	if c.Storage == nil && c.StorageDir == "" {
 		dir, err := defaultStorageDir()
 		if err != nil {
@@ -200,10 +235,10 @@ func (c Config) withDefaults() (Config, error) {
 	if err := c.checkChallenge(c.Challenge); err != nil {
 		return c, fmt.Errorf("config: %w", err)
 	}
-	if c.Workers <= 0 {
+	if c.Workers == 0 {
 		c.Workers = 16
 	}
-	if c.OrderLimit <= 0 || c.OrderWindow <= 0 {
+	if c.OrderLimit == 0 || c.OrderWindow == 0 {
 		c.OrderLimit, c.OrderWindow = 1000, time.Minute
 		if isLetsEncrypt(c.CA) {
 			c.OrderLimit, c.OrderWindow = 300, 3*time.Hour
@@ -213,6 +248,72 @@ func (c Config) withDefaults() (Config, error) {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c, nil
+}
+
+// copied returns c with its own copies of the slices and structs it
+// points to, so that changing the caller's after New changes nothing.
+func (c Config) copied() Config {
+	c.KeyTypes = slices.Clone(c.KeyTypes)
+	c.DNSPropagation.Resolvers = slices.Clone(c.DNSPropagation.Resolvers)
+	if c.EAB != nil {
+		eab := *c.EAB
+		c.EAB = &eab
+	}
+	if c.CARoots != nil {
+		c.CARoots = c.CARoots.Clone()
+	}
+	return c
+}
+
+// check refuses values no default can stand for, with an error naming
+// the field.
+func (c Config) check() error {
+	if err := checkEmail(c.Email); err != nil {
+		return err
+	}
+	if c.LeaseTTL != 0 && c.LeaseTTL < MinLeaseTTL {
+		return fmt.Errorf("config: LeaseTTL %s is shorter than %s (MinLeaseTTL): locks would be lost before their first renewal", c.LeaseTTL, MinLeaseTTL)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"Workers", int64(c.Workers)}, {"OrderLimit", int64(c.OrderLimit)}, {"OrderWindow", int64(c.OrderWindow)},
+		{"RetryMin", int64(c.RetryMin)}, {"RetryMax", int64(c.RetryMax)}} {
+		if f.v < 0 {
+			return fmt.Errorf("config: %s is negative (0 means the default)", f.name)
+		}
+	}
+	lo, hi := cmp.Or(c.RetryMin, renewal.DefaultBackoffMin), cmp.Or(c.RetryMax, renewal.DefaultBackoffMax)
+	if lo > hi {
+		return fmt.Errorf("config: RetryMin %s is longer than RetryMax %s (a zero field counts as its default)", lo, hi)
+	}
+	return nil
+}
+
+// checkEmail accepts an empty contact or a plain address (addr-spec).
+func checkEmail(email string) error {
+	if email == "" {
+		return nil
+	}
+	a, err := mail.ParseAddress(email)
+	if err != nil || a.Name != "" || a.Address != email {
+		return fmt.Errorf("config: Email %q: want a plain address (addr-spec) such as ops@example.com, with no display name and no mailto: prefix", email)
+	}
+	return nil
+}
+
+// check refuses Cert options that could only fail when an order needs
+// them, naming the field.
+func (c Cert) check() error {
+	if c.Standalone != "" {
+		if _, _, err := net.SplitHostPort(c.Standalone); err != nil {
+			return fmt.Errorf("cert field Standalone %q: want host:port or :port: %w", c.Standalone, err)
+		}
+	}
+	if c.ChallengeDir != "" && !filepath.IsAbs(c.ChallengeDir) {
+		return fmt.Errorf("cert field ChallengeDir %q: want an absolute path (the directory the web server serves)", c.ChallengeDir)
+	}
+	return nil
 }
 
 func (c Config) checkChallenge(ch string) error {

@@ -34,11 +34,14 @@ const (
 	EventRevoked EventType = "revoked"
 )
 
-// Event reports progress on one certificate.
+// Event reports progress on one certificate. Config.OnEvent receives
+// each by value with its own copy of Names and Problem: a handler may
+// sort, change or keep them without changing what the Manager orders or
+// serves.
 type Event struct {
 	Type     EventType
 	CertID   string
-	Names    []string
+	Names    []string // the certificate's names, the primary one first
 	KeyType  KeyType
 	Time     time.Time
 	NotAfter time.Time // of the certificate in service

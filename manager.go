@@ -29,6 +29,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -78,6 +79,14 @@ type Manager struct {
 
 // New checks cfg, opens the storage and its key-encryption key, and
 // returns a Manager. It does not contact the CA.
+//
+// A mistake in cfg is refused with an error starting "config: " that
+// names the field (see Config). A key-encryption key file (KeyFile) that
+// does not exist is created, unless the storage holds keys sealed under
+// a key-encryption key: then New creates nothing and returns an error
+// saying the file is missing, with the id of the key the storage needs
+// (a new key would open none of them). A storage whose keys are sealed
+// under another key-encryption key than KeyFile's is refused too.
 func New(ctx context.Context, cfg Config) (*Manager, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -92,6 +101,13 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 		st = fs
 	}
 	_, kerr := os.Lstat(cfg.KeyFile)
+	if errors.Is(kerr, fs.ErrNotExist) {
+		// A new key-encryption key is made only for a storage without
+		// sealed keys: made for one with them, it would open none.
+		if err := certstore.RefuseNewKEK(ctx, st, cfg.KeyFile); err != nil {
+			return nil, fmt.Errorf("open key-encryption key: %w", err)
+		}
+	}
 	sealer, err := keys.LoadOrCreateSealer(cfg.KeyFile)
 	if err != nil && errors.Is(kerr, fs.ErrNotExist) && errors.Is(err, fs.ErrPermission) {
 		return nil, fmt.Errorf("open key-encryption key: %s does not exist and this process (uid %d) may not create it: "+
@@ -179,9 +195,19 @@ func (m *Manager) ChallengeTLSConfig() *tls.Config {
 // errUnknownName is returned for a handshake naming no managed name.
 var errUnknownName = errors.New("tlspilot: no certificate for this server name")
 
-// GetCertificate returns the certificate for a ClientHello. It never
-// blocks on the network: a managed name whose first certificate has not
-// arrived yet gets a temporary self-signed certificate.
+// GetCertificate returns the certificate for a ClientHello, for use as
+// tls.Config.GetCertificate. It never blocks on the network: a managed
+// name whose first certificate has not arrived yet gets a temporary
+// self-signed certificate. As with autocert, the Leaf of a managed or
+// temporary certificate is set (parsed once, when the certificate is put
+// in service); the certificate is shared with every handshake and must
+// not be modified. A name that is not managed gets an error.
+//
+// It also answers tls-alpn-01 challenges (RFC 8737), which the CA makes
+// with "acme-tls/1" as its only ALPN protocol: a server whose tls.Config
+// does not list "acme-tls/1" in NextProtos never sees them. TLSConfig
+// and ChallengeTLSConfig list it; a tls.Config built by hand must add
+// it.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == solvers.ALPNProto {
 		return m.alpnCert(hello)
@@ -237,9 +263,17 @@ func (m *Manager) DNSWaiting() dns01.Waiting {
 	return m.dns.Waiting()
 }
 
+// emit sends ev, with its own copy of Names and Problem, to
+// noticeDeploy and Config.OnEvent, so that a handler changing them
+// changes nothing the Manager keeps.
 func (m *Manager) emit(ev Event) {
 	if ev.Time.IsZero() {
 		ev.Time = time.Now()
+	}
+	ev.Names = slices.Clone(ev.Names)
+	if ev.Problem != nil {
+		p := *ev.Problem
+		ev.Problem = &p
 	}
 	m.noticeDeploy(ev)
 	if m.cfg.OnEvent != nil {

@@ -15,8 +15,13 @@ var ErrBadName = errors.New("invalid name")
 // NormalizeName returns the form of name that tlspilot manages and orders:
 // an IP address in canonical text form, or a DNS name converted to ASCII
 // (IDNA 2008, lookup profile), lower-cased, without a trailing dot. A
-// leading "*." marks a wildcard. Empty, overlong and invalid names are
-// rejected with an error wrapping ErrBadName.
+// leading "*." marks a wildcard. A DNS name has at most 253 characters
+// and 63 per label (RFC 1035 §2.3.4), no empty label (one trailing dot,
+// the root, is dropped), and a last label that is not all digits (RFC
+// 1123 §2.1: it would read as an IP address, and CAs refuse it); an IP
+// address is written in full ("192.0.2.1", "[2001:db8::1]"). Empty,
+// overlong and invalid names are rejected with an error wrapping
+// ErrBadName that says why.
 func NormalizeName(name string) (string, error) {
 	s := strings.TrimSpace(name)
 	if s == "" {
@@ -33,21 +38,62 @@ func NormalizeName(name string) (string, error) {
 	if strings.ContainsAny(s, "*") {
 		return "", fmt.Errorf("%w: %q: a wildcard may only be the whole first label", ErrBadName, name)
 	}
-	ascii, err := nameProfile.ToASCII(s)
+	ascii, err := toASCII(s)
 	if err != nil {
-		return "", fmt.Errorf("%w: %q: %v", ErrBadName, name, err)
-	}
-	ascii = strings.ToLower(ascii)
-	if len(ascii) > 253 || len(ascii) == 0 {
-		return "", fmt.Errorf("%w: %q: a DNS name has 1 to 253 characters", ErrBadName, name)
+		return "", fmt.Errorf("%w: %q: %w", ErrBadName, name, err)
 	}
 	if !strings.Contains(ascii, ".") {
 		return "", fmt.Errorf("%w: %q: not a fully qualified name", ErrBadName, name)
 	}
+	if tld := ascii[strings.LastIndexByte(ascii, '.')+1:]; strings.Trim(tld, "0123456789") == "" {
+		return "", fmt.Errorf("%w: %q: the last label %q is all digits, which no top-level domain is (an IP address is written in full)",
+			ErrBadName, name, tld)
+	}
 	if wild {
+		if len(ascii) > 253-2 {
+			return "", fmt.Errorf("%w: %q: too long: %d characters with \"*.\", a DNS name has 253 at most", ErrBadName, name, len(ascii)+2)
+		}
 		return "*." + ascii, nil
 	}
 	return ascii, nil
+}
+
+// toASCII converts a DNS name (without wildcard or trailing dot) to its
+// lower-case ASCII form, saying which rule a refused name breaks.
+func toASCII(s string) (string, error) {
+	for l := range strings.SplitSeq(s, ".") {
+		if l == "" {
+			return "", errors.New("empty label")
+		}
+	}
+	ascii, err := nameProfile.ToASCII(s)
+	if err != nil {
+		// The profile names the whole name as the invalid label when it
+		// is too long: say so instead.
+		if a, lerr := lengthless.ToASCII(s); lerr == nil && lengthError(a) != nil {
+			return "", lengthError(a)
+		}
+		return "", err
+	}
+	ascii = strings.ToLower(ascii)
+	if err := lengthError(ascii); err != nil {
+		return "", err
+	}
+	return ascii, nil
+}
+
+// lengthError says which DNS length limit (RFC 1035 §2.3.4) the ASCII
+// name breaks, nil if none.
+func lengthError(ascii string) error {
+	if len(ascii) > 253 {
+		return fmt.Errorf("too long: %d characters, a DNS name has 253 at most", len(ascii))
+	}
+	for l := range strings.SplitSeq(ascii, ".") {
+		if len(l) > 63 {
+			return fmt.Errorf("label %q too long: %d characters, a label has 63 at most", l, len(l))
+		}
+	}
+	return nil
 }
 
 // nameProfile is the IDNA lookup profile with DNS length checks and
@@ -59,6 +105,16 @@ var nameProfile = idna.New(
 	idna.ValidateLabels(true),
 	idna.StrictDomainName(true),
 	idna.VerifyDNSLength(true),
+)
+
+// lengthless is nameProfile without the length checks, to tell a name
+// refused only for its length. It holds no mutable state.
+var lengthless = idna.New(
+	idna.MapForLookup(),
+	idna.Transitional(false),
+	idna.BidiRule(),
+	idna.ValidateLabels(true),
+	idna.StrictDomainName(true),
 )
 
 // normalizeNames normalises each name and rejects duplicates.

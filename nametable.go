@@ -5,6 +5,7 @@ import (
 	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -148,7 +149,8 @@ func supportsECDSA(hello *tls.ClientHelloInfo) bool {
 }
 
 // serving returns the certificate to present for e: the real one, or a
-// temporary self-signed one until the first is obtained.
+// temporary self-signed one until the first is obtained. Both have Leaf
+// set (toTLS, tempcert.New).
 func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 	if c := e.cur.Load(); c != nil {
 		return c, nil
@@ -189,7 +191,9 @@ func (in *interner) intern(der []byte) []byte {
 }
 
 // toTLS builds the in-memory certificate from a stored record, sharing
-// intermediates through in.
+// intermediates through in. Its Leaf is parsed here, once, so that no
+// handshake parses it and callers of GetCertificate find it set, as
+// autocert's do.
 func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
 	var chain [][]byte
 	rest := []byte(c.ChainPEM)
@@ -211,7 +215,11 @@ func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no certificate in stored chain")
 	}
-	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key}, nil
+	leaf, err := x509.ParseCertificate(chain[0])
+	if err != nil {
+		return nil, fmt.Errorf("stored chain: %w", err)
+	}
+	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key, Leaf: leaf}, nil
 }
 
 // remove unregisters the site that name belongs to, with all its names,

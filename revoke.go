@@ -8,15 +8,17 @@ import (
 	"fmt"
 	"io/fs"
 	"slices"
+	"strings"
 	"time"
 )
 
 // RevocationReason is a CRLReason code (RFC 5280 §5.3.1) given with a
-// revocation.
+// revocation (RFC 8555 §7.6).
 type RevocationReason int
 
 // The revocation reasons a subscriber may give (those Let's Encrypt
-// accepts).
+// accepts). Revoke also sends the other codes RFC 5280 §5.3.1 defines
+// (0 to 10 except 7), which a CA may refuse.
 const (
 	ReasonUnspecified          RevocationReason = 0
 	ReasonKeyCompromise        RevocationReason = 1
@@ -27,43 +29,104 @@ const (
 // ParseRevocationReason reads a reason by its RFC 5280 name:
 // "unspecified", "keyCompromise", "superseded" or "cessationOfOperation".
 func ParseRevocationReason(s string) (RevocationReason, error) {
-	for r, name := range reasonNames {
-		if name == s {
+	for _, r := range subscriberReasons {
+		if r.String() == s {
 			return r, nil
 		}
 	}
 	return 0, fmt.Errorf("revocation reason %q: want unspecified, keyCompromise, superseded or cessationOfOperation", s)
 }
 
-var reasonNames = map[RevocationReason]string{ReasonUnspecified: "unspecified", ReasonKeyCompromise: "keyCompromise",
-	ReasonSuperseded: "superseded", ReasonCessationOfOperation: "cessationOfOperation"}
+// subscriberReasons are the reasons ParseRevocationReason reads.
+var subscriberReasons = []RevocationReason{ReasonUnspecified, ReasonKeyCompromise, ReasonSuperseded, ReasonCessationOfOperation}
 
-// String returns the reason's RFC 5280 name.
+// reasonNames are the CRLReason names of RFC 5280 §5.3.1, by code; code 7
+// is not used.
+var reasonNames = [...]string{"unspecified", "keyCompromise", "cACompromise", "affiliationChanged", "superseded",
+	"cessationOfOperation", "certificateHold", "", "removeFromCRL", "privilegeWithdrawn", "aACompromise"}
+
+// String returns the reason's RFC 5280 name, or "reason N" for a code
+// RFC 5280 does not define.
 func (r RevocationReason) String() string {
-	if n, ok := reasonNames[r]; ok {
-		return n
+	if r.valid() {
+		return reasonNames[r]
 	}
 	return fmt.Sprintf("reason %d", int(r))
 }
 
+// valid reports whether RFC 5280 §5.3.1 defines r.
+func (r RevocationReason) valid() bool {
+	return r >= 0 && int(r) < len(reasonNames) && reasonNames[r] != ""
+}
+
+// check returns an error naming the allowed reasons if r is not one.
+func (r RevocationReason) check() error {
+	if r.valid() {
+		return nil
+	}
+	allowed := make([]string, 0, len(reasonNames))
+	for code, n := range reasonNames {
+		if n != "" {
+			allowed = append(allowed, fmt.Sprintf("%d (%s)", code, n))
+		}
+	}
+	return fmt.Errorf("revocation reason %d is not a CRLReason of RFC 5280 §5.3.1 (RFC 8555 §7.6); want one of %s",
+		int(r), strings.Join(allowed, ", "))
+}
+
 // Revoke revokes at the CA (RFC 8555 §7.6, signed with the account key)
 // every certificate in service for name, one per key type, and sends
-// EventRevoked for each. While name is managed, each is replaced at once
-// by a new certificate, as Renew with Force does, so the revoked one is
-// served no longer than the new order takes; a Run on the same storage in
-// another process swaps it in within Config.StoragePoll. A name that is
-// no longer managed has its stored certificates revoked and nothing
-// replaced; so has a managed name whose managed certificates were never
-// obtained (its key type changed since, say), and then the managed ones
-// are obtained. It returns an error if no certificate for name exists,
-// and the failures joined; a *ReplacementError when every certificate was
-// revoked (or the CA had revoked it already) but the replacement failed.
+// EventRevoked for each. A certificate the CA had revoked already
+// (alreadyRevoked) counts as revoked. While name is managed and every
+// revocation succeeded, each is replaced at once by a new certificate,
+// as Renew with Force does, so the revoked one is served no longer than
+// the new order takes; a Run on the same storage in another process
+// swaps it in within Config.StoragePoll. A name that is no longer
+// managed has its stored certificates revoked and nothing replaced; so
+// has a managed name whose managed certificates were never obtained (its
+// key type changed since, say), and then the managed ones are obtained.
+//
+// A reason RFC 5280 §5.3.1 does not define (7, or outside 0 to 10) is
+// refused before the CA is contacted, with an error naming the allowed
+// ones. It returns an error if no certificate for name exists. When a
+// revocation fails, no replacement is ordered here and the failures are
+// returned joined (a certificate revoked beside it is still recorded as
+// revoked, and a Run serving it orders its replacement). It returns a
+// *ReplacementError when every certificate was revoked but the
+// replacement failed.
 func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReason) error {
+	if err := reason.check(); err != nil {
+		return fmt.Errorf("revoke %s: %w", name, err)
+	}
 	n, err := NormalizeName(name)
 	if err != nil {
 		return err
 	}
 	entries, _ := m.selectEntries([]string{n})
+	ids, err := m.revocable(ctx, name, n, entries)
+	if err != nil {
+		return err
+	}
+	var errs []error
+	for _, id := range ids {
+		if err := m.revokeStored(ctx, id, reason); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if len(errs) > 0 {
+		return errors.Join(errs...)
+	}
+	if len(entries) > 0 {
+		if err := m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}); err != nil {
+			return &ReplacementError{Err: err}
+		}
+	}
+	return nil
+}
+
+// revocable returns the ids of the certificates Revoke revokes for the
+// normalised name n, whose managed certificates are entries.
+func (m *Manager) revocable(ctx context.Context, name, n string, entries []*entry) ([]string, error) {
 	ids := make([]string, 0, len(entries))
 	for _, e := range entries {
 		// Only a certificate the CA issued can be revoked: a configured
@@ -72,37 +135,24 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 		case err == nil:
 			ids = append(ids, e.id)
 		case !errors.Is(err, fs.ErrNotExist):
-			return fmt.Errorf("revoke %s: %w", name, err)
+			return nil, fmt.Errorf("revoke %s: %w", name, err)
 		}
 	}
-	if len(ids) == 0 {
-		// Not configured any more, or configured differently (another key
-		// type) since its certificate was obtained: what is stored for it.
-		if ids, err = m.storedFor(ctx, n); err != nil {
-			return err
-		}
+	if len(ids) > 0 {
+		return ids, nil
 	}
-	if len(ids) == 0 && len(entries) > 0 {
-		return fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
+	// Not configured any more, or configured differently (another key
+	// type) since its certificate was obtained: what is stored for it.
+	ids, err := m.storedFor(ctx, n)
+	switch {
+	case err != nil:
+		return nil, err
+	case len(ids) == 0 && len(entries) > 0:
+		return nil, fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
+	case len(ids) == 0:
+		return nil, fmt.Errorf("revoke %s: no certificate for this name", name)
 	}
-	if len(ids) == 0 {
-		return fmt.Errorf("revoke %s: no certificate for this name", name)
-	}
-	var errs []error
-	for _, id := range ids {
-		if err := m.revokeStored(ctx, id, reason); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	if len(entries) > 0 {
-		if err := m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}); err != nil {
-			if len(errs) == 0 {
-				return &ReplacementError{Err: err}
-			}
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+	return ids, nil
 }
 
 // problemAlreadyRevoked is the ACME problem a CA answers a revocation of

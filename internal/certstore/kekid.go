@@ -102,3 +102,36 @@ func (st *Store) openAnAccountKey(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ErrKEKMissing means the key-encryption key file is missing while the
+// storage holds private keys sealed under a key-encryption key: a new
+// one would open none of them. It wraps ErrWrongKEK.
+var ErrKEKMissing = fmt.Errorf("the key-encryption key file is missing: %w", ErrWrongKEK)
+
+// RefuseNewKEK is called before a missing key-encryption key file at
+// path is created for storage s. It returns an error wrapping
+// ErrKEKMissing, naming path and the id in the storage's KEKIDKey
+// record, when s holds keys sealed under a key-encryption key: the
+// record exists, or (a storage from before the record was kept) an
+// account key does. It returns nil when s holds none, and when s cannot
+// be read (the caller goes on as before; CheckKEK reports it). It reads
+// only.
+func RefuseNewKEK(ctx context.Context, s storage.Storage, path string) error {
+	if b, err := s.Load(ctx, KEKIDKey); err == nil {
+		return fmt.Errorf("%w with id %s (its %s record): %s does not exist; restore that file: a new key-encryption key would open none of them",
+			ErrKEKMissing, strings.TrimSpace(string(b)), KEKIDKey, path)
+	} else if !IsNotExist(err) {
+		return nil
+	}
+	ks, err := s.List(ctx, "accounts")
+	if err != nil {
+		return nil
+	}
+	for _, k := range ks {
+		if strings.HasSuffix(k, "/key") {
+			return fmt.Errorf("%w (account key %s): %s does not exist; restore that file: a new key-encryption key would open none of them",
+				ErrKEKMissing, k, path)
+		}
+	}
+	return nil
+}
