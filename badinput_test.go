@@ -159,3 +159,32 @@ func TestHTTP01Tokens(t *testing.T) {
 		}
 	}
 }
+
+// TestManageCertsAllOrNothing: a ManageCerts call refused for a name that
+// two of its certificates share, or that another certificate manages
+// already, manages none of them (the first ones used to stay registered
+// for handshakes, unmanaged, and refused a later call), and says which.
+func TestManageCertsAllOrNothing(t *testing.T) {
+	ctx := t.Context()
+	m, err := New(ctx, Config{CA: "https://127.0.0.1:1/dir", StorageDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = m.ManageCerts(ctx, Cert{Names: []string{"a.example.test"}}, Cert{Names: []string{"b.example.test", "A.example.test"}})
+	if err == nil || !strings.Contains(err.Error(), "a.example.test is in two of the certificates given, [a.example.test] and [b.example.test a.example.test]") {
+		t.Errorf("overlap within one call: %v", err)
+	}
+	if err := m.Manage(ctx, "other.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	err = m.ManageCerts(ctx, Cert{Names: []string{"a.example.test"}}, Cert{Names: []string{"c.example.test", "other.example.test"}})
+	if err == nil || !strings.Contains(err.Error(), "other.example.test is already managed with [other.example.test]") {
+		t.Errorf("overlap with a managed name: %v", err)
+	}
+	if _, err := m.GetCertificate(helloFor("a.example.test")); err == nil {
+		t.Error("a.example.test is served after both refused calls")
+	}
+	if err := m.ManageCerts(ctx, Cert{Names: []string{"a.example.test"}}, Cert{Names: []string{"b.example.test"}}); err != nil {
+		t.Errorf("managing the refused names alone: %v", err)
+	}
+}

@@ -47,8 +47,9 @@ func (m *Manager) Manage(ctx context.Context, names ...string) error {
 }
 
 // ManageCerts manages several certificates, loading stored ones in
-// parallel. Every Cert is checked before any is managed: one bad name
-// fails the call and nothing is ordered.
+// parallel. Every Cert is checked before any is managed: one bad name,
+// or a name already managed or given twice, fails the call, and then
+// nothing is managed and nothing ordered.
 func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 	sites := make([]*site, len(certs))
 	for i, c := range certs {
@@ -65,10 +66,8 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 	if err := m.loadAll(ctx, all); err != nil {
 		return err
 	}
-	for _, s := range sites {
-		if err := m.names.add(s); err != nil {
-			return fmt.Errorf("manage %v: %w", s.names, err)
-		}
+	if err := m.names.add(sites...); err != nil {
+		return fmt.Errorf("manage: %w", err)
 	}
 	m.mu.Lock()
 	for _, e := range all {

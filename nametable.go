@@ -34,25 +34,35 @@ func newNameTable() *nameTable {
 	return &nameTable{exact: make(map[string]*site), wild: make(map[string]*site)}
 }
 
-// add registers names for s; it fails if a name already belongs to
-// another site.
-func (t *nameTable) add(s *site) error {
+// add registers the names of sites, all or none: it fails, changing
+// nothing, if a name already belongs to another site, or to two of
+// sites.
+func (t *nameTable) add(sites ...*site) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	for _, n := range s.names {
-		m, key := t.exact, n
-		if len(n) > 2 && n[:2] == "*." {
-			m, key = t.wild, n[2:]
-		}
-		if other, ok := m[key]; ok && other != s {
-			return fmt.Errorf("%s is already managed with %v", n, other.names)
+	given := make(map[string]*site)
+	for _, s := range sites {
+		for _, n := range s.names {
+			if other := given[n]; other != nil && other != s {
+				return fmt.Errorf("%s is in two of the certificates given, %v and %v", n, other.names, s.names)
+			}
+			given[n] = s
+			m, key := t.exact, n
+			if len(n) > 2 && n[:2] == "*." {
+				m, key = t.wild, n[2:]
+			}
+			if other, ok := m[key]; ok && other != s {
+				return fmt.Errorf("%v: %s is already managed with %v", s.names, n, other.names)
+			}
 		}
 	}
-	for _, n := range s.names {
-		if len(n) > 2 && n[:2] == "*." {
-			t.wild[n[2:]] = s
-		} else {
-			t.exact[n] = s
+	for _, s := range sites {
+		for _, n := range s.names {
+			if len(n) > 2 && n[:2] == "*." {
+				t.wild[n[2:]] = s
+			} else {
+				t.exact[n] = s
+			}
 		}
 	}
 	return nil
