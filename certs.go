@@ -232,7 +232,9 @@ func (m *Manager) load(ctx context.Context, store *certstore.Store, e *entry) er
 		}
 		// A damaged record must not stop the others: the certificate is
 		// obtained again.
-		m.log.Error("unreadable stored certificate; it will be obtained again", "cert", e.id, "error", err)
+		if e.noteDamaged(err) {
+			m.log.Error("unreadable stored certificate; it will be obtained again", "cert", e.id, "names", e.site.names, "error", err)
+		}
 		return nil
 	}
 	if _, err = m.install(e, c, st); err != nil {

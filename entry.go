@@ -45,6 +45,9 @@ type entry struct {
 	// ARICheckAfter, so that the process that asked last asks first and
 	// the others take up its new answer instead of asking too.
 	ariFromPeer bool
+	// damaged is the last error logged about an unusable stored
+	// certificate (noteDamaged), so that it is logged once.
+	damaged string
 }
 
 // certMeta is what the Manager keeps about the certificate in service.
@@ -81,6 +84,7 @@ func (e *entry) install(c certstore.Cert, tc *tls.Certificate, st certstore.Stat
 	if e.cur.Load() != nil && !c.Obtained.After(e.meta.obtained) {
 		return false
 	}
+	e.damaged = ""
 	e.meta = certMeta{notBefore: c.NotBefore, notAfter: c.NotAfter, issuer: c.Issuer, ariID: c.ARIID,
 		serial: serialOf(tc), ca: c.CA, obtained: c.Obtained}
 	e.cur.Store(tc)
@@ -419,6 +423,45 @@ func (e *entry) failed(now time.Time, err error, prob *Problem, retryAt func(att
 	e.state.LastAttempt = now
 	e.state.RetryAt = retryAt(e.state.Attempts)
 	return e.state, e.meta.notAfter
+}
+
+// adoptFailure takes up the failed attempt recorded in st, the stored
+// renewal state, unless this process's last one is later (its record was
+// not stored, or another process's older state is): its attempt count,
+// error and retry time. So a retry time set by any process sharing the
+// storage holds back every process (none orders before it), and the next
+// failure, wherever it happens, counts on from the stored count. It
+// reports whether that changed e's state. A success resets the state with
+// the new certificate (install), never through here; a failure recorded
+// before the certificate in service was obtained is stale (left by a
+// process that stopped between storing a certificate and its state).
+func (e *entry) adoptFailure(st certstore.State) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st.Attempts == 0 || st.LastAttempt.Before(e.state.LastAttempt) ||
+		e.cur.Load() != nil && !st.LastAttempt.After(e.meta.obtained) ||
+		st.Attempts == e.state.Attempts && st.LastAttempt.Equal(e.state.LastAttempt) && st.RetryAt.Equal(e.state.RetryAt) {
+		return false
+	}
+	e.state.Attempts, e.state.LastError, e.state.LastProblem = st.Attempts, st.LastError, st.LastProblem
+	e.state.LastAttempt, e.state.RetryAt = st.LastAttempt, st.RetryAt
+	return true
+}
+
+// noteDamaged records that the stored certificate could not be used
+// (err) and is being obtained again: as the last error, unless a failed
+// attempt was recorded since (that error says more). It reports whether
+// err is news, so that the damage is logged once, not at every pass.
+func (e *entry) noteDamaged(err error) bool {
+	msg := "stored certificate unreadable (damaged), obtaining it again: " + err.Error()
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.state.Attempts == 0 && e.state.LastError != msg {
+		e.state.LastError, e.dirty = msg, true
+	}
+	news := e.damaged != msg
+	e.damaged = msg
+	return news
 }
 
 // serialOf returns the serial number of tc's leaf in hex (lower case, as

@@ -31,6 +31,7 @@ import (
 	"os"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
@@ -75,6 +76,8 @@ type Manager struct {
 	changeSeq int64     // the last certificate change seen in storage (watch)
 
 	health storageHealth // whether the storage answers (storagehealth.go)
+
+	running atomic.Bool // a Run is under way
 }
 
 // New checks cfg, opens the storage and its key-encryption key, and

@@ -38,7 +38,15 @@ func (m *Manager) maintain(ctx context.Context, e *entry) time.Time {
 		}
 	}
 	if err := m.obtain(ctx, e, obtainOptions{resume: resume}); err != nil {
-		if ctx.Err() != nil {
+		var wait *retryWait
+		var failed *failedAttempt
+		switch {
+		case errors.As(err, &wait):
+			return m.plan(ctx, e, false)
+		case errors.As(err, &failed):
+			m.noticeExpiry(ctx, e)
+			return failed.retryAt
+		case ctx.Err() != nil:
 			return time.Now()
 		}
 		if _, ok := m.checkStorage(ctx); !ok && m.health.wait(e.id) {
@@ -122,26 +130,30 @@ func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
 
 // refresh puts in service a certificate for e that another process
 // stored, or else takes up what another process stored about the
-// certificate in service: a revocation, or a newer renewal information
-// answer (adoptARI), so that this process does not ask the CA again. It
-// reports whether it did any of these (each moves e's schedule).
+// certificate in service (or about the missing or damaged one): a failed
+// attempt and its retry time (adoptFailure), a revocation, or a newer
+// renewal information answer (adoptARI), so that this process does not
+// ask the CA again. It reports whether it did any of these (each moves
+// e's schedule).
 func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 	c, err := m.store.LoadCert(ctx, e.id)
 	if err != nil {
-		if !certstore.IsNotExist(err) && ctx.Err() == nil {
-			m.log.Warn("read stored certificate", "cert", e.id, "error", err)
+		if !m.certUnread(ctx, e, err) {
+			return false
 		}
-		return false
+		st, err := m.store.LoadState(ctx, e.id)
+		return err == nil && e.adoptFailure(st)
 	}
 	if !e.isNewer(c) {
-		// The same certificate: another process may have revoked it, or
-		// asked the CA for its renewal information.
+		// The same certificate: another process may have revoked it,
+		// failed to renew it, or asked the CA for its renewal
+		// information.
 		st, err := m.store.LoadState(ctx, e.id)
 		if err != nil {
 			return false
 		}
-		revoked := e.takeRevocation(st.RevokedAt)
-		return e.adoptARI(st) || revoked
+		revoked, failed := e.takeRevocation(st.RevokedAt), e.adoptFailure(st)
+		return e.adoptARI(st) || revoked || failed
 	}
 	st := e.snapshot().state
 	if fresh, err := m.store.LoadState(ctx, e.id); err == nil {
@@ -159,6 +171,31 @@ func (m *Manager) refresh(ctx context.Context, e *entry) bool {
 	return ok
 }
 
+// certUnread deals with err, the failure to read e's stored certificate,
+// and reports whether there is no usable stored certificate (missing or
+// damaged), so that the renewal state is worth reading still. A damaged
+// record (certstore.ErrDamaged) stands for none, so one is obtained
+// again: logged at error once, and in the status as the last error
+// (noteDamaged), as at load. Any other failure is the storage's: warned
+// of, and read again at the next pass.
+func (m *Manager) certUnread(ctx context.Context, e *entry, err error) bool {
+	damaged := errors.Is(err, certstore.ErrDamaged)
+	switch {
+	case certstore.IsNotExist(err):
+		return true
+	case ctx.Err() != nil:
+		return false
+	case damaged && e.cur.Load() == nil:
+		if e.noteDamaged(err) {
+			m.log.Error("unreadable stored certificate; it will be obtained again",
+				"cert", e.id, "names", e.site.names, "error", err)
+		}
+	default:
+		m.log.Warn("read stored certificate", "cert", e.id, "error", err)
+	}
+	return damaged
+}
+
 // obtainOptions modify an order.
 type obtainOptions struct {
 	force bool // order even if another process just stored a certificate
@@ -166,16 +203,51 @@ type obtainOptions struct {
 	// `tlspilot renew --force`) left saved, if it is still saved under
 	// the lock, although no renewal is due: its certificate may be
 	// issued already, and status shows it renewing until it is done.
-	resume bool
-	onStep func(string) // progress, may be nil
+	resume   bool
+	onStep   func(string) // progress, may be nil
+	reported bool         // a failure is shown through onStep: see fail
 }
 
 // obtain orders a certificate for e: under the lock issue/<id>, after
 // checking storage once more, so that processes sharing a storage never
-// order the same certificate twice.
+// order the same certificate twice, nor sooner than a retry time that
+// any of them recorded. It returns a *retryWait when such a retry time
+// held it back, and a *failedAttempt when an order failed and the failure
+// is recorded already, under the lock, so that the process taking the
+// lock next finds it; any other error is the caller's to record (fail),
+// or not if ctx ended or the storage is unreachable.
 func (m *Manager) obtain(ctx context.Context, e *entry, opts obtainOptions) error {
-	return m.underIssueLock(ctx, e.id, func(ctx context.Context) error { return m.obtainLocked(ctx, e, opts) })
+	return m.underIssueLock(ctx, e.id, func(ctx context.Context) error {
+		err := m.obtainLocked(ctx, e, opts)
+		var wait *retryWait
+		if err == nil || errors.As(err, &wait) || ctx.Err() != nil {
+			return err
+		}
+		if _, ok := m.checkStorage(ctx); !ok {
+			return err
+		}
+		return &failedAttempt{err: err, retryAt: m.fail(e, err, opts.reported)}
+	})
 }
+
+// retryWait is obtain's error when a retry time recorded after a failed
+// attempt, by this process or another sharing the storage, has not come:
+// nothing was ordered.
+type retryWait struct{ at time.Time }
+
+func (w *retryWait) Error() string {
+	return StepRetryWait + " until " + w.at.UTC().Format(time.RFC3339)
+}
+
+// failedAttempt is obtain's error when the attempt failed with err and
+// was recorded (fail): retryAt is when to try again.
+type failedAttempt struct {
+	err     error
+	retryAt time.Time
+}
+
+func (f *failedAttempt) Error() string { return f.err.Error() }
+func (f *failedAttempt) Unwrap() error { return f.err }
 
 // underIssueLock runs f under the storage lock issue/<id> with a context
 // that carries the lease (a backend that fences writes rejects them once
@@ -211,6 +283,11 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	// needs replacing. Asking only whether refresh found a newer one would
 	// order again when watch had already put it in service.
 	m.refresh(ctx, e)
+	if at := e.retryAt(); !opts.force && at.After(time.Now()) {
+		// A failed attempt, maybe another process's that refresh just
+		// took up, holds every process back until its retry time.
+		return &retryWait{at: at}
+	}
 	if !opts.force && !e.needsOrder(time.Now(), jitter) && !(opts.resume && m.interrupted(ctx, e)) {
 		return nil
 	}
@@ -312,7 +389,9 @@ func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool
 	return req, renewing
 }
 
-// fail records a failed attempt, reports it, and returns when to retry:
+// fail records a failed attempt, reports it, and returns when to retry,
+// counting on from the attempts stored by any process sharing the
+// storage (refresh takes them up under the issue lock, before ordering):
 // exponential backoff with jitter for every class of failure, never
 // before the CA's Retry-After. Only the first retry after a rejected
 // nonce is quick (RFC 8555 §6.5 asks for a retry with a fresh nonce);
@@ -334,6 +413,11 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	defer cancel()
 	if serr := m.store.StoreState(ctx, e.id, st); serr != nil {
 		m.log.Warn("store renewal state", "cert", e.id, "error", serr)
+	} else if nerr := m.store.NoteChange(ctx, e.id); nerr != nil {
+		// Noted so that the other processes sharing the storage take the
+		// failure up (refresh) now, not at their next pass: their status
+		// shows it, and their schedule waits for its retry time.
+		m.log.Warn("note failed attempt", "cert", e.id, "error", nerr)
 	}
 	level := slog.LevelError
 	if reported {

@@ -103,7 +103,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	}
 	next := time.Now()
 	defer func() { m.finish(e, next) }()
-	m.refresh(ctx, e)
+	m.refresh(ctx, e) // takes up a failure another process recorded, with its retry time
 	resume := !force && m.interrupted(ctx, e)
 	if !force && !resume {
 		m.checkARI(ctx, e)
@@ -111,18 +111,28 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 			// A retry pending (the pass due before it may be only the
 			// expired notice's) holds the renewal back.
 			if retry := e.retryAt(); retry.After(time.Now()) {
-				progress(e.id, StepRetryWait+" until "+retry.UTC().Format(time.RFC3339))
+				progress(e.id, (&retryWait{at: retry}).Error())
 			} else {
 				progress(e.id, StepNotDue)
 			}
 			return nil
 		}
 	}
-	err := m.obtain(ctx, e, obtainOptions{force: force, resume: resume, onStep: func(s string) { progress(e.id, s) }})
+	err := m.obtain(ctx, e, obtainOptions{force: force, resume: resume, reported: reported,
+		onStep: func(s string) { progress(e.id, s) }})
+	var wait *retryWait
+	var failed *failedAttempt
+	switch {
+	case errors.As(err, &wait): // another process failed meanwhile
+		next = m.plan(ctx, e, false)
+		progress(e.id, wait.Error())
+		return nil
+	case errors.As(err, &failed):
+		next = failed.retryAt
+	case err != nil && ctx.Err() == nil:
+		next = m.fail(e, err, reported)
+	}
 	if err != nil {
-		if ctx.Err() == nil {
-			next = m.fail(e, err, reported)
-		}
 		progress(e.id, StepFailed+": "+err.Error())
 		return fmt.Errorf("renew %s: %w", e.id, err)
 	}

@@ -2,16 +2,31 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
+
+// ErrRunning is returned by Run while another Run of the same Manager is
+// under way.
+var ErrRunning = errors.New("tlspilot: Run is already running for this Manager")
 
 // Run renews certificates until ctx ends. One timer heap keyed by each
 // certificate's next due time drives it: the earliest entry wakes the loop,
 // so idle certificates cost nothing. Due certificates are worked on in a
 // pool of Config.Workers. Run returns ctx's error after in-flight work has
 // stopped.
+//
+// One Run at a time drives a Manager: while one is under way, another
+// returns ErrRunning at once and does nothing. Once the first has
+// returned, Run may be called again. Several Managers, in one process or
+// several, may each run on one storage: the storage's locks keep them
+// from ordering a certificate twice.
 func (m *Manager) Run(ctx context.Context) error {
+	if !m.running.CompareAndSwap(false, true) {
+		return ErrRunning
+	}
+	defer m.running.Store(false) // after the in-flight work has stopped (wg.Wait, deferred below)
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)

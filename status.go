@@ -202,6 +202,9 @@ func NewStatusReport(now time.Time, certs []CertStatus, acct *AccountStatus) Sta
 	r.ExitCode = ExitOK
 	for _, c := range certs {
 		r.ExitCode = max(r.ExitCode, c.exitCode(now), c.Deploy.exitCode(now))
+		if c.Managed && c.unreadable && r.Error == "" {
+			r.Error = "certificate " + c.ID + ": " + c.LastError // Error explains UNKNOWN
+		}
 	}
 	r.Status = exitNames[r.ExitCode]
 	return r
@@ -373,6 +376,8 @@ func storedStatus(ctx context.Context, st *certstore.Store, id string, names []s
 		cs.Deploy = storedDeployStatus(ctx, st, id, cs.Serial)
 	}
 	switch {
+	case errors.Is(err, certstore.ErrDamaged):
+		cs.LastError, cs.unreadable = "stored certificate unreadable (damaged), a running Manager obtains it again: "+err.Error(), true
 	case err != nil && !certstore.IsNotExist(err):
 		cs.LastError, cs.unreadable = "unreadable stored certificate: "+err.Error(), true
 	case serr != nil && !certstore.IsNotExist(serr):
