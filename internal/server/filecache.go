@@ -4,10 +4,8 @@ import (
 	"bytes"
 	"io"
 	"io/fs"
-	"mime"
 	"net/http"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -140,17 +138,14 @@ func readCachedFile(root *os.Root, name string) *cachedFile {
 	return newCachedFile(name, id, fi.ModTime(), data)
 }
 
-// newCachedFile computes the headers http.ServeContent would send.
+// newCachedFile computes the headers http.ServeContent would send, with
+// the Content-Type from the name (contentType), never from the data.
 func newCachedFile(name string, id fileID, mod time.Time, data []byte) *cachedFile {
-	ctype := mime.TypeByExtension(filepath.Ext(name))
-	if ctype == "" {
-		ctype = http.DetectContentType(data[:min(len(data), 512)])
-	}
 	e := &cachedFile{
 		id:      id,
 		modTime: mod,
 		data:    data,
-		ctype:   []string{ctype}[:1:1],
+		ctype:   contentType(name),
 		etag:    []string{etagOf(mod, id.size)}[:1:1],
 		clen:    []string{strconv.Itoa(len(data))}[:1:1],
 	}
@@ -214,7 +209,7 @@ var acceptRanges = []string{"bytes"}[:1:1]
 // through http.ServeContent.
 func (e *cachedFile) serve(w http.ResponseWriter, r *http.Request, name string) {
 	h := w.Header()
-	h["Content-Type"] = e.ctype
+	setContentType(h, e.ctype)
 	h["Etag"] = e.etag
 	if !plainGet(r.Header) {
 		http.ServeContent(w, r, name, e.modTime, bytes.NewReader(e.data))

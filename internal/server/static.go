@@ -102,6 +102,7 @@ func (h *static) serveFile(w http.ResponseWriter, r *http.Request, st *rootState
 		http.Error(w, "404 page not found", http.StatusNotFound)
 		return
 	}
+	setContentType(w.Header(), contentType(name))
 	w.Header()["Etag"] = []string{etagOf(fi.ModTime(), fi.Size())}
 	b, _ := h.bodies.Get().(*fileBody)
 	if b == nil {
@@ -111,6 +112,15 @@ func (h *static) serveFile(w http.ResponseWriter, r *http.Request, st *rootState
 	http.ServeContent(w, r, name, fi.ModTime(), b)
 	*b = fileBody{}
 	h.bodies.Put(b)
+}
+
+// setContentType sets a file's Content-Type unless the site's headers
+// config already set one, which wins (it is in h before the handler
+// runs). With the header present, http.ServeContent never sniffs.
+func setContentType(h http.Header, ctype []string) {
+	if _, ok := h["Content-Type"]; !ok {
+		h["Content-Type"] = ctype
+	}
 }
 
 // redirectToDir adds the slash to a directory's URL. The target is
