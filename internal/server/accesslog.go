@@ -27,24 +27,41 @@ type logWriter struct {
 	armed       time.Time     // when the write deadline was last pushed forward
 
 	headers []header // the site's response headers (siteHeaders)
-	interim bool     // a 1xx answer was written since the last final one
+	http10  bool     // the request is HTTP/1.0: no interim answers
+	h2      bool     // the request is HTTP/2: its stream has a write timer
 }
 
-// WriteHeader writes the status. A final answer after an interim one
-// (103 Early Hints, a relayed 100) gets the site's headers back where they
-// are missing: httputil.ReverseProxy clears the header map once it has
-// passed a 1xx on, which would drop HSTS, CSP and the others from the
-// answer that counts.
+// WriteHeader writes the status, and makes the answer what the site and
+// HTTP ask whoever wrote it (a proxied upstream, above all):
+//
+//   - the final answer gets the site's headers back where they are
+//     missing: the defaults a proxy left to the upstream (yieldDefaults),
+//     and all of them after an interim answer (103 Early Hints, a
+//     relayed 100), since httputil.ReverseProxy clears the header map once
+//     it has passed a 1xx on;
+//   - with no Content-Type, none is guessed from the body (net/http would
+//     sniff one: a script could become text/html, or JavaScript text/plain
+//     that nosniff then blocks); nginx sends none either;
+//   - a 204 carries no Content-Length (RFC 9110 §8.6; HTTP/2 clients
+//     refuse the stream);
+//   - an HTTP/1.0 client gets no interim answer (RFC 9110 §15.2).
 func (w *logWriter) WriteHeader(code int) {
-	if code >= 100 && code < 200 && code != http.StatusSwitchingProtocols {
-		w.interim = true
-	} else if w.interim {
-		w.interim = false
+	interim := code >= 100 && code < 200 && code != http.StatusSwitchingProtocols
+	if interim && w.http10 {
+		return
+	}
+	if !interim {
 		h := w.Header()
 		for _, sh := range w.headers {
 			if _, ok := h[sh.key]; !ok {
 				h[sh.key] = sh.val
 			}
+		}
+		if _, ok := h["Content-Type"]; !ok {
+			h["Content-Type"] = nil // net/http: "set it to nil" to suppress sniffing
+		}
+		if code == http.StatusNoContent {
+			delete(h, "Content-Length")
 		}
 	}
 	if w.status == 0 && code >= 200 {
@@ -96,9 +113,13 @@ func (w *logWriter) ReadFrom(src io.Reader) (int64, error) {
 }
 
 // Flush lets streamed responses (server-sent events) through at once.
+// On HTTP/2 the stream's write timer then stops until the next write
+// (pauseWrites): a stream between two events is waiting, not stalled.
 func (w *logWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		w.progress()
 		f.Flush()
+		w.pauseWrites()
 	}
 }
 
@@ -142,7 +163,8 @@ func (a *accessLog) wrap(next http.Handler) http.Handler {
 			lw = new(logWriter)
 		}
 		start := time.Now()
-		*lw = logWriter{ResponseWriter: w, bufs: a.bufs, tls: r.TLS != nil, sendTimeout: a.sendTimeout, armed: start}
+		*lw = logWriter{ResponseWriter: w, bufs: a.bufs, tls: r.TLS != nil, sendTimeout: a.sendTimeout, armed: start,
+			http10: r.ProtoMajor == 1 && r.ProtoMinor == 0, h2: r.ProtoMajor == 2}
 		if r.ProtoMajor == 1 && len(r.TransferEncoding) > 0 {
 			// RFC 9112 §6.1: a request with both Content-Length and
 			// Transfer-Encoding must have its connection closed after
@@ -181,6 +203,7 @@ func (a *accessLog) done(lw *logWriter, br *bodyReader, r *http.Request, start t
 			slog.String("site", lw.site),
 		)
 	}
+	lw.resumeWrites()
 	*lw = logWriter{}
 	a.writers.Put(lw)
 	if br != nil {

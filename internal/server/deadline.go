@@ -53,6 +53,36 @@ func (w *logWriter) progress() {
 	}
 }
 
+// pauseWrites stops an HTTP/2 stream's write timer while the handler
+// waits on something other than the client: an upstream's answer, or the
+// next event of a stream it relays. net/http's per-stream WriteTimeout is
+// a timer that resets the stream when it fires, whether a write is under
+// way or not, so it cut an upstream slower than the send timeout (a
+// reset instead of a 504) and event streams quiet for that long. The
+// next write arms it again (progress), so a client that takes nothing
+// is still cut. HTTP/1 needs none of this: its deadline is the socket's,
+// which only a write under way can miss.
+func (w *logWriter) pauseWrites() {
+	if !w.h2 || w.sendTimeout <= 0 || w.armed.IsZero() {
+		return
+	}
+	if d, ok := w.ResponseWriter.(deadliner); ok {
+		d.SetWriteDeadline(time.Time{})
+		w.armed = time.Time{}
+	}
+	if w.body != nil {
+		w.body.stopWriteDeadline()
+	}
+}
+
+// resumeWrites arms a paused write timer again as the handler returns:
+// net/http writes what is still buffered after it.
+func (w *logWriter) resumeWrites() {
+	if w.h2 && w.sendTimeout > 0 && w.armed.IsZero() {
+		w.progress()
+	}
+}
+
 // bodyReader gives a request body an idle read deadline and remembers
 // the first error reading it, which is the client's doing (an aborted
 // upload, a malformed chunked body, a stall), never the upstream's.
@@ -89,6 +119,14 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	n, err := b.rc.Read(p)
 	b.after(err)
 	return n, err
+}
+
+// stopWriteDeadline stops pushing the write deadline forward: the
+// response's writer paused it (pauseWrites) and arms it itself.
+func (b *bodyReader) stopWriteDeadline() {
+	b.mu.Lock()
+	b.send = 0
+	b.mu.Unlock()
 }
 
 // before pushes the deadlines forward.

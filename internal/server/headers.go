@@ -15,8 +15,9 @@ const hstsValue = "max-age=63072000; includeSubDomains"
 // response of the site and must never be modified; its capacity equals
 // its length, so an append by a handler copies it.
 type header struct {
-	key string
-	val []string
+	key  string
+	val  []string
+	dflt bool // a default (not configured): an upstream's own value wins
 }
 
 // setHeaders copies precomputed headers into h without allocating
@@ -38,7 +39,13 @@ func buildHeaders(s *Site, overTLS bool) ([]header, error) {
 			hs = append(hs, header{key: k, val: []string{v}[:1:1]})
 		}
 	}
+	// A default that a proxied upstream's own value replaces (a
+	// configured header, below, replaces the upstream's instead): an
+	// application's Referrer-Policy is its own choice, stricter or not.
 	set("Referrer-Policy", "strict-origin-when-cross-origin")
+	hs[0].dflt = true
+	// nosniff has no other meaningful value: it stays, whatever an
+	// upstream sends.
 	set("X-Content-Type-Options", "nosniff")
 	if s.HSTS && overTLS {
 		set("Strict-Transport-Security", hstsValue)
@@ -67,14 +74,31 @@ func buildHeaders(s *Site, overTLS bool) ([]header, error) {
 	return hs, nil
 }
 
-// headerKeys lists the keys a site sets, so that a proxied upstream's
-// headers of the same name give way to the site's.
+// headerKeys lists the keys a site's configuration sets (not its
+// defaults), so that a proxied upstream's headers of the same name give
+// way to the site's.
 func headerKeys(hs []header) []string {
-	keys := make([]string, len(hs))
-	for i, h := range hs {
-		keys[i] = h.key
+	keys := make([]string, 0, len(hs))
+	for _, h := range hs {
+		if !h.dflt {
+			keys = append(keys, h.key)
+		}
 	}
 	return keys
+}
+
+// yieldDefaults removes the site's default headers from the response
+// before a proxy copies the upstream's in: an upstream that sets one
+// (Referrer-Policy: no-referrer, say) keeps its value, one that does not
+// gets the default back as the answer is written (logWriter.WriteHeader).
+// A header the site configures is kept and wins (headerKeys).
+func (w *logWriter) yieldDefaults() {
+	h := w.Header()
+	for _, sh := range w.headers {
+		if sh.dflt {
+			delete(h, sh.key)
+		}
+	}
 }
 
 func validHeaderName(k string) bool {

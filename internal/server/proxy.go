@@ -1,6 +1,7 @@
 package server
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -127,6 +128,12 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+	if lw, ok := w.(*logWriter); ok {
+		lw.pauseWrites() // until the upstream answers: its timeout gives 504
+		if r.Header.Get("Upgrade") == "" {
+			lw.yieldDefaults() // an upgrade's 101 is written without WriteHeader: keep them
+		}
+	}
 	p.rp.ServeHTTP(w, r)
 }
 
@@ -139,6 +146,9 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // are never taken from the client, a trusted proxy included: they are
 // removed, and set afresh on sites with ClientAuth.
 func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
+	if pb, ok := pr.In.Body.(*prefixBody); ok && pb.rest == nil && pr.Out.Body != nil {
+		pr.Out.Body = &wholeBody{Reader: bytes.NewReader(pb.whole), b: pb.whole} // resendable (RoundTrip)
+	}
 	pr.SetURL(p.pick().url)
 	pr.Out.Host = pr.In.Host
 	p.ident.rewrite(pr.Out.Header, pr.In.TLS)
@@ -256,24 +266,40 @@ func (p *proxy) pickHealthy() *upstream {
 	return nil
 }
 
-func (p *proxy) markDown(host string) {
+// markDown takes host out of the rotation for downFor after err, a
+// failure to connect, and logs it when it was up: once per downFor at
+// most, so that a dead pool member is seen (nginx logs "connect()
+// failed") without flooding the log.
+func (p *proxy) markDown(host string, err error) {
+	now := time.Now()
 	for _, u := range p.ups {
-		if u.url.Host == host {
-			u.downUntil.Store(time.Now().Add(downFor).UnixNano())
+		if u.url.Host != host {
+			continue
+		}
+		if was := u.downUntil.Swap(now.Add(downFor).UnixNano()); was <= now.UnixNano() && len(p.ups) > 1 {
+			p.log.Warn("proxy: upstream unreachable, out of rotation", "upstream", host,
+				"for", downFor.String(), "error", err.Error())
 		}
 	}
 }
 
 // RoundTrip is the proxy's transport: the shared one, plus failover of
-// requests that never reached an upstream.
+// requests that never reached an upstream (it could not be connected
+// to), whatever their method, as nginx's proxy_next_upstream error does:
+// nothing was sent. A request body is sent again only when it is whole
+// in memory (bufferBody); a longer one, streamed, is not.
 func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	body := req.Body
 	resp, err := p.tr.RoundTrip(req)
 	if err == nil || !isDialError(err) {
 		return resp, err
 	}
-	p.markDown(req.URL.Host)
-	if req.Body != nil && req.Body != http.NoBody {
-		return nil, err
+	p.markDown(req.URL.Host, err)
+	hasBody := body != nil && body != http.NoBody
+	if hasBody {
+		if _, ok := resent(body); !ok {
+			return nil, err
+		}
 	}
 	for range len(p.ups) - 1 {
 		u := p.pickHealthy()
@@ -282,11 +308,14 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 		}
 		r2 := req.Clone(req.Context())
 		r2.URL.Scheme, r2.URL.Host = u.url.Scheme, u.url.Host
+		if hasBody {
+			r2.Body, _ = resent(body)
+		}
 		resp, err = p.tr.RoundTrip(r2)
 		if err == nil || !isDialError(err) {
 			return resp, err
 		}
-		p.markDown(u.url.Host)
+		p.markDown(u.url.Host, err)
 	}
 	return nil, err
 }
@@ -358,8 +387,10 @@ func bufferBody(w http.ResponseWriter, r *http.Request, buf []byte) error {
 	n, err := io.ReadFull(r.Body, buf)
 	switch {
 	case err == io.EOF || err == io.ErrUnexpectedEOF && clientBodyErr(w) == nil:
-		// The whole body: the upstream gets it with its length.
-		r.Body = &prefixBody{buf: buf[:n], rest: nil, orig: r.Body}
+		// The whole body: the upstream gets it with its length, and
+		// another upstream again if the first cannot be connected to
+		// (proxy.RoundTrip, resent).
+		r.Body = &prefixBody{buf: buf[:n], whole: buf[:n], rest: nil, orig: r.Body}
 		r.ContentLength = int64(n)
 		r.TransferEncoding = nil
 		return nil
@@ -375,9 +406,30 @@ func bufferBody(w http.ResponseWriter, r *http.Request, buf []byte) error {
 
 // prefixBody is a request body whose first bytes were read ahead.
 type prefixBody struct {
-	buf  []byte
-	rest io.Reader // nil: buf is the whole body
-	orig io.ReadCloser
+	buf   []byte
+	whole []byte    // when rest is nil, the whole body, read or not
+	rest  io.Reader // nil: buf is the whole body
+	orig  io.ReadCloser
+}
+
+// wholeBody is the body of a proxied request when bufferBody read it
+// whole: a transport that could not connect to one upstream sends it to
+// the next from its start (resent). Close does nothing, as with
+// ReverseProxy's own wrapper: the client's body is read already.
+type wholeBody struct {
+	*bytes.Reader
+	b []byte
+}
+
+func (*wholeBody) Close() error { return nil }
+
+// resent returns body again from its start, if it is a wholeBody, for a
+// request sent to another upstream.
+func resent(body io.ReadCloser) (io.ReadCloser, bool) {
+	if wb, ok := body.(*wholeBody); ok {
+		return &wholeBody{Reader: bytes.NewReader(wb.b), b: wb.b}, true
+	}
+	return nil, false
 }
 
 func (b *prefixBody) Read(p []byte) (int, error) {
