@@ -49,13 +49,7 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 	if err != nil {
 		return UnknownReport(now, fmt.Errorf("read storage: %w", err))
 	}
-	type job struct {
-		id      string
-		names   []string
-		kt      KeyType
-		managed bool
-	}
-	var jobs []job
+	var jobs []statusJob
 	managed := make(map[string]bool)
 	for _, c := range certs {
 		names, err := normalizeNames(c.Names)
@@ -69,19 +63,35 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 		for _, kt := range kts {
 			if id := certstore.CertID(names, kt); !managed[id] {
 				managed[id] = true
-				jobs = append(jobs, job{id, names, kt, true})
+				jobs = append(jobs, statusJob{id, names, kt, true})
 			}
 		}
 	}
 	for _, id := range stored {
 		if !managed[id] {
-			jobs = append(jobs, job{id: id})
+			jobs = append(jobs, statusJob{id: id})
 		}
 	}
-	// Reading is bound by file reads and JSON: use every core. A storage
-	// that reads many keys at once (PostgreSQL) answers a batch of
-	// certificates' records in one round trip instead of three each; if
-	// that read fails, each certificate's own reads report it.
+	out := readStatuses(ctx, store, cfg, jobs, now)
+	acct := storedAccount(ctx, store, cfg)
+	return NewStatusReport(now, out, &acct)
+}
+
+// statusJob is one certificate ReadStatus reports: a managed one
+// (configured names and key type) or one only stored.
+type statusJob struct {
+	id      string
+	names   []string
+	kt      KeyType
+	managed bool
+}
+
+// readStatuses reads the status of each of jobs from store. Reading is
+// bound by file reads and JSON: it uses every core. A storage that reads
+// many keys at once (PostgreSQL) answers a batch of certificates' records
+// in one round trip instead of four each; if that read fails, each
+// certificate's own reads report it.
+func readStatuses(ctx context.Context, store *certstore.Store, cfg Config, jobs []statusJob, now time.Time) []CertStatus {
 	out := make([]CertStatus, len(jobs))
 	var g errgroup.Group
 	g.SetLimit(2 * runtime.GOMAXPROCS(0))
@@ -107,8 +117,7 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 		}
 	}
 	_ = g.Wait()
-	acct := storedAccount(ctx, store, cfg)
-	return NewStatusReport(now, out, &acct)
+	return out
 }
 
 // statusBatch is how many certificates ReadStatus reads in one round
