@@ -26,19 +26,24 @@ type logWriter struct {
 	sendTimeout time.Duration // idle write deadline; 0: none
 	armed       time.Time     // when the write deadline was last pushed forward
 
-	headers []header // the site's response headers (siteHeaders)
-	http10  bool     // the request is HTTP/1.0: no interim answers
-	h2      bool     // the request is HTTP/2: its stream has a write timer
+	headers   []header // the site's response headers (siteHeaders)
+	interim   bool     // a 1xx answer was written since the last final one
+	yielded   bool     // the site's defaults were removed for an upstream's own (yieldDefaults)
+	closeConn bool     // the connection must close after the answer (a chunked HTTP/1 request)
+	http10    bool     // the request is HTTP/1.0: no interim answers
+	h2        bool     // the request is HTTP/2: its stream has a write timer
 }
 
 // WriteHeader writes the status, and makes the answer what the site and
 // HTTP ask whoever wrote it (a proxied upstream, above all):
 //
-//   - the final answer gets the site's headers back where they are
-//     missing: the defaults a proxy left to the upstream (yieldDefaults),
-//     and all of them after an interim answer (103 Early Hints, a
-//     relayed 100), since httputil.ReverseProxy clears the header map once
-//     it has passed a 1xx on;
+//   - the final answer gets back, where they are missing, the site's
+//     defaults a proxy left to the upstream (yieldDefaults), and after an
+//     interim answer (103 Early Hints, a relayed 100) all the site's
+//     headers and the Connection: close a chunked request asks for,
+//     since httputil.ReverseProxy clears the header map once it has
+//     passed a 1xx on. Other headers a handler removed stay removed
+//     (http.ServeContent drops Cache-Control from its errors);
 //   - with no Content-Type, none is guessed from the body (net/http would
 //     sniff one: a script could become text/html, or JavaScript text/plain
 //     that nosniff then blocks); nginx sends none either;
@@ -50,12 +55,20 @@ func (w *logWriter) WriteHeader(code int) {
 	if interim && w.http10 {
 		return
 	}
-	if !interim {
+	if interim {
+		w.interim = true
+	} else {
 		h := w.Header()
-		for _, sh := range w.headers {
-			if _, ok := h[sh.key]; !ok {
-				h[sh.key] = sh.val
+		if w.interim || w.yielded {
+			for _, sh := range w.headers {
+				if _, ok := h[sh.key]; !ok && (w.interim || sh.dflt) {
+					h[sh.key] = sh.val
+				}
 			}
+			if w.interim && w.closeConn {
+				h["Connection"] = connectionClose
+			}
+			w.interim = false
 		}
 		if _, ok := h["Content-Type"]; !ok {
 			h["Content-Type"] = nil // net/http: "set it to nil" to suppress sniffing
@@ -172,6 +185,7 @@ func (a *accessLog) wrap(next http.Handler) http.Handler {
 			// handler sees it, so every chunked HTTP/1 request closes
 			// its connection; browsers never send one.
 			w.Header()["Connection"] = connectionClose
+			lw.closeConn = true
 		}
 		var br *bodyReader
 		if r.Body != nil && r.Body != http.NoBody {

@@ -113,16 +113,16 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 			st.stapler.Prepare(st.file.current()) // a staple ready for the first handshake
 		}
 	}
-	keys := headerKeys(st.tlsHeaders)
+	hdrs := proxyHeadersOf(st.tlsHeaders)
 	ident := upstreamIdentity{strip: t.strip}
 	if st.auth != nil {
 		ident.set = st.auth.ident
 	}
-	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, keys, in.TrustedProxies, ident, t, old); err != nil {
+	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, hdrs, in.TrustedProxies, ident, t, old); err != nil {
 		return nil, err
 	}
 	for _, r := range in.Routes {
-		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, keys, in.TrustedProxies, ident, t, old)
+		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, hdrs, in.TrustedProxies, ident, t, old)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
@@ -184,7 +184,7 @@ func (t *table) fileCert(src CertSource) *fileCert {
 // compileHandler builds the handler for one of root, proxy or redirect;
 // nil when none is set. ident is what a proxy does with client
 // identity headers.
-func (s *Server) compileHandler(root string, proxy []string, redirect string, keys []string, trusted []netip.Prefix, ident upstreamIdentity, t, old *table) (http.Handler, error) {
+func (s *Server) compileHandler(root string, proxy []string, redirect string, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, t, old *table) (http.Handler, error) {
 	switch {
 	case root != "":
 		d, err := s.rootDir(root, t, old)
@@ -193,7 +193,7 @@ func (s *Server) compileHandler(root string, proxy []string, redirect string, ke
 		}
 		return &static{root: d, log: s.log}, nil
 	case len(proxy) > 0:
-		return newProxy(proxy, keys, trusted, ident, s.env)
+		return newProxy(proxy, hdrs, trusted, ident, s.env)
 	case redirect != "":
 		return newRedirect(redirect)
 	}

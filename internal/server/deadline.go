@@ -47,9 +47,13 @@ func (w *logWriter) progress() {
 	if !rearm(w.armed, now, w.sendTimeout) {
 		return
 	}
+	paused := w.armed.IsZero()
 	w.armed = now
 	if d, ok := w.ResponseWriter.(deadliner); ok {
 		d.SetWriteDeadline(now.Add(w.sendTimeout))
+	}
+	if paused && w.h2 && w.body != nil {
+		w.body.resumeWriteDeadline(w.sendTimeout, now) // the upload's bytes push it again
 	}
 }
 
@@ -121,11 +125,23 @@ func (b *bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
-// stopWriteDeadline stops pushing the write deadline forward: the
-// response's writer paused it (pauseWrites) and arms it itself.
+// stopWriteDeadline stops pushing the write deadline forward while the
+// response's writer has paused it (pauseWrites).
 func (b *bodyReader) stopWriteDeadline() {
 	b.mu.Lock()
 	b.send = 0
+	b.mu.Unlock()
+}
+
+// resumeWriteDeadline pushes the write deadline forward again as the
+// body arrives, as from armed, once the response's writer armed it anew:
+// an upload still arriving while the answer is under way (full duplex)
+// is progress on the stream.
+func (b *bodyReader) resumeWriteDeadline(send time.Duration, armed time.Time) {
+	b.mu.Lock()
+	if !b.detached {
+		b.send, b.wArmed = send, armed
+	}
 	b.mu.Unlock()
 }
 

@@ -74,17 +74,28 @@ func buildHeaders(s *Site, overTLS bool) ([]header, error) {
 	return hs, nil
 }
 
-// headerKeys lists the keys a site's configuration sets (not its
-// defaults), so that a proxied upstream's headers of the same name give
-// way to the site's.
-func headerKeys(hs []header) []string {
-	keys := make([]string, 0, len(hs))
+// proxyHeaders is what a site's proxy does with the site's headers.
+type proxyHeaders struct {
+	// keys are those the site's configuration sets: an upstream's
+	// headers of the same name give way to the site's.
+	keys []string
+	// defaults are the site's defaults, which give way to an upstream's
+	// own (yieldDefaults), and which a 101 answer, written without
+	// logWriter.WriteHeader, gets from the proxy where it lacks them.
+	defaults []header
+}
+
+// proxyHeadersOf splits a site's headers for its proxies.
+func proxyHeadersOf(hs []header) proxyHeaders {
+	var ph proxyHeaders
 	for _, h := range hs {
-		if !h.dflt {
-			keys = append(keys, h.key)
+		if h.dflt {
+			ph.defaults = append(ph.defaults, h)
+		} else {
+			ph.keys = append(ph.keys, h.key)
 		}
 	}
-	return keys
+	return ph
 }
 
 // yieldDefaults removes the site's default headers from the response
@@ -97,6 +108,7 @@ func (w *logWriter) yieldDefaults() {
 	for _, sh := range w.headers {
 		if sh.dflt {
 			delete(h, sh.key)
+			w.yielded = true
 		}
 	}
 }

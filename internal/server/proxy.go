@@ -65,7 +65,7 @@ type proxy struct {
 	ups     []*upstream
 	next    atomic.Uint32
 	tr      http.RoundTripper
-	keys    []string // headers the site sets; the upstream's give way
+	hdrs    proxyHeaders // what becomes of the site's headers
 	trusted []netip.Prefix
 	ident   upstreamIdentity
 	env     *proxyEnv
@@ -77,8 +77,8 @@ type upstream struct {
 	downUntil atomic.Int64 // unix nanoseconds
 }
 
-func newProxy(targets []string, keys []string, trusted []netip.Prefix, ident upstreamIdentity, env *proxyEnv) (*proxy, error) {
-	p := &proxy{tr: env.transport, keys: keys, trusted: trusted, ident: ident, env: env, log: env.log}
+func newProxy(targets []string, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, env *proxyEnv) (*proxy, error) {
+	p := &proxy{tr: env.transport, hdrs: hdrs, trusted: trusted, ident: ident, env: env, log: env.log}
 	for _, t := range targets {
 		u, err := parseUpstream(t)
 		if err != nil {
@@ -130,9 +130,7 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if lw, ok := w.(*logWriter); ok {
 		lw.pauseWrites() // until the upstream answers: its timeout gives 504
-		if r.Header.Get("Upgrade") == "" {
-			lw.yieldDefaults() // an upgrade's 101 is written without WriteHeader: keep them
-		}
+		lw.yieldDefaults()
 	}
 	p.rp.ServeHTTP(w, r)
 }
@@ -325,9 +323,20 @@ func isDialError(err error) bool {
 	return errors.As(err, &op) && op.Op == "dial"
 }
 
+// modifyResponse removes the upstream's headers that the site's
+// configuration sets, and gives a 101 answer the site's defaults it
+// lacks: ReverseProxy writes a 101 from the upstream's headers without
+// logWriter.WriteHeader, which puts them back on other answers.
 func (p *proxy) modifyResponse(resp *http.Response) error {
-	for _, k := range p.keys {
+	for _, k := range p.hdrs.keys {
 		delete(resp.Header, k)
+	}
+	if resp.StatusCode == http.StatusSwitchingProtocols {
+		for _, d := range p.hdrs.defaults {
+			if _, ok := resp.Header[d.key]; !ok {
+				resp.Header[d.key] = d.val
+			}
+		}
 	}
 	return nil
 }
