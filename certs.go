@@ -59,6 +59,17 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 		}
 		sites[i] = s
 	}
+	// A call refused for its names changes nothing, not even the
+	// challenge directories and deployers of a certificate managed
+	// already: checked before they are set (add checks again).
+	if err := m.names.check(sites...); err != nil {
+		return fmt.Errorf("manage: %w", err)
+	}
+	for i, s := range sites {
+		for _, e := range s.certs {
+			m.extras.set(e.id, e.keyType, certs[i])
+		}
+	}
 	var all []*entry
 	for _, s := range sites {
 		all = append(all, s.certs...)
@@ -121,7 +132,6 @@ func (m *Manager) newSite(c Cert) (*site, error) {
 	for _, kt := range kts {
 		e := &entry{id: certstore.CertID(names, kt), site: s, keyType: kt, challenge: ch, profile: profile, ca: m.cfg.CA}
 		s.certs = append(s.certs, e)
-		m.extras.set(e.id, kt, c)
 		if kt.IsRSA() {
 			if s.rsa == nil {
 				s.rsa = e

@@ -36,10 +36,34 @@ func newNameTable() *nameTable {
 
 // add registers the names of sites, all or none: it fails, changing
 // nothing, if a name already belongs to another site, or to two of
-// sites.
+// sites (check).
 func (t *nameTable) add(sites ...*site) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	if err := t.checkLocked(sites); err != nil {
+		return err
+	}
+	for _, s := range sites {
+		for _, n := range s.names {
+			if len(n) > 2 && n[:2] == "*." {
+				t.wild[n[2:]] = s
+			} else {
+				t.exact[n] = s
+			}
+		}
+	}
+	return nil
+}
+
+// check returns the error add would return now, changing nothing.
+func (t *nameTable) check(sites ...*site) error {
+	t.mu.RLock()
+	defer t.mu.RUnlock()
+	return t.checkLocked(sites)
+}
+
+// checkLocked is check with t.mu held.
+func (t *nameTable) checkLocked(sites []*site) error {
 	given := make(map[string]*site)
 	for _, s := range sites {
 		for _, n := range s.names {
@@ -53,15 +77,6 @@ func (t *nameTable) add(sites ...*site) error {
 			}
 			if other, ok := m[key]; ok && other != s {
 				return fmt.Errorf("%v: %s is already managed with %v", s.names, n, other.names)
-			}
-		}
-	}
-	for _, s := range sites {
-		for _, n := range s.names {
-			if len(n) > 2 && n[:2] == "*." {
-				t.wild[n[2:]] = s
-			} else {
-				t.exact[n] = s
 			}
 		}
 	}
@@ -160,9 +175,13 @@ func supportsECDSA(hello *tls.ClientHelloInfo) bool {
 
 // serving returns the certificate to present for e: the real one, or a
 // temporary self-signed one until the first is obtained. Both have Leaf
-// set (toTLS, tempcert.New).
+// set: the real one's is parsed at its first use (withLeaf), the
+// temporary one's when it is made (tempcert.New).
 func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 	if c := e.cur.Load(); c != nil {
+		if c.Leaf == nil {
+			return e.withLeaf(c), nil
+		}
 		return c, nil
 	}
 	if c := e.temp.Load(); c != nil {
@@ -200,10 +219,31 @@ func (in *interner) intern(der []byte) []byte {
 	return der
 }
 
+// withLeaf returns c, the certificate in service, with its Leaf parsed,
+// and keeps that in service for the next handshakes: once per
+// certificate, at its first use rather than at start-up (10,000
+// certificates would take a quarter of a second more to load, and hold
+// 2.7 KiB more each before any is used). Callers of GetCertificate find
+// Leaf set, as autocert's do. A leaf that does not parse is served
+// without (as before Leaf was kept).
+func (e *entry) withLeaf(c *tls.Certificate) *tls.Certificate {
+	leaf, err := x509.ParseCertificate(c.Certificate[0])
+	if err != nil {
+		return c
+	}
+	p := *c
+	p.Leaf = leaf
+	if e.cur.CompareAndSwap(c, &p) {
+		return &p
+	}
+	if now := e.cur.Load(); now != nil && now.Leaf != nil {
+		return now // another handshake parsed it first
+	}
+	return &p
+}
+
 // toTLS builds the in-memory certificate from a stored record, sharing
-// intermediates through in. Its Leaf is parsed here, once, so that no
-// handshake parses it and callers of GetCertificate find it set, as
-// autocert's do.
+// intermediates through in; its Leaf is parsed at first use (withLeaf).
 func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
 	var chain [][]byte
 	rest := []byte(c.ChainPEM)
@@ -225,11 +265,7 @@ func toTLS(c certstore.Cert, in *interner) (*tls.Certificate, error) {
 	if len(chain) == 0 {
 		return nil, errors.New("no certificate in stored chain")
 	}
-	leaf, err := x509.ParseCertificate(chain[0])
-	if err != nil {
-		return nil, fmt.Errorf("stored chain: %w", err)
-	}
-	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key, Leaf: leaf}, nil
+	return &tls.Certificate{Certificate: chain[:len(chain):len(chain)], PrivateKey: c.Key}, nil
 }
 
 // remove unregisters the site that name belongs to, with all its names,

@@ -413,11 +413,17 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	defer cancel()
 	if serr := m.store.StoreState(ctx, e.id, st); serr != nil {
 		m.log.Warn("store renewal state", "cert", e.id, "error", serr)
-	} else if nerr := m.store.NoteChange(ctx, e.id); nerr != nil {
-		// Noted so that the other processes sharing the storage take the
-		// failure up (refresh) now, not at their next pass: their status
-		// shows it, and their schedule waits for its retry time.
-		m.log.Warn("note failed attempt", "cert", e.id, "error", nerr)
+	} else if st.Attempts == 1 {
+		// The first failure is noted so that the other processes sharing
+		// the storage take it up (refresh) now, not at their next pass:
+		// their status shows the certificate failing. Later ones are not:
+		// during a CA outage every certificate would be noted at each
+		// attempt, and a reader that misses more than MaxRecent changes
+		// reads every certificate again. Peers take them up under the
+		// issue lock before ordering anyway.
+		if nerr := m.store.NoteChange(ctx, e.id); nerr != nil {
+			m.log.Warn("note failed attempt", "cert", e.id, "error", nerr)
+		}
 	}
 	level := slog.LevelError
 	if reported {

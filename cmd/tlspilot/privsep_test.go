@@ -437,7 +437,9 @@ func (ps *privsep) checkDaemon(t *testing.T, conf string, srv *served, serial st
 
 // checkNothingCreated: certs never creates what init creates. Without
 // the KEK, or for a contact with no account, it fails saying so, and
-// creates no KEK and no account.
+// creates no KEK and no account. A storage whose keys are sealed under
+// a KEK gets no new one, which would open none of them: the error says
+// to restore the file.
 func (ps *privsep) checkNothingCreated(t *testing.T, conf string) {
 	t.Helper()
 	kek := filepath.Join(ps.storage, "kek")
@@ -445,8 +447,8 @@ func (ps *privsep) checkNothingCreated(t *testing.T, conf string) {
 		t.Fatal(err)
 	}
 	code, out, errOut := ps.run(certsUser, "certs", "--once", "--config", conf)
-	if code != tlspilot.ExitUnknown || !strings.Contains(errOut, "permission denied") || !strings.Contains(errOut, "tlspilot init") {
-		t.Errorf("certs --once without the KEK: exit %d, want %d and an error pointing to tlspilot init\n%s%s", code, tlspilot.ExitUnknown, out, errOut)
+	if code != tlspilot.ExitUnknown || !strings.Contains(errOut, "key-encryption key file is missing") || !strings.Contains(errOut, "restore that file") {
+		t.Errorf("certs --once without the KEK: exit %d, want %d and an error saying to restore the KEK file\n%s%s", code, tlspilot.ExitUnknown, out, errOut)
 	}
 	if _, err := os.Lstat(kek); err == nil {
 		t.Error("certs created a KEK")

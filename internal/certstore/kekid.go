@@ -113,19 +113,20 @@ var ErrKEKMissing = fmt.Errorf("the key-encryption key file is missing: %w", Err
 // ErrKEKMissing, naming path and the id in the storage's KEKIDKey
 // record, when s holds keys sealed under a key-encryption key: the
 // record exists, or (a storage from before the record was kept) an
-// account key does. It returns nil when s holds none, and when s cannot
-// be read (the caller goes on as before; CheckKEK reports it). It reads
-// only.
+// account key does. It returns nil only when s answered that it holds
+// none: a storage that cannot be read gets an error saying so, since a
+// key made then might be the wrong one for every sealed key in it. It
+// reads only.
 func RefuseNewKEK(ctx context.Context, s storage.Storage, path string) error {
 	if b, err := s.Load(ctx, KEKIDKey); err == nil {
 		return fmt.Errorf("%w with id %s (its %s record): %s does not exist; restore that file: a new key-encryption key would open none of them",
 			ErrKEKMissing, strings.TrimSpace(string(b)), KEKIDKey, path)
 	} else if !IsNotExist(err) {
-		return nil
+		return fmt.Errorf("key-encryption key %s does not exist, and the storage could not be read to tell whether its keys are sealed under another one (a new one would open none of them): %w", path, err)
 	}
 	ks, err := s.List(ctx, "accounts")
 	if err != nil {
-		return nil
+		return fmt.Errorf("key-encryption key %s does not exist, and the storage could not be read to tell whether its keys are sealed under another one (a new one would open none of them): %w", path, err)
 	}
 	for _, k := range ks {
 		if strings.HasSuffix(k, "/key") {

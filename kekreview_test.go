@@ -1,0 +1,86 @@
+package tlspilot
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync/atomic"
+	"testing"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
+)
+
+// downStore is a storage whose reads fail while down is set.
+type downStore struct {
+	storage.Storage
+	down atomic.Bool
+}
+
+var errStorageDownForTest = errors.New("connection refused")
+
+func (f *downStore) Load(ctx context.Context, key string) ([]byte, error) {
+	if f.down.Load() {
+		return nil, errStorageDownForTest
+	}
+	return f.Storage.Load(ctx, key)
+}
+
+func (f *downStore) List(ctx context.Context, prefix string) ([]string, error) {
+	if f.down.Load() {
+		return nil, errStorageDownForTest
+	}
+	return f.Storage.List(ctx, prefix)
+}
+
+// TestNewKEKWhileStorageDown: with the KEK file missing, New creates a
+// new KEK only when the storage answered that it holds no sealed key: a
+// storage that does not answer (it holds a kek-id) gets no new KEK, which
+// would have opened none of its keys once it was back (found by review).
+func TestNewKEKWhileStorageDown(t *testing.T) {
+	ctx := t.Context()
+	dir := t.TempDir()
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(dir, "store")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &downStore{Storage: fs}
+	kek := filepath.Join(dir, "kek")
+	if _, err := New(ctx, Config{CA: "https://127.0.0.1:1/dir", Storage: st, KeyFile: kek}); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(kek); err != nil {
+		t.Fatal(err)
+	}
+	st.down.Store(true)
+	_, err = New(ctx, Config{CA: "https://127.0.0.1:1/dir", Storage: st, KeyFile: kek})
+	if _, serr := os.Stat(kek); err == nil || serr == nil {
+		t.Errorf("storage down, KEK file missing: New %v, KEK file created %v; want an error and no file", err, serr == nil)
+	}
+}
+
+// TestRefusedManageKeepsExtras: a ManageCerts call refused for its names
+// leaves the challenge directory and standalone address of a certificate
+// managed already as they were (found by review).
+func TestRefusedManageKeepsExtras(t *testing.T) {
+	ctx := t.Context()
+	m, err := New(ctx, Config{CA: "https://127.0.0.1:1/dir", StorageDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ManageCerts(ctx, Cert{Names: []string{"a.example.test"}, ChallengeDir: "/srv/a"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.ManageCerts(ctx, Cert{Names: []string{"a.example.test"}, ChallengeDir: "/srv/evil", Standalone: ":9999"}); err == nil {
+		t.Fatal("a second call for a managed name was accepted")
+	}
+	id := certstore.CertID([]string{"a.example.test"}, m.cfg.KeyTypes[0])
+	m.extras.mu.Lock()
+	dir, addr := m.extras.dirs[id], m.extras.addrs[id]
+	m.extras.mu.Unlock()
+	if dir != "/srv/a" || addr != "" {
+		t.Errorf("after a refused call: challenge dir %q (want /srv/a), standalone %q (want none)", dir, addr)
+	}
+}
