@@ -11,7 +11,9 @@ const (
 	// issuer set out to obtain it.
 	AuditAccepted = "accepted"
 	// AuditRefused: a request was refused (policy, weak or reused key,
-	// revoked agent); Reason says why.
+	// revoked agent), or an enrolment token that names a host (used
+	// already, expired, or made before the host was revoked); Reason says
+	// why, starting "enrolment" for a token.
 	AuditRefused = "refused"
 	// AuditIssued: the certificate was obtained and handed out; Serial,
 	// NotBefore, NotAfter, OrderURL and Chain are set.

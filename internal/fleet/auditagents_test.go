@@ -196,3 +196,49 @@ func TestRegistryAuditFailure(t *testing.T) {
 		}
 	}
 }
+
+// TestAuditRefusedEnrolment: an enrolment token used a second time (a
+// leaked token, an agent set up twice), or one made before its host was
+// revoked, is refused and audited as refused with the host and why; the
+// trail held nothing of it before.
+func TestAuditRefusedEnrolment(t *testing.T) {
+	st, err := fsstore.New(fsstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	a := NewStorageAuditor(st)
+	reg, err := New(Options{Storage: st, Auditor: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	e, err := reg.Enroll(ctx, "db1", []string{"db1.example.com"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Redeem(ctx, e.Token); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Redeem(ctx, e.Token); err == nil {
+		t.Fatal("a used token was accepted again")
+	}
+	e2, err := reg.Enroll(ctx, "db1", []string{"db1.example.com"}, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(10 * time.Millisecond) // the revocation comes after the token
+	if _, err := reg.Revoke(ctx, "db1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := reg.Redeem(ctx, e2.Token); err == nil {
+		t.Fatal("a token made before the revocation was accepted")
+	}
+	recs, err := a.Query(ctx, AuditQuery{Decision: AuditRefused})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 2 || recs[0].Host != "db1" || !strings.HasPrefix(recs[0].Reason, "enrolment: enrolment token already used") ||
+		!strings.HasPrefix(recs[1].Reason, "enrolment: db1: agent revoked") {
+		t.Errorf("refused records %+v; want the used token and the revoked host's token", recs)
+	}
+}

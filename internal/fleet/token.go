@@ -135,6 +135,16 @@ func policyReason(e *Enrollment, before *Agent) string {
 	return reason
 }
 
+// refuseToken audits the refusal of an enrolment token that names host
+// (used already, expired, or made before host was revoked: a token that
+// leaked, or an agent set up twice), decision AuditRefused with a reason
+// starting "enrolment", and returns err. A token nobody made names no
+// host and is only logged by the API.
+func (r *Registry) refuseToken(ctx context.Context, host string, err error) error {
+	r.audit(ctx, AuditRecord{Host: host, Decision: AuditRefused, Reason: "enrolment: " + strings.TrimPrefix(err.Error(), "fleet: ")})
+	return err
+}
+
 // Redeem uses an enrolment token, once: it returns the agent it enrols
 // (no longer revoked, Enrolled now). A token never made, already used or
 // expired gives an error wrapping ErrTokenUnknown, ErrTokenUsed or
@@ -155,9 +165,9 @@ func (r *Registry) Redeem(ctx context.Context, tok string) (*Agent, error) {
 	case err != nil:
 		return nil, fmt.Errorf("fleet: %w", err)
 	case !rec.Used.IsZero():
-		return nil, fmt.Errorf("fleet: %w (by %s at %s)", ErrTokenUsed, rec.Host, rec.Used.UTC().Format(time.RFC3339))
+		return nil, r.refuseToken(ctx, rec.Host, fmt.Errorf("fleet: %w (by %s at %s)", ErrTokenUsed, rec.Host, rec.Used.UTC().Format(time.RFC3339)))
 	case !time.Now().Before(rec.Expires):
-		return nil, fmt.Errorf("fleet: %w at %s (host %s): make a new one with tlspilot issuer enroll", ErrTokenExpired, rec.Expires.UTC().Format(time.RFC3339), rec.Host)
+		return nil, r.refuseToken(ctx, rec.Host, fmt.Errorf("fleet: %w at %s (host %s): make a new one with tlspilot issuer enroll", ErrTokenExpired, rec.Expires.UTC().Format(time.RFC3339), rec.Host))
 	}
 	rec.Used = time.Now()
 	if err := r.store(storage.WithLease(ctx, lease), key, rec); err != nil {
@@ -165,7 +175,7 @@ func (r *Registry) Redeem(ctx context.Context, tok string) (*Agent, error) {
 	}
 	a, err := r.update(ctx, rec.Host, func(a *Agent) error {
 		if !a.Revoked.IsZero() && rec.Created.Before(a.Revoked) {
-			return fmt.Errorf("fleet: %s: %w at %s, after this token was made", rec.Host, ErrRevoked, a.Revoked.UTC().Format(time.RFC3339))
+			return r.refuseToken(ctx, rec.Host, fmt.Errorf("fleet: %s: %w at %s, after this token was made", rec.Host, ErrRevoked, a.Revoked.UTC().Format(time.RFC3339)))
 		}
 		a.Revoked, a.Enrolled, a.LastSeen = time.Time{}, rec.Used, rec.Used
 		return nil
