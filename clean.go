@@ -55,7 +55,9 @@ type Cleaned struct {
 //
 // It also removes the OCSP responses serve keeps in storage (ocsp/…) that
 // went stale over a day ago or cannot be read: each renewal leaves the old
-// certificate's behind.
+// certificate's behind; and, unless opts.DryRun, the empty folders of
+// challenge answers that versions before 2026-12-01 left for ever (not
+// listed in the result).
 //
 // The certificates another config on the same storage manages are
 // unmanaged from this one's point of view: give Clean every certificate
@@ -97,6 +99,11 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 		out = append(out, c)
 	}
 	stale, err := cleanOCSP(ctx, store.Storage(), opts.DryRun)
+	if err == nil && !opts.DryRun {
+		// Housekeeping, not reported: empty folders of challenge
+		// answers, left before they were pruned with their last answer.
+		_, err = store.PruneChallengeFolders(ctx)
+	}
 	return append(out, stale...), err
 }
 

@@ -138,6 +138,11 @@ type FolderPruner interface {
 	// a concurrent Store below prefix, in this process or another: that
 	// Store succeeds, making the folder again if need be.
 	PruneFolder(ctx context.Context, prefix string) error
+	// PruneEmptyFolders removes every empty folder below prefix (not
+	// prefix itself), deepest first, as PruneFolder does each, and
+	// returns how many it removed: for folders left by an older version
+	// or a crash.
+	PruneEmptyFolders(ctx context.Context, prefix string) (int, error)
 }
 
 // BatchLoader is an optional interface of a Storage that reads many keys

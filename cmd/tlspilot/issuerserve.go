@@ -67,6 +67,11 @@ func serveIssuer(ctx context.Context, is *issuerStore, log *slog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if stale, err := reg.CheckPolicies(ctx); err == nil {
+		for _, e := range stale {
+			log.Warn("agent policy refused by this version", "error", e.Error())
+		}
+	}
 	sopts := fleet.ServerOptions{CA: ca, Registry: reg, Names: is.cfg.IssuerNames, Auditor: trail,
 		Logger: log.With("component", "issuer"), Setup: issuerSetup(is.cfg)}
 	var m *tlspilot.Manager

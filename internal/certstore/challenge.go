@@ -69,6 +69,25 @@ func (st *Store) DeleteHTTP01(ctx context.Context, token, owner string) error {
 	return nil
 }
 
+// PruneChallengeFolders removes the empty folders of challenge answers
+// (left by a version that did not prune them, or by a crash), on a
+// storage that keeps folders, and returns how many it removed.
+func (st *Store) PruneChallengeFolders(ctx context.Context) (int, error) {
+	p, ok := st.s.(storage.FolderPruner)
+	if !ok {
+		return 0, nil
+	}
+	total := 0
+	for _, prefix := range []string{"challenges/http-01", "challenges/tls-alpn-01"} {
+		n, err := p.PruneEmptyFolders(ctx, prefix)
+		total += n
+		if err != nil {
+			return total, err
+		}
+	}
+	return total, nil
+}
+
 // pruneFolder removes the folder of a challenge's answers once it holds
 // none, on a storage that keeps folders (storage.FolderPruner): every
 // challenge has a new token, and each token's folder would otherwise

@@ -58,3 +58,36 @@ func TestChallengeFoldersPruned(t *testing.T) {
 		t.Errorf("owner-b's answer after owner-a's clean-up: %q, %v", ka, err)
 	}
 }
+
+// TestPruneChallengeFolders: empty folders of challenge answers left by
+// an older version (which did not prune them) are removed by
+// PruneChallengeFolders, and a folder holding an answer stays (found by
+// an upgrade trial: clean said "nothing to remove" and they stayed).
+func TestPruneChallengeFolders(t *testing.T) {
+	dir := t.TempDir()
+	fs, err := fsstore.New(fsstore.Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := certstore.New(fs, nil)
+	ctx := context.Background()
+	for _, sub := range []string{"http-01/aaa", "http-01/bbb", "tls-alpn-01/ccc"} {
+		if err := os.MkdirAll(filepath.Join(dir, "data", "challenges", sub), 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := st.StoreHTTP01(ctx, "kept", "owner", "kept.ka"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := st.PruneChallengeFolders(ctx)
+	if err != nil || n != 3 {
+		t.Errorf("PruneChallengeFolders: %d, %v; want 3 folders", n, err)
+	}
+	if ka, err := st.LoadHTTP01(ctx, "kept"); err != nil || ka != "kept.ka" {
+		t.Errorf("the stored answer after pruning: %q, %v", ka, err)
+	}
+	es, _ := os.ReadDir(filepath.Join(dir, "data", "challenges", "http-01"))
+	if len(es) != 1 {
+		t.Errorf("%d http-01 folders left, want 1 (the stored answer's)", len(es))
+	}
+}

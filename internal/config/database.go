@@ -106,7 +106,8 @@ func (d *decoder) kekFile(path, p string, database bool) string {
 	switch {
 	case errors.Is(err, fs.ErrNotExist) && database:
 		d.errorf(path, "%s does not exist: every node sharing a PostgreSQL storage must read the same key-encryption key, "+
-			"so it is never created here: make it once (head -c 32 /dev/urandom > %[1]s; chmod 0400 %[1]s) and copy it to every node", p)
+			"so it is never created here: copy it from a node of the cluster (a new key would open none of the keys the database holds); "+
+			"for a new cluster, make it once (head -c 32 /dev/urandom > %[1]s; chmod 0400 %[1]s) and copy it to every node", p)
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
 		d.fileError(path, p, err)

@@ -240,6 +240,29 @@ func PolicyNames(names []string) ([]string, error) {
 	return out, nil
 }
 
+// CheckPolicies returns an error for each agent not revoked whose stored
+// policy holds a name PolicyNames refuses now: a policy made by an older
+// tlspilot with looser rules (a last label all digits, say). Such an
+// agent's requests for that name are refused; the error says so and what
+// to do. It returns the storage's error if the agents cannot be listed.
+func (r *Registry) CheckPolicies(ctx context.Context) ([]error, error) {
+	agents, err := r.Agents(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var out []error
+	for _, a := range agents {
+		if !a.Revoked.IsZero() {
+			continue
+		}
+		if _, err := PolicyNames(a.Names); err != nil {
+			out = append(out, fmt.Errorf("agent %s: its policy %v holds a name this version refuses (%w): its requests for it are refused; "+
+				"enrol it again with valid names (tlspilot issuer enroll), or revoke it (tlspilot issuer revoke-agent %s)", a.Host, a.Names, err, a.Host))
+		}
+	}
+	return out, nil
+}
+
 func (r *Registry) load(ctx context.Context, key string, v any) error {
 	b, err := r.s.Load(ctx, key)
 	if err != nil {

@@ -199,3 +199,42 @@ func TestAgents(t *testing.T) {
 		}
 	}
 }
+
+// TestCheckPolicies: a stored policy holding a name the current rules
+// refuse (made by an older tlspilot: an all-digit last label) is
+// reported, with the host and what to do; valid and revoked agents are
+// not (found by an upgrade trial: the issuer kept refusing the agent's
+// requests without a word at start).
+func TestCheckPolicies(t *testing.T) {
+	st, err := fsstore.New(fsstore.Options{Dir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := New(Options{Storage: st})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	if _, err := r.Enroll(ctx, "good", []string{"good.example.com"}, time.Hour); err != nil {
+		t.Fatal(err)
+	}
+	for _, host := range []string{"old", "gone"} {
+		if _, err := r.change(ctx, host, func(a *Agent, _ bool) error {
+			a.Names = []string{host + ".example.123"}
+			return nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := r.Revoke(ctx, "gone"); err != nil {
+		t.Fatal(err)
+	}
+	errs, err := r.CheckPolicies(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(errs) != 1 || !strings.Contains(errs[0].Error(), "agent old: its policy [old.example.123]") ||
+		!strings.Contains(errs[0].Error(), "revoke-agent old") {
+		t.Errorf("CheckPolicies: %v; want one error for agent old", errs)
+	}
+}

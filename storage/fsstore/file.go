@@ -144,6 +144,43 @@ func (s *Store) PruneFolder(ctx context.Context, prefix string) error {
 	return fmt.Errorf("fsstore: prune %s: %w", prefix, err)
 }
 
+// PruneEmptyFolders removes the empty folders below prefix, deepest
+// first, and returns how many it removed (storage.FolderPruner). A folder
+// that holds anything, or gets something meanwhile, stays.
+func (s *Store) PruneEmptyFolders(ctx context.Context, prefix string) (int, error) {
+	if s.ro {
+		return 0, ErrReadOnly
+	}
+	if err := check(ctx.Err(), prefix); err != nil {
+		return 0, fmt.Errorf("fsstore: prune: %w", err)
+	}
+	root := s.dataPath(prefix)
+	var dirs []string
+	err := filepath.WalkDir(root, func(path string, d fs.DirEntry, err error) error {
+		switch {
+		case err != nil && notExist(err):
+			return nil
+		case err != nil:
+			return err
+		case ctx.Err() != nil:
+			return ctx.Err()
+		case d.IsDir() && path != root:
+			dirs = append(dirs, path)
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("fsstore: prune %s: %w", prefix, err)
+	}
+	n := 0
+	for i := len(dirs) - 1; i >= 0; i-- { // WalkDir lists a folder before what it holds
+		if syscall.Rmdir(dirs[i]) == nil {
+			n++
+		}
+	}
+	return n, nil
+}
+
 // Delete removes key. Deleting a missing key, or a key that is only a
 // folder of other keys, does nothing and returns nil; on a storage that
 // vanished it fails with ErrGone. Emptied folders are left in place
