@@ -37,6 +37,7 @@ var mimeTypes = buildMimeTypes(map[string]string{
 	"vtt": "text/vtt; charset=utf-8",
 	"rss": "application/rss+xml", "atom": "application/atom+xml",
 	"wasm": "application/wasm", "pdf": "application/pdf",
+	"crt": "application/x-x509-ca-cert", "der": "application/x-x509-ca-cert", "pem": "application/x-x509-ca-cert",
 
 	"gif": "image/gif", "jpeg": "image/jpeg", "jpg": "image/jpeg",
 	"png": "image/png", "apng": "image/apng", "webp": "image/webp",

@@ -27,6 +27,7 @@ var wantTypes = map[string]string{
 	"svg": "image/svg+xml", "svgz": "image/svg+xml", "webp": "image/webp", "avif": "image/avif",
 	"ico": "image/x-icon", "bmp": "image/bmp", "tif": "image/tiff", "tiff": "image/tiff",
 	"wasm": "application/wasm", "pdf": "application/pdf",
+	"crt": "application/x-x509-ca-cert", "der": "application/x-x509-ca-cert", "pem": "application/x-x509-ca-cert",
 	"woff": "font/woff", "woff2": "font/woff2", "ttf": "font/ttf", "otf": "font/otf",
 	"eot": "application/vnd.ms-fontobject",
 	"zip": "application/zip", "gz": "application/gzip", "tar": "application/x-tar",
