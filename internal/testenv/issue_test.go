@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -169,6 +170,13 @@ func TestIssuance(t *testing.T) {
 			if got := p.Orders(); got != 1 {
 				t.Errorf("Orders() = %d, want 1", got)
 			}
+			// One leaf in about 256 is one whose order Pebble cannot find
+			// from its ARI id (pebbleFindsSerial): replace it by another
+			// before renewing it with replaces.
+			firsts := 1
+			for ; !pebbleFindsSerial(leaf) && firsts < 5; firsts++ {
+				leaf = obtain(t, p, client, account, "default", nil, "www.tlspilot.test")
+			}
 
 			renewed := obtain(t, p, client, account, "shortlived", leaf, "www.tlspilot.test")
 			if got := renewed.NotAfter.Sub(renewed.NotBefore); got != 2*time.Minute-time.Second {
@@ -178,7 +186,7 @@ func TestIssuance(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got, want := p.Replaces(), []string{"", certID}; len(got) != 2 || got[0] != want[0] || got[1] != want[1] {
+			if got, want := p.Replaces(), append(make([]string, firsts), certID); !slices.Equal(got, want) {
 				t.Errorf("Replaces() = %q, want %q", got, want)
 			}
 			if p.RequestsTo("/order-plz") < 2 || p.Requests() <= p.RequestsTo("/order-plz") {
@@ -196,4 +204,17 @@ func TestIssuance(t *testing.T) {
 			}
 		})
 	}
+}
+
+// pebbleFindsSerial reports whether Pebble v2.10.1 finds the order that
+// issued leaf from leaf's ARI certificate id (RFC 9773 §4.1), as a new
+// order's "replaces" names it. Pebble keys orders by the hex of
+// SerialNumber.Bytes(), and the id carries the serial's DER integer
+// bytes, which start with an extra 0x00 when the first byte is 0x80 or
+// more: for such a leaf Pebble answers serverInternal ("could not find
+// an order for the given certificate"). tlspilot then orders again
+// without replaces (internal/issuance); this test asks replaces as is.
+func pebbleFindsSerial(leaf *x509.Certificate) bool {
+	b := leaf.SerialNumber.Bytes()
+	return len(b) == 0 || b[0] < 0x80
 }
