@@ -59,16 +59,12 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 		}
 		sites[i] = s
 	}
-	// A call refused for its names changes nothing, not even the
-	// challenge directories and deployers of a certificate managed
-	// already: checked before they are set (add checks again).
+	// A call refused for its names fails before reading the storage
+	// (add checks again), and changes nothing, not even the challenge
+	// directories and deployers of a certificate managed already: they
+	// are set once add has succeeded.
 	if err := m.names.check(sites...); err != nil {
 		return fmt.Errorf("manage: %w", err)
-	}
-	for i, s := range sites {
-		for _, e := range s.certs {
-			m.extras.set(e.id, e.keyType, certs[i])
-		}
 	}
 	var all []*entry
 	for _, s := range sites {
@@ -79,6 +75,11 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 	}
 	if err := m.names.add(sites...); err != nil {
 		return fmt.Errorf("manage: %w", err)
+	}
+	for i, s := range sites {
+		for _, e := range s.certs {
+			m.extras.set(e.id, e.keyType, certs[i])
+		}
 	}
 	m.mu.Lock()
 	for _, e := range all {

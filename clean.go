@@ -100,9 +100,11 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 	}
 	stale, err := cleanOCSP(ctx, store.Storage(), opts.DryRun)
 	if err == nil && !opts.DryRun {
-		// Housekeeping, not reported: empty folders of challenge
-		// answers, left before they were pruned with their last answer.
-		_, err = store.PruneChallengeFolders(ctx)
+		// Housekeeping, neither reported nor failing the clean-up: empty
+		// folders of challenge answers, left before they were pruned
+		// with their last answer (a folder this user may not remove
+		// stays).
+		_, _ = store.PruneChallengeFolders(ctx)
 	}
 	return append(out, stale...), err
 }

@@ -48,6 +48,9 @@ type entry struct {
 	// damaged is the last error logged about an unusable stored
 	// certificate (noteDamaged), so that it is logged once.
 	damaged string
+	// noLeaf is the certificate in service whose leaf did not parse
+	// (withLeaf), so that it is not parsed again at each handshake.
+	noLeaf atomic.Pointer[tls.Certificate]
 }
 
 // certMeta is what the Manager keeps about the certificate in service.

@@ -227,8 +227,12 @@ func (in *interner) intern(der []byte) []byte {
 // Leaf set, as autocert's do. A leaf that does not parse is served
 // without (as before Leaf was kept).
 func (e *entry) withLeaf(c *tls.Certificate) *tls.Certificate {
+	if e.noLeaf.Load() == c {
+		return c // parsed and refused already
+	}
 	leaf, err := x509.ParseCertificate(c.Certificate[0])
 	if err != nil {
+		e.noLeaf.Store(c)
 		return c
 	}
 	p := *c

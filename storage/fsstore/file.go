@@ -160,6 +160,13 @@ func (s *Store) PruneEmptyFolders(ctx context.Context, prefix string) (int, erro
 		switch {
 		case err != nil && notExist(err):
 			return nil
+		case err != nil && path != root:
+			// A folder this user may not read (another user's): leave
+			// it and go on with the others.
+			if d != nil && d.IsDir() {
+				return fs.SkipDir
+			}
+			return nil
 		case err != nil:
 			return err
 		case ctx.Err() != nil:
