@@ -5,35 +5,12 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
-	"sync/atomic"
 	"testing"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
-
-// downStore is a storage whose reads fail while down is set.
-type downStore struct {
-	storage.Storage
-	down atomic.Bool
-}
-
-var errStorageDownForTest = errors.New("connection refused")
-
-func (f *downStore) Load(ctx context.Context, key string) ([]byte, error) {
-	if f.down.Load() {
-		return nil, errStorageDownForTest
-	}
-	return f.Storage.Load(ctx, key)
-}
-
-func (f *downStore) List(ctx context.Context, prefix string) ([]string, error) {
-	if f.down.Load() {
-		return nil, errStorageDownForTest
-	}
-	return f.Storage.List(ctx, prefix)
-}
 
 // TestNewKEKWhileStorageDown: with the KEK file missing, New creates a
 // new KEK only when the storage answered that it holds no sealed key: a
@@ -46,7 +23,7 @@ func TestNewKEKWhileStorageDown(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	st := &downStore{Storage: fs}
+	st := &flakyStorage{Storage: fs} // see storagehealth_test.go
 	kek := filepath.Join(dir, "kek")
 	if _, err := New(ctx, Config{CA: "https://127.0.0.1:1/dir", Storage: st, KeyFile: kek}); err != nil {
 		t.Fatal(err)

@@ -27,18 +27,7 @@ func TestCheckWrite(t *testing.T) {
 		checkWriteChild(t, dir)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root to run its child as another user")
-	}
-	dir, err := os.MkdirTemp("", "fsstore-access-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := New(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := rootStore(t, "fsstore-access-")
 	ctx := context.Background()
 	for _, k := range []string{"accounts/a/key", "certs/b/cert.json"} {
 		if err := s.Store(ctx, k, []byte("x")); err != nil {
@@ -59,6 +48,26 @@ func TestCheckWrite(t *testing.T) {
 		}
 	}
 	runAsNobody(t, dir, "TestCheckWrite", "FSSTORE_CHECKWRITE_DIR")
+}
+
+// rootStore makes, as root, the temporary storage of a test whose other
+// half runs as nobody (runAsNobody), removed at cleanup; it fails the
+// test when not run as root, since it cannot show what it is meant to.
+func rootStore(t *testing.T, prefix string) (string, *Store) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Fatal("this test needs root to run its child as another user")
+	}
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	s, err := New(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir, s
 }
 
 // runAsNobody runs the test named test again, as nobody, in a copy of

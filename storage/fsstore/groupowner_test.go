@@ -20,18 +20,7 @@ func TestGroupReadOnlyToItsGroup(t *testing.T) {
 		groupReadChild(t, dir)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root to run its child as another user")
-	}
-	dir, err := os.MkdirTemp("", "fsstore-group-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := New(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := rootStore(t, "fsstore-group-")
 	if err := s.Store(context.Background(), "root/prev.json", []byte("x")); err != nil {
 		t.Fatal(err)
 	}

@@ -17,18 +17,7 @@ func TestPruneEmptyFoldersSkipsUnreadable(t *testing.T) {
 		pruneChild(t, dir)
 		return
 	}
-	if os.Geteuid() != 0 {
-		t.Fatal("this test needs root to run its child as another user")
-	}
-	dir, err := os.MkdirTemp("", "fsstore-prune-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	s, err := New(Options{Dir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, s := rootStore(t, "fsstore-prune-")
 	ch := filepath.Join(s.dataDir, "challenges")
 	for _, sub := range []string{"a", "m/locked", "z"} {
 		if err := os.MkdirAll(filepath.Join(ch, sub), 0o700); err != nil {
