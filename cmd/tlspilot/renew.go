@@ -11,6 +11,7 @@ import (
 	"os"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -184,9 +185,13 @@ type progress struct {
 	last map[string]string
 }
 
+// progressLine is one certificate's line. Its step is read by the bar's
+// decorator on mpb's goroutines without pr.mu: a decorator taking pr.mu
+// deadlocked with step and wait, which hold it while they call into the
+// bar (SetCurrent, Completed), which waits for a render under way.
 type progressLine struct {
 	bar  *mpb.Bar
-	step string
+	step atomic.Pointer[string]
 }
 
 func newProgress(out io.Writer, dns func() dns01.Waiting) *progress {
@@ -219,15 +224,13 @@ func (pr *progress) step(id, step string) {
 	l := pr.bar[id]
 	if l == nil {
 		l = &progressLine{}
+		l.step.Store(&step)
 		l.bar = pr.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-			pr.mu.Lock()
-			step := l.step
-			pr.mu.Unlock()
-			return id + ": " + pr.describe(step)
+			return id + ": " + pr.describe(*l.step.Load())
 		})))
 		pr.bar[id] = l
 	}
-	l.step = step
+	l.step.Store(&step)
 	if isFinal(step) {
 		l.bar.SetCurrent(1)
 	}
@@ -269,12 +272,16 @@ func (pr *progress) wait() {
 		return
 	}
 	pr.mu.Lock()
+	bars := make([]*mpb.Bar, 0, len(pr.bar))
 	for _, l := range pr.bar {
-		if !l.bar.Completed() {
-			l.bar.Abort(false)
-		}
+		bars = append(bars, l.bar)
 	}
 	pr.mu.Unlock()
+	for _, b := range bars {
+		if !b.Completed() {
+			b.Abort(false)
+		}
+	}
 	pr.p.Wait()
 }
 
