@@ -144,6 +144,9 @@ func TestARIWindowInPastAfterRestart(t *testing.T) {
 		t.Fatal("the renewed certificate is not served")
 	}
 	wantID := c.ARIID
+	if !testenv.PebbleFindsSerial(leaf) {
+		wantID = "" // Pebble cannot find it, refuses the order, and the Manager orders without replaces
+	}
 	if rep := p.Replaces(); len(rep) != 2 || rep[1] != wantID {
 		t.Errorf("replaces = %q, want [\"\" %q]", rep, wantID)
 	}

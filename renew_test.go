@@ -47,6 +47,9 @@ func TestRenewal(t *testing.T) {
 		t.Fatal("the renewed certificate is not served")
 	}
 	verify(t, chain, p.IssuerRoots(t), "renew.example.test")
+	if !testenv.PebbleFindsSerial(first) {
+		firstID = "" // Pebble cannot find it, refuses the order, and the Manager orders without replaces
+	}
 	rep := p.Replaces()
 	if len(rep) < 2 || rep[0] != "" || rep[1] != firstID {
 		t.Fatalf("replaces = %q, want [\"\" %q ...]", rep, firstID)

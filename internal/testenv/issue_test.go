@@ -171,10 +171,10 @@ func TestIssuance(t *testing.T) {
 				t.Errorf("Orders() = %d, want 1", got)
 			}
 			// One leaf in about 256 is one whose order Pebble cannot find
-			// from its ARI id (pebbleFindsSerial): replace it by another
+			// from its ARI id (PebbleFindsSerial): replace it by another
 			// before renewing it with replaces.
 			firsts := 1
-			for ; !pebbleFindsSerial(leaf) && firsts < 5; firsts++ {
+			for ; !PebbleFindsSerial(leaf) && firsts < 5; firsts++ {
 				leaf = obtain(t, p, client, account, "default", nil, "www.tlspilot.test")
 			}
 
@@ -204,17 +204,4 @@ func TestIssuance(t *testing.T) {
 			}
 		})
 	}
-}
-
-// pebbleFindsSerial reports whether Pebble v2.10.1 finds the order that
-// issued leaf from leaf's ARI certificate id (RFC 9773 §4.1), as a new
-// order's "replaces" names it. Pebble keys orders by the hex of
-// SerialNumber.Bytes(), and the id carries the serial's DER integer
-// bytes, which start with an extra 0x00 when the first byte is 0x80 or
-// more: for such a leaf Pebble answers serverInternal ("could not find
-// an order for the given certificate"). tlspilot then orders again
-// without replaces (internal/issuance); this test asks replaces as is.
-func pebbleFindsSerial(leaf *x509.Certificate) bool {
-	b := leaf.SerialNumber.Bytes()
-	return len(b) == 0 || b[0] < 0x80
 }

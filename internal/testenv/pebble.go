@@ -195,6 +195,19 @@ func (p *Pebble) OrdersFor(identifier string) int {
 	return p.rec.ordersFor(identifier)
 }
 
+// PebbleFindsSerial reports whether Pebble v2.10.1 finds the order that
+// issued leaf from leaf's ARI certificate id (RFC 9773 §4.1), as a new
+// order's "replaces" names it. Pebble keys orders by the hex of
+// SerialNumber.Bytes(), and the id carries the serial's DER integer
+// bytes, which start with an extra 0x00 when the first byte is 0x80 or
+// more (about one Pebble serial in 256): Pebble then answers
+// serverInternal ("could not find an order for the given certificate"),
+// and tlspilot orders again without replaces (internal/issuance).
+func PebbleFindsSerial(leaf *x509.Certificate) bool {
+	b := leaf.SerialNumber.Bytes()
+	return len(b) == 0 || b[0] < 0x80
+}
+
 // Replaces returns the "replaces" field (the ARI certificate ID) of each
 // newOrder request that Pebble answered with 201 Created, in the order the
 // answers completed; "" for orders without one.
