@@ -337,8 +337,49 @@ func (p *proxy) modifyResponse(resp *http.Response) error {
 				resp.Header[d.key] = d.val
 			}
 		}
+		return nil // ReverseProxy needs the body as it is, to tunnel through
+	}
+	if resp.Body != nil && resp.Body != http.NoBody {
+		resp.Body = &answerBody{ReadCloser: resp.Body, p: p, req: resp.Request}
 	}
 	return nil
+}
+
+// answerBody is an upstream's answer body on its way to the client. A
+// read that fails is logged here, with the upstream, the path and the
+// bytes received, as the client's error when the client went away (its
+// request's context ended: the read was broken off for it) and as the
+// upstream's otherwise. ReverseProxy's own line for it names neither
+// upstream nor path, and blamed the upstream for every client that left
+// mid-answer; it goes to debug (proxyEnv.errLog).
+type answerBody struct {
+	io.ReadCloser
+	p      *proxy
+	req    *http.Request // the request sent upstream
+	n      int64         // bytes received
+	failed bool
+}
+
+func (b *answerBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	b.n += int64(n)
+	if err != nil && err != io.EOF && !b.failed {
+		b.failed = true
+		b.p.answerFailed(b.req, b.n, err)
+	}
+	return n, err
+}
+
+// answerFailed logs an answer body that could not be read whole: see
+// answerBody.
+func (p *proxy) answerFailed(req *http.Request, n int64, err error) {
+	if req.Context().Err() != nil {
+		p.env.clientErrors.Add(1)
+		p.env.clientLog.Log("proxy: client error", slog.String("path", req.URL.Path), slog.String("remote", req.RemoteAddr),
+			slog.Int64("bytes", n), slog.String("error", "client went away during the answer"))
+		return
+	}
+	p.log.Warn("proxy: upstream answer cut", "upstream", req.URL.Host, "path", req.URL.Path, "bytes", n, "error", err)
 }
 
 // fail answers 502, or 504 when the upstream timed out. A failure the

@@ -171,7 +171,7 @@ func New(opts Options) (*Server, error) {
 			transport: newUpstreamTransport(newTransport()),
 			bufs:      bufs,
 			log:       opts.Logger,
-			errLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelWarn),
+			errLog:    slog.NewLogLogger(opts.Logger.Handler(), slog.LevelDebug), // ReverseProxy's lines; answerBody logs what they say, with context
 			clientLog: newRateLog(opts.Logger, slog.LevelInfo, time.Second),
 		},
 		access: &accessLog{log: opts.AccessLog, bufs: bufs, sendTimeout: opts.SendTimeout, bodyTimeout: opts.BodyTimeout},
