@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -32,6 +33,8 @@ type logWriter struct {
 	closeConn bool     // the connection must close after the answer (a chunked HTTP/1 request)
 	http10    bool     // the request is HTTP/1.0: no interim answers
 	h2        bool     // the request is HTTP/2: its stream has a write timer
+
+	tunnel *atomic.Int64 // bytes written to the connection once hijacked
 }
 
 // WriteHeader writes the status, and makes the answer what the site and
@@ -137,11 +140,32 @@ func (w *logWriter) Flush() {
 }
 
 // Hijack hands the connection over for protocol upgrades (WebSocket).
+// What is then written to the returned connection counts as the
+// answer's bytes in the access log, as nginx's $body_bytes_sent counts a
+// tunnel's; the count lives apart from the pooled writer, since a tunnel's
+// copy may still write as its request ends.
 func (w *logWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if w.status == 0 {
 		w.status = http.StatusSwitchingProtocols
 	}
-	return http.NewResponseController(w.ResponseWriter).Hijack()
+	c, brw, err := http.NewResponseController(w.ResponseWriter).Hijack()
+	if err != nil {
+		return c, brw, err
+	}
+	w.tunnel = new(atomic.Int64)
+	return &countConn{Conn: c, n: w.tunnel}, brw, nil
+}
+
+// countConn counts the bytes written to a hijacked connection.
+type countConn struct {
+	net.Conn
+	n *atomic.Int64
+}
+
+func (c *countConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	c.n.Add(int64(n))
+	return n, err
 }
 
 // Unwrap gives http.ResponseController the underlying writer.
@@ -200,6 +224,9 @@ func (a *accessLog) wrap(next http.Handler) http.Handler {
 var connectionClose = []string{"close"}[:1:1]
 
 func (a *accessLog) done(lw *logWriter, br *bodyReader, r *http.Request, start time.Time) {
+	if lw.tunnel != nil {
+		lw.bytes += lw.tunnel.Load()
+	}
 	if a.log != nil && a.log.Enabled(r.Context(), slog.LevelInfo) {
 		status := lw.status
 		if status == 0 {

@@ -3,8 +3,10 @@ package server
 import (
 	"bufio"
 	"crypto/tls"
+	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"strings"
@@ -144,6 +146,48 @@ func TestProxyWebSocket(t *testing.T) {
 		if _, err := io.ReadFull(br, got); err != nil || string(got) != msg {
 			t.Fatalf("echo %q: got %q, %v", msg, got, err)
 		}
+	}
+}
+
+// TestProxyWebSocketBytesLogged: the access log line of a WebSocket
+// session counts what the tunnel sent the client (it said 0 bytes).
+func TestProxyWebSocketBytesLogged(t *testing.T) {
+	up := startUpstream(t, wsEcho(t))
+	c := newTestCert(t, "a.test")
+	acc := &syncBuffer{}
+	ts := startServer(t, Options{AccessLog: slog.New(slog.NewJSONHandler(acc, nil)),
+		Sites: []Site{{Names: []string{"a.test"}, Root: staticSite(t), Cert: c.source(),
+			Routes: []Route{{Path: "/ws", Proxy: []string{"http://" + up.addr}}}}}}, c)
+	conn, err := tls.Dial("tcp", ts.httpsAddr, &tls.Config{ServerName: "a.test", RootCAs: ts.roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: a.test\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"+
+		"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	}
+	msg := strings.Repeat("m", 3000)
+	io.WriteString(conn, msg)
+	if _, err := io.ReadFull(br, make([]byte, len(msg))); err != nil {
+		t.Fatal(err)
+	}
+	conn.Close()
+	var line struct {
+		Status int
+		Bytes  int64
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for line.Status == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+		for _, l := range strings.Split(strings.TrimSpace(string(acc.Bytes())), "\n") {
+			json.Unmarshal([]byte(l), &line)
+		}
+	}
+	if line.Status != http.StatusSwitchingProtocols || line.Bytes < int64(len(msg)) {
+		t.Errorf("access log: status %d, %d bytes; want 101 and at least the %d bytes echoed", line.Status, line.Bytes, len(msg))
 	}
 }
 
