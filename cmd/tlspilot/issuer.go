@@ -18,7 +18,9 @@ const issuerUsage = `Usage: tlspilot issuer --config FILE             run the is
 
 The fleet issuer: one host holds the ACME account and the DNS credentials
 and issues certificates for its agents (docs/fleet.md). Its config has
-issuer_listen and issuer_names; tlspilot init makes its fleet CA.
+issuer_listen and issuer_names; tlspilot init makes its fleet CA. Its API
+answers GET /healthz without a client certificate: 200 while it can read
+its storage, 503 while it cannot.
 
 Commands:
   ca --config FILE                                  print the fleet CA certificate (PEM) that agents trust

@@ -7,6 +7,7 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
+	"time"
 
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 )
@@ -52,6 +53,7 @@ type errorResponse struct {
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+PathEnroll, s.enroll)
+	mux.HandleFunc("GET "+PathHealth, s.healthz)
 	mux.Handle("GET "+PathAgent, s.requireAgent(s.agent))
 	mux.Handle("POST "+PathClientCert, s.requireAgent(s.renewClient))
 	if s.opts.Orderer != nil {
@@ -65,6 +67,32 @@ func (s *Server) Handler() http.Handler {
 		writeJSON(w, http.StatusNotFound, errorResponse{"no such endpoint"})
 	}))
 	return mux
+}
+
+// healthTimeout bounds the storage read of a health probe.
+const healthTimeout = 5 * time.Second
+
+// healthz answers PathHealth. The cause of a failure is logged when the
+// state changes, not at each probe, so a monitor polling every few
+// seconds does not fill the log.
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), healthTimeout)
+	defer cancel()
+	err := s.opts.Registry.Check(ctx)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if err != nil {
+		if !s.unhealthy.Swap(true) {
+			s.log.Warn("health: the registry's storage cannot be read; /healthz answers 503", "error", err)
+		}
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = w.Write([]byte("unavailable\n"))
+		return
+	}
+	if s.unhealthy.Swap(false) {
+		s.log.Info("health: the registry's storage can be read again; /healthz answers 200")
+	}
+	_, _ = w.Write([]byte("ok\n"))
 }
 
 // agentHandler is a handler for an authenticated agent.

@@ -30,6 +30,8 @@ import (
 // Storage key prefixes.
 const (
 	agentsPrefix = "fleet/agents"
+	// healthKey is read by Check; nothing stores it.
+	healthKey    = "fleet/health"
 	tokensPrefix = "fleet/tokens"
 )
 
@@ -122,6 +124,16 @@ func (r *Registry) Agent(ctx context.Context, host string) (*Agent, error) {
 		return nil, fmt.Errorf("fleet: agent %s: %w", host, err)
 	}
 	return &a, nil
+}
+
+// Check reads the registry's storage, as a health probe: nil when it
+// answered (a key that is not there is an answer), else the storage's
+// error. It reads one key, whatever the number of agents.
+func (r *Registry) Check(ctx context.Context) error {
+	if _, err := r.s.Load(ctx, healthKey); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("fleet: registry storage: %w", err)
+	}
+	return nil
 }
 
 // Agents returns every agent, sorted by host.

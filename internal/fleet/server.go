@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/fleetca"
@@ -27,6 +28,11 @@ const (
 	// PathClientCert renews the calling agent's client certificate: a
 	// CSR for its new key in, the certificate out (as PathEnroll).
 	PathClientCert = "/v1/client-certificate"
+	// PathHealth answers GET with 200 "ok" while the issuer can read its
+	// registry's storage and 503 when it cannot, without a client
+	// certificate: a load balancer's or a monitor's probe has none. It
+	// says nothing more; the cause goes to the issuer's log.
+	PathHealth = "/healthz"
 )
 
 // verifyTimeout bounds the storage lookup made for each handshake that
@@ -67,8 +73,8 @@ type ServerOptions struct {
 // Server is the issuer's HTTPS API: TLS 1.3 only, client certificates
 // from the fleet CA only, and among those only the ones the agent's
 // record lists (checked in the handshake and again at each request, so
-// a revocation cuts open connections off too). Only PathEnroll answers
-// without a client certificate.
+// a revocation cuts open connections off too). Only PathEnroll and
+// PathHealth answer without a client certificate.
 type Server struct {
 	opts ServerOptions
 	log  *slog.Logger
@@ -77,6 +83,8 @@ type Server struct {
 	cert *tls.Certificate
 
 	work runner // certificate work in the background (issue.go)
+
+	unhealthy atomic.Bool // the last health probe failed (healthz)
 }
 
 // NewServer checks opts and makes the server's certificate: a new key
