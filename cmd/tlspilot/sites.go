@@ -46,6 +46,7 @@ func serverSites(cfg *config.Config, getCert func(*tls.ClientHelloInfo) (*tls.Ce
 			Default:      s.Default,
 			Root:         s.Root,
 			Proxy:        s.Proxy,
+			ProxyTLS:     server.ProxyTLS(s.ProxyTLS),
 			Redirect:     s.Redirect,
 			HTTPRedirect: s.HTTPRedirect,
 			HSTS:         s.HSTS,
@@ -58,7 +59,8 @@ func serverSites(cfg *config.Config, getCert func(*tls.ClientHelloInfo) (*tls.Ce
 			NoOCSPStapling: s.NoOCSPStapling,
 		}
 		for _, r := range s.Routes {
-			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy, Redirect: r.Redirect})
+			ss.Routes = append(ss.Routes, server.Route{Path: r.Path, Root: r.Root, Proxy: r.Proxy,
+				ProxyTLS: server.ProxyTLS(r.ProxyTLS), Redirect: r.Redirect})
 		}
 		if s.CertFile != "" {
 			ss.Cert = server.CertSource{CertFile: s.CertFile, KeyFile: s.KeyFile}

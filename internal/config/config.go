@@ -178,6 +178,8 @@ type Site struct {
 	Root string
 	// Proxy lists upstream base URLs (http or https), tried in turn.
 	Proxy []string
+	// ProxyTLS is how Proxy's https:// upstreams are checked.
+	ProxyTLS ProxyTLS
 	// Redirect is an absolute http(s) URL; "{uri}" in it stands for the
 	// request's path and query.
 	Redirect string
@@ -244,7 +246,27 @@ type Route struct {
 	// meaning as on Site.
 	Root     string
 	Proxy    []string
+	ProxyTLS ProxyTLS
 	Redirect string
+}
+
+// ProxyTLS is how a proxy checks the certificates of its https://
+// upstreams; the zero value checks them as a browser would, against the
+// system's roots and for each URL's host. Either field needs a proxy with
+// an https:// upstream.
+type ProxyTLS struct {
+	// CAFile ("proxy_ca") is an absolute path to a PEM file of the CA
+	// certificates an upstream's certificate must chain to, instead of
+	// the system's roots: upstreams with certificates of a private CA
+	// (nginx: proxy_ssl_trusted_certificate with proxy_ssl_verify on;
+	// Caddy: tls_trust_pool file).
+	CAFile string
+	// ServerName ("proxy_server_name") is the name sent in SNI and
+	// looked for in an upstream's certificate instead of the URL's host,
+	// normalised as site names are: for an upstream reached by address
+	// whose certificate names a host (nginx: proxy_ssl_name; Caddy:
+	// tls_server_name).
+	ServerName string
 }
 
 // DNS is the [dns] table: the dns-01 provider and how propagation is

@@ -102,6 +102,24 @@ names = []`, `tlspilot.toml:2: site[1].names: at least one name is needed`},
 names = ["a.example"]
 root = "$DIR/www"
 proxy = "http://127.0.0.1:8080"`, `tlspilot.toml:4: site[1].proxy: root and proxy are exclusive`},
+		{"proxy_ca without proxy", `[[site]]
+names = ["a.example"]
+root = "$DIR/www"
+proxy_ca = "ca.pem"`, `tlspilot.toml:4: site[1].proxy_ca: goes with proxy`},
+		{"proxy_server_name with http upstreams only", `[[site]]
+names = ["a.example"]
+[[site.route]]
+path = "/api/"
+proxy = ["http://127.0.0.1:8080"]
+proxy_server_name = "api.internal"`, `tlspilot.toml:6: site[1].route[1].proxy_server_name: applies to https:// upstreams, and every upstream of this proxy is http://`},
+		{"proxy_ca not PEM", `[[site]]
+names = ["a.example"]
+proxy = "https://10.0.0.5:8443"
+proxy_ca = "loose.secret"`, `tlspilot.toml:4: site[1].proxy_ca: ` + f.dir + `/loose.secret holds no PEM certificate`},
+		{"proxy_server_name an address", `[[site]]
+names = ["a.example"]
+proxy = "https://10.0.0.5:8443"
+proxy_server_name = "10.0.0.5"`, `tlspilot.toml:4: site[1].proxy_server_name: "10.0.0.5": a host name`},
 		{"root missing", `[[site]]
 names = ["a.example"]
 root = "www/nope"`, `tlspilot.toml:3: site[1].root: ` + f.dir + `/www/nope does not exist`},

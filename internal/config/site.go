@@ -19,7 +19,7 @@ import (
 func (d *decoder) site(t *table, global *Config) Site {
 	s := Site{Line: d.pos.line(t.path), HTTPRedirect: true}
 	namePaths := d.siteNames(t, &s)
-	d.handler(t, &s.Root, &s.Proxy, &s.Redirect)
+	d.handler(t, &s.Root, &s.Proxy, &s.Redirect, &s.ProxyTLS)
 	for _, rt := range t.tables("route") {
 		s.Routes = append(s.Routes, d.route(rt, s.Routes))
 	}
@@ -85,9 +85,9 @@ func (d *decoder) siteNames(t *table, s *Site) []string {
 	return kept
 }
 
-// handler decodes root, proxy and redirect, shared by sites and routes,
-// and returns how many are set.
-func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *string) int {
+// handler decodes root, proxy (with proxy_ca and proxy_server_name) and
+// redirect, shared by sites and routes, and returns how many are set.
+func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *string, ptls *ProxyTLS) int {
 	var set []string
 	if t.str("root", root) {
 		*root = d.dir(t.key("root"), *root)
@@ -103,6 +103,7 @@ func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *str
 		}
 		set = append(set, "proxy")
 	}
+	d.proxyTLS(t, ok, *proxy, ptls)
 	if t.str("redirect", redirect) {
 		d.redirect(t.key("redirect"), *redirect)
 		set = append(set, "redirect")
@@ -111,6 +112,36 @@ func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *str
 		d.errorf(t.key(set[1]), "%s and %s are exclusive: a site or route serves one way", set[0], set[1])
 	}
 	return len(set)
+}
+
+// proxyTLS decodes proxy_ca and proxy_server_name, which say how the
+// https:// upstreams of proxy (hasProxy: the key is set) are checked.
+func (d *decoder) proxyTLS(t *table, hasProxy bool, proxy []string, ptls *ProxyTLS) {
+	hasCA := t.str("proxy_ca", &ptls.CAFile)
+	hasName := t.str("proxy_server_name", &ptls.ServerName)
+	set := map[string]bool{"proxy_ca": hasCA, "proxy_server_name": hasName}
+	for _, k := range []string{"proxy_ca", "proxy_server_name"} {
+		switch {
+		case !set[k]:
+		case !hasProxy:
+			d.errorf(t.key(k), "goes with proxy: it says how https:// upstreams are checked")
+		case !slices.ContainsFunc(proxy, func(u string) bool { return strings.HasPrefix(strings.ToLower(u), "https://") }):
+			d.errorf(t.key(k), "applies to https:// upstreams, and every upstream of this proxy is http://")
+		}
+	}
+	if hasCA {
+		ptls.CAFile = d.pemFile(t.key("proxy_ca"), ptls.CAFile)
+	}
+	if hasName {
+		n, err := tlspilot.NormalizeName(ptls.ServerName)
+		switch {
+		case err != nil:
+			d.errorf(t.key("proxy_server_name"), "%w", err)
+		case strings.HasPrefix(n, "*.") || net.ParseIP(n) != nil:
+			d.errorf(t.key("proxy_server_name"), "%q: a host name, as the upstream's certificate names it (not a wildcard or an address)", ptls.ServerName)
+		}
+		ptls.ServerName = n
+	}
 }
 
 // route decodes one [[site.route]]; earlier are the site's routes so far.
@@ -129,7 +160,7 @@ func (d *decoder) route(t *table, earlier []Route) Route {
 			}
 		}
 	}
-	if d.handler(t, &r.Root, &r.Proxy, &r.Redirect) == 0 {
+	if d.handler(t, &r.Root, &r.Proxy, &r.Redirect, &r.ProxyTLS) == 0 {
 		d.errorf(t.path, "a route needs one of root, proxy or redirect")
 	}
 	t.done()

@@ -118,11 +118,12 @@ func (s *Server) compileSite(in *Site, t, old *table) (*site, error) {
 	if st.auth != nil {
 		ident.set = st.auth.ident
 	}
-	if st.main, err = s.compileHandler(in.Root, in.Proxy, in.Redirect, hdrs, in.TrustedProxies, ident, t, old); err != nil {
+	main := Route{Root: in.Root, Proxy: in.Proxy, ProxyTLS: in.ProxyTLS, Redirect: in.Redirect}
+	if st.main, err = s.compileHandler(main, hdrs, in.TrustedProxies, ident, t, old); err != nil {
 		return nil, err
 	}
 	for _, r := range in.Routes {
-		h, err := s.compileHandler(r.Root, r.Proxy, r.Redirect, hdrs, in.TrustedProxies, ident, t, old)
+		h, err := s.compileHandler(r, hdrs, in.TrustedProxies, ident, t, old)
 		if err != nil {
 			return nil, fmt.Errorf("route %s: %w", r.Path, err)
 		}
@@ -181,21 +182,22 @@ func (t *table) fileCert(src CertSource) *fileCert {
 	return nil
 }
 
-// compileHandler builds the handler for one of root, proxy or redirect;
-// nil when none is set. ident is what a proxy does with client
+// compileHandler builds the handler for one of r's Root, Proxy or
+// Redirect (its Path is not used: the site's own handler is a Route
+// too); nil when none is set. ident is what a proxy does with client
 // identity headers.
-func (s *Server) compileHandler(root string, proxy []string, redirect string, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, t, old *table) (http.Handler, error) {
+func (s *Server) compileHandler(r Route, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, t, old *table) (http.Handler, error) {
 	switch {
-	case root != "":
-		d, err := s.rootDir(root, t, old)
+	case r.Root != "":
+		d, err := s.rootDir(r.Root, t, old)
 		if err != nil {
 			return nil, err
 		}
 		return &static{root: d, log: s.log}, nil
-	case len(proxy) > 0:
-		return newProxy(proxy, hdrs, trusted, ident, s.env)
-	case redirect != "":
-		return newRedirect(redirect)
+	case len(r.Proxy) > 0:
+		return newProxy(r.Proxy, r.ProxyTLS, hdrs, trusted, ident, s.env)
+	case r.Redirect != "":
+		return newRedirect(r.Redirect)
 	}
 	return nil, nil
 }

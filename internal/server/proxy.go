@@ -77,8 +77,20 @@ type upstream struct {
 	downUntil atomic.Int64 // unix nanoseconds
 }
 
-func newProxy(targets []string, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, env *proxyEnv) (*proxy, error) {
+func newProxy(targets []string, ptls ProxyTLS, hdrs proxyHeaders, trusted []netip.Prefix, ident upstreamIdentity, env *proxyEnv) (*proxy, error) {
 	p := &proxy{tr: env.transport, hdrs: hdrs, trusted: trusted, ident: ident, env: env, log: env.log}
+	cfg, err := ptls.clientConfig()
+	if err != nil {
+		return nil, err
+	}
+	if cfg != nil {
+		// A transport of this proxy's own, for its TLS settings; a
+		// reload makes a new one, and the old one's idle connections
+		// close after idleConnTimeout.
+		tr := newTransport()
+		tr.TLSClientConfig = cfg
+		p.tr = tr
+	}
 	for _, t := range targets {
 		u, err := parseUpstream(t)
 		if err != nil {

@@ -2,11 +2,13 @@ package server
 
 import (
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"path"
 	"slices"
 	"strings"
@@ -46,6 +48,9 @@ type Site struct {
 	// skipped for 10 s, and a request without a body moves on to the next
 	// one at once. WebSocket upgrades pass through (HTTP/1.1).
 	Proxy []string
+	// ProxyTLS is how Proxy's https:// upstreams are checked; the zero
+	// value checks them against the system's roots, for each URL's host.
+	ProxyTLS ProxyTLS
 
 	// Redirect answers 308 with this target; "{uri}" is replaced by the
 	// request URI (path and query).
@@ -111,7 +116,39 @@ type Route struct {
 	Path     string
 	Root     string
 	Proxy    []string
+	ProxyTLS ProxyTLS
 	Redirect string
+}
+
+// ProxyTLS is how a proxy checks its https:// upstreams' certificates.
+type ProxyTLS struct {
+	// CAFile is a PEM file of the CA certificates an upstream's
+	// certificate must chain to, instead of the system's roots; read
+	// when the site is compiled (at start and at each reload).
+	CAFile string
+	// ServerName is sent in SNI and looked for in the certificate
+	// instead of the URL's host.
+	ServerName string
+}
+
+// clientConfig is the TLS configuration for upstreams that p describes;
+// nil for the zero ProxyTLS (the transport's default).
+func (p ProxyTLS) clientConfig() (*tls.Config, error) {
+	if p == (ProxyTLS{}) {
+		return nil, nil
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, ServerName: p.ServerName}
+	if p.CAFile != "" {
+		pem, err := os.ReadFile(p.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("proxy CA: %w", err)
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("proxy CA %s: holds no PEM certificate", p.CAFile)
+		}
+	}
+	return cfg, nil
 }
 
 // CertSource gives a site its certificate: either GetCertificate (the
