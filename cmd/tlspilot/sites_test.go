@@ -12,7 +12,7 @@ import (
 func TestServerSitesProxyTLS(t *testing.T) {
 	cfg := &config.Config{Sites: []config.Site{{Names: []string{"a.example"}, Proxy: []string{"https://10.0.0.5"},
 		ProxyTLS: config.ProxyTLS{CAFile: "/etc/ca.pem", ServerName: "app.internal"},
-		Routes: []config.Route{{Path: "/api/", Proxy: []string{"https://10.0.0.6"}, ProxyTLS: config.ProxyTLS{ServerName: "api.internal"}}}}}}
+		Routes:   []config.Route{{Path: "/api/", Proxy: []string{"https://10.0.0.6"}, ProxyTLS: config.ProxyTLS{ServerName: "api.internal"}}}}}}
 	got := serverSites(cfg, nil)
 	if want := (server.ProxyTLS{CAFile: "/etc/ca.pem", ServerName: "app.internal"}); got[0].ProxyTLS != want {
 		t.Errorf("site: %+v, want %+v", got[0].ProxyTLS, want)
