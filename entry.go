@@ -241,33 +241,59 @@ func (e *entry) needsOrder(now time.Time, rnd renewal.Rand) bool {
 	return !e.renewAtLocked(rnd).After(now)
 }
 
-// expiryNotice returns the notice to send about e's certificate at now,
-// if one is due, and records it as sent: "expired" once per certificate;
-// "expiring" inside the warning window while renewal keeps failing, at
-// most once a day.
-func (e *entry) expiryNotice(now time.Time, warn WarnWindow) (typ EventType, st certstore.State, ok bool) {
+// expiryDue says which expiry notice of e is due at now, if any,
+// without recording it: "expired" once per certificate in service once
+// it has expired, else "expiring" at most every expiringEvery while
+// renewal keeps failing inside the warning window.
+func (e *entry) expiryDue(now time.Time, warn WarnWindow) (EventType, bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	return e.expiryDueLocked(now, warn)
+}
+
+func (e *entry) expiryDueLocked(now time.Time, warn WarnWindow) (EventType, bool) {
 	if e.cur.Load() == nil || e.meta.notAfter.IsZero() {
-		return "", e.state, false
+		return "", false
 	}
 	switch {
 	case !now.Before(e.meta.notAfter):
-		if e.state.ExpiredFor.Equal(e.meta.notAfter) {
-			return "", e.state, false
-		}
-		e.state.ExpiredFor = e.meta.notAfter
-		typ = EventExpired
+		return EventExpired, !e.state.ExpiredFor.Equal(e.meta.notAfter)
 	case e.state.Attempts > 0 && !now.Before(warn.Start(e.meta.notBefore, e.meta.notAfter)):
-		if now.Sub(e.state.WarnedAt) < expiringEvery {
-			return "", e.state, false
-		}
-		e.state.WarnedAt = now
-		typ = EventExpiring
-	default:
+		return EventExpiring, now.Sub(e.state.WarnedAt) >= expiringEvery
+	}
+	return "", false
+}
+
+// expiryNotice records the expiry notice due at now (expiryDue) as sent
+// and returns its type with the state to store; ok is false when none is
+// due.
+func (e *entry) expiryNotice(now time.Time, warn WarnWindow) (typ EventType, st certstore.State, ok bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	typ, ok = e.expiryDueLocked(now, warn)
+	switch {
+	case !ok:
 		return "", e.state, false
+	case typ == EventExpired:
+		e.state.ExpiredFor = e.meta.notAfter
+	default:
+		e.state.WarnedAt = now
 	}
 	return typ, e.state, true
+}
+
+// adoptNotices takes up the expiry notices another process sharing the
+// storage recorded in st as sent: an "expiring" notice sent later than
+// e's last, and an "expired" one for the certificate in service.
+func (e *entry) adoptNotices(st certstore.State) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st.WarnedAt.After(e.state.WarnedAt) {
+		e.state.WarnedAt = st.WarnedAt
+	}
+	if !st.ExpiredFor.IsZero() && st.ExpiredFor.Equal(e.meta.notAfter) {
+		e.state.ExpiredFor = st.ExpiredFor
+	}
 }
 
 // expiringEvery is how often the "expiring" notice is repeated while

@@ -73,3 +73,48 @@ func TestExpiredNoticeBeforeRetry(t *testing.T) {
 		t.Errorf("expired notice sent: due %v, want the retry %v", due, e.state.RetryAt)
 	}
 }
+
+// TestExpiryNoticesOncePerCluster: two Managers sharing a storage, the
+// CA gone after issuance. Between them they send one "expiring" and one
+// "expired" notice, not one each: each takes up, under the notice lock,
+// the notices the other recorded. Before, each node of a cluster sent its
+// own.
+func TestExpiryNoticesOncePerCluster(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{Validity: 30 * time.Second})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	cfg.RetryMin, cfg.RetryMax = 500*time.Millisecond, time.Second
+	cfg.WarnWindow = WarnWindow{Duration: 8 * time.Second}
+	cfg.StoragePoll = 200 * time.Millisecond
+	const name = "cluster-expiry.example.test"
+	a := startManager(t, p, cfg)
+	b := startManager2(t, p, cfg)
+	for _, m := range []*Manager{a, b} {
+		if err := m.Manage(context.Background(), name); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitEvent(t, ev, EventObtained, 1, 30*time.Second)
+	deadline := time.Now().Add(10 * time.Second)
+	for !(len(a.Status()) == 1 && a.Status()[0].NotAfter.After(time.Now()) && len(b.Status()) == 1 && b.Status()[0].NotAfter.After(time.Now())) {
+		if time.Now().After(deadline) {
+			t.Fatalf("the certificate is not in service in both Managers: %+v, %+v", a.Status(), b.Status())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	p.Close()
+	waitEvent(t, ev, EventExpiring, 1, 40*time.Second)
+	waitEvent(t, ev, EventExpired, 1, 20*time.Second)
+	time.Sleep(3 * time.Second) // more failed attempts, on both
+	if n := len(ev.of(EventExpiring)); n != 1 {
+		t.Errorf("%d expiring events from the two Managers, want 1", n)
+	}
+	if n := len(ev.of(EventExpired)); n != 1 {
+		t.Errorf("%d expired events from the two Managers, want 1", n)
+	}
+	for _, m := range []*Manager{a, b} {
+		if st := m.Status()[0]; st.State != StateExpired {
+			t.Errorf("a Manager's state after expiry: %s, want expired", st.State)
+		}
+	}
+}

@@ -104,9 +104,20 @@ const orderClockSkew = 10 * time.Minute
 
 // noticeExpiry sends the "expired" or "expiring" notice about e's
 // certificate when one is due, logged at ERROR: the certificate in
-// service is about to stop working, or has.
+// service is about to stop working, or has. Processes sharing the
+// storage send it once between them: the decision is taken under the
+// storage lock notice/<id>, after taking up what the others recorded
+// (noticeLock).
 func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
-	typ, st, ok := e.expiryNotice(time.Now(), m.cfg.WarnWindow)
+	now := time.Now()
+	if _, due := e.expiryDue(now, m.cfg.WarnWindow); !due {
+		return
+	}
+	defer m.noticeLock(ctx, e.id)()
+	if st, err := m.store.LoadState(ctx, e.id); err == nil {
+		e.adoptNotices(st)
+	}
+	typ, st, ok := e.expiryNotice(now, m.cfg.WarnWindow)
 	if !ok {
 		return
 	}
@@ -126,6 +137,31 @@ func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
 	m.log.Error(msg, "cert", e.id, "names", e.site.names, "not_after", meta.notAfter,
 		"attempts", st.Attempts, "last_error", st.LastError)
 	m.emit(ev)
+}
+
+// noticeLockWait bounds the wait for the notice lock.
+const noticeLockWait = 30 * time.Second
+
+// noticeLock takes the storage lock of id's expiry notice and returns
+// its release. While the storage is down, or when the lock does not come
+// within noticeLockWait, it goes on without it: a notice sent by two
+// processes beats one sent by none.
+func (m *Manager) noticeLock(ctx context.Context, id string) (unlock func()) {
+	if st := m.health.status(); !st.Up && !st.Checked.IsZero() {
+		return func() {}
+	}
+	lctx, cancel := context.WithTimeout(ctx, noticeLockWait)
+	defer cancel()
+	lease, err := m.store.Storage().Lock(lctx, certstore.NoticeLock(id))
+	if err != nil {
+		m.log.Debug("expiry notice without the notice lock", "cert", id, "error", err)
+		return func() {}
+	}
+	return func() {
+		if err := lease.Unlock(context.WithoutCancel(ctx)); err != nil {
+			m.log.Warn("unlock", "cert", id, "error", err)
+		}
+	}
 }
 
 // refresh puts in service a certificate for e that another process

@@ -70,6 +70,11 @@ func orderKey(id string) string { return "certs/" + id + "/order.json" }
 // IssueLock is the lock name taken before ordering the certificate id.
 func IssueLock(id string) string { return "issue/" + id }
 
+// NoticeLock is the lock name taken while deciding whether the expiry
+// notice of certificate id is due, so that processes sharing the storage
+// send it once between them.
+func NoticeLock(id string) string { return "notice/" + id }
+
 // LoadCert returns the stored certificate with its key opened. A missing
 // certificate gives an error satisfying IsNotExist.
 func (st *Store) LoadCert(ctx context.Context, id string) (Cert, error) {
