@@ -345,14 +345,41 @@ func (e *entry) renewAtLocked(rnd renewal.Rand) time.Time {
 	}
 	if key := e.windowKeyLocked(w); e.state.RenewAt.IsZero() || e.state.RenewFor != key {
 		at := renewal.Due(e.meta.notBefore, e.meta.notAfter, w, rnd)
+		lifetime := e.meta.notAfter.Sub(e.meta.notBefore)
 		// Whatever the CA suggests, never wait until less than a tenth of
 		// the lifetime is left: there must be time to retry.
-		if latest := e.meta.notAfter.Add(-e.meta.notAfter.Sub(e.meta.notBefore) / 10); at.After(latest) {
+		if latest := e.meta.notAfter.Add(-lifetime / 10); at.After(latest) {
 			at = latest
+		}
+		if w != nil && e.state.ARIRushed {
+			if floor := e.ariFloorLocked(lifetime); at.Before(floor) {
+				at = floor
+			}
 		}
 		e.state.RenewAt, e.state.RenewFor = at, key
 	}
 	return e.state.RenewAt
+}
+
+// ariFloorMax bounds ariFloorLocked's wait.
+const ariFloorMax = 24 * time.Hour
+
+// ariFloorLocked is the soonest the CA's renewal information may have
+// e's certificate renewed when that certificate itself replaced one at
+// once because its window had passed (State.ARIRushed): a tenth of its
+// lifetime, at most ariFloorMax, after it was obtained (or became valid,
+// when not obtained here). RFC 9773 §4.2 has a client renew at once when
+// the suggested window has passed, and a first such renewal is made at
+// once; a CA that says so of every certificate, the replacement
+// included, would otherwise have each replacement renewed as soon as it
+// is obtained, in a loop. A revoked certificate does not wait for this
+// (needsOrder).
+func (e *entry) ariFloorLocked(lifetime time.Duration) time.Time {
+	start := e.meta.obtained
+	if start.IsZero() {
+		start = e.meta.notBefore
+	}
+	return start.Add(min(lifetime/10, ariFloorMax))
 }
 
 // windowKeyLocked identifies the certificate and window a renewal time
@@ -363,6 +390,16 @@ func (e *entry) windowKeyLocked(w *renewal.Window) string {
 		k += "|" + w.Start.UTC().Format(time.RFC3339) + "|" + w.End.UTC().Format(time.RFC3339)
 	}
 	return k
+}
+
+// ariPassed reports whether the CA's renewal window for the certificate
+// in service has ended by now: a renewal ordered now is one RFC 9773
+// §4.2 asks for at once.
+func (e *entry) ariPassed(now time.Time) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.cur.Load() != nil && e.meta.ariID != "" && e.state.ARIFor == e.meta.ariID &&
+		!e.state.ARIEnd.IsZero() && !e.state.ARIEnd.After(now)
 }
 
 // ariDue reports whether renewal information should be asked for now,

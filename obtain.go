@@ -328,6 +328,7 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 		return nil
 	}
 	req, renewing := m.request(ctx, e)
+	rushed := renewing && e.ariPassed(time.Now())
 	c, flow, err := m.order(ctx, req, opts.onStep)
 	if err != nil {
 		return fmt.Errorf("obtain %s: %w", e.id, err)
@@ -338,7 +339,9 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	if err := flow.Done(ctx, e.id); err != nil {
 		m.log.Warn("forget order progress", "cert", e.id, "error", err)
 	}
-	_, ierr := m.install(e, c, issuedState(c, time.Now()))
+	st := issuedState(c, time.Now())
+	st.ARIRushed = rushed
+	_, ierr := m.install(e, c, st)
 	if ierr == nil {
 		m.plan(ctx, e, true)
 	}

@@ -61,6 +61,12 @@ type State struct {
 	ExpiredFor time.Time `json:"expired_for,omitzero"`
 	// RevokedAt is when the certificate stored under this id was revoked.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// ARIRushed is set on a certificate that replaced its predecessor at
+	// once because the CA's suggested renewal window for that one had
+	// passed (RFC 9773 §4.2); a passed window of this certificate then
+	// waits a while (entry.ariFloorLocked), so that a CA that says so
+	// of every certificate does not get one order after another.
+	ARIRushed bool `json:"ari_rushed,omitempty"`
 }
 
 func certKey(id string) string  { return "certs/" + id + "/cert.json" }
