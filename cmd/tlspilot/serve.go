@@ -95,18 +95,10 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	if err := checkLogDirs(cfg); err != nil {
 		logger.Warn("log files cannot be reopened after rotation", "error", err)
 	}
-	acme := &acmeSide{log: logger, adm: adm, ntf: ntf}
-	if _, err := acme.ensure(ctx, cfg); err != nil {
+	acme, err := startACME(ctx, cfg, logger, adm, ntf)
+	if err != nil {
 		closeAll()
 		return nil, err
-	}
-	if m := acme.manager(); m != nil {
-		if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
-			closeAll()
-			return nil, fmt.Errorf("%s: %w", cfg.File, err)
-		}
-	} else {
-		logger.Info("no site obtains a certificate from the CA: no ACME account is used, and the storage is opened only if a site needs it for OCSP or client-certificate revocation answers", "sites", len(cfg.Sites))
 	}
 	side := newSideStorage(cfg, logger)
 	auth := newClientAuths(logger, side)
@@ -142,6 +134,24 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	adm.watchStapling(staple)
 	logger.Info("serving", "config", cfg.File, "sites", len(cfg.Sites), "http", httpL.Addr().String(), "https", httpsL.Addr().String(), "admin", adm.addr())
 	return &daemon{cfg: cfg, started: cfg, logs: lg, log: logger, acme: acme, srv: srv, adm: adm, ntf: ntf, auth: auth}, nil
+}
+
+// startACME builds serve's ACME side and has it manage the certificates
+// of the sites without cert_file; with none, it uses no account.
+func startACME(ctx context.Context, cfg *config.Config, logger *slog.Logger, adm *adminListener, ntf *hooks) (*acmeSide, error) {
+	acme := &acmeSide{log: logger, adm: adm, ntf: ntf}
+	if _, err := acme.ensure(ctx, cfg); err != nil {
+		return nil, err
+	}
+	m := acme.manager()
+	if m == nil {
+		logger.Info("no site obtains a certificate from the CA: no ACME account is used, and the storage is opened only if a site needs it for OCSP or client-certificate revocation answers", "sites", len(cfg.Sites))
+		return acme, nil
+	}
+	if err := m.ManageCerts(ctx, acmeCerts(cfg)...); err != nil {
+		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+	}
+	return acme, nil
 }
 
 // run serves until ctx ends, reloading the config on SIGHUP.
