@@ -52,7 +52,9 @@ const (
 // deploys and renews it from then on (processes sharing the storage see
 // it within their next change check). It places no order. A stored
 // certificate that is the same or newer is kept. The key must be the
-// leaf's, and the leaf must cover every name.
+// leaf's, the leaf must cover every name (it may name others, and may
+// have expired: it is then renewed at once), and the chain must be PEM
+// certificates only, each signed by the next.
 func (m *Manager) Import(ctx context.Context, c Imported) (ImportResult, error) {
 	names, err := normalizeAll(c.Names)
 	if err != nil {
@@ -62,7 +64,7 @@ func (m *Manager) Import(ctx context.Context, c Imported) (ImportResult, error) 
 	if err != nil {
 		return "", fmt.Errorf("import %v: %w", names, err)
 	}
-	rec, err := issuance.Check(c.ChainPEM, c.Key, names)
+	rec, err := issuance.CheckImported(c.ChainPEM, c.Key, names)
 	if err != nil {
 		return "", fmt.Errorf("import %v: %w", names, err)
 	}

@@ -25,7 +25,7 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 	if err != nil {
 		return err
 	}
-	tasks, dead, err := plan(authzs, req.Challenge)
+	tasks, dead, err := plan(authzs, req.Names, req.Challenge)
 	if dead {
 		// The order can never complete: forget it, so that the next
 		// attempt places a new one.
@@ -83,9 +83,15 @@ type task struct {
 }
 
 // plan turns the CA's view of an order's authorizations into tasks. An
-// authorization that failed makes the order dead; one that offers no
+// authorization that failed, or that is for none of names (checkAuthz),
+// makes the order dead, before any task is made; one that offers no
 // challenge of type typ fails this attempt.
-func plan(authzs []acmeclient.Authz, typ string) (tasks []task, dead bool, err error) {
+func plan(authzs []acmeclient.Authz, names []string, typ string) (tasks []task, dead bool, err error) {
+	for _, a := range authzs {
+		if err := checkAuthz(a, names); err != nil {
+			return nil, true, err
+		}
+	}
 	for _, a := range authzs {
 		st, ch := authzStep(a, typ)
 		switch st {

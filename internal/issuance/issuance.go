@@ -8,7 +8,6 @@ import (
 	"context"
 	"crypto"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -101,7 +100,7 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 			if err := f.authorize(ctx, req, &p, o); err != nil {
 				return certstore.Cert{}, err
 			}
-			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
+			if o, err = f.getOrder(ctx, req, p); err != nil {
 				return certstore.Cert{}, err
 			}
 		case acmeclient.StatusReady:
@@ -112,7 +111,7 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 			if err := sleep(ctx, time.Second); err != nil {
 				return certstore.Cert{}, err
 			}
-			if o, err = f.Client.GetOrder(ctx, f.Account, p.OrderURL); err != nil {
+			if o, err = f.getOrder(ctx, req, p); err != nil {
 				return certstore.Cert{}, err
 			}
 		case acmeclient.StatusValid:
@@ -157,8 +156,16 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		return certstore.Progress{}, acmeclient.Order{}, nil
 	}
 	o, err := f.Client.GetOrder(ctx, f.Account, p.OrderURL)
-	if err == nil && !canResume(o, p) {
-		err = errDiscard
+	if err == nil {
+		if cerr := checkOrder(o, req.Names); cerr != nil {
+			// The CA now shows the saved order for other names: nothing
+			// more is solved for it.
+			f.discard(ctx, req.ID, p)
+			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("resume order %s: %w", p.OrderURL, cerr)
+		}
+		if !canResume(o, p) {
+			err = errDiscard
+		}
 	}
 	if err != nil {
 		if !errors.Is(err, errDiscard) && acmeclient.ClassOf(err) != acmeclient.BadOrder {
@@ -223,6 +230,10 @@ func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, a
 	if err != nil {
 		return certstore.Progress{}, acmeclient.Order{}, err
 	}
+	if err := checkOrder(o, req.Names); err != nil {
+		// Not saved: nothing is ever solved for this order.
+		return certstore.Progress{}, acmeclient.Order{}, err
+	}
 	if f.OnOrder != nil {
 		f.OnOrder(o.URL)
 	}
@@ -238,6 +249,20 @@ func (f *Flow) newOrder(ctx context.Context, req Request) (certstore.Progress, a
 	}
 	f.Log.Info("new order", "cert", req.ID, "names", req.Names, "order", o.URL)
 	return p, o, nil
+}
+
+// getOrder fetches the CA's view of p's order, giving the order up when
+// it is no longer for req's names (checkOrder).
+func (f *Flow) getOrder(ctx context.Context, req Request, p certstore.Progress) (acmeclient.Order, error) {
+	o, err := f.Client.GetOrder(ctx, f.Account, p.OrderURL)
+	if err != nil {
+		return o, err
+	}
+	if err := checkOrder(o, req.Names); err != nil {
+		f.discard(ctx, req.ID, p)
+		return o, err
+	}
+	return o, nil
 }
 
 // finalize sends the CSR. The certificate's key is made and saved with the
@@ -276,7 +301,7 @@ func (f *Flow) finalize(ctx context.Context, req Request, p *certstore.Progress,
 func (f *Flow) sendCSR(ctx context.Context, req Request, p *certstore.Progress, o acmeclient.Order, csr []byte) (acmeclient.Order, error) {
 	got, err := f.Client.Finalize(ctx, f.Account, o, csr)
 	if err != nil {
-		if got.Status == acmeclient.StatusInvalid {
+		if got.Status == acmeclient.StatusInvalid || noCertificate(got) {
 			f.discard(ctx, req.ID, *p)
 		}
 		return got, err
@@ -294,6 +319,11 @@ func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, 
 	if p.Key == nil && req.CSR == nil {
 		f.discard(ctx, req.ID, p)
 		return certstore.Cert{}, fmt.Errorf("order %s is valid but its key was not saved; starting over", o.URL)
+	}
+	if noCertificate(o) {
+		f.discard(ctx, req.ID, p)
+		return certstore.Cert{}, &acmeclient.Error{Op: "order " + o.URL, Class: acmeclient.BadOrder,
+			Err: errors.New("the CA says the order is valid but names no certificate URL (RFC 8555 §7.1.3); starting over")}
 	}
 	chain, err := f.Client.Certificate(ctx, f.Account, o.Certificate)
 	if err != nil {
@@ -378,7 +408,7 @@ func sameNames(a, b []string) bool {
 }
 
 // Check parses a PEM chain, leaf first, and verifies that its leaf is for
-// key and covers every name.
+// key and names exactly names; see CheckPublic for all it checks.
 func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, error) {
 	c, err := CheckPublic(chainPEM, key.Public(), names)
 	if err != nil {
@@ -388,67 +418,70 @@ func Check(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, 
 	return c, nil
 }
 
-// CheckPublic is Check for a certificate whose private key is not ours:
-// its leaf must be for pub. The result holds no Key.
-func CheckPublic(chainPEM []byte, pub crypto.PublicKey, names []string) (certstore.Cert, error) {
-	var ders [][]byte
-	for rest := chainPEM; ; {
-		var b *pem.Block
-		b, rest = pem.Decode(rest)
-		if b == nil {
-			break
-		}
-		if b.Type == "CERTIFICATE" {
-			ders = append(ders, b.Bytes)
-		}
-	}
-	if len(ders) == 0 {
-		return certstore.Cert{}, errors.New("no certificate in chain")
-	}
-	leaf, err := x509.ParseCertificate(ders[0])
+// CheckImported is Check for a certificate obtained elsewhere and
+// imported (certbot's lineages): the chain is parsed and its links
+// checked as for one from the CA, and its leaf must be for key and cover
+// each of names; it may name others, and it may have expired (a lineage
+// certbot failed to renew is imported to be renewed at once).
+func CheckImported(chainPEM []byte, key crypto.Signer, names []string) (certstore.Cert, error) {
+	certs, clean, err := parseChain(chainPEM)
 	if err != nil {
-		return certstore.Cert{}, fmt.Errorf("parse leaf: %w", err)
+		return certstore.Cert{}, err
 	}
-	lpub, ok := leaf.PublicKey.(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !lpub.Equal(pub) {
+	leaf := certs[0]
+	if !samePublic(leaf, key.Public()) {
 		return certstore.Cert{}, errors.New("leaf certificate is not for this private key (another public key)")
 	}
-	for _, n := range names {
-		if ip := net.ParseIP(n); ip != nil {
-			if !hasIP(leaf, ip) {
-				return certstore.Cert{}, fmt.Errorf("leaf certificate does not cover %s", n)
-			}
-		} else if !hasDNS(leaf, n) {
-			return certstore.Cert{}, fmt.Errorf("leaf certificate does not cover %s", n)
-		}
+	if err := checkCovers(leaf, names); err != nil {
+		return certstore.Cert{}, err
 	}
+	if err := checkLinks(certs); err != nil {
+		return certstore.Cert{}, err
+	}
+	return record(leaf, clean, key), nil
+}
+
+// record is what is stored of a checked chain, leaf first.
+func record(leaf *x509.Certificate, clean []byte, key crypto.Signer) certstore.Cert {
 	id, err := acmeclient.CertID(leaf)
 	if err != nil {
 		id = ""
 	}
 	return certstore.Cert{
-		ChainPEM:  string(chainPEM),
+		ChainPEM:  string(clean),
 		NotBefore: leaf.NotBefore,
 		NotAfter:  leaf.NotAfter,
 		Issuer:    leaf.Issuer.CommonName,
 		ARIID:     id,
-	}, nil
+		Key:       key,
+	}
 }
 
-func hasIP(c *x509.Certificate, ip net.IP) bool {
-	for _, x := range c.IPAddresses {
-		if x.Equal(ip) {
-			return true
-		}
+// CheckPublic is Check for a certificate whose private key is not ours:
+// its leaf must be for pub. The result holds no Key. It refuses a chain
+// that is not only certificates in PEM (RFC 8555 §9.1), whose
+// certificates are not each signed by the next, whose leaf does not name
+// exactly names (each of them, and no other DNS name or IP address), or
+// whose leaf is not valid now: never valid, expired, or starting more than
+// an hour ahead of this clock. The result's ChainPEM is the chain encoded
+// again from its certificates alone, which is what callers store.
+func CheckPublic(chainPEM []byte, pub crypto.PublicKey, names []string) (certstore.Cert, error) {
+	certs, clean, err := parseChain(chainPEM)
+	if err != nil {
+		return certstore.Cert{}, err
 	}
-	return false
-}
-
-func hasDNS(c *x509.Certificate, n string) bool {
-	for _, x := range c.DNSNames {
-		if x == n {
-			return true
-		}
+	leaf := certs[0]
+	if !samePublic(leaf, pub) {
+		return certstore.Cert{}, errors.New("leaf certificate is not for this private key (another public key)")
 	}
-	return false
+	if err := checkNames(leaf, names); err != nil {
+		return certstore.Cert{}, err
+	}
+	if err := checkValidity(leaf, time.Now()); err != nil {
+		return certstore.Cert{}, err
+	}
+	if err := checkLinks(certs); err != nil {
+		return certstore.Cert{}, err
+	}
+	return record(leaf, clean, nil), nil
 }

@@ -24,6 +24,13 @@ func canResume(o acmeclient.Order, p certstore.Progress) bool {
 	return false
 }
 
+// noCertificate reports whether o is valid but names no certificate URL
+// (RFC 8555 §7.1.3 requires one of a valid order): it can never yield its
+// certificate, so it is given up like an invalid order.
+func noCertificate(o acmeclient.Order) bool {
+	return o.Status == acmeclient.StatusValid && o.Certificate == ""
+}
+
 // step is what one authorization of an order still needs from us.
 type step int
 
