@@ -86,11 +86,11 @@ func matchCertID(raw []byte, hash crypto.Hash, leaf, issuer *x509.Certificate) e
 	}
 	var resp ocspResponse
 	if _, err := asn1.Unmarshal(raw, &resp); err != nil {
-		return fmt.Errorf("parse cert id: %w", err)
+		return fmt.Errorf("%w: cert id: %w", ErrMalformed, err)
 	}
 	var basic basicResponse
 	if _, err := asn1.Unmarshal(resp.Response.Bytes, &basic); err != nil {
-		return fmt.Errorf("parse cert id: %w", err)
+		return fmt.Errorf("%w: cert id: %w", ErrMalformed, err)
 	}
 	for _, s := range basic.TBS.Responses {
 		if s.CertID.Serial == nil || s.CertID.Serial.Cmp(leaf.SerialNumber) != 0 {
@@ -101,7 +101,7 @@ func matchCertID(raw []byte, hash crypto.Hash, leaf, issuer *x509.Certificate) e
 		}
 		return nil
 	}
-	return fmt.Errorf("%w: no response for serial %x", ErrWrongCertificate, leaf.SerialNumber)
+	return fmt.Errorf("%w %x", ErrWrongSerial, leaf.SerialNumber)
 }
 
 // expectedCertID computes leaf's OCSP CertID hashes with hash, as the

@@ -28,6 +28,11 @@ const (
 // CA that ended OCSP) test for it with errors.Is.
 var ErrNoResponder = errors.New("no ocsp responder")
 
+// ErrHTTPStatus is wrapped by the error of Fetch when the responder
+// answered with an HTTP status other than 200 OK; the error names the
+// status.
+var ErrHTTPStatus = errors.New("HTTP status")
+
 // Options tells Fetch how to reach a responder. The zero value is usable.
 type Options struct {
 	// Client sends the request; nil means an http.Client with
@@ -73,9 +78,10 @@ func httpURL(s string) bool {
 // by issuer, with an HTTP POST of an application/ocsp-request (RFC 6960
 // Appendix A.1), and returns the response verified by Parse at the time
 // it arrived. It honours ctx and Options.Timeout; it never retries. The
-// error names the responder; it wraps ErrNoResponder, an HTTP failure,
-// ocsp.ResponseError for an unsuccessful answer (tryLater …), or one of
-// the errors of Parse.
+// error names the responder; it wraps ErrNoResponder, an HTTP failure
+// (ErrHTTPStatus for a status other than 200), ocsp.ResponseError for an
+// unsuccessful answer (tryLater …), or one of the errors of Parse.
+// Problem says in a few words which.
 func Fetch(ctx context.Context, opts Options, leaf, issuer *x509.Certificate) (*Response, error) {
 	responder, err := opts.ResponderURL(leaf)
 	if err != nil {
@@ -124,7 +130,7 @@ func exchange(ctx context.Context, opts Options, responder string, leaf, issuer 
 	}
 	defer func() { _ = hresp.Body.Close() }()
 	if hresp.StatusCode != http.StatusOK {
-		return nil, fmt.Errorf("HTTP status %s", hresp.Status)
+		return nil, fmt.Errorf("%w %s", ErrHTTPStatus, hresp.Status)
 	}
 	return readBounded(hresp.Body, opts.MaxBodySize)
 }

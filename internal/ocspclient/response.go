@@ -16,6 +16,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"golang.org/x/crypto/ocsp"
@@ -47,6 +48,21 @@ var ErrBadSignature = errors.New("ocsp response signature not trusted")
 // about another certificate (serial, issuer name hash or issuer key hash
 // differ from the certificate asked about).
 var ErrWrongCertificate = errors.New("ocsp response is about another certificate")
+
+// ErrWrongSerial is wrapped by the error of Parse for a response with no
+// answer about the serial number asked about. It wraps
+// ErrWrongCertificate.
+var ErrWrongSerial = fmt.Errorf("%w: no answer for the serial asked about", ErrWrongCertificate)
+
+// ErrMalformed is wrapped, with the decoder's error, by the error of
+// Parse for bytes that do not decode as an OCSP response (an HTML error
+// page, a truncated body, another format).
+var ErrMalformed = errors.New("the responder's answer is not an OCSP response")
+
+// errUnusable is wrapped by the error of Parse for a decoded response
+// that cannot be used for another reason than the exported errors say
+// (no thisUpdate, an unsupported critical extension …).
+var errUnusable = errors.New("ocsp response unusable")
 
 // Status is a certificate's status in an OCSP response (RFC 6960 §2.2).
 type Status int
@@ -114,13 +130,17 @@ func (r *Response) Fresh(now time.Time) bool {
 
 // Parse decodes and verifies a DER-encoded OCSP response about leaf,
 // issued by issuer, as of now. It returns an error unless the response
-// is successful, signed by issuer or by a delegated responder certificate
-// that issuer signed, that carries id-kp-OCSPSigning and is valid at now
-// (RFC 6960 §4.2.2.2), answers for leaf's certificate ID (serial, issuer
-// name hash and issuer key hash, RFC 6960 §4.1.1), has a thisUpdate at
-// most MaxClockSkew in the future and has not gone stale (nextUpdate, or
-// thisUpdate + DefaultValidity, after now; RFC 6960 §3.2 item 5). A
-// status of revoked or unknown is no error: it is in Response.Status.
+// decodes (else the error wraps ErrMalformed), is successful (else
+// ocsp.ResponseError), is signed by issuer or by a delegated responder
+// certificate that issuer signed, that carries id-kp-OCSPSigning and is
+// valid at now (RFC 6960 §4.2.2.2; else ErrBadSignature), answers for
+// leaf's certificate ID (serial, issuer name hash and issuer key hash,
+// RFC 6960 §4.1.1; else ErrWrongCertificate, and ErrWrongSerial when no
+// answer names the serial), has a thisUpdate at most MaxClockSkew in the
+// future (else ErrNotYetValid) and has not gone stale (nextUpdate, or
+// thisUpdate + DefaultValidity, after now; RFC 6960 §3.2 item 5; else
+// ErrStale). A status of revoked or unknown is no error: it is in
+// Response.Status.
 func Parse(raw []byte, leaf, issuer *x509.Certificate, now time.Time) (*Response, error) {
 	if leaf == nil || issuer == nil {
 		return nil, errors.New("ocsp: parse: leaf and issuer certificates are required")
@@ -130,7 +150,7 @@ func Parse(raw []byte, leaf, issuer *x509.Certificate, now time.Time) (*Response
 	// response that embeds the issuer itself; verifyResponder does both.
 	r, err := ocsp.ParseResponseForCert(raw, leaf, nil)
 	if err != nil {
-		return nil, fmt.Errorf("ocsp: parse: %w", err)
+		return nil, fmt.Errorf("ocsp: %w", parseFailure(err))
 	}
 	if err := verifyResponder(r, issuer, now); err != nil {
 		return nil, fmt.Errorf("ocsp: %w", err)
@@ -151,6 +171,52 @@ func Parse(raw []byte, leaf, issuer *x509.Certificate, now time.Time) (*Response
 	return resp, checkTimes(resp, now)
 }
 
+// parseFailure gives an error of ocsp.ParseResponseForCert the error of
+// this package that says what was wrong, keeping it as the cause: an
+// unsuccessful answer (ocsp.ResponseError, named as RFC 6960 §4.2.1
+// does), bytes that are no OCSP response (ErrMalformed), no answer about
+// the serial (ErrWrongSerial), a bad signature by an embedded responder
+// certificate (ErrBadSignature).
+func parseFailure(err error) error {
+	var re ocsp.ResponseError
+	if errors.As(err, &re) {
+		return fmt.Errorf("responder answered %s: %w", responseStatusName(re.Status), err)
+	}
+	var pe ocsp.ParseError
+	if !errors.As(err, &pe) { // from encoding/asn1 or x509.ParseCertificate
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	// The ocsp package's ParseError is a string: its texts are the only
+	// way to tell its causes apart.
+	switch msg := string(pe); {
+	case msg == "no response matching the supplied certificate":
+		return fmt.Errorf("%w: %w", ErrWrongSerial, err)
+	case strings.HasPrefix(msg, "bad signature on embedded certificate"):
+		return fmt.Errorf("%w: %w", ErrBadSignature, err)
+	case msg == "trailing data in OCSP response", msg == "bad OCSP response type":
+		return fmt.Errorf("%w: %w", ErrMalformed, err)
+	}
+	return fmt.Errorf("%w: %w", errUnusable, err)
+}
+
+// responseStatusName returns the name RFC 6960 §4.2.1 gives an
+// unsuccessful OCSPResponseStatus ("tryLater" …).
+func responseStatusName(s ocsp.ResponseStatus) string {
+	switch s {
+	case ocsp.Malformed:
+		return "malformedRequest"
+	case ocsp.InternalError:
+		return "internalError"
+	case ocsp.TryLater:
+		return "tryLater"
+	case ocsp.SignatureRequired:
+		return "sigRequired"
+	case ocsp.Unauthorized:
+		return "unauthorized"
+	}
+	return fmt.Sprintf("status %d", int(s))
+}
+
 // statusOf maps the ocsp package's status.
 func statusOf(s int) Status {
 	switch s {
@@ -165,13 +231,13 @@ func statusOf(s int) Status {
 // checkTimes refuses a response from the future or one gone stale.
 func checkTimes(r *Response, now time.Time) error {
 	if r.ThisUpdate.IsZero() {
-		return errors.New("ocsp: response has no thisUpdate")
+		return fmt.Errorf("ocsp: %w: no thisUpdate", errUnusable)
 	}
 	if r.ThisUpdate.After(now.Add(MaxClockSkew)) {
 		return fmt.Errorf("ocsp: thisUpdate %s: %w", r.ThisUpdate.UTC().Format(time.RFC3339), ErrNotYetValid)
 	}
 	if !r.NextUpdate.IsZero() && r.NextUpdate.Before(r.ThisUpdate) {
-		return errors.New("ocsp: nextUpdate before thisUpdate")
+		return fmt.Errorf("ocsp: %w: nextUpdate before thisUpdate", errUnusable)
 	}
 	if !r.Fresh(now) {
 		return fmt.Errorf("ocsp: valid until %s: %w", r.Expires().UTC().Format(time.RFC3339), ErrStale)

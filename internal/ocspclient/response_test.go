@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"math/big"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,34 +32,37 @@ func TestParse(t *testing.T) {
 		name    string
 		raw     []byte
 		status  Status
-		wantErr error // nil: success; errAny: some error
+		wantErr error  // nil: success; errAny: some error
+		text    string // in the error, if set
 	}{
-		{"signed by issuer", respond(t, ca.cert, ca.cert, ca.key, good), Good, nil},
-		{"delegated responder", respond(t, ca.cert, delegate, delegateKey, good), Good, nil},
-		{"sha256 cert id", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.IssuerHash = crypto.SHA256 })), Good, nil},
+		{"signed by issuer", respond(t, ca.cert, ca.cert, ca.key, good), Good, nil, ""},
+		{"delegated responder", respond(t, ca.cert, delegate, delegateKey, good), Good, nil, ""},
+		{"sha256 cert id", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.IssuerHash = crypto.SHA256 })), Good, nil, ""},
 		{"revoked", respond(t, ca.cert, delegate, delegateKey, with(func(r *ocsp.Response) {
 			r.Status, r.RevokedAt, r.RevocationReason = ocsp.Revoked, now.Add(-time.Hour), ocsp.KeyCompromise
-		})), Revoked, nil},
-		{"unknown", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.Status = ocsp.Unknown })), Unknown, nil},
-		{"no nextUpdate, recent", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.NextUpdate = time.Time{} })), Good, nil},
-		{"delegated, certificate left out", leftOut, 0, ErrBadSignature},
-		{"issuer embedded", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.Certificate = ca.cert })), Good, nil},
-		{"delegate without OCSPSigning", respond(t, ca.cert, noEKU, noEKUKey, good), 0, ErrBadSignature},
-		{"delegate of another CA", respond(t, ca.cert, otherDelegate, otherDelegateKey, good), 0, ErrBadSignature},
-		{"signed by another CA", respond(t, ca.cert, other.cert, other.key, good), 0, ErrBadSignature},
-		{"other issuer's cert id", respond(t, other.cert, ca.cert, ca.key, good), 0, ErrWrongCertificate},
-		{"other serial", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.SerialNumber = big.NewInt(101) })), 0, errAny},
+		})), Revoked, nil, ""},
+		{"unknown", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.Status = ocsp.Unknown })), Unknown, nil, ""},
+		{"no nextUpdate, recent", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.NextUpdate = time.Time{} })), Good, nil, ""},
+		{"delegated, certificate left out", leftOut, 0, ErrBadSignature, ""},
+		{"issuer embedded", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.Certificate = ca.cert })), Good, nil, ""},
+		{"delegate without OCSPSigning", respond(t, ca.cert, noEKU, noEKUKey, good), 0, ErrBadSignature, ""},
+		{"delegate of another CA", respond(t, ca.cert, otherDelegate, otherDelegateKey, good), 0, ErrBadSignature, ""},
+		{"signed by another CA", respond(t, ca.cert, other.cert, other.key, good), 0, ErrBadSignature, ""},
+		{"other issuer's cert id", respond(t, other.cert, ca.cert, ca.key, good), 0, ErrWrongCertificate, ""},
+		{"other serial", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) { r.SerialNumber = big.NewInt(101) })), 0, ErrWrongCertificate, ""},
+		{"delegate embedded, signed by another key", respond(t, ca.cert, delegate, other.key, good), 0, ErrBadSignature, ""},
 		{"stale", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) {
 			r.ThisUpdate, r.NextUpdate = now.Add(-2*time.Hour), now.Add(-time.Minute)
-		})), 0, ErrStale},
+		})), 0, ErrStale, ""},
 		{"no nextUpdate, old", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) {
 			r.ThisUpdate, r.NextUpdate = now.Add(-DefaultValidity-time.Minute), time.Time{}
-		})), 0, ErrStale},
+		})), 0, ErrStale, ""},
 		{"from the future", respond(t, ca.cert, ca.cert, ca.key, with(func(r *ocsp.Response) {
 			r.ThisUpdate, r.NextUpdate = now.Add(MaxClockSkew+time.Minute), now.Add(2*time.Hour)
-		})), 0, ErrNotYetValid},
-		{"tryLater", ocsp.TryLaterErrorResponse, 0, errAny},
-		{"garbage", []byte("not der"), 0, errAny},
+		})), 0, ErrNotYetValid, ""},
+		{"tryLater", ocsp.TryLaterErrorResponse, 0, errAny, "responder answered tryLater"},
+		{"garbage", []byte("not der"), 0, errAny, "the responder's answer is not an OCSP response: asn1: "},
+		{"html", []byte("<html>busy</html>"), 0, errAny, "the responder's answer is not an OCSP response: asn1: "},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -77,6 +81,8 @@ func TestParse(t *testing.T) {
 				t.Fatalf("Parse succeeded (status %v), want an error", r.Status)
 			case tt.wantErr != errAny && !errors.Is(err, tt.wantErr):
 				t.Fatalf("Parse: %v, want %v", err, tt.wantErr)
+			case !strings.Contains(err.Error(), tt.text):
+				t.Fatalf("Parse: %v, want it to say %q", err, tt.text)
 			}
 		})
 	}

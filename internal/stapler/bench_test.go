@@ -15,13 +15,11 @@ func BenchmarkStaple(b *testing.B) {
 	now := time.Now()
 	s := &Stapler{}
 	stapledTC := &tls.Certificate{Certificate: [][]byte{{1}}}
-	it := &item{src: stapledTC, leaf: &x509.Certificate{}}
-	cp := *stapledTC
-	cp.OCSPStaple = []byte("staple")
-	it.stapled.Store(&stapled{resp: &ocspclient.Response{ThisUpdate: now, NextUpdate: now.Add(time.Hour)}, tc: &cp})
-	s.items.Store(stapledTC, it)
+	it := &item{leaf: &x509.Certificate{}}
+	it.staple.Store(&ocspclient.Response{Raw: []byte("staple"), ThisUpdate: now, NextUpdate: now.Add(time.Hour)})
+	s.values.Store(stapledTC, &holder{src: stapledTC, it: it})
 	plainTC := &tls.Certificate{Certificate: [][]byte{{2}}}
-	s.items.Store(plainTC, &item{src: plainTC})
+	s.values.Store(plainTC, &holder{src: plainTC, it: &item{}})
 	for _, bc := range []struct {
 		name string
 		tc   *tls.Certificate

@@ -4,36 +4,38 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"sync/atomic"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
 )
 
-// maintain keeps the item's staple current until its context ends, its leaf
-// expires or it goes unused for Options.Idle: a fresh response from the
-// cache (memory, then storage) first, then a fetch at each response's
-// half-life (ocspclient.Response.RefreshAt), with backoff after failures.
-// An idle item is forgotten (a later handshake starts it again); an
-// expired one stays, without a goroutine, so its handshakes start none.
+// maintain keeps the item's staple current until the Stapler's context
+// ends, its leaf expires or no holder is used for Options.Idle: a fresh
+// response from the cache (memory, then storage) first, then a fetch at
+// each response's half-life (ocspclient.Response.RefreshAt), with
+// backoff after failures. An idle item is forgotten (a later handshake
+// starts a new one); an expired one stays, without a goroutine, so its
+// handshakes start none.
 func (s *Stapler) maintain(it *item) {
-	ctx := it.ctx
+	ctx := s.ctx
 	if r, err := s.opts.Cache.Cached(ctx, it.leaf, it.issuer); err == nil {
 		s.take(ctx, it, r)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		s.log.Warn("ocsp stapling: cached response unreadable", "serial", serialHex(it.leaf.SerialNumber), "error", err)
+	} else if ctx.Err() == nil && !errors.Is(err, fs.ErrNotExist) {
+		s.log.Warn("ocsp stapling: cached response unreadable", "serial", serialHex(it.leaf.SerialNumber), "names", it.names, "error", err)
 	}
 	for fetched := false; ; fetched = true {
 		next := s.nextFetch(it, fetched)
 		it.next.Store(next.UnixNano())
 		if !s.sleepUntil(ctx, next) {
-			s.items.Delete(it.src)
+			s.forget(it)
 			return
 		}
 		if now := time.Now(); now.After(it.leaf.NotAfter) {
 			return
 		}
-		if s.idle(it, time.Now()) {
-			s.items.Delete(it.src)
+		if s.idle(&it.lastUsed, time.Now()) {
+			s.forget(it)
 			return
 		}
 		s.refresh(ctx, it)
@@ -53,8 +55,8 @@ func (s *Stapler) nextFetch(it *item, fetched bool) time.Time {
 	now := time.Now()
 	if n := it.failures.Load(); n > 0 {
 		at := now.Add(backoff(n, s.opts.RetryMin, s.opts.RetryMax))
-		if st := it.stapled.Load(); st != nil && st.resp.Expires().Before(at) && st.resp.Expires().After(now) {
-			at = st.resp.Expires()
+		if r := it.staple.Load(); r != nil && r.Expires().Before(at) && r.Expires().After(now) {
+			at = r.Expires()
 		}
 		return at
 	}
@@ -110,14 +112,16 @@ func (s *Stapler) sleepUntil(ctx context.Context, t time.Time) bool {
 	}
 }
 
-// idle reports whether no handshake used it for Options.Idle.
-func (s *Stapler) idle(it *item, now time.Time) bool {
-	return now.Sub(time.Unix(it.lastUsed.Load(), 0)) > s.opts.Idle
+// idle reports whether lastUsed, unix seconds of the last handshake, is
+// more than Options.Idle before now.
+func (s *Stapler) idle(lastUsed *atomic.Int64, now time.Time) bool {
+	return now.Sub(time.Unix(lastUsed.Load(), 0)) > s.opts.Idle
 }
 
-// refresh fetches a new response for the item, unless another process sharing
-// the storage (or another certificate value with the same leaf) already
-// did, and takes it up. An "unknown" answer is always asked again.
+// refresh fetches a new response for the item, unless another process
+// sharing the storage already did, and takes it up. An "unknown" answer
+// is always asked again. A failed fetch is counted and warned about,
+// saying what was wrong (ocspclient.Problem).
 func (s *Stapler) refresh(ctx context.Context, it *item) {
 	if r, err := s.opts.Cache.Latest(ctx, it.leaf, it.issuer); err == nil && r.RefreshAt().After(time.Now()) && r.Status != ocspclient.Unknown {
 		s.take(ctx, it, r)
@@ -130,38 +134,41 @@ func (s *Stapler) refresh(ctx context.Context, it *item) {
 		}
 		n := it.failures.Add(1)
 		it.failTotal.Add(1)
-		st := it.stapled.Load()
-		stapling := st != nil && st.resp.Fresh(time.Now())
-		s.log.Warn("ocsp stapling: responder unavailable, serving without a new staple", "serial", serialHex(it.leaf.SerialNumber),
-			"responder", it.responder, "attempt", n, "still_stapling", stapling, "error", err)
+		r := it.staple.Load()
+		stapling := r != nil && r.Fresh(time.Now())
+		s.log.Warn("ocsp stapling: "+ocspclient.Problem(err)+", serving without a new staple", "serial", serialHex(it.leaf.SerialNumber),
+			"names", it.names, "responder", it.responder, "attempt", n, "still_stapling", stapling, "error", err)
 		return
 	}
 	s.take(ctx, it, r)
 }
 
-// take puts r in service for the item: a good response is stapled; a revoked
-// one is reported (once) and nothing is stapled; an unknown one is not
-// stapled either.
+// take puts r in service for the item: a good response is stapled (and,
+// after failed fetches, its return logged once); a revoked one is
+// reported (once) and nothing is stapled; an unknown one is not stapled
+// either.
 func (s *Stapler) take(ctx context.Context, it *item, r *ocspclient.Response) {
-	it.failures.Store(0)
+	failed := it.failures.Swap(0)
 	it.last.Store(r)
 	switch r.Status {
 	case ocspclient.Good:
-		cp := *it.src
-		cp.OCSPStaple = r.Raw
-		it.stapled.Store(&stapled{resp: r, tc: &cp})
+		it.staple.Store(r)
+		if failed > 0 {
+			s.log.Info("ocsp stapling: staple obtained after failed fetches", "serial", serialHex(it.leaf.SerialNumber),
+				"names", it.names, "responder", it.responder, "failures", failed)
+		}
 	case ocspclient.Revoked:
-		it.stapled.Store(nil)
+		it.staple.Store(nil)
 		if it.revoked.CompareAndSwap(false, true) {
 			s.log.Error("ocsp stapling: the responder reports this certificate revoked", "serial", serialHex(it.leaf.SerialNumber),
-				"names", it.leaf.DNSNames, "revoked_at", r.RevokedAt, "reason", r.Reason)
+				"names", it.names, "revoked_at", r.RevokedAt, "reason", r.Reason)
 			if s.opts.OnRevoked != nil {
 				s.opts.OnRevoked(ctx, it.leaf, r.RevokedAt)
 			}
 		}
 	default:
-		it.stapled.Store(nil)
+		it.staple.Store(nil)
 		s.log.Warn("ocsp stapling: the responder does not know this certificate, no staple", "serial", serialHex(it.leaf.SerialNumber),
-			"responder", it.responder)
+			"names", it.names, "responder", it.responder)
 	}
 }

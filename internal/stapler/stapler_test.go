@@ -249,7 +249,7 @@ func TestNextFetch(t *testing.T) {
 	for _, tt := range tests {
 		it := &item{}
 		if tt.resp != nil {
-			it.stapled.Store(&stapled{resp: tt.resp})
+			it.staple.Store(tt.resp)
 			it.last.Store(tt.resp)
 		}
 		it.failures.Store(tt.failures)
@@ -272,8 +272,12 @@ func TestChainWithoutIssuer(t *testing.T) {
 	if got := s.Staple(tc); got != tc {
 		t.Error("Staple returned another certificate value")
 	}
-	if m := recs.messages(); len(m) != 1 || m[0] != "WARN ocsp stapling: the certificate chain lacks the issuer, no staple" {
+	const msg = "ocsp stapling: the certificate chain lacks the issuer, no staple"
+	if m := recs.messages(); len(m) != 1 || m[0] != "WARN "+msg {
 		t.Errorf("logged %q, want one warning", m)
+	}
+	if names, _ := recs.attr(msg, "names"); names != "[www.test]" {
+		t.Errorf("names = %q, want the leaf's (its common name, lacking DNS names)", names)
 	}
 }
 
@@ -314,11 +318,9 @@ func TestStapleNeverStale(t *testing.T) {
 		expiry time.Time
 		want   bool
 	}{{"fresh", now.Add(time.Minute), true}, {"stale", now.Add(-time.Second), false}} {
-		it := &item{src: tc, leaf: &x509.Certificate{}}
-		cp := *tc
-		cp.OCSPStaple = []byte("staple")
-		it.stapled.Store(&stapled{resp: &ocspclient.Response{ThisUpdate: now.Add(-time.Hour), NextUpdate: tt.expiry}, tc: &cp})
-		s.items.Store(tc, it)
+		it := &item{leaf: &x509.Certificate{}}
+		it.staple.Store(&ocspclient.Response{Raw: []byte("staple"), ThisUpdate: now.Add(-time.Hour), NextUpdate: tt.expiry})
+		s.values.Store(tc, &holder{src: tc, it: it})
 		if got := s.Staple(tc).OCSPStaple != nil; got != tt.want {
 			t.Errorf("%s: stapled %v, want %v", tt.name, got, tt.want)
 		}
@@ -350,12 +352,12 @@ func TestUnknownAskedAgain(t *testing.T) {
 	waitFor(t, "a staple once the responder knows the certificate", func() bool { return s.Staple(tc).OCSPStaple != nil })
 }
 
-// TestReloadTakesOver: a reload loads the same certificate into a new
-// value; its staple carries over at once (the responder is down by
-// then), and the older value's goroutine and status entry go: one per
-// leaf however many reloads (there were one more per reload, each
-// fetching, for a week).
-func TestReloadTakesOver(t *testing.T) {
+// TestReloadShares: a reload loads the same certificate into a new
+// value; it has the staple at once (the responder is down by then), and
+// there is one goroutine and one status entry per certificate however
+// many reloads (there were one more per reload, each fetching, for a
+// week).
+func TestReloadShares(t *testing.T) {
 	ca := newIntermediate(t)
 	leaf := ca.Issue(testenv.IssueOptions{CommonName: "www.test"})
 	ca.StartOCSP(testenv.OCSPResponderOptions{})

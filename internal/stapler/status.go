@@ -34,7 +34,7 @@ type CertStatus struct {
 func (s *Stapler) Status() []CertStatus {
 	now := time.Now()
 	var out []CertStatus
-	s.items.Range(func(_, v any) bool {
+	s.certs.Range(func(_, v any) bool {
 		if it := v.(*item); it.leaf != nil {
 			out = append(out, it.status(now))
 		}
@@ -46,19 +46,16 @@ func (s *Stapler) Status() []CertStatus {
 
 // status reads the item's state at now.
 func (it *item) status(now time.Time) CertStatus {
-	cs := CertStatus{Serial: serialHex(it.leaf.SerialNumber), Names: it.leaf.DNSNames, Responder: it.responder,
+	cs := CertStatus{Serial: serialHex(it.leaf.SerialNumber), Names: it.names, Responder: it.responder,
 		Failures: it.failTotal.Load()}
-	if len(cs.Names) == 0 {
-		cs.Names = []string{it.leaf.Subject.CommonName}
-	}
 	if n := it.next.Load(); n != 0 {
 		cs.NextRefresh = time.Unix(0, n)
 	}
 	if r := it.last.Load(); r != nil {
 		cs.Status = r.Status.String()
 	}
-	if st := it.stapled.Load(); st != nil && st.resp.Fresh(now) {
-		cs.Stapling, cs.ThisUpdate, cs.Expires = true, st.resp.ThisUpdate, st.resp.Expires()
+	if r := it.staple.Load(); r != nil && r.Fresh(now) {
+		cs.Stapling, cs.ThisUpdate, cs.Expires = true, r.ThisUpdate, r.Expires()
 	}
 	return cs
 }
