@@ -66,6 +66,7 @@ type Options struct {
 // work.
 type Checker struct {
 	policy  Policy
+	links   caLinks // Policy.CAs linked to their issuers
 	log     *slog.Logger
 	timeout time.Duration
 
@@ -82,20 +83,20 @@ type Checker struct {
 	wg     sync.WaitGroup
 }
 
-// New validates p and returns its Checker. It reads p.CRLFiles, and
-// fails if one cannot be read or parsed.
+// New validates p (Policy.Validate) and returns its Checker. It reads
+// p.CRLFiles, and fails if one cannot be read or parsed.
 func New(p Policy, opts Options) (*Checker, error) {
 	if err := p.Validate(); err != nil {
 		return nil, err
 	}
 	opts = withDefaults(opts)
-	c := &Checker{policy: p, log: opts.Logger, timeout: opts.Timeout}
+	c := &Checker{policy: p, links: newCALinks(p.CAs), log: opts.Logger, timeout: opts.Timeout}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	if !p.checks() {
 		return c, nil
 	}
 	if len(p.CRLFiles) > 0 {
-		files, err := newCRLFiles(p.CRLFiles, opts.FileCheckInterval, c.log)
+		files, err := newCRLFiles(p.CRLFiles, p.CAs, opts.FileCheckInterval, c.log)
 		if err != nil {
 			c.cancel()
 			return nil, fmt.Errorf("client_auth: %w", err)
@@ -203,18 +204,63 @@ func (c *Checker) VerifyConnection(ctx context.Context, cs tls.ConnectionState) 
 // Check checks one chain that the TLS stack verified: the client's
 // certificate first, the trust anchor last. It refuses a chain longer
 // than Policy.VerifyDepth allows and a certificate outside its validity
-// period, and then checks for revocation the client's certificate
-// (leaf), or every certificate but the anchor (chain), each against the
-// next one in the chain, its issuer. It returns nil or a *Refusal, within
+// period. Then, when Policy.Revocation asks for it, it checks for
+// revocation, each against its issuer:
+//
+//   - always the client's own certificate (depth 0), against the next
+//     certificate up; a chain of one (the client's certificate is itself
+//     in Policy.CAs) is continued with its issuer from CAs, and a
+//     self-signed certificate alone is checked against itself, as
+//     OpenSSL does: a chain of one never means nothing to check;
+//   - in chain mode, also every certificate above it that is not
+//     self-signed, the chain continued from the trust anchor with its
+//     issuers in Policy.CAs up to the self-signed root (caLinks):
+//     an intermediate in the ca file is checked too.
+//
+// A certificate whose issuer is nowhere at hand gets no answer
+// (Policy.Unknown decides). It returns nil or a *Refusal, within
 // Options.Timeout (or ctx's deadline if sooner).
 func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
+	now := time.Now()
+	if err := c.checkShape(chain, now); err != nil {
+		return err
+	}
+	if !c.policy.checks() {
+		return nil
+	}
+	full, rooted := chain, false
+	if c.policy.Revocation == RevocationChain || len(chain) == 1 { // leaf mode needs no more than chain[1]
+		full, rooted = c.links.extend(chain)
+	}
+	deadline := now.Add(c.timeout)
+	for i, cert := range full {
+		last := i == len(full)-1
+		if i > 0 && (c.policy.Revocation != RevocationChain || last && rooted) {
+			break
+		}
+		var issuer *x509.Certificate
+		switch {
+		case !last:
+			issuer = full[i+1]
+		case rooted: // a self-signed certificate alone: its own issuer
+			issuer = cert
+		}
+		if err := c.checkOne(ctx, deadline, cert, issuer, i); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// checkShape refuses an empty chain, one longer than Policy.VerifyDepth
+// allows, and one with a certificate outside its validity period at now.
+func (c *Checker) checkShape(chain []*x509.Certificate, now time.Time) error {
 	if len(chain) == 0 || chain[0] == nil {
 		return refuse(ReasonNoCertificate, nil, 0, "empty chain", nil)
 	}
 	if above := len(chain) - 1; above > c.policy.VerifyDepth {
 		return refuse(ReasonDepth, chain[0], 0, fmt.Sprintf("%d certificates above it, verify_depth %d", above, c.policy.VerifyDepth), nil)
 	}
-	now := time.Now()
 	for i, cert := range chain {
 		if cert == nil || cert.SerialNumber == nil {
 			return refuse(ReasonUntrusted, chain[0], 0, fmt.Sprintf("no parsed certificate at depth %d", i), nil)
@@ -224,29 +270,20 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 				cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)), nil)
 		}
 	}
-	n := 0 // certificates to check for revocation
-	switch c.policy.Revocation {
-	case RevocationLeaf:
-		n = min(1, len(chain)-1)
-	case RevocationChain:
-		n = len(chain) - 1
-	}
-	if n == 0 {
-		return nil
-	}
-	deadline := now.Add(c.timeout)
-	for i := range n {
-		if err := c.checkOne(ctx, deadline, chain[i], chain[i+1], i); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 
 // checkOne checks cert, issued by issuer, at depth in its chain, asking
-// no longer than until deadline.
+// no longer than until deadline. A nil issuer (not at hand) gets no
+// answer.
 func (c *Checker) checkOne(ctx context.Context, deadline time.Time, cert, issuer *x509.Certificate, depth int) error {
-	a, err := c.status(ctx, deadline, cert, issuer)
+	var a answer
+	var err error
+	if issuer == nil {
+		err = fmt.Errorf("its issuer %q is not in ca: nothing to check its revocation against", cert.Issuer)
+	} else {
+		a, err = c.status(ctx, deadline, cert, issuer)
+	}
 	if err != nil {
 		if c.policy.Unknown == UnknownAllow {
 			if ok, left := c.softFails.note(time.Now()); ok {
@@ -392,10 +429,11 @@ func joinErrs(errs []error) error {
 	return errors.Join(errs...)
 }
 
-// appendErr appends err unless it is nil or says only that a source had
-// nothing for the certificate.
+// appendErr appends err unless it is nil or is errNoSource itself,
+// which says only that a source had nothing for the certificate (an
+// error wrapping it says more, and is kept).
 func appendErr(errs []error, err error) []error {
-	if err == nil || errors.Is(err, errNoSource) {
+	if err == nil || err == errNoSource { // itself, not an error wrapping it
 		return errs
 	}
 	return append(errs, err)

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"crypto/x509"
 	"encoding/asn1"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"math/big"
@@ -82,28 +81,31 @@ type issuingDP struct {
 }
 
 // parseCRLs parses data, DER or one or more PEM "X509 CRL" blocks.
-// source names where data came from, for logs and errors.
+// source names where data came from, for logs and errors. PEM data must
+// be whole (pemBlocks): a file cut short, with a broken block or a block
+// of another type is an error, not a file with fewer CRLs.
 func parseCRLs(data []byte, source string) ([]*crl, error) {
-	if !bytes.Contains(data, []byte("-----BEGIN")) {
+	if !bytes.Contains(data, pemBegin) {
 		l, err := parseCRL(data, source)
 		if err != nil {
 			return nil, err
 		}
 		return []*crl{l}, nil
 	}
-	var out []*crl
-	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type != "X509 CRL" {
-			continue
-		}
-		l, err := parseCRL(block.Bytes, source)
+	blocks, err := pemBlocks(data, "X509 CRL")
+	if err != nil {
+		return nil, fmt.Errorf("crl %s: %w", source, err)
+	}
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("crl %s: no PEM X509 CRL block", source)
+	}
+	out := make([]*crl, 0, len(blocks))
+	for _, der := range blocks {
+		l, err := parseCRL(der, source)
 		if err != nil {
 			return nil, err
 		}
 		out = append(out, l)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("crl %s: no PEM X509 CRL block", source)
 	}
 	return out, nil
 }

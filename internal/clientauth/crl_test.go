@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/x509"
 	"crypto/x509/pkix"
@@ -108,7 +110,7 @@ func TestCRLFileUnusable(t *testing.T) {
 			p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}
 			var logged bytes.Buffer
 			r := refused(t, newChecker(t, p, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}), c, ReasonUnknown)
-			unusable := tt.name == "stale" || tt.name == "from the future"
+			unusable := tt.name == "stale" || tt.name == "from the future" || tt.name == "badly signed"
 			if got := strings.Contains(logged.String(), "crl file cannot answer"); got != unusable {
 				t.Errorf("warned at start that the CRL cannot answer: %v, want %v:\n%s", got, unusable, &logged)
 			}
@@ -363,5 +365,173 @@ func TestCRLFileChain(t *testing.T) {
 	p.CRLFiles = []string{inter.CRLFile} // nothing answers for the intermediate
 	if r := refused(t, newChecker(t, p, Options{}), c, ReasonUnknown); r.Depth != 1 {
 		t.Errorf("refusal %v, want the intermediate at depth 1", r)
+	}
+}
+
+// TestCRLFileWarnedBounded: a stale CRL re-published again and again is
+// warned about once per copy read, and only the current copy is
+// remembered; every copy was kept for ever (500 MB for a 5 MB CRL
+// touched every few seconds).
+func TestCRLFileWarnedBounded(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	key := caKey(t, ca)
+	file := filepath.Join(t.TempDir(), "stale.crl")
+	write := func(i int) {
+		t.Helper()
+		if err := os.WriteFile(file, makeCRL(t, ca.Cert, key, -2*time.Hour, -time.Hour, nil), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		at := time.Now().Add(time.Duration(i) * time.Minute) // a change, whatever the file system's clock
+		if err := os.Chtimes(file, at, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(0)
+	var logged bytes.Buffer
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}},
+		Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	const rewrites = 5
+	for i := 1; i <= rewrites; i++ {
+		write(i)
+		chk.files.reload()
+		chk.files.warnUnusable(time.Now())
+		chk.files.warnUnusable(time.Now()) // the same copy: not again
+	}
+	if n := len(chk.files.warned); n != 1 {
+		t.Errorf("%d CRLs remembered as warned about, want 1 (the current one)", n)
+	}
+	if n := strings.Count(logged.String(), "crl file cannot answer"); n != rewrites+1 {
+		t.Errorf("%d warnings, want %d (one per copy read):\n%s", n, rewrites+1, &logged)
+	}
+}
+
+// TestCRLFileBadSignatureWarned: a CRL file signed by another key than
+// its issuer's in the CAs (same issuer name) is warned about when read,
+// at start and when read again, naming the file; it was taken with only
+// "crl file read again" at INFO, and every client was then refused one
+// handshake at a time.
+func TestCRLFileBadSignatureWarned(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	other := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	file := filepath.Join(t.TempDir(), "ca.crl")
+	if err := os.WriteFile(file, readFile(t, ca.CRLFile), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var logged bytes.Buffer
+	p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFiles: []string{file}}
+	chk := newChecker(t, p, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))})
+	accept(t, chk, c)
+	if strings.Contains(logged.String(), "WARN") {
+		t.Fatalf("warned about a good CRL:\n%s", &logged)
+	}
+
+	forged := readFile(t, other.CRLFile) // the same issuer name, another key
+	if err := os.WriteFile(file, forged, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(file, later, later); err != nil {
+		t.Fatal(err)
+	}
+	chk.files.reload()
+	chk.files.warnUnusable(time.Now())
+	warned := func(log string) bool {
+		return strings.Contains(log, "level=WARN") && strings.Contains(log, "file="+file) && strings.Contains(log, "signature")
+	}
+	if !warned(logged.String()) {
+		t.Errorf("no warning naming %s and the signature after it was read again:\n%s", file, &logged)
+	}
+	refused(t, chk, c, ReasonUnknown)
+
+	logged.Reset()
+	if _, err := New(p, Options{Logger: slog.New(slog.NewTextHandler(&logged, nil))}); err != nil {
+		t.Fatal(err)
+	}
+	if !warned(logged.String()) {
+		t.Errorf("no warning naming %s and the signature at start:\n%s", file, &logged)
+	}
+}
+
+// TestHTTPSOnlyDistributionPoint: a certificate whose only CRL
+// distribution point is https:// (not fetched, by design) is refused
+// with an error naming that distribution point, not only "no CRL covers
+// the issuer".
+func TestHTTPSOnlyDistributionPoint(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	const dp = "https://ca.example/only.crl"
+	leaf := issueWith(t, ca, &x509.Certificate{CRLDistributionPoints: []string{dp}})
+	chk := newChecker(t, Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, CRLFetch: true}, Options{})
+	r := wantRefusal(t, chk.Check(context.Background(), []*x509.Certificate{leaf, ca.Cert}), ReasonUnknown)
+	if !errors.Is(r, errNoSource) || !strings.Contains(r.Error(), dp) || !strings.Contains(r.Error(), "only http://") {
+		t.Errorf("refusal %v, want no source, naming %s as not fetched", r, dp)
+	}
+}
+
+// issueWith has ca sign a client certificate made from tmpl (its serial,
+// names, dates, key and usages filled in), for extensions the OpenSSL
+// test CA does not write.
+func issueWith(t *testing.T, ca *testenv.OpenSSLCA, tmpl *x509.Certificate) *x509.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl.SerialNumber = serial
+	tmpl.Subject = pkix.Name{CommonName: "made"}
+	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, caKey(t, ca))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestCheckCRLFile: the configuration check reads a CRL file as New
+// does, and says which CRLs of it cannot answer.
+func TestCheckCRLFile(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	other := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	cas := []*x509.Certificate{ca.Cert}
+	dir := t.TempDir()
+	stale := filepath.Join(dir, "stale.crl")
+	if err := os.WriteFile(stale, makeCRL(t, ca.Cert, caKey(t, ca), -2*time.Hour, -time.Hour, nil), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cut := filepath.Join(dir, "cut.crl")
+	if err := os.WriteFile(cut, readFile(t, ca.CRLFile)[:200], 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		file, unusable, err string
+	}{
+		{ca.CRLFile, "", ""},
+		{ca.CRLDERFile, "", ""},
+		{other.CRLFile, "signature", ""},
+		{stale, "stale", ""},
+		{cut, "", cut},
+	}
+	for _, tt := range tests {
+		unusable, err := CheckCRLFile(tt.file, cas, time.Now())
+		switch {
+		case tt.err != "":
+			if err == nil || !strings.Contains(err.Error(), tt.err) {
+				t.Errorf("%s: %v, want an error naming the file", tt.file, err)
+			}
+		case err != nil:
+			t.Errorf("%s: %v", tt.file, err)
+		case tt.unusable == "" && len(unusable) > 0, tt.unusable != "" && (len(unusable) != 1 || !strings.Contains(unusable[0].Error(), tt.unusable)):
+			t.Errorf("%s: unusable %v, want %q", tt.file, unusable, tt.unusable)
+		}
 	}
 }

@@ -12,6 +12,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
@@ -111,9 +112,15 @@ func usable(l *crl, cert, issuer *x509.Certificate, now time.Time) error {
 // fetch gets the CRL of each of cert's distribution points in turn (from
 // storage, else the network) until one answers. It waits at most until
 // ctx ends; a download still running then goes on in the background.
+// When cert names distribution points but none over http://, the error
+// wraps errNoSource and names those skipped.
 func (f *crlFetcher) fetch(ctx context.Context, cert, issuer *x509.Certificate) (answer, error) {
 	urls := httpDistributionPoints(cert)
 	if len(urls) == 0 {
+		if len(cert.CRLDistributionPoints) > 0 {
+			return answer{}, fmt.Errorf("%w (its CRL distribution point %s is not fetched: only http:// ones are, see RFC 5280 section 4.2.1.13)",
+				errNoSource, strings.Join(cert.CRLDistributionPoints, ", "))
+		}
 		return answer{}, errNoSource
 	}
 	var errs []error

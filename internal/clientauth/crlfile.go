@@ -1,6 +1,7 @@
 package clientauth
 
 import (
+	"bytes"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -20,12 +21,17 @@ import (
 // nextUpdate like any other.
 type crlFiles struct {
 	paths    []string
+	cas      []*x509.Certificate // Policy.CAs, to check the CRLs' signatures when read
 	interval time.Duration
 	log      *slog.Logger
 
 	snap atomic.Pointer[fileSnapshot]
 
-	warned map[*crl]bool // CRLs said to be unusable; the watch loop's
+	// warned holds the CRLs of the current snapshot said to be
+	// unusable, so each is said once; the watch loop's. Only the current
+	// ones: a CRL replaced is dropped, or a stale CRL re-published every
+	// few seconds would keep every copy for ever.
+	warned map[*crl]bool
 }
 
 // fileSnapshot is what the files held when last read.
@@ -42,9 +48,10 @@ type fileState struct {
 }
 
 // newCRLFiles reads every file once; any error is returned, so a broken
-// file is reported when the site starts.
-func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger) (*crlFiles, error) {
-	f := &crlFiles{paths: paths, interval: interval, log: log}
+// file is reported when the site starts. cas are the site's CAs, against
+// which the CRLs' signatures are checked when read (warnUnusable).
+func newCRLFiles(paths []string, cas []*x509.Certificate, interval time.Duration, log *slog.Logger) (*crlFiles, error) {
+	f := &crlFiles{paths: paths, cas: cas, interval: interval, log: log}
 	files := make([]fileState, len(paths))
 	for i, p := range paths {
 		st, err := readCRLFile(p)
@@ -59,21 +66,68 @@ func newCRLFiles(paths []string, interval time.Duration, log *slog.Logger) (*crl
 	return f, nil
 }
 
-// warnUnusable logs, once per CRL, a CRL of the files that cannot answer
-// at now (stale, or from the future): every client of its issuer is then
-// refused (or let in with revocation_unknown = "allow") until the file is
+// warnUnusable logs, once per CRL read, a CRL of the files that cannot
+// answer at now: its signature does not verify against the certificate
+// of its issuer in the site's CAs (when the issuer is there), or it is
+// stale, or from the future. Every client of its issuer is then refused
+// (or let in with revocation_unknown = "allow") until the file is
 // replaced, which a reader of the log should not have to infer from
-// refusals.
+// refusals. It keeps in f.warned the current CRLs only.
 func (f *crlFiles) warnUnusable(now time.Time) {
+	warned := make(map[*crl]bool, len(f.warned))
 	for _, st := range f.snap.Load().files {
 		for _, l := range st.crls {
-			if err := l.fresh(now); err != nil && !f.warned[l] {
-				f.warned[l] = true
+			if f.warned[l] {
+				warned[l] = true
+				continue
+			}
+			if err := crlUnusable(l, f.cas, now); err != nil {
+				warned[l] = true
 				f.log.Warn("crl file cannot answer: clients of its issuer get no revocation answer from it until it is replaced",
-					"issuer", l.list.Issuer.String(), "error", err)
+					"file", l.source, "issuer", l.list.Issuer.String(), "error", err)
 			}
 		}
 	}
+	f.warned = warned
+}
+
+// crlUnusable returns why l cannot answer at now, or nil: a signature
+// that verifies against none of cas named as its issuer (not known if
+// none is: an intermediate's CRL is checked at the handshake, against the
+// intermediate the client sends), else fresh's error.
+func crlUnusable(l *crl, cas []*x509.Certificate, now time.Time) error {
+	var sigErr error
+	for _, ca := range cas {
+		if !bytes.Equal(ca.RawSubject, l.rawIssuer) {
+			continue
+		}
+		if sigErr = l.verify(ca); sigErr == nil {
+			break
+		}
+	}
+	if sigErr != nil {
+		return sigErr
+	}
+	return l.fresh(now)
+}
+
+// CheckCRLFile reads the CRL file at path as Policy.CRLFiles are read,
+// for a configuration check: err, naming the file, if it cannot be read
+// or parsed (New would fail); else unusable has an error for each CRL of
+// it that cannot answer at now (badly signed for its issuer among cas,
+// stale, or from the future), which a Checker warns about when it reads
+// the file.
+func CheckCRLFile(path string, cas []*x509.Certificate, now time.Time) (unusable []error, err error) {
+	st, err := readCRLFile(path)
+	if err != nil {
+		return nil, err
+	}
+	for _, l := range st.crls {
+		if err := crlUnusable(l, cas, now); err != nil {
+			unusable = append(unusable, err)
+		}
+	}
+	return unusable, nil
 }
 
 // watch looks at the files once per interval until ctx ends.

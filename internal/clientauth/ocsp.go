@@ -3,6 +3,7 @@ package clientauth
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"golang.org/x/crypto/ocsp"
 
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
 )
@@ -121,7 +124,7 @@ func (o *ocspSource) refreshLater(cert, issuer *x509.Certificate, id ocspclient.
 		o.done(id, err)
 		if err != nil {
 			o.log.Warn("ocsp refresh failed, the current response answers until its nextUpdate",
-				"serial", serialHex(cert.SerialNumber), "error", err)
+				"serial", serialHex(cert.SerialNumber), "error", explainOCSP(o.responderOf(cert), err))
 		}
 	})
 }
@@ -170,12 +173,27 @@ func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (a
 	select {
 	case res := <-ch:
 		if res.err != nil {
-			return answer{}, res.err
+			return answer{}, explainOCSP(responder, res.err)
 		}
 		return ocspAnswer(res.r, responder)
 	case <-ctx.Done():
 		return answer{}, fmt.Errorf("ocsp %s: no answer in time: %w", responder, ctx.Err())
 	}
+}
+
+// explainOCSP says in words what a failed fetch from responder means
+// when the bare error would not: an answer that does not parse as an
+// OCSP response fails with an ASN.1 decoder's dump ("asn1: structure
+// error: tags don't match (16 vs {class:1 …}) {optional:false …}"),
+// wrapped here after "the responder's answer is not an OCSP response".
+func explainOCSP(responder string, err error) error {
+	var structural asn1.StructuralError
+	var syntax asn1.SyntaxError
+	var parse ocsp.ParseError
+	if errors.As(err, &structural) || errors.As(err, &syntax) || errors.As(err, &parse) {
+		return fmt.Errorf("ocsp %s: the responder's answer is not an OCSP response: %w", responder, err)
+	}
+	return err
 }
 
 // ocspAnswer turns a verified response into an answer; "unknown" is an

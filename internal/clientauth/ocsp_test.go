@@ -3,9 +3,11 @@ package clientauth
 import (
 	"context"
 	"crypto/x509"
+	"encoding/asn1"
 	"errors"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync"
 	"testing"
@@ -271,4 +273,23 @@ func TestOCSPUnknownAskedAgain(t *testing.T) {
 	refused(t, chk, late, ReasonUnknown) // still the stored answer; asks again in the background
 	chk.wg.Wait()
 	accept(t, chk, late)
+}
+
+// TestOCSPGarbageAnswer: an answer that is not an OCSP response is
+// refused saying so, with the decoder's error wrapped; the bare ASN.1
+// dump was all the log said.
+func TestOCSPGarbageAnswer(t *testing.T) {
+	ca := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	c := client(ca, "c")
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write([]byte("garbage!"))
+	}))
+	t.Cleanup(srv.Close)
+	p := Policy{CAs: []*x509.Certificate{ca.Cert}, Revocation: RevocationLeaf, OCSP: true, OCSPResponder: srv.URL}
+	r := refused(t, newChecker(t, p, Options{}), c, ReasonUnknown)
+	var structural asn1.StructuralError
+	if !strings.Contains(r.Error(), "ocsp "+srv.URL+": the responder's answer is not an OCSP response: ") || !errors.As(r, &structural) {
+		t.Errorf("refusal %v, want it to say the answer is not an OCSP response, the asn1 error wrapped", r)
+	}
 }

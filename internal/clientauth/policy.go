@@ -19,9 +19,9 @@
 package clientauth
 
 import (
+	"bytes"
 	"crypto/tls"
 	"crypto/x509"
-	"encoding/pem"
 	"errors"
 	"fmt"
 	"net/url"
@@ -51,10 +51,15 @@ const (
 	// RevocationOff checks nothing for revocation. The empty Revocation
 	// means RevocationOff.
 	RevocationOff Revocation = "off"
-	// RevocationLeaf checks the client's own certificate only.
+	// RevocationLeaf checks the client's own certificate only, against
+	// its issuer (itself when it is a self-signed certificate of CAs).
 	RevocationLeaf Revocation = "leaf"
-	// RevocationChain checks every certificate of the chain except the
-	// trust anchor, each against the certificate that issued it.
+	// RevocationChain checks every certificate of the chain that is not
+	// self-signed, each against the certificate that issued it, up to
+	// the self-signed root: a CA of CAs that the TLS stack takes as the
+	// trust anchor (an intermediate in the ca file) is checked against
+	// its issuer in CAs too, as OpenSSL's -crl_check_all does. New
+	// refuses CAs where such an issuer is missing.
 	RevocationChain Revocation = "chain"
 )
 
@@ -74,8 +79,10 @@ const (
 // zero values are the strict ones: certificates required, unknown
 // revocation status denied.
 type Policy struct {
-	// CAs are the certificates client certificates must chain to. At
-	// least one is required.
+	// CAs are the CA certificates client certificates must chain to
+	// (basic constraints with CA:TRUE; see ReadCAFile). At least one is
+	// required. In chain mode each that is not self-signed needs its
+	// issuer among them.
 	CAs []*x509.Certificate
 
 	// Mode says whether a client must present a certificate.
@@ -115,9 +122,11 @@ type Policy struct {
 }
 
 // Validate returns an error naming the first field that is wrong:
-// unknown mode, revocation or unknown value, a negative depth, no CA, an
-// OCSP responder URL that is not http://, or a revocation check with no
-// source of answers.
+// unknown mode, revocation or unknown value, a negative depth, no CA or
+// a certificate in CAs that is not a CA certificate (see ReadCAFile), in
+// chain mode a CA that is not self-signed and whose issuer is not in CAs
+// (nothing could check its revocation), an OCSP responder URL that is
+// not http://, or a revocation check with no source of answers.
 func (p Policy) Validate() error {
 	switch p.Mode {
 	case "", ModeRequire, ModeOptional:
@@ -139,6 +148,19 @@ func (p Policy) Validate() error {
 	}
 	if len(p.CAs) == 0 {
 		return errors.New("client_auth: ca: no CA certificate")
+	}
+	for _, c := range p.CAs {
+		if c == nil {
+			return errors.New("client_auth: ca: nil certificate")
+		}
+		if err := checkCA(c); err != nil {
+			return fmt.Errorf("client_auth: ca: %w", err)
+		}
+	}
+	if p.Revocation == RevocationChain {
+		if err := newCALinks(p.CAs).unrooted(p.CAs); err != nil {
+			return fmt.Errorf("client_auth: ca: %w", err)
+		}
 	}
 	if p.OCSPResponder != "" && !isHTTPURL(p.OCSPResponder, true) {
 		return fmt.Errorf("client_auth: ocsp_responder %q: want an http:// URL", p.OCSPResponder)
@@ -173,27 +195,53 @@ func (p Policy) checks() bool {
 }
 
 // ReadCAFile reads the PEM "CERTIFICATE" blocks of the file at path, for
-// Policy.CAs. It fails if the file holds none or one does not parse.
+// Policy.CAs. It fails, naming the file, if the file holds none, if one
+// does not parse, if the file is not whole (a block cut short or broken,
+// a block of another type, data after the last block: see pemBlocks), or
+// if a certificate is not a CA certificate (basic constraints with
+// CA:TRUE, or a self-signed root without them: checkCA): a client's own
+// certificate listed there would be
+// its own trust anchor, with nothing above it to check its revocation
+// against, and OpenSSL (nginx's ssl_client_certificate) does not take
+// one as an anchor either.
 func ReadCAFile(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("client_auth: ca: %w", err)
 	}
-	var certs []*x509.Certificate
-	for block, rest := pem.Decode(data); block != nil; block, rest = pem.Decode(rest) {
-		if block.Type != "CERTIFICATE" {
-			continue
-		}
-		c, err := x509.ParseCertificate(block.Bytes)
+	blocks, err := pemBlocks(data, "CERTIFICATE")
+	if err != nil {
+		return nil, fmt.Errorf("client_auth: ca %s: %w", path, err)
+	}
+	if len(blocks) == 0 {
+		return nil, fmt.Errorf("client_auth: ca %s: no PEM CERTIFICATE block", path)
+	}
+	certs := make([]*x509.Certificate, 0, len(blocks))
+	for _, der := range blocks {
+		c, err := x509.ParseCertificate(der)
 		if err != nil {
+			return nil, fmt.Errorf("client_auth: ca %s: %w", path, err)
+		}
+		if err := checkCA(c); err != nil {
 			return nil, fmt.Errorf("client_auth: ca %s: %w", path, err)
 		}
 		certs = append(certs, c)
 	}
-	if len(certs) == 0 {
-		return nil, fmt.Errorf("client_auth: ca %s: no PEM CERTIFICATE block", path)
-	}
 	return certs, nil
+}
+
+// checkCA returns an error naming c unless it may be a CA certificate:
+// basic constraints with CA:TRUE (RFC 5280, section 4.2.1.9), or, without
+// basic constraints, self-signed (an old version 1 root, which OpenSSL and
+// so nginx take as a trust anchor too).
+func checkCA(c *x509.Certificate) error {
+	selfSigned := bytes.Equal(c.RawSubject, c.RawIssuer) &&
+		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
+	if c.BasicConstraintsValid && !c.IsCA || !c.BasicConstraintsValid && !selfSigned {
+		return fmt.Errorf("certificate %q (serial %s) is not a CA certificate (no basic constraints with CA:TRUE): "+
+			"list the CA that issued the client certificates, not the client certificates themselves", c.Subject, serialHex(c.SerialNumber))
+	}
+	return nil
 }
 
 // isHTTPURL reports whether s is an absolute http:// URL with a host, or

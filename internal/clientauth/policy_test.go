@@ -1,15 +1,22 @@
 package clientauth
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"crypto/x509/pkix"
+	"fmt"
+	"math/big"
 	"strings"
 	"testing"
 	"time"
 )
 
 func TestPolicyValidate(t *testing.T) {
-	ca := []*x509.Certificate{{}}
+	root, inter := caPair(t)
+	ca := []*x509.Certificate{root}
 	tests := []struct {
 		name string
 		p    Policy
@@ -18,7 +25,12 @@ func TestPolicyValidate(t *testing.T) {
 		{"zero but the CA: require, no revocation check", Policy{CAs: ca}, ""},
 		{"leaf with a CRL file", Policy{CAs: ca, Revocation: RevocationLeaf, CRLFiles: []string{"x.crl"}}, ""},
 		{"chain with OCSP over https", Policy{CAs: ca, Revocation: RevocationChain, OCSP: true, OCSPResponder: "https://ocsp.example/"}, ""},
+		{"chain, intermediate and root", Policy{CAs: []*x509.Certificate{inter, root}, Revocation: RevocationChain, OCSP: true}, ""},
+		{"chain, intermediate without its root", Policy{CAs: []*x509.Certificate{inter}, Revocation: RevocationChain, OCSP: true}, "not in ca"},
+		{"leaf, intermediate without its root", Policy{CAs: []*x509.Certificate{inter}, Revocation: RevocationLeaf, OCSP: true}, ""},
 		{"no CA", Policy{}, "no CA"},
+		{"a client certificate as CA", Policy{CAs: []*x509.Certificate{{BasicConstraintsValid: true}}}, "not a CA certificate"},
+		{"a v1 certificate as CA", Policy{CAs: []*x509.Certificate{{}}}, "not a CA certificate"},
 		{"bad mode", Policy{CAs: ca, Mode: "sometimes"}, "mode"},
 		{"bad revocation", Policy{CAs: ca, Revocation: "all"}, "revocation"},
 		{"bad unknown", Policy{CAs: ca, Unknown: "maybe"}, "revocation_unknown"},
@@ -46,11 +58,20 @@ func TestPolicyClientAuth(t *testing.T) {
 	}
 }
 
+// TestRefusalError: the error says the certificate and why, and leaves
+// "client certificate refused (reason)" to whoever logs it: the server's
+// log line and handshake error said it twice.
 func TestRefusalError(t *testing.T) {
 	r := &Refusal{Reason: ReasonRevoked, Subject: "CN=a", Serial: "1f", Depth: 1, Detail: "crl x: revoked"}
-	want := `client certificate refused (revoked): "CN=a" serial 1f at depth 1: crl x: revoked`
+	want := `"CN=a" serial 1f at depth 1: crl x: revoked`
 	if r.Error() != want {
 		t.Errorf("Error() = %q, want %q", r.Error(), want)
+	}
+	if wrapped := fmt.Errorf("client certificate refused (%s): %w", r.Reason, r).Error(); strings.Count(wrapped, "refused") != 1 {
+		t.Errorf("wrapped as the server does: %q, says refused more than once", wrapped)
+	}
+	if got := (&Refusal{Reason: ReasonNoCertificate, Detail: "no client certificate given"}).Error(); got != "no client certificate given" {
+		t.Errorf("Error() without a certificate = %q", got)
 	}
 	if r.RefusalReason() != "revoked" {
 		t.Errorf("RefusalReason() = %q", r.RefusalReason())
@@ -78,4 +99,35 @@ func TestSoftFailLog(t *testing.T) {
 			t.Errorf("at %v: note = %v, %d; want %v, %d", st.at, log, left, st.log, st.left)
 		}
 	}
+}
+
+// caPair makes a self-signed root and an intermediate it signs.
+func caPair(t *testing.T) (root, inter *x509.Certificate) {
+	t.Helper()
+	mk := func(name string, parent *x509.Certificate, parentKey *ecdsa.PrivateKey) (*x509.Certificate, *ecdsa.PrivateKey) {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tmpl := &x509.Certificate{
+			SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			BasicConstraintsValid: true, IsCA: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign,
+		}
+		if parent == nil {
+			parent, parentKey = tmpl, key
+		}
+		der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, &key.PublicKey, parentKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := x509.ParseCertificate(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return c, key
+	}
+	root, rootKey := mk("root", nil, nil)
+	inter, _ = mk("intermediate", root, rootKey)
+	return root, inter
 }

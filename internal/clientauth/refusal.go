@@ -51,23 +51,36 @@ type Refusal struct {
 	Err     error  // the cause when no answer could be had, else nil
 }
 
-// Error says the reason, the certificate and the detail.
+// Error says which certificate was refused and why: its subject and
+// serial, its depth when not the client's own, the detail and the cause,
+// as in
+//
+//	"CN=bob" serial 1f: crl /etc/ca.crl: revoked at …, reason 1 (keyCompromise)
+//
+// Without a certificate it is the detail alone ("no client certificate
+// given"). It does not begin with "client certificate refused (reason)":
+// whoever logs or returns a refusal says that once, with Reason (the
+// server's log line and handshake error do), and the error inside it
+// must not say it again.
 func (r *Refusal) Error() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "client certificate refused (%s)", r.Reason)
+	var parts []string
 	if r.Subject != "" || r.Serial != "" {
-		fmt.Fprintf(&b, ": %q serial %s", r.Subject, r.Serial)
-	}
-	if r.Depth > 0 {
-		fmt.Fprintf(&b, " at depth %d", r.Depth)
+		who := fmt.Sprintf("%q serial %s", r.Subject, r.Serial)
+		if r.Depth > 0 {
+			who += fmt.Sprintf(" at depth %d", r.Depth)
+		}
+		parts = append(parts, who)
 	}
 	if r.Detail != "" {
-		b.WriteString(": " + r.Detail)
+		parts = append(parts, r.Detail)
 	}
 	if r.Err != nil {
-		b.WriteString(": " + r.Err.Error())
+		parts = append(parts, r.Err.Error())
 	}
-	return b.String()
+	if len(parts) == 0 {
+		return string(r.Reason)
+	}
+	return strings.Join(parts, ": ")
 }
 
 // Unwrap returns the cause, if any.

@@ -7,7 +7,9 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
+	"github.com/tlspilot/tlspilot/internal/clientauth"
 	"golang.org/x/net/http/httpguts"
 )
 
@@ -90,7 +92,7 @@ func (d *decoder) clientAuth(t *table, s *Site) *ClientAuth {
 			d.errorf(t.key("ca"), "required: a file of the PEM CA certificates client certificates must chain to")
 		}
 	} else {
-		c.CAFile = d.pemFile(t.key("ca"), c.CAFile)
+		c.CAFile = d.caFile(t.key("ca"), c.CAFile)
 	}
 	if t.str("mode", &c.Mode) && c.Mode != ClientAuthRequire && c.Mode != ClientAuthOptional {
 		d.errorf(t.key("mode"), "%q: want \"require\" or \"optional\"", c.Mode)
@@ -170,6 +172,23 @@ func (d *decoder) crlFile(path, p string) string {
 	}
 	if _, err := x509.ParseRevocationList(data); err != nil {
 		d.errorf(path, "%s is not a CRL (PEM or DER): %w", p, err)
+		return p
+	}
+	if _, err := clientauth.CheckCRLFile(p, nil, time.Now()); err != nil {
+		d.errorf(path, "%w", err) // a later block cut short, broken or of another type, or data after the last
+	}
+	return p
+}
+
+// caFile resolves p and reads it as serve does (clientauth.ReadCAFile):
+// whole PEM, CA certificates only.
+func (d *decoder) caFile(path, p string) string {
+	before := len(d.errs)
+	if p = d.pemFile(path, p); len(d.errs) > before {
+		return p // unreadable, or no PEM certificate at all
+	}
+	if _, err := clientauth.ReadCAFile(p); err != nil {
+		d.errorf(path, "%w", err)
 	}
 	return p
 }

@@ -8,6 +8,8 @@ import (
 	"crypto/x509/pkix"
 	"encoding/pem"
 	"math/big"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -109,11 +111,20 @@ func equalClientAuth(a, b ClientAuth) bool {
 func TestClientAuthErrors(t *testing.T) {
 	f := newFixture(t)
 	f.writeCRL(t, "clients.crl", true)
+	crl, err := os.ReadFile(filepath.Join(f.dir, "clients.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "cut.crl", string(crl)+"-----BEGIN X509 CRL-----\nMIIBKjCB0gIBATAKBggqhkjOPQQDAjAVMRMwEQYD\n", 0o644)
+	leafPEM, _ := selfSignedLeaf(t, "bob.example")
+	f.write(t, "with-client.pem", leafPEM, 0o644)
 	const site = "[[site]]\nnames = [\"a.example\"]\n[site.client_auth]\n" // client_auth keys start at line 4
 	tests := []struct{ name, config, want string }{
 		{"no ca", site + `mode = "optional"`, `tlspilot.toml:3: site[1].client_auth.ca: required`},
 		{"ca missing", site + `ca = "nope.pem"`, `tlspilot.toml:4: site[1].client_auth.ca: ` + f.dir + `/nope.pem does not exist`},
 		{"ca not PEM", site + `ca = "tsig.secret"`, `tlspilot.toml:4: site[1].client_auth.ca: ` + f.dir + `/tsig.secret holds no PEM certificate`},
+		{"ca holds a client certificate", site + `ca = "with-client.pem"`, `tlspilot.toml:4: site[1].client_auth.ca: client_auth: ca ` + f.dir + `/with-client.pem: certificate "CN=bob.example"`},
+		{"crl cut short", site + "ca = \"ca.pem\"\ncrl = \"cut.crl\"", `tlspilot.toml:5: site[1].client_auth.crl: crl file: crl ` + f.dir + `/cut.crl: PEM block 2 at byte `},
 		{"mode", site + "ca = \"ca.pem\"\nmode = \"required\"", `tlspilot.toml:5: site[1].client_auth.mode: "required": want "require" or "optional"`},
 		{"depth type", site + "ca = \"ca.pem\"\nverify_depth = \"2\"", `tlspilot.toml:5: site[1].client_auth.verify_depth: want an integer, not a string`},
 		{"depth negative", site + "ca = \"ca.pem\"\nverify_depth = -1", `tlspilot.toml:5: site[1].client_auth.verify_depth: -1: want the number of CA certificates`},
@@ -149,4 +160,22 @@ func TestClientAuthErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// selfSignedLeaf returns a PEM certificate for name that is not a CA
+// (basic constraints CA:FALSE), and its key.
+func selfSignedLeaf(t *testing.T, name string) (certPEM string, key *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), key
 }

@@ -1,0 +1,222 @@
+package clientauth
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tlspilot/tlspilot/internal/testenv"
+)
+
+// shortestChain verifies leaf as the server does (internal/server
+// verifyChain): against a pool of cas, with the intermediates the client
+// sends, taking the shortest chain. A certificate of cas given as the
+// client's own is a chain of one.
+func shortestChain(t *testing.T, leaf *x509.Certificate, sent []*x509.Certificate, cas ...*x509.Certificate) []*x509.Certificate {
+	t.Helper()
+	roots, inters := x509.NewCertPool(), x509.NewCertPool()
+	for _, c := range cas {
+		roots.AddCert(c)
+	}
+	for _, c := range sent {
+		inters.AddCert(c)
+	}
+	chains, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inters, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	if err != nil {
+		t.Fatalf("verify %s: %v", leaf.Subject, err)
+	}
+	return slices.MinFunc(chains, func(a, b []*x509.Certificate) int { return len(a) - len(b) })
+}
+
+// TestChainOfOneIsChecked: a client whose certificate is itself in the
+// CAs (here an intermediate CA's, presented with its key) is a chain of
+// one to crypto/x509. It was let in without any revocation check; it is
+// now checked against its issuer from the CAs, or against itself when
+// self-signed, and refused when revoked or when nothing answers.
+func TestChainOfOneIsChecked(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	cas := []*x509.Certificate{root.Cert, inter.Cert}
+	p := Policy{CAs: cas, VerifyDepth: 1, Revocation: RevocationLeaf, CRLFiles: []string{root.CRLFile}}
+
+	chain := shortestChain(t, inter.Cert, nil, cas...)
+	if len(chain) != 1 {
+		t.Fatalf("verified chain of %d certificates, want 1 (the case under test)", len(chain))
+	}
+	if err := newChecker(t, p, Options{}).Check(context.Background(), chain); err != nil {
+		t.Fatalf("Check before revocation: %v", err)
+	}
+	root.Revoke(inter.CertFile, "cACompromise")
+	chk := newChecker(t, p, Options{})
+	r := wantRefusal(t, chk.Check(context.Background(), chain), ReasonRevoked)
+	if r.Depth != 0 || r.Subject != "CN="+inter.Name || !strings.Contains(r.Detail, root.CRLFile) {
+		t.Errorf("refusal %v, want the certificate at depth 0, by %s", r, root.CRLFile)
+	}
+
+	// The same through a real handshake.
+	srv := root.Issue(testenv.IssueOptions{CommonName: "localhost", IPAddresses: []string{"127.0.0.1"}})
+	asClient := &testenv.IssuedCert{CertFile: inter.CertFile, KeyFile: inter.KeyFile, Cert: inter.Cert, Issuer: root}
+	wantRefusal(t, handshake(t, chk, srv, asClient), ReasonRevoked)
+
+	// A self-signed certificate alone is checked against itself: with no
+	// CRL of its own at hand, nothing answers.
+	self := Policy{CAs: cas, VerifyDepth: 1, Revocation: RevocationLeaf, CRLFiles: []string{inter.CRLFile}}
+	r = wantRefusal(t, newChecker(t, self, Options{}).Check(context.Background(), []*x509.Certificate{root.Cert}), ReasonUnknown)
+	if r.Subject != "CN="+root.Name {
+		t.Errorf("refusal %v, want the root's", r)
+	}
+	self.CRLFiles = []string{root.CRLFile}
+	if err := newChecker(t, self, Options{}).Check(context.Background(), []*x509.Certificate{root.Cert}); err != nil {
+		t.Errorf("Check of the root alone with its own CRL: %v, want accepted", err)
+	}
+}
+
+// TestChainIntermediateInCAFile: with the intermediate in the ca file
+// (intermediate + root, the usual bundle), crypto/x509 ends the chain at
+// the intermediate; chain mode still checks it against the root's CRL,
+// and OCSP, as `openssl verify -crl_check_all` does.
+func TestChainIntermediateInCAFile(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	c := client(inter, "carol")
+	cas := []*x509.Certificate{inter.Cert, root.Cert}
+	for _, sent := range [][]*x509.Certificate{nil, {inter.Cert}} { // carol, carol + intermediate
+		chain := shortestChain(t, c.Cert, sent, cas...)
+		if len(chain) != 2 {
+			t.Fatalf("verified chain of %d certificates, want 2 (the case under test)", len(chain))
+		}
+	}
+	chain := shortestChain(t, c.Cert, nil, cas...)
+	p := Policy{CAs: cas, VerifyDepth: 2, Revocation: RevocationChain, CRLFiles: []string{inter.CRLFile, root.CRLFile}}
+	if err := newChecker(t, p, Options{}).Check(context.Background(), chain); err != nil {
+		t.Fatalf("Check before revocation: %v", err)
+	}
+
+	root.Revoke(inter.CertFile, "cACompromise")
+	r := wantRefusal(t, newChecker(t, p, Options{}).Check(context.Background(), chain), ReasonRevoked)
+	if r.Depth != 1 || r.Subject != "CN="+inter.Name || !strings.Contains(r.Detail, root.CRLFile) {
+		t.Errorf("refusal %v, want the intermediate at depth 1, by %s", r, root.CRLFile)
+	}
+	leaf := p
+	leaf.Revocation = RevocationLeaf
+	if err := newChecker(t, leaf, Options{}).Check(context.Background(), chain); err != nil {
+		t.Errorf("leaf mode: %v, want accepted (the intermediate is not checked)", err)
+	}
+
+	root.StartOCSP(testenv.OCSPResponderOptions{})
+	inter.StartOCSP(testenv.OCSPResponderOptions{})
+	ocsp := Policy{CAs: cas, VerifyDepth: 2, Revocation: RevocationChain, OCSP: true}
+	r = wantRefusal(t, newChecker(t, ocsp, Options{}).Check(context.Background(), chain), ReasonRevoked)
+	if r.Depth != 1 || !strings.Contains(r.Detail, root.OCSPURL) {
+		t.Errorf("refusal %v, want the intermediate at depth 1, by %s", r, root.OCSPURL)
+	}
+}
+
+// TestChainModeNeedsRoot: in chain mode a CA of the ca file whose issuer
+// is not there could never be checked; New says so instead of refusing
+// every client at the handshake. Leaf mode does not need it.
+func TestChainModeNeedsRoot(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	p := Policy{CAs: []*x509.Certificate{inter.Cert}, VerifyDepth: 1, Revocation: RevocationChain, CRLFiles: []string{inter.CRLFile}}
+	_, err := New(p, Options{})
+	if err == nil || !strings.Contains(err.Error(), "CN="+inter.Name) || !strings.Contains(err.Error(), "not in ca") {
+		t.Errorf("New in chain mode without the root: %v, want an error naming the intermediate", err)
+	}
+	p.Revocation = RevocationLeaf
+	c := client(inter, "c")
+	if err := newChecker(t, p, Options{}).Check(context.Background(), shortestChain(t, c.Cert, nil, inter.Cert)); err != nil {
+		t.Errorf("leaf mode: %v, want accepted", err)
+	}
+}
+
+// TestReadCAFileRefusesLeaf: a client certificate in the ca file is
+// refused, naming the file and the certificate; CA certificates pass.
+func TestReadCAFileRefusesLeaf(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	bob := client(root, "bob")
+	dir := t.TempDir()
+	good := writeJoined(t, filepath.Join(dir, "chain.pem"), inter.CertFile, root.CertFile)
+	cas, err := ReadCAFile(good)
+	if err != nil || len(cas) != 2 {
+		t.Fatalf("ReadCAFile(intermediate + root) = %d certificates, %v; want 2", len(cas), err)
+	}
+	for _, files := range [][]string{{root.CertFile, bob.CertFile}, {bob.CertFile}} {
+		f := writeJoined(t, filepath.Join(dir, "with-bob.pem"), files...)
+		_, err := ReadCAFile(f)
+		if err == nil || !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), `"CN=bob"`) || !strings.Contains(err.Error(), "not a CA") {
+			t.Errorf("ReadCAFile(%d files with bob's) = %v, want an error naming the file and CN=bob", len(files), err)
+		}
+	}
+	if _, err := New(Policy{CAs: []*x509.Certificate{bob.Cert}}, Options{}); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("New with a client certificate as CA: %v, want refused", err)
+	}
+}
+
+// writeJoined writes the files' contents one after the other to name
+// and returns name.
+func writeJoined(t *testing.T, name string, files ...string) string {
+	t.Helper()
+	var all []byte
+	for _, f := range files {
+		all = append(all, readFile(t, f)...)
+	}
+	if err := os.WriteFile(name, all, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return name
+}
+
+// TestReadCAFileOldRoot: a self-signed root without basic constraints (a
+// version 1 certificate, as old private CAs made them) stays a CA that
+// ca may list, as OpenSSL and nginx take it; a certificate without basic
+// constraints that another issued is refused.
+func TestReadCAFileOldRoot(t *testing.T) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(7), Subject: pkix.Name{CommonName: "old root"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour)}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, _ := x509.ParseCertificate(der)
+	leafTmpl := &x509.Certificate{SerialNumber: big.NewInt(8), Subject: pkix.Name{CommonName: "not a ca"},
+		NotBefore: tmpl.NotBefore, NotAfter: tmpl.NotAfter}
+	lder, err := x509.CreateCertificate(rand.Reader, leafTmpl, root, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	write := func(name string, ders ...[]byte) string {
+		var b []byte
+		for _, d := range ders {
+			b = append(b, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: d})...)
+		}
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	if cas, err := ReadCAFile(write("root.pem", der)); err != nil || len(cas) != 1 {
+		t.Errorf("ReadCAFile(self-signed root without basic constraints) = %d, %v; want it", len(cas), err)
+	}
+	if _, err := ReadCAFile(write("both.pem", der, lder)); err == nil || !strings.Contains(err.Error(), "not a CA") {
+		t.Errorf("ReadCAFile(with an issued certificate without basic constraints) = %v, want refused", err)
+	}
+}
