@@ -37,15 +37,22 @@ func (ch Challenge) DNS01Value() string {
 // GetAuthz fetches an authorization, with each challenge's key
 // authorization filled in.
 func (c *Client) GetAuthz(ctx context.Context, acct Account, url string) (Authz, error) {
+	a, _, err := c.getAuthz(ctx, acct, url)
+	return a, err
+}
+
+// getAuthz is GetAuthz, also returning when the CA asked to be polled
+// again (its Retry-After, bounded by the transport; zero if it gave none).
+func (c *Client) getAuthz(ctx context.Context, acct Account, url string) (Authz, time.Time, error) {
 	ctx, s := withSink(ctx, EndpointAuthorization)
 	a, err := c.c.GetAuthorization(ctx, acct.acme(), url)
 	if err != nil {
-		return Authz{}, wrap("get authorization", err, s)
+		return Authz{}, time.Time{}, wrap("get authorization", err, s)
 	}
 	if a.Location == "" {
 		a.Location = url
 	}
-	return fromAuthz(a), nil
+	return fromAuthz(a), s.poll(), nil
 }
 
 // Accept tells the CA the challenge is ready to be validated.
@@ -57,28 +64,37 @@ func (c *Client) Accept(ctx context.Context, acct Account, ch Challenge) error {
 
 // WaitAuthz polls an authorization until it is valid or has failed. A
 // failed validation is returned as an *Error of class BadOrder carrying
-// the challenge's problem. Polls start 50ms apart and double up to 2s,
-// bounded by Config.PollTimeout: most CAs validate within a second.
+// the challenge's problem. Polls start 50ms apart and double up to 2s
+// (most CAs validate within a second), or are as far apart as the CA's
+// Retry-After asks if that is longer (RFC 8555 §7.5.1; bounded to
+// Config.PollTimeout), and stop at Config.PollTimeout.
 func (c *Client) WaitAuthz(ctx context.Context, acct Account, a Authz) (Authz, error) {
 	op := "validate " + a.Identifier.Value
 	deadline := time.Now().Add(c.pollTimeout)
+	ctx, cancel := c.pollContext(ctx, "authorization of "+a.Identifier.Value)
+	defer cancel()
+	var retryAt time.Time // the CA's Retry-After on the latest poll
 	for delay := 50 * time.Millisecond; ; delay = min(2*delay, 2*time.Second) {
-		t := time.NewTimer(delay)
+		t := time.NewTimer(pollWait(time.Now(), delay, retryAt, deadline))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return a, wrap(op, ctx.Err(), nil)
+			return a, wrap(op, pollErr(ctx, ctx.Err()), nil)
 		case <-t.C:
 		}
-		got, err := c.GetAuthz(ctx, acct, a.URL)
+		got, at, err := c.getAuthz(ctx, acct, a.URL)
 		if err != nil {
+			if perr := pollErr(ctx, err); perr != err { // the backstop of pollContext
+				return a, wrap(op, perr, nil)
+			}
 			return a, err
 		}
+		retryAt = at
 		switch got.Status {
 		case StatusValid:
 			return got, nil
 		case StatusPending, StatusProcessing:
-			if time.Now().After(deadline) {
+			if !time.Now().Before(deadline) {
 				return got, &Error{Op: op, Class: Transient, Err: fmt.Errorf("authorization still %s after %v", got.Status, c.pollTimeout)}
 			}
 			continue

@@ -5,18 +5,14 @@
 package acmeclient
 
 import (
-	"bytes"
 	"cmp"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
-	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
@@ -33,10 +29,15 @@ type Config struct {
 	// the platform after it. Default "tlspilot".
 	UserAgent string
 	// PollInterval is the pause between polls of an order being
-	// finalized when the CA sends no Retry-After (default 100ms).
+	// finalized when the CA sends no Retry-After (default 100ms). It is
+	// also the shortest pause between polls of an order or an
+	// authorization whatever the CA's Retry-After says (0, a date in the
+	// past): a shorter one, or one that cannot be read, is ignored.
 	PollInterval time.Duration
 	// PollTimeout bounds one wait for an authorization or an order
-	// (default 5m).
+	// (default 5m). A Retry-After on a poll answer is cut to it, and the
+	// wait ends, whatever the CA says, at most a minute (one more
+	// request) after it.
 	PollTimeout time.Duration
 	// Logger receives debug logs; nil discards them.
 	Logger *slog.Logger
@@ -93,13 +94,15 @@ func New(cfg Config) (*Client, error) {
 		t.MaxIdleConnsPerHost, t.MaxIdleConns = 256, 0
 		base = t
 	}
-	hc := &http.Client{Transport: &retryAfterTransport{base: base, observe: cfg.Observe, dir: cfg.Directory}, Timeout: 60 * time.Second}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = 100 * time.Millisecond
 	}
 	if cfg.PollTimeout <= 0 {
 		cfg.PollTimeout = 5 * time.Minute
 	}
+	tr := &retryAfterTransport{base: base, observe: cfg.Observe, dir: cfg.Directory,
+		pollInterval: cfg.PollInterval, pollTimeout: cfg.PollTimeout}
+	hc := &http.Client{Transport: tr, Timeout: requestTimeout}
 	ac := &acme.Client{
 		Directory:    cfg.Directory,
 		HTTPClient:   hc,
@@ -181,152 +184,4 @@ func (c *Client) Directory(ctx context.Context) (Directory, error) {
 		out.Profiles = d.Meta.Profiles
 	}
 	return out, nil
-}
-
-// retryAfterTransport notes the Retry-After header of error responses in
-// the sink carried by the request's context, because the protocol library
-// does not hand it back with the problem. It also bounds the badNonce
-// answers in a row that one call may receive: the protocol library
-// retries a rejected nonce up to ten times per request, so a CA that
-// rejects every nonce would get ten requests per request; after
-// maxBadNonces in a row the call fails with errBadNonceStorm instead, and
-// the Manager's backoff takes over.
-type retryAfterTransport struct {
-	base    http.RoundTripper
-	dir     string                                           // the directory URL
-	observe func(endpoint string, code int, d time.Duration) // may be nil
-}
-
-// maxBadNonces is how many badNonce answers in a row one call accepts.
-// RFC 8555 §6.5 asks clients to retry with the fresh nonce. With Pebble's
-// 20% rejection rate, ten in a row happen to 1 request in 10 million (five
-// in a row, 1 in 3,000, were seen in a test run of a few hundred orders);
-// a CA rejecting every nonce gets ten requests per call, as many as the
-// protocol library's own limit for one request, and then the Manager's
-// backoff across attempts takes over.
-const maxBadNonces = 10
-
-// errBadNonceStorm ends a call whose nonces the CA kept rejecting.
-var errBadNonceStorm = errors.New("the CA rejected every nonce (badNonce) of this request")
-
-func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	s, _ := req.Context().Value(sinkKey{}).(*sink)
-	if s != nil && s.badNonceCount() >= maxBadNonces {
-		return nil, errBadNonceStorm
-	}
-	start := time.Now()
-	resp, err := t.base.RoundTrip(req)
-	if t.observe != nil {
-		code := 0
-		if err == nil {
-			code = resp.StatusCode
-		}
-		t.observe(t.endpoint(req, s), code, time.Since(start))
-	}
-	if err != nil || s == nil {
-		return resp, err
-	}
-	if resp.StatusCode < 400 {
-		if req.Method == http.MethodPost {
-			s.nonceAccepted()
-		}
-		return resp, err
-	}
-	if at, ok := parseRetryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
-		s.set(at)
-	}
-	if resp.StatusCode == http.StatusBadRequest && isBadNonce(resp) {
-		s.badNonce()
-	} else if req.Method == http.MethodPost {
-		s.nonceAccepted()
-	}
-	return resp, err
-}
-
-// endpoint names what req asks for: nonces and the directory are fetched
-// within any call, the rest is named by the call.
-func (t *retryAfterTransport) endpoint(req *http.Request, s *sink) string {
-	switch {
-	case req.Method == http.MethodHead:
-		return EndpointNonce
-	case req.Method == http.MethodGet && req.URL.String() == t.dir:
-		return EndpointDirectory
-	case s != nil && s.endpoint != "":
-		return s.endpoint
-	}
-	return "other"
-}
-
-// isBadNonce reports whether an error response is a badNonce problem. It
-// reads the (small) problem document and puts it back for the caller.
-func isBadNonce(resp *http.Response) bool {
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	resp.Body = io.NopCloser(bytes.NewReader(b))
-	return err == nil && bytes.Contains(b, []byte(acme.ProblemTypeBadNonce))
-}
-
-type sinkKey struct{}
-
-// sink collects, during one call, the latest Retry-After seen and the
-// number of badNonce answers in a row.
-type sink struct {
-	endpoint  string // of the call, for Config.Observe
-	mu        sync.Mutex
-	at        time.Time
-	badNonces int
-}
-
-func (s *sink) badNonce() {
-	s.mu.Lock()
-	s.badNonces++
-	s.mu.Unlock()
-}
-
-// nonceAccepted notes a signed request whose nonce the CA accepted.
-func (s *sink) nonceAccepted() {
-	s.mu.Lock()
-	s.badNonces = 0
-	s.mu.Unlock()
-}
-
-func (s *sink) badNonceCount() int {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.badNonces
-}
-
-func (s *sink) set(at time.Time) {
-	s.mu.Lock()
-	s.at = at
-	s.mu.Unlock()
-}
-
-func (s *sink) get() time.Time {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.at
-}
-
-func withSink(ctx context.Context, endpoint string) (context.Context, *sink) {
-	s := &sink{endpoint: endpoint}
-	return context.WithValue(ctx, sinkKey{}, s), s
-}
-
-// parseRetryAfter reads a Retry-After value: delay seconds or an HTTP date.
-func parseRetryAfter(v string, now time.Time) (time.Time, bool) {
-	if v == "" {
-		return time.Time{}, false
-	}
-	var secs int64
-	if _, err := fmt.Sscanf(v, "%d", &secs); err == nil && secs >= 0 && fmt.Sprint(secs) == v {
-		if secs > 7*24*3600 {
-			secs = 7 * 24 * 3600
-		}
-		return now.Add(time.Duration(secs) * time.Second), true
-	}
-	if t, err := http.ParseTime(v); err == nil {
-		return t, true
-	}
-	return time.Time{}, false
 }

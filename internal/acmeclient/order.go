@@ -61,22 +61,36 @@ func (c *Client) GetOrder(ctx context.Context, acct Account, url string) (Order,
 	return fromOrder(o), nil
 }
 
-// Finalize sends the CSR and waits until the order is valid or invalid.
+// Finalize sends the CSR and waits until the order is valid or invalid,
+// polling at most Config.PollTimeout (RFC 8555 §7.4). The CA's
+// Retry-After is followed, bounded to [Config.PollInterval,
+// Config.PollTimeout]. An order that turns valid without a certificate
+// URL is an *Error of class BadOrder wrapping ErrNoCertificateURL.
 func (c *Client) Finalize(ctx context.Context, acct Account, o Order, csrDER []byte) (Order, error) {
+	ctx, cancel := c.pollContext(ctx, "order to be issued")
+	defer cancel()
 	ctx, s := withSink(ctx, EndpointFinalize)
 	got, err := c.c.FinalizeOrder(ctx, acct.acme(), toOrder(o), csrDER)
-	if err != nil {
-		out := fromOrder(got)
-		if out.URL == "" {
-			out.URL = o.URL
-		}
-		return out, wrap("finalize order", err, s)
-	}
 	if got.Location == "" {
 		got.Location = o.URL
 	}
-	return fromOrder(got), nil
+	out := fromOrder(got)
+	if err != nil {
+		return out, wrap(opFinalize, pollErr(ctx, err), s)
+	}
+	if out.Status == StatusValid && out.Certificate == "" {
+		return out, &Error{Op: opFinalize, Class: BadOrder, Err: ErrNoCertificateURL}
+	}
+	return out, nil
 }
+
+const opFinalize = "finalize order"
+
+// ErrNoCertificateURL is wrapped by the *Error (class BadOrder) of
+// Finalize and Certificate when the CA says an order is valid but names
+// no certificate to download: that order cannot lead to a certificate,
+// and a new one is needed.
+var ErrNoCertificateURL = errors.New("the CA's order is valid but names no certificate URL (RFC 8555 §7.1.3)")
 
 // Chain is a downloaded certificate chain.
 type Chain struct {
@@ -88,8 +102,13 @@ type Chain struct {
 }
 
 // Certificate downloads the PEM chain at url, leaf first, with the CA's
-// renewal information for it when the CA offers ARI.
+// renewal information for it when the CA offers ARI. An empty url (a
+// valid order that names no certificate) is an *Error of class BadOrder.
+// An answer longer than maxChainBytes fails.
 func (c *Client) Certificate(ctx context.Context, acct Account, url string) (Chain, error) {
+	if url == "" {
+		return Chain{}, &Error{Op: "download certificate", Class: BadOrder, Err: ErrNoCertificateURL}
+	}
 	ctx, s := withSink(ctx, EndpointCertificate)
 	chains, err := c.c.GetCertificateChain(ctx, acct.acme(), url)
 	if err != nil {

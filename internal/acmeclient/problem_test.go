@@ -94,6 +94,13 @@ func TestParseRetryAfter(t *testing.T) {
 		{"0", now, true},
 		{"99999999", now.Add(7 * 24 * time.Hour), true},
 		{now.Add(time.Hour).Format(http.TimeFormat), now.Add(time.Hour), true},
+		{"007", now.Add(7 * time.Second), true},
+		{"99999999999999999999999", now.Add(7 * 24 * time.Hour), true}, // past uint64
+		// An HTTP date is capped like delay seconds (RFC 9110 §10.2.3).
+		{now.AddDate(10, 0, 0).Format(http.TimeFormat), now.Add(7 * 24 * time.Hour), true},
+		{now.Add(7*24*time.Hour + time.Second).Format(time.RFC850), now.Add(7 * 24 * time.Hour), true},
+		{now.Add(-time.Hour).Format(http.TimeFormat), now.Add(-time.Hour), true},
+		{"+5", time.Time{}, false},
 		{"", time.Time{}, false},
 		{"-5", time.Time{}, false},
 		{"12abc", time.Time{}, false},
