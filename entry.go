@@ -366,7 +366,7 @@ const ariFloorMax = 24 * time.Hour
 
 // ariFloorLocked is the soonest the CA's renewal information may have
 // e's certificate renewed when that certificate itself replaced one at
-// once because its window had passed (State.ARIRushed): a tenth of its
+// once because the CA gave its window already past (State.ARIRushed): a tenth of its
 // lifetime, at most ariFloorMax, after it was obtained (or became valid,
 // when not obtained here). RFC 9773 §4.2 has a client renew at once when
 // the suggested window has passed, and a first such renewal is made at
@@ -392,14 +392,15 @@ func (e *entry) windowKeyLocked(w *renewal.Window) string {
 	return k
 }
 
-// ariPassed reports whether the CA's renewal window for the certificate
-// in service has ended by now: a renewal ordered now is one RFC 9773
-// §4.2 asks for at once.
-func (e *entry) ariPassed(now time.Time) bool {
+// ariRushes reports whether the CA gave the certificate in service a
+// renewal window that had already ended (State.ARIPastWhenGiven): a
+// renewal ordered now is one RFC 9773 §4.2 asks for at once, not one
+// that is late.
+func (e *entry) ariRushes() bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	return e.cur.Load() != nil && e.meta.ariID != "" && e.state.ARIFor == e.meta.ariID &&
-		!e.state.ARIEnd.IsZero() && !e.state.ARIEnd.After(now)
+		!e.state.ARIEnd.IsZero() && e.state.ARIPastWhenGiven
 }
 
 // ariDue reports whether renewal information should be asked for now,
@@ -426,6 +427,9 @@ func (e *entry) ariAnswered(now time.Time, ariID string, ri acmeclient.RenewalIn
 	e.dirty = true
 	switch {
 	case err == nil:
+		if !ri.Start.Equal(e.state.ARIStart) || !ri.End.Equal(e.state.ARIEnd) {
+			e.state.ARIPastWhenGiven = !ri.End.After(now)
+		}
 		e.state.ARIStart, e.state.ARIEnd = ri.Start, ri.End
 		e.state.ARICheckAfter = ariRecheck(now, ri.RetryAfter)
 	case errors.Is(err, acmeclient.ErrNoARI):
@@ -459,6 +463,7 @@ func (e *entry) adoptARI(st certstore.State) bool {
 	}
 	e.state.ARIFor, e.state.ARIStart, e.state.ARIEnd = st.ARIFor, st.ARIStart, st.ARIEnd
 	e.state.ARICheckAfter, e.state.ARICheckedAt = st.ARICheckAfter, st.ARICheckedAt
+	e.state.ARIPastWhenGiven = st.ARIPastWhenGiven
 	if st.RenewFor != "" {
 		e.state.RenewAt, e.state.RenewFor = st.RenewAt, st.RenewFor
 	}

@@ -113,7 +113,11 @@ func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
 	if _, due := e.expiryDue(now, m.cfg.WarnWindow); !due {
 		return
 	}
-	defer m.noticeLock(ctx, e.id)()
+	unlock, ok := m.noticeLock(ctx, e.id)
+	if !ok {
+		return // stopping: the notice stays due for the next start
+	}
+	defer unlock()
 	if st, err := m.store.LoadState(ctx, e.id); err == nil {
 		e.adoptNotices(st)
 	}
@@ -145,23 +149,28 @@ const noticeLockWait = 30 * time.Second
 // noticeLock takes the storage lock of id's expiry notice and returns
 // its release. While the storage is down, or when the lock does not come
 // within noticeLockWait, it goes on without it: a notice sent by two
-// processes beats one sent by none.
-func (m *Manager) noticeLock(ctx context.Context, id string) (unlock func()) {
+// processes beats one sent by none. ok is false when ctx ended: the
+// caller sends nothing (another process may hold the lock and be sending
+// it; if not, it is due again at the next start).
+func (m *Manager) noticeLock(ctx context.Context, id string) (unlock func(), ok bool) {
 	if st := m.health.status(); !st.Up && !st.Checked.IsZero() {
-		return func() {}
+		return func() {}, ctx.Err() == nil
 	}
 	lctx, cancel := context.WithTimeout(ctx, noticeLockWait)
 	defer cancel()
 	lease, err := m.store.Storage().Lock(lctx, certstore.NoticeLock(id))
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil, false
+		}
 		m.log.Debug("expiry notice without the notice lock", "cert", id, "error", err)
-		return func() {}
+		return func() {}, true
 	}
 	return func() {
 		if err := lease.Unlock(context.WithoutCancel(ctx)); err != nil {
 			m.log.Warn("unlock", "cert", id, "error", err)
 		}
-	}
+	}, true
 }
 
 // refresh puts in service a certificate for e that another process
@@ -328,7 +337,7 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 		return nil
 	}
 	req, renewing := m.request(ctx, e)
-	rushed := renewing && e.ariPassed(time.Now())
+	rushed := renewing && e.ariRushes()
 	c, flow, err := m.order(ctx, req, opts.onStep)
 	if err != nil {
 		return fmt.Errorf("obtain %s: %w", e.id, err)
@@ -404,6 +413,7 @@ func issuedState(c certstore.Cert, now time.Time) certstore.State {
 	var st certstore.State
 	if ri := c.RenewalInfo; ri != nil && c.ARIID != "" {
 		st.ARIFor, st.ARIStart, st.ARIEnd = c.ARIID, ri.Start, ri.End
+		st.ARIPastWhenGiven = !ri.End.After(now)
 		st.ARICheckAfter, st.ARICheckedAt = ariRecheck(now, ri.RetryAfter), now
 	}
 	return st

@@ -61,11 +61,16 @@ type State struct {
 	ExpiredFor time.Time `json:"expired_for,omitzero"`
 	// RevokedAt is when the certificate stored under this id was revoked.
 	RevokedAt time.Time `json:"revoked_at,omitzero"`
+	// ARIPastWhenGiven is set when the window ARIStart–ARIEnd had
+	// already ended when the CA first gave it: the CA asks for renewal at
+	// once (RFC 9773 §4.2), as it does before revoking. A window that
+	// passes while waiting (renewal failing, the process down) is not.
+	ARIPastWhenGiven bool `json:"ari_past_when_given,omitempty"`
 	// ARIRushed is set on a certificate that replaced its predecessor at
-	// once because the CA's suggested renewal window for that one had
-	// passed (RFC 9773 §4.2); a passed window of this certificate then
-	// waits a while (entry.ariFloorLocked), so that a CA that says so
-	// of every certificate does not get one order after another.
+	// once because the CA gave that one a window already past
+	// (ARIPastWhenGiven); a window given past for this certificate then
+	// waits a while (entry.ariFloorLocked), so that a CA that says so of
+	// every certificate does not get one order after another.
 	ARIRushed bool `json:"ari_rushed,omitempty"`
 }
 
