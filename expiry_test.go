@@ -118,3 +118,38 @@ func TestExpiryNoticesOncePerCluster(t *testing.T) {
 		}
 	}
 }
+
+// TestExpiryNoticeAfterPeerRenewed: a process about to send the
+// "expiring" notice for its certificate while another process sharing
+// the storage has just stored a renewed one puts the new one in service
+// instead: no notice, and the new certificate's stored state (its
+// renewal information) is not overwritten with the old one's.
+func TestExpiryNoticeAfterPeerRenewed(t *testing.T) {
+	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	ev := &events{}
+	cfg := testConfig(t, p, ev)
+	cfg.WarnWindow = WarnWindow{Duration: 100 * 365 * 24 * time.Hour} // every certificate is inside it
+	const name = "peer-renewed.example.test"
+	a := newManaging(t, cfg, name)
+	serveChallenges(t, p, a)
+	if err := a.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	id := a.Status()[0].ID
+	b := newManaging(t, cfg, name)
+	if err := b.Renew(t.Context(), RenewOptions{Force: true}); err != nil {
+		t.Fatal(err)
+	}
+	renewed := storedState(t, b)
+	e := entryOf(t, a, id)
+	e.mu.Lock()
+	e.state.Attempts = 1 // a's renewal keeps failing, as far as it knows
+	e.mu.Unlock()
+	a.noticeExpiry(t.Context(), e)
+	if n := len(ev.of(EventExpiring)); n != 0 {
+		t.Errorf("%d expiring notices for a certificate a peer had replaced, want 0", n)
+	}
+	if st := storedState(t, a); st.ARIFor != renewed.ARIFor || st.ARIFor == "" {
+		t.Errorf("stored state is for %q after the notice, want the renewed certificate's %q", st.ARIFor, renewed.ARIFor)
+	}
+}

@@ -118,6 +118,10 @@ func (m *Manager) noticeExpiry(ctx context.Context, e *entry) {
 		return // stopping: the notice stays due for the next start
 	}
 	defer unlock()
+	// A certificate another process stored meanwhile is put in service
+	// first (the notice is then no longer due), so that the state stored
+	// below is never the old certificate's over the new one's.
+	m.refresh(ctx, e)
 	if st, err := m.store.LoadState(ctx, e.id); err == nil {
 		e.adoptNotices(st)
 	}
