@@ -18,6 +18,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"math/big"
 	"sync"
@@ -25,6 +26,8 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
+	"golang.org/x/crypto/cryptobyte"
+	cbasn1 "golang.org/x/crypto/cryptobyte/asn1"
 )
 
 // Defaults of Options.
@@ -58,8 +61,9 @@ type Options struct {
 	// RetryMin and RetryMax bound the backoff after failed fetches; 0
 	// means DefaultRetryMin and DefaultRetryMax.
 	RetryMin, RetryMax time.Duration
-	// Idle is how long an unused certificate is kept up; 0 means
-	// DefaultIdle.
+	// Idle is how long an unused certificate is kept up (its schedule,
+	// backoff and staple; the *tls.Certificate values carrying it are let
+	// go within two hours unused); 0 means DefaultIdle.
 	Idle time.Duration
 }
 
@@ -73,6 +77,12 @@ type Options struct {
 // one item, so one fetch schedule, one backoff and one response, and
 // neither handshakes alternating between them nor a reload start it
 // afresh. A new certificate (a renewal) gets an item of its own.
+//
+// A value is held (as a holder: the value, with its private key and
+// chain, and its stapled copy) only while handshakes use it: a value no
+// handshake used for holderIdle is let go at the next sweep, at most two
+// hours after its last use, so the values a reload replaced are not kept
+// for Options.Idle. Its item stays for Options.Idle.
 type Stapler struct {
 	ctx    context.Context
 	opts   Options
@@ -106,12 +116,30 @@ func New(ctx context.Context, opts Options) (*Stapler, error) {
 	return s, nil
 }
 
-// sweep forgets, every hour until ctx ends, what no handshake used for
-// Options.Idle, so replaced certificates are not kept alive: the values
-// (and those whose item is gone), and the items with nothing to staple
-// or an expired leaf (the others forget themselves, see maintain).
+// sweepEvery is the period of sweep.
+const sweepEvery = time.Hour
+
+// holderIdle is how long a value may go unused in handshakes before a
+// sweep lets its holder go. One sweep period: a value a reload replaced
+// is gone within two, and making the holder of a value used again costs
+// one SHA-256 (keyOf) and one copy at its next staple, since its item,
+// with its schedule, backoff and staple, stays for Options.Idle.
+//
+// Holding values weakly (weak.Pointer) would let them go as soon as
+// serve drops them, but the map's key would have to be the weak pointer,
+// made with weak.Make on every handshake (a runtime lock on the value's
+// memory span), and when a value went would depend on the collector;
+// an idle limit keeps the handshake path a plain map lookup and the
+// release at a known time.
+const holderIdle = sweepEvery
+
+// sweep lets go, every sweepEvery until ctx ends, of what handshakes no
+// longer use, so replaced values and certificates are not kept alive:
+// the values unused for holderIdle (and those whose item is gone), and
+// the items unused for Options.Idle with nothing to staple or an expired
+// leaf (the others forget themselves, see maintain).
 func (s *Stapler) sweep() {
-	t := time.NewTicker(time.Hour)
+	t := time.NewTicker(sweepEvery)
 	defer t.Stop()
 	for {
 		select {
@@ -126,7 +154,7 @@ func (s *Stapler) sweep() {
 // sweepAt is one round of sweep.
 func (s *Stapler) sweepAt(now time.Time) {
 	s.values.Range(func(k, v any) bool {
-		if h := v.(*holder); h.it.gone.Load() || s.idle(&h.lastUsed, now) {
+		if h := v.(*holder); h.it.gone.Load() || h.idle(now) {
 			s.values.CompareAndDelete(k, v)
 		}
 		return true
@@ -140,43 +168,88 @@ func (s *Stapler) sweepAt(now time.Time) {
 }
 
 // certKey identifies a certificate by content: the SHA-256 of its leaf's
-// DER and of the DER of the certificate after it in the chain (the
-// issuer the staple is verified against), each length-prefixed.
+// DER and of the name and public key (RawSubject and
+// RawSubjectPublicKeyInfo) of the certificate after it in the chain, the
+// issuer the staple is verified against. These are the parts of the OCSP
+// CertID (ocspclient.IDOf), so chains that differ only in which copy of
+// an intermediate they carry (the intermediate or its cross-signed copy:
+// same name and key) share one item, one fetch and one Status entry,
+// and either copy verifies the answer; a different issuer (another name
+// or another key) never shares an item. A certificate of the issuer's
+// name and key that does not verify the leaf shares the key too (see
+// itemOf).
 type certKey [sha256.Size]byte
 
-// keyOf returns tc's certKey.
+// keyOf returns tc's certKey. It reads the issuer's name and key out of
+// the DER without parsing the certificate; a second certificate it
+// cannot read is hashed whole (it makes an item with nothing to staple).
 func keyOf(tc *tls.Certificate) certKey {
 	h := sha256.New()
-	for i := 0; i < 2 && i < len(tc.Certificate); i++ {
-		n := len(tc.Certificate[i])
-		_, _ = h.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
-		_, _ = h.Write(tc.Certificate[i])
+	if len(tc.Certificate) > 0 {
+		writeField(h, tc.Certificate[0])
+	}
+	if len(tc.Certificate) > 1 {
+		if subject, spki, ok := nameAndKey(tc.Certificate[1]); ok {
+			_, _ = h.Write([]byte{1})
+			writeField(h, subject)
+			writeField(h, spki)
+		} else {
+			_, _ = h.Write([]byte{2})
+			writeField(h, tc.Certificate[1])
+		}
 	}
 	var k certKey
 	h.Sum(k[:0])
 	return k
 }
 
+// nameAndKey returns the subject and the subjectPublicKeyInfo of the
+// certificate der, as encoded (x509.Certificate's RawSubject and
+// RawSubjectPublicKeyInfo), reading only the start of the
+// TBSCertificate (RFC 5280 §4.1).
+func nameAndKey(der []byte) (subject, spki []byte, ok bool) {
+	in := cryptobyte.String(der)
+	var cert, tbs, subj, key cryptobyte.String
+	ok = in.ReadASN1(&cert, cbasn1.SEQUENCE) && cert.ReadASN1(&tbs, cbasn1.SEQUENCE) &&
+		tbs.SkipOptionalASN1(cbasn1.Tag(0).Constructed().ContextSpecific()) &&
+		tbs.SkipASN1(cbasn1.INTEGER) && // serialNumber
+		tbs.SkipASN1(cbasn1.SEQUENCE) && // signature
+		tbs.SkipASN1(cbasn1.SEQUENCE) && // issuer
+		tbs.SkipASN1(cbasn1.SEQUENCE) && // validity
+		tbs.ReadASN1Element(&subj, cbasn1.SEQUENCE) && tbs.ReadASN1Element(&key, cbasn1.SEQUENCE)
+	return subj, key, ok
+}
+
+// writeField writes b with its length in front, so that two different
+// sequences of fields never hash the same bytes.
+func writeField(h hash.Hash, b []byte) {
+	n := len(b)
+	_, _ = h.Write([]byte{byte(n >> 24), byte(n >> 16), byte(n >> 8), byte(n)})
+	_, _ = h.Write(b)
+}
+
 // item is one certificate the Stapler has seen, shared by every value
 // holding it.
 type item struct {
-	key       certKey
-	leaf      *x509.Certificate // nil: nothing to staple (no responder, no issuer)
-	issuer    *x509.Certificate
-	responder string
-	names     []string                            // the leaf's DNS names, else its common name
-	gone      atomic.Bool                         // forgotten (idle, stopped): its holders take up a new item
-	staple    atomic.Pointer[ocspclient.Response] // the good response to staple, nil for none
-	lastUsed  atomic.Int64                        // unix seconds of the last handshake with any holder
-	next      atomic.Int64                        // unix nanoseconds of the next fetch
-	failures  atomic.Int64                        // in a row, for the backoff
-	failTotal atomic.Int64                        // since the item was made, for the metric
-	last      atomic.Pointer[ocspclient.Response] // the last response taken, whatever its status
-	revoked   atomic.Bool
+	key         certKey
+	leaf        *x509.Certificate // nil: nothing to staple (no responder, no issuer)
+	issuer      *x509.Certificate
+	responder   string
+	names       []string                            // the leaf's DNS names, else its common name
+	lacksIssuer bool                                // leaf nil: a responder, but no issuer in the chain
+	gone        atomic.Bool                         // forgotten (idle, stopped): its holders take up a new item
+	staple      atomic.Pointer[ocspclient.Response] // the good response to staple, nil for none
+	lastUsed    atomic.Int64                        // unix seconds of the last handshake with any holder
+	next        atomic.Int64                        // unix nanoseconds of the next fetch
+	failures    atomic.Int64                        // in a row, for the backoff
+	failTotal   atomic.Int64                        // since the item was made, for the metric
+	last        atomic.Pointer[ocspclient.Response] // the last response taken, whatever its status
+	revoked     atomic.Bool
 }
 
 // holder is one certificate value the Stapler has seen, and the copy of
-// it that carries its item's staple.
+// it that carries its item's staple. It is let go once unused for
+// holderIdle (see sweepAt).
 type holder struct {
 	src      *tls.Certificate
 	it       *item
@@ -233,6 +306,12 @@ func (h *holder) touch(now time.Time) {
 	}
 }
 
+// idle reports whether no handshake used the value for holderIdle before
+// now.
+func (h *holder) idle(now time.Time) bool {
+	return now.Sub(time.Unix(h.lastUsed.Load(), 0)) > holderIdle
+}
+
 // holder returns tc's holder, making it on first sight (or once its item
 // is gone) with the item of tc's certificate.
 func (s *Stapler) holder(tc *tls.Certificate) *holder {
@@ -248,23 +327,44 @@ func (s *Stapler) holder(tc *tls.Certificate) *holder {
 }
 
 // itemOf returns the item of tc's certificate, making it (and starting
-// its goroutine) if there is none.
+// its goroutine) if there is none, or if the item there lacks the issuer
+// and tc's chain has it: a certificate of the issuer's name and key that
+// does not verify the leaf (not marked as a CA, say) shares the key of
+// one that does, and must not keep it from its staple.
 func (s *Stapler) itemOf(tc *tls.Certificate) *item {
 	key := keyOf(tc)
-	if v, ok := s.certs.Load(key); ok && !v.(*item).gone.Load() {
-		return v.(*item)
+	if it := s.live(key); it != nil && !it.lacksIssuer {
+		return it
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if v, ok := s.certs.Load(key); ok && !v.(*item).gone.Load() { // made meanwhile
-		return v.(*item)
+	it := s.live(key) // made meanwhile?
+	if it != nil && (!it.lacksIssuer || !hasIssuer(tc)) {
+		return it
 	}
-	it := s.newItem(key, tc)
+	if it != nil {
+		s.forget(it) // its holders take up the one made now
+	}
+	it = s.newItem(key, tc)
 	s.certs.Store(key, it)
 	if it.leaf != nil {
 		go s.maintain(it)
 	}
 	return it
+}
+
+// live returns the item under key, nil if there is none or it is gone.
+func (s *Stapler) live(key certKey) *item {
+	if v, ok := s.certs.Load(key); ok && !v.(*item).gone.Load() {
+		return v.(*item)
+	}
+	return nil
+}
+
+// hasIssuer reports whether tc's chain holds the issuer of its leaf.
+func hasIssuer(tc *tls.Certificate) bool {
+	_, issuer, err := chainOf(tc)
+	return err == nil && issuer != nil
 }
 
 // forget drops it: its holders take up a new item at their next use.
@@ -290,6 +390,7 @@ func (s *Stapler) newItem(key certKey, tc *tls.Certificate) *item {
 		return it // no responder (or expired): no staple, nothing to say
 	}
 	if issuer == nil {
+		it.lacksIssuer = true
 		s.log.Warn("ocsp stapling: the certificate chain lacks the issuer, no staple", "serial", serialHex(leaf.SerialNumber),
 			"names", it.names, "issuer", leaf.Issuer.String(), "not_after", leaf.NotAfter)
 		return it
