@@ -220,3 +220,67 @@ func TestReadCAFileOldRoot(t *testing.T) {
 		t.Errorf("ReadCAFile(with an issued certificate without basic constraints) = %v, want refused", err)
 	}
 }
+
+// TestUnrootedSaysWhy: in chain mode New names the CA from which no
+// self-signed root can be reached, and why: its issuer is missing, a
+// certificate of its issuer's name is there but its signature did not
+// verify (it said only "not in ca"), that certificate may not issue, or its
+// issuers go round in a loop (it was let through: each had "an issuer").
+func TestUnrootedSaysWhy(t *testing.T) {
+	root, impostor := rvRoot(t, "Root"), rvRoot(t, "Root") // same name, other key
+	ik := rvKey(t)
+	inter := rvSign(t, rvCATmpl("Inter"), ik.Public(), root, nil)
+	pk := rvKey(t)
+	pinned := rvSign(t, &x509.Certificate{Subject: pkix.Name{CommonName: "Root"}, BasicConstraintsValid: true}, pk.Public(), nil, pk)
+	a, b := rvRoot(t, "A"), rvRoot(t, "B")
+	aByB := rvSign(t, rvCATmpl("A"), a.key.Public(), b, nil)
+	bByA := rvSign(t, rvCATmpl("B"), b.key.Public(), a, nil)
+	noSign := rvCATmpl("Root")
+	noSign.KeyUsage = x509.KeyUsageCRLSign
+	noSignRoot := rvSign(t, noSign, root.key.Public(), nil, root.key)
+	for _, tt := range []struct {
+		name string
+		cas  []*x509.Certificate
+		want string // "": accepted
+	}{
+		{"issuer missing", []*x509.Certificate{inter}, `the issuer of CA "CN=Inter" is not in ca`},
+		{"signature does not verify", []*x509.Certificate{inter, impostor.cert}, `the signature of CA "CN=Inter" does not verify with the key of "CN=Root"`},
+		{"issuer not a CA", []*x509.Certificate{inter, pinned}, `is not a CA certificate`},
+		{"issuer may not sign certificates", []*x509.Certificate{inter, noSignRoot}, `does not allow signing certificates`},
+		{"loop", []*x509.Certificate{aByB, bByA}, `no self-signed root of ca can be reached from CA "CN=A"`},
+		{"right issuer among others", []*x509.Certificate{inter, impostor.cert, pinned, root.cert}, ""},
+		{"loop with a root", []*x509.Certificate{aByB, bByA, b.cert}, ""},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			err := ValidateCAs(tt.cas, RevocationChain)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("ValidateCAs: %v, want accepted", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("ValidateCAs: %v, want it to say %q", err, tt.want)
+			}
+			if err := ValidateCAs(tt.cas, RevocationLeaf); err != nil {
+				t.Errorf("ValidateCAs in leaf mode: %v, want accepted", err)
+			}
+		})
+	}
+}
+
+// TestExtendTwin: a chain that crypto/x509 ends at a cross-certificate
+// whose issuer is not in ca (a root's subject and key, signed by another
+// root) is continued from the root itself, which issued the same; a
+// client certificate alone is never replaced.
+func TestExtendTwin(t *testing.T) {
+	r1, r2 := rvRoot(t, "Root One"), rvRoot(t, "Root Two")
+	cross := rvSign(t, rvCATmpl("Root One"), r1.key.Public(), r2, nil)
+	leaf := rvClient(t, r1, "frank")
+	links := newCALinks([]*x509.Certificate{cross, r1.cert})
+	chain := []*x509.Certificate{leaf, cross}
+	full, rooted := links.extend(chain)
+	if !rooted || len(full) != 2 || full[1] != r1.cert || chain[1] != cross {
+		t.Errorf("extend(leaf, cross) = %d certificates, rooted %v; want leaf, Root One, rooted, the chain unchanged", len(full), rooted)
+	}
+	if full, rooted := links.extend([]*x509.Certificate{cross}); rooted || len(full) != 1 || full[0] != cross {
+		t.Errorf("extend(cross) = %d certificates, rooted %v; want cross alone, not rooted", len(full), rooted)
+	}
+}

@@ -82,8 +82,9 @@ type issuingDP struct {
 
 // parseCRLs parses data, DER or one or more PEM "X509 CRL" blocks.
 // source names where data came from, for logs and errors. PEM data must
-// be whole (pemBlocks): a file cut short, with a broken block or a block
-// of another type is an error, not a file with fewer CRLs.
+// be whole (pemBlocks): a file cut short or with a broken block is an
+// error, not a file with fewer CRLs; blocks of another type (the CA's
+// certificate in the same file) are skipped.
 func parseCRLs(data []byte, source string) ([]*crl, error) {
 	if !bytes.Contains(data, pemBegin) {
 		l, err := parseCRL(data, source)

@@ -3,7 +3,6 @@ package clientauth
 import (
 	"context"
 	"crypto/x509"
-	"encoding/asn1"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -11,8 +10,6 @@ import (
 	"strings"
 	"sync"
 	"time"
-
-	"golang.org/x/crypto/ocsp"
 
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
 )
@@ -113,23 +110,26 @@ func (o *ocspSource) refreshLater(cert, issuer *x509.Certificate, id ocspclient.
 	if o.inFlight[id] || now.Sub(o.failed[id].at) < failureBackoff {
 		return
 	}
+	responder := o.responderOf(cert)
 	o.inFlight[id] = o.spawn(func() {
 		r, err := o.cache.Refresh(o.base, cert, issuer)
 		if err == nil && r.Status == ocspclient.Unknown {
 			// Asked again no sooner than after a failure, even when the
 			// responder's "unknown" is older than unknownRecheck.
-			o.done(id, fmt.Errorf("ocsp: status %s", r.Status))
+			o.done(id, fmt.Errorf("ocsp %s: status %s", responder, r.Status))
 			return
 		}
-		o.done(id, err)
 		if err != nil {
+			err = fetchFailure(responder, err)
 			o.log.Warn("ocsp refresh failed, the current response answers until its nextUpdate",
-				"serial", serialHex(cert.SerialNumber), "error", explainOCSP(o.responderOf(cert), err))
+				"serial", serialHex(cert.SerialNumber), "error", err)
 		}
+		o.done(id, err)
 	})
 }
 
-// done records the end of a fetch about id.
+// done records the end of a fetch about id; err, if any, is what ask
+// returns for failureBackoff, so it says what went wrong in words.
 func (o *ocspSource) done(id ocspclient.CertID, err error) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
@@ -145,7 +145,8 @@ func (o *ocspSource) done(id ocspclient.CertID, err error) {
 // time, bounded by Options.Timeout) and waits for it until ctx ends; the
 // fetch goes on in the background after that, and its outcome is
 // recorded. After a failed fetch it returns that error without asking
-// again for failureBackoff.
+// again for failureBackoff. A failed fetch's error says what was wrong
+// (fetchFailure).
 func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (answer, error) {
 	responder, err := o.opts.ResponderURL(cert)
 	if err != nil {
@@ -165,6 +166,9 @@ func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (a
 	ch := make(chan result, 1)
 	if !o.spawn(func() {
 		r, err := o.cache.Refresh(o.base, cert, issuer)
+		if err != nil {
+			err = fetchFailure(responder, err)
+		}
 		o.done(id, err)
 		ch <- result{r, err}
 	}) {
@@ -173,7 +177,7 @@ func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (a
 	select {
 	case res := <-ch:
 		if res.err != nil {
-			return answer{}, explainOCSP(responder, res.err)
+			return answer{}, res.err
 		}
 		return ocspAnswer(res.r, responder)
 	case <-ctx.Done():
@@ -181,20 +185,30 @@ func (o *ocspSource) ask(ctx context.Context, cert, issuer *x509.Certificate) (a
 	}
 }
 
-// explainOCSP says in words what a failed fetch from responder means
-// when the bare error would not: an answer that does not parse as an
-// OCSP response fails with an ASN.1 decoder's dump ("asn1: structure
-// error: tags don't match (16 vs {class:1 …}) {optional:false …}"),
-// wrapped here after "the responder's answer is not an OCSP response".
-func explainOCSP(responder string, err error) error {
-	var structural asn1.StructuralError
-	var syntax asn1.SyntaxError
-	var parse ocsp.ParseError
-	if errors.As(err, &structural) || errors.As(err, &syntax) || errors.As(err, &parse) {
-		return fmt.Errorf("ocsp %s: the responder's answer is not an OCSP response: %w", responder, err)
+// fetchFailure says what made a fetch from responder fail, in the words
+// of ocspclient.Problem (as the stapler does), wrapping err: "ocsp
+// <responder>: answer for another serial: <err>". The bare error would
+// not say it plainly: an answer that does not parse as an OCSP response
+// ends in an ASN.1 decoder's dump ("asn1: structure error: tags don't
+// match …"). The words are not said twice when err begins with them, and
+// err's own "ocsp fetch from <responder>: ocsp: " is left out.
+func fetchFailure(responder string, err error) error {
+	words := ocspclient.Problem(err)
+	detail := strings.TrimPrefix(strings.TrimPrefix(err.Error(), "ocsp fetch from "+responder+": "), "ocsp: ")
+	if !strings.HasPrefix(detail, words) {
+		detail = words + ": " + detail
 	}
-	return err
+	return &wordedError{msg: "ocsp " + responder + ": " + detail, err: err}
 }
+
+// wordedError is an error told in other words than its cause's.
+type wordedError struct {
+	msg string
+	err error
+}
+
+func (e *wordedError) Error() string { return e.msg }
+func (e *wordedError) Unwrap() error { return e.err }
 
 // ocspAnswer turns a verified response into an answer; "unknown" is an
 // error, as it answers nothing.

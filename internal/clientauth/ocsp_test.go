@@ -5,14 +5,19 @@ import (
 	"crypto/x509"
 	"encoding/asn1"
 	"errors"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"golang.org/x/crypto/ocsp"
+
+	"github.com/tlspilot/tlspilot/internal/ocspclient"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 )
 
@@ -291,5 +296,39 @@ func TestOCSPGarbageAnswer(t *testing.T) {
 	var structural asn1.StructuralError
 	if !strings.Contains(r.Error(), "ocsp "+srv.URL+": the responder's answer is not an OCSP response: ") || !errors.As(r, &structural) {
 		t.Errorf("refusal %v, want it to say the answer is not an OCSP response, the asn1 error wrapped", r)
+	}
+}
+
+// TestOCSPFailureWordedInBackoff: a failed fetch says what was wrong in
+// ocspclient.Problem's words, also when a check within failureBackoff
+// gets the same failure without asking again (it got the bare error).
+func TestOCSPFailureWordedInBackoff(t *testing.T) {
+	ca := rvRoot(t, "OCSP CA")
+	leaf := rvClient(t, ca, "erin")
+	now := time.Now()
+	other, err := ocsp.CreateResponse(ca.cert, ca.cert, ocsp.Response{Status: ocsp.Good, SerialNumber: big.NewInt(4242),
+		ThisUpdate: now.Add(-time.Minute), NextUpdate: now.Add(time.Hour)}, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var asked atomic.Int32
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		asked.Add(1)
+		w.Header().Set("Content-Type", "application/ocsp-response")
+		_, _ = w.Write(other)
+	}))
+	t.Cleanup(srv.Close)
+	p := Policy{CAs: []*x509.Certificate{ca.cert}, VerifyDepth: 1, Revocation: RevocationLeaf, OCSP: true, OCSPResponder: srv.URL}
+	chk := newChecker(t, p, Options{})
+	chain := shortestChain(t, leaf, nil, ca.cert)
+	for i := range 2 {
+		r := wantRefusal(t, chk.Check(context.Background(), chain), ReasonUnknown)
+		want := "ocsp " + srv.URL + ": answer for another serial: "
+		if !strings.Contains(r.Error(), want) || !errors.Is(r, ocspclient.ErrWrongSerial) {
+			t.Errorf("check %d: refusal %q, want it to say %q, ErrWrongSerial wrapped", i+1, r, want)
+		}
+	}
+	if n := asked.Load(); n != 1 {
+		t.Errorf("responder asked %d times, want 1 (the second check within failureBackoff)", n)
 	}
 }

@@ -9,17 +9,19 @@ import (
 // pemBegin starts every PEM block (RFC 7468, section 2).
 var pemBegin = []byte("-----BEGIN")
 
-// pemBlocks returns the contents of the PEM blocks of data, all of which
-// must be of type want. Explanatory text before a block is allowed (as
-// `openssl x509 -text` writes it, RFC 7468 section 5.2), but a block that
-// does not decode, a block of another type, or anything but white space
-// after the last block is an error: a file cut short, or one with a block
-// broken in its middle, must not pass for a file with fewer blocks.
-// (pem.Decode alone skips a broken block and whatever follows the last
-// good one.) The error says where, not which file: callers add that.
+// pemBlocks returns the contents of the PEM blocks of data of type want.
+// Blocks of other types are skipped, as OpenSSL skips them (a file
+// holding a CA certificate and its CRL serves as both, and nginx takes
+// it). Explanatory text before a block is allowed (as `openssl x509
+// -text` writes it, RFC 7468 section 5.2), but a block that does not
+// decode, whatever its type, or anything but white space after the last
+// block is an error: a file cut short, or one with a block broken in its
+// middle, must not pass for a file with fewer blocks. (pem.Decode alone
+// skips a broken block and whatever follows the last good one.) The
+// error says where, not which file: callers add that.
 func pemBlocks(data []byte, want string) ([][]byte, error) {
 	var out [][]byte
-	off := 0 // of rest in data, for errors
+	off, n := 0, 0 // of rest in data, and blocks seen, for errors
 	for rest := data; ; {
 		start := bytes.Index(rest, pemBegin)
 		if start < 0 {
@@ -35,13 +37,13 @@ func pemBlocks(data []byte, want string) ([][]byte, error) {
 			end = start + len(pemBegin) + next
 		}
 		block, after := pem.Decode(rest[start:end])
+		n++
 		if block == nil {
-			return nil, fmt.Errorf("PEM block %d at byte %d does not decode (cut short or corrupt)", len(out)+1, off+start)
+			return nil, fmt.Errorf("PEM block %d at byte %d does not decode (cut short or corrupt)", n, off+start)
 		}
-		if block.Type != want {
-			return nil, fmt.Errorf("PEM block %d at byte %d is %q, want %q", len(out)+1, off+start, block.Type, want)
+		if block.Type == want {
+			out = append(out, block.Bytes)
 		}
-		out = append(out, block.Bytes)
 		consumed := end - len(after)
 		off += consumed
 		rest = rest[consumed:]

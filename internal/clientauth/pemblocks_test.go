@@ -14,10 +14,12 @@ import (
 )
 
 // TestPEMFilesMustBeWhole: a CRL or CA file cut short, with a block
-// broken in its middle, with junk after its last block or with a block
-// of another type is an error naming the file; it was taken as a file
-// with fewer blocks. Explanatory text before a block (`openssl x509
-// -text`, `openssl crl -text`) is still fine.
+// broken in its middle or with junk after its last block is an error
+// naming the file; it was taken as a file with fewer blocks.
+// Explanatory text before a block (`openssl x509 -text`, `openssl crl
+// -text`) is still fine, and so are blocks of another type, skipped as
+// OpenSSL skips them (a file holding a CA and its CRL serves as both),
+// unless cut short or broken.
 func TestPEMFilesMustBeWhole(t *testing.T) {
 	ca1 := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
 	ca2 := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Name: "second CA"})
@@ -37,7 +39,10 @@ func TestPEMFilesMustBeWhole(t *testing.T) {
 		{"cut in the BEGIN line", cat(crl1, crl2[:8]), cat(cert1, cert2[:8]), 0},
 		{"junk after the last block", cat(crl1, []byte("junk\n")), cat(cert1, []byte("junk\n")), 0},
 		{"broken block in the middle", cat(crl1, crl2[:200], []byte("\n"), crl2), cat(cert1, cert2[:300], []byte("\n"), cert2), 0},
-		{"another type", cat(crl1, cert2), cat(cert1, key), 0},
+		{"another type", cat(crl1, cert2), cat(cert1, key), 1},
+		{"another type first", cat(cert2, crl1, crl2), cat(key, cert1, cert2), 2},
+		{"another type cut short", cat(crl1, cert2[:300]), cat(cert1, key[:100]), 0},
+		{"another type only", cert2, key, 0},
 	}
 	dir := t.TempDir()
 	for _, tt := range tests {

@@ -19,7 +19,6 @@
 package clientauth
 
 import (
-	"bytes"
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
@@ -58,8 +57,9 @@ const (
 	// self-signed, each against the certificate that issued it, up to
 	// the self-signed root: a CA of CAs that the TLS stack takes as the
 	// trust anchor (an intermediate in the ca file) is checked against
-	// its issuer in CAs too, as OpenSSL's -crl_check_all does. New
-	// refuses CAs where such an issuer is missing.
+	// its issuer in CAs too, on the shortest way to a self-signed root
+	// among them, as OpenSSL's -crl_check_all does. New refuses CAs from
+	// which no such root can be reached.
 	RevocationChain Revocation = "chain"
 )
 
@@ -79,10 +79,11 @@ const (
 // zero values are the strict ones: certificates required, unknown
 // revocation status denied.
 type Policy struct {
-	// CAs are the CA certificates client certificates must chain to
-	// (basic constraints with CA:TRUE; see ReadCAFile). At least one is
-	// required. In chain mode each that is not self-signed needs its
-	// issuer among them.
+	// CAs are the certificates client certificates must chain to: CA
+	// certificates (basic constraints with CA:TRUE) or self-signed ones
+	// (see ReadCAFile). At least one is required. In chain mode a
+	// self-signed root among them must be reachable from each, through
+	// issuers among them (ValidateCAs).
 	CAs []*x509.Certificate
 
 	// Mode says whether a client must present a certificate.
@@ -122,11 +123,11 @@ type Policy struct {
 }
 
 // Validate returns an error naming the first field that is wrong:
-// unknown mode, revocation or unknown value, a negative depth, no CA or
-// a certificate in CAs that is not a CA certificate (see ReadCAFile), in
-// chain mode a CA that is not self-signed and whose issuer is not in CAs
-// (nothing could check its revocation), an OCSP responder URL that is
-// not http://, or a revocation check with no source of answers.
+// unknown mode, revocation or unknown value, a negative depth, CAs that
+// ValidateCAs refuses (none, a certificate neither a CA's nor
+// self-signed, in chain mode a CA from which no self-signed root among
+// them can be reached), an OCSP responder URL that is not http://, or a
+// revocation check with no source of answers.
 func (p Policy) Validate() error {
 	switch p.Mode {
 	case "", ModeRequire, ModeOptional:
@@ -146,21 +147,8 @@ func (p Policy) Validate() error {
 	if p.VerifyDepth < 0 {
 		return fmt.Errorf("client_auth: verify_depth %d: must not be negative", p.VerifyDepth)
 	}
-	if len(p.CAs) == 0 {
-		return errors.New("client_auth: ca: no CA certificate")
-	}
-	for _, c := range p.CAs {
-		if c == nil {
-			return errors.New("client_auth: ca: nil certificate")
-		}
-		if err := checkCA(c); err != nil {
-			return fmt.Errorf("client_auth: ca: %w", err)
-		}
-	}
-	if p.Revocation == RevocationChain {
-		if err := newCALinks(p.CAs).unrooted(p.CAs); err != nil {
-			return fmt.Errorf("client_auth: ca: %w", err)
-		}
+	if err := ValidateCAs(p.CAs, p.Revocation); err != nil {
+		return fmt.Errorf("client_auth: ca: %w", err)
 	}
 	if p.OCSPResponder != "" && !isHTTPURL(p.OCSPResponder, true) {
 		return fmt.Errorf("client_auth: ocsp_responder %q: want an http:// URL", p.OCSPResponder)
@@ -189,21 +177,49 @@ func (p Policy) Pool() *x509.CertPool {
 	return pool
 }
 
+// ValidateCAs returns an error if cas may not be Policy.CAs with
+// revocation r, as Policy.Validate (and so New) finds it, without the
+// "client_auth: ca: " it puts in front: cas is empty, holds nil or a
+// certificate that is neither a CA certificate nor self-signed
+// (checkCA), or, with RevocationChain, a CA from which no self-signed
+// root among cas can be reached (its issuer is missing, did not sign it,
+// or leads to no root: nothing could check its revocation). A
+// configuration check that reads the ca file with ReadCAFile runs it to
+// refuse what New would.
+func ValidateCAs(cas []*x509.Certificate, r Revocation) error {
+	if len(cas) == 0 {
+		return errors.New("no CA certificate")
+	}
+	for _, c := range cas {
+		if c == nil {
+			return errors.New("nil certificate")
+		}
+		if err := checkCA(c); err != nil {
+			return err
+		}
+	}
+	if r == RevocationChain {
+		return newCALinks(cas).unrooted(cas)
+	}
+	return nil
+}
+
 // checks reports whether any certificate is checked for revocation.
 func (p Policy) checks() bool {
 	return p.Revocation == RevocationLeaf || p.Revocation == RevocationChain
 }
 
 // ReadCAFile reads the PEM "CERTIFICATE" blocks of the file at path, for
-// Policy.CAs. It fails, naming the file, if the file holds none, if one
-// does not parse, if the file is not whole (a block cut short or broken,
-// a block of another type, data after the last block: see pemBlocks), or
-// if a certificate is not a CA certificate (basic constraints with
-// CA:TRUE, or a self-signed root without them: checkCA): a client's own
-// certificate listed there would be
-// its own trust anchor, with nothing above it to check its revocation
-// against, and OpenSSL (nginx's ssl_client_certificate) does not take
-// one as an anchor either.
+// Policy.CAs; blocks of other types are skipped. It fails, naming the
+// file, if the file holds none, if one does not parse, if the file is
+// not whole (a block cut short or broken, data after the last block: see
+// pemBlocks), or if a certificate is neither a CA certificate (basic
+// constraints with CA:TRUE) nor self-signed (checkCA): a client's own
+// certificate issued by a CA, listed there, would be its own trust
+// anchor with nothing above it to check its revocation against, and
+// OpenSSL (nginx's ssl_client_certificate) does not take one as an
+// anchor either. It does not check that the CAs lead to a root
+// (ValidateCAs does, in chain mode).
 func ReadCAFile(path string) ([]*x509.Certificate, error) {
 	data, err := os.ReadFile(path)
 	if err != nil {
@@ -230,18 +246,20 @@ func ReadCAFile(path string) ([]*x509.Certificate, error) {
 	return certs, nil
 }
 
-// checkCA returns an error naming c unless it may be a CA certificate:
-// basic constraints with CA:TRUE (RFC 5280, section 4.2.1.9), or, without
-// basic constraints, self-signed (an old version 1 root, which OpenSSL and
-// so nginx take as a trust anchor too).
+// checkCA returns an error naming c unless it is a CA certificate (basic
+// constraints with CA:TRUE, RFC 5280 section 4.2.1.9) or self-signed:
+// an old version 1 root without basic constraints, or a client's own
+// self-signed certificate pinned in the ca file (CA:FALSE or none),
+// which OpenSSL and so nginx take as a trust anchor too, and which Check
+// checks against itself. What it refuses is a certificate some other
+// key issued that is not a CA's: a client certificate issued by the CA
+// that should be listed instead.
 func checkCA(c *x509.Certificate) error {
-	selfSigned := bytes.Equal(c.RawSubject, c.RawIssuer) &&
-		c.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) == nil
-	if c.BasicConstraintsValid && !c.IsCA || !c.BasicConstraintsValid && !selfSigned {
-		return fmt.Errorf("certificate %q (serial %s) is not a CA certificate (no basic constraints with CA:TRUE): "+
-			"list the CA that issued the client certificates, not the client certificates themselves", c.Subject, serialHex(c.SerialNumber))
+	if c.BasicConstraintsValid && c.IsCA || selfSigned(c) {
+		return nil
 	}
-	return nil
+	return fmt.Errorf("certificate %q (serial %s) is not a CA certificate (no basic constraints with CA:TRUE), nor self-signed: "+
+		"list the CA that issued it (%q), not the client certificates themselves", c.Subject, serialHex(c.SerialNumber), c.Issuer)
 }
 
 // isHTTPURL reports whether s is an absolute http:// URL with a host, or

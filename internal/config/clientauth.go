@@ -87,12 +87,13 @@ type ClientAuth struct {
 func (d *decoder) clientAuth(t *table, s *Site) *ClientAuth {
 	c := &ClientAuth{Line: d.pos.line(t.path), Mode: ClientAuthRequire, VerifyDepth: DefaultVerifyDepth,
 		RevocationUnknown: UnknownDeny, HeaderPrefix: DefaultClientCertHeaderPrefix}
+	var cas []*x509.Certificate // nil unless the ca file is good
 	if !t.str("ca", &c.CAFile) {
 		if _, present := t.m["ca"]; !present {
 			d.errorf(t.key("ca"), "required: a file of the PEM CA certificates client certificates must chain to")
 		}
 	} else {
-		c.CAFile = d.caFile(t.key("ca"), c.CAFile)
+		c.CAFile, cas = d.caFile(t.key("ca"), c.CAFile)
 	}
 	if t.str("mode", &c.Mode) && c.Mode != ClientAuthRequire && c.Mode != ClientAuthOptional {
 		d.errorf(t.key("mode"), "%q: want \"require\" or \"optional\"", c.Mode)
@@ -102,6 +103,9 @@ func (d *decoder) clientAuth(t *table, s *Site) *ClientAuth {
 		d.errorf(t.key("verify_depth"), "%d: want the number of CA certificates allowed above the client's, from 0 to 9", c.VerifyDepth)
 	}
 	d.revocation(t, c)
+	if c.Revocation == RevocationChain && cas != nil {
+		d.chainCAs(t.key("ca"), c.CAFile, cas)
+	}
 	if t.str("header_prefix", &c.HeaderPrefix) {
 		d.headerPrefix(t.key("header_prefix"), c.HeaderPrefix)
 	}
@@ -164,11 +168,12 @@ func (d *decoder) crlFile(path, p string) string {
 		return p // reported by readableFile
 	}
 	if b, _ := pem.Decode(data); b != nil {
-		if b.Type != "X509 CRL" {
+		crl := firstPEM(data, "X509 CRL") // other blocks are skipped, as serve does
+		if crl == nil {
 			d.errorf(path, "%s: a PEM %q block, want \"X509 CRL\"", p, b.Type)
 			return p
 		}
-		data = b.Bytes
+		data = crl.Bytes
 	}
 	if _, err := x509.ParseRevocationList(data); err != nil {
 		d.errorf(path, "%s is not a CRL (PEM or DER): %w", p, err)
@@ -180,17 +185,41 @@ func (d *decoder) crlFile(path, p string) string {
 	return p
 }
 
+// firstPEM returns the first block of type typ that pem.Decode finds in
+// data, or nil.
+func firstPEM(data []byte, typ string) *pem.Block {
+	for {
+		b, rest := pem.Decode(data)
+		if b == nil || b.Type == typ {
+			return b
+		}
+		data = rest
+	}
+}
+
 // caFile resolves p and reads it as serve does (clientauth.ReadCAFile):
-// whole PEM, CA certificates only.
-func (d *decoder) caFile(path, p string) string {
+// whole PEM, CA certificates or self-signed ones only. It returns the
+// certificates, nil if the file is not good.
+func (d *decoder) caFile(path, p string) (string, []*x509.Certificate) {
 	before := len(d.errs)
 	if p = d.pemFile(path, p); len(d.errs) > before {
-		return p // unreadable, or no PEM certificate at all
+		return p, nil // unreadable, or no PEM certificate at all
 	}
-	if _, err := clientauth.ReadCAFile(p); err != nil {
+	cas, err := clientauth.ReadCAFile(p)
+	if err != nil {
 		d.errorf(path, "%w", err)
 	}
-	return p
+	return p, cas
+}
+
+// chainCAs refuses, at path (the ca key), the CAs of file that serve and
+// reload refuse with revocation = "chain" (clientauth.ValidateCAs, run
+// by Policy.Validate): a CA from which no self-signed root of the file
+// can be reached, whose revocation nothing could check.
+func (d *decoder) chainCAs(path, file string, cas []*x509.Certificate) {
+	if err := clientauth.ValidateCAs(cas, clientauth.RevocationChain); err != nil {
+		d.errorf(path, "client_auth: ca %s: %w", file, err)
+	}
 }
 
 // headerPrefix checks a header name prefix: header name characters,

@@ -116,14 +116,17 @@ func TestClientAuthErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	f.write(t, "cut.crl", string(crl)+"-----BEGIN X509 CRL-----\nMIIBKjCB0gIBATAKBggqhkjOPQQDAjAVMRMwEQYD\n", 0o644)
-	leafPEM, _ := selfSignedLeaf(t, "bob.example")
-	f.write(t, "with-client.pem", leafPEM, 0o644)
+	pki := newClientPKI(t)
+	f.write(t, "with-client.pem", pki.leafPEM, 0o644)
+	f.write(t, "inter-only.pem", pki.interPEM, 0o644)
 	const site = "[[site]]\nnames = [\"a.example\"]\n[site.client_auth]\n" // client_auth keys start at line 4
 	tests := []struct{ name, config, want string }{
 		{"no ca", site + `mode = "optional"`, `tlspilot.toml:3: site[1].client_auth.ca: required`},
 		{"ca missing", site + `ca = "nope.pem"`, `tlspilot.toml:4: site[1].client_auth.ca: ` + f.dir + `/nope.pem does not exist`},
 		{"ca not PEM", site + `ca = "tsig.secret"`, `tlspilot.toml:4: site[1].client_auth.ca: ` + f.dir + `/tsig.secret holds no PEM certificate`},
 		{"ca holds a client certificate", site + `ca = "with-client.pem"`, `tlspilot.toml:4: site[1].client_auth.ca: client_auth: ca ` + f.dir + `/with-client.pem: certificate "CN=bob.example"`},
+		{"chain, ca without the root", site + "ca = \"inter-only.pem\"\nrevocation = \"chain\"\ncrl = \"clients.crl\"",
+			`tlspilot.toml:4: site[1].client_auth.ca: client_auth: ca ` + f.dir + `/inter-only.pem: revocation "chain": the issuer of CA "CN=clients intermediate" is not in ca`},
 		{"crl cut short", site + "ca = \"ca.pem\"\ncrl = \"cut.crl\"", `tlspilot.toml:5: site[1].client_auth.crl: crl file: crl ` + f.dir + `/cut.crl: PEM block 2 at byte `},
 		{"mode", site + "ca = \"ca.pem\"\nmode = \"required\"", `tlspilot.toml:5: site[1].client_auth.mode: "required": want "require" or "optional"`},
 		{"depth type", site + "ca = \"ca.pem\"\nverify_depth = \"2\"", `tlspilot.toml:5: site[1].client_auth.verify_depth: want an integer, not a string`},
@@ -162,20 +165,87 @@ func TestClientAuthErrors(t *testing.T) {
 	}
 }
 
-// selfSignedLeaf returns a PEM certificate for name that is not a CA
-// (basic constraints CA:FALSE), and its key.
-func selfSignedLeaf(t *testing.T, name string) (certPEM string, key *ecdsa.PrivateKey) {
+// clientPKI is a root, an intermediate it issued and a client
+// certificate it issued (CA:FALSE), as PEM.
+type clientPKI struct {
+	rootPEM, interPEM, leafPEM string
+}
+
+// newClientPKI makes a clientPKI.
+func newClientPKI(t *testing.T) clientPKI {
+	t.Helper()
+	rootKey, interKey, leafKey := testKey(t), testKey(t), testKey(t)
+	caTmpl := func(serial int64, name string) *x509.Certificate {
+		return &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: name},
+			NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+			IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign | x509.KeyUsageCRLSign}
+	}
+	root := testCert(t, caTmpl(1, "clients root"), nil, &rootKey.PublicKey, rootKey)
+	inter := testCert(t, caTmpl(2, "clients intermediate"), root, &interKey.PublicKey, rootKey)
+	leaf := testCert(t, &x509.Certificate{SerialNumber: big.NewInt(3), Subject: pkix.Name{CommonName: "bob.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, root, &leafKey.PublicKey, rootKey)
+	return clientPKI{rootPEM: pemCert(root), interPEM: pemCert(inter), leafPEM: pemCert(leaf)}
+}
+
+// testKey returns a new P-256 key.
+func testKey(t *testing.T) *ecdsa.PrivateKey {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		t.Fatal(err)
 	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: name}, DNSNames: []string{name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	return key
+}
+
+// testCert has parent (nil: tmpl itself) sign tmpl for pub with key.
+func testCert(t *testing.T, tmpl, parent *x509.Certificate, pub *ecdsa.PublicKey, key *ecdsa.PrivateKey) *x509.Certificate {
+	t.Helper()
+	if parent == nil {
+		parent = tmpl
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, parent, pub, key)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})), key
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// pemCert is c as a PEM block.
+func pemCert(c *x509.Certificate) string {
+	return string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+}
+
+// TestClientAuthCAFiles: what ca and crl files serve takes, check takes
+// too: in chain mode an intermediate with its root, a self-signed client
+// certificate pinned in ca (as OpenSSL and nginx take it), a crl file
+// that also holds the CA certificate (OpenSSL skips the other blocks).
+func TestClientAuthCAFiles(t *testing.T) {
+	f := newFixture(t)
+	pki := newClientPKI(t)
+	f.write(t, "chain.pem", pki.interPEM+pki.rootPEM, 0o644)
+	key := testKey(t)
+	pinned := testCert(t, &x509.Certificate{SerialNumber: big.NewInt(4), Subject: pkix.Name{CommonName: "pinned.example"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), BasicConstraintsValid: true,
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}, nil, &key.PublicKey, key)
+	f.write(t, "pinned.pem", pemCert(pinned), 0o644)
+	f.writeCRL(t, "clients.crl", true)
+	crl, err := os.ReadFile(filepath.Join(f.dir, "clients.crl"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "ca-and-crl.pem", pki.rootPEM+string(crl), 0o644)
+	for _, text := range []string{
+		"ca = \"chain.pem\"\nrevocation = \"chain\"\ncrl = \"clients.crl\"",
+		"ca = \"pinned.pem\"\nrevocation = \"chain\"\ncrl = \"clients.crl\"",
+		"ca = \"ca.pem\"\ncrl = \"ca-and-crl.pem\"",
+	} {
+		if _, err := f.parse(t, "[[site]]\nnames = [\"a.example\"]\n[site.client_auth]\n"+text); err != nil {
+			t.Errorf("%s: %v", text, err)
+		}
+	}
 }
