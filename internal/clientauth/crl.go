@@ -86,7 +86,7 @@ type issuingDP struct {
 // error, not a file with fewer CRLs; blocks of another type (the CA's
 // certificate in the same file) are skipped.
 func parseCRLs(data []byte, source string) ([]*crl, error) {
-	if !bytes.Contains(data, pemBegin) {
+	if !bytes.Contains(data, []byte(pemBegin)) {
 		l, err := parseCRL(data, source)
 		if err != nil {
 			return nil, err

@@ -7,7 +7,7 @@ import (
 )
 
 // pemBegin starts every PEM block (RFC 7468, section 2).
-var pemBegin = []byte("-----BEGIN")
+const pemBegin = "-----BEGIN"
 
 // pemBlocks returns the contents of the PEM blocks of data of type want.
 // Blocks of other types are skipped, as OpenSSL skips them (a file
@@ -23,7 +23,7 @@ func pemBlocks(data []byte, want string) ([][]byte, error) {
 	var out [][]byte
 	off, n := 0, 0 // of rest in data, and blocks seen, for errors
 	for rest := data; ; {
-		start := bytes.Index(rest, pemBegin)
+		start := bytes.Index(rest, []byte(pemBegin))
 		if start < 0 {
 			if len(bytes.TrimSpace(rest)) > 0 {
 				return nil, fmt.Errorf("data after the last PEM block, at byte %d (cut short?)", off)
@@ -33,7 +33,7 @@ func pemBlocks(data []byte, want string) ([][]byte, error) {
 		// Decode this block alone: given more, pem.Decode would skip it
 		// if broken and return the next one.
 		end := len(rest)
-		if next := bytes.Index(rest[start+len(pemBegin):], pemBegin); next >= 0 {
+		if next := bytes.Index(rest[start+len(pemBegin):], []byte(pemBegin)); next >= 0 {
 			end = start + len(pemBegin) + next
 		}
 		block, after := pem.Decode(rest[start:end])
