@@ -4,12 +4,15 @@ import (
 	"context"
 	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/testenv"
+	"github.com/tlspilot/tlspilot/storage"
+	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
 // checkBackoff checks that failed attempts were spaced by the backoff
@@ -172,5 +175,60 @@ func TestCARateLimited(t *testing.T) {
 	}
 	if st := m.Status()[0]; !strings.HasSuffix(st.LastProblem, "rateLimited") || !st.Serving {
 		t.Errorf("status = %+v", st)
+	}
+}
+
+// slowStateStorage takes delay over every Store of a renewal state, as a
+// busy disk or a distant database does.
+type slowStateStorage struct {
+	storage.Storage
+	delay time.Duration
+}
+
+func (s *slowStateStorage) Store(ctx context.Context, key string, value []byte) error {
+	if strings.HasSuffix(key, "/state.json") {
+		time.Sleep(s.delay)
+	}
+	return s.Storage.Store(ctx, key, value)
+}
+
+// TestFailedEventTimedAtTheFailure: a failed attempt's event carries the
+// time the retry was computed from, so its RetryAt minus its Time is the
+// backoff step however long storing the state took (the event was timed
+// after the store, and TestCAUnreachable's backoff check failed on a busy
+// machine).
+func TestFailedEventTimedAtTheFailure(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	ev := &events{}
+	dir := t.TempDir()
+	fs, err := fsstore.New(fsstore.Options{Dir: filepath.Join(dir, "data")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := Config{
+		CA: "https://" + addr + "/dir", AgreeTerms: true, Storage: &slowStateStorage{Storage: fs, delay: 600 * time.Millisecond},
+		KeyFile: filepath.Join(dir, "kek"), Logger: testLogger(t), RetryMin: time.Second, RetryMax: 2 * time.Second, OnEvent: ev.add,
+	}
+	m, err := New(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Manage(t.Context(), "slow.example.test"); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Renew(t.Context(), RenewOptions{}); err == nil {
+		t.Fatal("no error with no CA listening")
+	}
+	fails := ev.of(EventFailed)
+	if len(fails) != 1 {
+		t.Fatalf("%d failed events, want 1", len(fails))
+	}
+	if d := fails[0].RetryAt.Sub(fails[0].Time); d < cfg.RetryMin/2 {
+		t.Errorf("retry %v after the event's time, want at least half of RetryMin (%v): the event was timed after the state was stored", d, cfg.RetryMin/2)
 	}
 }

@@ -484,7 +484,9 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	}
 	m.log.Log(ctx, level, "certificate attempt failed", "cert", e.id, "names", e.site.names, "attempt", st.Attempts,
 		"class", class.String(), "retry_in", st.RetryAt.Sub(now).Round(time.Second), "error", err)
-	m.emit(Event{Type: EventFailed, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: notAfter,
+	// Timed at the failure, which RetryAt counts from, not after the
+	// store above.
+	m.emit(Event{Type: EventFailed, Time: now, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: notAfter,
 		Attempt: st.Attempts, RetryAt: st.RetryAt, Err: err, Problem: prob})
 	return st.RetryAt
 }
