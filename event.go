@@ -43,7 +43,7 @@ type Event struct {
 	CertID   string
 	Names    []string // the certificate's names, the primary one first
 	KeyType  KeyType
-	Time     time.Time
+	Time     time.Time // when it happened; for EventFailed, when the attempt failed, which RetryAt counts from
 	NotAfter time.Time // of the certificate in service
 	Attempt  int       // consecutive failures so far, for EventFailed
 	RetryAt  time.Time // next attempt, for EventFailed
