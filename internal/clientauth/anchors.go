@@ -4,116 +4,247 @@ import (
 	"bytes"
 	"crypto/x509"
 	"fmt"
+	"time"
 )
 
-// caLinks knows, for each certificate of Policy.CAs, the one of them
-// that issued it on the shortest way to a self-signed root among them,
-// so a verified chain can be taken up to that root. crypto/x509 ends a
-// chain at the first certificate of the pool it meets: with an
-// intermediate in the ca file (intermediate + root, the usual bundle)
-// the chain ends at the intermediate, and a client's own certificate
-// listed there is a chain of one. OpenSSL (nginx's ssl_crl,
-// -crl_check_all) goes on to the self-signed root, and so does Check.
-// Built once by New; read-only after.
+// caLinks knows, for each certificate of Policy.CAs, those of them that
+// issued it on the shortest way to a self-signed root among them, so a
+// verified chain can be taken up to that root. crypto/x509 ends a chain
+// at the first certificate of the pool it meets: with an intermediate
+// in the ca file (intermediate + root, the usual bundle) the chain ends
+// at the intermediate, and a client's own certificate listed there is a
+// chain of one. OpenSSL (nginx's ssl_crl, -crl_check_all) goes on to the
+// self-signed root, and so does Check. Built once by New; read-only
+// after.
 //
 // The links are built from the roots down, breadth first (newCALinks):
 // with several certificates of the same name and key (a cross-signed
 // root, the link certificates of a root key rollover, RFC 4210 section
-// 4.4), taking the first issuer whose name and signature fit could pick
-// a cross-certificate whose own issuer is missing, or go round in a
-// loop, and the outcome would depend on the order of the file.
+// 4.4, a root re-issued with new dates), taking the first issuer whose
+// name and signature fit could pick a cross-certificate whose own issuer
+// is missing, or go round in a loop, and the outcome would depend on the
+// order of the file. Every issuer at the shortest distance is kept, so
+// that extend can pass over one that has expired.
 type caLinks struct {
 	byRaw map[string]caLink // string(Raw) of a CA → its link
 }
 
 // caLink is what is known of one CA certificate.
 type caLink struct {
-	root bool // self-signed
-	// issuer is the certificate of CAs that signed it, on the shortest
-	// way to a root; nil for a root and for a CA from which no root can
-	// be reached.
-	issuer *x509.Certificate
-	// twin, for a CA from which no root can be reached, is one from
+	root   bool // self-signed
+	toRoot bool // not self-signed, and issuers leads to a root
+	// issuers are the certificates of CAs that issued it, preferred
+	// first (those whose subject key identifier is its authority key
+	// identifier, then in the order of CAs): when toRoot, those one step
+	// closer to a root on a shortest way; else every one (a CA from
+	// which no root can be reached, allowed in leaf mode, still has an
+	// issuer to check a chain of one against). Empty for a root.
+	issuers []*x509.Certificate
+	// twins, for a CA from which no root can be reached, are those from
 	// which a root can, with the same subject and public key (the root
-	// itself, for a cross-certificate of it whose issuer is not in CAs):
-	// whatever the CA issued, the twin issued too, so a chain ending at
-	// the CA may end at the twin instead.
-	twin *x509.Certificate
+	// itself, for a cross-certificate of it whose issuer is not in CAs),
+	// preferred first: whatever the CA issued, a twin issued too, so a
+	// chain ending at the CA may end at a twin instead.
+	twins []*x509.Certificate
 }
 
 // rooted reports whether a self-signed root can be reached from the CA.
-func (l caLink) rooted() bool { return l.root || l.issuer != nil || l.twin != nil }
+func (l caLink) rooted() bool { return l.root || l.toRoot || len(l.twins) > 0 }
 
-// newCALinks links each of cas to its issuer among cas on the shortest
-// way to a self-signed root (an issuer that is a root first), checking
-// the signatures once; CAs from which no root can be reached get a twin
-// if they have one, else no link (see unrooted). The order of cas
-// decides only between issuers at the same distance from a root.
+// caNode is one distinct certificate of CAs while newCALinks links them.
+type caNode struct {
+	cert     *x509.Certificate
+	root     bool  // self-signed
+	parents  []int // nodes that issued it
+	children []int // nodes it issued
+	dist     int   // from the nearest root; -1 when none can be reached
+}
+
+// newCALinks links each of cas to its issuers among cas on the shortest
+// way to a self-signed root, checking each signature once; CAs from
+// which no root can be reached are linked to whichever of cas issued
+// them, and get their twins (see unrooted). The order of cas decides
+// only between issuers at the same distance from a root whose key
+// identifiers fit as well. The cost grows with the number of CAs of the
+// same name, not with the square of all: candidates are found by name.
 func newCALinks(cas []*x509.Certificate) caLinks {
-	links := caLinks{byRaw: make(map[string]caLink, len(cas))}
-	var level []*x509.Certificate // the CAs linked last: roots first
-	for _, c := range cas {
-		if _, seen := links.byRaw[string(c.Raw)]; !seen && selfSigned(c) {
-			links.byRaw[string(c.Raw)] = caLink{root: true}
-			level = append(level, c)
-		}
-	}
-	for len(level) > 0 {
-		var next []*x509.Certificate
-		for _, c := range cas {
-			if _, done := links.byRaw[string(c.Raw)]; done {
-				continue
-			}
-			for _, p := range level {
-				if issued(p, c, links.byRaw[string(p.Raw)].root) == nil {
-					links.byRaw[string(c.Raw)] = caLink{issuer: p}
-					next = append(next, c)
-					break
-				}
+	nodes, bySubject := caNodes(cas)
+	linkParents(nodes, bySubject)
+	measureDistances(nodes)
+	links := caLinks{byRaw: make(map[string]caLink, len(nodes))}
+	for _, n := range nodes {
+		link := caLink{root: n.root, toRoot: !n.root && n.dist > 0}
+		for _, p := range n.parents {
+			if !link.toRoot || nodes[p].dist == n.dist-1 {
+				link.issuers = append(link.issuers, nodes[p].cert)
 			}
 		}
-		level = next
-	}
-	for _, c := range cas {
-		if _, done := links.byRaw[string(c.Raw)]; !done {
-			links.byRaw[string(c.Raw)] = caLink{twin: links.twinOf(c, cas)}
+		if !link.rooted() {
+			link.twins = twinsOf(n.cert, nodes, bySubject[string(n.cert.RawSubject)])
 		}
+		links.byRaw[string(n.cert.Raw)] = link
 	}
 	return links
 }
 
-// twinOf returns a CA of cas from which a root can be reached, with the
-// subject and public key of c, or nil.
-func (l caLinks) twinOf(c *x509.Certificate, cas []*x509.Certificate) *x509.Certificate {
-	for _, o := range cas {
-		if link, ok := l.byRaw[string(o.Raw)]; ok && (link.root || link.issuer != nil) &&
-			bytes.Equal(o.RawSubject, c.RawSubject) && bytes.Equal(o.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) {
-			return o
+// caNodes returns the distinct certificates of cas (the first of equal
+// ones), in their order, and their indexes by subject.
+func caNodes(cas []*x509.Certificate) ([]caNode, map[string][]int) {
+	nodes := make([]caNode, 0, len(cas))
+	seen := make(map[string]bool, len(cas))
+	bySubject := make(map[string][]int, len(cas))
+	for _, c := range cas {
+		if seen[string(c.Raw)] {
+			continue
 		}
+		seen[string(c.Raw)] = true
+		bySubject[string(c.RawSubject)] = append(bySubject[string(c.RawSubject)], len(nodes))
+		nodes = append(nodes, caNode{cert: c, root: selfSigned(c), dist: -1})
 	}
-	return nil
+	return nodes, bySubject
 }
 
-// issued returns nil if p, self-signed when root, issued c, else why not:
-// c names p as its issuer, p may issue certificates (basic constraints
-// with CA:TRUE, or a self-signed old root without them; no key usage, or
-// one with keyCertSign, as OpenSSL asks), and c's signature verifies with
-// p's key. The signature is checked as crypto/x509 checks a self-signed
-// one, SHA-1 allowed: a CA of the ca file signed with SHA-1 is a trust
-// anchor that crypto/x509 takes without looking at its signature, and
-// refusing to link it would refuse a configuration that works.
-func issued(p, c *x509.Certificate, root bool) error {
+// linkParents sets the parents and children of nodes: for each that is
+// not self-signed, the nodes named as its issuer that issued it
+// (issuerFaultOf), those whose subject key identifier is its authority key
+// identifier first.
+func linkParents(nodes []caNode, bySubject map[string][]int) {
+	for i := range nodes {
+		c := nodes[i].cert
+		if nodes[i].root {
+			continue
+		}
+		var exact, other []int
+		for _, p := range bySubject[string(c.RawIssuer)] {
+			if p == i || issuerFaultOf(nodes[p].cert, c, nodes[p].root) != isIssuer {
+				continue
+			}
+			if len(c.AuthorityKeyId) > 0 && bytes.Equal(c.AuthorityKeyId, nodes[p].cert.SubjectKeyId) {
+				exact = append(exact, p)
+			} else {
+				other = append(other, p)
+			}
+			nodes[p].children = append(nodes[p].children, i)
+		}
+		nodes[i].parents = append(exact, other...)
+	}
+}
+
+// measureDistances sets each node's distance from the nearest root,
+// breadth first from the roots.
+func measureDistances(nodes []caNode) {
+	var queue []int
+	for i := range nodes {
+		if nodes[i].root {
+			nodes[i].dist = 0
+			queue = append(queue, i)
+		}
+	}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range nodes[p].children {
+			if nodes[c].dist < 0 {
+				nodes[c].dist = nodes[p].dist + 1
+				queue = append(queue, c)
+			}
+		}
+	}
+}
+
+// twinsOf returns the nodes among named (those of c's subject) from which
+// a root can be reached through issuers, with the public key of c and no
+// other subject key identifier: those with c's own identifier first.
+func twinsOf(c *x509.Certificate, nodes []caNode, named []int) []*x509.Certificate {
+	var exact, other []*x509.Certificate
+	for _, i := range named {
+		o := nodes[i].cert
+		if nodes[i].dist < 0 || !bytes.Equal(o.RawSubjectPublicKeyInfo, c.RawSubjectPublicKeyInfo) ||
+			!keyIDsAgree(c.SubjectKeyId, o.SubjectKeyId) {
+			continue
+		}
+		if len(c.SubjectKeyId) > 0 && len(o.SubjectKeyId) > 0 {
+			exact = append(exact, o)
+		} else {
+			other = append(other, o)
+		}
+	}
+	return append(exact, other...)
+}
+
+// keyIDsAgree reports whether an authority key identifier and a subject
+// key identifier may name the same key: equal, or one of them absent.
+func keyIDsAgree(authority, subject []byte) bool {
+	return len(authority) == 0 || len(subject) == 0 || bytes.Equal(authority, subject)
+}
+
+// issuerFault is why a certificate did not issue another, or isIssuer.
+type issuerFault int
+
+// The values of issuerFault, in the order issuerFaultOf checks them.
+const (
+	isIssuer issuerFault = iota
+	faultName
+	faultNotCA
+	faultKeyUsage
+	faultKeyID
+	faultSignature
+)
+
+// issuerFaultOf returns isIssuer if p, self-signed when root, issued c,
+// else the first thing that says it did not: c names p as its issuer, p
+// may issue certificates (basic constraints with CA:TRUE, or a
+// self-signed old root without them; no key usage, or one with
+// keyCertSign, as OpenSSL asks), c's authority key identifier is p's
+// subject key identifier when both have one (OpenSSL's
+// X509_check_issued; crypto/x509 ranks such issuers first), and c's
+// signature verifies with p's key. The signature is checked as
+// crypto/x509 checks a self-signed one, SHA-1 allowed: a CA of the ca
+// file signed with SHA-1 is a trust anchor that crypto/x509 takes
+// without looking at its signature, and refusing to link it would
+// refuse a configuration that works. Cheap checks come first, and no
+// message is built: issued says why, when it is reported.
+func issuerFaultOf(p, c *x509.Certificate, root bool) issuerFault {
 	switch {
 	case !bytes.Equal(c.RawIssuer, p.RawSubject):
-		return fmt.Errorf("%q is not named as the issuer of %q", p.Subject, c.Subject)
+		return faultName
 	case p.BasicConstraintsValid && !p.IsCA || !p.BasicConstraintsValid && !root:
-		return fmt.Errorf("%q (serial %s) is not a CA certificate (no basic constraints with CA:TRUE)", p.Subject, serialHex(p.SerialNumber))
+		return faultNotCA
 	case p.KeyUsage != 0 && p.KeyUsage&x509.KeyUsageCertSign == 0:
-		return fmt.Errorf("the key usage of %q (serial %s) does not allow signing certificates", p.Subject, serialHex(p.SerialNumber))
+		return faultKeyUsage
+	case !keyIDsAgree(c.AuthorityKeyId, p.SubjectKeyId):
+		return faultKeyID
+	case p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature) != nil:
+		return faultSignature
 	}
-	if err := p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature); err != nil {
+	return isIssuer
+}
+
+// issued returns nil if p, self-signed when root, issued c, else why not
+// (issuerFaultOf), in words. Of other key identifiers it says whether
+// the signature verifies: if not, p holds another key (that says more).
+func issued(p, c *x509.Certificate, root bool) error {
+	fault := issuerFaultOf(p, c, root)
+	var sigErr error
+	if fault == faultKeyID || fault == faultSignature {
+		sigErr = p.CheckSignature(c.SignatureAlgorithm, c.RawTBSCertificate, c.Signature)
+		if sigErr != nil {
+			fault = faultSignature
+		}
+	}
+	switch fault {
+	case faultName:
+		return fmt.Errorf("%q is not named as the issuer of %q", p.Subject, c.Subject)
+	case faultNotCA:
+		return fmt.Errorf("%q (serial %s) is not a CA certificate (no basic constraints with CA:TRUE)", p.Subject, serialHex(p.SerialNumber))
+	case faultKeyUsage:
+		return fmt.Errorf("the key usage of %q (serial %s) does not allow signing certificates", p.Subject, serialHex(p.SerialNumber))
+	case faultKeyID:
+		return fmt.Errorf("the authority key identifier of CA %q (%x) is not the subject key identifier of %q (serial %s, %x), "+
+			"though its signature verifies", c.Subject, c.AuthorityKeyId, p.Subject, serialHex(p.SerialNumber), p.SubjectKeyId)
+	case faultSignature:
 		return fmt.Errorf("the signature of CA %q does not verify with the key of %q (serial %s): %w",
-			c.Subject, p.Subject, serialHex(p.SerialNumber), err)
+			c.Subject, p.Subject, serialHex(p.SerialNumber), sigErr)
 	}
 	return nil
 }
@@ -126,9 +257,9 @@ func selfSigned(c *x509.Certificate) bool {
 
 // unrooted returns an error naming the first of cas from which no
 // self-signed root of cas can be reached, and why: its issuer is not
-// there, a certificate of its issuer's name is but did not sign it, or
-// its issuers lead to no root (a loop, a root missing above them). In
-// chain mode nothing could check its revocation, and every client under
+// there, a certificate of its issuer's name is but did not sign it (or
+// has another key identifier), or its issuers lead to no root (a loop, a
+// root missing above them). In chain mode nothing could check its revocation, and every client under
 // it would get no answer.
 func (l caLinks) unrooted(cas []*x509.Certificate) error {
 	for _, c := range cas {
@@ -165,32 +296,82 @@ func (l caLinks) whyUnrooted(c *x509.Certificate, cas []*x509.Certificate) error
 // extend returns chain continued with the issuers of its last
 // certificate found among the CAs, up to a self-signed one, and whether
 // the last certificate of the result is self-signed. A last certificate
-// (not the client's own) from which no root can be reached is replaced by
-// its twin. chain itself is not changed.
-func (l caLinks) extend(chain []*x509.Certificate) (full []*x509.Certificate, rooted bool) {
-	full = chain
-	// own says whether full is a copy, which may be changed. The loop is
-	// bounded, though links only ever lead closer to a root.
-	own := false
-	for range len(l.byRaw) + 1 {
-		top := full[len(full)-1]
-		link, ok := l.byRaw[string(top.Raw)]
-		switch {
-		case !ok:
-			return full, selfSigned(top)
-		case link.root:
-			return full, true
-		case link.issuer == nil && (link.twin == nil || len(full) == 1):
-			return full, false
-		}
-		if !own {
-			full, own = append(make([]*x509.Certificate, 0, len(chain)+3), chain...), true
-		}
-		if link.issuer != nil {
-			full = append(full, link.issuer)
-		} else {
-			full[len(full)-1] = link.twin
+// (not the client's own) from which no root can be reached is replaced
+// by a twin; a chain of one whose certificate reaches no root is
+// continued with its issuer alone. Where the CAs offer several issuers or
+// twins, the first from which a way of certificates all valid at now
+// leads to a root is taken (OpenSSL and crypto/x509 pass over an expired
+// issuer too), else the first: crypto/x509 checked the dates of chain,
+// not those of what extend adds, which the caller must check (Check
+// refuses them as expired). chain itself is not changed.
+func (l caLinks) extend(chain []*x509.Certificate, now time.Time) (full []*x509.Certificate, rooted bool) {
+	last := len(chain) - 1
+	top := chain[last]
+	link, ok := l.byRaw[string(top.Raw)]
+	switch {
+	case !ok:
+		return chain, selfSigned(top)
+	case link.root:
+		return chain, true
+	case !link.toRoot && len(chain) == 1 && len(link.issuers) > 0:
+		return []*x509.Certificate{top, firstValid(link.issuers, now)}, false
+	case !link.toRoot && (len(chain) == 1 || len(link.twins) == 0):
+		return chain, false
+	}
+	full = append(make([]*x509.Certificate, 0, len(chain)+3), chain...)
+	if !link.toRoot {
+		full[last] = l.pick(link.twins, now)
+		link = l.byRaw[string(full[last].Raw)]
+	}
+	// Each issuer is one step closer to a root than the certificate it
+	// issued, and a twin reaches a root: the loop ends.
+	for !link.root {
+		p := l.pick(link.issuers, now)
+		full = append(full, p)
+		link = l.byRaw[string(p.Raw)]
+	}
+	return full, true
+}
+
+// pick returns the first of cs, CAs from which a root can be reached,
+// that is valid at now with the certificates of a way from it up to a
+// root, else the first. With one (the usual case) it looks at no date.
+func (l caLinks) pick(cs []*x509.Certificate, now time.Time) *x509.Certificate {
+	if len(cs) > 1 {
+		for _, c := range cs {
+			if l.validUp(c, now) {
+				return c
+			}
 		}
 	}
-	return full, false
+	return cs[0]
+}
+
+// validUp reports whether c and the certificates of some way from it up
+// to a root are valid at now. It tries every way, which is few: those of
+// the ca file, each step closer to a root.
+func (l caLinks) validUp(c *x509.Certificate, now time.Time) bool {
+	if !validAt(c, now) {
+		return false
+	}
+	link := l.byRaw[string(c.Raw)]
+	if link.root {
+		return true
+	}
+	for _, p := range link.issuers {
+		if l.validUp(p, now) {
+			return true
+		}
+	}
+	return false
+}
+
+// firstValid returns the first of cs valid at now, else the first.
+func firstValid(cs []*x509.Certificate, now time.Time) *x509.Certificate {
+	for _, c := range cs {
+		if validAt(c, now) {
+			return c
+		}
+	}
+	return cs[0]
 }

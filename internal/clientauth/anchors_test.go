@@ -2,6 +2,7 @@ package clientauth
 
 import (
 	"context"
+	"crypto"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -276,11 +277,107 @@ func TestExtendTwin(t *testing.T) {
 	leaf := rvClient(t, r1, "frank")
 	links := newCALinks([]*x509.Certificate{cross, r1.cert})
 	chain := []*x509.Certificate{leaf, cross}
-	full, rooted := links.extend(chain)
+	full, rooted := links.extend(chain, time.Now())
 	if !rooted || len(full) != 2 || full[1] != r1.cert || chain[1] != cross {
 		t.Errorf("extend(leaf, cross) = %d certificates, rooted %v; want leaf, Root One, rooted, the chain unchanged", len(full), rooted)
 	}
-	if full, rooted := links.extend([]*x509.Certificate{cross}); rooted || len(full) != 1 || full[0] != cross {
+	if full, rooted := links.extend([]*x509.Certificate{cross}, time.Now()); rooted || len(full) != 1 || full[0] != cross {
 		t.Errorf("extend(cross) = %d certificates, rooted %v; want cross alone, not rooted", len(full), rooted)
+	}
+}
+
+// rvRootAt makes a self-signed root CA named name with key k, subject
+// key identifier ski (nil: Go's), valid from from to to.
+func rvRootAt(t *testing.T, name string, k crypto.Signer, ski []byte, from, to time.Time) *rvCA {
+	t.Helper()
+	tmpl := rvCATmpl(name)
+	tmpl.SubjectKeyId = ski
+	rvSign(t, tmpl, k.Public(), nil, k) // fills in the serial; signed again below
+	tmpl.NotBefore, tmpl.NotAfter = from, to
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, k.Public(), k)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &rvCA{cert: c, key: k}
+}
+
+// TestExtendPassesOverExpired: a root re-issued with new dates (same
+// name, key and key identifier), the old one expired, both in ca, the
+// expired one first: chain mode continues the chain with the valid one,
+// as OpenSSL does, and accepts; with only the expired one it refuses the
+// client as expired at the root's depth. The same for twins.
+func TestExtendPassesOverExpired(t *testing.T) {
+	now := time.Now()
+	rk := rvKey(t)
+	old := rvRootAt(t, "Root", rk, nil, now.AddDate(-10, 0, 0), now.AddDate(0, 0, -1))
+	renewed := rvRootAt(t, "Root", rk, nil, now.AddDate(0, 0, -2), now.AddDate(10, 0, 0))
+	ik := rvKey(t)
+	inter := &rvCA{cert: rvSign(t, rvCATmpl("Inter"), ik.Public(), renewed, nil), key: ik}
+	leaf := rvClient(t, inter, "ivan")
+	crls := []string{rvCRLFileOf(t, renewed), rvCRLFileOf(t, inter)}
+	cas := []*x509.Certificate{inter.cert, old.cert, renewed.cert}
+	chain := shortestChain(t, leaf, nil, cas...)
+	if full, rooted := newCALinks(cas).extend(chain, now); !rooted || len(full) != 3 || full[2] != renewed.cert {
+		t.Errorf("extend: %d certificates, rooted %v; want it to end at the renewed root", len(full), rooted)
+	}
+	p := Policy{CAs: cas, VerifyDepth: 2, Revocation: RevocationChain, CRLFiles: crls}
+	if err := newChecker(t, p, Options{}).Check(context.Background(), chain); err != nil {
+		t.Errorf("Check: %v; want accepted through the renewed root", err)
+	}
+	p.CAs = []*x509.Certificate{inter.cert, old.cert}
+	r := wantRefusal(t, newChecker(t, p, Options{}).Check(context.Background(), chain), ReasonExpired)
+	if r.Depth != 2 || r.Serial != serialHex(old.cert.SerialNumber) {
+		t.Errorf("refusal %v, want the expired root at depth 2", r)
+	}
+
+	// A cross-certificate of Inter whose issuer is not in ca, and two
+	// twins: an expired one first.
+	other := rvRoot(t, "Other Root")
+	cross := rvSign(t, rvCATmpl("Inter"), ik.Public(), other, nil)
+	expiredTwin := rvSignAt(t, rvCATmpl("Inter"), ik.Public(), renewed, now.AddDate(-3, 0, 0), now.AddDate(0, 0, -1))
+	links := newCALinks([]*x509.Certificate{cross, expiredTwin, inter.cert, renewed.cert})
+	if full, rooted := links.extend([]*x509.Certificate{leaf, cross}, now); !rooted || len(full) != 3 || full[1] != inter.cert {
+		t.Errorf("extend(leaf, cross): %d certificates, rooted %v; want the valid twin in place of cross", len(full), rooted)
+	}
+}
+
+// TestLinksKeyIDs: an issuer whose subject key identifier is the CA's
+// authority key identifier comes first, whatever the order of ca, and
+// one with another identifier is not its issuer even though its key
+// signed it (OpenSSL's X509_check_issued): ValidateCAs says so.
+func TestLinksKeyIDs(t *testing.T) {
+	rk := rvKey(t)
+	now := time.Now()
+	a := rvRootAt(t, "Root", rk, []byte("key-id-a"), now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	b := rvRootAt(t, "Root", rk, []byte("key-id-b"), now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	noID := rvRootAt(t, "Root", rk, nil, now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	noID.cert.SubjectKeyId = nil // as a certificate without the extension
+	ik := rvKey(t)
+	inter := rvSign(t, rvCATmpl("Inter"), ik.Public(), a, nil)
+	links := newCALinks([]*x509.Certificate{inter, b.cert, noID.cert, a.cert})
+	if got := links.byRaw[string(inter.Raw)].issuers; len(got) != 2 || got[0] != a.cert || got[1] != noID.cert {
+		t.Errorf("issuers of Inter: %d, want the root of its key identifier, then the one without", len(got))
+	}
+	err := ValidateCAs([]*x509.Certificate{inter, b.cert}, RevocationChain)
+	if err == nil || !strings.Contains(err.Error(), "is not the subject key identifier") || !strings.Contains(err.Error(), "signature verifies") {
+		t.Errorf("ValidateCAs(Inter, root of another key identifier): %v; want it to say so", err)
+	}
+}
+
+// TestLinksOnlyWhenChecked: New builds no links when nothing is checked
+// for revocation, and builds them once otherwise.
+func TestLinksOnlyWhenChecked(t *testing.T) {
+	root := rvRoot(t, "Root")
+	p := Policy{CAs: []*x509.Certificate{root.cert}}
+	if chk := newChecker(t, p, Options{}); chk.links.byRaw != nil {
+		t.Errorf("revocation off: %d links, want none", len(chk.links.byRaw))
+	}
+	p.Revocation, p.CRLFiles = RevocationLeaf, []string{rvCRLFileOf(t, root)}
+	if chk := newChecker(t, p, Options{}); !chk.links.byRaw[string(root.cert.Raw)].root {
+		t.Error("leaf mode: the root is not linked")
 	}
 }

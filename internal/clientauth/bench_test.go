@@ -3,6 +3,7 @@ package clientauth
 import (
 	"context"
 	"crypto/x509"
+	"fmt"
 	"testing"
 
 	"github.com/tlspilot/tlspilot/internal/testenv"
@@ -44,5 +45,28 @@ func benchCheck(b *testing.B, p Policy, c *testenv.IssuedCert) {
 		if err := chk.Check(ctx, chain); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// BenchmarkNewCALinks500 is the cost of linking a large ca bundle, paid
+// by New (and by ValidateCAs in chain mode) at every start and reload:
+// 250 self-signed roots, each with an intermediate, listed
+// intermediates first, as a bundle made from a public root store is.
+func BenchmarkNewCALinks500(b *testing.B) {
+	cas := make([]*x509.Certificate, 0, 500)
+	var roots []*x509.Certificate
+	for i := range 250 {
+		root := rvRoot(b, fmt.Sprintf("Bench Root %d", i))
+		ik := rvKey(b)
+		cas = append(cas, rvSign(b, rvCATmpl(fmt.Sprintf("Bench Inter %d", i)), ik.Public(), root, nil))
+		roots = append(roots, root.cert)
+	}
+	cas = append(cas, roots...)
+	if err := newCALinks(cas).unrooted(cas); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		newCALinks(cas)
 	}
 }

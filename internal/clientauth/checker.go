@@ -86,11 +86,12 @@ type Checker struct {
 // New validates p (Policy.Validate) and returns its Checker. It reads
 // p.CRLFiles, and fails if one cannot be read or parsed.
 func New(p Policy, opts Options) (*Checker, error) {
-	if err := p.Validate(); err != nil {
+	links, err := p.validate()
+	if err != nil {
 		return nil, err
 	}
 	opts = withDefaults(opts)
-	c := &Checker{policy: p, links: newCALinks(p.CAs), log: opts.Logger, timeout: opts.Timeout}
+	c := &Checker{policy: p, links: links, log: opts.Logger, timeout: opts.Timeout}
 	c.base, c.cancel = context.WithCancel(context.Background())
 	if !p.checks() {
 		return c, nil
@@ -217,6 +218,11 @@ func (c *Checker) VerifyConnection(ctx context.Context, cs tls.ConnectionState) 
 //     issuers in Policy.CAs up to the self-signed root (caLinks):
 //     an intermediate in the ca file is checked too.
 //
+// The certificates the chain is continued with must be within their
+// validity periods too, as the chain's own (ReasonExpired): where CAs
+// hold several that fit (a root re-issued with new dates), a valid one
+// is taken.
+//
 // A certificate whose issuer is nowhere at hand gets no answer
 // (Policy.Unknown decides). It returns nil or a *Refusal, within
 // Options.Timeout (or ctx's deadline if sooner).
@@ -230,7 +236,10 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 	}
 	full, rooted := chain, false
 	if c.policy.Revocation == RevocationChain || len(chain) == 1 { // leaf mode needs no more than chain[1]
-		full, rooted = c.links.extend(chain)
+		full, rooted = c.links.extend(chain, now)
+		if err := checkAdded(chain, full, c.policy.Revocation == RevocationChain, now); err != nil {
+			return err
+		}
 	}
 	deadline := now.Add(c.timeout)
 	for i, cert := range full {
@@ -265,12 +274,44 @@ func (c *Checker) checkShape(chain []*x509.Certificate, now time.Time) error {
 		if cert == nil || cert.SerialNumber == nil {
 			return refuse(ReasonUntrusted, chain[0], 0, fmt.Sprintf("no parsed certificate at depth %d", i), nil)
 		}
-		if now.Before(cert.NotBefore) || now.After(cert.NotAfter) {
-			return refuse(ReasonExpired, cert, i, fmt.Sprintf("valid from %s to %s",
-				cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)), nil)
+		if !validAt(cert, now) {
+			return refuseExpired(cert, i)
 		}
 	}
 	return nil
+}
+
+// checkAdded refuses, as checkShape does, a certificate outside its
+// validity period at now that extend put in full, continuing chain: a
+// twin in place of its last certificate, the issuers above. crypto/x509
+// checked the dates of chain only. Of those, all are used in chain mode;
+// otherwise only the issuer of a chain of one (full[1]), and only it is
+// looked at.
+func checkAdded(chain, full []*x509.Certificate, all bool, now time.Time) error {
+	from, to := len(chain), len(full)
+	if full[from-1] != chain[from-1] {
+		from--
+	}
+	if !all {
+		to = min(to, 2)
+	}
+	for i := from; i < to; i++ {
+		if !validAt(full[i], now) {
+			return refuseExpired(full[i], i)
+		}
+	}
+	return nil
+}
+
+// validAt reports whether now is within cert's validity period.
+func validAt(cert *x509.Certificate, now time.Time) bool {
+	return !now.Before(cert.NotBefore) && !now.After(cert.NotAfter)
+}
+
+// refuseExpired refuses cert, at depth, as outside its validity period.
+func refuseExpired(cert *x509.Certificate, depth int) error {
+	return refuse(ReasonExpired, cert, depth, fmt.Sprintf("valid from %s to %s",
+		cert.NotBefore.UTC().Format(time.RFC3339), cert.NotAfter.UTC().Format(time.RFC3339)), nil)
 }
 
 // checkOne checks cert, issued by issuer, at depth in its chain, asking

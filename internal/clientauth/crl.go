@@ -233,13 +233,17 @@ func fullNameURIs(der []byte) []string {
 }
 
 // covers reports whether l may answer for cert, issued by issuer: same
-// issuer name and key identifier, and a scope that includes cert. It
+// issuer name, the same key identifier or a signature that verifies
+// with issuer's key, and a scope that includes cert. The identifier only
+// picks out the issuer's key, which the signature proves: a CA
+// certificate re-issued with the same key under another identifier (a
+// new validity period, another tool) has its key's CRLs. Otherwise it
 // does not check the signature (verify) nor the dates (fresh).
 func (l *crl) covers(cert, issuer *x509.Certificate) bool {
 	if !bytes.Equal(l.rawIssuer, cert.RawIssuer) {
 		return false
 	}
-	if len(l.authKeyID) > 0 && len(issuer.SubjectKeyId) > 0 && !bytes.Equal(l.authKeyID, issuer.SubjectKeyId) {
+	if !keyIDsAgree(l.authKeyID, issuer.SubjectKeyId) && l.verify(issuer) != nil {
 		return false
 	}
 	s := l.scope

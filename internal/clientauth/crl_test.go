@@ -535,3 +535,36 @@ func TestCheckCRLFile(t *testing.T) {
 		}
 	}
 }
+
+// TestCRLOtherKeyIDSameKey: crypto/x509 verifies a chain through a root
+// re-issued with the same key under another subject key identifier (the
+// first root not in ca, the intermediate sent by the client). The CRL
+// of that key names the first identifier; its signature verifies with
+// the re-issued root's key, so it answers: the intermediate is refused
+// as revoked. A CRL of the same name signed by another key still does
+// not answer.
+func TestCRLOtherKeyIDSameKey(t *testing.T) {
+	rk := rvKey(t)
+	now := time.Now()
+	first := rvRootAt(t, "Root", rk, []byte("first-key-id"), now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	again := rvRootAt(t, "Root", rk, []byte("other-key-id"), now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	ik := rvKey(t)
+	inter := &rvCA{cert: rvSign(t, rvCATmpl("Inter"), ik.Public(), first, nil), key: ik}
+	leaf := rvClient(t, inter, "judy")
+	chain := shortestChain(t, leaf, []*x509.Certificate{inter.cert}, again.cert)
+	if len(chain) != 3 || chain[2] != again.cert {
+		t.Fatalf("verified chain of %d, want leaf, Inter, the re-issued root (the case under test)", len(chain))
+	}
+	p := Policy{CAs: []*x509.Certificate{again.cert}, VerifyDepth: 2, Revocation: RevocationChain,
+		CRLFiles: []string{rvCRLFileOf(t, first, inter.cert.SerialNumber), rvCRLFileOf(t, inter)}}
+	wantRefusal(t, newChecker(t, p, Options{}).Check(context.Background(), chain), ReasonRevoked)
+
+	impostor := rvRootAt(t, "Root", rvKey(t), []byte("first-key-id"), now.Add(-time.Hour), now.AddDate(1, 0, 0))
+	l, err := parseCRL(makeCRL(t, impostor.cert, impostor.key, -time.Minute, time.Hour, nil), "impostor")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.covers(inter.cert, again.cert) {
+		t.Error("a CRL of another key and identifier covers the re-issued root's intermediate")
+	}
+}

@@ -129,34 +129,42 @@ type Policy struct {
 // them can be reached), an OCSP responder URL that is not http://, or a
 // revocation check with no source of answers.
 func (p Policy) Validate() error {
+	_, err := p.validate()
+	return err
+}
+
+// validate is Validate, and returns the links of p.CAs when p checks
+// revocation (Check needs them only then), built once.
+func (p Policy) validate() (caLinks, error) {
 	switch p.Mode {
 	case "", ModeRequire, ModeOptional:
 	default:
-		return fmt.Errorf("client_auth: mode %q: want require or optional", p.Mode)
+		return caLinks{}, fmt.Errorf("client_auth: mode %q: want require or optional", p.Mode)
 	}
 	switch p.Revocation {
 	case "", RevocationOff, RevocationLeaf, RevocationChain:
 	default:
-		return fmt.Errorf("client_auth: revocation %q: want off, leaf or chain", p.Revocation)
+		return caLinks{}, fmt.Errorf("client_auth: revocation %q: want off, leaf or chain", p.Revocation)
 	}
 	switch p.Unknown {
 	case "", UnknownDeny, UnknownAllow:
 	default:
-		return fmt.Errorf("client_auth: revocation_unknown %q: want deny or allow", p.Unknown)
+		return caLinks{}, fmt.Errorf("client_auth: revocation_unknown %q: want deny or allow", p.Unknown)
 	}
 	if p.VerifyDepth < 0 {
-		return fmt.Errorf("client_auth: verify_depth %d: must not be negative", p.VerifyDepth)
+		return caLinks{}, fmt.Errorf("client_auth: verify_depth %d: must not be negative", p.VerifyDepth)
 	}
-	if err := ValidateCAs(p.CAs, p.Revocation); err != nil {
-		return fmt.Errorf("client_auth: ca: %w", err)
+	links, err := validateCAs(p.CAs, p.Revocation)
+	if err != nil {
+		return caLinks{}, fmt.Errorf("client_auth: ca: %w", err)
 	}
 	if p.OCSPResponder != "" && !isHTTPURL(p.OCSPResponder, true) {
-		return fmt.Errorf("client_auth: ocsp_responder %q: want an http:// URL", p.OCSPResponder)
+		return caLinks{}, fmt.Errorf("client_auth: ocsp_responder %q: want an http:// URL", p.OCSPResponder)
 	}
 	if p.checks() && len(p.CRLFiles) == 0 && !p.CRLFetch && !p.OCSP {
-		return fmt.Errorf("client_auth: revocation %q needs crl, crl_fetch or ocsp", p.Revocation)
+		return caLinks{}, fmt.Errorf("client_auth: revocation %q needs crl, crl_fetch or ocsp", p.Revocation)
 	}
-	return nil
+	return links, nil
 }
 
 // ClientAuth is the tls.ClientAuthType for the mode: the TLS stack
@@ -187,21 +195,32 @@ func (p Policy) Pool() *x509.CertPool {
 // configuration check that reads the ca file with ReadCAFile runs it to
 // refuse what New would.
 func ValidateCAs(cas []*x509.Certificate, r Revocation) error {
+	_, err := validateCAs(cas, r)
+	return err
+}
+
+// validateCAs is ValidateCAs, and returns the links of cas when r checks
+// revocation (none otherwise).
+func validateCAs(cas []*x509.Certificate, r Revocation) (caLinks, error) {
 	if len(cas) == 0 {
-		return errors.New("no CA certificate")
+		return caLinks{}, errors.New("no CA certificate")
 	}
 	for _, c := range cas {
 		if c == nil {
-			return errors.New("nil certificate")
+			return caLinks{}, errors.New("nil certificate")
 		}
 		if err := checkCA(c); err != nil {
-			return err
+			return caLinks{}, err
 		}
 	}
-	if r == RevocationChain {
-		return newCALinks(cas).unrooted(cas)
+	if r != RevocationLeaf && r != RevocationChain {
+		return caLinks{}, nil
 	}
-	return nil
+	links := newCALinks(cas)
+	if r == RevocationChain {
+		return links, links.unrooted(cas)
+	}
+	return links, nil
 }
 
 // checks reports whether any certificate is checked for revocation.

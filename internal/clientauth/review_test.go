@@ -30,7 +30,7 @@ type rvCA struct {
 }
 
 // rvKey returns a new P-256 key.
-func rvKey(t *testing.T) crypto.Signer {
+func rvKey(t testing.TB) crypto.Signer {
 	t.Helper()
 	k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
@@ -41,7 +41,7 @@ func rvKey(t *testing.T) crypto.Signer {
 
 // rvSign has parent (nil: self-signed with key) sign tmpl for pub, with
 // dates and a random serial filled in.
-func rvSign(t *testing.T, tmpl *x509.Certificate, pub crypto.PublicKey, parent *rvCA, key crypto.Signer) *x509.Certificate {
+func rvSign(t testing.TB, tmpl *x509.Certificate, pub crypto.PublicKey, parent *rvCA, key crypto.Signer) *x509.Certificate {
 	t.Helper()
 	serial, err := rand.Int(rand.Reader, big.NewInt(1<<62))
 	if err != nil {
@@ -71,7 +71,7 @@ func rvCATmpl(name string) *x509.Certificate {
 }
 
 // rvRoot makes a self-signed root CA.
-func rvRoot(t *testing.T, name string) *rvCA {
+func rvRoot(t testing.TB, name string) *rvCA {
 	t.Helper()
 	k := rvKey(t)
 	return &rvCA{cert: rvSign(t, rvCATmpl(name), k.Public(), nil, k), key: k}
@@ -267,7 +267,7 @@ func TestReviewRootRolloverLinks(t *testing.T) {
 	if err := newChecker(t, p, Options{}).Check(context.Background(), chain); err != nil {
 		t.Errorf("Check: %v; want accepted (intermediate -> the new self-signed root is fully answered)", err)
 	}
-	full, rooted := newCALinks(cas).extend(chain)
+	full, rooted := newCALinks(cas).extend(chain, time.Now())
 	if !rooted {
 		t.Errorf("extend: %d certificates, not rooted; want it to end at a self-signed root", len(full))
 	}
