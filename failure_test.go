@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
+	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/internal/testenv"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
@@ -230,5 +232,29 @@ func TestFailedEventTimedAtTheFailure(t *testing.T) {
 	}
 	if d := fails[0].RetryAt.Sub(fails[0].Time); d < cfg.RetryMin/2 {
 		t.Errorf("retry %v after the event's time, want at least half of RetryMin (%v): the event was timed after the state was stored", d, cfg.RetryMin/2)
+	}
+}
+
+// TestOrderRetryFloor: after an order that could not succeed (a failed
+// validation), the next comes no sooner than 12 minutes, so that at most
+// 5 fail in an hour (Let's Encrypt's limit per name); other failures keep
+// the plain backoff, and a RetryMax shorter than the floor still rules.
+func TestOrderRetryFloor(t *testing.T) {
+	now := time.Now()
+	m := &Manager{backoff: renewal.Backoff{Min: time.Minute}}
+	at, failures := now, 0
+	for attempt := 1; at.Before(now.Add(time.Hour)); attempt++ {
+		failures++
+		at = m.retryAt(at, attempt, acmeclient.BadOrder, time.Time{})
+	}
+	if failures > 5 {
+		t.Errorf("%d failed orders within an hour, want at most 5", failures)
+	}
+	if d := m.retryAt(now, 1, acmeclient.Transient, time.Time{}).Sub(now); d > time.Minute {
+		t.Errorf("first retry after a transient failure in %v, want the backoff's (at most 1m)", d)
+	}
+	short := &Manager{backoff: renewal.Backoff{Min: time.Second, Max: 5 * time.Second}}
+	if d := short.retryAt(now, 1, acmeclient.BadOrder, time.Time{}).Sub(now); d > 5*time.Second {
+		t.Errorf("retry in %v with RetryMax 5s, want at most 5s", d)
 	}
 }

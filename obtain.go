@@ -1,6 +1,7 @@
 package tlspilot
 
 import (
+	"cmp"
 	"context"
 	"crypto/x509"
 	"errors"
@@ -11,6 +12,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/issuance"
+	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/internal/solvers"
 	"github.com/tlspilot/tlspilot/storage"
 )
@@ -457,10 +459,7 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	class := acmeclient.ClassOf(err)
 	prob := problemOf(err)
 	st, notAfter := e.failed(now, err, prob, func(attempts int) time.Time {
-		if class == acmeclient.BadNonce && attempts == 1 {
-			return now.Add(quickRetry + time.Duration(jitter()*float64(quickRetry)))
-		}
-		return m.backoff.Next(now, attempts, acmeclient.RetryAfterOf(err), jitter)
+		return m.retryAt(now, attempts, class, acmeclient.RetryAfterOf(err))
 	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -494,6 +493,32 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 // quickRetry is the delay before the one quick retry after a rejected
 // nonce (up to twice this with jitter).
 const quickRetry = time.Second
+
+// orderRetryFloor is the least delay before a new order after one that
+// could not succeed (acmeclient.BadOrder: a failed validation above all),
+// or RetryMax if that is shorter. Let's Encrypt allows 5 failed
+// validations per name and account per hour, and the backoff doubling
+// from one minute alone would make 6 in the first half hour; with this
+// floor there are at most 5 in an hour.
+const orderRetryFloor = 12 * time.Minute
+
+// retryAt is when to try again after the attempts-th consecutive failure
+// at now, of class, with the CA's Retry-After (zero if none): the backoff,
+// with one quick retry after a first rejected nonce and orderRetryFloor
+// after an order that could not succeed.
+func (m *Manager) retryAt(now time.Time, attempts int, class acmeclient.Class, retryAfter time.Time) time.Time {
+	if class == acmeclient.BadNonce && attempts == 1 {
+		return now.Add(quickRetry + time.Duration(jitter()*float64(quickRetry)))
+	}
+	next := m.backoff.Next(now, attempts, retryAfter, jitter)
+	if class == acmeclient.BadOrder {
+		floor := now.Add(min(orderRetryFloor, cmp.Or(m.backoff.Max, renewal.DefaultBackoffMax)))
+		if next.Before(floor) {
+			next = floor
+		}
+	}
+	return next
+}
 
 // Bounds of the interval between renewal information requests for one
 // certificate (RFC 9773 §4.3: the CA's Retry-After, clamped to reasonable
