@@ -53,9 +53,12 @@ type Record struct {
 // Both MUST honour ctx cancellation and MUST be safe for concurrent use.
 // They SHOULD change all the records of one zone in one request (recs may
 // hold hundreds of records of several zones). Their errors SHOULD name the
-// provider, the zone, the server and the response code, as in
-// "rfc2136: update example.com at 192.0.2.53:53: NOTAUTH (TSIG: BADSIG)",
-// and MUST NOT contain secrets.
+// provider, the zone, the server and the response code, and say what to
+// check, as in "rfc2136: update example.com at 192.0.2.53:53: NOTAUTH
+// (TSIG: BADSIG): signature refused: the secret or algorithm (hmac-sha256)
+// of TSIG key tlspilot. differs from the server's"; they MUST NOT contain
+// secrets, and SHOULD wrap ErrConfig when only a change of configuration
+// can fix them.
 type Provider interface {
 	Present(ctx context.Context, recs []Record) error
 	CleanUp(ctx context.Context, recs []Record) error
@@ -65,6 +68,13 @@ type Provider interface {
 // changed: the server refused the request as a whole, or was never
 // reached.
 var ErrUnchanged = errors.New("nothing changed")
+
+// ErrConfig is wrapped by Provider errors that retrying cannot fix until
+// a configuration changes, here or at the DNS server: the server does not
+// know the key, refuses its signature, or does not let it update the
+// zone. The error says what to check. Callers SHOULD retry such failures
+// no faster than failed orders, and report them as configuration errors.
+var ErrConfig = errors.New("configuration error")
 
 // ChallengeName returns the name whose TXT record answers the dns-01
 // challenge for domain: "_acme-challenge.<domain>.", lower case, the same

@@ -5,17 +5,76 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
 	"strings"
 )
 
-// keyClauseSecret finds the secret of a BIND key clause.
-var keyClauseSecret = regexp.MustCompile(`secret\s+"([^"]*)"`)
+// keyClause matches a BIND key clause, key "name" { ... };, as
+// tsig-keygen writes it: the name, and the statements between the braces.
+var keyClause = regexp.MustCompile(`(?s)\bkey\s+"?([^"\s{]+)"?\s*\{(.*?)\}\s*;`)
 
-// ReadSecret reads a base64 secret from the file at path: the secret
-// alone, or a BIND key clause (key "name" { algorithm ...; secret "..."; };)
-// as tsig-keygen writes it. Like ssh with private keys, it refuses a file
-// that group or others may read, with an error naming the path.
+// Statements of a key clause.
+var (
+	clauseSecret    = regexp.MustCompile(`secret\s+"([^"]*)"`)
+	clauseAlgorithm = regexp.MustCompile(`algorithm\s+"?([A-Za-z0-9.-]+)"?\s*;`)
+)
+
+// TSIGKey is a TSIG key as read from a secret file.
+type TSIGKey struct {
+	// Name is the key's name as the file's key clause gives it, or the
+	// name asked for when the file holds the secret alone.
+	Name string
+	// Algorithm is the key clause's algorithm, lower case without a
+	// trailing dot, or the algorithm asked for (which may be "") when the
+	// file holds the secret alone or its clause names none.
+	Algorithm string
+	// Secret is the base64 secret.
+	Secret string
+}
+
+// ReadKey reads the TSIG key named name from the file at path: the base64
+// secret alone, or BIND key clauses (key "name" { algorithm ...; secret
+// "..."; };) as tsig-keygen writes them, of which it takes the one named
+// name (names compared without case or trailing dot; with name "", the
+// only one). alg is the algorithm configured, or "" for none: a clause's
+// algorithm is used when alg is "", and a clause whose algorithm differs
+// from alg is an error naming both, as is one whose algorithm is neither
+// hmac-sha256 nor hmac-sha512. Errors name the file and never
+// contain the secret. Like ssh with private keys, it refuses a file that
+// group or others may read.
+func ReadKey(path, name, alg string) (TSIGKey, error) {
+	s, err := readSecretFile(path)
+	if err != nil {
+		return TSIGKey{}, err
+	}
+	k := TSIGKey{Name: name, Algorithm: normalAlgorithm(alg), Secret: s}
+	if clauses := keyClause.FindAllStringSubmatch(s, -1); clauses != nil {
+		k, err = pickClause(clauses, name, k.Algorithm)
+		if err != nil {
+			return TSIGKey{}, fmt.Errorf("secret file %s: %w", path, err)
+		}
+	} else if m := clauseSecret.FindStringSubmatch(s); m != nil {
+		k.Secret = m[1]
+	}
+	if err := checkBase64(k.Secret); err != nil {
+		return TSIGKey{}, fmt.Errorf("secret file %s: %w", path, err)
+	}
+	return k, nil
+}
+
+// ReadSecret reads the base64 secret from the file at path as ReadKey
+// does, for a file that holds one key (or the secret alone): a file with
+// several key clauses is refused, since the key's name is not known
+// here. ReadKey also checks the clause's name and algorithm against the
+// configuration's.
 func ReadSecret(path string) (string, error) {
+	k, err := ReadKey(path, "", "")
+	return k.Secret, err
+}
+
+// readSecretFile reads the file at path, refusing one that group or
+// others may read, and trims the white space around its content.
+func readSecretFile(path string) (string, error) {
 	fi, err := os.Stat(path)
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)
@@ -30,14 +89,53 @@ func ReadSecret(path string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("secret file: %w", err)
 	}
-	s := strings.TrimSpace(string(b))
-	if m := keyClauseSecret.FindStringSubmatch(s); m != nil {
-		s = m[1]
+	return strings.TrimSpace(string(b)), nil
+}
+
+// pickClause returns the key of the clause named name (the only clause
+// when name is ""), with its algorithm checked against alg.
+func pickClause(clauses [][]string, name, alg string) (TSIGKey, error) {
+	var names []string
+	for _, c := range clauses {
+		names = append(names, c[1])
 	}
-	if err := checkBase64(s); err != nil {
-		return "", fmt.Errorf("secret file %s: %w", path, err)
+	i := slices.IndexFunc(clauses, func(c []string) bool { return sameKeyName(c[1], name) })
+	switch {
+	case name == "" && len(clauses) == 1:
+		i = 0
+	case name == "":
+		return TSIGKey{}, fmt.Errorf("holds keys %s: set tsig_key to the one to use", strings.Join(names, ", "))
+	case i < 0:
+		return TSIGKey{}, fmt.Errorf("has no key %s (keys found: %s): check tsig_key", name, strings.Join(names, ", "))
 	}
-	return s, nil
+	k := TSIGKey{Name: clauses[i][1], Algorithm: alg}
+	if m := clauseSecret.FindStringSubmatch(clauses[i][2]); m != nil {
+		k.Secret = m[1]
+	}
+	m := clauseAlgorithm.FindStringSubmatch(clauses[i][2])
+	if m == nil {
+		return k, nil
+	}
+	switch fileAlg := normalAlgorithm(m[1]); {
+	case fileAlg != "hmac-sha256" && fileAlg != "hmac-sha512":
+		return TSIGKey{}, fmt.Errorf("defines key %s with %s: want hmac-sha256 or hmac-sha512 (tsig-keygen -a hmac-sha256)", k.Name, fileAlg)
+	case alg == "":
+		k.Algorithm = fileAlg
+	case fileAlg != alg:
+		return TSIGKey{}, fmt.Errorf("defines key %s with %s, but tsig_algorithm is %s", k.Name, fileAlg, alg)
+	}
+	return k, nil
+}
+
+// sameKeyName reports whether two key names are the same name.
+func sameKeyName(a, b string) bool {
+	return strings.EqualFold(strings.TrimSuffix(a, "."), strings.TrimSuffix(b, "."))
+}
+
+// normalAlgorithm returns a TSIG algorithm name lower case, without a
+// trailing dot.
+func normalAlgorithm(alg string) string {
+	return strings.ToLower(strings.TrimSuffix(alg, "."))
 }
 
 // SecretFromEnv returns the base64 secret in the environment variable

@@ -15,7 +15,12 @@
 // already; cleanup must remove that value only and succeed if it is
 // absent. Exit status 0 means done; anything else fails the call, with the
 // end of the program's standard error in the error. Runs are never
-// concurrent: one at a time, in order, each killed after Timeout. The
+// concurrent: one at a time, in order, each killed after Timeout. Each
+// run has its own process group (on Unix), killed when the run ends: at
+// Timeout, and after the program exited, so that nothing it started in the
+// background outlives it. A program that exits 0 while a process it
+// started still holds its standard error open succeeds (with a warning in
+// the log) once that output has been waited for a second. The
 // program need not wait until the record is visible: tlspilot checks the
 // authoritative servers itself.
 package exec
@@ -25,6 +30,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"os"
 	osexec "os/exec"
 	"strings"
@@ -37,6 +43,10 @@ import (
 // maxStderr bounds the standard error kept for an error message.
 const maxStderr = 2048
 
+// waitDelay bounds how long the program's standard error is read after it
+// exited: a process it left running may hold it open.
+const waitDelay = time.Second
+
 // Options configures a Provider.
 type Options struct {
 	// Command is the program: an absolute path, or a name looked up in
@@ -44,6 +54,8 @@ type Options struct {
 	Command string
 	// Timeout bounds one run of the program. Default 60s.
 	Timeout time.Duration
+	// Log receives warnings about runs that succeeded. Nil discards them.
+	Log *slog.Logger
 }
 
 // Provider runs a program to add and remove TXT records. It is safe for
@@ -51,6 +63,7 @@ type Options struct {
 type Provider struct {
 	command string
 	timeout time.Duration
+	log     *slog.Logger
 	mu      sync.Mutex // one run at a time
 }
 
@@ -66,7 +79,10 @@ func New(opts Options) (*Provider, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("exec: command %s: %w", opts.Command, err)
 	}
-	p := &Provider{command: path, timeout: opts.Timeout}
+	p := &Provider{command: path, timeout: opts.Timeout, log: opts.Log}
+	if p.log == nil {
+		p.log = slog.New(slog.DiscardHandler)
+	}
 	if p.timeout <= 0 {
 		p.timeout = 60 * time.Second
 	}
@@ -106,7 +122,9 @@ func (p *Provider) CleanUp(ctx context.Context, recs []dns01.Record) error {
 	return errors.Join(errs...)
 }
 
-// run runs the program once.
+// run runs the program once, in its own process group, which is killed
+// when the run ends: at the timeout or ctx's end while the program runs,
+// and after it exited, so that nothing it started outlives it.
 func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runError {
 	ctx, cancel := context.WithTimeout(ctx, p.timeout)
 	defer cancel()
@@ -114,8 +132,19 @@ func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runE
 	cmd.Env = append(os.Environ(), "TLSPILOT_DNS_ZONE="+r.Zone)
 	stderr := &tailBuffer{max: maxStderr}
 	cmd.Stderr = stderr
-	cmd.WaitDelay = time.Second
+	cmd.WaitDelay = waitDelay
+	ownGroup(cmd)
 	err := cmd.Run()
+	if cmd.Process != nil {
+		killGroup(cmd) // what it left running
+	}
+	if errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// Exit status 0: the hook did its work, but left a process that
+		// holds its standard error open, which Wait stopped waiting for.
+		p.log.Warn("dns-01 hook exited 0 but left a process holding its standard error open; its process group was killed",
+			"program", p.command, "action", action, "fqdn", r.FQDN)
+		err = nil
+	}
 	if err == nil {
 		return nil
 	}
@@ -124,8 +153,8 @@ func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runE
 	var exitErr *osexec.ExitError
 	switch {
 	case ctx.Err() == context.DeadlineExceeded:
-		e.err = fmt.Errorf("killed after %v: %w", p.timeout, err)
-	case !errors.As(err, &exitErr):
+		e.err = fmt.Errorf("killed after %v, with its process group: %w", p.timeout, err)
+	case !errors.As(err, &exitErr) && cmd.ProcessState == nil:
 		e.unchanged = true // it did not start
 	}
 	return e

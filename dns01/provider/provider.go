@@ -43,28 +43,39 @@ func newRFC2136(cfg dns01.Config, log *slog.Logger) (dns01.Provider, error) {
 	if cfg.Command != "" {
 		return nil, fmt.Errorf("dns: command is for the exec provider, not rfc2136")
 	}
-	var secret string
-	var err error
-	switch {
-	case cfg.TSIGSecretFile != "" && cfg.TSIGSecretEnv != "":
-		return nil, fmt.Errorf("dns: set tsig_secret_file or tsig_secret_env, not both")
-	case cfg.TSIGSecretFile != "":
-		secret, err = dns01.ReadSecret(cfg.TSIGSecretFile)
-	case cfg.TSIGSecretEnv != "":
-		secret, err = dns01.SecretFromEnv(cfg.TSIGSecretEnv)
-	default:
-		return nil, fmt.Errorf("dns: rfc2136 needs tsig_secret_file (or tsig_secret_env)")
-	}
+	key, err := tsigKey(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("dns: %w", err)
+		return nil, err
 	}
-	p, err := rfc2136.New(rfc2136.Options{Server: cfg.Server, TSIGKey: cfg.TSIGKey, TSIGAlgorithm: cfg.TSIGAlgorithm,
-		TSIGSecret: secret, Timeout: cfg.Timeout})
+	p, err := rfc2136.New(rfc2136.Options{Server: cfg.Server, TSIGKey: cfg.TSIGKey, TSIGAlgorithm: key.Algorithm,
+		TSIGSecret: key.Secret, Timeout: cfg.Timeout})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}
 	log.Debug("dns-01 provider", "provider", "rfc2136", "server", cfg.Server, "tsig_key", cfg.TSIGKey)
 	return p, nil
+}
+
+// tsigKey reads the TSIG secret that cfg names. From a file, the key
+// clause named TSIGKey is taken, and its algorithm when TSIGAlgorithm is
+// unset.
+func tsigKey(cfg dns01.Config) (dns01.TSIGKey, error) {
+	key := dns01.TSIGKey{Name: cfg.TSIGKey, Algorithm: cfg.TSIGAlgorithm}
+	var err error
+	switch {
+	case cfg.TSIGSecretFile != "" && cfg.TSIGSecretEnv != "":
+		return key, fmt.Errorf("dns: set tsig_secret_file or tsig_secret_env, not both")
+	case cfg.TSIGSecretFile != "":
+		key, err = dns01.ReadKey(cfg.TSIGSecretFile, cfg.TSIGKey, cfg.TSIGAlgorithm)
+	case cfg.TSIGSecretEnv != "":
+		key.Secret, err = dns01.SecretFromEnv(cfg.TSIGSecretEnv)
+	default:
+		return key, fmt.Errorf("dns: rfc2136 needs tsig_secret_file (or tsig_secret_env)")
+	}
+	if err != nil {
+		return key, fmt.Errorf("dns: %w", err)
+	}
+	return key, nil
 }
 
 func newExec(cfg dns01.Config, log *slog.Logger) (dns01.Provider, error) {
@@ -74,7 +85,7 @@ func newExec(cfg dns01.Config, log *slog.Logger) (dns01.Provider, error) {
 			return nil, fmt.Errorf("dns: %s is for the rfc2136 provider, not exec", kv[0])
 		}
 	}
-	p, err := exec.New(exec.Options{Command: cfg.Command, Timeout: cfg.Timeout})
+	p, err := exec.New(exec.Options{Command: cfg.Command, Timeout: cfg.Timeout, Log: log})
 	if err != nil {
 		return nil, fmt.Errorf("dns: %w", err)
 	}

@@ -28,6 +28,7 @@ func TestNew(t *testing.T) {
 	secret := writeFile(t, "tsig.secret", "c2VjcmV0\n", 0o600)
 	open := writeFile(t, "open.secret", "c2VjcmV0\n", 0o644)
 	hook := writeFile(t, "hook", "#!/bin/sh\n", 0o700)
+	clause := writeFile(t, "tsig.key", "key \"tp512.\" { algorithm hmac-sha512; secret \"c2VjcmV0\"; };\n", 0o600)
 	t.Setenv("TLSPILOT_TEST_TSIG", "c2VjcmV0")
 
 	good := []dns01.Config{
@@ -68,6 +69,10 @@ func TestNew(t *testing.T) {
 		{dns01.Config{Provider: "rfc2136", TSIGKey: "k", TSIGSecretFile: secret}, "rfc2136: no server"},
 		{dns01.Config{Provider: "exec", Command: hook, TSIGKey: "k"}, "tsig_key is for the rfc2136 provider"},
 		{dns01.Config{Provider: "exec"}, "exec: no command"},
+		{dns01.Config{Provider: "rfc2136", Server: "ns1", TSIGKey: "tlspilot.", TSIGSecretFile: clause},
+			"dns: secret file " + clause + ": has no key tlspilot. (keys found: tp512.): check tsig_key"},
+		{dns01.Config{Provider: "rfc2136", Server: "ns1", TSIGKey: "tp512.", TSIGAlgorithm: "hmac-sha256", TSIGSecretFile: clause},
+			"dns: secret file " + clause + ": defines key tp512. with hmac-sha512, but tsig_algorithm is hmac-sha256"},
 	}
 	for _, tt := range bad {
 		if _, err := provider.New(tt.cfg, nil); err == nil || !strings.Contains(err.Error(), tt.want) {

@@ -35,7 +35,7 @@ type Options struct {
 	// TSIGAlgorithm is "hmac-sha256" (the default) or "hmac-sha512".
 	TSIGAlgorithm string
 	// TSIGSecret is the key's secret, base64. Required. See
-	// dns01.ReadSecret to read it from a file.
+	// dns01.ReadKey to read it, and the algorithm, from a file.
 	TSIGSecret string
 	// TTL is the TTL of the records added. Default 60s.
 	TTL time.Duration
@@ -136,10 +136,10 @@ type mayHaveChanged struct{ err error }
 func (e mayHaveChanged) Error() string { return e.err.Error() }
 
 // Unwrap returns the cause of the failed update, without the marker.
-func (e mayHaveChanged) Unwrap() error {
+func (e mayHaveChanged) Unwrap() []error {
 	var u *updateError
 	if errors.As(e.err, &u) {
-		return u.err
+		return u.causes()
 	}
 	return nil
 }
@@ -188,21 +188,21 @@ func (p *Provider) send(ctx context.Context, recs []dns01.Record, remove bool) e
 	defer cancel()
 	p.updates.Add(1)
 	r, _, err := c.ExchangeContext(ctx, m, p.server)
-	return p.check(zone, r, err)
+	names := make([]string, len(recs))
+	for i, r := range recs {
+		names[i] = strings.TrimSuffix(r.FQDN, ".")
+	}
+	return p.check(zone, names, r, err)
 }
 
-// check turns the outcome of an update into an error, or nil.
-func (p *Provider) check(zone string, r *dns.Msg, err error) error {
+// check turns the outcome of an update of names in zone into an error,
+// or nil.
+func (p *Provider) check(zone string, names []string, r *dns.Msg, err error) error {
 	e := &updateError{zone: zone, server: p.server}
 	switch {
 	case r != nil && r.Rcode != dns.RcodeSuccess:
-		e.rcode, e.unchanged = dns.RcodeToString[r.Rcode], true
-		if t := r.IsTsig(); t != nil && t.Error != dns.RcodeSuccess {
-			e.rcode += " (TSIG: " + dns.RcodeToString[int(t.Error)] + ")"
-		}
-		if e.rcode == "" {
-			e.rcode = fmt.Sprintf("rcode %d", r.Rcode)
-		}
+		e.unchanged = true
+		e.rcode, e.config = p.refusal(zone, names, r)
 	case r != nil && err != nil:
 		e.err = fmt.Errorf("the response's TSIG signature does not verify: %w", err)
 	case err != nil:
@@ -214,12 +214,55 @@ func (p *Provider) check(zone string, r *dns.Msg, err error) error {
 	return e
 }
 
+// refusal explains an update's error response: what the server refused
+// and what to check, naming the key and its algorithm. config says that
+// only a change of configuration (here or at the server) can fix it.
+func (p *Provider) refusal(zone string, names []string, r *dns.Msg) (why string, config bool) {
+	rcode := dns.RcodeToString[r.Rcode]
+	if rcode == "" {
+		rcode = fmt.Sprintf("rcode %d", r.Rcode)
+	}
+	key, alg := p.key, strings.TrimSuffix(p.alg, ".")
+	tsigErr := uint16(dns.RcodeSuccess)
+	if t := r.IsTsig(); t != nil {
+		tsigErr = t.Error
+	}
+	if tsigErr != dns.RcodeSuccess {
+		rcode += " (TSIG: " + dns.RcodeToString[int(tsigErr)] + ")"
+	}
+	switch {
+	case tsigErr == dns.RcodeBadKey:
+		return fmt.Sprintf("%s: the server does not know TSIG key %s with %s: check tsig_key, tsig_algorithm and the server's key clause", rcode, key, alg), true
+	case tsigErr == dns.RcodeBadSig:
+		return fmt.Sprintf("%s: signature refused: the secret or algorithm (%s) of TSIG key %s differs from the server's", rcode, alg, key), true
+	case tsigErr == dns.RcodeBadTime:
+		return rcode + ": signature time refused: this host's clock and the server's differ by more than 5 minutes", false
+	case tsigErr != dns.RcodeSuccess:
+		return rcode, false
+	case r.Rcode == dns.RcodeRefused:
+		return fmt.Sprintf("%s: the zone's update-policy/allow-update does not grant TSIG key %s for %s", rcode, key, nameList(names)), true
+	case r.Rcode == dns.RcodeNotAuth:
+		return fmt.Sprintf("%s: the server is not authoritative for zone %s or TSIG key %s is not accepted", rcode, strings.TrimSuffix(zone, "."), key), true
+	}
+	return rcode, false
+}
+
+// nameList names the first records of an update, for a message.
+func nameList(names []string) string {
+	const most = 3
+	if len(names) <= most {
+		return strings.Join(names, ", ")
+	}
+	return fmt.Sprintf("%s and %d more", strings.Join(names[:most], ", "), len(names)-most)
+}
+
 // updateError is a failed update.
 type updateError struct {
 	zone, server string
-	rcode        string // the response code, when the server answered
+	rcode        string // the response code and what it means, when the server answered
 	err          error
 	unchanged    bool // nothing was changed
+	config       bool // only a change of configuration can fix it
 }
 
 func (e *updateError) Error() string {
@@ -231,12 +274,23 @@ func (e *updateError) Error() string {
 }
 
 func (e *updateError) Unwrap() []error {
+	out := e.causes()
+	if e.unchanged {
+		out = append(out, dns01.ErrUnchanged)
+	}
+	return out
+}
+
+// causes returns the cause of the failure and dns01.ErrConfig if only a
+// change of configuration can fix it: what Unwrap returns but
+// dns01.ErrUnchanged.
+func (e *updateError) causes() []error {
 	var out []error
 	if e.err != nil {
 		out = append(out, e.err)
 	}
-	if e.unchanged {
-		out = append(out, dns01.ErrUnchanged)
+	if e.config {
+		out = append(out, dns01.ErrConfig)
 	}
 	return out
 }

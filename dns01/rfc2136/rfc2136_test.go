@@ -121,23 +121,24 @@ func TestErrors(t *testing.T) {
 	wrongSecret := base64.StdEncoding.EncodeToString([]byte("not the secret, not the secret!!"))
 	r := rec("_acme-challenge.example.test", "example.test", "v")
 	tests := []struct {
-		name string
-		opts rfc2136.Options
-		rec  dns01.Record
-		want string // the whole message, with ADDR for the server
+		name   string
+		opts   rfc2136.Options
+		rec    dns01.Record
+		want   string // the whole message, with ADDR for the server
+		config bool   // wraps dns01.ErrConfig
 	}{
 		{"wrong secret", rfc2136.Options{TSIGSecret: wrongSecret}, r,
-			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADSIG)"},
+			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADSIG): signature refused: the secret or algorithm (hmac-sha256) of TSIG key tlspilot. differs from the server's", true},
 		{"unknown key", rfc2136.Options{TSIGKey: "stranger."}, r,
-			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADKEY)"},
+			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADKEY): the server does not know TSIG key stranger. with hmac-sha256: check tsig_key, tsig_algorithm and the server's key clause", true},
 		{"wrong algorithm", rfc2136.Options{TSIGAlgorithm: "hmac-sha512"}, r,
-			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADKEY)"},
+			"rfc2136: update example.test at ADDR: NOTAUTH (TSIG: BADKEY): the server does not know TSIG key tlspilot. with hmac-sha512: check tsig_key, tsig_algorithm and the server's key clause", true},
 		{"zone not served", rfc2136.Options{}, rec("_acme-challenge.unknown.test", "unknown.test", "v"),
-			"rfc2136: update unknown.test at ADDR: NOTAUTH"},
+			"rfc2136: update unknown.test at ADDR: NOTAUTH: the server is not authoritative for zone unknown.test or TSIG key tlspilot. is not accepted", true},
 		{"zone not updatable", rfc2136.Options{}, rec("_acme-challenge.readonly.test", "readonly.test", "v"),
-			"rfc2136: update readonly.test at ADDR: REFUSED"},
+			"rfc2136: update readonly.test at ADDR: REFUSED: the zone's update-policy/allow-update does not grant TSIG key tlspilot. for _acme-challenge.readonly.test", true},
 		{"record outside zone", rfc2136.Options{}, rec("_acme-challenge.other.test", "example.test", "v"),
-			"rfc2136: update example.test at ADDR: _acme-challenge.other.test. is not in zone example.test."},
+			"rfc2136: update example.test at ADDR: _acme-challenge.other.test. is not in zone example.test.", false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -149,6 +150,9 @@ func TestErrors(t *testing.T) {
 			}
 			if !errors.Is(err, dns01.ErrUnchanged) {
 				t.Errorf("error %v does not wrap ErrUnchanged", err)
+			}
+			if errors.Is(err, dns01.ErrConfig) != tt.config {
+				t.Errorf("errors.Is(%v, ErrConfig) = %v, want %v", err, !tt.config, tt.config)
 			}
 		})
 	}
@@ -167,6 +171,31 @@ func TestServerDown(t *testing.T) {
 	if !errors.Is(err, dns01.ErrUnchanged) {
 		t.Errorf("a refused connection changes nothing, but %v does not wrap ErrUnchanged", err)
 	}
+	if errors.Is(err, dns01.ErrConfig) {
+		t.Errorf("a server that is down may come back, but %v wraps ErrConfig", err)
+	}
+}
+
+// TestConfigErrorAfterChange: when one zone's update went through and
+// another's was refused for its key, the error no longer wraps
+// ErrUnchanged but still wraps ErrConfig.
+func TestConfigErrorAfterChange(t *testing.T) {
+	b := startBIND(t, "")
+	p := newProvider(t, b, rfc2136.Options{})
+	err := p.Present(t.Context(), []dns01.Record{
+		rec("_acme-challenge.example.test", "example.test", "v"),
+		rec("_acme-challenge.readonly.test", "readonly.test", "v"),
+	})
+	if err == nil || !strings.Contains(err.Error(), ": REFUSED: ") {
+		t.Fatalf("error = %v, want the refused update", err)
+	}
+	if errors.Is(err, dns01.ErrUnchanged) {
+		t.Errorf("example.test was changed, but %v wraps ErrUnchanged", err)
+	}
+	if !errors.Is(err, dns01.ErrConfig) {
+		t.Errorf("%v does not wrap ErrConfig", err)
+	}
+	wantTXT(t, b, "_acme-challenge.example.test", "v")
 }
 
 func TestNewChecks(t *testing.T) {
