@@ -177,7 +177,7 @@ func agentOnce(ctx context.Context, cfg *config.Agent, k *fleet.Keeper, wait tim
 	printTable(stdout, r)
 	for _, res := range results {
 		if !res.OK {
-			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", strings.Join(res.Names, ","), res.Problem)
+			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", oneLine(strings.Join(res.Names, ",")), oneLine(res.Problem))
 		}
 	}
 	return code

@@ -218,7 +218,7 @@ func (pr *progress) step(id, step string) {
 	defer pr.mu.Unlock()
 	pr.last[id] = step
 	if pr.p == nil {
-		fmt.Fprintf(pr.out, "%s: %s\n", id, pr.describe(step))
+		fmt.Fprintf(pr.out, "%s: %s\n", id, oneLine(pr.describe(step)))
 		return
 	}
 	l := pr.bar[id]
@@ -226,7 +226,7 @@ func (pr *progress) step(id, step string) {
 		l = &progressLine{}
 		l.step.Store(&step)
 		l.bar = pr.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-			return id + ": " + pr.describe(*l.step.Load())
+			return id + ": " + oneLine(pr.describe(*l.step.Load()))
 		})))
 		pr.bar[id] = l
 	}

@@ -11,9 +11,11 @@ import (
 	"io/fs"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -158,7 +160,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	code := report(stdout, stderr, *asJSON, r)
 	if !*asJSON && r.Note != "" {
-		fmt.Fprintln(stdout, "\nnote: "+r.Note)
+		fmt.Fprintln(stdout, "\nnote: "+oneLine(r.Note))
 	}
 	return code
 }
@@ -254,8 +256,9 @@ func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int 
 		return r.ExitCode
 	}
 	if r.Error != "" {
-		fmt.Fprintf(stderr, "tlspilot status: %s\n", r.Error)
-		fmt.Fprintf(stdout, "UNKNOWN: %s\n", r.Error)
+		msg := oneLine(r.Error)
+		fmt.Fprintf(stderr, "tlspilot status: %s\n", msg)
+		fmt.Fprintf(stdout, "UNKNOWN: %s\n", msg)
 		return r.ExitCode
 	}
 	printTable(stdout, r)
@@ -264,8 +267,10 @@ func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int 
 
 // printTable prints the report for a person: a summary line (as a Nagios
 // plugin's first line), the account, then one row per certificate with
-// its details and last error in full below it.
+// its details and last error in full below it. Texts from outside are
+// printed through textSafe.
 func printTable(w io.Writer, r tlspilot.StatusReport) {
+	r = textSafe(r)
 	fmt.Fprintf(w, "%s: %s\n", r.Status, summaryLine(r))
 	if a := r.Account; a != nil {
 		fmt.Fprintf(w, "account: %s at %s (%s)\n", orDash(a.URL), a.CA, a.State)
@@ -357,4 +362,77 @@ func nextRenewal(c tlspilot.CertStatus) time.Time {
 		return c.NextRenewal
 	}
 	return c.RenewAt
+}
+
+// textSafe returns a copy of r whose texts from outside tlspilot (the
+// errors of hooks, CAs and deploy commands, names, URLs, certificate
+// fields read from storage) are passed through oneLine, for a report
+// printed as text: a hook's stderr must not move the cursor, recolour
+// the terminal or start a line of its own that reads as tlspilot's
+// ("OK: 1 valid"). JSON escapes these itself.
+func textSafe(r tlspilot.StatusReport) tlspilot.StatusReport {
+	r.Error, r.Note = oneLine(r.Error), oneLine(r.Note)
+	if r.Account != nil {
+		a := *r.Account
+		a.CA, a.URL, a.State, a.Problem = oneLine(a.CA), oneLine(a.URL), oneLine(a.State), oneLine(a.Problem)
+		r.Account = &a
+	}
+	certs := make([]tlspilot.CertStatus, len(r.Certificates))
+	for i, c := range r.Certificates {
+		c.ID, c.State, c.CA, c.Issuer = oneLine(c.ID), oneLine(c.State), oneLine(c.CA), oneLine(c.Issuer)
+		c.Serial, c.LastError, c.LastProblem = oneLine(c.Serial), oneLine(c.LastError), oneLine(c.LastProblem)
+		c.KeyType, c.CertFile = tlspilot.KeyType(oneLine(string(c.KeyType))), oneLine(c.CertFile)
+		names := make([]string, len(c.Names))
+		for j, n := range c.Names {
+			names[j] = oneLine(n)
+		}
+		c.Names = names
+		if c.Deploy != nil {
+			d := *c.Deploy
+			d.State, d.Serial, d.LastError = oneLine(d.State), oneLine(d.Serial), oneLine(d.LastError)
+			c.Deploy = &d
+		}
+		certs[i] = c
+	}
+	r.Certificates = certs
+	return r
+}
+
+// oneLine makes s safe to print as part of one line on a terminal: line
+// breaks, tabs and every other control character (C0, DEL and C1, so an
+// escape sequence loses its ESC), invisible characters such as
+// bidirectional overrides, and bytes that are not UTF-8 are written as Go
+// escapes (`\n`, `\x1b`, `\u202e`, `\xff`), as the log's text output
+// writes them. Printable text, quotes and backslashes are kept as they
+// are, so an ordinary message reads the same; a second pass changes
+// nothing.
+func oneLine(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case strconv.IsPrint(r):
+			b.WriteString(s[:n])
+		default:
+			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[n:]
+	}
+	return b.String()
+}
+
+// needsEscape reports whether s holds anything but printable ASCII.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 0x20 || s[i] >= 0x7f {
+			return true
+		}
+	}
+	return false
 }

@@ -281,7 +281,7 @@ type DNS struct {
 	// (default) or "hmac-sha512".
 	TSIGKey, TSIGAlgorithm string
 	// TSIGSecretFile is an absolute path to the file holding the TSIG
-	// secret, readable by its owner only.
+	// secret, which only its owner may read or write.
 	TSIGSecretFile string
 	// TSIGSecretEnv names an environment variable holding the secret
 	// ("tsig_secret_env"), instead of TSIGSecretFile.
@@ -289,9 +289,9 @@ type DNS struct {
 	// Zone is the zone to update, normalised; empty means found by
 	// walking up to the SOA.
 	Zone string
-	// Command is the exec provider's program; a relative path containing
-	// a slash is resolved against the config's directory, a bare name is
-	// looked up in PATH when run.
+	// Command is the exec provider's program; a path containing a slash
+	// is resolved against the config's directory and is an executable
+	// file, a bare name was found in PATH when the config was loaded.
 	Command string
 	// Timeout bounds each run of the exec provider's command.
 	Timeout time.Duration
@@ -343,7 +343,7 @@ func Load(path string) (*Config, error) {
 func newDecoder(name string, data []byte) (*decoder, map[string]any, error) {
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
-		return nil, nil, syntaxError(name, err)
+		return nil, nil, syntaxError(name, data, err)
 	}
 	dir, err := filepath.Abs(filepath.Dir(name))
 	if err != nil {
@@ -370,14 +370,19 @@ func Parse(name string, data []byte) (*Config, error) {
 	return c, nil
 }
 
-// syntaxError converts go-toml's error into an ErrorList of one.
-func syntaxError(name string, err error) error {
+// syntaxError converts go-toml's error into an ErrorList of one. go-toml
+// names a key defined twice within its table ("tsig_key"): the key is
+// given its full path ("dns.tsig_key"), as every other error has.
+func syntaxError(name string, data []byte, err error) error {
 	var de *toml.DecodeError
 	if !errors.As(err, &de) {
 		return ErrorList{{File: name, Err: err}}
 	}
 	line, _ := de.Position()
 	key := ""
+	if len(de.Key()) > 0 {
+		key = tableAt(data, line)
+	}
 	for _, k := range de.Key() {
 		key = joinKey(key, k)
 	}

@@ -270,6 +270,10 @@ func TestKeyTypes(t *testing.T) {
 
 func TestDurations(t *testing.T) {
 	f := newFixture(t)
+	if err := os.Mkdir(filepath.Join(f.dir, "hooks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "hooks/dns", "#!/bin/sh\n", 0o755) // the exec provider's command must exist
 	tests := []struct {
 		in   string
 		want time.Duration

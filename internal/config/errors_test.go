@@ -279,6 +279,23 @@ names = ["a.example"]
 root = "www"`, `tlspilot.toml:3: site[1].route[1].path: required`},
 		{"quoted unknown key", `"odd key" = 1`, `tlspilot.toml:1: "odd key": unknown key`},
 		{"bad log level", `log_level = "verbose"`, `tlspilot.toml:1: log_level: "verbose": want debug, info, warn or error`},
+		{"duplicate key in a table", `[dns]
+provider = "exec"
+command = "/bin/true"
+command = "/bin/true"`, `tlspilot.toml:4: dns.command: toml: key command is already defined`},
+		{"duplicate key in the second of an array of tables", `[[site]]
+names = ["a.example"]
+[[site]]
+names = ["b.example"]
+names = ["c.example"]`, `tlspilot.toml:5: site[2].names: toml: key names is already defined`},
+		{"duplicate dotted key", `[dns]
+x.y = 1
+x.y = 2`, `tlspilot.toml:3: dns.x.y: toml: key y is already defined`},
+		{"duplicate top-level key", `email = "a@example.com"
+email = "b@example.com"`, `tlspilot.toml:2: email: toml: key email is already defined`},
+		{"duplicate table", `[dns]
+provider = "exec"
+[dns]`, `tlspilot.toml:3: dns: toml: table dns already exists`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

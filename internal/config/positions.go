@@ -173,3 +173,30 @@ func isBareKey(k string) bool {
 	}
 	return true
 }
+
+// tableAt returns the path of the table that the key/value pair at line
+// belongs to: the last [table] or [[table]] header above line ("" for
+// the top level, and for a header at line itself). data is a document
+// go-toml refused for a key or table defined twice, which its parser
+// still reads.
+func tableAt(data []byte, line int) string {
+	ps := indexPositions(data) // for its line table; the walk starts again
+	ps.counts = map[string]int{}
+	ps.p.Reset(data)
+	prefix := ""
+	for ps.p.NextExpression() {
+		e := ps.p.Expression()
+		if e.Kind != unstable.Table && e.Kind != unstable.ArrayTable {
+			continue
+		}
+		it := e.Key()
+		if !it.Next() || ps.lineAt(it.Node().Raw) > line {
+			break
+		}
+		if ps.lineAt(it.Node().Raw) == line {
+			return "" // the header defined twice, named in full by go-toml
+		}
+		prefix = ps.header(e)
+	}
+	return prefix
+}
