@@ -16,8 +16,12 @@ import (
 // step) leaves the answers the CA may still fetch presented and recorded
 // in the order's progress; the next Obtain for the certificate presents
 // them again, waits for the CA and removes them when their authorization
-// is final. Discarding an order that can never complete removes its
-// answers at once: nothing can come of their validations.
+// is final. An answer whose challenge the CA was never asked to validate
+// (the attempt failed before: a propagation timeout, a refused update, a
+// failed hook) is removed when the attempt ends, as the CA never fetches
+// it; the next attempt presents it again. Discarding an order that can
+// never complete removes its answers at once: nothing can come of their
+// validations.
 
 // answers follows, during one authorize call, which authorization each
 // answer belongs to and which answers the CA is done with. It is safe for
@@ -26,11 +30,14 @@ type answers struct {
 	mu      sync.Mutex
 	authzOf map[string]string // token → authorization URL
 	done    map[string]bool   // token → settled: the CA will not fetch it again
+	idle    map[string]bool   // token → pending at the CA in the latest view: not being validated
+	asked   map[string]bool   // token → this attempt asked the CA to validate it
 }
 
 // newAnswers starts from the CA's view of the order's authorizations.
 func newAnswers(authzs []acmeclient.Authz) *answers {
-	s := &answers{authzOf: make(map[string]string), done: make(map[string]bool)}
+	s := &answers{authzOf: make(map[string]string), done: make(map[string]bool),
+		idle: make(map[string]bool), asked: make(map[string]bool)}
 	for _, a := range authzs {
 		s.settle(a)
 	}
@@ -46,7 +53,16 @@ func (s *answers) settle(a acmeclient.Authz) {
 		if settled(a, ch) {
 			s.done[ch.Token] = true
 		}
+		s.idle[ch.Token] = idle(a, ch)
 	}
+}
+
+// ask notes that the CA is about to be asked to validate token: from now
+// on a pending state may hide a request that reached the CA unseen.
+func (s *answers) ask(token string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.asked[token] = true
 }
 
 // unsettled returns the authorizations to ask the CA about before the
@@ -68,11 +84,18 @@ func (s *answers) unsettled(recorded []certstore.Challenge) []string {
 	return urls
 }
 
-// isDone reports whether the CA is known to be done with token.
-func (s *answers) isDone(token string) bool {
+// unneeded reports whether the CA will not fetch token's answer: it is
+// done with it, or the answer's challenge is pending and this attempt
+// never asked for its validation (so no one did: the order is ours, under
+// its lock, and a request sent by an earlier process would show). One race
+// remains: a CA that hands one pending authorization to two certificates
+// ordered by two processes; if the other asks for its validation between
+// cleanup's look at the CA and the removal, the shared record (one value,
+// one record) goes, that validation fails and its order is retried.
+func (s *answers) unneeded(token string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.done[token]
+	return s.done[token] || s.idle[token] && !s.asked[token]
 }
 
 // record adds the answers of tasks to the progress and saves it.
@@ -89,11 +112,11 @@ func (f *Flow) record(ctx context.Context, id string, p *certstore.Progress, tas
 	return nil
 }
 
-// cleanup removes the recorded answers the CA is done with and keeps the
-// others recorded. It runs when authorize returns, also after ctx ended:
-// it asks the CA about every answer whose authorization it has not seen
-// final, and keeps an answer whose challenge is pending or processing, or
-// whose state it could not learn.
+// cleanup removes the recorded answers the CA will not fetch (unneeded)
+// and keeps the others recorded. It runs when authorize returns, also
+// after ctx ended: it asks the CA about every answer whose authorization
+// it has not seen final, and keeps an answer whose challenge is
+// processing, or pending after this attempt asked for its validation.
 func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, ans *answers) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -109,7 +132,7 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, an
 	})
 	var gone, kept []certstore.Challenge
 	for _, c := range p.Challenges {
-		if ans.isDone(c.Token) {
+		if ans.unneeded(c.Token) {
 			gone = append(gone, c)
 		} else {
 			kept = append(kept, c)
@@ -121,7 +144,7 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, an
 	if len(gone) == 0 {
 		return
 	}
-	f.cleanupRecorded(cctx, gone)
+	f.keepLeft(cctx, id, f.cleanupRecorded(cctx, id, gone))
 	p.Challenges = kept
 	if err := f.Store.StoreProgress(cctx, id, *p); err != nil {
 		f.Log.Warn("save order progress", "cert", id, "error", err)
@@ -130,23 +153,43 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, an
 
 // cleanupRecorded removes recorded answers, concurrently, so that a
 // solver that batches (dns-01) removes them in few messages. It goes on
-// after ctx ended.
-func (f *Flow) cleanupRecorded(ctx context.Context, chs []certstore.Challenge) {
+// after ctx ended. It returns the answers it could not remove: those whose
+// removal failed, and those of a type no solver is configured for now (a
+// certificate moved off dns-01), logged at WARN with where they are so
+// that an operator can remove them. The caller keeps them (keepLeft).
+func (f *Flow) cleanupRecorded(ctx context.Context, id string, chs []certstore.Challenge) []certstore.Challenge {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
-	var todo []certstore.Challenge
+	var todo, left []certstore.Challenge
 	for _, c := range chs {
-		if _, ok := f.Solvers[c.Type]; ok && !slices.Contains(todo, c) {
+		switch _, ok := f.Solvers[c.Type]; {
+		case slices.Contains(todo, c) || slices.Contains(left, c):
+		case ok:
 			todo = append(todo, c)
+		default:
+			name, value := Where(c)
+			f.Log.Warn("cannot remove challenge answer: no "+c.Type+" solver configured now; it is kept recorded and removed once one is, or remove it by hand",
+				"cert", id, "type", c.Type, "identifier", c.Identifier, "record", name, "value", value)
+			left = append(left, c)
 		}
 	}
+	failed := make([]bool, len(todo))
 	_ = each(cctx, len(todo), waitLimit, func(i int) error {
 		c := todo[i]
 		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
 			Identifier: acmeclient.Identifier{Type: identifierType(c.Identifier), Value: c.Identifier}}
 		if err := f.Solvers[c.Type].CleanUp(cctx, ch); err != nil {
-			f.Log.Warn("clean up challenge", "type", c.Type, "identifier", c.Identifier, "error", err)
+			name, value := Where(c)
+			f.Log.Warn("clean up challenge", "cert", id, "type", c.Type, "identifier", c.Identifier,
+				"record", name, "value", value, "error", err)
+			failed[i] = true
 		}
 		return nil
 	})
+	for i, c := range todo {
+		if failed[i] {
+			left = append(left, c)
+		}
+	}
+	return left
 }

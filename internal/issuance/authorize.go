@@ -58,6 +58,7 @@ func (f *Flow) authorize(ctx context.Context, req Request, p *certstore.Progress
 		if !tasks[i].accept {
 			return nil
 		}
+		ans.ask(tasks[i].ch.Token)
 		return f.accept(ctx, tasks[i])
 	}); err != nil {
 		return err

@@ -85,6 +85,7 @@ var errDiscard = errors.New("saved order cannot be resumed")
 // calls Done.
 func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) {
 	ctx = solvers.WithOwner(ctx, req.ID) // the answers presented are this certificate's
+	f.Sweep(ctx, req.ID)
 	p, o, err := f.resume(ctx, req)
 	if err != nil {
 		return certstore.Cert{}, err
@@ -130,11 +131,12 @@ func (f *Flow) Obtain(ctx context.Context, req Request) (certstore.Cert, error) 
 
 // Done forgets the saved progress of req's order once its certificate is
 // stored, removing any challenge answer still recorded in it: the order
-// is valid, so the CA is done with all of them.
+// is valid, so the CA is done with all of them. Those it cannot remove
+// are kept as left behind (see Leftovers).
 func (f *Flow) Done(ctx context.Context, id string) error {
 	ctx = solvers.WithOwner(ctx, id)
 	if p, err := f.Store.LoadProgress(ctx, id); err == nil && len(p.Challenges) > 0 {
-		f.cleanupRecorded(ctx, p.Challenges)
+		f.keepLeft(ctx, id, f.cleanupRecorded(ctx, id, p.Challenges))
 	}
 	return f.Store.DeleteProgress(ctx, id)
 }
@@ -181,7 +183,7 @@ func (f *Flow) resume(ctx context.Context, req Request) (certstore.Progress, acm
 		// stop are no longer needed. (For a pending order, authorize looks
 		// at each challenge, presents again those the CA may still fetch
 		// and removes them once their authorization is final.)
-		f.cleanupRecorded(ctx, p.Challenges)
+		f.keepLeft(ctx, req.ID, f.cleanupRecorded(ctx, req.ID, p.Challenges))
 		p.Challenges = nil
 		if err := f.Store.StoreProgress(ctx, req.ID, p); err != nil {
 			return certstore.Progress{}, acmeclient.Order{}, fmt.Errorf("save order progress: %w", err)
@@ -349,8 +351,9 @@ func (f *Flow) download(ctx context.Context, req Request, p certstore.Progress, 
 // complete, or no longer fits the request), cleaning up every challenge it
 // presented: whatever the CA still validates for it can no longer lead to
 // the certificate wanted, and nothing else would remove the answers.
+// Those it cannot remove are kept as left behind (see Leftovers).
 func (f *Flow) discard(ctx context.Context, id string, p certstore.Progress) {
-	f.cleanupRecorded(ctx, p.Challenges)
+	f.keepLeft(ctx, id, f.cleanupRecorded(ctx, id, p.Challenges))
 	if err := f.Store.DeleteProgress(context.WithoutCancel(ctx), id); err != nil {
 		f.Log.Warn("delete order progress", "cert", id, "error", err)
 	}

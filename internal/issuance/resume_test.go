@@ -54,7 +54,13 @@ func newEnv(t *testing.T) *env {
 // newBareEnv is newEnv without a server for the http-01 answers.
 func newBareEnv(t *testing.T) *env {
 	t.Helper()
-	p := testenv.StartPebble(t, testenv.PebbleOptions{})
+	return newBareEnvWith(t, testenv.PebbleOptions{})
+}
+
+// newBareEnvWith is newBareEnv with a Pebble started with opts.
+func newBareEnvWith(t *testing.T, opts testenv.PebbleOptions) *env {
+	t.Helper()
+	p := testenv.StartPebble(t, opts)
 	client, err := acmeclient.New(acmeclient.Config{Directory: p.DirectoryURL, Roots: p.Roots})
 	if err != nil {
 		t.Fatal(err)

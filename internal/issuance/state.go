@@ -110,6 +110,13 @@ func settled(a acmeclient.Authz, ch acmeclient.Challenge) bool {
 	return ch.Status == acmeclient.StatusValid || ch.Status == acmeclient.StatusInvalid
 }
 
+// idle reports whether challenge ch of authorization a waits for a
+// request to validate it: both are pending, so the CA fetches nothing
+// for it until asked.
+func idle(a acmeclient.Authz, ch acmeclient.Challenge) bool {
+	return a.Status == acmeclient.StatusPending && ch.Status == acmeclient.StatusPending
+}
+
 // accepted reports whether the CA has taken up challenge ch of
 // authorization a: it is no longer pending, so asking again would be
 // refused ("Cannot update challenge with status processing") and the

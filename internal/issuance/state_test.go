@@ -56,20 +56,21 @@ func TestAuthzStep(t *testing.T) {
 	}
 }
 
-func TestSettledAndAccepted(t *testing.T) {
+func TestSettledAcceptedIdle(t *testing.T) {
 	tests := []struct {
-		authz, challenge  string
-		settled, accepted bool
+		authz, challenge        string
+		settled, accepted, idle bool
 	}{
-		{acmeclient.StatusPending, acmeclient.StatusPending, false, false},
-		{acmeclient.StatusPending, acmeclient.StatusProcessing, false, true},
-		{acmeclient.StatusPending, acmeclient.StatusValid, true, true},
-		{acmeclient.StatusPending, acmeclient.StatusInvalid, true, true},
-		{acmeclient.StatusValid, acmeclient.StatusValid, true, true},
-		{acmeclient.StatusValid, acmeclient.StatusPending, true, true}, // valid through another challenge
-		{acmeclient.StatusInvalid, acmeclient.StatusInvalid, true, true},
-		{acmeclient.StatusExpired, acmeclient.StatusPending, true, true},
-		{"", acmeclient.StatusPending, false, false},
+		{acmeclient.StatusPending, acmeclient.StatusPending, false, false, true},
+		{acmeclient.StatusPending, acmeclient.StatusProcessing, false, true, false},
+		{acmeclient.StatusPending, acmeclient.StatusValid, true, true, false},
+		{acmeclient.StatusPending, acmeclient.StatusInvalid, true, true, false},
+		{acmeclient.StatusPending, "", false, true, false}, // state unknown: not known idle
+		{acmeclient.StatusValid, acmeclient.StatusValid, true, true, false},
+		{acmeclient.StatusValid, acmeclient.StatusPending, true, true, false}, // valid through another challenge
+		{acmeclient.StatusInvalid, acmeclient.StatusInvalid, true, true, false},
+		{acmeclient.StatusExpired, acmeclient.StatusPending, true, true, false},
+		{"", acmeclient.StatusPending, false, false, false},
 	}
 	for _, tt := range tests {
 		a := authz(tt.authz, [2]string{"http-01", tt.challenge})
@@ -78,6 +79,9 @@ func TestSettledAndAccepted(t *testing.T) {
 		}
 		if got := accepted(a, a.Challenges[0]); got != tt.accepted {
 			t.Errorf("accepted(authz %q, challenge %q) = %v, want %v", tt.authz, tt.challenge, got, tt.accepted)
+		}
+		if got := idle(a, a.Challenges[0]); got != tt.idle {
+			t.Errorf("idle(authz %q, challenge %q) = %v, want %v", tt.authz, tt.challenge, got, tt.idle)
 		}
 	}
 }
