@@ -298,13 +298,22 @@ func (l caLinks) whyUnrooted(c *x509.Certificate, cas []*x509.Certificate) error
 // the last certificate of the result is self-signed. A last certificate
 // (not the client's own) from which no root can be reached is replaced
 // by a twin; a chain of one whose certificate reaches no root is
-// continued with its issuer alone. Where the CAs offer several issuers or
+// continued with its issuer, and from there as a chain of two ending at
+// that issuer would be (its twin in its place, on up to a root) when a
+// root can be reached from it. Where the CAs offer several issuers or
 // twins, the first from which a way of certificates all valid at now
 // leads to a root is taken (OpenSSL and crypto/x509 pass over an expired
-// issuer too), else the first: crypto/x509 checked the dates of chain,
-// not those of what extend adds, which the caller must check (Check
-// refuses them as expired). chain itself is not changed.
+// issuer too), else the first (the first valid, for the issuer of a
+// chain of one): crypto/x509 checked the dates of chain, not those of
+// what extend adds, which the caller must check (Check refuses them as
+// expired). chain itself is not changed.
 func (l caLinks) extend(chain []*x509.Certificate, now time.Time) (full []*x509.Certificate, rooted bool) {
+	return l.extendUp(chain, &upward{links: l, now: now})
+}
+
+// extendUp is extend, with up remembering which CAs lead to a root
+// through valid certificates.
+func (l caLinks) extendUp(chain []*x509.Certificate, up *upward) (full []*x509.Certificate, rooted bool) {
 	last := len(chain) - 1
 	top := chain[last]
 	link, ok := l.byRaw[string(top.Raw)]
@@ -314,32 +323,68 @@ func (l caLinks) extend(chain []*x509.Certificate, now time.Time) (full []*x509.
 	case link.root:
 		return chain, true
 	case !link.toRoot && len(chain) == 1 && len(link.issuers) > 0:
-		return []*x509.Certificate{top, firstValid(link.issuers, now)}, false
+		p := up.issuerOf(link.issuers)
+		if !l.byRaw[string(p.Raw)].rooted() {
+			return []*x509.Certificate{top, p}, false
+		}
+		return l.extendUp([]*x509.Certificate{top, p}, up)
 	case !link.toRoot && (len(chain) == 1 || len(link.twins) == 0):
 		return chain, false
 	}
 	full = append(make([]*x509.Certificate, 0, len(chain)+3), chain...)
 	if !link.toRoot {
-		full[last] = l.pick(link.twins, now)
+		full[last] = up.pick(link.twins)
 		link = l.byRaw[string(full[last].Raw)]
 	}
 	// Each issuer is one step closer to a root than the certificate it
 	// issued, and a twin reaches a root: the loop ends.
 	for !link.root {
-		p := l.pick(link.issuers, now)
+		p := up.pick(link.issuers)
 		full = append(full, p)
 		link = l.byRaw[string(p.Raw)]
 	}
 	return full, true
 }
 
+// issuerOfOne returns a chain of one, c alone, continued with the
+// issuer leaf mode checks it against (c alone when it has none in the
+// CAs), and whether that chain ends at a self-signed certificate: c's
+// issuer itself, as for a chain of two ending at it, not a twin standing
+// in for it (extend), whose dates leaf mode need not look at. Of several,
+// one chosen as extend would (pick, for a CA from which a root can be
+// reached), else the first valid at now.
+func (l caLinks) issuerOfOne(c *x509.Certificate, now time.Time) (full []*x509.Certificate, rooted bool) {
+	link, ok := l.byRaw[string(c.Raw)]
+	switch {
+	case !ok:
+		return []*x509.Certificate{c}, selfSigned(c)
+	case link.root:
+		return []*x509.Certificate{c}, true
+	case len(link.issuers) == 0:
+		return []*x509.Certificate{c}, false
+	case link.toRoot:
+		return []*x509.Certificate{c, (&upward{links: l, now: now}).pick(link.issuers)}, false
+	}
+	return []*x509.Certificate{c, firstValid(link.issuers, now)}, false
+}
+
+// upward answers, for one call of extend, whether a CA and the
+// certificates of some way from it up to a root are valid at now,
+// remembering each answer: the ways up from a CA can be many (levels of
+// re-issues of one intermediate multiply them), the CAs on them are few.
+type upward struct {
+	links caLinks
+	now   time.Time
+	known map[*x509.Certificate]bool // CA → validUp; nil until asked
+}
+
 // pick returns the first of cs, CAs from which a root can be reached,
 // that is valid at now with the certificates of a way from it up to a
 // root, else the first. With one (the usual case) it looks at no date.
-func (l caLinks) pick(cs []*x509.Certificate, now time.Time) *x509.Certificate {
+func (u *upward) pick(cs []*x509.Certificate) *x509.Certificate {
 	if len(cs) > 1 {
 		for _, c := range cs {
-			if l.validUp(c, now) {
+			if u.validUp(c) {
 				return c
 			}
 		}
@@ -347,23 +392,49 @@ func (l caLinks) pick(cs []*x509.Certificate, now time.Time) *x509.Certificate {
 	return cs[0]
 }
 
-// validUp reports whether c and the certificates of some way from it up
-// to a root are valid at now. It tries every way, which is few: those of
-// the ca file, each step closer to a root.
-func (l caLinks) validUp(c *x509.Certificate, now time.Time) bool {
-	if !validAt(c, now) {
-		return false
-	}
-	link := l.byRaw[string(c.Raw)]
-	if link.root {
-		return true
-	}
-	for _, p := range link.issuers {
-		if l.validUp(p, now) {
-			return true
+// issuerOf returns, of the issuers of a chain of one, the first from
+// which the chain can be continued to a root through certificates valid
+// at now (itself, or for one that reaches a root only through its twins,
+// a twin in its place), else the first valid at now, else the first.
+func (u *upward) issuerOf(cs []*x509.Certificate) *x509.Certificate {
+	for _, c := range cs {
+		link := u.links.byRaw[string(c.Raw)]
+		if (link.root || link.toRoot) && u.validUp(c) {
+			return c
+		}
+		for _, t := range link.twins {
+			if u.validUp(t) {
+				return c
+			}
 		}
 	}
-	return false
+	return firstValid(cs, u.now)
+}
+
+// validUp reports whether c, a CA from which a root can be reached
+// through issuers (a root, or toRoot), and the certificates of some way
+// from it up to a root are valid at now. Each CA is looked at once per
+// upward: the cost grows with the CAs and their links, not with the
+// ways.
+func (u *upward) validUp(c *x509.Certificate) bool {
+	if ok, seen := u.known[c]; seen {
+		return ok
+	}
+	ok := validAt(c, u.now)
+	if link := u.links.byRaw[string(c.Raw)]; ok && !link.root {
+		ok = false
+		for _, p := range link.issuers { // each one step closer to a root
+			if u.validUp(p) {
+				ok = true
+				break
+			}
+		}
+	}
+	if u.known == nil {
+		u.known = make(map[*x509.Certificate]bool)
+	}
+	u.known[c] = ok
+	return ok
 }
 
 // firstValid returns the first of cs valid at now, else the first.

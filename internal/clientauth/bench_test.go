@@ -29,14 +29,32 @@ func BenchmarkCheckCRLFile(b *testing.B) {
 	benchCheck(b, Policy{CAs: []*x509.Certificate{ca.Cert}, VerifyDepth: 1, Revocation: RevocationLeaf, CRLFiles: []string{ca.CRLFile}}, c)
 }
 
+// BenchmarkCheckChainCRLFiles is the same in chain mode for the usual
+// bundle (intermediate + root): crypto/x509 ends the chain at the
+// intermediate, and Check continues it to the root (caLinks.extend).
+func BenchmarkCheckChainCRLFiles(b *testing.B) {
+	root := testenv.NewOpenSSLCA(b, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(b, testenv.OpenSSLCAOptions{Parent: root})
+	c := client(inter, "c")
+	p := Policy{CAs: []*x509.Certificate{inter.Cert, root.Cert}, VerifyDepth: 2, Revocation: RevocationChain,
+		CRLFiles: []string{inter.CRLFile, root.CRLFile}}
+	benchCheckChain(b, p, []*x509.Certificate{c.Cert, inter.Cert})
+}
+
 // benchCheck checks c once (filling the caches), then measures Check.
 func benchCheck(b *testing.B, p Policy, c *testenv.IssuedCert) {
+	benchCheckChain(b, p, verified(b, c))
+}
+
+// benchCheckChain checks chain once (filling the caches), then measures
+// Check.
+func benchCheckChain(b *testing.B, p Policy, chain []*x509.Certificate) {
 	chk, err := New(p, Options{})
 	if err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = chk.Close() })
-	chain, ctx := verified(b, c), context.Background()
+	ctx := context.Background()
 	if err := chk.Check(ctx, chain); err != nil {
 		b.Fatal(err)
 	}

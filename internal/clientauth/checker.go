@@ -235,11 +235,14 @@ func (c *Checker) Check(ctx context.Context, chain []*x509.Certificate) error {
 		return nil
 	}
 	full, rooted := chain, false
-	if c.policy.Revocation == RevocationChain || len(chain) == 1 { // leaf mode needs no more than chain[1]
+	switch {
+	case c.policy.Revocation == RevocationChain:
 		full, rooted = c.links.extend(chain, now)
-		if err := checkAdded(chain, full, c.policy.Revocation == RevocationChain, now); err != nil {
-			return err
-		}
+	case len(chain) == 1: // leaf mode needs no more than chain[1]
+		full, rooted = c.links.issuerOfOne(chain[0], now)
+	}
+	if err := checkAdded(chain, full, c.policy.Revocation == RevocationChain, now); err != nil {
+		return err
 	}
 	deadline := now.Add(c.timeout)
 	for i, cert := range full {
