@@ -2,6 +2,7 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"os/exec"
@@ -348,4 +349,35 @@ func TestDNS01Config(t *testing.T) {
 	if err := m.Manage(t.Context(), "*.example.test", "example.test"); err != nil {
 		t.Errorf("a wildcard with dns-01: %v", err)
 	}
+}
+
+// failingCleanUp is a provider whose CleanUp always fails, as a DNS
+// server down at clean-up time.
+type failingCleanUp struct{ dns01.Provider }
+
+func (failingCleanUp) CleanUp(context.Context, []dns01.Record) error {
+	return errors.New("update refused (test)")
+}
+
+// TestRenewSweepsLeftovers: a TXT record that one run could not remove
+// is removed by the next run of Renew (`renew`, `certs --once`) even
+// when nothing is due, not only at the certificate's next order, weeks
+// later; before, a --once run left it published.
+func TestRenewSweepsLeftovers(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []testenv.BINDZone{exampleZone}})
+	p := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: b.Addr})
+	cfg := dnsConfig(t, p, failingCleanUp{rfc2136For(t, b)}, b.Addr, b.Port, &events{})
+	first := newManaging(t, cfg, "example.test")
+	if err := first.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := b.TXT(t.Context(), "_acme-challenge.example.test"); err != nil || len(got) == 0 {
+		t.Fatalf("TXT after a failed clean-up: %q, %v; want the record left", got, err)
+	}
+	cfg.DNSProvider = rfc2136For(t, b)
+	next := newManaging(t, cfg, "example.test")
+	if err := next.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	wantTXT(t, b, "_acme-challenge.example.test")
 }

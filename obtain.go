@@ -394,12 +394,9 @@ func (m *Manager) order(ctx context.Context, req issuance.Request, onStep func(s
 			return certstore.Cert{}, nil, err
 		}
 		flow := &issuance.Flow{Client: m.client, Account: acct, Store: m.store, Log: m.log,
-			Solvers: map[string]solvers.Solver{HTTP01: m.httpSolver(), TLSALPN01: m.alpnSolver()}, OnStep: onStep}
+			Solvers: m.solvers(), OnStep: onStep}
 		if mt := m.cfg.Metrics; mt != nil {
 			flow.OnChallenge, flow.OnPropagation = mt.Challenge, mt.DNSPropagation
-		}
-		if m.dns != nil {
-			flow.Solvers[DNS01] = m.dns
 		}
 		c, err := flow.Obtain(ctx, req)
 		if err == nil || acmeclient.ClassOf(err) != acmeclient.BadAccount || try > 0 {
@@ -410,6 +407,36 @@ func (m *Manager) order(ctx context.Context, req issuance.Request, onStep func(s
 			return certstore.Cert{}, nil, aerr
 		}
 	}
+}
+
+// solvers are the Manager's challenge solvers by challenge type.
+func (m *Manager) solvers() map[string]solvers.Solver {
+	s := map[string]solvers.Solver{HTTP01: m.httpSolver(), TLSALPN01: m.alpnSolver()}
+	if m.dns != nil {
+		s[DNS01] = m.dns
+	}
+	return s
+}
+
+// sweepLeftovers removes, under the issue lock, the challenge answers an
+// earlier attempt at e's certificate could not remove and recorded
+// (issuance.Leftovers: a DNS server down at clean-up, a failing hook), so
+// that a run of `renew` or `certs --once` with nothing due still takes
+// them away; what still cannot be removed is logged at WARN with where it
+// is published. The daemon's next order of e does the same (Flow.Obtain).
+func (m *Manager) sweepLeftovers(ctx context.Context, e *entry) {
+	if left, err := issuance.Leftovers(ctx, m.store, e.id); err != nil || len(left) == 0 {
+		return
+	}
+	_ = m.underIssueLock(ctx, e.id, func(ctx context.Context) error {
+		f := &issuance.Flow{Store: m.store, Log: m.log, Solvers: m.solvers()}
+		for _, c := range f.Sweep(ctx, e.id) {
+			name, value := issuance.Where(c)
+			m.log.Warn("challenge answer left published: remove it by hand, or it is tried again at the next run",
+				"cert", e.id, "name", name, "value", value)
+		}
+		return nil
+	})
 }
 
 // issuedState is the renewal state of a certificate just issued: the

@@ -104,6 +104,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	next := time.Now()
 	defer func() { m.finish(e, next) }()
 	m.refresh(ctx, e) // takes up a failure another process recorded, with its retry time
+	m.sweepLeftovers(ctx, e)
 	resume := !force && m.interrupted(ctx, e)
 	if !force && !resume {
 		m.checkARI(ctx, e)
