@@ -2,6 +2,8 @@ package tlspilot
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"path/filepath"
@@ -10,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/internal/testenv"
@@ -256,5 +259,19 @@ func TestOrderRetryFloor(t *testing.T) {
 	short := &Manager{backoff: renewal.Backoff{Min: time.Second, Max: 5 * time.Second}}
 	if d := short.retryAt(now, 1, acmeclient.BadOrder, time.Time{}).Sub(now); d > 5*time.Second {
 		t.Errorf("retry in %v with RetryMax 5s, want at most 5s", d)
+	}
+}
+
+// TestDNSConfigErrorRetriedSlowly: a DNS update refused for a
+// configuration mistake (dns01.ErrConfig) is retried like an order that
+// cannot succeed, no sooner than orderRetryFloor, not every minute or so
+// (it is wrapped as the solvers and the flow wrap it).
+func TestDNSConfigErrorRetriedSlowly(t *testing.T) {
+	err := fmt.Errorf("obtain x: present: %w", fmt.Errorf("rfc2136: NOTAUTH (TSIG: BADKEY): %w", dns01.ErrConfig))
+	if c := failureClass(err); c != acmeclient.BadOrder {
+		t.Errorf("class %v, want %v", c, acmeclient.BadOrder)
+	}
+	if c := failureClass(errors.New("connection refused")); c != acmeclient.Transient {
+		t.Errorf("class of a network error %v, want %v", c, acmeclient.Transient)
 	}
 }

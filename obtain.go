@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/issuance"
@@ -483,7 +484,7 @@ func (m *Manager) request(ctx context.Context, e *entry) (issuance.Request, bool
 // Progress).
 func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	now := time.Now()
-	class := acmeclient.ClassOf(err)
+	class := failureClass(err)
 	prob := problemOf(err)
 	st, notAfter := e.failed(now, err, prob, func(attempts int) time.Time {
 		return m.retryAt(now, attempts, class, acmeclient.RetryAfterOf(err))
@@ -515,6 +516,18 @@ func (m *Manager) fail(e *entry, err error, reported bool) time.Time {
 	m.emit(Event{Type: EventFailed, Time: now, CertID: e.id, Names: e.site.names, KeyType: e.keyType, NotAfter: notAfter,
 		Attempt: st.Attempts, RetryAt: st.RetryAt, Err: err, Problem: prob})
 	return st.RetryAt
+}
+
+// failureClass is how a failed attempt is retried: as the CA's answer
+// classes it (acmeclient.ClassOf), except that a DNS provider refusing
+// the update for a configuration mistake (dns01.ErrConfig: unknown TSIG
+// key, bad signature, zone not updatable) is a BadOrder: no order can
+// succeed until the configuration is fixed, so it waits orderRetryFloor.
+func failureClass(err error) acmeclient.Class {
+	if errors.Is(err, dns01.ErrConfig) {
+		return acmeclient.BadOrder
+	}
+	return acmeclient.ClassOf(err)
 }
 
 // quickRetry is the delay before the one quick retry after a rejected
