@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	iofs "io/fs"
+	"log/slog"
 	"sort"
 	"strings"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/issuance"
 	"github.com/tlspilot/tlspilot/internal/ocspclient"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
@@ -92,7 +94,7 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 			continue
 		}
 		if !opts.DryRun {
-			if err := deleteLocked(ctx, store, id); err != nil {
+			if err := deleteLocked(ctx, store, id, cfg.Logger); err != nil {
 				return out, fmt.Errorf("remove %s: %w", id, err)
 			}
 		}
@@ -241,12 +243,22 @@ func cleanable(ctx context.Context, store *certstore.Store, id string, olderThan
 	return out, true, nil
 }
 
-// deleteLocked removes the records of id under its issue lock.
-func deleteLocked(ctx context.Context, store *certstore.Store, id string) error {
+// deleteLocked removes the records of id under its issue lock. The
+// challenge answers an attempt at id could not remove and recorded
+// (issuance.Leftovers) go with them, and nothing would try them again:
+// each is logged at WARN with where it is published, to be removed by
+// hand.
+func deleteLocked(ctx context.Context, store *certstore.Store, id string, log *slog.Logger) error {
 	lease, err := store.Storage().Lock(ctx, certstore.IssueLock(id))
 	if err != nil {
 		return err
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	if left, err := issuance.Leftovers(ctx, store, id); err == nil {
+		for _, c := range left {
+			name, value := issuance.Where(c)
+			log.Warn("challenge answer left published by a removed certificate: remove it by hand", "cert", id, "name", name, "value", value)
+		}
+	}
 	return store.DeleteCert(storage.WithLease(ctx, lease), id)
 }

@@ -1,8 +1,10 @@
 package tlspilot
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"net/http"
 	"os"
 	"os/exec"
@@ -380,4 +382,31 @@ func TestRenewSweepsLeftovers(t *testing.T) {
 		t.Fatal(err)
 	}
 	wantTXT(t, b, "_acme-challenge.example.test")
+}
+
+// TestCleanNamesLeftovers: `tlspilot clean` removing a certificate no
+// longer managed, whose answer an attempt could not take down, names the
+// record to remove by hand (its record of it went with the certificate,
+// silently, and nothing would ever try again).
+func TestCleanNamesLeftovers(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []testenv.BINDZone{exampleZone}})
+	p := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: b.Addr})
+	cfg := dnsConfig(t, p, failingCleanUp{rfc2136For(t, b)}, b.Addr, b.Port, &events{})
+	m := newManaging(t, cfg, "example.test")
+	if err := m.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	left, err := b.TXT(t.Context(), "_acme-challenge.example.test")
+	if err != nil || len(left) != 1 {
+		t.Fatalf("TXT after a failed clean-up: %q, %v; want the record left", left, err)
+	}
+	var logged bytes.Buffer
+	cfg.Logger = slog.New(slog.NewTextHandler(&logged, nil))
+	cleaned, err := Clean(t.Context(), cfg, CleanOptions{OlderThan: time.Nanosecond})
+	if err != nil || len(cleaned) != 1 {
+		t.Fatalf("Clean: %v, %v; want the certificate removed", cleaned, err)
+	}
+	if !strings.Contains(logged.String(), "name=_acme-challenge.example.test value="+left[0]) {
+		t.Errorf("the left record is not named:\n%s", logged.String())
+	}
 }
