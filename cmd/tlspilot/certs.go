@@ -209,7 +209,9 @@ func deployedCerts(cfg *config.Config, log *slog.Logger) ([]tlspilot.Cert, error
 	for i, c := range cfg.Certificates {
 		out[i].Deployers = make(map[tlspilot.KeyType]tlspilot.Deployer, len(c.KeyTypes))
 		for _, kt := range c.KeyTypes {
-			d, err := deploy.New(deployOptions(c, kt, log))
+			o := deployOptions(c, kt, log)
+			o.HideEnv = secretEnv(cfg)
+			d, err := deploy.New(o)
 			if err != nil {
 				return nil, cfg.Errorf(fmt.Sprintf("certificate[%d]", i+1), "%v", err)
 			}
@@ -217,6 +219,15 @@ func deployedCerts(cfg *config.Config, log *slog.Logger) ([]tlspilot.Cert, error
 		}
 	}
 	return out, nil
+}
+
+// secretEnv names the environment variables cfg reads secrets from
+// (tsig_secret_env), which programs tlspilot runs do not inherit.
+func secretEnv(cfg *config.Config) []string {
+	if cfg.DNS == nil || cfg.DNS.TSIGSecretEnv == "" {
+		return nil
+	}
+	return []string{cfg.DNS.TSIGSecretEnv}
 }
 
 // deployOptions are the deploy options of c's files for key type kt.

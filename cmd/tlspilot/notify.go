@@ -26,7 +26,8 @@ func startHooks(cfg *config.Config, log *slog.Logger) (*hooks, error) {
 	if nc == nil {
 		return &hooks{}, nil
 	}
-	opts := notify.Options{Command: nc.Command, Webhook: nc.Webhook, Timeout: nc.Timeout, Logger: log.With("component", "notify")}
+	opts := notify.Options{Command: nc.Command, Webhook: nc.Webhook, Timeout: nc.Timeout, Logger: log.With("component", "notify"),
+		HideEnv: secretEnv(cfg)}
 	if nc.WebhookSecretFile != "" {
 		secret, err := notify.ReadSecret(nc.WebhookSecretFile)
 		if err != nil {

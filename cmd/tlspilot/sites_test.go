@@ -21,3 +21,14 @@ func TestServerSitesProxyTLS(t *testing.T) {
 		t.Errorf("route: %+v, want %+v", got[0].Routes[0].ProxyTLS, want)
 	}
 }
+
+// TestSecretEnvHidden: the variable tsig_secret_env names is what the
+// reload and notify commands do not inherit.
+func TestSecretEnvHidden(t *testing.T) {
+	if got := secretEnv(&config.Config{}); got != nil {
+		t.Errorf("no [dns]: %q", got)
+	}
+	if got := secretEnv(&config.Config{DNS: &config.DNS{TSIGSecretEnv: "TSIG_SECRET"}}); len(got) != 1 || got[0] != "TSIG_SECRET" {
+		t.Errorf("tsig_secret_env: %q", got)
+	}
+}

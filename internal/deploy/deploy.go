@@ -52,6 +52,10 @@ type Options struct {
 	PIDFile string
 	// ReloadTimeout bounds Reload; 0 means DefaultReloadTimeout.
 	ReloadTimeout time.Duration
+	// HideEnv names environment variables Reload does not inherit:
+	// secrets tlspilot reads from its environment (tsig_secret_env),
+	// which the reloaded software has no use for.
+	HideEnv []string
 	// Logger receives what is written and run; nil discards.
 	Logger *slog.Logger
 }

@@ -303,6 +303,26 @@ func TestReloadCommand(t *testing.T) {
 	}
 }
 
+// TestReloadHidesSecretEnv: a variable tlspilot reads a secret from
+// (Options.HideEnv: tsig_secret_env) is not passed to the reload
+// command; the rest of the environment is.
+func TestReloadHidesSecretEnv(t *testing.T) {
+	t.Setenv("DEPLOY_TEST_TSIG", "c2VjcmV0")
+	t.Setenv("DEPLOY_TEST_INHERITED", "yes")
+	out := filepath.Join(t.TempDir(), "env")
+	f := newFiles(t, Options{Privkey: "/x/k", Reload: []string{"sh", "-c", "env > " + out}, HideEnv: []string{"DEPLOY_TEST_TSIG"}})
+	if err := f.Reload(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	env, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(env), "DEPLOY_TEST_TSIG") || !strings.Contains(string(env), "DEPLOY_TEST_INHERITED=yes") {
+		t.Errorf("environment of the reload command:\n%s\nwant DEPLOY_TEST_INHERITED and not DEPLOY_TEST_TSIG", env)
+	}
+}
+
 // TestReloadSignal sends the signal to the process of the pidfile.
 func TestReloadSignal(t *testing.T) {
 	dir := t.TempDir()

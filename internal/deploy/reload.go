@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +38,13 @@ func (f *Files) runReload(ctx context.Context) error {
 	defer cancel()
 	argv := f.opts.Reload
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	if len(f.opts.HideEnv) > 0 {
+		for _, kv := range os.Environ() {
+			if name, _, _ := strings.Cut(kv, "="); !slices.Contains(f.opts.HideEnv, name) {
+				cmd.Env = append(cmd.Env, kv)
+			}
+		}
+	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}

@@ -22,6 +22,7 @@ type command struct {
 	argv    []string
 	timeout time.Duration
 	log     *slog.Logger
+	hide    []string // environment variables not passed on (Options.HideEnv)
 }
 
 func (c *command) kind() string { return "command" }
@@ -33,7 +34,7 @@ func (c *command) deliver(ctx context.Context, p Payload) {
 	defer cancel()
 	argv := append(append([]string{}, c.argv...), p.args()...)
 	cmd := exec.CommandContext(run, argv[0], argv[1:]...)
-	cmd.Env = p.environ()
+	cmd.Env = p.environ(c.hide)
 	ownGroup(cmd)
 	start := time.Now()
 	output, err := runBounded(cmd)

@@ -208,3 +208,20 @@ echo $! > "$1/child.tmp" && mv "$1/child.tmp" "$1/child"
 		t.Errorf("log:\n%s", l)
 	}
 }
+
+// TestCommandHidesSecretEnv: a variable tlspilot reads a secret from
+// (Options.HideEnv: tsig_secret_env) is not passed to the command; the
+// rest of the environment is.
+func TestCommandHidesSecretEnv(t *testing.T) {
+	t.Setenv("NOTIFY_TEST_TSIG", "c2VjcmV0")
+	t.Setenv("NOTIFY_TEST_INHERITED", "yes")
+	dir := t.TempDir()
+	hook := script(t, dir, "hook", `env > "$1/env.tmp"; mv "$1/env.tmp" "$1/env"`)
+	n := newNotifier(t, Options{Command: []string{hook, dir}, HideEnv: []string{"NOTIFY_TEST_TSIG"}})
+	n.Notify(failed())
+	closeWithin(t, n, 30*time.Second)
+	env := waitFile(t, filepath.Join(dir, "env"), time.Second)
+	if strings.Contains(env, "NOTIFY_TEST_TSIG") || !strings.Contains(env, "NOTIFY_TEST_INHERITED=yes") {
+		t.Errorf("environment of the hook:\n%s\nwant NOTIFY_TEST_INHERITED and not NOTIFY_TEST_TSIG", env)
+	}
+}

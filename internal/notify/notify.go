@@ -137,6 +137,10 @@ type Options struct {
 	Client *http.Client
 	// Logger receives every hook's outcome; nil discards them.
 	Logger *slog.Logger
+	// HideEnv names environment variables the command does not inherit:
+	// secrets tlspilot reads from its environment (tsig_secret_env),
+	// which a hook has no use for.
+	HideEnv []string
 }
 
 // Notifier runs hooks for certificate events. Its methods are safe for
@@ -179,7 +183,7 @@ func New(opts Options) (*Notifier, error) {
 		if opts.Command[0] == "" {
 			return nil, errors.New("notify: command: empty program name")
 		}
-		n.hooks = append(n.hooks, &command{argv: opts.Command, timeout: opts.Timeout, log: log})
+		n.hooks = append(n.hooks, &command{argv: opts.Command, timeout: opts.Timeout, log: log, hide: opts.HideEnv})
 	}
 	if opts.Webhook != "" {
 		w, err := newWebhook(opts, log)

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"os"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -92,12 +93,14 @@ func (p Payload) args() []string {
 	return append([]string{p.Event, p.CertID}, p.Names...)
 }
 
-// environ returns tlspilot's environment without any TLSPILOT_ variable,
-// followed by the payload's variables.
-func (p Payload) environ() []string {
+// environ returns tlspilot's environment without any TLSPILOT_ variable
+// or any named in hide (Options.HideEnv), followed by the payload's
+// variables.
+func (p Payload) environ(hide []string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "TLSPILOT_") {
+		name, _, _ := strings.Cut(kv, "=")
+		if !strings.HasPrefix(kv, "TLSPILOT_") && !slices.Contains(hide, name) {
 			env = append(env, kv)
 		}
 	}

@@ -46,7 +46,7 @@ func TestPayloadAttemptAndRetryAt(t *testing.T) {
 		if doc["attempt"] != tt.attempt || doc["retry_at"] != tt.retryAt {
 			t.Errorf("%s: attempt %v, retry_at %v; want %v, %v", tt.typ, doc["attempt"], doc["retry_at"], tt.attempt, tt.retryAt)
 		}
-		env := p.environ()
+		env := p.environ(nil)
 		wantAttempt := "TLSPILOT_ATTEMPT=" + strconv.Itoa(int(tt.attempt))
 		if !slices.Contains(env, wantAttempt) || !slices.Contains(env, "TLSPILOT_RETRY_AT="+tt.envRetry) {
 			t.Errorf("%s: environment lacks %s or TLSPILOT_RETRY_AT=%s", tt.typ, wantAttempt, tt.envRetry)
