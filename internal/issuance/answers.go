@@ -9,6 +9,7 @@ import (
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/solvers"
 )
 
 // An answer is removed only once the CA is done with its challenge. A
@@ -65,6 +66,19 @@ func (s *answers) ask(token string) {
 	s.asked[token] = true
 }
 
+// unknown notes that the state of authorization url could not be
+// learnt: its answers are kept, whatever an earlier view said (an idle
+// challenge then may have been asked for since, by another process).
+func (s *answers) unknown(url string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for token, u := range s.authzOf {
+		if u == url {
+			s.idle[token] = false
+		}
+	}
+}
+
 // unsettled returns the authorizations to ask the CA about before the
 // recorded answers can be sorted. An answer that belongs to none of the
 // order's authorizations is settled: the CA never asks for it.
@@ -116,7 +130,8 @@ func (f *Flow) record(ctx context.Context, id string, p *certstore.Progress, tas
 // and keeps the others recorded. It runs when authorize returns, also
 // after ctx ended: it asks the CA about every answer whose authorization
 // it has not seen final, and keeps an answer whose challenge is
-// processing, or pending after this attempt asked for its validation.
+// processing, or pending after this attempt asked for its validation, or
+// of an authorization whose state it could not learn.
 func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, ans *answers) {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
@@ -124,6 +139,7 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, an
 	_ = each(cctx, len(urls), waitLimit, func(i int) error {
 		a, err := f.Client.GetAuthz(cctx, f.Account, urls[i])
 		if err != nil {
+			ans.unknown(urls[i])
 			f.Log.Warn("keeping challenge answers: authorization state unknown", "cert", id, "authz", urls[i], "error", err)
 			return nil
 		}
@@ -151,15 +167,25 @@ func (f *Flow) cleanup(ctx context.Context, id string, p *certstore.Progress, an
 	}
 }
 
-// cleanupRecorded removes recorded answers, concurrently, so that a
-// solver that batches (dns-01) removes them in few messages. It goes on
-// after ctx ended. It returns the answers it could not remove: those whose
-// removal failed, and those of a type no solver is configured for now (a
-// certificate moved off dns-01), logged at WARN with where they are so
-// that an operator can remove them. The caller keeps them (keepLeft).
+// cleanupRecorded is removeRecorded going on after ctx ended, for at most
+// 30 seconds: the answers of the order in hand.
 func (f *Flow) cleanupRecorded(ctx context.Context, id string, chs []certstore.Challenge) []certstore.Challenge {
 	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer cancel()
+	return f.removeRecorded(cctx, id, chs)
+}
+
+// removeRecorded removes recorded answers under ctx, concurrently, so that
+// a solver that batches (dns-01) removes them in few messages. It returns
+// the answers it could not remove: those whose removal failed, and those
+// of a type no solver is configured for now (a certificate moved off
+// dns-01), logged at WARN with where they are so that an operator can
+// remove them. The caller keeps them (keepLeft) and tries them again
+// (Sweep), so the solvers are told not to retry them in the background
+// (solvers.WithoutRetry): such a retry, outside the issue lock, could
+// remove the answer after another process presented it again.
+func (f *Flow) removeRecorded(ctx context.Context, id string, chs []certstore.Challenge) []certstore.Challenge {
+	cctx := solvers.WithoutRetry(ctx)
 	var todo, left []certstore.Challenge
 	for _, c := range chs {
 		switch _, ok := f.Solvers[c.Type]; {
@@ -173,7 +199,7 @@ func (f *Flow) cleanupRecorded(ctx context.Context, id string, chs []certstore.C
 			left = append(left, c)
 		}
 	}
-	failed := make([]bool, len(todo))
+	removed := make([]bool, len(todo)) // false also for those each never started, ctx ended
 	_ = each(cctx, len(todo), waitLimit, func(i int) error {
 		c := todo[i]
 		ch := acmeclient.Challenge{Type: c.Type, Token: c.Token, KeyAuthorization: c.KeyAuth,
@@ -182,12 +208,13 @@ func (f *Flow) cleanupRecorded(ctx context.Context, id string, chs []certstore.C
 			name, value := Where(c)
 			f.Log.Warn("clean up challenge", "cert", id, "type", c.Type, "identifier", c.Identifier,
 				"record", name, "value", value, "error", err)
-			failed[i] = true
+			return nil
 		}
+		removed[i] = true
 		return nil
 	})
 	for i, c := range todo {
-		if failed[i] {
+		if !removed[i] {
 			left = append(left, c)
 		}
 	}

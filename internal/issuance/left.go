@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
@@ -76,7 +77,8 @@ func (f *Flow) keepLeft(ctx context.Context, id string, chs []certstore.Challeng
 	if len(chs) == 0 {
 		return
 	}
-	ctx = context.WithoutCancel(ctx)
+	ctx, cancel := detach(ctx)
+	defer cancel()
 	old, err := Leftovers(ctx, f.Store, id)
 	if err != nil {
 		f.Log.Warn("answers left behind: record unreadable, replaced", "cert", id, "error", err)
@@ -101,7 +103,10 @@ func (f *Flow) keepLeft(ctx context.Context, id string, chs []certstore.Challeng
 
 // Sweep tries again to remove the answers recorded as left behind for
 // certificate id, and returns those still left. The caller holds id's
-// issue lock (Obtain and Done sweep by themselves).
+// issue lock (Obtain sweeps by itself). Sweep removes under ctx, and does
+// nothing once ctx ended: no one waits on these answers, so a stop need
+// not wait for their removal; those not removed stay recorded for the
+// next Sweep.
 func (f *Flow) Sweep(ctx context.Context, id string) []certstore.Challenge {
 	ctx = solvers.WithOwner(ctx, id)
 	chs, err := Leftovers(ctx, f.Store, id)
@@ -109,15 +114,27 @@ func (f *Flow) Sweep(ctx context.Context, id string) []certstore.Challenge {
 		f.Log.Warn("answers left behind", "cert", id, "error", err)
 		return nil
 	}
-	if len(chs) == 0 {
-		return nil
+	if len(chs) == 0 || ctx.Err() != nil {
+		return chs
 	}
-	left := f.cleanupRecorded(ctx, id, chs)
-	if err := f.storeLeft(context.WithoutCancel(ctx), id, left); err != nil {
+	left := f.removeRecorded(ctx, id, chs)
+	if len(left) == len(chs) {
+		return left // nothing changed: the record stays as it is
+	}
+	sctx, cancel := detach(ctx)
+	defer cancel()
+	if err := f.storeLeft(sctx, id, left); err != nil {
 		f.Log.Warn("save answers left behind", "cert", id, "error", err)
 	}
-	if n := len(chs) - len(left); n > 0 {
-		f.Log.Info("removed challenge answers left behind", "cert", id, "count", n)
-	}
+	f.Log.Info("removed challenge answers left behind", "cert", id, "count", len(chs)-len(left))
 	return left
+}
+
+// storeTimeout bounds the saving of a record that must outlive ctx.
+const storeTimeout = 10 * time.Second
+
+// detach returns a context that goes on after ctx ended, for at most
+// storeTimeout, for saving what the end of ctx must not lose.
+func detach(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 }

@@ -26,7 +26,8 @@ import (
 // made at the same time share an update too.
 //
 // A record whose removal fails (the DNS server is down) is removed again in
-// the background, with backoff, until it is gone.
+// the background, with backoff, until it is gone, unless the CleanUp was
+// made under WithoutRetry (its caller retries).
 type DNS01 struct {
 	prov  dns01.Provider
 	check checker
@@ -183,7 +184,7 @@ func (s *DNS01) Wait(ctx context.Context, ch acmeclient.Challenge) error {
 // values are two records, the same value (one authorization shared by two
 // orders) is one. It also removes records presented by an earlier process
 // (after a restart) that it knows nothing of. A failed removal is retried
-// in the background and reported.
+// in the background and reported, unless ctx comes from WithoutRetry.
 func (s *DNS01) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
 	k, err := key(ch)
 	if err != nil {
@@ -237,20 +238,26 @@ func mayExist(j *job) bool {
 func (s *DNS01) removeUnknown(ctx context.Context, k recordKey) error {
 	rec, err := s.check.Locate(ctx, k.domain, k.value)
 	if err != nil {
-		s.retry.add(k, dns01.Record{})
+		if retryWanted(ctx) {
+			s.retry.add(k, dns01.Record{})
+		}
 		return fmt.Errorf("dns-01 for %s: remove record: %w", k.domain, err)
 	}
 	return s.removeNow(ctx, k, rec)
 }
 
 // removeNow removes rec, sharing the update with concurrent removals; a
-// failure puts it on the retry list.
+// failure puts it on the retry list, unless ctx says the caller retries
+// (WithoutRetry).
 func (s *DNS01) removeNow(ctx context.Context, k recordKey, rec dns01.Record) error {
 	j := newJob(k)
 	j.rec = rec
 	s.remove.add(j)
 	s.remove.kick()
 	if err := j.wait(ctx); err != nil {
+		if !retryWanted(ctx) {
+			return fmt.Errorf("dns-01 for %s: remove record: %w", k.domain, err)
+		}
 		s.retry.add(k, rec)
 		return fmt.Errorf("dns-01 for %s: remove record (will retry): %w", k.domain, err)
 	}

@@ -400,6 +400,33 @@ func TestDNS01RemovalRetried(t *testing.T) {
 	})
 }
 
+// TestDNS01WithoutRetry: a removal that fails under WithoutRetry (the
+// issuance flow records it and retries it under its lock) is reported and
+// not retried in the background, for a record known here and one left by
+// an earlier process.
+func TestDNS01WithoutRetry(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		s, p, _ := newFakeDNS01()
+		chs := challenges(2)
+		presentAndWait(t, s, chs[:1]) // chs[1]: presented by an earlier process
+		p.cleanupErr, p.cleanupFailures = errors.New("i/o timeout"), 2
+		ctx := WithoutRetry(t.Context())
+		for _, ch := range chs {
+			if err := s.CleanUp(ctx, ch); err == nil || strings.Contains(err.Error(), "will retry") {
+				t.Fatalf("CleanUp = %v, want a failure not retried", err)
+			}
+		}
+		if got := s.retry.pending(); got != 0 {
+			t.Fatalf("records to retry = %d, want 0", got)
+		}
+		time.Sleep(time.Hour)
+		if _, cleanups := p.calls(); len(cleanups) != 2 {
+			t.Errorf("CleanUp batches = %v, want the two failed clean-ups only", cleanups)
+		}
+		settle()
+	})
+}
+
 func TestDNS01PresentAgainCancelsRetry(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, p, _ := newFakeDNS01()

@@ -36,3 +36,23 @@ type owners map[string]struct{}
 
 func (o owners) add(owner string)  { o[owner] = struct{}{} }
 func (o owners) drop(owner string) { delete(o, owner) }
+
+type noRetryKey struct{}
+
+// WithoutRetry returns a context under which a failed CleanUp is only
+// reported: a solver that retries failed removals in the background
+// (dns-01) MUST NOT retry one made under it. The issuance flow uses it
+// for the answers it records as left behind and removes again itself,
+// under the certificate's issue lock: a background retry, holding no
+// lock, could remove the same answer after another process presented it
+// again for the same order and asked the CA to validate it.
+func WithoutRetry(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noRetryKey{}, true)
+}
+
+// retryWanted reports whether a failed CleanUp under ctx may be retried
+// in the background (see WithoutRetry).
+func retryWanted(ctx context.Context) bool {
+	no, _ := ctx.Value(noRetryKey{}).(bool)
+	return !no
+}
