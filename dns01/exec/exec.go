@@ -38,6 +38,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/internal/procgroup"
 )
 
 // maxStderr bounds the standard error kept for an error message.
@@ -133,10 +134,10 @@ func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runE
 	stderr := &tailBuffer{max: maxStderr}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = waitDelay
-	ownGroup(cmd)
+	procgroup.Own(cmd)
 	err := cmd.Run()
 	if cmd.Process != nil {
-		killGroup(cmd) // what it left running
+		procgroup.Kill(cmd) // what it left running
 	}
 	if errors.Is(err, osexec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
 		// Exit status 0: the hook did its work, but left a process that

@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/procgroup"
 )
 
 // Reload makes the software read the files again: it runs the reload
@@ -47,8 +49,7 @@ func (f *Files) runReload(ctx context.Context) error {
 	}
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+	procgroup.Own(cmd)
 	cmd.WaitDelay = time.Second
 	start := time.Now()
 	err := cmd.Run()

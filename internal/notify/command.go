@@ -9,6 +9,8 @@ import (
 	"os"
 	"os/exec"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/procgroup"
 )
 
 // maxOutput bounds the output of a hook kept for the log.
@@ -35,7 +37,7 @@ func (c *command) deliver(ctx context.Context, p Payload) {
 	argv := append(append([]string{}, c.argv...), p.args()...)
 	cmd := exec.CommandContext(run, argv[0], argv[1:]...)
 	cmd.Env = p.environ(c.hide)
-	ownGroup(cmd)
+	procgroup.Own(cmd)
 	start := time.Now()
 	output, err := runBounded(cmd)
 	attrs := []any{"hook", "command", "event", p.Event, "cert", p.CertID, "program", argv[0],
@@ -81,7 +83,7 @@ func runBounded(cmd *exec.Cmd) (string, error) {
 		_, _ = io.Copy(out, r)
 	}()
 	err = cmd.Wait()
-	killGroup(cmd) // what it left running
+	procgroup.Kill(cmd) // what it left running
 	select {
 	case <-copied:
 	case <-time.After(waitDelay):
