@@ -384,6 +384,47 @@ func TestRenewSweepsLeftovers(t *testing.T) {
 	wantTXT(t, b, "_acme-challenge.example.test")
 }
 
+// TestStatusReportsLeftovers: a TXT record a failed clean-up left is in
+// the status documents, from storage (ReadStatus: `tlspilot status`) and
+// from a running Manager (Report: the admin listener's /status), with
+// the record's name and value, until a later run removes it.
+func TestStatusReportsLeftovers(t *testing.T) {
+	b := testenv.StartBIND(t, testenv.BINDOptions{Zones: []testenv.BINDZone{exampleZone}})
+	p := testenv.StartPebble(t, testenv.PebbleOptions{DNSServer: b.Addr})
+	cfg := dnsConfig(t, p, failingCleanUp{rfc2136For(t, b)}, b.Addr, b.Port, &events{})
+	first := newManaging(t, cfg, "example.test")
+	if err := first.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	txt, err := b.TXT(t.Context(), "_acme-challenge.example.test")
+	if err != nil || len(txt) != 1 {
+		t.Fatalf("TXT after a failed clean-up: %q, %v; want the record left", txt, err)
+	}
+	want := []LeftAnswer{{Type: "dns-01", Name: "_acme-challenge.example.test", Value: txt[0]}}
+	leftIn := func(r StatusReport) []LeftAnswer {
+		for _, c := range r.Certificates {
+			if slices.Contains(c.Names, "example.test") {
+				return c.AnswersLeft
+			}
+		}
+		return nil
+	}
+	if got := leftIn(ReadStatus(t.Context(), cfg, Cert{Names: []string{"example.test"}})); !slices.Equal(got, want) {
+		t.Errorf("ReadStatus answers left = %+v, want %+v", got, want)
+	}
+	if got := leftIn(first.Report(t.Context())); !slices.Equal(got, want) {
+		t.Errorf("Report answers left = %+v, want %+v", got, want)
+	}
+	cfg.DNSProvider = rfc2136For(t, b)
+	next := newManaging(t, cfg, "example.test")
+	if err := next.Renew(t.Context(), RenewOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := leftIn(ReadStatus(t.Context(), cfg, Cert{Names: []string{"example.test"}})); got != nil {
+		t.Errorf("ReadStatus after the record was removed: answers left %+v", got)
+	}
+}
+
 // TestCleanNamesLeftovers: `tlspilot clean` removing a certificate no
 // longer managed, whose answer an attempt could not take down, names the
 // record to remove by hand (its record of it went with the certificate,

@@ -11,6 +11,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/issuance"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
@@ -45,7 +46,7 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 		}
 	}
 	store := certstore.New(st, nil)
-	stored, err := store.ListCerts(ctx)
+	stored, left, err := store.ListCertsWith(ctx, issuance.LeftFile)
 	if err != nil {
 		return UnknownReport(now, fmt.Errorf("read storage: %w", err))
 	}
@@ -73,6 +74,7 @@ func ReadStatus(ctx context.Context, cfg Config, certs ...Cert) StatusReport {
 		}
 	}
 	out := readStatuses(ctx, store, cfg, jobs, now)
+	addLeftovers(ctx, store, out, left)
 	acct := storedAccount(ctx, store, cfg)
 	return NewStatusReport(now, out, &acct)
 }

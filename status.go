@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
+	"github.com/tlspilot/tlspilot/internal/issuance"
 )
 
 // Certificate states reported in CertStatus.State, from the most urgent.
@@ -89,9 +90,22 @@ type CertStatus struct {
 	// CertFile is the file a certificate managed elsewhere (a site's
 	// cert_file) was read from (FileStatus); empty for tlspilot's own.
 	CertFile string `json:"cert_file,omitempty"`
+	// AnswersLeft are challenge answers an order published for this
+	// certificate and could not take down (a DNS server down at clean-up,
+	// a clean-up hook failing). The next order or Renew removes them; they
+	// do not change State or the report's Status.
+	AnswersLeft []LeftAnswer `json:"answers_left,omitempty"`
 	// unreadable: a record of it could not be read (LastError says
 	// which); the report is UNKNOWN.
 	unreadable bool
+}
+
+// LeftAnswer is a challenge answer published and not removed: for
+// dns-01 the TXT record (RFC 8555 §8.4), else the identifier and token.
+type LeftAnswer struct {
+	Type  string `json:"type"`  // "dns-01", "http-01" or "tls-alpn-01"
+	Name  string `json:"name"`  // TXT record name ("_acme-challenge.example.com") or identifier
+	Value string `json:"value"` // TXT record value, or token
 }
 
 // Nagios plugin exit codes, used by status and certs --once.
@@ -305,14 +319,14 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 		managed[c.ID] = true
 	}
 	storage := m.StorageStatus()
-	var ids []string
+	var ids, left []string
 	err := errStorageDown
 	if storage.Up || storage.Checked.IsZero() {
 		// A storage known down is not read: the report comes from memory
 		// at once. Else the list is read within storageTimeout, then the
 		// other certificates and the account within as much again.
 		lctx, cancel := context.WithTimeout(ctx, storageTimeout)
-		ids, err = m.store.ListCerts(lctx)
+		ids, left, err = m.store.ListCertsWith(lctx, issuance.LeftFile)
 		cancel()
 		ctx, cancel = context.WithTimeout(ctx, storageTimeout)
 		defer cancel()
@@ -332,6 +346,7 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 			certs = append(certs, storedStatus(ctx, m.store, id, nil, "", "", false, now, m.cfg.WarnWindow))
 		}
 	}
+	addLeftovers(ctx, m.store, certs, left)
 	acct := m.AccountStatus(ctx)
 	r := NewStatusReport(now, certs, &acct)
 	r.Storage = &storage
@@ -341,6 +356,34 @@ func (m *Manager) Report(ctx context.Context) StatusReport {
 // errStorageDown is the error of a status report made while the last
 // storage check failed.
 var errStorageDown = errors.New("storage unreachable: certificates reported from memory")
+
+// addLeftovers fills in AnswersLeft of those of certs whose ids are in
+// with, the certificates that have a record of answers left behind
+// (certstore.Store.ListCertsWith). A record that cannot be read is
+// passed over: its answers were logged when left, and the next order
+// reads it again.
+func addLeftovers(ctx context.Context, st *certstore.Store, certs []CertStatus, with []string) {
+	if len(with) == 0 {
+		return
+	}
+	has := make(map[string]bool, len(with))
+	for _, id := range with {
+		has[id] = true
+	}
+	for i := range certs {
+		if !has[certs[i].ID] {
+			continue
+		}
+		chs, err := issuance.Leftovers(ctx, st, certs[i].ID)
+		if err != nil {
+			continue
+		}
+		for _, ch := range chs {
+			name, value := issuance.Where(ch)
+			certs[i].AnswersLeft = append(certs[i].AnswersLeft, LeftAnswer{Type: ch.Type, Name: name, Value: value})
+		}
+	}
+}
 
 // storedStatus reports the state of certificate id from storage alone,
 // as a process that does not manage it sees it: for `tlspilot status`

@@ -301,6 +301,9 @@ func printTable(w io.Writer, r tlspilot.StatusReport) {
 		if d := c.Deploy; d != nil {
 			printDeploy(w, d)
 		}
+		for _, a := range c.AnswersLeft {
+			fmt.Fprintf(w, "  answer left behind (%s): %s %s\n", a.Type, a.Name, a.Value)
+		}
 	}
 }
 
@@ -324,7 +327,19 @@ func summaryLine(r tlspilot.StatusReport) string {
 	if n := deployFailing(r); n > 0 {
 		parts = append(parts, fmt.Sprintf("%d deploy failing", n))
 	}
+	if n := answersLeft(r); n > 0 {
+		parts = append(parts, plural(n, "answer")+" left behind")
+	}
 	return strings.Join(parts, ", ")
+}
+
+// answersLeft counts the challenge answers left published.
+func answersLeft(r tlspilot.StatusReport) int {
+	n := 0
+	for _, c := range r.Certificates {
+		n += len(c.AnswersLeft)
+	}
+	return n
 }
 
 func stamp(t time.Time) string {
@@ -387,6 +402,11 @@ func textSafe(r tlspilot.StatusReport) tlspilot.StatusReport {
 			names[j] = oneLine(n)
 		}
 		c.Names = names
+		left := make([]tlspilot.LeftAnswer, len(c.AnswersLeft))
+		for j, a := range c.AnswersLeft {
+			left[j] = tlspilot.LeftAnswer{Type: oneLine(a.Type), Name: oneLine(a.Name), Value: oneLine(a.Value)}
+		}
+		c.AnswersLeft = left
 		if c.Deploy != nil {
 			d := *c.Deploy
 			d.State, d.Serial, d.LastError = oneLine(d.State), oneLine(d.Serial), oneLine(d.LastError)

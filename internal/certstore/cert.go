@@ -3,6 +3,7 @@ package certstore
 import (
 	"context"
 	"crypto"
+	"strings"
 	"time"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
@@ -145,17 +146,39 @@ func (st *Store) StoreState(ctx context.Context, id string, s State) error {
 
 // ListCerts returns the ids of every stored certificate.
 func (st *Store) ListCerts(ctx context.Context) ([]string, error) {
+	ids, _, err := st.ListCertsWith(ctx, "")
+	return ids, err
+}
+
+// ListCertsWith returns the ids of every stored certificate, and, from the
+// same listing, the ids of the certificates, stored or not, that have a
+// record named file in their folder ("answers-left.json"); with is nil
+// when file is "".
+func (st *Store) ListCertsWith(ctx context.Context, file string) (ids, with []string, err error) {
 	keys, err := st.s.List(ctx, "certs")
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	var ids []string
 	for _, k := range keys {
-		if len(k) > len("certs/")+len("/cert.json") && k[len(k)-len("/cert.json"):] == "/cert.json" {
-			ids = append(ids, k[len("certs/"):len(k)-len("/cert.json")])
+		if id, ok := certFolder(k, "cert.json"); ok {
+			ids = append(ids, id)
+		}
+		if id, ok := certFolder(k, file); ok && file != "" {
+			with = append(with, id)
 		}
 	}
-	return ids, nil
+	return ids, with, nil
+}
+
+// certFolder returns the certificate id of key when key is
+// "certs/<id>/<file>".
+func certFolder(key, file string) (string, bool) {
+	rest, ok := strings.CutPrefix(key, "certs/")
+	if !ok {
+		return "", false
+	}
+	id, ok := strings.CutSuffix(rest, "/"+file)
+	return id, ok && id != ""
 }
 
 // DeleteCert removes every record of the certificate id: the

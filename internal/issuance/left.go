@@ -23,8 +23,12 @@ import (
 // (under its issue lock) and Sweep try to remove them again; Leftovers
 // lists them for reports.
 
+// LeftFile is the name of the record of answers left behind in a
+// certificate's folder (certstore.Store.ListCertsWith finds them).
+const LeftFile = "answers-left.json"
+
 // leftKey is the storage key of id's record of answers left behind.
-func leftKey(id string) string { return "certs/" + id + "/answers-left.json" }
+func leftKey(id string) string { return "certs/" + id + "/" + LeftFile }
 
 // Leftovers returns the answers recorded as left behind for certificate
 // id: presented, and not removed. A missing record is no leftovers.
