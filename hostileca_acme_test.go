@@ -251,7 +251,9 @@ func (c *pollCA) RoundTrip(req *http.Request) (*http.Response, error) {
 // at a sane pace and for a bounded time whatever its Retry-After says: 0,
 // a date in the past or junk must not make the client poll in a tight
 // loop, and a Retry-After of ten years must not hold the order (and a
-// worker) for longer than the poll timeout.
+// worker) for longer than the poll timeout. The error then says the order
+// is still processing after the poll timeout (it was acmez's "order took
+// too long").
 func TestHostileCAOrderPolling(t *testing.T) {
 	const (
 		interval = 100 * time.Millisecond
@@ -287,6 +289,9 @@ func TestHostileCAOrderPolling(t *testing.T) {
 			took := time.Since(start)
 			if err == nil {
 				t.Fatal("an order that never left processing was finalized")
+			}
+			if !strings.Contains(err.Error(), "still processing at the CA after the poll timeout of 2s") {
+				t.Errorf("the error does not say the order is still processing after the poll timeout: %v", err)
 			}
 			if took > timeout+3*time.Second {
 				t.Errorf("Retry-After %q held the order for %v (poll timeout %v)", tc.value, took.Round(time.Second), timeout)

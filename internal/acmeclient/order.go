@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/x509"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
@@ -76,6 +77,9 @@ func (c *Client) Finalize(ctx context.Context, acct Account, o Order, csrDER []b
 	}
 	out := fromOrder(got)
 	if err != nil {
+		if ctx.Err() == nil && err.Error() == acmezOrderPollEnd {
+			err = fmt.Errorf("the order is still %s at the CA after the poll timeout of %v", out.Status, c.pollTimeout)
+		}
 		return out, wrap(opFinalize, pollErr(ctx, err), s)
 	}
 	if out.Status == StatusValid && out.Certificate == "" {
@@ -85,6 +89,10 @@ func (c *Client) Finalize(ctx context.Context, acct Account, o Order, csrDER []b
 }
 
 const opFinalize = "finalize order"
+
+// acmezOrderPollEnd is the text of the error acmez returns when an order
+// is not finished by its poll timeout; Finalize says what it means.
+const acmezOrderPollEnd = "order took too long"
 
 // ErrNoCertificateURL is wrapped by the *Error (class BadOrder) of
 // Finalize and Certificate when the CA says an order is valid but names
