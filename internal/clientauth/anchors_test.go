@@ -166,6 +166,29 @@ func TestReadCAFileRefusesLeaf(t *testing.T) {
 	}
 }
 
+// TestReadCAFileTrustedCertificate: a CA written by `openssl x509
+// -addtrust` ("TRUSTED CERTIFICATE", with OpenSSL's trust settings) is
+// refused with an error naming the file and saying how to convert it;
+// it was skipped silently, so the CA was not trusted and its clients
+// were refused with nothing saying why.
+func TestReadCAFileTrustedCertificate(t *testing.T) {
+	root := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{})
+	inter := testenv.NewOpenSSLCA(t, testenv.OpenSSLCAOptions{Parent: root})
+	dir := t.TempDir()
+	trusted := openssl(t, "x509", "-in", inter.CertFile, "-addtrust", "clientAuth")
+	if !strings.Contains(string(trusted), "BEGIN TRUSTED CERTIFICATE") {
+		t.Fatalf("openssl x509 -addtrust wrote no TRUSTED CERTIFICATE:\n%s", trusted)
+	}
+	f := filepath.Join(dir, "bundle.pem")
+	if err := os.WriteFile(f, append(readFile(t, root.CertFile), trusted...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err := ReadCAFile(f)
+	if err == nil || !strings.Contains(err.Error(), f) || !strings.Contains(err.Error(), "TRUSTED CERTIFICATE") || !strings.Contains(err.Error(), "openssl x509") {
+		t.Errorf("ReadCAFile(root + TRUSTED CERTIFICATE) = %v, want an error naming the file and the block", err)
+	}
+}
+
 // writeJoined writes the files' contents one after the other to name
 // and returns name.
 func writeJoined(t *testing.T, name string, files ...string) string {

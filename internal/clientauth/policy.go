@@ -229,8 +229,12 @@ func (p Policy) checks() bool {
 }
 
 // ReadCAFile reads the PEM "CERTIFICATE" blocks of the file at path, for
-// Policy.CAs; blocks of other types are skipped. It fails, naming the
-// file, if the file holds none, if one does not parse, if the file is
+// Policy.CAs; blocks of other types are skipped, but for OpenSSL's
+// "TRUSTED CERTIFICATE", whose trust settings (the purposes a CA is
+// trusted for) it cannot honour: skipping it would leave out a CA the
+// administrator listed, and taking its certificate alone could trust it
+// for more than they allowed. It fails, naming the file, if the file
+// holds one of those, or no certificate, if one does not parse, if the file is
 // not whole (a block cut short or broken, data after the last block: see
 // pemBlocks), or if a certificate is neither a CA certificate (basic
 // constraints with CA:TRUE) nor self-signed (checkCA): a client's own
@@ -247,6 +251,10 @@ func ReadCAFile(path string) ([]*x509.Certificate, error) {
 	blocks, err := pemBlocks(data, "CERTIFICATE")
 	if err != nil {
 		return nil, fmt.Errorf("client_auth: ca %s: %w", path, err)
+	}
+	if trusted, _ := pemBlocks(data, "TRUSTED CERTIFICATE"); len(trusted) > 0 {
+		return nil, fmt.Errorf("client_auth: ca %s: %d TRUSTED CERTIFICATE block(s): OpenSSL's trust settings, which tlspilot cannot honour; "+
+			"if they allow client authentication, write each as a plain CERTIFICATE (openssl x509 -in FILE -out NEW)", path, len(trusted))
 	}
 	if len(blocks) == 0 {
 		return nil, fmt.Errorf("client_auth: ca %s: no PEM CERTIFICATE block", path)
