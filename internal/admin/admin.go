@@ -10,7 +10,10 @@
 // It answers without authentication: the command listens on loopback
 // unless told otherwise. A request whose Host is not an IP literal,
 // localhost or the name of Options.Listen is refused with 403 on every
-// path (DNS rebinding; see host.go).
+// path (DNS rebinding; see host.go). A request a browser sends for
+// another site's page is refused too, except a link to /, /status,
+// /metrics or /healthz, so that no web page can start profiles or POST
+// to the listener (guard.go).
 package admin
 
 import (
@@ -23,6 +26,8 @@ import (
 	"net/http"
 	"net/http/pprof"
 	"time"
+
+	"golang.org/x/net/netutil"
 
 	"github.com/tlspilot/tlspilot"
 )
@@ -64,6 +69,7 @@ type Options struct {
 // Handler serves the admin endpoints. It is safe for concurrent use.
 type Handler struct {
 	mux     *http.ServeMux
+	next    http.Handler // mux behind the cross-origin check
 	tmpl    *template.Template
 	src     Source
 	metrics *Metrics
@@ -104,22 +110,31 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	h.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	h.mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-	h.mux.HandleFunc("POST /debug/pprof/symbol", pprof.Symbol)
+	h.mux.HandleFunc("GET /debug/pprof/symbol", symbol)
+	h.mux.HandleFunc("POST /debug/pprof/symbol", symbol)
 	h.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	h.next = crossOrigin(h.mux)
 	return h, nil
 }
 
 // ServeHTTP answers one admin request, or refuses it with 403 when its
-// Host is not allowed (Options.Listen).
+// Host is not allowed (Options.Listen) or when a browser sent it for
+// another site's page other than as a link to /, /status, /metrics or
+// /healthz (guard.go). No answer may be cached or framed.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("X-Frame-Options", "DENY")
+	dropBody(w, r)
 	if !h.hosts.allows(r.Host) {
 		refuse(w)
 		return
 	}
-	h.mux.ServeHTTP(w, r)
+	if !browserAllows(r) {
+		refuseCrossSite(w)
+		return
+	}
+	h.next.ServeHTTP(w, r)
 }
 
 func healthz(w http.ResponseWriter, _ *http.Request) {
@@ -142,19 +157,28 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// MaxConns is how many connections Serve keeps open at once: scrapers,
+// browsers and profiles need a few. Further clients wait in the
+// listen backlog, which holds no file descriptor of the process, so a
+// client opening connections without end cannot take from the HTTPS
+// server the descriptors its upstream connections and storage need.
+const MaxConns = 64
+
 // Serve serves h on l until ctx ends, then stops accepting, waits up to
 // 5 seconds for the requests in flight and returns nil. It closes l. Any
-// other error ends it early.
+// other error ends it early. It answers at most MaxConns connections at
+// once.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Profiles stream for as long as ?seconds= says; writes are
-		// bounded by the client going away, not by a timeout.
+		// bounded by the client going away, not by a timeout. Bodies
+		// are bounded by the Handler (guard.go).
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(l) }()
+	go func() { errc <- srv.Serve(netutil.LimitListener(l, MaxConns)) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin: %w", err)
