@@ -21,9 +21,7 @@ func (d *decoder) admin(t *table, c *Config) {
 	t.flag("admin_allow_remote", &c.AdminAllowRemote)
 	if paths, ok := t.strings("admin_hosts", &c.AdminHosts); ok {
 		for i, h := range c.AdminHosts {
-			if h == "" || strings.ContainsAny(h, ":/ \t[]@") {
-				d.errorf(paths[i], "%q is not a host name: write the name alone, as a proxy in front sends it in Host (no scheme, no port)", h)
-			}
+			d.adminHost(paths[i], h)
 		}
 	}
 	if t.str("admin_listen", &c.AdminListen) {
@@ -31,6 +29,20 @@ func (d *decoder) admin(t *table, c *Config) {
 	}
 	if t.str("certs_admin_listen", &c.CertsAdminListen) {
 		d.adminAddr("certs_admin_listen", c.CertsAdminListen, c.AdminAllowRemote)
+	}
+}
+
+// adminHost checks one of admin_hosts: a name as a proxy in front sends
+// it in Host, matched whole, so that a list written as one string or a
+// wildcard, which match no Host, are refused.
+func (d *decoder) adminHost(path, h string) {
+	switch {
+	case strings.Contains(h, ","):
+		d.errorf(path, "%q: one name per element of the list, such as [\"status.example.com\", \"status2.example.com\"]", h)
+	case h == "" || strings.ContainsAny(h, ":/ \t[]@"):
+		d.errorf(path, "%q is not a host name: write the name alone, as a proxy in front sends it in Host (no scheme, no port)", h)
+	case strings.Contains(h, "*"):
+		d.errorf(path, "%q: names are matched whole, with no wildcard: list each name a proxy in front sends", h)
 	}
 }
 

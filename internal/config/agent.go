@@ -86,6 +86,8 @@ func (d *decoder) agent(t *table) *Agent {
 		d.errorf("issuer", "required: the issuer's URL, such as \"https://issuer.example.com:8443\"")
 	} else if u, err := url.Parse(a.Issuer); err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil || u.RawQuery != "" || u.Fragment != "" {
 		d.errorf("issuer", "%q: want an https:// URL with a host and no user, query or fragment", a.Issuer)
+	} else {
+		d.urlPort("issuer", a.Issuer, u)
 	}
 	if !t.str("issuer_ca", &a.IssuerCA) {
 		d.errorf("issuer_ca", "required: the fleet CA certificate (PEM) that `tlspilot issuer ca` prints on the issuer")
@@ -143,7 +145,7 @@ func IsAgentFile(path string) bool {
 		return false
 	}
 	var doc map[string]any
-	if toml.Unmarshal(data, &doc) != nil {
+	if toml.Unmarshal(withoutBOM(data), &doc) != nil {
 		return false
 	}
 	_, ok := doc["issuer"]

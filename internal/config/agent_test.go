@@ -51,7 +51,7 @@ reuse_key = true
 		{"database", "issuer = \"https://i.example.com\"\nissuer_ca = \"ca.pem\"\nstorage = \"postgres://db/x\"", `agent.toml:3: storage: an agent keeps its keys in a directory`},
 		{"IP name", base + "[[certificate]]\nnames = \"192.0.2.1\"\nfullchain = \"$DIR/www/f.pem\"\nprivkey = \"$DIR/www/k.pem\"", `agent.toml:5: certificate[1].names: 192.0.2.1: an IP address cannot be proved with dns-01`},
 		{"no file", base + "[[certificate]]\nnames = \"db1.example.com\"", `certificate[1]: a certificate needs somewhere to go`},
-		{"site table", base + "[[site]]\nnames = \"db1.example.com\"", `agent.toml: site: unknown key`},
+		{"site table", base + "[[site]]\nnames = \"db1.example.com\"", `agent.toml:4: site: unknown key`},
 		{"bad warn_window", base + "warn_window = \"soon\"", `agent.toml:4: warn_window:`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -129,6 +129,9 @@ func (d *decoder) deployFiles(t *table, c *Certificate, written map[string]strin
 		*f.dst = d.deployPath(t.key(f.key), *f.dst)
 		for _, kt := range c.KeyTypes {
 			p := DeployPath(*f.dst, kt, len(c.KeyTypes))
+			if p != *f.dst {
+				d.notDir(t.key(f.key), p)
+			}
 			if other, dup := written[p]; dup {
 				d.errorf(t.key(f.key), "%s is already written by %s (line %d)", p, other, d.pos.line(other))
 			}
@@ -151,14 +154,30 @@ func (d *decoder) deployPath(path, p string) string {
 		d.errorf(path, "empty path")
 		return ""
 	}
+	dirLike := strings.HasSuffix(p, string(filepath.Separator))
 	p = d.resolve(p)
-	if strings.HasSuffix(p, string(filepath.Separator)) {
-		d.errorf(path, "%s is a directory: name the file", p)
+	if dirLike {
+		d.errorf(path, "%s/ is a directory: name the file", p)
+		return p
 	}
-	if _, err := os.Stat(filepath.Dir(p)); errors.Is(err, fs.ErrNotExist) {
-		d.errorf(path, "directory %s does not exist", filepath.Dir(p))
+	switch fi, err := os.Stat(filepath.Dir(p)); {
+	case errors.Is(err, fs.ErrNotExist):
+		d.errorf(path, "directory %s does not exist%s", filepath.Dir(p), d.unexpanded(p))
+	case err == nil && !fi.IsDir():
+		d.errorf(path, "%s is not a directory", filepath.Dir(p))
+	default:
+		d.notDir(path, p)
 	}
 	return p
+}
+
+// notDir refuses a file path that names a directory: check passed it,
+// and certs found out only once it had a certificate to write (a
+// rename over a directory fails), or a signal to send (pidfile).
+func (d *decoder) notDir(path, p string) {
+	if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		d.errorf(path, "%s is a directory: name the file", p)
+	}
 }
 
 // existingDir resolves p and checks that it is a directory, if this
@@ -172,7 +191,7 @@ func (d *decoder) existingDir(path, p string) string {
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		d.errorf(path, "%s does not exist", p)
+		d.errorf(path, "%s does not exist%s", p, d.unexpanded(p))
 	case err == nil && !fi.IsDir():
 		d.errorf(path, "%s is not a directory", p)
 	}

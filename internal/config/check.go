@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"math"
 	"net"
 	"net/mail"
 	"net/url"
@@ -27,10 +28,23 @@ func (d *decoder) resolve(p string) string {
 // fileError records a failed file system check of p at path.
 func (d *decoder) fileError(path, p string, err error) {
 	if errors.Is(err, fs.ErrNotExist) {
-		d.errorf(path, "%s does not exist", p)
+		d.errorf(path, "%s does not exist%s", p, d.unexpanded(p))
 		return
 	}
 	d.errorf(path, "%w", err)
+}
+
+// unexpanded is a hint for a path that does not exist, resolved from a
+// value that a shell would have expanded ("~/x", "$HOME/x"): nothing
+// expands them here, and "~/x" is taken relative to the config.
+func (d *decoder) unexpanded(p string) string {
+	if rel, err := filepath.Rel(d.base, p); err == nil && strings.HasPrefix(rel, "~") {
+		return " (~ is not expanded in the config: write the whole path, such as /home/USER/...)"
+	}
+	if v := shellVariable.FindString(p); v != "" {
+		return " (" + v + " is not expanded in the config: write the whole path)"
+	}
+	return ""
 }
 
 // dir resolves p and checks that it is a directory this process can list.
@@ -123,9 +137,19 @@ func (d *decoder) accessLog(path, v string) string {
 		d.errorf(path, "want stdout, stderr, off or a file path")
 		return v
 	}
+	for _, kw := range []string{"stdout", "stderr", "off"} {
+		if strings.EqualFold(v, kw) {
+			d.errorf(path, "%q: write %q in lower case (or \"./%s\" for a file of that name)", v, kw, v)
+			return v
+		}
+	}
 	p := d.resolve(v)
-	if fi, err := os.Stat(filepath.Dir(p)); err != nil || !fi.IsDir() {
-		d.errorf(path, "%s: directory %s does not exist", v, filepath.Dir(p))
+	if fi, err := os.Stat(filepath.Dir(p)); err == nil && !fi.IsDir() {
+		d.errorf(path, "%s: %s is not a directory", v, filepath.Dir(p))
+	} else if err != nil {
+		d.errorf(path, "%s: directory %s does not exist%s", v, filepath.Dir(p), d.unexpanded(p))
+	} else if fi, err := os.Stat(p); err == nil && fi.IsDir() {
+		d.errorf(path, "%s is a directory: want a file in it, such as %s", p, filepath.Join(p, "tlspilot.log"))
 	}
 	return p
 }
@@ -143,6 +167,19 @@ func (d *decoder) caURL(path, v string) {
 	u, err := url.Parse(v)
 	if err != nil || u.Scheme != "https" || u.Host == "" || u.User != nil {
 		d.errorf(path, "%q: want an https:// ACME directory URL, or letsencrypt or letsencrypt-staging", v)
+		return
+	}
+	d.urlPort(path, v, u)
+}
+
+// urlPort refuses a URL (v, parsed as u) whose port no server can listen
+// on: url.Parse takes any digits (0, 99999), and the connection failed
+// only when the URL was used.
+func (d *decoder) urlPort(path, v string, u *url.URL) {
+	if p := u.Port(); p != "" {
+		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
+			d.errorf(path, "%q: port %s is not from 1 to 65535", v, p)
+		}
 	}
 }
 
@@ -167,6 +204,26 @@ func (d *decoder) upstream(path, v string) {
 	}
 }
 
+// upstreamPaths refuses upstreams of one proxy (urls, written at paths)
+// whose URL paths differ, as the server does when it starts ("all
+// upstreams of one handler must have the same path"): a request goes to
+// any of them under the same path. "http://a:1" and "http://b:1/" differ
+// too.
+func (d *decoder) upstreamPaths(paths, urls []string) {
+	first, firstPath := -1, ""
+	for i, v := range urls {
+		u, err := url.Parse(v)
+		switch {
+		case err != nil:
+		case first < 0:
+			first, firstPath = i, u.Path
+		case u.Path != firstPath:
+			d.errorf(paths[i], "%q: its path %q is not %q, the path of %s: a request goes to any upstream of a site or route under the same path",
+				v, u.Path, firstPath, paths[first])
+		}
+	}
+}
+
 // redirect checks a redirect target: an absolute http(s) URL in which
 // "{uri}" is the only placeholder.
 func (d *decoder) redirect(path, v string) {
@@ -178,7 +235,9 @@ func (d *decoder) redirect(path, v string) {
 	u, err := url.Parse(s)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Hostname() == "" {
 		d.errorf(path, "%q: want an absolute http:// or https:// URL", v)
+		return
 	}
+	d.urlPort(path, v, u)
 }
 
 // listen checks a host:port listen address.
@@ -212,26 +271,45 @@ func (d *decoder) hostPort(path, v, defPort string) string {
 
 // user checks that a user name or id exists here.
 func (d *decoder) user(path, v string) {
-	var err error
-	if _, nerr := strconv.Atoi(v); nerr == nil {
-		_, err = user.LookupId(v)
-	} else {
-		_, err = user.Lookup(v)
-	}
-	if err != nil {
-		d.errorf(path, "%q: no such user", v)
-	}
+	d.principal(path, "user", v, func(id string) error {
+		_, err := user.LookupId(id)
+		return err
+	}, func(name string) error {
+		_, err := user.Lookup(name)
+		return err
+	})
 }
 
 // group checks that a group name or id exists here.
 func (d *decoder) group(path, v string) {
-	var err error
-	if _, nerr := strconv.Atoi(v); nerr == nil {
-		_, err = user.LookupGroupId(v)
-	} else {
-		_, err = user.LookupGroup(v)
+	d.principal(path, "group", v, func(id string) error {
+		_, err := user.LookupGroupId(id)
+		return err
+	}, func(name string) error {
+		_, err := user.LookupGroup(name)
+		return err
+	})
+}
+
+// principal checks a user or group (kind) written as a name or, when
+// strconv.Atoi reads it as the commands do, as a numeric id. An id must
+// be written as the system writes it: the C library reads ids as 32-bit
+// unsigned numbers, so "4294967296" is uid 0 and "4294968296" uid 1000,
+// and "00", "+0" and "-0" are 0 too; each would silently stand for
+// another user, root most of all.
+func (d *decoder) principal(path, kind, v string, byID, byName func(string) error) {
+	if _, err := strconv.Atoi(v); err != nil {
+		if byName(v) != nil {
+			d.errorf(path, "%q: no such %s", v, kind)
+		}
+		return
 	}
-	if err != nil {
-		d.errorf(path, "%q: no such group", v)
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil || n == math.MaxUint32 || strconv.FormatUint(n, 10) != v {
+		d.errorf(path, "%q: a numeric %s id is written in decimal from 0 to 4294967294, with no sign or leading zero", v, kind)
+		return
+	}
+	if byID(v) != nil {
+		d.errorf(path, "%q: no such %s", v, kind)
 	}
 }

@@ -135,6 +135,8 @@ func (d *decoder) revocation(t *table, c *ClientAuth) {
 			d.errorf(t.key("ocsp_responder"), "%q: want an http:// (or https://) URL of an OCSP responder", c.OCSPResponder)
 		case !c.OCSP:
 			d.errorf(t.key("ocsp_responder"), "used only with ocsp = true")
+		default:
+			d.urlPort(t.key("ocsp_responder"), c.OCSPResponder, u)
 		}
 	}
 	sources := len(c.CRLFiles) > 0 || c.CRLFetch || c.OCSP
@@ -251,9 +253,7 @@ func (d *decoder) requirePaths(t *table, c *ClientAuth) {
 		return
 	}
 	for i, p := range c.RequirePaths {
-		if !strings.HasPrefix(p, "/") {
-			d.errorf(paths[i], "%q: a path starts with \"/\"", p)
-		}
+		d.pathPrefix(paths[i], p)
 	}
 }
 

@@ -13,6 +13,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -341,6 +342,7 @@ func Load(path string) (*Config, error) {
 // newDecoder parses data, read from the file called name, as TOML, and
 // returns a decoder resolving relative paths against name's directory.
 func newDecoder(name string, data []byte) (*decoder, map[string]any, error) {
+	data = withoutBOM(data)
 	var doc map[string]any
 	if err := toml.Unmarshal(data, &doc); err != nil {
 		return nil, nil, syntaxError(name, data, err)
@@ -368,6 +370,13 @@ func Parse(name string, data []byte) (*Config, error) {
 		return nil, d.errs
 	}
 	return c, nil
+}
+
+// withoutBOM drops a UTF-8 byte order mark, which Windows editors put
+// at the start of a file and go-toml takes for the start of a key. It
+// takes no line of its own, so lines stay as the editor shows them.
+func withoutBOM(data []byte) []byte {
+	return bytes.TrimPrefix(data, []byte("\ufeff"))
 }
 
 // syntaxError converts go-toml's error into an ErrorList of one. go-toml

@@ -57,7 +57,7 @@ X-Frame-Options = "DENY"
 
 [[site.route]]
 path = "/api/"
-proxy = ["http://127.0.0.1:8080", "https://backend.example:8443/base"]
+proxy = ["http://127.0.0.1:8080", "https://backend.example:8443"]
 
 [[site.route]]
 path = "/old/"
@@ -150,7 +150,7 @@ func TestFullConfig(t *testing.T) {
 			Headers:      map[string]string{"X-Frame-Options": "DENY", "Cache-Control": "no-store"},
 			TLSProfile:   "intermediate",
 			Routes: []Route{
-				{Line: 44, Path: "/api/", Proxy: []string{"http://127.0.0.1:8080", "https://backend.example:8443/base"}},
+				{Line: 44, Path: "/api/", Proxy: []string{"http://127.0.0.1:8080", "https://backend.example:8443"}},
 				{Line: 48, Path: "/old/", Redirect: "https://example.org{uri}"},
 				{Line: 52, Path: "/files/", Root: d + "/www"},
 			},
@@ -368,7 +368,7 @@ dns-01: rfc2136 updates to 127.0.0.1:53, key tlspilot. (hmac-sha512), zone examp
 site[1] line 30: example.com (default site)
   certificate: ACME http-01, rsa4096
   serves: static files from $DIR/www
-  route /api/: proxy to http://127.0.0.1:8080, https://backend.example:8443/base
+  route /api/: proxy to http://127.0.0.1:8080, https://backend.example:8443
   route /old/: redirect to https://example.org{uri}
   route /files/: static files from $DIR/www
   also served over http, hsts, csp, 2 extra headers

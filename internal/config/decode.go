@@ -64,6 +64,7 @@ func (d *decoder) config(doc map[string]any) *Config {
 	}
 	t.done()
 	certsAdminDefault(c)
+	d.listenerClashes(c)
 	if c.Challenge == tlspilot.DNS01 && c.DNS == nil {
 		d.errorf("challenge", "dns-01 needs a [dns] table")
 	}
@@ -87,7 +88,11 @@ func (d *decoder) account(t *table, c *Config) {
 	t.str("profile", &c.Profile)
 	t.str("eab_key_id", &c.EABKeyID)
 	if t.str("eab_hmac_file", &c.EABHMACFile) {
+		n := len(d.errs)
 		c.EABHMACFile = d.readableFile(t.key("eab_hmac_file"), c.EABHMACFile)
+		if len(d.errs) == n {
+			d.eabKey(t.key("eab_hmac_file"), c.EABHMACFile)
+		}
 	}
 	if (c.EABKeyID == "") != (c.EABHMACFile == "") {
 		d.errorf("eab_key_id", "eab_key_id and eab_hmac_file go together")

@@ -219,7 +219,7 @@ func (d *decoder) dnsCommand(path, prog string) string {
 	fi, err := os.Stat(p)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		d.errorf(path, "%s does not exist%s", p, noArgsHint(prog))
+		d.errorf(path, "%s does not exist%s%s", p, d.unexpanded(p), noArgsHint(prog))
 	case err != nil:
 		d.errorf(path, "%w", err)
 	case !fi.Mode().IsRegular() || fi.Mode().Perm()&0o111 == 0:

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"unicode"
 
 	"github.com/tlspilot/tlspilot"
 )
@@ -71,9 +72,12 @@ func (c *Config) ordersCertificates() bool {
 }
 
 // nameMistake says what is wrong with a name written as a URL, with a
-// path or with a port, or returns nil.
+// path or with a port, or as several names in one string, or returns
+// nil.
 func nameMistake(n string) error {
 	switch {
+	case len(severalNames(n)) > 1:
+		return fmt.Errorf("%q: one name per element of the list, such as [%q, ...]", n, severalNames(n)[0])
 	case strings.Contains(n, "://"):
 		host := n
 		if u, err := url.Parse(n); err == nil && u.Hostname() != "" {
@@ -90,6 +94,19 @@ func nameMistake(n string) error {
 		return fmt.Errorf("%q is a name with a port: write the name alone, such as %q (the port is https_listen's)", n, host)
 	}
 	return nil
+}
+
+// severalNames splits n at commas and blanks when every part is a
+// domain name with a dot ("example.com, www.example.com"), and returns
+// nil otherwise ("exa mple.com").
+func severalNames(n string) []string {
+	f := strings.FieldsFunc(n, func(r rune) bool { return r == ',' || unicode.IsSpace(r) })
+	for _, p := range f {
+		if !strings.Contains(strings.Trim(p, "."), ".") {
+			return nil
+		}
+	}
+	return f
 }
 
 // reservedTLDs are top-level domains reserved for testing, examples,

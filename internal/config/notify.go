@@ -1,6 +1,7 @@
 package config
 
 import (
+	"bytes"
 	"errors"
 	"io/fs"
 	"net"
@@ -51,7 +52,7 @@ func (d *decoder) notify(t *table, c *Config) {
 		d.webhookURL(t.key("notify_webhook"), n.Webhook)
 	}
 	if t.str("notify_webhook_secret_file", &n.WebhookSecretFile) {
-		n.WebhookSecretFile = d.secretFile(t.key("notify_webhook_secret_file"), n.WebhookSecretFile)
+		n.WebhookSecretFile = d.webhookSecretFile(t.key("notify_webhook_secret_file"), n.WebhookSecretFile)
 		if n.Webhook == "" {
 			d.errorf(t.key("notify_webhook_secret_file"), "not used without notify_webhook")
 		}
@@ -98,6 +99,22 @@ func (d *decoder) notifyCommand(path string, paths, argv []string) {
 	}
 }
 
+// webhookSecretFile checks the webhook secret's file as secretFile does,
+// and as serve reads it (notify.ReadSecret): not empty once trimmed. An
+// empty file passed check and stopped serve at start. A file the user
+// running check may not read is left to serve, which reads it as root.
+func (d *decoder) webhookSecretFile(path, p string) string {
+	before := len(d.errs)
+	p = d.secretFile(path, p)
+	if len(d.errs) > before {
+		return p
+	}
+	if b, err := os.ReadFile(p); err == nil && len(bytes.TrimSpace(b)) == 0 {
+		d.errorf(path, "%s is empty: want the key that signs the webhook bodies", p)
+	}
+	return p
+}
+
 // webhookURL checks a notify_webhook URL: https, or http to loopback
 // only, since the body would cross the network in clear.
 func (d *decoder) webhookURL(path, v string) {
@@ -107,6 +124,8 @@ func (d *decoder) webhookURL(path, v string) {
 		d.errorf(path, "%q: want an https URL, such as \"https://hooks.example.com/tls\"", v)
 	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
 		d.errorf(path, "%q: http only to a loopback address; use https", v)
+	default:
+		d.urlPort(path, v, u)
 	}
 }
 

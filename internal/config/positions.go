@@ -41,10 +41,15 @@ func indexPositions(data []byte) *positions {
 	return ps
 }
 
-// line returns the line of path, or of its closest recorded parent.
+// line returns the line of path, or of its closest recorded parent. A
+// path naming an array of tables as a whole ("dns" written [[dns]]) is
+// at its first element's header.
 func (ps *positions) line(path string) int {
 	for path != "" {
 		if l, ok := ps.lines[path]; ok {
+			return l
+		}
+		if l, ok := ps.lines[indexKey(path, 1)]; ok {
 			return l
 		}
 		i := strings.LastIndexAny(path, ".[")

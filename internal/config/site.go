@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"io/fs"
+	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -34,7 +35,7 @@ func (d *decoder) site(t *table, global *Config) Site {
 		d.errorf(t.key("csp"), "not a valid header value")
 	}
 	if ht := t.sub("headers"); ht != nil {
-		s.Headers = d.headers(ht)
+		s.Headers = d.headers(ht, s.CSP != "")
 	}
 	s.TLSProfile = global.TLSProfile
 	if t.str("tls_profile", &s.TLSProfile) {
@@ -101,6 +102,7 @@ func (d *decoder) handler(t *table, root *string, proxy *[]string, redirect *str
 		for i, p := range paths {
 			d.upstream(p, (*proxy)[i])
 		}
+		d.upstreamPaths(paths, *proxy)
 		set = append(set, "proxy")
 	}
 	d.proxyTLS(t, ok, *proxy, ptls)
@@ -151,12 +153,10 @@ func (d *decoder) route(t *table, earlier []Route) Route {
 		if _, present := t.m["path"]; !present {
 			d.errorf(t.key("path"), "required: the path prefix this route serves")
 		}
-	} else if !strings.HasPrefix(r.Path, "/") {
-		d.errorf(t.key("path"), "%q: a path starts with \"/\"", r.Path)
-	} else {
+	} else if d.pathPrefix(t.key("path"), r.Path) {
 		for _, e := range earlier {
-			if e.Path == r.Path {
-				d.errorf(t.key("path"), "%q: already the path of the route at line %d", r.Path, e.Line)
+			if strings.TrimSuffix(e.Path, "/") == strings.TrimSuffix(r.Path, "/") {
+				d.errorf(t.key("path"), "%q: already the path of the route at line %d (%q), which matches the same requests", r.Path, e.Line, e.Path)
 			}
 		}
 	}
@@ -213,6 +213,7 @@ func (d *decoder) certFiles(t *table, s *Site, hasCert, hasKey bool) {
 		s.CertFile, s.KeyFile = d.resolve(s.CertFile), d.resolve(s.KeyFile)
 		if notExist(s.CertFile) || notExist(s.KeyFile) {
 			s.CertFilesMissing = true
+			d.unexpandedCertFiles(t, s)
 			return
 		}
 	}
@@ -235,6 +236,17 @@ func (d *decoder) certFiles(t *table, s *Site, hasCert, hasKey bool) {
 	}
 }
 
+// unexpandedCertFiles refuses a missing cert_file or key_file written
+// as a shell would expand it ("~/x", "$HOME/x"): it would never appear,
+// and the site would keep its temporary certificate.
+func (d *decoder) unexpandedCertFiles(t *table, s *Site) {
+	for _, f := range []struct{ key, p string }{{"cert_file", s.CertFile}, {"key_file", s.KeyFile}} {
+		if h := d.unexpanded(f.p); h != "" && notExist(f.p) {
+			d.errorf(t.key(f.key), "%s does not exist%s", f.p, h)
+		}
+	}
+}
+
 // notExist reports whether nothing is at path (nor, perhaps, at its
 // directory) yet.
 func notExist(path string) bool {
@@ -251,24 +263,42 @@ func covers(leaf *x509.Certificate, name string) bool {
 	return leaf.VerifyHostname(name) == nil
 }
 
-// headers decodes [site.headers].
-func (d *decoder) headers(t *table) map[string]string {
+// headers decodes [site.headers]. Header names are not case-sensitive:
+// two keys naming one header ("X-Frame-Options", "x-frame-options"), or
+// Content-Security-Policy beside the site's csp (hasCSP), would leave
+// one value silently unused, and are refused.
+func (d *decoder) headers(t *table, hasCSP bool) map[string]string {
 	h := make(map[string]string, len(t.m))
-	for k := range t.m {
+	seen := map[string]string{}
+	if hasCSP {
+		seen["content-security-policy"] = "csp"
+	}
+	for _, k := range slices.Sorted(maps.Keys(t.m)) {
 		var v string
 		if !t.str(k, &v) {
 			continue
 		}
-		switch {
+		switch prev, dup := seen[strings.ToLower(k)]; {
 		case !httpguts.ValidHeaderFieldName(k):
 			d.errorf(t.key(k), "not a valid header name")
 		case !httpguts.ValidHeaderFieldValue(v):
 			d.errorf(t.key(k), "not a valid header value")
+		case dup:
+			d.errorf(t.key(k), "the same header as %s (line %d): header names are not case-sensitive, keep one", prev, d.pos.line(d.headerKey(t, prev)))
 		default:
+			seen[strings.ToLower(k)] = k
 			h[k] = v
 		}
 	}
 	return h
+}
+
+// headerKey is the key path of header k of t, or of the site's csp.
+func (d *decoder) headerKey(t *table, k string) string {
+	if k == "csp" {
+		return strings.TrimSuffix(t.path, ".headers") + ".csp"
+	}
+	return t.key(k)
 }
 
 // claim checks what the site's names need from other sites and from its

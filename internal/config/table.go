@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -73,7 +74,23 @@ func (t *table) str(k string, dst *string) bool {
 		t.wrongType(k, "a string", v)
 		return false
 	}
+	if hasNUL(t.d, t.key(k), s) {
+		return false
+	}
 	*dst = s
+	return true
+}
+
+// hasNUL refuses a string holding a NUL character (TOML's "\u0000"),
+// at path. No value may hold one: a C library call reads the string up
+// to it ("root\u0000x" is the user root), a system call refuses it only
+// when the file is written or the program run. The value is not quoted:
+// it may be a URL with a password.
+func hasNUL(d *decoder, path, s string) bool {
+	if !strings.ContainsRune(s, 0) {
+		return false
+	}
+	d.errorf(path, "the value holds a NUL character (\\u0000), which no name, path, URL or argument may hold")
 	return true
 }
 
@@ -129,6 +146,9 @@ func (t *table) strings(k string, dst *[]string) (paths []string, ok bool) {
 		return nil, false
 	}
 	if s, ok := v.(string); ok {
+		if hasNUL(t.d, t.key(k), s) {
+			return nil, false
+		}
 		*dst = []string{s}
 		return []string{t.key(k)}, true
 	}
@@ -142,6 +162,9 @@ func (t *table) strings(k string, dst *[]string) (paths []string, ok bool) {
 		s, ok := el.(string)
 		if !ok {
 			t.d.errorf(indexKey(t.key(k), i+1), "want a string, not %s", typeName(el))
+			continue
+		}
+		if hasNUL(t.d, indexKey(t.key(k), i+1), s) {
 			continue
 		}
 		out = append(out, s)
@@ -218,6 +241,10 @@ func (t *table) reportUnknown(k string) {
 		t.d.errorf(t.key(k), "unknown key here; %s is a top-level key: move it above the first [table] or [[table]] header", k)
 		return
 	}
+	if sub := siteTable(k); sub != "" && t == t.d.top && t.read["site"] {
+		t.d.errorf(t.key(k), "unknown key here; %s belongs to a site: write %s after the [[site]] it is for", k, sub)
+		return
+	}
 	if s := suggest(k, slices.Collect(maps.Keys(t.read))); s != "" {
 		t.d.errorf(t.key(k), "unknown key (did you mean %q?)", s)
 		return
@@ -225,9 +252,29 @@ func (t *table) reportUnknown(k string) {
 	t.d.errorf(t.key(k), "unknown key")
 }
 
-// suggest returns the candidate closest to k if it is at most two edits
-// away.
+// siteTable returns how table k of a [[site]] is written, or "" if k
+// names none: written at the top level (without "site."), it is unknown
+// there.
+func siteTable(k string) string {
+	switch k {
+	case "route":
+		return "[[site.route]]"
+	case "client_auth", "headers":
+		return "[site." + k + "]"
+	}
+	return ""
+}
+
+// suggest returns the candidate closest to k: one spelled the same but
+// for case and "-" for "_" ("DNS", "AGREE_TERMS", "client-auth"), else
+// one at most two edits away.
 func suggest(k string, candidates []string) string {
+	fold := func(s string) string { return strings.ReplaceAll(strings.ToLower(s), "-", "_") }
+	for _, c := range candidates {
+		if fold(c) == fold(k) {
+			return c
+		}
+	}
 	best, bestDist := "", 3
 	for _, c := range slices.Sorted(slices.Values(candidates)) {
 		if d := editDistance(k, c); d < bestDist {
