@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"net/http/httputil"
 	"net/netip"
 	"net/textproto"
@@ -89,6 +90,7 @@ func newProxy(targets []string, ptls ProxyTLS, hdrs proxyHeaders, trusted []neti
 		// close after idleConnTimeout.
 		tr := newTransport()
 		tr.TLSClientConfig = cfg
+		tr.MaxResponseHeaderBytes = maxResponseHead
 		p.tr = tr
 	}
 	for _, t := range targets {
@@ -129,6 +131,17 @@ func parseUpstream(s string) (*url.URL, error) {
 // ServeHTTP reads the start of a request body before an upstream is
 // dialled (see bufferBody), then proxies.
 func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodConnect {
+		// Not a request for the upstream's resources: forwarded, an
+		// upstream that tunnels CONNECT would open one from its own
+		// network for any client (HTTP/2's extended CONNECT included).
+		http.Error(w, "501 CONNECT is not proxied", http.StatusNotImplemented)
+		return
+	}
+	if !validForUpstream(r) {
+		http.Error(w, "400 bad request", http.StatusBadRequest)
+		return
+	}
 	if r.Body != nil && r.Body != http.NoBody {
 		// Not pooled: the transport may read the body after ServeHTTP.
 		size := int64(bodyBufferSize)
@@ -147,6 +160,31 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	p.rp.ServeHTTP(w, r)
 }
 
+// validForUpstream reports whether r can be sent upstream as it means
+// to the proxy. Its method must be a token and its query free of spaces
+// and control characters: both go into the request line as they are
+// (Request.Write), and net/http's HTTP/2 server checks neither (its
+// HTTP/1 server refuses both), so an HTTP/2 client could write
+// ":method: GET /admin/x HTTP/1.1" or a query "?x /admin/x" into the
+// upstream's request line, past the path that routes and require_paths
+// matched. (The path is escaped when written.) And its path must not
+// have a "." or ".." segment delimited by a backslash: upstreams on
+// Windows (IIS) read '\' as '/', so "/x\..\..\secret" would climb
+// where cleanDotSegments cannot see.
+func validForUpstream(r *http.Request) bool {
+	if !validHeaderName(r.Method) { // a token, as a field name is
+		return false
+	}
+	q := r.URL.RawQuery
+	for i := 0; i < len(q); i++ {
+		if q[i] <= ' ' || q[i] == 0x7f {
+			return false
+		}
+	}
+	p := r.URL.Path
+	return strings.IndexByte(p, '\\') < 0 || !hasDotSegment(strings.ReplaceAll(p, `\`, "/"))
+}
+
 // rewrite sends the request to the next upstream with the client's Host
 // and X-Forwarded-For/-Host/-Proto set by us. ReverseProxy drops inbound
 // Forwarded and X-Forwarded-For/-Host/-Proto before Rewrite runs; the
@@ -159,8 +197,13 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 	if pb, ok := pr.In.Body.(*prefixBody); ok && pb.rest == nil && pr.Out.Body != nil {
 		pr.Out.Body = &wholeBody{Reader: bytes.NewReader(pb.whole), b: pb.whole} // resendable (RoundTrip)
 	}
+	cleanDotSegments(pr.Out.URL)
+	if pr.Out.Body != nil && bodyIgnoredBy(pr.Out.Method) {
+		pr.Out.Close = true // see bodyIgnoredBy
+	}
 	pr.SetURL(p.pick().url)
 	pr.Out.Host = pr.In.Host
+	dropHTTP2Upgrade(pr.Out.Header)
 	p.ident.rewrite(pr.Out.Header, pr.In.TLS)
 	dropUnderscoreAliases(pr.Out.Header)
 	if p.isTrusted(pr.In.RemoteAddr) {
@@ -176,6 +219,73 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 		delete(pr.Out.Header, k)
 	}
 	pr.SetXForwarded()
+}
+
+// cleanDotSegments gives u, a request's URL, the path it was routed on
+// (cleanPath: decoded, "." and ".." resolved, slashes folded) when its
+// decoded path has a "." or ".." segment. Sent as the client wrote it,
+// "/app/x/../../secret" or "/admin/..%2fx" would mean to the upstream
+// another path than the one routes and require_paths matched, and a
+// dot segment could climb out of the upstream URL's own path. A path
+// without one passes as written, encoded slashes and "//" included.
+func cleanDotSegments(u *url.URL) {
+	if !hasDotSegment(u.Path) {
+		return
+	}
+	u.Path = cleanPath(u.Path)
+	u.RawPath = ""
+}
+
+// hasDotSegment reports whether the decoded path p has a "." or ".."
+// segment.
+func hasDotSegment(p string) bool {
+	for p != "" {
+		var seg string
+		seg, p, _ = strings.Cut(p, "/")
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// bodyIgnoredBy reports whether upstreams commonly ignore the body of a
+// request with method, whose content has no defined meaning (RFC 9110
+// §9.3: GET, HEAD, DELETE, OPTIONS; TRACE may have none). An upstream
+// that answers without reading it and keeps its connection (the "CL.0"
+// desync) takes the body for the start of the next request on that
+// connection: a body "GET /x HTTP/1.1\r\nX-Ignore: " made the next
+// client's request, another client's on a pooled connection, get the
+// answer to /x. Such a request is sent with Connection: close, and its
+// connection is not pooled, on both transports.
+func bodyIgnoredBy(method string) bool {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodDelete, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return false
+}
+
+// dropHTTP2Upgrade removes an upgrade to HTTP/2 from a request, which
+// then goes up as a plain one (RFC 9110 §7.8: an upgrade may be
+// ignored). An upstream switching to h2c would give the client a raw
+// HTTP/2 connection to it, past routes, require_paths and the headers
+// set here ("h2c smuggling"); h2c is for cleartext connections only, and
+// "h2" is never valid in Upgrade (RFC 9113 §3.1). HTTP2-Settings, which
+// belongs to that upgrade, goes too. ReverseProxy has set Connection to
+// "Upgrade" alone, so Connection goes with it.
+func dropHTTP2Upgrade(h http.Header) {
+	delete(h, "Http2-Settings")
+	for _, v := range h["Upgrade"] {
+		for tok := range strings.SplitSeq(v, ",") {
+			tok = strings.TrimSpace(tok)
+			if strings.EqualFold(tok, "h2c") || strings.EqualFold(tok, "h2") || hasPrefixFold(tok, "http/2") {
+				delete(h, "Upgrade")
+				delete(h, "Connection")
+				return
+			}
+		}
+	}
 }
 
 // untrustedHeaders are request headers that upstreams commonly trust
@@ -299,9 +409,14 @@ func (p *proxy) markDown(host string, err error) {
 // nothing was sent. A request body is sent again only when it is whole
 // in memory (bufferBody); a longer one, streamed, is not.
 func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
+	if _, ours := p.tr.(*upstreamTransport); !ours {
+		req = withInterimFilter(req) // upstreamTransport filters its own
+	}
 	body := req.Body
 	resp, err := p.tr.RoundTrip(req)
-	if err == nil || !isDialError(err) {
+	if err == nil || !isDialError(err) || req.Context().Err() != nil {
+		// A dial the client broke off by leaving says nothing about the
+		// upstream, and any other would fail at once with that context.
 		return resp, err
 	}
 	p.markDown(req.URL.Host, err)
@@ -322,12 +437,52 @@ func (p *proxy) RoundTrip(req *http.Request) (*http.Response, error) {
 			r2.Body, _ = resent(body)
 		}
 		resp, err = p.tr.RoundTrip(r2)
-		if err == nil || !isDialError(err) {
+		if err == nil || !isDialError(err) || req.Context().Err() != nil {
 			return resp, err
 		}
 		p.markDown(u.url.Host, err)
 	}
 	return nil, err
+}
+
+// withInterimFilter returns req with a client trace that removes the
+// hop-by-hop fields from interim (1xx) answers before ReverseProxy
+// passes them to the client, which it does with every field: RFC 9110
+// §7.6.1 wants them gone, and on HTTP/2 a connection-specific field
+// (Connection, Keep-Alive, Upgrade...) makes the message malformed (RFC
+// 9113 §8.2.2). Trace hooks added to a context run before those already
+// there (ReverseProxy's), on the same header map.
+func withInterimFilter(req *http.Request) *http.Request {
+	if trace := httptrace.ContextClientTrace(req.Context()); trace == nil || trace.Got1xxResponse == nil {
+		return req
+	}
+	return req.WithContext(httptrace.WithClientTrace(req.Context(), &httptrace.ClientTrace{
+		Got1xxResponse: func(_ int, h textproto.MIMEHeader) error {
+			removeHopByHop(http.Header(h))
+			return nil
+		},
+	}))
+}
+
+// hopHeaders are the hop-by-hop fields ReverseProxy removes from final
+// answers (RFC 9110 §7.6.1, and the older Keep-Alive and
+// Proxy-Connection).
+var hopHeaders = [...]string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
+
+// removeHopByHop removes the hop-by-hop fields from h, and those its
+// Connection field names.
+func removeHopByHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				h.Del(name)
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
 }
 
 func isDialError(err error) bool {
@@ -340,6 +495,11 @@ func isDialError(err error) bool {
 // lacks: ReverseProxy writes a 101 from the upstream's headers without
 // logWriter.WriteHeader, which puts them back on other answers.
 func (p *proxy) modifyResponse(resp *http.Response) error {
+	if resp.StatusCode < 100 {
+		// http.Transport takes "HTTP/1.1 099" for a final answer;
+		// WriteHeader would panic on it.
+		return fmt.Errorf("upstream answered with status %03d", resp.StatusCode)
+	}
 	for _, k := range p.hdrs.keys {
 		delete(resp.Header, k)
 	}

@@ -60,7 +60,14 @@ type upstreamConn struct {
 	idleAt time.Time
 }
 
+// newUpstreamTransport returns a transport that sends what it does not
+// take itself to fallback. An *http.Transport fallback without its own
+// MaxResponseHeaderBytes gets maxResponseHead, so that an answer head
+// is bounded the same on both ways (its default is 10 MiB).
 func newUpstreamTransport(fallback http.RoundTripper) *upstreamTransport {
+	if ht, ok := fallback.(*http.Transport); ok && ht.MaxResponseHeaderBytes == 0 {
+		ht.MaxResponseHeaderBytes = maxResponseHead
+	}
 	return &upstreamTransport{
 		dialer:      net.Dialer{Timeout: dialTimeout, KeepAlive: 30 * time.Second},
 		fallback:    fallback,
@@ -78,7 +85,7 @@ func (t *upstreamTransport) RoundTrip(req *http.Request) (*http.Response, error)
 		// bufferBody): http.Transport writes it while it reads the
 		// answer, so an upstream that answers before it has read the
 		// whole body is still heard.
-		return t.fallback.RoundTrip(req)
+		return t.fallback.RoundTrip(withInterimFilter(req))
 	}
 	host := req.URL.Host
 	if req.URL.Port() == "" {
@@ -334,12 +341,19 @@ func (c *upstreamConn) readHead(req *http.Request) (*http.Response, error) {
 			}
 			return nil, err
 		}
+		if resp.StatusCode < 100 {
+			// Three digits, as ReadResponse wants, but no status: taken
+			// for an interim answer, it made WriteHeader panic.
+			return nil, fmt.Errorf("upstream answered with status %03d", resp.StatusCode)
+		}
 		if resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 			return resp, nil
 		}
 		// 100 Continue is ours to take (the body is sent anyway); others,
-		// such as 103 Early Hints, go to the client.
+		// such as 103 Early Hints, go to the client, without their
+		// hop-by-hop fields.
 		if resp.StatusCode != http.StatusContinue {
+			removeHopByHop(resp.Header)
 			if trace := httptrace.ContextClientTrace(req.Context()); trace != nil && trace.Got1xxResponse != nil {
 				if err := trace.Got1xxResponse(resp.StatusCode, textproto.MIMEHeader(resp.Header)); err != nil {
 					return nil, err
