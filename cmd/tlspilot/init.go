@@ -184,21 +184,27 @@ func lookupCertsOwner(userName, groupName string) (*certsOwner, error) {
 	}
 	o := &certsOwner{user: userName, group: groupName, gid: -1}
 	u, err := lookupUser(userName)
-	switch n, nerr := strconv.Atoi(userName); {
+	n, numeric, nerr := numericID(userName)
+	switch {
+	case nerr != nil:
+		return nil, fmt.Errorf("--user: %w", nerr)
 	case err == nil:
 		o.uid, _ = strconv.Atoi(u.Uid)
 		o.gid, _ = strconv.Atoi(u.Gid)
-	case nerr == nil:
+	case numeric:
 		o.uid = n
 	default:
 		return nil, fmt.Errorf("--user: %w", err)
 	}
 	if groupName != "" {
 		g, err := lookupGroup(groupName)
-		switch n, nerr := strconv.Atoi(groupName); {
+		n, numeric, nerr := numericID(groupName)
+		switch {
+		case nerr != nil:
+			return nil, fmt.Errorf("--group: %w", nerr)
 		case err == nil:
 			o.gid, _ = strconv.Atoi(g.Gid)
-		case nerr == nil:
+		case numeric:
 			o.gid = n
 		default:
 			return nil, fmt.Errorf("--group: %w", err)

@@ -76,16 +76,42 @@ func alreadyAs(uid, gid int, userName, groupName string) error {
 	return fmt.Errorf("the config names %s, and only a process started as root can switch; start it as root, or as that user and group", strings.Join(differs, ", and "))
 }
 
+// lookupUser looks up a user by name or numeric id (numericID).
 func lookupUser(name string) (*user.User, error) {
-	if _, err := strconv.Atoi(name); err == nil {
+	if _, numeric, err := numericID(name); err != nil {
+		return nil, err
+	} else if numeric {
 		return user.LookupId(name)
 	}
 	return user.Lookup(name)
 }
 
+// lookupGroup looks up a group by name or numeric id (numericID).
 func lookupGroup(name string) (*user.Group, error) {
-	if _, err := strconv.Atoi(name); err == nil {
+	if _, numeric, err := numericID(name); err != nil {
+		return nil, err
+	} else if numeric {
 		return user.LookupGroupId(name)
 	}
 	return user.LookupGroup(name)
+}
+
+// maxID is the largest user or group id: (uid_t)-1 means "unchanged"
+// to chown and setresuid.
+const maxID = 1<<32 - 2
+
+// numericID reads v as a numeric user or group id when it reads as a
+// number at all (numeric), as the config does: decimal from 0 to
+// 4294967294, with no sign or leading zero. The C library and the system
+// calls take ids as 32-bit numbers, so "4294967296" would be uid 0, and
+// "+0" or "00" would be root too: each is an error rather than a user.
+func numericID(v string) (id int, numeric bool, err error) {
+	if _, err := strconv.Atoi(v); err != nil {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseUint(v, 10, 64)
+	if err != nil || n > maxID || strconv.FormatUint(n, 10) != v {
+		return 0, true, fmt.Errorf("%q: a numeric id is written in decimal from 0 to %d, with no sign or leading zero", v, uint64(maxID))
+	}
+	return int(n), true, nil
 }
