@@ -128,7 +128,7 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	settle(err == nil)
 	if err != nil {
 		closeAll()
-		return nil, fmt.Errorf("%s: %w", cfg.File, err)
+		return nil, inFile(cfg, siteError(cfg, err))
 	}
 	adm.watchServer(srv)
 	adm.watchStapling(staple)

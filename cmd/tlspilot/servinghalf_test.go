@@ -536,6 +536,9 @@ func TestCheckChallengeDir(t *testing.T) {
 	if err := os.Chmod(acme, 0o711); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.Chown(key, 65534, 65534); err != nil { // serve reads it as nobody too
+		t.Fatal(err)
+	}
 	if code, out, errOut := runCLI(t, "check", "--config", h.conf); code != 0 {
 		t.Errorf("check with a searchable directory: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errOut)
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -142,7 +143,7 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 	}
 	if err := d.reloadSites(cfg); err != nil {
 		rollback()
-		return fmt.Errorf("%s: %w", cfg.File, err)
+		return inFile(cfg, err)
 	}
 	return nil
 }
@@ -156,7 +157,28 @@ func (d *daemon) reloadSites(cfg *config.Config) error {
 	}
 	err = d.srv.Reload(sites)
 	settle(err == nil)
+	return siteError(cfg, err)
+}
+
+// siteError gives an error of the server about one of cfg's sites the
+// line and key of that [[site]] (site[N], from 1, as the config names
+// it); before, it read "site 0 (name)" with no line.
+func siteError(cfg *config.Config, err error) error {
+	var se *server.SiteError
+	if errors.As(err, &se) && se.Index < len(cfg.Sites) {
+		return cfg.Errorf(fmt.Sprintf("site[%d]", se.Index+1), "%s: %w", se.Name, se.Err)
+	}
 	return err
+}
+
+// inFile names cfg's file in err, unless err names it already (a
+// *config.Error says file, line and key).
+func inFile(cfg *config.Config, err error) error {
+	var ce *config.Error
+	if errors.As(err, &ce) {
+		return err
+	}
+	return fmt.Errorf("%s: %w", cfg.File, err)
 }
 
 // certChanges returns the certificates of now that were not in before,

@@ -33,11 +33,24 @@ func (s *Server) compile(sites []Site, old *table) (_ *table, err error) {
 			err = t.add(st)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("site %d (%s): %w", i, siteLabel(&sites[i]), err)
+			return nil, &SiteError{Index: i, Name: siteLabel(&sites[i]), Err: err}
 		}
 	}
 	return t, nil
 }
+
+// SiteError is the error of New or Reload about one of the sites given.
+type SiteError struct {
+	Index int    // in Options.Sites (or Reload's sites), from 0
+	Name  string // the site's first name, or "no names"
+	Err   error
+}
+
+func (e *SiteError) Error() string {
+	return fmt.Sprintf("site %d (%s): %v", e.Index, e.Name, e.Err)
+}
+
+func (e *SiteError) Unwrap() error { return e.Err }
 
 func siteLabel(s *Site) string {
 	if len(s.Names) == 0 {
