@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -162,8 +163,27 @@ func (im *importer) plan(l *certbotdir.Lineage) (*lineagePlan, error) {
 		return nil, l.Conf.Errorf("renewalparams", "server", "%s is not the config's ca (%s): tlspilot would replace this certificate with one from that CA at its first run; "+
 			"to take it over as it is, set ca = %q in %s (change ca afterwards to move to another CA)", l.Server, im.cfg.CA, caSetting(l.Server), im.cfg.File)
 	}
-	p.entry = entry(l, set, p.names, time.Now())
+	im.besideServe(&p.set)
+	p.entry = entry(l, p.set, p.names, time.Now())
 	return p, nil
+}
+
+// besideServe leaves out a standalone address on the port of
+// http_listen when the config has sites: serve, run from it, holds that
+// port and answers http-01 for the [[certificate]] tables from the
+// storage, and two listeners on one address are refused.
+func (im *importer) besideServe(set *certbotdir.Settings) {
+	if set.Standalone == "" || len(im.cfg.Sites) == 0 {
+		return
+	}
+	_, port, err := net.SplitHostPort(set.Standalone)
+	_, servePort, serr := net.SplitHostPort(im.cfg.HTTPListen)
+	if err != nil || serr != nil || port != servePort {
+		return
+	}
+	set.Notes = append(set.Notes, fmt.Sprintf("standalone = %q not carried over: serve, run from %s, listens on port %s (http_listen) and answers http-01 for this certificate",
+		set.Standalone, im.cfg.File, port))
+	set.Standalone = ""
 }
 
 // caSetting is how a config names the CA at url: its shorthand if it has
