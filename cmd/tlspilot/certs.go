@@ -222,12 +222,19 @@ func deployedCerts(cfg *config.Config, log *slog.Logger) ([]tlspilot.Cert, error
 }
 
 // secretEnv names the environment variables cfg reads secrets from
-// (tsig_secret_env), which programs tlspilot runs do not inherit.
+// (tsig_secret_env, and PGPASSWORD, the password of a database storage,
+// which pgx reads as libpq does), which programs tlspilot runs (reload,
+// notify_command) do not inherit: a `psql -c "SELECT pg_reload_conf()"`
+// reload would otherwise even log in with the storage's password.
 func secretEnv(cfg *config.Config) []string {
-	if cfg.DNS == nil || cfg.DNS.TSIGSecretEnv == "" {
-		return nil
+	var out []string
+	if cfg.DNS != nil && cfg.DNS.TSIGSecretEnv != "" {
+		out = append(out, cfg.DNS.TSIGSecretEnv)
 	}
-	return []string{cfg.DNS.TSIGSecretEnv}
+	if config.IsDatabaseURL(cfg.Storage) {
+		out = append(out, "PGPASSWORD")
+	}
+	return out
 }
 
 // deployOptions are the deploy options of c's files for key type kt.

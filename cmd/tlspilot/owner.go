@@ -1,6 +1,7 @@
 package main
 
 import (
+	"io/fs"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -54,11 +55,18 @@ func asStorageOwner(cfg *config.Config, command string) error {
 // storageOwner returns the owner of the part of the storage at dir that
 // its user writes: data/certs, else locks, else data, else dir itself
 // (after `tlspilot init --user` the folder and data/ stay root's, the
-// rest is the certs user's). ok is false when none exists yet.
+// rest is the certs user's). ok is false when none exists yet. A
+// symbolic link another user than root made there counts as that user's:
+// linking data/certs to a folder of root's must not keep a command run
+// as root from switching to the storage's user (it would then write as
+// root wherever the link points).
 func storageOwner(dir string) (path string, uid int, ok bool) {
 	for _, p := range []string{filepath.Join(dir, "data", "certs"), filepath.Join(dir, "locks"), filepath.Join(dir, "data"), dir} {
-		fi, err := os.Stat(p)
-		if err != nil {
+		fi, err := os.Lstat(p)
+		if st, isUnix := statOf(fi, err); isUnix && fi.Mode()&fs.ModeSymlink != 0 && st.Uid != 0 {
+			return p, int(st.Uid), true
+		}
+		if fi, err = os.Stat(p); err != nil {
 			continue
 		}
 		if st, isUnix := fi.Sys().(*syscall.Stat_t); isUnix {

@@ -35,7 +35,11 @@ const DefaultReloadTimeout = 60 * time.Second
 type Options struct {
 	// Fullchain receives the leaf and the chain; Privkey the private key
 	// (PKCS #8); Cert the leaf only; Chain the chain only; Combined the
-	// key, the leaf and the chain in one file (HAProxy, Postfix).
+	// key, the leaf and the chain in one file (HAProxy, Postfix). Their
+	// folders must exist and be reached through no symbolic link of
+	// another user than root and the running one; whatever sits at a
+	// path that is not a regular file of its own (a symbolic link, a hard
+	// link, a FIFO) is replaced, never written or changed through.
 	Fullchain, Privkey, Cert, Chain, Combined string
 	// Owner and Group own the files (names or numeric ids); empty keeps
 	// the running user's and the directory's defaults.
@@ -46,7 +50,10 @@ type Options struct {
 	Mode fs.FileMode
 	// Reload is a command (argv, run without a shell) that makes the
 	// software read the files again. Alternatively Signal is sent to the
-	// process whose id PIDFile holds. Neither: nothing is reloaded.
+	// process whose id is on the first line of PIDFile (a regular file,
+	// not a symbolic link; one that belongs to another user than root
+	// and the running one may only name a process of that user).
+	// Neither: nothing is reloaded.
 	Reload  []string
 	Signal  syscall.Signal
 	PIDFile string
@@ -107,10 +114,18 @@ func New(opts Options) (*Files, error) {
 	return f, nil
 }
 
+// maxID is the largest user or group id: (uid_t)-1, one more, means
+// "unchanged" to chown, and larger ids would be cut to 32 bits (4294967296
+// to 0, root).
+const maxID = 1<<32 - 2
+
 // lookupID returns a numeric id as is, or looks a name up.
 func lookupID[T any](v string, lookup func(string) (T, error), id func(T) string) (int, error) {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		return n, nil
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		if n > maxID {
+			return -1, fmt.Errorf("id %d out of range (at most %d)", n, maxID)
+		}
+		return int(n), nil
 	}
 	x, err := lookup(v)
 	if err != nil {
@@ -155,6 +170,7 @@ func (f *Files) Write(ctx context.Context, chainPEM, keyPEM []byte) (changed boo
 	}
 	for _, s := range staged {
 		f.log.Info("deployed file", "path", s.path, "mode", fmt.Sprintf("%04o", s.mode))
+		_ = s.dir.Close()
 	}
 	changed = len(staged) > 0
 	staged = nil

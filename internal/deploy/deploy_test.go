@@ -190,6 +190,12 @@ func TestOptionsRejected(t *testing.T) {
 		{Privkey: "/x/k", PIDFile: "/run/x.pid"},
 		{Privkey: "/x/k", Reload: []string{"true"}, PIDFile: "/run/x.pid", Signal: syscall.SIGHUP},
 		{Privkey: "/x/k", Owner: "no-such-user-here"},
+		// Past 32 bits: chown would take 4294967295 as "unchanged" and
+		// 4294967296 as 0, root.
+		{Privkey: "/x/k", Owner: "4294967295"},
+		{Privkey: "/x/k", Owner: "4294967296"},
+		{Privkey: "/x/k", Group: "4294967296"},
+		{Privkey: "/x/k", Group: "-1"},
 	} {
 		if _, err := New(o); err == nil {
 			t.Errorf("New(%+v) = nil error", o)

@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
@@ -77,13 +79,9 @@ func tail(b []byte) string {
 
 // signal sends the signal to the process whose id the pidfile holds.
 func (f *Files) signal() error {
-	b, err := os.ReadFile(f.opts.PIDFile)
+	pid, err := readPIDFile(f.opts.PIDFile)
 	if err != nil {
-		return fmt.Errorf("reload: read pidfile: %w", err)
-	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil || pid <= 1 {
-		return fmt.Errorf("reload: pidfile %s holds no process id: %q", f.opts.PIDFile, strings.TrimSpace(string(b)))
+		return fmt.Errorf("reload: %w", err)
 	}
 	if err := syscall.Kill(pid, f.opts.Signal); err != nil {
 		if errors.Is(err, syscall.EPERM) {
@@ -92,6 +90,65 @@ func (f *Files) signal() error {
 		return fmt.Errorf("reload: signal %s to process %d (pidfile %s): %w", f.opts.Signal, pid, f.opts.PIDFile, err)
 	}
 	f.log.Info("reloaded", "signal", f.opts.Signal.String(), "pid", pid)
+	return nil
+}
+
+// readPIDFile returns the process id on the first line of the pidfile at
+// path (PostgreSQL's postmaster.pid has more lines after it). The file
+// is read as openDir and openExisting read a deploy path: through no
+// symbolic link of another user's, and not through one at all at the
+// end. A pidfile that belongs to another user than root and tlspilot's
+// (postmaster.pid is postgres's) may only name a process of that user:
+// its owner could otherwise write any process id there and have
+// tlspilot, as root, send the signal to sshd or anything else.
+func readPIDFile(path string) (int, error) {
+	dir, err := openDir(filepath.Dir(path))
+	if err != nil {
+		return 0, fmt.Errorf("read pidfile: %w", err)
+	}
+	defer dir.Close()
+	cur, err := openExisting(dir, path)
+	if err == nil && cur == nil {
+		err = fmt.Errorf("%s: missing, or not a regular file of its own", path)
+	}
+	if err != nil {
+		return 0, fmt.Errorf("read pidfile: %w", err)
+	}
+	defer cur.close()
+	b, err := io.ReadAll(io.LimitReader(cur.f, 4096))
+	if err != nil {
+		return 0, fmt.Errorf("read pidfile: %w", err)
+	}
+	line, _, _ := strings.Cut(string(b), "\n")
+	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	if err != nil || pid <= 1 {
+		return 0, fmt.Errorf("pidfile %s holds no process id: %q", path, strings.TrimSpace(line))
+	}
+	return pid, processOf(pid, cur.st.Uid, path)
+}
+
+// processOf checks that the owner of the pidfile at path, uid, could
+// send process pid a signal itself (its real or saved uid is uid, as
+// kill(2) asks of an unprivileged sender), unless root or the running
+// user owns the pidfile.
+func processOf(pid int, uid uint32, path string) error {
+	if uid == 0 || int(uid) == os.Geteuid() {
+		return nil
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return fmt.Errorf("pidfile %s: process %d: %w", path, pid, err)
+	}
+	var real, eff, saved uint32
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "Uid:"); ok {
+			_, _ = fmt.Sscan(rest, &real, &eff, &saved)
+		}
+	}
+	if real != uid && saved != uid {
+		return fmt.Errorf("pidfile %s belongs to uid %d, but process %d runs as uid %d: not signalled, as the pidfile's owner could name any process",
+			path, uid, pid, real)
+	}
 	return nil
 }
 

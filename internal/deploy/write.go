@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -9,6 +8,8 @@ import (
 	"os"
 	"path/filepath"
 	"syscall"
+
+	"golang.org/x/sys/unix"
 )
 
 // splitChain splits a PEM chain into its first certificate and the rest,
@@ -36,40 +37,65 @@ func splitChain(chainPEM []byte) (leaf, chain []byte, err error) {
 	return leaf, chain, nil
 }
 
-// staged is a file written under a temporary name next to its target.
+// staged is a file written under a temporary name next to its target,
+// in the folder dir holds open.
 type staged struct {
+	dir       *os.File
 	tmp, path string
 	mode      fs.FileMode
 }
 
-// discard removes the temporary file, if it is still there.
-func (s *staged) discard() { _ = os.Remove(s.tmp) }
+// discard removes the temporary file, if it is still there, and closes
+// the folder.
+func (s *staged) discard() {
+	_ = unix.Unlinkat(int(s.dir.Fd()), s.tmp, 0)
+	_ = s.dir.Close()
+}
 
 // stage writes w under a temporary name in its directory, with its owner,
 // group and mode, and syncs it. It returns nil when the file already
 // holds w's content (after correcting its mode and owner if needed).
 func (f *Files) stage(w file) (*staged, error) {
-	old, err := os.ReadFile(w.path)
-	switch {
-	case err == nil && bytes.Equal(old, w.data):
-		return nil, f.settle(w)
-	case errors.Is(err, fs.ErrPermission):
+	dir, err := openDir(filepath.Dir(w.path))
+	if err != nil {
+		return nil, permError(w.path, "write and search permission on the directory "+filepath.Dir(w.path), err)
+	}
+	s, err := f.stageIn(dir, w)
+	if s == nil {
+		_ = dir.Close()
+	}
+	return s, err
+}
+
+// stageIn is stage in the open folder dir.
+func (f *Files) stageIn(dir *os.File, w file) (*staged, error) {
+	cur, err := openExisting(dir, w.path)
+	if err != nil {
 		// Rewriting what cannot be compared would rewrite it, and
 		// reload, every time.
 		return nil, permError(w.path, "read permission on the file, to compare it with the certificate", err)
 	}
-	dir := filepath.Dir(w.path)
-	t, err := os.CreateTemp(dir, "."+filepath.Base(w.path)+".tmp-*")
-	if err != nil {
-		return nil, permError(w.path, fmt.Sprintf("write and search permission on the directory %s", dir), err)
+	if cur != nil {
+		same, err := cur.holdsData(w.data)
+		if err == nil && same {
+			err = f.settle(cur, w)
+		}
+		cur.close()
+		if err != nil || same {
+			return nil, err
+		}
 	}
-	s := &staged{tmp: t.Name(), path: w.path, mode: w.mode}
+	t, name, err := createTemp(dir, filepath.Base(w.path))
+	if err != nil {
+		return nil, permError(w.path, fmt.Sprintf("write and search permission on the directory %s", dir.Name()), err)
+	}
+	s := &staged{dir: dir, tmp: name, path: w.path, mode: w.mode}
 	err = f.prepare(t, w)
 	if cerr := t.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("deploy %s: %w", w.path, cerr)
 	}
 	if err != nil {
-		s.discard()
+		_ = unix.Unlinkat(int(dir.Fd()), name, 0)
 		return nil, err
 	}
 	return s, nil
@@ -99,35 +125,38 @@ func (f *Files) prepare(t *os.File, w file) error {
 // holds reports whether the file at w.path has w's content, mode and
 // owner: whether stage would leave it as it is.
 func (f *Files) holds(w file) bool {
-	old, err := os.ReadFile(w.path)
-	if err != nil || !bytes.Equal(old, w.data) {
+	dir, err := openDir(filepath.Dir(w.path))
+	if err != nil {
 		return false
 	}
-	fi, err := os.Stat(w.path)
-	if err != nil || fi.Mode().Perm() != w.mode {
+	defer dir.Close()
+	cur, err := openExisting(dir, w.path)
+	if err != nil || cur == nil {
 		return false
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	return !ok || (f.uid < 0 || int(st.Uid) == f.uid) && (f.gid < 0 || int(st.Gid) == f.gid)
+	defer cur.close()
+	same, err := cur.holdsData(w.data)
+	return err == nil && same && cur.mode() == w.mode && f.owns(cur.st)
+}
+
+// owns reports whether st has the configured owner and group.
+func (f *Files) owns(st *syscall.Stat_t) bool {
+	return (f.uid < 0 || int(st.Uid) == f.uid) && (f.gid < 0 || int(st.Gid) == f.gid)
 }
 
 // settle gives an existing file whose content is right the wanted mode
-// and owner, if it has others.
-func (f *Files) settle(w file) error {
-	fi, err := os.Stat(w.path)
-	if err != nil {
-		return fmt.Errorf("deploy %s: %w", w.path, err)
-	}
-	if fi.Mode().Perm() != w.mode {
-		if err := os.Chmod(w.path, w.mode); err != nil {
+// and owner, if it has others: through the descriptor openExisting
+// opened, never by path, so that what was compared is what is changed.
+func (f *Files) settle(cur *existing, w file) error {
+	if cur.mode() != w.mode {
+		if err := cur.f.Chmod(w.mode); err != nil {
 			return permError(w.path, "ownership of the file to change its mode", err)
 		}
 	}
-	st, ok := fi.Sys().(*syscall.Stat_t)
-	if !ok || (f.uid < 0 || int(st.Uid) == f.uid) && (f.gid < 0 || int(st.Gid) == f.gid) {
+	if f.owns(cur.st) {
 		return nil
 	}
-	if err := os.Chown(w.path, f.uid, f.gid); err != nil {
+	if err := cur.f.Chown(f.uid, f.gid); err != nil {
 		return permError(w.path, f.chownNeed(), err)
 	}
 	return nil
@@ -151,32 +180,20 @@ func permError(path, need string, err error) error {
 	return fmt.Errorf("deploy %s: %w", path, err)
 }
 
-// commit renames every staged file into place, then syncs their
-// directories so that the renames survive a crash.
+// commit renames every staged file into place, within the folder it was
+// written in, then syncs the folders so that the renames survive a
+// crash. Every folder is closed (by the caller's discard on an error).
 func commit(files []*staged) error {
-	dirs := map[string]bool{}
 	for _, s := range files {
-		if err := os.Rename(s.tmp, s.path); err != nil {
-			return permError(s.path, "write permission on the directory "+filepath.Dir(s.path), err)
-		}
-		dirs[filepath.Dir(s.path)] = true
-	}
-	for d := range dirs {
-		if err := syncDir(d); err != nil {
-			return err
+		if err := unix.Renameat(int(s.dir.Fd()), s.tmp, int(s.dir.Fd()), filepath.Base(s.path)); err != nil {
+			return permError(s.path, "write permission on the directory "+filepath.Dir(s.path),
+				&fs.PathError{Op: "rename", Path: s.path, Err: err})
 		}
 	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("deploy: sync %s: %w", dir, err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("deploy: sync %s: %w", dir, err)
+	for _, s := range files {
+		if err := s.dir.Sync(); err != nil {
+			return fmt.Errorf("deploy: sync %s: %w", s.dir.Name(), err)
+		}
 	}
 	return nil
 }
