@@ -78,14 +78,23 @@ func agentRunCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	return agentDaemon(ctx, k, log)
 }
 
+// agentKeeps refuses an agent config with nothing to keep, as `agent`
+// and `check` do (`agent enroll` needs no [[certificate]]).
+func agentKeeps(cfg *config.Agent) error {
+	if len(cfg.Certificates) == 0 {
+		return cfg.Errorf("certificate", "no [[certificate]] table: nothing for the agent to keep (enrolment needs none; the agent itself does)")
+	}
+	return nil
+}
+
 // startAgent reads the agent's config and makes its Keeper.
 func startAgent(ctx context.Context, path string, log *slog.Logger) (*config.Agent, *fleet.Keeper, error) {
 	cfg, err := config.LoadAgent(path)
 	if err != nil {
 		return nil, nil, err
 	}
-	if len(cfg.Certificates) == 0 {
-		return nil, nil, cfg.Errorf("certificate", "no [[certificate]] table: nothing for the agent to keep")
+	if err := agentKeeps(cfg); err != nil {
+		return nil, nil, err
 	}
 	for _, w := range cfg.ReloadWarnings() {
 		log.Warn("reload: " + w)

@@ -13,6 +13,9 @@ import (
 // keeps and where.
 func checkAgent(path string, stdout, stderr io.Writer) int {
 	a, err := config.LoadAgent(path)
+	if err == nil {
+		err = agentKeeps(a)
+	}
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -34,7 +34,8 @@ func testCAPEM(t *testing.T) []byte {
 // TestCheckAgent: check on an agent's config validates it as one (not
 // as the main config, which would call issuer an unknown key and the
 // wildcard an http-01 name) and says what the agent keeps; a bad agent
-// config names its file, line and key.
+// config names its file, line and key, and one the agent would refuse to
+// start with (no [[certificate]]) is refused.
 func TestCheckAgent(t *testing.T) {
 	dir := t.TempDir()
 	ca := filepath.Join(dir, "fleet-ca.pem")
@@ -61,5 +62,13 @@ reload = ["systemctl", "reload", "postgresql"]
 	code, _, errOut = runCLI(t, "check", "--config", conf)
 	if code != 1 || !strings.Contains(errOut, "agent.toml:3: storgae: unknown key") {
 		t.Errorf("bad agent config: exit %d, %s", code, errOut)
+	}
+	// No [[certificate]]: the agent refuses to start, so check refuses
+	// too (it said OK).
+	head, _, _ := strings.Cut(good, "[[certificate]]")
+	writeFile(t, conf, head)
+	code, _, errOut = runCLI(t, "check", "--config", conf)
+	if code != 1 || !strings.Contains(errOut, "agent.toml: certificate: no [[certificate]] table") {
+		t.Errorf("agent config without certificates: exit %d, %s", code, errOut)
 	}
 }
