@@ -38,3 +38,22 @@ func TestImportCertbotBesideServe(t *testing.T) {
 		t.Fatalf("renew --force with serve answering http-01: exit %d\n%s%s", code, out, errOut)
 	}
 }
+
+// TestImportedStandaloneRenews: a certbot standalone lineage imported
+// into a file without sites, its standalone address that of http_listen
+// (":80" both, on a real machine), is renewed by `tlspilot renew`: the
+// command no longer binds http_listen first for answers nothing needs
+// there, which left the certificate's own listener "address already in
+// use".
+func TestImportedStandaloneRenews(t *testing.T) {
+	e := newEnvWith(t, testenv.PebbleOptions{NonceReject: 5}) // see runCertbot
+	le := runCertbot(t, e, "mail.example.test")               // standalone on e.http, http_listen below
+	conf := e.config("")
+	importCertbot(t, 0, "--config", conf, "--apply", le)
+	if text := readFile(t, conf); !strings.Contains(text, `standalone = "`+e.http+`"`) {
+		t.Fatalf("config after the import lacks the standalone address %s:\n%s", e.http, text)
+	}
+	if code, out, errOut := runBinary(t, "renew", "--force", "--config", conf, "mail.example.test"); code != 0 {
+		t.Fatalf("renew --force of the imported standalone certificate: exit %d\n%s%s", code, out, errOut)
+	}
+}

@@ -150,8 +150,14 @@ func cliManager(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tls
 
 // answerChallenges serves m's http-01 and tls-alpn-01 answers on the
 // config's ports if they are free; a running daemon holding them answers
-// from the storage instead.
+// from the storage instead. It binds nothing when no certificate answers
+// there (no site, and every [[certificate]] with dns-01, challenge_dir
+// or standalone): a standalone listener on http_listen's address, as
+// certbot's standalone lineages are imported, could not bind after it.
 func answerChallenges(m *tlspilot.Manager, cfg *config.Config, log *slog.Logger) func() {
+	if len(cfg.Sites) == 0 && !needsListeners(cfg) {
+		return func() {}
+	}
 	var servers []*http.Server
 	if l, err := net.Listen("tcp", cfg.HTTPListen); err == nil {
 		s := &http.Server{Handler: m.HTTPHandler(nil), ReadHeaderTimeout: 10 * time.Second}
