@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/base64"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -107,10 +108,14 @@ func readTree(t *testing.T, dir string) map[string]string {
 
 // TestInitEAB: with a CA that requires external account binding, init
 // registers the account with the config's EAB key, and without it fails
-// saying what the CA requires, creating no account.
+// saying what the CA requires, creating no account. A key written with
+// base64 padding, as some CAs hand it out (Google), works too: it failed
+// to decode at registration.
 func TestInitEAB(t *testing.T) {
 	const kid, hmac = "kid-init", "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W"
-	e := newEnvWith(t, testenv.PebbleOptions{EAB: map[string]string{kid: hmac}})
+	padKey := []byte("0123456789abcdef0123456789abcde+") // 32 bytes: padded in base64
+	const padKID = "kid-padded"
+	e := newEnvWith(t, testenv.PebbleOptions{EAB: map[string]string{kid: hmac, padKID: base64.RawURLEncoding.EncodeToString(padKey)}})
 	write(t, filepath.Join(e.dir, "eab.hmac"), hmac+"\n")
 	conf := e.config("")
 	code, out, errOut := runBinary(t, "init", "--config", conf)
@@ -127,4 +132,17 @@ func TestInitEAB(t *testing.T) {
 		t.Fatalf("init with EAB: exit %d\n%s%s", code, out, errOut)
 	}
 	t.Logf("init with EAB:\n%s", out)
+
+	padded := base64.URLEncoding.EncodeToString(padKey)
+	if !strings.HasSuffix(padded, "=") {
+		t.Fatalf("key %q has no padding", padded)
+	}
+	write(t, filepath.Join(e.dir, "eab-padded.hmac"), padded+"\n")
+	if err := os.RemoveAll(filepath.Join(e.dir, "storage")); err != nil { // a new account
+		t.Fatal(err)
+	}
+	conf = e.config(fmt.Sprintf("eab_key_id = %q\neab_hmac_file = %q\n", padKID, filepath.Join(e.dir, "eab-padded.hmac")))
+	if code, out, errOut := runBinary(t, "init", "--config", conf); code != 0 || !strings.Contains(out, "registered https://") {
+		t.Fatalf("init with a padded EAB key: exit %d\n%s%s", code, out, errOut)
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"net"
 	"os"
 	"os/signal"
-	"strings"
 	"syscall"
 
 	"github.com/tlspilot/tlspilot"
@@ -249,7 +248,11 @@ func managerConfig(cfg *config.Config, logger *slog.Logger) (tlspilot.Config, er
 		if err != nil {
 			return mc, cfg.Errorf("eab_hmac_file", "%v", err)
 		}
-		mc.EAB = &tlspilot.EAB{KeyID: cfg.EABKeyID, HMACKey: strings.TrimSpace(string(b))}
+		key, err := config.EABKey(b)
+		if err != nil {
+			return mc, cfg.Errorf("eab_hmac_file", "%s %v", cfg.EABHMACFile, err)
+		}
+		mc.EAB = &tlspilot.EAB{KeyID: cfg.EABKeyID, HMACKey: key}
 	}
 	if cfg.DNS != nil {
 		dc := dnsConfig(cfg.DNS)

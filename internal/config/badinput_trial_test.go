@@ -207,9 +207,8 @@ func TestListenerClashes(t *testing.T) {
 		"http_listen = \"127.0.0.1:0\"\nhttps_listen = \"127.0.0.1:0\"\nadmin_listen = \"127.0.0.1:0\"" + site,
 		"http_listen = \"127.0.0.1:8080\"\nhttps_listen = \"127.0.0.2:8080\"" + site,
 		"https_listen = \"0.0.0.0:8443\"\nhttp_listen = \"[::1]:8443\"" + site,
-		"http_listen = \"127.0.0.1:8080\"\nhttps_listen = \"localhost:8080\"" + site, // not surely the same
-		"issuer_listen = \":443\"\nissuer_names = [\"issuer.example.com\"]",          // no [[site]]: no serve
-		`certs_admin_listen = "127.0.0.1:2019"` + cert,                               // no [[site]]: no serve
+		"issuer_listen = \":443\"\nissuer_names = [\"issuer.example.com\"]", // no [[site]]: no serve
+		`certs_admin_listen = "127.0.0.1:2019"` + cert,                      // no [[site]]: no serve
 		`admin_listen = "off"` + "\nhttps_listen = \"127.0.0.1:2019\"" + site,
 		"http_listen = \"127.0.0.1:8080\"" + cert + `standalone = "127.0.0.1:8080"`,                                                                    // no [[site]]: no serve
 		cert + "standalone = \"127.0.0.1:8080\"\n[[certificate]]\nnames = [\"d.example\"]\ncombined = \"$DIR/d.pem\"\nstandalone = \"127.0.0.1:8080\"", // both open only while validating: not refused
@@ -260,17 +259,17 @@ func TestUnexpandedPathsHinted(t *testing.T) {
 	}
 }
 
-// TestEABKeyDecoded: the HMAC key is decoded as the ACME client decodes
-// it (base64url, no padding) when the config is read; check passed a key
-// in standard base64 or with padding, or an empty file, and the first
-// account registration failed. The key is never quoted.
+// TestEABKeyDecoded: the HMAC key is decoded when the config is read, as
+// serve decodes it (EABKey): check passed an empty file or one that is
+// no base64 at all, and the first account registration failed. A key in
+// base64url with "=" padding (as Google hands them out) or in standard
+// base64 is taken, and given to the client as base64url without padding,
+// which alone acmez decodes. The key is never quoted.
 func TestEABKeyDecoded(t *testing.T) {
 	f := newFixture(t)
 	for _, b := range []struct{ key, want string }{
 		{"\n", "eab.bad is empty"},
-		{"aGVsbG8=\n", `it is base64 with "=" padding or with "+" and "/"`},
-		{"a+b/cdef\n", `it is base64 with "=" padding or with "+" and "/"`},
-		{"not base64 at all!\n", "want the base64url HMAC key the CA gave, without padding"},
+		{"not base64 at all!\n", "does not hold a base64 (or base64url) HMAC key"},
 	} {
 		f.write(t, "eab.bad", b.key, 0o600)
 		_, err := f.parse(t, "eab_key_id = \"kid\"\neab_hmac_file = \"eab.bad\"")
@@ -283,8 +282,15 @@ func TestEABKeyDecoded(t *testing.T) {
 			t.Errorf("key %q quoted: %v", b.key, err)
 		}
 	}
-	f.write(t, "eab.ok", " a-b_cdef \n", 0o600)
-	f.mustParse(t, "eab_key_id = \"kid\"\neab_hmac_file = \"eab.ok\"")
+	for _, key := range []string{" a-b_cdef \n", "a-b_cdQ=\n", "a+b/cdef\n", "a+b/cdQ\n"} {
+		f.write(t, "eab.ok", key, 0o600)
+		f.mustParse(t, "eab_key_id = \"kid\"\neab_hmac_file = \"eab.ok\"")
+	}
+	for in, want := range map[string]string{" a-b_cdef \n": "a-b_cdef", "a-b_cdQ=": "a-b_cdQ", "a+b/cdef": "a-b_cdef", "a+b/cdQ": "a-b_cdQ"} {
+		if got, err := EABKey([]byte(in)); err != nil || got != want {
+			t.Errorf("EABKey(%q) = %q, %v; want %q", in, got, err, want)
+		}
+	}
 }
 
 // TestUnknownKeyHints: a key or table spelled in the wrong case, or a

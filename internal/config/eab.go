@@ -2,36 +2,41 @@ package config
 
 import (
 	"encoding/base64"
+	"errors"
 	"os"
 	"strings"
 )
 
+// EABKey returns the HMAC key of an eab_hmac_file's content as the ACME
+// client takes it (RFC 8555 §7.3.4: base64url without padding), trimmed.
+// CAs hand the key out in different forms (Google's with "=" padding),
+// so base64url with padding and standard base64 ("+", "/") are taken
+// too, and written over. It fails on an empty key or one that decodes in
+// none of these; the error does not quote the key.
+func EABKey(data []byte) (string, error) {
+	key := strings.TrimSpace(string(data))
+	if key == "" {
+		return "", errors.New("is empty: want the HMAC key the CA gave")
+	}
+	for _, enc := range []*base64.Encoding{base64.RawURLEncoding, base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
+		if b, err := enc.DecodeString(key); err == nil && len(b) > 0 {
+			return base64.RawURLEncoding.EncodeToString(b), nil
+		}
+	}
+	return "", errors.New("does not hold a base64 (or base64url) HMAC key")
+}
+
 // eabKey checks the HMAC key in the eab_hmac_file p (already resolved
-// and found readable) as the ACME client reads it when the account is
-// registered: trimmed, base64url without padding, not empty. Until then
-// check passed a key in standard base64 ("+", "/") or with "=" padding,
-// and the first registration failed. A file the user running check may
-// not read is left to the user serve runs as. No message quotes the
-// key.
+// and found readable) as serve reads it when the account is registered
+// (EABKey): until then check passed any content, and the first
+// registration failed. A file the user running check may not read is
+// left to the user serve runs as.
 func (d *decoder) eabKey(path, p string) {
 	data, err := os.ReadFile(p)
 	if err != nil {
 		return
 	}
-	key := strings.TrimSpace(string(data))
-	if key == "" {
-		d.errorf(path, "%s is empty: want the base64url HMAC key the CA gave", p)
-		return
+	if _, err := EABKey(data); err != nil {
+		d.errorf(path, "%s %v", p, err)
 	}
-	if _, err := base64.RawURLEncoding.DecodeString(key); err == nil {
-		return
-	}
-	hint := ": want the base64url HMAC key the CA gave, without padding"
-	for _, enc := range []*base64.Encoding{base64.URLEncoding, base64.StdEncoding, base64.RawStdEncoding} {
-		if _, err := enc.DecodeString(key); err == nil {
-			hint = ": it is base64 with \"=\" padding or with \"+\" and \"/\"; write it in base64url (\"-\" and \"_\") without padding"
-			break
-		}
-	}
-	d.errorf(path, "%s does not hold a base64url HMAC key%s", p, hint)
 }

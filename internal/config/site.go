@@ -5,7 +5,6 @@ import (
 	"crypto/x509"
 	"errors"
 	"io/fs"
-	"maps"
 	"net"
 	"net/netip"
 	"os"
@@ -35,7 +34,7 @@ func (d *decoder) site(t *table, global *Config) Site {
 		d.errorf(t.key("csp"), "not a valid header value")
 	}
 	if ht := t.sub("headers"); ht != nil {
-		s.Headers = d.headers(ht, s.CSP != "")
+		s.Headers = d.headers(ht, siteHeaderKeys(&s))
 	}
 	s.TLSProfile = global.TLSProfile
 	if t.str("tls_profile", &s.TLSProfile) {
@@ -261,44 +260,6 @@ func covers(leaf *x509.Certificate, name string) bool {
 		return slices.ContainsFunc(leaf.DNSNames, func(n string) bool { return strings.EqualFold(n, name) })
 	}
 	return leaf.VerifyHostname(name) == nil
-}
-
-// headers decodes [site.headers]. Header names are not case-sensitive:
-// two keys naming one header ("X-Frame-Options", "x-frame-options"), or
-// Content-Security-Policy beside the site's csp (hasCSP), would leave
-// one value silently unused, and are refused.
-func (d *decoder) headers(t *table, hasCSP bool) map[string]string {
-	h := make(map[string]string, len(t.m))
-	seen := map[string]string{}
-	if hasCSP {
-		seen["content-security-policy"] = "csp"
-	}
-	for _, k := range slices.Sorted(maps.Keys(t.m)) {
-		var v string
-		if !t.str(k, &v) {
-			continue
-		}
-		switch prev, dup := seen[strings.ToLower(k)]; {
-		case !httpguts.ValidHeaderFieldName(k):
-			d.errorf(t.key(k), "not a valid header name")
-		case !httpguts.ValidHeaderFieldValue(v):
-			d.errorf(t.key(k), "not a valid header value")
-		case dup:
-			d.errorf(t.key(k), "the same header as %s (line %d): header names are not case-sensitive, keep one", prev, d.pos.line(d.headerKey(t, prev)))
-		default:
-			seen[strings.ToLower(k)] = k
-			h[k] = v
-		}
-	}
-	return h
-}
-
-// headerKey is the key path of header k of t, or of the site's csp.
-func (d *decoder) headerKey(t *table, k string) string {
-	if k == "csp" {
-		return strings.TrimSuffix(t.path, ".headers") + ".csp"
-	}
-	return t.key(k)
 }
 
 // claim checks what the site's names need from other sites and from its
