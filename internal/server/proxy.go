@@ -167,12 +167,14 @@ func (p *proxy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // HTTP/1 server refuses both), so an HTTP/2 client could write
 // ":method: GET /admin/x HTTP/1.1" or a query "?x /admin/x" into the
 // upstream's request line, past the path that routes and require_paths
-// matched. (The path is escaped when written.) And its path must not
-// have a "." or ".." segment delimited by a backslash: upstreams on
-// Windows (IIS) read '\' as '/', so "/x\..\..\secret" would climb
-// where cleanDotSegments cannot see.
+// matched. (The path is escaped when written.) Its target must not be
+// opaque ("x:admin/secret", which both servers take): routed as "/", it
+// went up as it was, without the upstream URL's path ("GET admin/secret
+// HTTP/1.1"). And the path it is sent with must not have a dot segment
+// in a reading upstreams make of it that cleanPath does not (see
+// hiddenDotSegment).
 func validForUpstream(r *http.Request) bool {
-	if !validHeaderName(r.Method) { // a token, as a field name is
+	if !validHeaderName(r.Method) || r.URL.Opaque != "" { // a token, as a field name is
 		return false
 	}
 	q := r.URL.RawQuery
@@ -182,8 +184,59 @@ func validForUpstream(r *http.Request) bool {
 		}
 	}
 	p := r.URL.Path
-	return strings.IndexByte(p, '\\') < 0 || !hasDotSegment(strings.ReplaceAll(p, `\`, "/"))
+	if hasDotSegment(p) {
+		p = cleanPath(p) // as cleanDotSegments sends it
+	}
+	return !hiddenDotSegment(p)
 }
+
+// hiddenDotSegment reports whether the decoded path p has a "." or ".."
+// segment as some upstreams read it, and cleanPath does not: with '\'
+// for '/' (IIS and ASP.NET on Windows: "/x\..\..\secret"), with each
+// segment's path parameters removed (Tomcat, Jetty and Spring take
+// "/x/..;/admin" for "/admin", the "..;" bypass), cut at a NUL (C
+// strings: "/x/..%00/admin"), or with the overlong UTF-8 forms of '.',
+// '/' and '\' decoded ("%c0%ae%c0%ae", read as ".." by old IIS and
+// Tomcat). Such a path would climb, in the upstream, out of the path
+// routes and require_paths matched.
+func hiddenDotSegment(p string) bool {
+	if !hasOtherReading(p) {
+		return false // the common path
+	}
+	p = overlongASCII.Replace(p)
+	p = strings.ReplaceAll(p, `\`, "/")
+	for p != "" {
+		var seg string
+		seg, p, _ = strings.Cut(p, "/")
+		if i := strings.IndexAny(seg, ";\x00"); i >= 0 {
+			seg = seg[:i]
+		}
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
+}
+
+// hasOtherReading reports whether p has a byte that hiddenDotSegment
+// reads otherwise: '\', ';', NUL or the first byte of an overlong form.
+func hasOtherReading(p string) bool {
+	for i := 0; i < len(p); i++ {
+		switch p[i] {
+		case '\\', ';', 0, 0xc0, 0xc1, 0xe0, 0xf0:
+			return true
+		}
+	}
+	return false
+}
+
+// overlongASCII replaces the overlong UTF-8 encodings of '.', '/' and
+// '\' (two, three and four bytes) with the character.
+var overlongASCII = strings.NewReplacer(
+	"\xc0\xae", ".", "\xc0\xaf", "/", "\xc1\x9c", `\`,
+	"\xe0\x80\xae", ".", "\xe0\x80\xaf", "/", "\xe0\x81\x9c", `\`,
+	"\xf0\x80\x80\xae", ".", "\xf0\x80\x80\xaf", "/", "\xf0\x80\x81\x9c", `\`,
+)
 
 // rewrite sends the request to the next upstream with the client's Host
 // and X-Forwarded-For/-Host/-Proto set by us. ReverseProxy drops inbound
@@ -227,13 +280,73 @@ func (p *proxy) rewrite(pr *httputil.ProxyRequest) {
 // "/app/x/../../secret" or "/admin/..%2fx" would mean to the upstream
 // another path than the one routes and require_paths matched, and a
 // dot segment could climb out of the upstream URL's own path. A path
-// without one passes as written, encoded slashes and "//" included.
+// without one passes as written, encoded slashes and "//" included; one
+// with one keeps the encoding of the segments left (see cleanEscaped),
+// so that "/a/../b%2Fc" goes up as "/b%2Fc", not "/b/c".
 func cleanDotSegments(u *url.URL) {
 	if !hasDotSegment(u.Path) {
 		return
 	}
+	raw := cleanEscaped(u.EscapedPath())
 	u.Path = cleanPath(u.Path)
 	u.RawPath = ""
+	if p, err := url.PathUnescape(raw); err == nil && p == u.Path && raw != u.EscapedPath() {
+		u.RawPath = raw
+	}
+}
+
+// cleanEscaped is cleanPath on an escaped path p, with "%2F" read as a
+// slash where it delimits a dot segment or an empty one, and kept as it
+// is between the segments left. Decoded, it is cleanPath of p decoded.
+func cleanEscaped(p string) string {
+	type segment struct{ sep, s string }
+	var kept []segment // with the separator before each
+	trailing := false
+	for p != "" {
+		sep := 0
+		if p[0] == '/' {
+			sep = 1
+		} else if isEscapedSlash(p) {
+			sep = 3
+		}
+		end := sep
+		for end < len(p) && p[end] != '/' && !isEscapedSlash(p[end:]) {
+			end++
+		}
+		seg := p[sep:end]
+		trailing = seg == ""
+		switch d, _ := url.PathUnescape(seg); d {
+		case "", ".":
+		case "..":
+			if len(kept) > 0 {
+				kept = kept[:len(kept)-1]
+			}
+		default:
+			kept = append(kept, segment{p[:sep], seg})
+		}
+		p = p[end:]
+	}
+	if len(kept) == 0 {
+		return "/"
+	}
+	var b strings.Builder
+	for i, sg := range kept {
+		if i == 0 || sg.sep == "" {
+			b.WriteByte('/') // the first separator a plain one
+		} else {
+			b.WriteString(sg.sep)
+		}
+		b.WriteString(sg.s)
+	}
+	if trailing {
+		b.WriteByte('/')
+	}
+	return b.String()
+}
+
+// isEscapedSlash reports whether p starts with "%2F" or "%2f".
+func isEscapedSlash(p string) bool {
+	return len(p) >= 3 && p[0] == '%' && p[1] == '2' && (p[2] == 'F' || p[2] == 'f')
 }
 
 // hasDotSegment reports whether the decoded path p has a "." or ".."
