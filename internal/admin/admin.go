@@ -27,8 +27,6 @@ import (
 	"net/http/pprof"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/tlspilot/tlspilot"
 )
 
@@ -76,6 +74,7 @@ type Handler struct {
 	log     *slog.Logger
 	refresh time.Duration
 	hosts   hostPolicy
+	symbols chan struct{} // a place per POST /debug/pprof/symbol answered (maxSymbolRequests)
 }
 
 // New returns the admin Handler for opts. It fails only when opts are
@@ -98,7 +97,7 @@ func New(opts Options) (*Handler, error) {
 		return nil, fmt.Errorf("admin: %w", err)
 	}
 	h := &Handler{mux: http.NewServeMux(), tmpl: tmpl, src: opts.Source, metrics: opts.Metrics, log: opts.Logger, refresh: opts.Refresh,
-		hosts: newHostPolicy(opts.Listen, opts.Hosts)}
+		hosts: newHostPolicy(opts.Listen, opts.Hosts), symbols: make(chan struct{}, maxSymbolRequests)}
 	metrics, err := newExposition(opts.Source, opts.Metrics, opts.Logger)
 	if err != nil {
 		return nil, fmt.Errorf("admin: %w", err)
@@ -110,8 +109,8 @@ func New(opts Options) (*Handler, error) {
 	h.mux.HandleFunc("GET /debug/pprof/", pprof.Index)
 	h.mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
 	h.mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-	h.mux.HandleFunc("GET /debug/pprof/symbol", symbol)
-	h.mux.HandleFunc("POST /debug/pprof/symbol", symbol)
+	h.mux.HandleFunc("GET /debug/pprof/symbol", h.symbol)
+	h.mux.HandleFunc("POST /debug/pprof/symbol", h.symbol)
 	h.mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
 	h.next = crossOrigin(h.mux)
 	return h, nil
@@ -158,19 +157,24 @@ func (h *Handler) status(w http.ResponseWriter, r *http.Request) {
 }
 
 // MaxConns is how many connections Serve keeps open at once: scrapers,
-// browsers and profiles need a few. Further clients wait in the
-// listen backlog, which holds no file descriptor of the process, so a
-// client opening connections without end cannot take from the HTTPS
-// server the descriptors its upstream connections and storage need.
+// browsers and profiles need a few. At the cap a new connection takes
+// the place of the one idle the longest (keep-alive, or silent for a
+// second since it connected); with none idle, further clients wait in
+// the listen backlog, which holds no file descriptor of the process, so
+// a client opening connections without end cannot take from the HTTPS
+// server the descriptors its upstream connections and storage need, nor
+// lock scrapers out by keeping its connections open.
 const MaxConns = 64
 
 // Serve serves h on l until ctx ends, then stops accepting, waits up to
 // 5 seconds for the requests in flight and returns nil. It closes l. Any
-// other error ends it early. It answers at most MaxConns connections at
-// once.
+// other error ends it early. It keeps at most MaxConns connections
+// open at once.
 func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
+	capped := newConnCap(l, MaxConns)
 	srv := &http.Server{
 		Handler:           h,
+		ConnState:         capped.connState,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		// Profiles stream for as long as ?seconds= says; writes are
@@ -178,7 +182,7 @@ func Serve(ctx context.Context, l net.Listener, h http.Handler) error {
 		// are bounded by the Handler (guard.go).
 	}
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(netutil.LimitListener(l, MaxConns)) }()
+	go func() { errc <- srv.Serve(capped) }()
 	select {
 	case err := <-errc:
 		return fmt.Errorf("admin: %w", err)

@@ -103,14 +103,14 @@ func fetch(b *testing.B, url string) int64 {
 }
 
 // resetPeakRSS resets the process's peak RSS (VmHWM) to its current RSS.
-func resetPeakRSS(b *testing.B) {
+func resetPeakRSS(b testing.TB) {
 	if err := os.WriteFile("/proc/self/clear_refs", []byte("5"), 0); err != nil {
 		b.Fatalf("reset peak RSS: %v", err)
 	}
 }
 
 // peakRSS returns VmHWM from /proc/self/status, in bytes.
-func peakRSS(b *testing.B) float64 {
+func peakRSS(b testing.TB) float64 {
 	f, err := os.Open("/proc/self/status")
 	if err != nil {
 		b.Fatal(err)

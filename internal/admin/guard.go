@@ -84,26 +84,46 @@ const maxSymbolBody = 1 << 20
 // profile streams, would end ?seconds= profiles early.
 const bodyTimeout = 10 * time.Second
 
+// maxSymbolRequests bounds the POSTs to /debug/pprof/symbol answered at
+// once: each holds its body and an answer of about six times its size
+// (64 at once, one per connection, grew the process by 850 MB). go tool
+// pprof sends them one at a time.
+const maxSymbolRequests = 2
+
 // symbol is pprof.Symbol with the body of a POST read first, up to
-// maxSymbolBody within bodyTimeout: a larger one is refused with 413, a
-// slower one with 408.
-func symbol(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodPost {
-		b, err := readBody(w, r)
-		var tooLarge *http.MaxBytesError
-		switch {
-		case errors.As(err, &tooLarge):
-			http.Error(w, "admin: request body too large", http.StatusRequestEntityTooLarge)
-			return
-		case errors.Is(err, os.ErrDeadlineExceeded):
-			http.Error(w, "admin: request body too slow", http.StatusRequestTimeout)
-			return
-		case err != nil:
-			http.Error(w, "admin: read the request body: "+err.Error(), http.StatusBadRequest)
-			return
-		}
-		r.Body = io.NopCloser(bytes.NewReader(b))
+// maxSymbolBody within bodyTimeout (a larger one is refused with 413, a
+// slower one with 408), and its answer written within bodyTimeout, by at
+// most maxSymbolRequests requests at once.
+func (h *Handler) symbol(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodPost {
+		pprof.Symbol(w, r)
+		return
 	}
+	select {
+	case h.symbols <- struct{}{}:
+		defer func() { <-h.symbols }()
+	case <-r.Context().Done():
+		return
+	}
+	b, err := readBody(w, r)
+	var tooLarge *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooLarge):
+		http.Error(w, "admin: request body too large", http.StatusRequestEntityTooLarge)
+		return
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		http.Error(w, "admin: request body too slow", http.StatusRequestTimeout)
+		return
+	case err != nil:
+		http.Error(w, "admin: read the request body: "+err.Error(), http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(b))
+	// pprof.Symbol writes its answer in one piece, which a client that
+	// does not read would hold, and a place of maxSymbolRequests with it.
+	// The deadline stays on the connection, so it is not reused.
+	w.Header().Set("Connection", "close")
+	_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(bodyTimeout))
 	pprof.Symbol(w, r)
 }
 

@@ -130,8 +130,9 @@ func trickle(c net.Conn, stop <-chan struct{}) {
 }
 
 // TestConnectionsCapped: a client opening connections without end gets
-// at most admin.MaxConns of them accepted; the others wait in the listen
-// backlog, and are served once connections close.
+// at most admin.MaxConns of them served, and one more accepted; the
+// others wait in the listen backlog, and are served once connections
+// close.
 func TestConnectionsCapped(t *testing.T) {
 	addr, cl := serveReal(t)
 	var conns []net.Conn
@@ -148,8 +149,10 @@ func TestConnectionsCapped(t *testing.T) {
 		conns = append(conns, c)
 	}
 	time.Sleep(500 * time.Millisecond)
-	if n := cl.open.Load(); n > admin.MaxConns {
-		t.Errorf("%d connections accepted at once, want at most %d", n, admin.MaxConns)
+	// One past the cap is accepted and waits for a place (or takes an
+	// idle connection's); the others stay in the backlog.
+	if n := cl.open.Load(); n > admin.MaxConns+1 {
+		t.Errorf("%d connections accepted at once, want at most %d", n, admin.MaxConns+1)
 	}
 	for _, c := range conns[:40] {
 		_ = c.Close()
