@@ -26,7 +26,9 @@ const maxLinks = 40
 // tlspilot, running as root to give the files away, create files it then
 // owns there, or replace another program's. The files are then created,
 // renamed and synced through the returned descriptor, so the folder
-// checked is the folder written.
+// checked is the folder written. On Linux the descriptor is O_PATH: it
+// asks search permission only, as path resolution does (a pidfile in a
+// folder of mode 0711), and syncDir opens the folder for reading.
 func openDir(dir string) (*os.File, error) {
 	if !filepath.IsAbs(dir) {
 		return nil, fmt.Errorf("deploy folder %s: not an absolute path", dir)
@@ -65,12 +67,13 @@ func openDir(dir string) (*os.File, error) {
 		}
 		rest = append(strings.Split(target, "/"), rest...)
 	}
-	return reopen(fd, dir)
+	return os.NewFile(uintptr(fd), dir), nil
 }
 
 // step opens the component c of the folder at fd without following it.
 // It returns the descriptor of a folder, or the target of a symbolic
-// link that root or the running user owns (walked names it in errors).
+// link that root or the running user owns and that has no other name
+// (walked names it in errors).
 func step(fd int, c, walked string) (next int, target string, err error) {
 	next, err = unix.Openat(fd, c, walkFlag|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err == nil {
@@ -83,6 +86,12 @@ func step(fd int, c, walked string) (next int, target string, err error) {
 	if st.Uid != 0 && int(st.Uid) != os.Geteuid() {
 		return -1, "", fmt.Errorf("deploy folder: %s is a symbolic link owned by uid %d, neither root nor tlspilot's uid %d: "+
 			"not followed, as its owner could point it at any folder", walked, st.Uid, os.Geteuid())
+	}
+	if st.Nlink > 1 {
+		// The owner of the folder it is in may have hard-linked a link
+		// of root's there (where fs.protected_hardlinks is 0).
+		return -1, "", fmt.Errorf("deploy folder: %s is a symbolic link with %d names: "+
+			"not followed, as the owner of a folder it is in could have linked it there", walked, st.Nlink)
 	}
 	buf := make([]byte, unix.PathMax)
 	n, err := unix.Readlinkat(fd, c, buf)
@@ -99,15 +108,19 @@ func step(fd int, c, walked string) (next int, target string, err error) {
 	return -1, string(buf[:n]), nil
 }
 
-// reopen turns the descriptor of the folder (O_PATH on Linux) into one
-// that can be synced, and closes fd.
-func reopen(fd int, dir string) (*os.File, error) {
-	defer unix.Close(fd)
-	d, err := unix.Openat(fd, ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+// syncDir syncs the folder d (openDir's), opening it for reading
+// (Linux's O_PATH descriptor cannot be synced), so that the renames in
+// it survive a crash.
+func syncDir(d *os.File) error {
+	fd, err := unix.Openat(int(d.Fd()), ".", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
+		return &fs.PathError{Op: "open", Path: d.Name(), Err: err}
 	}
-	return os.NewFile(uintptr(d), dir), nil
+	defer unix.Close(fd)
+	if err := unix.Fsync(fd); err != nil {
+		return &fs.PathError{Op: "sync", Path: d.Name(), Err: err}
+	}
+	return nil
 }
 
 // createTemp creates a new file of mode 0600 named after base in the

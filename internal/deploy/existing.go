@@ -19,20 +19,24 @@ type existing struct {
 	st *syscall.Stat_t
 }
 
-// openExisting opens what sits at path, in the folder dir, for reading, without following
-// a symbolic link and without blocking on a FIFO. It returns nil (and no
-// error) when there is nothing there that may be compared, chmodded or
-// chowned: nothing at all, a symbolic link, anything but a regular file,
-// or a regular file with other hard links. Such an entry is replaced by
-// a rename, never written or changed through: the folder may be writable
-// by the service user (PostgreSQL's data directory), who could otherwise
-// point the path at another file, or swap it between the comparison and
-// a chown done by path. The error is that of the open (a permission
-// error: the file cannot be compared).
+// openExisting opens what sits at path, in the folder dir, for reading,
+// without following a symbolic link and without blocking. It returns nil
+// (and no error) when there is nothing there that may be compared,
+// chmodded or chowned: nothing at all, a symbolic link, anything but a
+// regular file, a regular file with other hard links, or one under a
+// write lease (F_SETLEASE, which its owner may take: O_NONBLOCK makes
+// the open fail at once there, as on a FIFO, where it would wait). Such
+// an entry is replaced by a rename, never written or changed through:
+// the folder may be writable by the service user (PostgreSQL's data
+// directory), who could otherwise point the path at another file, swap
+// it between the comparison and a chown done by path, or fail every
+// deploy. The error is that of the open (a permission error: the file
+// cannot be compared).
 func openExisting(dir *os.File, path string) (*existing, error) {
 	fd, err := unix.Openat(int(dir.Fd()), filepath.Base(path), unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_NONBLOCK|unix.O_CLOEXEC, 0)
 	switch {
-	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENXIO):
+	case errors.Is(err, syscall.ENOENT), errors.Is(err, syscall.ELOOP), errors.Is(err, syscall.ENXIO),
+		errors.Is(err, syscall.EWOULDBLOCK):
 		return nil, nil
 	case err != nil:
 		return nil, &fs.PathError{Op: "open", Path: path, Err: err}

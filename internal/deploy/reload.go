@@ -79,32 +79,48 @@ func tail(b []byte) string {
 
 // signal sends the signal to the process whose id the pidfile holds.
 func (f *Files) signal() error {
-	pid, err := readPIDFile(f.opts.PIDFile)
+	pid, st, err := readPIDFile(f.opts.PIDFile)
 	if err != nil {
 		return fmt.Errorf("reload: %w", err)
 	}
-	if err := syscall.Kill(pid, f.opts.Signal); err != nil {
-		if errors.Is(err, syscall.EPERM) {
-			return fmt.Errorf("reload: signal %s to process %d (pidfile %s): permission denied: needs the same user as that process, or CAP_KILL: %w", f.opts.Signal, pid, f.opts.PIDFile, err)
-		}
+	err = signalChecked(pid, f.opts.Signal, func() error { return processOf(pid, st, f.opts.PIDFile) })
+	if errors.Is(err, syscall.EPERM) {
+		return fmt.Errorf("reload: signal %s to process %d (pidfile %s): permission denied: needs the same user as that process, or CAP_KILL: %w", f.opts.Signal, pid, f.opts.PIDFile, err)
+	}
+	if err != nil {
 		return fmt.Errorf("reload: signal %s to process %d (pidfile %s): %w", f.opts.Signal, pid, f.opts.PIDFile, err)
 	}
 	f.log.Info("reloaded", "signal", f.opts.Signal.String(), "pid", pid)
 	return nil
 }
 
+// signalChecked sends sig to process pid if check, which looks the
+// process up by its id, passes. The process is held (a pidfd on Linux)
+// before the check: should it end and its id go to another process
+// between the check and the signal (a service user who wrote its own pid
+// in its pidfile could time that), the signal fails instead of reaching
+// a process the check never saw.
+func signalChecked(pid int, sig syscall.Signal, check func() error) error {
+	p, err := os.FindProcess(pid)
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	if err := check(); err != nil {
+		return err
+	}
+	return p.Signal(sig)
+}
+
 // readPIDFile returns the process id on the first line of the pidfile at
 // path (PostgreSQL's postmaster.pid has more lines after it). The file
 // is read as openDir and openExisting read a deploy path: through no
 // symbolic link of another user's, and not through one at all at the
-// end. A pidfile that belongs to another user than root and tlspilot's
-// (postmaster.pid is postgres's) may only name a process of that user:
-// its owner could otherwise write any process id there and have
-// tlspilot, as root, send the signal to sshd or anything else.
-func readPIDFile(path string) (int, error) {
+// end. It also returns the pidfile's stat, for processOf.
+func readPIDFile(path string) (pid int, st *syscall.Stat_t, err error) {
 	dir, err := openDir(filepath.Dir(path))
 	if err != nil {
-		return 0, fmt.Errorf("read pidfile: %w", err)
+		return 0, nil, fmt.Errorf("read pidfile: %w", err)
 	}
 	defer dir.Close()
 	cur, err := openExisting(dir, path)
@@ -112,26 +128,37 @@ func readPIDFile(path string) (int, error) {
 		err = fmt.Errorf("%s: missing, or not a regular file of its own", path)
 	}
 	if err != nil {
-		return 0, fmt.Errorf("read pidfile: %w", err)
+		return 0, nil, fmt.Errorf("read pidfile: %w", err)
 	}
 	defer cur.close()
 	b, err := io.ReadAll(io.LimitReader(cur.f, 4096))
 	if err != nil {
-		return 0, fmt.Errorf("read pidfile: %w", err)
+		return 0, nil, fmt.Errorf("read pidfile: %w", err)
 	}
 	line, _, _ := strings.Cut(string(b), "\n")
-	pid, err := strconv.Atoi(strings.TrimSpace(line))
+	pid, err = strconv.Atoi(strings.TrimSpace(line))
 	if err != nil || pid <= 1 {
-		return 0, fmt.Errorf("pidfile %s holds no process id: %q", path, strings.TrimSpace(line))
+		return 0, nil, fmt.Errorf("pidfile %s holds no process id: %q", path, strings.TrimSpace(line))
 	}
-	return pid, processOf(pid, cur.st.Uid, path)
+	return pid, cur.st, nil
 }
 
-// processOf checks that the owner of the pidfile at path, uid, could
-// send process pid a signal itself (its real or saved uid is uid, as
-// kill(2) asks of an unprivileged sender), unless root or the running
-// user owns the pidfile.
-func processOf(pid int, uid uint32, path string) error {
+// processOf checks that whoever may write the pidfile at path, of stat
+// st, could send process pid a signal itself: a pidfile that belongs to
+// another user than root and tlspilot's (postmaster.pid is postgres's)
+// may only name a process of that user (its real or saved uid, as
+// kill(2) asks of an unprivileged sender), and one that others or
+// another group than root's and tlspilot's may write (a daemon started
+// with umask 0 leaves it 0666) is refused. Whoever writes it could
+// otherwise name any process and have tlspilot, as root, send the signal
+// to sshd or anything else.
+func processOf(pid int, st *syscall.Stat_t, path string) error {
+	perm := st.Mode & 0o777
+	if perm&0o002 != 0 || perm&0o020 != 0 && st.Gid != 0 && int(st.Gid) != os.Getegid() {
+		return fmt.Errorf("pidfile %s is writable by others than its owner (mode %04o, group %d): not signalled, "+
+			"as any of them could name any process (chmod go-w %s)", path, perm, st.Gid, path)
+	}
+	uid := st.Uid
 	if uid == 0 || int(uid) == os.Geteuid() {
 		return nil
 	}

@@ -77,6 +77,7 @@ func (f *Files) stageIn(dir *os.File, w file) (*staged, error) {
 	}
 	if cur != nil {
 		same, err := cur.holdsData(w.data)
+		same = same && !f.takesFromOther(cur.st)
 		if err == nil && same {
 			err = f.settle(cur, w)
 		}
@@ -90,7 +91,11 @@ func (f *Files) stageIn(dir *os.File, w file) (*staged, error) {
 		return nil, permError(w.path, fmt.Sprintf("write and search permission on the directory %s", dir.Name()), err)
 	}
 	s := &staged{dir: dir, tmp: name, path: w.path, mode: w.mode}
-	err = f.prepare(t, w)
+	if err = dropInheritedACL(dir, t); err != nil {
+		err = fmt.Errorf("deploy %s: remove the ACL inherited from %s: %w", w.path, dir.Name(), err)
+	} else {
+		err = f.prepare(t, w)
+	}
 	if cerr := t.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("deploy %s: %w", w.path, cerr)
 	}
@@ -144,6 +149,16 @@ func (f *Files) owns(st *syscall.Stat_t) bool {
 	return (f.uid < 0 || int(st.Uid) == f.uid) && (f.gid < 0 || int(st.Gid) == f.gid)
 }
 
+// takesFromOther reports whether giving the file of stat st the
+// configured owner would take it from a user other than root, tlspilot's
+// and the configured owner. Such a file is replaced, not chowned: its
+// owner, who may write the deploy folder (it created the file with the
+// certificate, which is public), may hold it open for writing, and would
+// then write to a file of root's (or the configured owner's).
+func (f *Files) takesFromOther(st *syscall.Stat_t) bool {
+	return f.uid >= 0 && int(st.Uid) != f.uid && st.Uid != 0 && int(st.Uid) != os.Geteuid()
+}
+
 // settle gives an existing file whose content is right the wanted mode
 // and owner, if it has others: through the descriptor openExisting
 // opened, never by path, so that what was compared is what is changed.
@@ -191,8 +206,8 @@ func commit(files []*staged) error {
 		}
 	}
 	for _, s := range files {
-		if err := s.dir.Sync(); err != nil {
-			return fmt.Errorf("deploy: sync %s: %w", s.dir.Name(), err)
+		if err := syncDir(s.dir); err != nil {
+			return fmt.Errorf("deploy: %w", err)
 		}
 	}
 	return nil
