@@ -207,8 +207,8 @@ func (d *decoder) upstream(path, v string) {
 // upstreamPaths refuses upstreams of one proxy (urls, written at paths)
 // whose URL paths differ, as the server does when it starts ("all
 // upstreams of one handler must have the same path"): a request goes to
-// any of them under the same path. "http://a:1" and "http://b:1/" differ
-// too.
+// any of them under the same path. "http://a:1" and "http://b:1/" are
+// the same: both add nothing to the request path.
 func (d *decoder) upstreamPaths(paths, urls []string) {
 	first, firstPath := -1, ""
 	for i, v := range urls {
@@ -217,11 +217,20 @@ func (d *decoder) upstreamPaths(paths, urls []string) {
 		case err != nil:
 		case first < 0:
 			first, firstPath = i, u.Path
-		case u.Path != firstPath:
+		case basePath(u.Path) != basePath(firstPath):
 			d.errorf(paths[i], "%q: its path %q is not %q, the path of %s: a request goes to any upstream of a site or route under the same path",
 				v, u.Path, firstPath, paths[first])
 		}
 	}
+}
+
+// basePath is an upstream URL's path as the proxy puts requests under
+// it: "" and "/" both add nothing.
+func basePath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
 }
 
 // redirect checks a redirect target: an absolute http(s) URL in which

@@ -98,7 +98,7 @@ func newProxy(targets []string, ptls ProxyTLS, hdrs proxyHeaders, trusted []neti
 		if err != nil {
 			return nil, err
 		}
-		if len(p.ups) > 0 && u.Path != p.ups[0].url.Path {
+		if len(p.ups) > 0 && basePath(u.Path) != basePath(p.ups[0].url.Path) {
 			return nil, fmt.Errorf("proxy %s: all upstreams of one handler must have the same path", t)
 		}
 		p.ups = append(p.ups, &upstream{url: u})
@@ -126,6 +126,15 @@ func parseUpstream(s string) (*url.URL, error) {
 		return nil, fmt.Errorf("proxy %q: no query or fragment allowed", s)
 	}
 	return u, nil
+}
+
+// basePath is an upstream URL's path as requests are put under it: ""
+// and "/" both add nothing (httputil.ProxyRequest.SetURL).
+func basePath(p string) string {
+	if p == "" {
+		return "/"
+	}
+	return p
 }
 
 // ServeHTTP reads the start of a request body before an upstream is
@@ -379,25 +388,42 @@ func bodyIgnoredBy(method string) bool {
 	return false
 }
 
-// dropHTTP2Upgrade removes an upgrade to HTTP/2 from a request, which
-// then goes up as a plain one (RFC 9110 §7.8: an upgrade may be
-// ignored). An upstream switching to h2c would give the client a raw
-// HTTP/2 connection to it, past routes, require_paths and the headers
-// set here ("h2c smuggling"); h2c is for cleartext connections only, and
-// "h2" is never valid in Upgrade (RFC 9113 §3.1). HTTP2-Settings, which
-// belongs to that upgrade, goes too. ReverseProxy has set Connection to
-// "Upgrade" alone, so Connection goes with it.
+// dropHTTP2Upgrade removes an upgrade to HTTP/2 from a request (RFC
+// 9110 §7.8: an upgrade may be ignored). An upstream switching to h2c
+// would give the client a raw HTTP/2 connection to it, past routes,
+// require_paths and the headers set here ("h2c smuggling"); h2c is for
+// cleartext connections only, and "h2" is never valid in Upgrade (RFC
+// 9113 §3.1). HTTP2-Settings, which belongs to that upgrade, goes too.
+// Other protocols offered beside it ("websocket, h2c") are kept, so the
+// upgrade goes on without HTTP/2; with none left, Upgrade goes, and
+// Connection with it (ReverseProxy has set it to "Upgrade" alone), and
+// the request goes up as a plain one.
 func dropHTTP2Upgrade(h http.Header) {
 	delete(h, "Http2-Settings")
-	for _, v := range h["Upgrade"] {
+	vs, ok := h["Upgrade"]
+	if !ok {
+		return
+	}
+	var kept []string
+	dropped := false
+	for _, v := range vs {
 		for tok := range strings.SplitSeq(v, ",") {
 			tok = strings.TrimSpace(tok)
-			if strings.EqualFold(tok, "h2c") || strings.EqualFold(tok, "h2") || hasPrefixFold(tok, "http/2") {
-				delete(h, "Upgrade")
-				delete(h, "Connection")
-				return
+			switch {
+			case strings.EqualFold(tok, "h2c"), strings.EqualFold(tok, "h2"), hasPrefixFold(tok, "http/2"):
+				dropped = true
+			case tok != "":
+				kept = append(kept, tok)
 			}
 		}
+	}
+	switch {
+	case !dropped:
+	case len(kept) > 0:
+		h["Upgrade"] = []string{strings.Join(kept, ", ")}
+	default:
+		delete(h, "Upgrade")
+		delete(h, "Connection")
 	}
 }
 

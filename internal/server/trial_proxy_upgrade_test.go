@@ -52,7 +52,7 @@ func TestTrialProxyNoHTTP2Upgrade(t *testing.T) {
 		{"settings not named", "Connection: Upgrade\r\nUpgrade: H2C\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n", ""},
 		{"h2", "Connection: upgrade\r\nUpgrade: h2\r\n", ""},
 		{"HTTP/2.0", "Connection: upgrade\r\nUpgrade: HTTP/2.0\r\n", ""},
-		{"in a list", "Connection: Upgrade\r\nUpgrade: websocket, h2c\r\n", ""},
+		{"in a list", "Connection: Upgrade\r\nUpgrade: h2c, HTTP/2.0\r\n", ""},
 		{"big body", "Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n", big},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -97,6 +97,35 @@ func TestTrialProxyWebSocketUpgradeKept(t *testing.T) {
 	io.WriteString(c, "hello")
 	if b, _ := io.ReadAll(br); string(b) != "tunneled: hello" {
 		t.Errorf("through the tunnel: %q", b)
+	}
+}
+
+// TestProxyUpgradeListKeepsWebSocket: an upgrade offering HTTP/2 beside
+// another protocol ("websocket, h2c") goes up without the HTTP/2 one and
+// the WebSocket session works; the whole upgrade was dropped, and the
+// client got a plain answer where it asked for a WebSocket.
+func TestProxyUpgradeListKeepsWebSocket(t *testing.T) {
+	up := h2cUpstream(t)
+	ts := proxyServer(t, up.addr)
+	c, err := tls.Dial("tcp", ts.httpsAddr, &tls.Config{ServerName: "a.test", RootCAs: ts.roots, NextProtos: []string{"http/1.1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket, h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
+	br := bufio.NewReader(c)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "websocket" {
+		t.Fatalf("upgrade to websocket, h2c: %v %v, want 101 to websocket", resp, err)
+	}
+	io.WriteString(c, "hello")
+	if b, _ := io.ReadAll(br); string(b) != "tunneled: hello" {
+		t.Errorf("through the tunnel: %q", b)
+	}
+	seen := strings.ToLower(up.bytes())
+	if !strings.Contains(seen, "upgrade: websocket\r\n") || strings.Contains(seen, "h2c") || strings.Contains(seen, "http2-settings") {
+		t.Errorf("upstream got:\n%s", short([]byte(seen), false))
 	}
 }
 
@@ -145,5 +174,18 @@ func TestTrialProxyConnectRefused(t *testing.T) {
 	}
 	if b := up.bytes(); b != "" {
 		t.Errorf("upstream got:\n%s", b)
+	}
+}
+
+// TestProxyUpstreamBasePaths: upstreams of one proxy must put requests
+// under one path, and "http://a:1" and "http://b:1/" do (neither adds
+// anything), so they are taken together, as config's check takes them;
+// "/x" beside "/y" is refused.
+func TestProxyUpstreamBasePaths(t *testing.T) {
+	if _, err := newProxy([]string{"http://127.0.0.1:1", "http://127.0.0.2:1/"}, ProxyTLS{}, proxyHeaders{}, nil, upstreamIdentity{}, &proxyEnv{}); err != nil {
+		t.Errorf(`upstreams with paths "" and "/": %v`, err)
+	}
+	if _, err := newProxy([]string{"http://127.0.0.1:1/x/", "http://127.0.0.2:1/y/"}, ProxyTLS{}, proxyHeaders{}, nil, upstreamIdentity{}, &proxyEnv{}); err == nil {
+		t.Error(`upstreams with paths "/x/" and "/y/": no error`)
 	}
 }
