@@ -33,7 +33,14 @@ func TestReviewSymbolPostsAtOnce(t *testing.T) {
 		})
 	}
 	wg.Wait()
-	if grew := (peakRSS(t) - before) / (1 << 20); grew > 200 {
+	// The clients' 64 bodies are in this process too. Without the bound
+	// it grew by 943 MiB (2 answers at once: about 60 MiB, 250 under the
+	// race detector).
+	limit := 200.0
+	if raceDetector {
+		limit = 600
+	}
+	if grew := (peakRSS(t) - before) / (1 << 20); grew > limit {
 		t.Errorf("64 symbol POSTs of %d KiB grew the process by %.0f MiB", len(body)>>10, grew)
 	} else {
 		t.Logf("grew by %.0f MiB", grew)
