@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/notify"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 )
 
@@ -117,15 +118,17 @@ func (d *decoder) webhookSecretFile(path, p string) string {
 
 // webhookURL checks a notify_webhook URL: https, or http to loopback
 // only, since the body would cross the network in clear.
+// The URL is never quoted whole (notify.ShownURL): chat services put the
+// webhook's secret in it.
 func (d *decoder) webhookURL(path, v string) {
 	u, err := url.Parse(v)
 	switch {
 	case err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http"):
-		d.errorf(path, "%q: want an https URL, such as \"https://hooks.example.com/tls\"", v)
+		d.errorf(path, "want an https URL, such as \"https://hooks.example.com/tls\"")
 	case u.Scheme == "http" && !loopbackHost(u.Hostname()):
-		d.errorf(path, "%q: http only to a loopback address; use https", v)
+		d.errorf(path, "%q: http only to a loopback address; use https", notify.ShownURL(u))
 	default:
-		d.urlPort(path, v, u)
+		d.urlPort(path, notify.ShownURL(u), u)
 	}
 }
 

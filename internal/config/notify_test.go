@@ -83,8 +83,10 @@ func TestNotifyErrors(t *testing.T) {
 		{`notify_command = ["./plain"]`, "tlspilot.toml:1: notify_command[1]: $DIR/plain is not an executable file"},
 		{`notify_command = ["www"]`, `notify_command[1]: "www" is not found in PATH`},
 		{`notify_command = ["./www"]`, "tlspilot.toml:1: notify_command[1]: $DIR/www is not an executable file"},
-		{`notify_webhook = "hooks.example.com/tls"`, `tlspilot.toml:1: notify_webhook: "hooks.example.com/tls": want an https URL, such as "https://hooks.example.com/tls"`},
-		{`notify_webhook = "ftp://hooks.example.com/"`, `notify_webhook: "ftp://hooks.example.com/": want an https URL`},
+		{`notify_webhook = "hooks.example.com/tls"`, `tlspilot.toml:1: notify_webhook: want an https URL, such as "https://hooks.example.com/tls"`},
+		{`notify_webhook = "ftp://hooks.example.com/"`, `notify_webhook: want an https URL`},
+		{`notify_webhook = "http://hooks.slack.com/services/T0/B0/s3cr3t"`, `tlspilot.toml:1: notify_webhook: "http://hooks.slack.com/services/…": http only to a loopback address; use https`},
+		{`notify_webhook = "https://hooks.example.com:99999/services/T0/B0/s3cr3t"`, `notify_webhook: "https://hooks.example.com:99999/services/…": port 99999 is not from 1 to 65535`},
 		{`notify_webhook = "http://hooks.example.com/tls"`, `tlspilot.toml:1: notify_webhook: "http://hooks.example.com/tls": http only to a loopback address; use https`},
 		{`notify_webhook = 1`, "tlspilot.toml:1: notify_webhook: want a string, not an integer"},
 		{`notify_comand = "true"`, `tlspilot.toml:1: notify_comand: unknown key (did you mean "notify_command"?)`},
@@ -94,6 +96,9 @@ func TestNotifyErrors(t *testing.T) {
 		want := strings.ReplaceAll(tt.want, "$DIR", f.dir)
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s:\n got %v\nwant %s", tt.config, err, want)
+		}
+		if err != nil && strings.Contains(err.Error(), "s3cr3t") {
+			t.Errorf("%s: the webhook's secret is quoted: %v", tt.config, err)
 		}
 	}
 }

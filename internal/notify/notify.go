@@ -100,6 +100,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"strings"
 	"sync"
 	"time"
 
@@ -217,13 +218,38 @@ func withDefaults(opts Options) Options {
 func newWebhook(opts Options, log *slog.Logger) (*webhook, error) {
 	u, err := url.Parse(opts.Webhook)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
-		return nil, fmt.Errorf("notify: webhook %q: want an http or https URL", opts.Webhook)
+		return nil, errors.New("notify: webhook: want an http or https URL")
 	}
 	if opts.WebhookSecret != nil && len(opts.WebhookSecret) == 0 {
 		return nil, errors.New("notify: webhook secret is empty")
 	}
-	return &webhook{url: opts.Webhook, shown: u.Redacted(), secret: opts.WebhookSecret, client: noRedirects(opts.Client),
+	return &webhook{url: opts.Webhook, shown: ShownURL(u), secret: opts.WebhookSecret, client: noRedirects(opts.Client),
 		timeout: opts.Timeout, log: log}, nil
+}
+
+// ShownURL is webhook URL u as logs and errors show it: scheme, user
+// (password as "xxxxx", as url.URL.Redacted), host and the first segment
+// of the path, the rest and the query elided as "…"
+// ("https://hooks.slack.com/services/…"): chat services put the webhook's
+// secret in its path (Slack, Discord, Teams) or its query.
+func ShownURL(u *url.URL) string {
+	shown := u.Scheme + "://"
+	if u.User != nil {
+		shown += u.User.Username()
+		if _, ok := u.User.Password(); ok {
+			shown += ":xxxxx"
+		}
+		shown += "@"
+	}
+	shown += u.Host
+	if p := strings.TrimPrefix(u.EscapedPath(), "/"); p != "" || u.RawQuery != "" {
+		first, rest, _ := strings.Cut(p, "/")
+		shown += "/" + first
+		if rest != "" || u.RawQuery != "" {
+			shown += "/…"
+		}
+	}
+	return shown
 }
 
 // noRedirects returns a copy of c (or of a zero Client when c is nil)

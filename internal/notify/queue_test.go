@@ -127,7 +127,7 @@ func TestNewRefuses(t *testing.T) {
 		want string
 	}{
 		{Options{Command: []string{""}}, "notify: command: empty program name"},
-		{Options{Webhook: "ftp://example.com/"}, `notify: webhook "ftp://example.com/": want an http or https URL`},
+		{Options{Webhook: "ftp://example.com/"}, `notify: webhook: want an http or https URL`},
 		{Options{Webhook: "https:///path"}, "want an http or https URL"},
 		{Options{WebhookSecret: []byte("k")}, "notify: webhook secret given without a webhook"},
 		{Options{Webhook: "https://example.com/", WebhookSecret: []byte{}}, "notify: webhook secret is empty"},

@@ -56,3 +56,26 @@ func TestWebhookURLPasswordNotLoggedOnConnectionError(t *testing.T) {
 		t.Errorf("the URL's password is in the log:\n%s", l)
 	}
 }
+
+// TestWebhookURLPathNotLogged: chat services put a webhook's secret in
+// its path (Slack's https://hooks.slack.com/services/T…/B…/SECRET) or
+// query: logs and errors show the scheme, host and first path segment
+// only; the whole URL was logged with every failure.
+func TestWebhookURLPathNotLogged(t *testing.T) {
+	r := newReceiver(t, http.StatusForbidden)
+	const secret = "s3cr3t-t0ken"
+	l := &logs{}
+	n := newNotifier(t, Options{Webhook: r.srv.URL + "/services/T0/B0/" + secret + "?token=" + secret, Logger: l.logger()})
+	n.Notify(failed())
+	closeWithin(t, n, 30*time.Second)
+	if len(r.requests()) != 1 {
+		t.Fatalf("%d requests; log:\n%s", len(r.requests()), l)
+	}
+	if strings.Contains(l.String(), secret) {
+		t.Errorf("the URL's secret is in the log:\n%s", l)
+	}
+	rec := l.records(t, "notify webhook failed")
+	if want := r.srv.URL + "/services/…"; len(rec) != 1 || rec[0]["url"] != want {
+		t.Errorf("log:\n%s\nwant url %s", l, want)
+	}
+}
