@@ -55,6 +55,9 @@ type certRow struct {
 	Attempts                    int
 	Unmanaged                   bool
 	Deploy                      *deployView // nil without a deployer
+	// AnswersLeft are the challenge answers left published, one line
+	// each: "dns-01 _acme-challenge.example.com VALUE".
+	AnswersLeft []string
 }
 
 // deployView is the deployment of a certificate with a deployer
@@ -128,6 +131,9 @@ func newCertRow(c tlspilot.CertStatus, now time.Time) certRow {
 	}
 	if r.LastError == "" && c.LastProblem != "" {
 		r.LastError = c.LastProblem
+	}
+	for _, a := range c.AnswersLeft {
+		r.AnswersLeft = append(r.AnswersLeft, a.Type+" "+a.Name+" "+a.Value)
 	}
 	return r
 }

@@ -67,3 +67,18 @@ func TestJustExpired(t *testing.T) {
 
 // pageStamp is how the page writes a time.
 func pageStamp(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UTC") }
+
+// TestAnswersLeftShown: the challenge answers an order could not take
+// down (the status document's answers_left) are on the page, under the
+// certificate, escaped; only /status and `tlspilot status` showed them.
+func TestAnswersLeftShown(t *testing.T) {
+	left := fakeCert("left", func(c *tlspilot.CertStatus) {
+		c.AnswersLeft = []tlspilot.LeftAnswer{{Type: "dns-01", Name: "_acme-challenge.left.example", Value: "v4lu3<b>"}}
+	})
+	url, _ := serveFake(t, left)
+	_, _, page := get(t, url+"/")
+	row := certRow(t, page, left.ID)
+	if !strings.Contains(row, "answer left behind: dns-01 _acme-challenge.left.example v4lu3&lt;b&gt;") {
+		t.Errorf("the answer left is not on the page, escaped:\n%s", row)
+	}
+}
