@@ -292,7 +292,10 @@ func (d *decoder) claim(path string, namePaths []string, s *Site) {
 }
 
 // prefixes parses trusted proxy networks: CIDR prefixes ("10.0.0.0/8")
-// or single addresses.
+// or single addresses. An IPv4-mapped IPv6 one ("::ffff:10.0.0.1",
+// "::ffff:10.0.0.0/104") is taken as the IPv4 network it maps: the
+// server compares a client's address in its IPv4 form, so as written it
+// never matched, and the proxy was silently not trusted.
 func (d *decoder) prefixes(paths, in []string) []netip.Prefix {
 	out := make([]netip.Prefix, 0, len(in))
 	for i, v := range in {
@@ -304,6 +307,13 @@ func (d *decoder) prefixes(paths, in []string) []netip.Prefix {
 				continue
 			}
 			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		if p.Addr().Is4In6() {
+			if p.Bits() < 96 {
+				d.errorf(paths[i], "%q: an IPv4-mapped network must be /96 or longer: write the IPv4 network (\"10.0.0.0/8\") and any IPv6 one apart", v)
+				continue
+			}
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
 		}
 		out = append(out, p.Masked())
 	}

@@ -485,8 +485,9 @@ func (p *proxy) isTrusted(remote string) bool {
 		return false
 	}
 	a := ap.Addr().Unmap()
+	mapped := netip.AddrFrom16(a.As16()) // for an IPv4 client, its IPv4-mapped form
 	for _, pf := range p.trusted {
-		if pf.Contains(a) {
+		if pf.Contains(a) || pf.Contains(mapped) { // a network written either way
 			return true
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"testing"
@@ -187,5 +188,26 @@ func TestProxyUpstreamBasePaths(t *testing.T) {
 	}
 	if _, err := newProxy([]string{"http://127.0.0.1:1/x/", "http://127.0.0.2:1/y/"}, ProxyTLS{}, proxyHeaders{}, nil, upstreamIdentity{}, &proxyEnv{}); err == nil {
 		t.Error(`upstreams with paths "/x/" and "/y/": no error`)
+	}
+}
+
+// TestProxyTrustedMapped: a trusted proxy given as an IPv4-mapped
+// address or network (Site.TrustedProxies from a library user; the
+// config turns them into IPv4 ones) is trusted when it connects over
+// IPv4: the client's address was compared in its IPv4 form only.
+func TestProxyTrustedMapped(t *testing.T) {
+	for _, pf := range []string{"::ffff:127.0.0.1/128", "::ffff:127.0.0.0/104", "127.0.0.1/32"} {
+		p, err := newProxy([]string{"http://127.0.0.1:1"}, ProxyTLS{}, proxyHeaders{}, []netip.Prefix{netip.MustParsePrefix(pf)}, upstreamIdentity{}, &proxyEnv{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, remote := range []string{"127.0.0.1:5555", "[::ffff:127.0.0.1]:5555"} {
+			if !p.isTrusted(remote) {
+				t.Errorf("trusted %s: client %s not trusted", pf, remote)
+			}
+		}
+		if p.isTrusted("10.0.0.1:5555") || p.isTrusted("[::1]:5555") {
+			t.Errorf("trusted %s: another client trusted", pf)
+		}
 	}
 }
