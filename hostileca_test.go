@@ -21,6 +21,7 @@ import (
 	"io"
 	"math/big"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -139,6 +140,12 @@ func hostileManager(t *testing.T, p *testenv.Pebble, h *hostile, names ...string
 	ev := &events{}
 	cfg := testConfig(t, p, ev)
 	cfg.caTransport = h
+	// A directory URL of this test's own: acmez caches directories
+	// process-wide by URL, and a Pebble of an earlier test that had this
+	// port left its good directory there, which a tampered one was then
+	// never fetched in place of (TestHostileCADirectory obtained a
+	// certificate through a "redirect loop").
+	cfg.CA += "?test=" + url.QueryEscape(t.Name())
 	m := startManager(t, p, cfg)
 	if err := m.Manage(context.Background(), names...); err != nil {
 		t.Fatal(err)
