@@ -1,14 +1,11 @@
 package server
 
 import (
-	"bufio"
-	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestReviewProxyMethodsAndBodies: traffic the smuggling fixes must leave
@@ -41,22 +38,12 @@ func TestReviewProxyMethodsAndBodies(t *testing.T) {
 // "Connection: keep-alive, Upgrade"; the upgrade still goes through.
 func TestReviewProxyWebSocketKeepAliveUpgrade(t *testing.T) {
 	up := h2cUpstream(t)
-	ts := proxyServer(t, up.addr)
-	c, err := tls.Dial("tcp", ts.httpsAddr, &tls.Config{ServerName: "a.test", RootCAs: ts.roots, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"+
-		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	resp, tunneled, err := upgradeThrough(t, proxyServer(t, up.addr), "Connection: keep-alive, Upgrade\r\nUpgrade: websocket\r\n"+
+		"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n")
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
 		t.Fatalf("websocket upgrade: %v %v, want 101", resp, err)
 	}
-	io.WriteString(c, "hello")
-	if b, _ := io.ReadAll(br); string(b) != "tunneled: hello" {
-		t.Errorf("through the tunnel: %q", b)
+	if tunneled != "tunneled: hello" {
+		t.Errorf("through the tunnel: %q", tunneled)
 	}
 }

@@ -82,23 +82,36 @@ func TestTrialProxyNoHTTP2Upgrade(t *testing.T) {
 // upgrades alone.
 func TestTrialProxyWebSocketUpgradeKept(t *testing.T) {
 	up := h2cUpstream(t)
-	ts := proxyServer(t, up.addr)
+	resp, tunneled, err := upgradeThrough(t, proxyServer(t, up.addr), "Connection: Upgrade\r\nUpgrade: websocket\r\n")
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("websocket upgrade: %v %v, want 101", resp, err)
+	}
+	if tunneled != "tunneled: hello" {
+		t.Errorf("through the tunnel: %q", tunneled)
+	}
+}
+
+// upgradeThrough sends ts an upgrade request for /ws with the header
+// lines head over HTTP/1.1, and returns the answer and, when it is a
+// 101, what the tunnel answers to "hello" (h2cUpstream's tunnel echoes
+// it as "tunneled: hello").
+func upgradeThrough(t *testing.T, ts *testServer, head string) (*http.Response, string, error) {
+	t.Helper()
 	c, err := tls.Dial("tcp", ts.httpsAddr, &tls.Config{ServerName: "a.test", RootCAs: ts.roots, NextProtos: []string{"http/1.1"}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n")
+	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\n"+head+"\r\n")
 	br := bufio.NewReader(c)
 	resp, err := http.ReadResponse(br, nil)
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
-		t.Fatalf("websocket upgrade: %v %v, want 101", resp, err)
+		return resp, "", err
 	}
 	io.WriteString(c, "hello")
-	if b, _ := io.ReadAll(br); string(b) != "tunneled: hello" {
-		t.Errorf("through the tunnel: %q", b)
-	}
+	b, _ := io.ReadAll(br)
+	return resp, string(b), nil
 }
 
 // TestProxyUpgradeListKeepsWebSocket: an upgrade offering HTTP/2 beside
@@ -107,22 +120,13 @@ func TestTrialProxyWebSocketUpgradeKept(t *testing.T) {
 // client got a plain answer where it asked for a WebSocket.
 func TestProxyUpgradeListKeepsWebSocket(t *testing.T) {
 	up := h2cUpstream(t)
-	ts := proxyServer(t, up.addr)
-	c, err := tls.Dial("tcp", ts.httpsAddr, &tls.Config{ServerName: "a.test", RootCAs: ts.roots, NextProtos: []string{"http/1.1"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
-	io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket, h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n")
-	br := bufio.NewReader(c)
-	resp, err := http.ReadResponse(br, nil)
+	resp, tunneled, err := upgradeThrough(t, proxyServer(t, up.addr),
+		"Connection: Upgrade, HTTP2-Settings\r\nUpgrade: websocket, h2c\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n")
 	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols || resp.Header.Get("Upgrade") != "websocket" {
 		t.Fatalf("upgrade to websocket, h2c: %v %v, want 101 to websocket", resp, err)
 	}
-	io.WriteString(c, "hello")
-	if b, _ := io.ReadAll(br); string(b) != "tunneled: hello" {
-		t.Errorf("through the tunnel: %q", b)
+	if tunneled != "tunneled: hello" {
+		t.Errorf("through the tunnel: %q", tunneled)
 	}
 	seen := strings.ToLower(up.bytes())
 	if !strings.Contains(seen, "upgrade: websocket\r\n") || strings.Contains(seen, "h2c") || strings.Contains(seen, "http2-settings") {
