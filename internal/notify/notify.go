@@ -33,10 +33,13 @@
 //	TLSPILOT_RETRY_AT   next attempt, RFC 3339 (renew-failed, deploy-failed); else empty
 //	TLSPILOT_TIME       when the event happened, RFC 3339 (UTC)
 //
-// Every variable is always set, so a script may use "set -u". A command
-// that exits with a status other than 0 is logged at ERROR with its exit
-// code and output (the first 4 KiB of stdout and stderr together). One
-// that runs past the timeout is killed with SIGKILL, with every process
+// Every variable is always set, so a script may use "set -u". A NUL
+// byte in an argument or variable, which exec refuses, is passed as
+// U+FFFD, and one longer than 32 KiB is cut with a note of what was cut,
+// so that the command runs whatever a CA or a reload command said.
+// A command that exits with a status other than 0 is logged at ERROR
+// with its exit code and output (the first 4 KiB of stdout and stderr
+// together). One that runs past the timeout is killed with SIGKILL, with every process
 // still in its process group, and logged the same way. When the command
 // exits, whatever it left running in its process group is killed too, so
 // no hook outlives its run.
@@ -86,10 +89,12 @@
 // # Queue
 //
 // At most Options.Workers hooks run at once (default 4); up to
-// Options.Queue more wait (default 256). When the queue is full, Notify
-// drops the notification and logs it at ERROR ("notification dropped:
-// queue full") with the event and certificate, rather than block the
-// Manager. Close stops taking notifications, lets those queued and
+// Options.Queue more wait (default 256). A hook is told of one
+// certificate's events in the order they happened, each once the one
+// before has finished (its retries included). When the queue is full,
+// Notify drops the notification and logs it at ERROR ("notification
+// dropped: queue full") with the event and certificate, rather than
+// block the Manager. Close stops taking notifications, lets those queued and
 // running finish until its context ends, then kills what still runs.
 package notify
 
@@ -154,9 +159,11 @@ type Notifier struct {
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 
-	mu     sync.Mutex // guards closed and sending on queue
-	closed bool
-	queue  chan job
+	mu      sync.Mutex // guards closed, lines, waiting and sending on queue
+	closed  bool
+	queue   chan job
+	lines   map[lineKey]*line // see order.go
+	waiting int               // notifications queued or parked, not started
 }
 
 // hook delivers one notification and logs how it went. It must return
@@ -167,8 +174,9 @@ type hook interface {
 }
 
 type job struct {
-	h hook
-	p Payload
+	h   hook
+	p   Payload
+	seq uint64 // in its line (order.go)
 }
 
 // New checks opts and starts the workers. The error names the option at
@@ -179,7 +187,7 @@ func New(opts Options) (*Notifier, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	n := &Notifier{log: log, queue: make(chan job, opts.Queue)}
+	n := &Notifier{log: log, queue: make(chan job, opts.Queue), lines: map[lineKey]*line{}}
 	if len(opts.Command) > 0 {
 		if opts.Command[0] == "" {
 			return nil, errors.New("notify: command: empty program name")
@@ -286,22 +294,28 @@ func (n *Notifier) enqueue(j job) {
 		n.log.Warn("notification dropped: notifier closed", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID)
 		return
 	}
-	select {
-	case n.queue <- j:
-	default:
+	if !n.queueLocked(j) {
 		n.log.Error("notification dropped: queue full", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID,
 			"queue", cap(n.queue))
 	}
 }
 
+// work delivers notifications taken from the queue, and after each the
+// next of its line if it was parked meanwhile (order.go).
 func (n *Notifier) work() {
 	for j := range n.queue {
-		if n.ctx.Err() != nil {
-			n.log.Warn("notification dropped at shutdown", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID)
-			continue
+		for ok := n.take(j); ok; j, ok = n.finished(j) {
+			n.deliver(j)
 		}
-		j.h.deliver(n.ctx, j.p)
 	}
+}
+
+func (n *Notifier) deliver(j job) {
+	if n.ctx.Err() != nil {
+		n.log.Warn("notification dropped at shutdown", "hook", j.h.kind(), "event", j.p.Event, "cert", j.p.CertID)
+		return
+	}
+	j.h.deliver(n.ctx, j.p)
 }
 
 // Close stops taking notifications and waits for those queued and

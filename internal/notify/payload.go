@@ -1,11 +1,13 @@
 package notify
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/tlspilot/tlspilot"
 )
@@ -88,9 +90,36 @@ func timePtr(t time.Time) *time.Time {
 }
 
 // args returns the arguments added after the command's own:
-// EVENT CERT_ID NAME…
+// EVENT CERT_ID NAME…, each made fit for exec (execValue).
 func (p Payload) args() []string {
-	return append([]string{p.Event, p.CertID}, p.Names...)
+	args := append([]string{p.Event, p.CertID}, p.Names...)
+	for i, a := range args {
+		args[i] = execValue(a)
+	}
+	return args
+}
+
+// maxExecValue bounds an argument or variable passed to the command:
+// Linux refuses one longer than 128 KiB (MAX_ARG_STRLEN), and the whole
+// of them longer than a few MiB, with "argument list too long".
+const maxExecValue = 32 << 10
+
+// execValue returns s as the kernel takes it in an argument or an
+// environment variable: each NUL byte, which would end it (exec refuses
+// it), as U+FFFD, and cut to maxExecValue bytes with a note of what was
+// cut. Errors come from outside (a CA's problem detail, a reload
+// command's output): a value exec refuses would keep the command from
+// running at all.
+func execValue(s string) string {
+	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
+	if len(s) <= maxExecValue {
+		return s
+	}
+	cut := maxExecValue
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", s[:cut], len(s)-cut)
 }
 
 // environ returns tlspilot's environment without any TLSPILOT_ variable
@@ -104,17 +133,21 @@ func (p Payload) environ(hide []string) []string {
 			env = append(env, kv)
 		}
 	}
-	return append(env,
-		"TLSPILOT_EVENT="+p.Event,
-		"TLSPILOT_CERT_ID="+p.CertID,
-		"TLSPILOT_NAMES="+strings.Join(p.Names, " "),
-		"TLSPILOT_KEY_TYPE="+p.KeyType,
-		"TLSPILOT_NOT_AFTER="+rfc3339(p.NotAfter),
-		"TLSPILOT_ERROR="+p.Error,
-		"TLSPILOT_ATTEMPT="+strconv.Itoa(p.Attempt),
-		"TLSPILOT_RETRY_AT="+rfc3339(p.RetryAt),
-		"TLSPILOT_TIME="+p.Time.Format(time.RFC3339),
-	)
+	ours := []string{
+		"TLSPILOT_EVENT=" + p.Event,
+		"TLSPILOT_CERT_ID=" + p.CertID,
+		"TLSPILOT_NAMES=" + strings.Join(p.Names, " "),
+		"TLSPILOT_KEY_TYPE=" + p.KeyType,
+		"TLSPILOT_NOT_AFTER=" + rfc3339(p.NotAfter),
+		"TLSPILOT_ERROR=" + p.Error,
+		"TLSPILOT_ATTEMPT=" + strconv.Itoa(p.Attempt),
+		"TLSPILOT_RETRY_AT=" + rfc3339(p.RetryAt),
+		"TLSPILOT_TIME=" + p.Time.Format(time.RFC3339),
+	}
+	for _, kv := range ours {
+		env = append(env, execValue(kv))
+	}
+	return env
 }
 
 func rfc3339(t *time.Time) string {

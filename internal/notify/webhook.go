@@ -12,7 +12,9 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
+	"strings"
 	"time"
 )
 
@@ -83,7 +85,7 @@ func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int
 func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.url, bytes.NewReader(body))
 	if err != nil {
-		return fmt.Errorf("webhook: %w", err)
+		return fmt.Errorf("webhook: %w", w.hideURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "tlspilot-notify")
@@ -93,23 +95,49 @@ func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 	}
 	resp, err := w.client.Do(req)
 	if err != nil {
-		return retryable{fmt.Errorf("webhook: %w", err)}
+		return retryable{fmt.Errorf("webhook: %w", w.hideURL(err))}
 	}
 	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, 512))
+	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
+	status := clip(resp.Status)
 	if resp.StatusCode/100 == 3 {
 		return retryable{fmt.Errorf("webhook: %s answered %s, redirect to %q not followed: %q",
-			w.shown, resp.Status, resp.Header.Get("Location"), answer)}
+			w.shown, status, clip(resp.Header.Get("Location")), answer)}
 	}
-	err = fmt.Errorf("webhook: %s answered %s: %q", w.shown, resp.Status, answer)
+	err = fmt.Errorf("webhook: %s answered %s: %q", w.shown, status, answer)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
 		return retryable{err}
 	}
 	return err
+}
+
+// maxAnswer bounds each part of a receiver's answer that is logged: the
+// start of its body, its status line, its Location. A receiver may make
+// a header as long as net/http takes one, megabytes.
+const maxAnswer = 512
+
+// clip returns s cut to maxAnswer bytes, with a note of what was cut.
+func clip(s string) string {
+	if len(s) <= maxAnswer {
+		return s
+	}
+	return fmt.Sprintf("%s… (%d more bytes)", strings.ToValidUTF8(s[:maxAnswer], ""), len(s)-maxAnswer)
+}
+
+// hideURL returns err with the URL that net/http and net/url quote in
+// their errors ("Post \"https://hooks.slack.com/services/T…/B…/SECRET\":
+// dial tcp …") shown as ShownURL shows it: url.Error hides a password
+// only, and chat services put the webhook's secret in its path or query.
+func (w *webhook) hideURL(err error) error {
+	var ue *url.Error
+	if !errors.As(err, &ue) {
+		return err
+	}
+	return &url.Error{Op: ue.Op, URL: w.shown, Err: ue.Err}
 }
 
 // sleep waits d, or returns false if ctx ends first.
