@@ -94,6 +94,9 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	if err := checkLogDirs(cfg); err != nil {
 		logger.Warn("log files cannot be reopened after rotation", "error", err)
 	}
+	if err := checkNotifyCommand(cfg); err != nil {
+		logger.Error("notify_command cannot be run: every notification by command will fail", "error", err)
+	}
 	acme, err := startACME(ctx, cfg, logger, adm, ntf)
 	if err != nil {
 		closeAll()
