@@ -11,11 +11,13 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/internal/acmeclient"
 	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/internal/renewal"
 	"github.com/tlspilot/tlspilot/storage"
@@ -51,7 +53,8 @@ const (
 )
 
 // EAB is an External Account Binding handed out by a CA: a key identifier
-// and its base64url-encoded HMAC key.
+// and its HMAC key, base64url-encoded without padding (RFC 8555 §7.3.4).
+// New refuses an EAB with either missing or a key it cannot decode.
 type EAB struct {
 	KeyID   string
 	HMACKey string
@@ -85,8 +88,9 @@ type Config struct {
 	// data directory ($XDG_DATA_HOME/tlspilot or ~/.local/share/tlspilot).
 	StorageDir string
 	// KeyFile holds the key that encrypts private keys at rest; it is
-	// created on first use (0400). Default: StorageDir/kek. Required
-	// when Storage is set.
+	// created on first use (0400). Default: StorageDir/kek. New requires
+	// it when Storage is set without StorageDir; ReadStatus and Clean,
+	// which open no private key, do not.
 	KeyFile string
 	// LeaseTTL is the lease of the default storage's locks (default 30s,
 	// at least MinLeaseTTL).
@@ -114,7 +118,9 @@ type Config struct {
 	Workers int
 	// OrderLimit new orders at most per OrderWindow. Default: 300 per 3h
 	// for Let's Encrypt (its published limit per account), 1,000 per
-	// minute for other CAs. Negative values are refused.
+	// minute for other CAs; a field left zero takes its default alone
+	// (OrderLimit 10 alone: 10 per minute, or per 3h for Let's Encrypt).
+	// Negative values are refused.
 	OrderLimit  int
 	OrderWindow time.Duration
 	// RetryMin and RetryMax set the backoff after a failed attempt.
@@ -135,7 +141,8 @@ type Config struct {
 
 	// WarnWindow is how long before expiry a certificate whose renewal
 	// keeps failing is reported as expiring (EventExpiring, state
-	// "expiring"). Default: 10% of the lifetime.
+	// "expiring"). Default: 10% of the lifetime. New refuses a negative
+	// Duration and a Fraction outside [0, 1) (25% is 0.25, not 25).
 	WarnWindow WarnWindow
 
 	// KeepDeactivatedAccount forbids replacing an ACME account that the
@@ -158,7 +165,8 @@ type Config struct {
 	// Logger receives logs; nil discards them.
 	Logger *slog.Logger
 	// UserAgent names the program to the CA, first in the User-Agent
-	// header, such as "tlspilot/v1.2.0". Default "tlspilot".
+	// header, such as "tlspilot/v1.2.0". Default "tlspilot". New refuses
+	// control characters (a line break), which no HTTP request may carry.
 	UserAgent string
 
 	// caTransport, if set, carries requests to the CA (fault injection
@@ -212,11 +220,8 @@ func (c Config) withDefaults() (Config, error) {
 		}
 		c.StorageDir = dir
 	}
-	if c.KeyFile == "" {
-		if c.StorageDir == "" {
-			return c, fmt.Errorf("config: KeyFile is required with a custom Storage")
-		}
-		c.KeyFile = filepath.Join(c.StorageDir, "kek")
+	if c.KeyFile == "" && c.StorageDir != "" {
+		c.KeyFile = filepath.Join(c.StorageDir, "kek") // New needs one; ReadStatus and Clean do not
 	}
 	if len(c.KeyTypes) == 0 {
 		c.KeyTypes = []KeyType{ECDSAP256}
@@ -238,12 +243,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Workers == 0 {
 		c.Workers = 16
 	}
-	if c.OrderLimit == 0 || c.OrderWindow == 0 {
-		c.OrderLimit, c.OrderWindow = 1000, time.Minute
-		if isLetsEncrypt(c.CA) {
-			c.OrderLimit, c.OrderWindow = 300, 3*time.Hour
-		}
+	// Each zero field takes its default alone: a limit given without a
+	// window (or the reverse) is kept.
+	limit, window := 1000, time.Minute
+	if isLetsEncrypt(c.CA) {
+		limit, window = 300, 3*time.Hour
 	}
+	c.OrderLimit, c.OrderWindow = cmp.Or(c.OrderLimit, limit), cmp.Or(c.OrderWindow, window)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -271,6 +277,22 @@ func (c Config) check() error {
 	if err := checkEmail(c.Email); err != nil {
 		return err
 	}
+	if c.EAB != nil {
+		if err := (acmeclient.EAB{KeyID: c.EAB.KeyID, HMACKey: c.EAB.HMACKey}).Check(); err != nil {
+			return fmt.Errorf("config: EAB: %w", err)
+		}
+	}
+	if err := acmeclient.CheckUserAgent(c.UserAgent); err != nil {
+		return fmt.Errorf("config: UserAgent: %w", err)
+	}
+	for _, f := range []struct {
+		name string
+		v    any
+	}{{"Storage", c.Storage}, {"DNSProvider", c.DNSProvider}, {"Metrics", c.Metrics}} {
+		if isNilPointer(f.v) {
+			return fmt.Errorf("config: %s is a nil %T (was the error of its constructor checked?)", f.name, f.v)
+		}
+	}
 	if c.LeaseTTL != 0 && c.LeaseTTL < MinLeaseTTL {
 		return fmt.Errorf("config: LeaseTTL %s is shorter than %s (MinLeaseTTL): locks would be lost before their first renewal", c.LeaseTTL, MinLeaseTTL)
 	}
@@ -282,6 +304,9 @@ func (c Config) check() error {
 		if f.v < 0 {
 			return fmt.Errorf("config: %s is negative (0 means the default)", f.name)
 		}
+	}
+	if w := c.WarnWindow; w.Duration < 0 || !(w.Fraction >= 0 && w.Fraction < 1) {
+		return fmt.Errorf("config: WarnWindow {Fraction: %v, Duration: %s}: want a Fraction of the lifetime between 0 and 1 (0.1 for 10%%) or a positive Duration, zero for the default", w.Fraction, w.Duration)
 	}
 	lo, hi := cmp.Or(c.RetryMin, renewal.DefaultBackoffMin), cmp.Or(c.RetryMax, renewal.DefaultBackoffMax)
 	if lo > hi {
@@ -313,7 +338,24 @@ func (c Cert) check() error {
 	if c.ChallengeDir != "" && !filepath.IsAbs(c.ChallengeDir) {
 		return fmt.Errorf("cert field ChallengeDir %q: want an absolute path (the directory the web server serves)", c.ChallengeDir)
 	}
+	for kt, d := range c.Deployers {
+		if isNilPointer(d) {
+			return fmt.Errorf("cert field Deployers[%s] is a nil %T (was the error of its constructor checked?)", kt, d)
+		}
+	}
 	return nil
+}
+
+// isNilPointer reports whether v, an interface value, holds a nil
+// pointer or func: what a constructor returns with its error, which
+// would panic at its first use, in the Manager's goroutines.
+func isNilPointer(v any) bool {
+	rv := reflect.ValueOf(v)
+	switch rv.Kind() {
+	case reflect.Pointer, reflect.Func:
+		return rv.IsNil()
+	}
+	return false
 }
 
 func (c Config) checkChallenge(ch string) error {

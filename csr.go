@@ -63,6 +63,9 @@ func (m *Manager) ObtainCSRReplacing(ctx context.Context, id string, csr *x509.C
 	if strings.Contains(id, "/") || storage.CheckKey(certstore.IssueLock(id)) != nil {
 		return CSRCertificate{}, fmt.Errorf("obtain for a CSR: %q is not a valid identifier", id)
 	}
+	if csr == nil {
+		return CSRCertificate{}, errors.New("obtain for a CSR: no CSR")
+	}
 	if err := csr.CheckSignature(); err != nil {
 		return CSRCertificate{}, fmt.Errorf("obtain for a CSR: %w", err)
 	}

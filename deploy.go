@@ -126,20 +126,26 @@ type extras struct {
 	deploying              sync.Mutex // one deployment at a time in this process
 }
 
-// set records c's challenge directory and the Deployer of key type kt
-// for its entry id.
+// set records c's challenge directory, standalone address and the
+// Deployer of key type kt for its entry id, replacing what an earlier
+// Cert for id (managed, then unmanaged) had: an option c leaves out is
+// gone.
 func (x *extras) set(id string, kt KeyType, c Cert) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.initLocked()
-	if c.ChallengeDir != "" {
-		x.dirs[id] = c.ChallengeDir
-	}
-	if c.Standalone != "" {
-		x.addrs[id] = c.Standalone
-	}
-	if d := c.Deployers[kt]; d != nil {
-		x.deployers[id] = d
+	setOrDelete(x.dirs, id, c.ChallengeDir, c.ChallengeDir != "")
+	setOrDelete(x.addrs, id, c.Standalone, c.Standalone != "")
+	d := c.Deployers[kt]
+	setOrDelete(x.deployers, id, d, d != nil)
+}
+
+// setOrDelete sets m[k] to v if ok, else deletes m[k].
+func setOrDelete[V any](m map[string]V, k string, v V, ok bool) {
+	if ok {
+		m[k] = v
+	} else {
+		delete(m, k)
 	}
 }
 

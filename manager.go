@@ -95,6 +95,9 @@ func New(ctx context.Context, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.KeyFile == "" {
+		return nil, errors.New("config: KeyFile is required with a custom Storage")
+	}
 	st := cfg.Storage
 	if st == nil {
 		fs, err := fsstore.New(fsstore.Options{Dir: cfg.StorageDir, LeaseTTL: cfg.LeaseTTL, Logger: cfg.Logger})
@@ -199,9 +202,10 @@ func (m *Manager) ChallengeTLSConfig() *tls.Config {
 var errUnknownName = errors.New("tlspilot: no certificate for this server name")
 
 // GetCertificate returns the certificate for a ClientHello, for use as
-// tls.Config.GetCertificate. It never blocks on the network: a managed
-// name whose first certificate has not arrived yet gets a temporary
-// self-signed certificate. As with autocert, the Leaf of a managed or
+// tls.Config.GetCertificate. It never waits on the CA, and serves every
+// certificate from memory: a managed name whose first certificate has
+// not arrived yet gets a temporary self-signed certificate (made again
+// before it expires). As with autocert, the Leaf of a managed or
 // temporary certificate is set (parsed once, when the certificate is put
 // in service); the certificate is shared with every handshake and must
 // not be modified. A name that is not managed gets an error.
@@ -210,7 +214,11 @@ var errUnknownName = errors.New("tlspilot: no certificate for this server name")
 // with "acme-tls/1" as its only ALPN protocol: a server whose tls.Config
 // does not list "acme-tls/1" in NextProtos never sees them. TLSConfig
 // and ChallengeTLSConfig list it; a tls.Config built by hand must add
-// it.
+// it. Such a handshake, for a managed name, reads the storage: it waits
+// for the next listing of the stored answers (one at a time, at most one
+// per 100ms however many handshakes arrive) and then loads the answer,
+// so with a storage over the network (PostgreSQL) it waits on that
+// network.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
 	if len(hello.SupportedProtos) == 1 && hello.SupportedProtos[0] == solvers.ALPNProto {
 		return m.alpnCert(hello)
@@ -251,7 +259,11 @@ func localIP(hello *tls.ClientHelloInfo) string {
 }
 
 // HTTPHandler answers http-01 challenges under /.well-known/acme-challenge/
-// and passes every other request to next (404 if next is nil).
+// and passes every other request to next (404 if next is nil). Every
+// request under that path is answered here, never passed on: the key
+// authorization of a token presented by this or another process sharing
+// the storage, 404 for a token it does not know, 400 for a malformed one
+// and 405 for a method other than GET and HEAD.
 func (m *Manager) HTTPHandler(next http.Handler) http.Handler {
 	return m.http01.Handler(next)
 }

@@ -10,6 +10,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/tempcert"
@@ -173,10 +174,16 @@ func supportsECDSA(hello *tls.ClientHelloInfo) bool {
 	return false
 }
 
+// tempRenewBefore is how long before it expires a temporary certificate
+// is replaced by a new one, so that a name waiting for its first
+// certificate for weeks is never served an expired stand-in.
+const tempRenewBefore = 24 * time.Hour
+
 // serving returns the certificate to present for e: the real one, or a
-// temporary self-signed one until the first is obtained. Both have Leaf
-// set: the real one's is parsed at its first use (withLeaf), the
-// temporary one's when it is made (tempcert.New).
+// temporary self-signed one until the first is obtained, made again
+// before it expires. Both have Leaf set: the real one's is parsed at its
+// first use (withLeaf), the temporary one's when it is made
+// (tempcert.New).
 func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 	if c := e.cur.Load(); c != nil {
 		if c.Leaf == nil {
@@ -184,14 +191,15 @@ func (e *entry) serving(tempKey *ecdsa.PrivateKey) (*tls.Certificate, error) {
 		}
 		return c, nil
 	}
-	if c := e.temp.Load(); c != nil {
-		return c, nil
+	old := e.temp.Load()
+	if old != nil && time.Now().Before(old.Leaf.NotAfter.Add(-tempRenewBefore)) {
+		return old, nil
 	}
 	c, err := tempcert.New(e.site.names, tempKey, "the CA")
 	if err != nil {
 		return nil, err
 	}
-	e.temp.CompareAndSwap(nil, c)
+	e.temp.CompareAndSwap(old, c)
 	return e.temp.Load(), nil
 }
 

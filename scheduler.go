@@ -15,7 +15,10 @@ var ErrRunning = errors.New("tlspilot: Run is already running for this Manager")
 // certificate's next due time drives it: the earliest entry wakes the loop,
 // so idle certificates cost nothing. Due certificates are worked on in a
 // pool of Config.Workers. Run returns ctx's error after in-flight work has
-// stopped.
+// stopped, having closed its idle connections to the CA. What it leaves
+// running is the listener of a Cert.Standalone whose challenge answers
+// the CA may still fetch (an order interrupted mid-validation): the next
+// order for that certificate closes it.
 //
 // One Run at a time drives a Manager: while one is under way, another
 // returns ErrRunning at once and does nothing. Once the first has
@@ -27,6 +30,9 @@ func (m *Manager) Run(ctx context.Context) error {
 		return ErrRunning
 	}
 	defer m.running.Store(false) // after the in-flight work has stopped (wg.Wait, deferred below)
+	// Then no connection to the CA is kept open for work that will not
+	// come: a caller checking for leaked goroutines finds none.
+	defer m.client.CloseIdleConnections()
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Add(1)

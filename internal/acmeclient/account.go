@@ -3,6 +3,7 @@ package acmeclient
 import (
 	"context"
 	"crypto"
+	"encoding/base64"
 	"errors"
 	"fmt"
 
@@ -21,6 +22,24 @@ type Account struct {
 type EAB struct {
 	KeyID   string
 	HMACKey string
+}
+
+// Check says what is wrong with e, nil if nothing: a key identifier is
+// needed, and an HMAC key in base64url without padding (RFC 8555
+// §7.3.4), as the CA hands it out. The ACME library panics on an empty
+// key identifier and fails every registration on a key it cannot
+// decode.
+func (e EAB) Check() error {
+	if e.KeyID == "" {
+		return errors.New("no key identifier")
+	}
+	if e.HMACKey == "" {
+		return errors.New("no HMAC key")
+	}
+	if _, err := base64.RawURLEncoding.DecodeString(e.HMACKey); err != nil {
+		return fmt.Errorf("HMAC key is not base64url without padding: %w", err)
+	}
+	return nil
 }
 
 // RegisterOptions says how to create an account.
@@ -55,6 +74,9 @@ func (c *Client) Register(ctx context.Context, key crypto.Signer, opts RegisterO
 		PrivateKey:           key,
 	}
 	if opts.EAB != nil {
+		if err := opts.EAB.Check(); err != nil {
+			return Account{}, &Error{Op: "register account", Class: BadAccount, Err: fmt.Errorf("external account binding: %w", err)}
+		}
 		ctx, s := withSink(ctx, EndpointNewAccount)
 		if err := acct.SetExternalAccountBinding(ctx, c.c, acme.EAB{KeyID: opts.EAB.KeyID, MACKey: opts.EAB.HMACKey}); err != nil {
 			return Account{}, wrap("external account binding", err, s)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/mholt/acmez/v3/acme"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Config configures a Client.
@@ -79,6 +80,9 @@ type Client struct {
 func New(cfg Config) (*Client, error) {
 	if cfg.Directory == "" {
 		return nil, fmt.Errorf("acmeclient: no directory URL")
+	}
+	if err := CheckUserAgent(cfg.UserAgent); err != nil {
+		return nil, fmt.Errorf("acmeclient: %w", err)
 	}
 	base := cfg.Transport
 	if base == nil {
@@ -184,4 +188,20 @@ func (c *Client) Directory(ctx context.Context) (Directory, error) {
 		out.Profiles = d.Meta.Profiles
 	}
 	return out, nil
+}
+
+// CloseIdleConnections closes the connections to the CA kept open for
+// the next request, and so their goroutines; a later request opens new
+// ones.
+func (c *Client) CloseIdleConnections() { c.c.HTTPClient.CloseIdleConnections() }
+
+// CheckUserAgent says what is wrong with ua as the first product of the
+// User-Agent header, nil if nothing: net/http refuses to send a header
+// value with a control character (a line break, NUL), so every request to
+// the CA would fail.
+func CheckUserAgent(ua string) error {
+	if !httpguts.ValidHeaderFieldValue(ua) {
+		return fmt.Errorf("user agent %q: control characters are not allowed in an HTTP header", ua)
+	}
+	return nil
 }

@@ -55,6 +55,15 @@ const maxBadNonces = 10
 // errBadNonceStorm ends a call whose nonces the CA kept rejecting.
 var errBadNonceStorm = errors.New("the CA rejected every nonce (badNonce) of this request")
 
+// CloseIdleConnections closes the idle connections of the transport
+// underneath, when it keeps any (http.Client.CloseIdleConnections finds
+// it through this method).
+func (t *retryAfterTransport) CloseIdleConnections() {
+	if ci, ok := t.base.(interface{ CloseIdleConnections() }); ok {
+		ci.CloseIdleConnections()
+	}
+}
+
 func (t *retryAfterTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	s, _ := req.Context().Value(sinkKey{}).(*sink)
 	if s != nil && s.badNonceCount() >= maxBadNonces {
