@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"sync/atomic"
+	"time"
 )
 
 // fileCert is a certificate chain and key read from PEM files. The
@@ -19,6 +20,7 @@ type fileCert struct {
 	loaded            atomic.Bool // cur is from the files, not a temporary certificate
 	certID, keyID     fs.FileInfo // watcher-owned after newFileCert; nil until the files first load
 	failing           bool        // a warning was logged; quiet until it loads again
+	names             []string    // of the temporary certificate, made again before it expires (check)
 }
 
 // newFileCert loads the pair. When either file does not exist yet, it
@@ -28,7 +30,7 @@ type fileCert struct {
 // once both files exist and load. A pair whose files exist but do not
 // load is an error.
 func newFileCert(certFile, keyFile string, names []string, prev *fileCert) (fc *fileCert, waiting bool, err error) {
-	fc = &fileCert{certFile: certFile, keyFile: keyFile}
+	fc = &fileCert{certFile: certFile, keyFile: keyFile, names: names}
 	err = fc.load()
 	if err == nil {
 		return fc, false, nil
@@ -89,6 +91,9 @@ func (fc *fileCert) check(log *slog.Logger) {
 		if !waiting || !errors.Is(err, fs.ErrNotExist) { // still missing: warned at start
 			fc.warn(log, "certificate files unavailable; serving "+serving, err)
 		}
+		if temporary {
+			fc.renewTemporary(log)
+		}
 		return
 	}
 	if !waiting && sameVersion(cid, fc.certID) && sameVersion(kid, fc.keyID) {
@@ -96,6 +101,9 @@ func (fc *fileCert) check(log *slog.Logger) {
 	}
 	if err := fc.load(); err != nil {
 		fc.warn(log, "changed certificate files do not load; serving "+serving, err)
+		if temporary {
+			fc.renewTemporary(log)
+		}
 		return
 	}
 	fc.failing = false
@@ -104,6 +112,27 @@ func (fc *fileCert) check(log *slog.Logger) {
 		return
 	}
 	log.Info("certificate reloaded from files", "cert_file", fc.certFile, "not_after", fc.current().Leaf.NotAfter)
+}
+
+// tempRenewBefore is how long before it expires the temporary
+// certificate is made again, so that files missing for weeks never leave
+// an expired stand-in in service.
+const tempRenewBefore = 24 * time.Hour
+
+// renewTemporary replaces the temporary certificate in service with a
+// new one when it is about to expire.
+func (fc *fileCert) renewTemporary(log *slog.Logger) {
+	if c := fc.current(); c != nil && c.Leaf != nil && time.Now().Before(c.Leaf.NotAfter.Add(-tempRenewBefore)) {
+		return
+	}
+	tc, err := temporaryCert(fc.names)
+	if err != nil {
+		log.Warn("temporary certificate not made again", "cert_file", fc.certFile, "error", err)
+		return
+	}
+	if !fc.loaded.Load() {
+		fc.cur.Store(tc)
+	}
 }
 
 func (fc *fileCert) warn(log *slog.Logger, msg string, err error) {
