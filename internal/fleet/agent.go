@@ -16,9 +16,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/tlspilot/tlspilot/internal/fleetca"
 	"github.com/tlspilot/tlspilot/internal/keys"
 	"github.com/tlspilot/tlspilot/storage"
 )
@@ -47,7 +50,9 @@ func (id *Identity) TLSCertificate() tls.Certificate {
 type Client struct {
 	base        *url.URL
 	http        *http.Client
-	hasIdentity bool // presents a client certificate
+	roots       *x509.CertPool // the fleet CA
+	host        string         // the host of the identity presented; "" without one
+	hasIdentity bool           // presents a client certificate
 }
 
 // ErrIdentityRefused is wrapped by the error of a request whose TLS
@@ -112,7 +117,11 @@ func NewClient(opts ClientOptions) (*Client, error) {
 	tc.NextProtos = []string{"http/1.1"}
 	tr := &http.Transport{TLSClientConfig: tc, TLSHandshakeTimeout: 15 * time.Second,
 		TLSNextProto: map[string]func(string, *tls.Conn) http.RoundTripper{}}
-	return &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}, hasIdentity: opts.Identity != nil}, nil
+	c := &Client{base: u, http: &http.Client{Transport: tr, Timeout: time.Minute}, roots: opts.Roots, hasIdentity: opts.Identity != nil}
+	if opts.Identity != nil {
+		c.host = opts.Identity.Host
+	}
+	return c, nil
 }
 
 // RenewAt is when the identity's client certificate should be renewed:
@@ -145,7 +154,7 @@ func (c *Client) RenewIdentity(ctx context.Context) (*Identity, error) {
 }
 
 // newIdentity makes a key and a CSR, sends body(CSR) to path and checks
-// that the certificate answered is for the key.
+// the certificate answered (checkIdentity) before anything stores it.
 func (c *Client) newIdentity(ctx context.Context, path string, body func(csr []byte) any) (*Identity, error) {
 	key, err := keys.Generate(keys.ECDSAP256)
 	if err != nil {
@@ -163,11 +172,34 @@ func (c *Client) newIdentity(ctx context.Context, path string, body func(csr []b
 	if err != nil {
 		return nil, fmt.Errorf("the issuer's answer: %w", err)
 	}
-	pub, ok := key.Public().(interface{ Equal(crypto.PublicKey) bool })
-	if !ok || !pub.Equal(cert.PublicKey) {
-		return nil, errors.New("the issuer's certificate is not for this agent's key")
+	if err := c.checkIdentity(resp.Host, cert, key.Public()); err != nil {
+		return nil, fmt.Errorf("the issuer's certificate: %w", err)
 	}
 	return &Identity{Host: resp.Host, Key: key, Certificate: cert}, nil
+}
+
+// checkIdentity checks a client certificate the issuer answered with,
+// so that a broken issuer's answer never replaces a working identity:
+// for pub, issued by the fleet CA (c.roots) for client authentication,
+// valid now, naming host (a name fleetca.CheckHost accepts) as its
+// subject; and, for a renewal, host is the agent's own.
+func (c *Client) checkIdentity(host string, cert *x509.Certificate, pub crypto.PublicKey) error {
+	if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(cert.PublicKey) {
+		return errors.New("not for this agent's key")
+	}
+	if err := fleetca.CheckHost(host); err != nil {
+		return fmt.Errorf("the answer names the agent %q: %w", host, err)
+	}
+	if cert.Subject.CommonName != host {
+		return fmt.Errorf("issued to %q, not to %s as the answer says", cert.Subject.CommonName, host)
+	}
+	if c.host != "" && host != c.host {
+		return fmt.Errorf("a renewal for %s, but this agent is %s", host, c.host)
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+		return fmt.Errorf("not a client certificate of the fleet CA valid now: %w", err)
+	}
+	return nil
 }
 
 // Agent asks the issuer what it knows of this agent.
@@ -176,11 +208,16 @@ func (c *Client) Agent(ctx context.Context) (*AgentResponse, error) {
 	if err := c.do(ctx, http.MethodGet, PathAgent, nil, &resp); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
+	resp.Host = issuerText(resp.Host)
+	for i, n := range resp.Names {
+		resp.Names[i] = issuerText(n)
+	}
 	return &resp, nil
 }
 
 // do sends body (JSON, unless nil) to path and decodes a 200 answer into
-// out; any other answer is an error carrying the issuer's message.
+// out; any other answer is an error carrying the issuer's message,
+// escaped by issuerText.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -207,12 +244,36 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if resp.StatusCode != http.StatusOK {
 		var e errorResponse
 		_ = dec.Decode(&e)
+		msg := issuerText(e.Error)
 		if c.hasIdentity && refusesIdentity(resp.StatusCode, e.Error) {
-			return fmt.Errorf("issuer %s refused (HTTP %d): %s: %w", c.base.Host, resp.StatusCode, e.Error, ErrIdentityRefused)
+			return fmt.Errorf("issuer %s refused (HTTP %d): %s: %w", c.base.Host, resp.StatusCode, msg, ErrIdentityRefused)
 		}
-		return fmt.Errorf("issuer %s refused (HTTP %d): %s", c.base.Host, resp.StatusCode, e.Error)
+		return fmt.Errorf("issuer %s refused (HTTP %d): %s", c.base.Host, resp.StatusCode, msg)
 	}
 	return dec.Decode(out)
+}
+
+// issuerText makes text the issuer sent safe to show on one line of a
+// log, of tlspilot's output or of a terminal: line breaks and every
+// other character that is not printable (control characters, so escape
+// sequences lose their ESC; bidirectional overrides; bytes that are not
+// UTF-8) are written as Go escapes (`\n`, `\x1b`, `\u202e`, `\xff`).
+func issuerText(s string) string {
+	var b strings.Builder
+	for len(s) > 0 {
+		r, n := utf8.DecodeRuneInString(s)
+		switch {
+		case r == utf8.RuneError && n == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[0])
+		case strconv.IsPrint(r):
+			b.WriteString(s[:n])
+		default:
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		}
+		s = s[n:]
+	}
+	return b.String()
 }
 
 // refusesIdentity reports whether an HTTP answer is the issuer's

@@ -187,12 +187,16 @@ func (k *Keeper) obtained(ctx context.Context, c *keptCert, rec *certRecord, res
 		return
 	}
 	leaf, err := checkIssued(resp.Fullchain, key.Public(), c.cfg.Names, now)
+	var chain string
+	if err == nil {
+		chain, err = cleanChain(resp.Fullchain)
+	}
 	if err != nil {
 		rec.Pending = nil
 		k.failed(ctx, c, rec, now, fmt.Errorf("the issuer's certificate: %w", err), 0)
 		return
 	}
-	rec.Fullchain, rec.SealedKey, rec.Pending = resp.Fullchain, rec.Pending.SealedKey, nil
+	rec.Fullchain, rec.SealedKey, rec.Pending = chain, rec.Pending.SealedKey, nil
 	rec.Serial, rec.Issuer = leaf.SerialNumber.Text(16), leaf.Issuer.CommonName
 	rec.NotBefore, rec.NotAfter = leaf.NotBefore, leaf.NotAfter
 	rec.RenewAfter, rec.RenewBefore = resp.RenewAfter, resp.RenewBefore

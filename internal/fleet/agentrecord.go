@@ -183,8 +183,10 @@ func parseChain(s string) ([]*x509.Certificate, error) {
 }
 
 // checkIssued checks that chain (PEM, leaf first) is a certificate for
-// key and exactly names, currently valid at now, and that its leaf is
-// signed by the next certificate when the chain has one.
+// key and exactly names (DNS names only: no IP address, e-mail address
+// or URI), currently valid at now, not a CA, usable for server
+// authentication (or for any use), and that each certificate of the
+// chain is signed by the next one.
 func checkIssued(chainPEM string, key crypto.PublicKey, names []string, now time.Time) (*x509.Certificate, error) {
 	chain, err := parseChain(chainPEM)
 	if err != nil {
@@ -198,15 +200,44 @@ func checkIssued(chainPEM string, key crypto.PublicKey, names []string, now time
 	if got, want := normalizedSet(leaf.DNSNames), normalizedSet(names); !slices.Equal(got, want) {
 		return nil, fmt.Errorf("the certificate names %s, not %s", strings.Join(got, ","), strings.Join(want, ","))
 	}
+	if n := len(leaf.IPAddresses) + len(leaf.EmailAddresses) + len(leaf.URIs); n > 0 {
+		return nil, fmt.Errorf("the certificate names %d IP address(es), e-mail address(es) or URI(s) besides %s", n, strings.Join(names, ","))
+	}
+	if leaf.IsCA {
+		return nil, errors.New("the certificate is a CA certificate")
+	}
+	if len(leaf.ExtKeyUsage) > 0 && !slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+		return u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
+	}) {
+		return nil, errors.New("the certificate is not for server authentication (extended key usage)")
+	}
 	if now.Before(leaf.NotBefore) || !now.Before(leaf.NotAfter) {
 		return nil, fmt.Errorf("the certificate is valid from %s to %s, not now", leaf.NotBefore.UTC().Format(time.RFC3339), leaf.NotAfter.UTC().Format(time.RFC3339))
 	}
-	if len(chain) > 1 {
-		if err := leaf.CheckSignatureFrom(chain[1]); err != nil {
-			return nil, fmt.Errorf("the certificate is not signed by the next one in its chain: %w", err)
+	for i := 0; i+1 < len(chain); i++ {
+		if err := chain[i].CheckSignatureFrom(chain[i+1]); err != nil {
+			return nil, fmt.Errorf("certificate %d of the chain (%s) is not signed by the next one (%s): %w",
+				i+1, chain[i].Subject.CommonName, chain[i+1].Subject.CommonName, err)
 		}
 	}
 	return leaf, nil
+}
+
+// cleanChain re-encodes a PEM chain that parseChain accepts as its
+// certificates alone, so that what the agent stores and deploys is
+// exactly what checkIssued checked: no text between the certificates,
+// no PEM headers (a "Proc-Type: 4,ENCRYPTED" makes OpenSSL take a
+// certificate for an encrypted one).
+func cleanChain(s string) (string, error) {
+	chain, err := parseChain(s)
+	if err != nil {
+		return "", err
+	}
+	var b strings.Builder
+	for _, c := range chain {
+		b.Write(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: c.Raw}))
+	}
+	return b.String(), nil
 }
 
 // normalizedSet lower-cases names, sorts them and drops duplicates.

@@ -20,8 +20,10 @@ const PathCertificate = "/v1/certificate"
 // CertificateRequest is the body of a POST to PathCertificate.
 type CertificateRequest struct {
 	// CSR is the agent's certificate request, DER (base64 in JSON). Its
-	// DNS names (and common name) are the names of the certificate; all
-	// must be in the agent's policy.
+	// DNS names are the names of the certificate; all must be in the
+	// agent's policy, written in their normalised form but for letter
+	// case (no trailing dot), and a common name, if any, must be one of
+	// them: the CA compares the CSR's names with the order's.
 	CSR []byte `json:"csr"`
 	// ReuseKey says the agent keeps this certificate's key across
 	// renewals ("reuse_key" in its config). Without it, a key the issuer
@@ -75,11 +77,14 @@ func (c *Client) Certificate(ctx context.Context, csr []byte, reuseKey bool) (*C
 // Request sends req to the issuer and returns its answer;
 // CertProcessing means ask again later with the same request. A refusal
 // (policy, revoked agent) is an error carrying the issuer's message.
+// The issuer's text (the refusal, Status, Error) is escaped by
+// issuerText.
 func (c *Client) Request(ctx context.Context, req CertificateRequest) (*CertificateResponse, error) {
 	var resp CertificateResponse
 	if err := c.do(ctx, http.MethodPost, PathCertificate, req, &resp); err != nil {
 		return nil, fmt.Errorf("fleet: certificate: %w", err)
 	}
+	resp.Status, resp.Error = issuerText(resp.Status), issuerText(resp.Error)
 	return &resp, nil
 }
 

@@ -21,9 +21,15 @@ const seenEvery = time.Minute
 func serialHex(c *x509.Certificate) string { return fmt.Sprintf("%x", c.SerialNumber) }
 
 // AddClientCert lists c, just issued, among the client certificates the
-// issuer accepts from host, and drops the expired ones.
+// issuer accepts from host, and drops the expired ones. A revoked host
+// gives an error wrapping ErrRevoked, and c is not listed: a revocation
+// made while c was being issued would otherwise leave it listed, to be
+// accepted again once host is enrolled again.
 func (r *Registry) AddClientCert(ctx context.Context, host string, c *x509.Certificate) error {
 	_, err := r.update(ctx, host, func(a *Agent) error {
+		if !a.Revoked.IsZero() {
+			return fmt.Errorf("fleet: %s: %w at %s", host, ErrRevoked, a.Revoked.UTC().Format(time.RFC3339))
+		}
 		now := time.Now()
 		a.ClientCerts = slices.DeleteFunc(a.ClientCerts, func(cc ClientCert) bool { return !now.Before(cc.NotAfter) })
 		a.ClientCerts = append(a.ClientCerts, ClientCert{Serial: serialHex(c), NotAfter: c.NotAfter})

@@ -141,7 +141,7 @@ func (s *Server) enroll(w http.ResponseWriter, r *http.Request) {
 	resp, err := s.issueClient(r.Context(), a, csr, AuditEnrolled)
 	if err != nil {
 		s.log.Error("enrolment failed", "host", a.Host, "error", err)
-		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
+		s.clientCertFailed(w, err)
 		return
 	}
 	s.log.Info("agent enrolled", "host", a.Host, "names", a.Names)
@@ -169,11 +169,22 @@ func (s *Server) renewClient(w http.ResponseWriter, r *http.Request, a *Agent) {
 	resp, err := s.issueClient(r.Context(), a, csr, AuditClientRenewed)
 	if err != nil {
 		s.log.Error("client certificate renewal failed", "host", a.Host, "error", err)
-		writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
+		s.clientCertFailed(w, err)
 		return
 	}
 	s.log.Info("client certificate renewed", "host", a.Host)
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// clientCertFailed answers a request for a client certificate that
+// issueClient could not serve: 403 with the kind of refusal (an agent
+// revoked meanwhile), else 500.
+func (s *Server) clientCertFailed(w http.ResponseWriter, err error) {
+	if _, ok := refusal(err); ok {
+		writeJSON(w, statusOf(err), errorResponse{publicError(err)})
+		return
+	}
+	writeJSON(w, http.StatusInternalServerError, errorResponse{"the issuer could not issue the client certificate; see its log"})
 }
 
 // issueClient signs a client certificate for a, lists it in a's record

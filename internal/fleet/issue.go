@@ -84,13 +84,19 @@ type keyRecord struct {
 // obtained.
 func runLock(id string) string { return "fleet/run/" + id }
 
+// jobHostLen is the most of the host a job ID holds: with "fleet-"
+// and "-HASH" the ID stays within storage.MaxSegmentLen for any host
+// fleetca.CheckHost accepts (up to 253 bytes).
+const jobHostLen = storage.MaxSegmentLen - len("fleet-") - len("-0123456789abcdef")
+
 // jobID names the work for host and names (in any order): one storage
-// key segment, stable across requests.
+// key segment, stable across requests. A host too long for the segment
+// is cut; the hash, of the whole host, keeps IDs apart.
 func jobID(host string, names []string) string {
 	sorted := slices.Clone(names)
 	slices.Sort(sorted)
 	h := sha256.Sum256([]byte(host + "|" + strings.Join(sorted, ",")))
-	return "fleet-" + host + "-" + hex.EncodeToString(h[:8])
+	return "fleet-" + host[:min(len(host), jobHostLen)] + "-" + hex.EncodeToString(h[:8])
 }
 
 // KeyHash returns the SHA-256 of a DER SubjectPublicKeyInfo, hex: how the
@@ -418,7 +424,10 @@ func (s *Server) runJob(ctx context.Context, id string) {
 			s.log.Error("certificate work: stored CSR", "job", id, "error", err)
 			return
 		}
-		c, err := s.opts.Orderer.ObtainCSRReplacing(ctx, id, csr, j.Names, parseLeaf(j.Replaces))
+		var c tlspilot.CSRCertificate
+		if err = s.stillAllowed(ctx, j); err == nil {
+			c, err = s.opts.Orderer.ObtainCSRReplacing(ctx, id, csr, j.Names, parseLeaf(j.Replaces))
+		}
 		if ctx.Err() != nil {
 			return // the issuer stops; the next start resumes the order
 		}
@@ -429,6 +438,29 @@ func (s *Server) runJob(ctx context.Context, id string) {
 			return
 		}
 	}
+}
+
+// stillAllowed returns an error, to be recorded as the outcome of j,
+// if j's agent was revoked or its policy no longer covers j's names
+// since the work was accepted: work resumed after a restart, or queued
+// behind other orders, is not ordered for them.
+func (s *Server) stillAllowed(ctx context.Context, j job) error {
+	a, err := s.opts.Registry.Agent(ctx, j.Host)
+	if errors.Is(err, ErrNoAgent) {
+		return err
+	}
+	if err != nil {
+		// A failure to read is no refusal: the order goes on.
+		s.log.Warn("certificate work: read the agent's record", "job", j.ID, "error", err)
+		return nil
+	}
+	if !a.Revoked.IsZero() {
+		return fmt.Errorf("fleet: %s: %w at %s, before its certificate was ordered", j.Host, ErrRevoked, a.Revoked.UTC().Format(time.RFC3339))
+	}
+	if _, err := a.Allows(j.Names); err != nil {
+		return fmt.Errorf("%w (the policy changed before the certificate was ordered)", err)
+	}
+	return nil
 }
 
 // finish records the outcome of an order for j, under its lock. It

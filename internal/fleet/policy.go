@@ -57,8 +57,10 @@ func (a *Agent) Allows(names []string) ([]string, error) {
 
 // CheckCSR checks a certificate request of a against its policy: a good
 // signature and key (fleetca.CheckCSR), DNS names only (no IP address,
-// e-mail address or URI), and every name, the subject common name
-// included, allowed by the policy. It returns the names to order.
+// e-mail address or URI), and every name allowed by the policy. The CSR
+// must be one the CA takes for the order placed from it (checkCSRNames):
+// otherwise the order would fail at finalize, after its dns-01 work, at
+// every retry. It returns the names to order.
 func (a *Agent) CheckCSR(csr *x509.CertificateRequest) ([]string, error) {
 	if err := fleetca.CheckCSR(csr); err != nil {
 		return nil, fmt.Errorf("%w: agent %s: CSR for %s: %w", ErrPolicy, a.Host, strings.Join(csrNames(csr), ", "), err)
@@ -66,9 +68,28 @@ func (a *Agent) CheckCSR(csr *x509.CertificateRequest) ([]string, error) {
 	if len(csr.IPAddresses)+len(csr.EmailAddresses)+len(csr.URIs) > 0 {
 		return nil, fmt.Errorf("%w: agent %s: a CSR may hold DNS names only (the issuer validates with dns-01)", ErrPolicy, a.Host)
 	}
-	names := slices.Clone(csr.DNSNames)
-	if cn := csr.Subject.CommonName; cn != "" && !slices.ContainsFunc(names, func(n string) bool { return strings.EqualFold(n, cn) }) {
-		names = append(names, cn)
+	if err := checkCSRNames(csr); err != nil {
+		return nil, fmt.Errorf("%w: agent %s: %w", ErrPolicy, a.Host, err)
 	}
-	return a.Allows(names)
+	return a.Allows(csr.DNSNames)
+}
+
+// checkCSRNames refuses a CSR whose names the CA would not match with
+// the order's, the normalised names: a CSR without DNS names (a common
+// name alone), a common name not among its DNS names, or a DNS name
+// written otherwise than its normalised form but for letter case (a
+// trailing dot, say).
+func checkCSRNames(csr *x509.CertificateRequest) error {
+	if len(csr.DNSNames) == 0 {
+		return errors.New("the CSR lists no DNS names (subject alternative names): list every name there, the common name too")
+	}
+	for _, n := range csr.DNSNames {
+		if nn, err := tlspilot.NormalizeName(n); err == nil && nn != strings.ToLower(n) {
+			return fmt.Errorf("the CSR names %q: write it %q, as the CA compares the CSR's names with the order's", n, nn)
+		}
+	}
+	if cn := csr.Subject.CommonName; cn != "" && !slices.ContainsFunc(csr.DNSNames, func(n string) bool { return strings.EqualFold(n, cn) }) {
+		return fmt.Errorf("the CSR's common name %q is not among its DNS names: list it there too, as the CA compares the CSR's names with the order's", cn)
+	}
+	return nil
 }

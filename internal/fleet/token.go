@@ -153,6 +153,11 @@ func (r *Registry) refuseToken(ctx context.Context, host string, err error) erro
 // sharing the storage, never both succeed.
 func (r *Registry) Redeem(ctx context.Context, tok string) (*Agent, error) {
 	key := tokenKey(tok)
+	// A token never made is refused from a plain read: anyone may send
+	// one, and a lock is a write (a file synced, a database row).
+	if _, err := r.s.Load(ctx, key); errors.Is(err, fs.ErrNotExist) {
+		return nil, fmt.Errorf("fleet: %w", ErrTokenUnknown)
+	}
 	lease, err := r.s.Lock(ctx, key)
 	if err != nil {
 		return nil, fmt.Errorf("fleet: lock enrolment token: %w", err)
