@@ -146,14 +146,18 @@ func storageRole(cf *commandFlags) (string, error) {
 	return pc.User, nil
 }
 
-// printAudit prints one line per record.
+// printAudit prints one line per record. The fields are passed through
+// oneLine: a refused request records the names of the agent's CSR as
+// sent, and a CSR's DNS name may hold line breaks, tabs and escape
+// sequences, which must neither forge a line of the table nor reach the
+// terminal.
 func printAudit(w io.Writer, recs []fleet.AuditRecord) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tHOST\tDECISION\tNAMES\tSERIAL\tNOT-AFTER\tREASON")
 	for _, r := range recs {
 		reason := strings.Join(strings.Fields(r.Reason), " ")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stampOrDash(r.Time), r.Host, r.Decision,
-			orDash(strings.Join(r.Names, ",")), orDash(r.Serial), stampOrDash(r.NotAfter), orDash(reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stampOrDash(r.Time), oneLine(r.Host), oneLine(r.Decision),
+			orDash(oneLine(strings.Join(r.Names, ","))), orDash(oneLine(r.Serial)), stampOrDash(r.NotAfter), orDash(oneLine(reason)))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d record(s)\n", len(recs))
