@@ -53,7 +53,10 @@ type Cleaned struct {
 // opts.OlderThan ago. It removes the records under certs/ID/ only
 // (certificate, renewal state, order progress), never an account or the
 // key-encryption key, and needs no key. Each removal holds the
-// certificate's issue lock, so it never races a Manager ordering it.
+// certificate's issue lock, so it never races a Manager ordering it. An
+// unmanaged record that cannot be decoded (damaged) is removed whatever
+// opts.OlderThan; one that cannot be read or removed otherwise is named
+// in the error returned, and the others are cleaned all the same.
 //
 // It also removes the OCSP responses serve keeps in storage (ocsp/…) that
 // went stale over a day ago or cannot be read: each renewal leaves the old
@@ -81,27 +84,33 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 	if err != nil {
 		return nil, err
 	}
+	// A record that cannot be read or removed is reported and the others
+	// are cleaned all the same: one bad record must not keep every
+	// record sorted after it for ever.
 	var out []Cleaned
+	var errs []error
 	for _, id := range ids {
 		if managed[id] {
 			continue
 		}
 		c, ok, err := cleanable(ctx, store, id, opts.OlderThan)
 		if err != nil {
-			return out, fmt.Errorf("%s: %w", id, err)
+			errs = append(errs, fmt.Errorf("%s: %w", id, err))
+			continue
 		}
 		if !ok {
 			continue
 		}
 		if !opts.DryRun {
 			if err := deleteLocked(ctx, store, id, cfg.Logger); err != nil {
-				return out, fmt.Errorf("remove %s: %w", id, err)
+				errs = append(errs, fmt.Errorf("remove %s: %w", id, err))
+				continue
 			}
 		}
 		out = append(out, c)
 	}
 	stale, err := cleanOCSP(ctx, store.Storage(), opts.DryRun)
-	if err == nil && !opts.DryRun {
+	if err = errors.Join(append(errs, err)...); err == nil && !opts.DryRun {
 		// Housekeeping, neither reported nor failing the clean-up: empty
 		// folders of challenge answers, left before they were pruned
 		// with their last answer (a folder this user may not remove
@@ -129,13 +138,15 @@ func cleanOCSP(ctx context.Context, st storage.Storage, dryRun bool) ([]Cleaned,
 	}
 	sort.Strings(keys)
 	var out []Cleaned
+	var errs []error
 	for _, k := range keys {
 		data, err := st.Load(ctx, k)
 		if errors.Is(err, iofs.ErrNotExist) {
 			continue
 		}
 		if err != nil {
-			return out, fmt.Errorf("%s: %w", k, err)
+			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			continue
 		}
 		reason := ""
 		switch exp, err := ocspclient.StoredExpiry(data); {
@@ -148,12 +159,13 @@ func cleanOCSP(ctx context.Context, st storage.Storage, dryRun bool) ([]Cleaned,
 		}
 		if !dryRun {
 			if err := st.Delete(ctx, k); err != nil && !errors.Is(err, iofs.ErrNotExist) {
-				return out, fmt.Errorf("remove %s: %w", k, err)
+				errs = append(errs, fmt.Errorf("remove %s: %w", k, err))
+				continue
 			}
 		}
 		out = append(out, Cleaned{ID: k, Reason: reason})
 	}
-	return out, nil
+	return out, errors.Join(errs...)
 }
 
 // cleanStore opens the storage; nil when there is none yet.
@@ -213,13 +225,20 @@ func storedIDs(ctx context.Context, store *certstore.Store) ([]string, error) {
 	return ids, nil
 }
 
-// cleanable says whether the unmanaged record id is old enough to go.
+// cleanable says whether the unmanaged record id is old enough to go. A
+// record that cannot be decoded (certstore.ErrDamaged) goes whatever its
+// age: no Manager can use it, and its age cannot be told.
 func cleanable(ctx context.Context, store *certstore.Store, id string, olderThan time.Duration) (Cleaned, bool, error) {
 	now := time.Now()
 	c, err := store.LoadCertInfo(ctx, id)
 	switch {
+	case errors.Is(err, certstore.ErrDamaged):
+		return Cleaned{ID: id, Reason: "certificate unreadable (damaged)"}, true, nil
 	case certstore.IsNotExist(err):
 		st, err := store.LoadState(ctx, id)
+		if errors.Is(err, certstore.ErrDamaged) {
+			return Cleaned{ID: id, Reason: "no certificate, renewal state unreadable (damaged)"}, true, nil
+		}
 		if err != nil {
 			return Cleaned{}, false, err
 		}

@@ -251,6 +251,11 @@ func (m *Manager) certUnread(ctx context.Context, e *entry, err error) bool {
 // obtainOptions modify an order.
 type obtainOptions struct {
 	force bool // order even if another process just stored a certificate
+	// replaceRevoked: order, whatever retry time is pending, if the
+	// certificate in service (as stored, checked under the lock) is
+	// revoked or missing, but not if another process replaced it
+	// meanwhile: Revoke's replacement.
+	replaceRevoked bool
 	// resume: complete an order that a process which stopped (a killed
 	// `tlspilot renew --force`) left saved, if it is still saved under
 	// the lock, although no renewal is due: its certificate may be
@@ -335,7 +340,7 @@ func (m *Manager) obtainLocked(ctx context.Context, e *entry, opts obtainOptions
 	// needs replacing. Asking only whether refresh found a newer one would
 	// order again when watch had already put it in service.
 	m.refresh(ctx, e)
-	if at := e.retryAt(); !opts.force && at.After(time.Now()) {
+	if at := e.retryAt(); !opts.force && !opts.replaceRevoked && at.After(time.Now()) {
 		// A failed attempt, maybe another process's that refresh just
 		// took up, holds every process back until its retry time.
 		return &retryWait{at: at}

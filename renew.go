@@ -63,6 +63,12 @@ const (
 // Run would; Renew returns the failures joined, and an error naming any
 // name that no managed certificate covers.
 func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
+	return m.renew(ctx, opts, obtainOptions{force: opts.Force})
+}
+
+// renew is Renew with the obtain options base: force, or replaceRevoked
+// for Revoke.
+func (m *Manager) renew(ctx context.Context, opts RenewOptions, base obtainOptions) error {
 	entries, err := m.selectEntries(opts.Names)
 	if err != nil {
 		return err
@@ -82,7 +88,9 @@ func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
 			e.askARIAt(time.Time{})
 		}
 		g.Go(func() error {
-			if err := m.renewOne(ctx, e, opts.Force, progress, opts.Progress != nil); err != nil {
+			o := base
+			o.reported = opts.Progress != nil
+			if err := m.renewOne(ctx, e, o, progress); err != nil {
 				mu.Lock()
 				errs = append(errs, err)
 				mu.Unlock()
@@ -94,10 +102,10 @@ func (m *Manager) Renew(ctx context.Context, opts RenewOptions) error {
 	return errors.Join(errs...)
 }
 
-// renewOne renews e if it is due or force is set, as one maintenance pass.
-// reported says the caller shows a failure through progress, so the log
-// has it at info rather than error.
-func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress func(string, string), reported bool) error {
+// renewOne renews e if it is due or opts.force or opts.replaceRevoked is
+// set, as one maintenance pass. opts.reported says the caller shows a
+// failure through progress, so the log has it at info rather than error.
+func (m *Manager) renewOne(ctx context.Context, e *entry, opts obtainOptions, progress func(string, string)) error {
 	if err := m.claim(ctx, e); err != nil {
 		return err
 	}
@@ -105,6 +113,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	defer func() { m.finish(e, next) }()
 	m.refresh(ctx, e) // takes up a failure another process recorded, with its retry time
 	m.sweepLeftovers(ctx, e)
+	force := opts.force || opts.replaceRevoked
 	resume := !force && m.interrupted(ctx, e)
 	if !force && !resume {
 		m.checkARI(ctx, e)
@@ -119,8 +128,8 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 			return nil
 		}
 	}
-	err := m.obtain(ctx, e, obtainOptions{force: force, resume: resume, reported: reported,
-		onStep: func(s string) { progress(e.id, s) }})
+	opts.resume, opts.onStep = resume, func(s string) { progress(e.id, s) }
+	err := m.obtain(ctx, e, opts)
 	var wait *retryWait
 	var failed *failedAttempt
 	switch {
@@ -131,7 +140,7 @@ func (m *Manager) renewOne(ctx context.Context, e *entry, force bool, progress f
 	case errors.As(err, &failed):
 		next = failed.retryAt
 	case err != nil && ctx.Err() == nil:
-		next = m.fail(e, err, reported)
+		next = m.fail(e, err, opts.reported)
 	}
 	if err != nil {
 		progress(e.id, StepFailed+": "+err.Error())

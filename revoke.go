@@ -79,9 +79,11 @@ func (r RevocationReason) check() error {
 // EventRevoked for each. A certificate the CA had revoked already
 // (alreadyRevoked) counts as revoked. While name is managed and every
 // revocation succeeded, each is replaced at once by a new certificate,
-// as Renew with Force does, so the revoked one is served no longer than
-// the new order takes; a Run on the same storage in another process
-// swaps it in within Config.StoragePoll. A name that is no longer
+// whatever retry time a failed renewal left, so the revoked one is served
+// no longer than the new order takes; a Run on the same storage in
+// another process swaps it in within Config.StoragePoll. When such a Run
+// took the revocation up and stored the replacement first, it is found
+// under the issue lock and no second one is ordered. A name that is no longer
 // managed has its stored certificates revoked and nothing replaced; so
 // has a managed name whose managed certificates were never obtained (its
 // key type changed since, say), and then the managed ones are obtained.
@@ -116,8 +118,18 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 	if len(errs) > 0 {
 		return errors.Join(errs...)
 	}
+	now := time.Now()
+	for _, e := range entries {
+		// Known revoked here even if storing the revocation failed.
+		if slices.Contains(ids, e.id) {
+			e.takeRevocation(now)
+		}
+	}
 	if len(entries) > 0 {
-		if err := m.Renew(ctx, RenewOptions{Names: []string{n}, Force: true}); err != nil {
+		// Not forced: a Run on the same storage may have taken the
+		// revocation up and stored a replacement already, and the
+		// check under the issue lock then orders no second one.
+		if err := m.renew(ctx, RenewOptions{Names: []string{n}}, obtainOptions{replaceRevoked: true}); err != nil {
 			return &ReplacementError{Err: err}
 		}
 	}
@@ -208,6 +220,11 @@ func (m *Manager) revokeStored(ctx context.Context, id string, reason Revocation
 	}
 	if err := m.client.Revoke(ctx, acct, leaf, int(reason)); err != nil {
 		if p := problemOf(err); p == nil || p.Type != problemAlreadyRevoked {
+			if c.CA != "" && c.CA != m.cfg.CA {
+				// The configured CA never issued it: say which did.
+				return fmt.Errorf("revoke %s: obtained from %s, not the configured CA %s (revoke it with a config naming that CA): %w",
+					id, c.CA, m.cfg.CA, err)
+			}
 			return fmt.Errorf("revoke %s: %w", id, err)
 		}
 		// Revoked before (an earlier run whose replacement failed): it
