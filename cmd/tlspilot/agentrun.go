@@ -266,12 +266,7 @@ func agentStatusCmd(ctx context.Context, path string, names []string, asJSON boo
 	if err != nil {
 		return report(stdout, stderr, asJSON, tlspilot.UnknownReport(time.Now(), err)), true
 	}
-	r := readAgentStatus(ctx, cfg)
-	if r.ExitCode != tlspilot.ExitUnknown && len(names) > 0 {
-		if r, err = filterReport(r, names); err != nil {
-			r = tlspilot.UnknownReport(r.Time, err)
-		}
-	}
+	r := selectNames(readAgentStatus(ctx, cfg), names)
 	code = report(stdout, stderr, asJSON, r)
 	if !asJSON && r.Note != "" {
 		fmt.Fprintln(stdout, "\nnote: "+r.Note)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -40,7 +41,7 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		err = asStorageOwner(cfg, "clean")
 	}
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, "", err)
 		return 1
 	}
 	mc := statusConfig(cfg)
@@ -51,7 +52,7 @@ func cleanCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	cleaned, err := tlspilot.Clean(ctx, mc, tlspilot.CleanOptions{OlderThan: age, DryRun: *dryRun}, certs...)
 	printCleaned(stdout, cleaned, *dryRun)
 	if err != nil {
-		fmt.Fprintf(stderr, "tlspilot clean: %v\n", err)
+		printError(stderr, "tlspilot clean: ", err)
 		return 1
 	}
 	return 0
@@ -92,7 +93,8 @@ func printCleaned(w io.Writer, cleaned []tlspilot.Cleaned, dryRun bool) {
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range cleaned {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, c.ID, strings.Join(c.Names, ","), c.Reason)
+		// Ids and names are read from the storage: printed as text.
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, oneLine(c.ID), oneLine(strings.Join(c.Names, ",")), oneLine(c.Reason))
 	}
 	_ = tw.Flush()
 }
@@ -110,10 +112,14 @@ func (d *days) String() string {
 func (d *days) Set(s string) error {
 	if n, ok := strings.CutSuffix(s, "d"); ok {
 		v, err := strconv.ParseFloat(n, 64)
-		if err != nil || v < 0 {
-			return fmt.Errorf("want a number of days such as 30d, or a duration such as 72h")
+		// NaN, infinities and more days than a duration holds (about
+		// 292 years) would convert to a negative age, which is "0":
+		// every unmanaged certificate.
+		ns := v * float64(24*time.Hour)
+		if err != nil || !(v >= 0) || ns >= math.MaxInt64 {
+			return fmt.Errorf("want a number of days such as 30d (at most %dd), or a duration such as 72h", math.MaxInt64/int64(24*time.Hour))
 		}
-		*d = days(v * float64(24*time.Hour))
+		*d = days(ns)
 		return nil
 	}
 	v, err := time.ParseDuration(s)

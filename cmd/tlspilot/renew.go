@@ -40,7 +40,7 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	m, stop, err := cf.manager(ctx, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, "", err)
 		return 1
 	}
 	defer stop()
@@ -54,7 +54,7 @@ func renewCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlspilot renew: %d of %d certificates not renewed: %d failed, %d waiting to retry after a failed attempt\n",
 			failed+waiting, all, failed, waiting)
 	case err != nil:
-		fmt.Fprintf(stderr, "tlspilot renew: %v\n", err)
+		printError(stderr, "tlspilot renew: ", err)
 	default:
 		return 0
 	}
@@ -84,7 +84,7 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	m, stop, err := cf.manager(ctx, stderr)
 	if err != nil {
-		fmt.Fprintln(stderr, err)
+		printError(stderr, "", err)
 		return 1
 	}
 	defer stop()
@@ -96,9 +96,9 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		return 0
 	case errors.As(err, &re):
 		fmt.Fprintf(stdout, "revoked %s (%s)\n", cf.Arg(0), r)
-		fmt.Fprintf(stderr, "tlspilot revoke: no replacement yet, it is retried as a failed renewal is (a running daemon on the same storage retries it): %v\n", re.Err)
+		printError(stderr, "tlspilot revoke: no replacement yet, it is retried as a failed renewal is (a running daemon on the same storage retries it): ", re.Err)
 	default:
-		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
+		printError(stderr, "tlspilot revoke: ", err)
 	}
 	return 1
 }

@@ -148,13 +148,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	if err != nil {
 		return report(stdout, stderr, *asJSON, tlspilot.UnknownReport(time.Now(), err))
 	}
-	r := readStatus(ctx, cfg)
-	if r.ExitCode != tlspilot.ExitUnknown && cf.NArg() > 0 {
-		r, err = filterReport(r, cf.Args())
-		if err != nil {
-			r = tlspilot.UnknownReport(r.Time, err)
-		}
-	}
+	r := selectNames(readStatus(ctx, cfg), cf.Args())
 	if r.ExitCode != tlspilot.ExitUnknown {
 		r.Note = missingStorage(cfg)
 	}
@@ -222,6 +216,23 @@ func statusConfig(cfg *config.Config) tlspilot.Config {
 	return mc
 }
 
+// selectNames is r for the certificates covering any of names (all of
+// them without names), graded again, or UNKNOWN if a name has none. A
+// report that lists no certificate because the storage could not be read
+// is returned as it is; one that is UNKNOWN because a certificate's
+// record cannot be read is filtered like any: a certificate not named is
+// not what is asked about.
+func selectNames(r tlspilot.StatusReport, names []string) tlspilot.StatusReport {
+	if len(names) == 0 || r.ExitCode == tlspilot.ExitUnknown && len(r.Certificates) == 0 {
+		return r
+	}
+	f, err := filterReport(r, names)
+	if err != nil {
+		return tlspilot.UnknownReport(r.Time, err)
+	}
+	return f
+}
+
 // filterReport keeps the certificates covering any of names, and grades
 // them again.
 func filterReport(r tlspilot.StatusReport, names []string) (tlspilot.StatusReport, error) {
@@ -258,8 +269,11 @@ func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int 
 	if r.Error != "" {
 		msg := oneLine(r.Error)
 		fmt.Fprintf(stderr, "tlspilot status: %s\n", msg)
-		fmt.Fprintf(stdout, "UNKNOWN: %s\n", msg)
-		return r.ExitCode
+		if len(r.Certificates) == 0 {
+			fmt.Fprintf(stdout, "UNKNOWN: %s\n", msg)
+			return r.ExitCode
+		}
+		// One record unreadable: the others are listed still.
 	}
 	printTable(stdout, r)
 	return r.ExitCode
@@ -271,7 +285,11 @@ func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int 
 // printed through textSafe.
 func printTable(w io.Writer, r tlspilot.StatusReport) {
 	r = textSafe(r)
-	fmt.Fprintf(w, "%s: %s\n", r.Status, summaryLine(r))
+	first := summaryLine(r)
+	if r.Error != "" {
+		first = r.Error // why it is UNKNOWN
+	}
+	fmt.Fprintf(w, "%s: %s\n", r.Status, first)
 	if a := r.Account; a != nil {
 		fmt.Fprintf(w, "account: %s at %s (%s)\n", orDash(a.URL), a.CA, a.State)
 		if a.Problem != "" {
@@ -445,6 +463,37 @@ func oneLine(s string) string {
 		s = s[n:]
 	}
 	return b.String()
+}
+
+// printError prints err to w after prefix, through oneLine: an error
+// carries what a CA, a hook or the storage said. Errors joined (one per
+// certificate, errors.Join) get a line each, with the prefix.
+func printError(w io.Writer, prefix string, err error) {
+	for _, e := range joined(err) {
+		fmt.Fprintf(w, "%s%s\n", prefix, oneLine(e.Error()))
+	}
+}
+
+// joined returns the errors err joins (errors.Join, nested; a config
+// file's problems, config.ErrorList, one per line), or err.
+func joined(err error) []error {
+	j, ok := err.(interface{ Unwrap() []error })
+	if !ok {
+		return []error{err}
+	}
+	parts := j.Unwrap()
+	msgs := make([]string, len(parts))
+	for i, p := range parts {
+		msgs[i] = p.Error()
+	}
+	if strings.Join(msgs, "\n") != err.Error() {
+		return []error{err} // fmt.Errorf with several %w: one message
+	}
+	var out []error
+	for _, p := range parts {
+		out = append(out, joined(p)...)
+	}
+	return out
 }
 
 // needsEscape reports whether s holds anything but printable ASCII.
