@@ -300,6 +300,33 @@ func TestDurations(t *testing.T) {
 	}
 }
 
+// TestDurationTooShort: every duration key refuses a value under a
+// second at its line: "1ns" or "5ms" (a unit mistyped) would cut off
+// every hook run, webhook delivery or DNS wait at once, failing each
+// notification or order without saying why.
+func TestDurationTooShort(t *testing.T) {
+	f := newFixture(t)
+	if err := os.Mkdir(filepath.Join(f.dir, "hooks"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f.write(t, "hooks/dns", "#!/bin/sh\n", 0o755)
+	for _, key := range []string{"timeout", "propagation_timeout"} {
+		for _, short := range []string{"1ns", "5ms", "999ms"} {
+			_, err := f.parse(t, "[dns]\nprovider = \"exec\"\ncommand = \"hooks/dns\"\n"+key+" = \""+short+"\"\n")
+			if err == nil || !strings.Contains(err.Error(), "tlspilot.toml:4: dns."+key+": \""+short+"\": shorter than 1s") {
+				t.Errorf("dns.%s = %q: got %v", key, short, err)
+			}
+		}
+	}
+	_, err := f.parse(t, "notify_command = \"true\"\nnotify_timeout = \"10ms\"\n")
+	if err == nil || !strings.Contains(err.Error(), "tlspilot.toml:2: notify_timeout: \"10ms\": shorter than 1s") {
+		t.Errorf("notify_timeout = \"10ms\": got %v", err)
+	}
+	if _, err := f.parse(t, "notify_command = \"true\"\nnotify_timeout = \"1s\"\n"); err != nil {
+		t.Errorf("notify_timeout = \"1s\": %v", err)
+	}
+}
+
 func TestNamesOnlySiteAndRoutes(t *testing.T) {
 	f := newFixture(t)
 	c := f.mustParse(t, `site = [

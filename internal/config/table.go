@@ -122,18 +122,28 @@ func (t *table) integer(k string, dst *int) {
 	*dst = int(n)
 }
 
-// duration reads a positive duration written as a string ("60s", "5m").
+// minDuration is the shortest duration a key takes: each bounds a run
+// of a command, a webhook delivery or a wait for DNS, and anything
+// shorter ("1ns", "5ms", a unit mistyped) would cut every one off at
+// once, failing each notification or order without saying why.
+const minDuration = time.Second
+
+// duration reads a duration of at least minDuration written as a string
+// ("60s", "5m").
 func (t *table) duration(k string, dst *time.Duration) {
 	var s string
 	if !t.str(k, &s) {
 		return
 	}
 	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
+	switch {
+	case err != nil || d <= 0:
 		t.d.errorf(t.key(k), "%q: want a positive duration such as \"60s\" or \"5m\"", s)
-		return
+	case d < minDuration:
+		t.d.errorf(t.key(k), "%q: shorter than %s, which would cut off every run at once: want a duration such as \"60s\" or \"5m\"", s, minDuration)
+	default:
+		*dst = d
 	}
-	*dst = d
 }
 
 // strings reads a string or a list of strings into dst if the key is
