@@ -26,7 +26,6 @@
 package exec
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -38,6 +37,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot/dns01"
+	"github.com/tlspilot/tlspilot/internal/cmdoutput"
 	"github.com/tlspilot/tlspilot/internal/procgroup"
 )
 
@@ -131,7 +131,7 @@ func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runE
 	defer cancel()
 	cmd := osexec.CommandContext(ctx, p.command, action, r.FQDN, r.Value)
 	cmd.Env = append(os.Environ(), "TLSPILOT_DNS_ZONE="+r.Zone)
-	stderr := &tailBuffer{max: maxStderr}
+	stderr := &cmdoutput.Tail{Max: maxStderr}
 	cmd.Stderr = stderr
 	cmd.WaitDelay = waitDelay
 	procgroup.Own(cmd)
@@ -183,34 +183,6 @@ func (e *runError) Unwrap() []error {
 		return []error{e.err, dns01.ErrUnchanged}
 	}
 	return []error{e.err}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	max int
-	mu  sync.Mutex
-	buf bytes.Buffer
-	cut bool
-}
-
-func (b *tailBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.buf.Write(p)
-	if over := b.buf.Len() - b.max; over > 0 {
-		b.buf.Next(over)
-		b.cut = true
-	}
-	return len(p), nil
-}
-
-func (b *tailBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if b.cut {
-		return "…" + b.buf.String()
-	}
-	return b.buf.String()
 }
 
 var _ dns01.Provider = (*Provider)(nil)

@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -454,5 +455,49 @@ func TestUnreadableTargetRefused(t *testing.T) {
 	t.Logf("child:\n%s", out)
 	if b, _ := os.ReadFile(filepath.Join(dir, "privkey.pem")); string(b) != "old" {
 		t.Errorf("the file was replaced: %q", b)
+	}
+}
+
+// TestReloadOutputBounded: a reload command that writes without end
+// (a verbose init script, a loop) is not kept whole in memory: only the
+// end of its output goes into the error, and the rest is dropped as it
+// comes.
+func TestReloadOutputBounded(t *testing.T) {
+	// 64 MiB of output, then the line that says why it failed.
+	f := newFiles(t, Options{Privkey: "/x/k", Reload: []string{"sh", "-c", "head -c 67108864 /dev/zero | tr '\\0' x; echo; echo nginx: bad config >&2; exit 3"}})
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	err := f.Reload(t.Context())
+	runtime.ReadMemStats(&after)
+	if err == nil || !strings.HasSuffix(err.Error(), "nginx: bad config") || len(err.Error()) > 2048 {
+		t.Errorf("failing reload: %d bytes of error ending %q", len(err.Error()), err.Error()[max(0, len(err.Error())-100):])
+	}
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 16<<20 {
+		t.Errorf("reading 64 MiB of the command's output allocated %d MiB: it is kept whole", grown>>20)
+	}
+}
+
+// TestReloadLeavesDaemon: a reload command that exits 0 after starting
+// a daemon which keeps its standard output open (an init script's
+// "restart") succeeded: the daemon is not waited for past a moment, not
+// counted as a failure, and not killed.
+func TestReloadLeavesDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pidfile := filepath.Join(dir, "daemon.pid")
+	f := newFiles(t, Options{Privkey: "/x/k", Reload: []string{"sh", "-c", "sleep 30 & echo $! > " + pidfile + "; exit 0"}})
+	if err := f.Reload(t.Context()); err != nil {
+		t.Errorf("reload that started a daemon: %v", err)
+	}
+	b, err := os.ReadFile(pidfile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	if err := syscall.Kill(pid, 0); err != nil {
+		t.Errorf("the daemon the reload command started is gone: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package deploy
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -15,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/tlspilot/tlspilot/internal/cmdoutput"
 	"github.com/tlspilot/tlspilot/internal/procgroup"
 )
 
@@ -49,32 +49,45 @@ func (f *Files) runReload(ctx context.Context) error {
 			}
 		}
 	}
-	var out bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &out
+	// Only the end of the output is kept, for the error: a command may
+	// write without end.
+	out := &cmdoutput.Tail{Max: 2 * maxTail}
+	cmd.Stdout, cmd.Stderr = out, out
 	procgroup.Own(cmd)
 	cmd.WaitDelay = time.Second
 	start := time.Now()
 	err := cmd.Run()
+	if errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil && cmd.ProcessState.Success() {
+		// It exited 0, leaving a process that holds its output open: a
+		// daemon an init script's "restart" started. Its work is done,
+		// and that process is the software itself, so it is not killed.
+		f.log.Warn("reload command exited 0 but left a process holding its output open; that process gets SIGPIPE if it writes there (redirect its output)", "command", argv)
+		err = nil
+	}
 	if ctx.Err() == context.DeadlineExceeded {
 		err = fmt.Errorf("timed out after %s", f.opts.ReloadTimeout)
 	}
 	if err != nil {
-		return fmt.Errorf("reload %s: %w%s", strings.Join(argv, " "), err, tail(out.Bytes()))
+		return fmt.Errorf("reload %s: %w%s", strings.Join(argv, " "), err, tail(out.String()))
 	}
 	f.log.Info("reloaded", "command", argv, "took", time.Since(start).Round(time.Millisecond))
 	return nil
 }
 
+// maxTail is how much of a command's output an error carries, at most,
+// in bytes: its end.
+const maxTail = 500
+
 // tail formats the last part of a command's output for an error.
-func tail(b []byte) string {
-	b = bytes.TrimSpace(b)
-	if len(b) == 0 {
+func tail(s string) string {
+	s = strings.TrimSpace(s)
+	if len(s) == 0 {
 		return ""
 	}
-	if len(b) > 500 {
-		b = b[len(b)-500:]
+	if len(s) > maxTail {
+		s = strings.ToValidUTF8(s[len(s)-maxTail:], "")
 	}
-	return ": " + string(b)
+	return ": " + s
 }
 
 // signal sends the signal to the process whose id the pidfile holds.
