@@ -83,8 +83,10 @@
 // error, a 3xx, a 429 or a 5xx is tried again after 1 s, then 2 s (three
 // attempts at most, all within the timeout); any other answer, or the
 // last failure, is logged at ERROR with the status (and a 3xx's
-// Location) and the start of the answer's body. A password in the URL
-// is hidden in logs and errors.
+// Location, shown as ShownURL shows the webhook's URL) and the start of
+// the answer's body. A password in the URL is hidden in logs and
+// errors, and what ShownURL elides of the URL is elided also where the
+// answer quotes it.
 //
 // # Queue
 //
@@ -231,7 +233,7 @@ func newWebhook(opts Options, log *slog.Logger) (*webhook, error) {
 	if opts.WebhookSecret != nil && len(opts.WebhookSecret) == 0 {
 		return nil, errors.New("notify: webhook secret is empty")
 	}
-	return &webhook{url: opts.Webhook, shown: ShownURL(u), secret: opts.WebhookSecret, client: noRedirects(opts.Client),
+	return &webhook{url: opts.Webhook, shown: ShownURL(u), secrets: secretsOf(u), secret: opts.WebhookSecret, client: noRedirects(opts.Client),
 		timeout: opts.Timeout, log: log}, nil
 }
 

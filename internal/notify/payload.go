@@ -115,8 +115,10 @@ func execValue(s string) string {
 	if len(s) <= maxExecValue {
 		return s
 	}
+	// Back to the start of a character cut in two: at most UTFMax-1
+	// bytes, as far as one goes (a value that is not UTF-8 has none).
 	cut := maxExecValue
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
+	for cut > maxExecValue-(utf8.UTFMax-1) && !utf8.RuneStart(s[cut]) {
 		cut--
 	}
 	return fmt.Sprintf("%s… (%d more bytes)", s[:cut], len(s)-cut)

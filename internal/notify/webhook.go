@@ -14,6 +14,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
 	"time"
 )
@@ -33,8 +34,9 @@ const webhookAttempts = 3
 // webhook POSTs each event as JSON.
 type webhook struct {
 	url     string
-	shown   string // url with any password hidden, for logs and errors
-	secret  []byte // nil: unsigned
+	shown   string   // url with any password hidden, for logs and errors
+	secrets []string // parts of url that shown elides (secretsOf)
+	secret  []byte   // nil: unsigned
 	client  *http.Client
 	timeout time.Duration
 	log     *slog.Logger
@@ -74,10 +76,43 @@ func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int
 	case err == nil:
 		w.log.Debug("notify webhook delivered", attrs...)
 	case ctx.Err() != nil:
-		w.log.Warn("notify webhook abandoned at shutdown", append(attrs, "error", err)...)
+		w.log.Warn("notify webhook abandoned at shutdown", append(attrs, "error", w.hideSecrets(err.Error()))...)
 	default:
-		w.log.Error("notify webhook failed", append(attrs, "error", err)...)
+		w.log.Error("notify webhook failed", append(attrs, "error", w.hideSecrets(err.Error()))...)
 	}
+}
+
+// secretsOf returns the parts of u that ShownURL elides, which a
+// receiver's answer may quote back ("Cannot POST /services/T…/B…/SECRET"):
+// the path after its first segment, each of its segments, the query and
+// each of its values, and the password; the longest first, those shorter
+// than 8 bytes left out (they hide no secret, and would blot out words).
+func secretsOf(u *url.URL) []string {
+	var out []string
+	for _, p := range []string{u.EscapedPath(), u.Path} {
+		if _, rest, ok := strings.Cut(strings.TrimPrefix(p, "/"), "/"); ok {
+			out = append(out, rest)
+			out = append(out, strings.Split(rest, "/")...)
+		}
+	}
+	out = append(out, u.RawQuery)
+	for _, vs := range u.Query() {
+		out = append(out, vs...)
+	}
+	if p, ok := u.User.Password(); ok {
+		out = append(out, p)
+	}
+	out = slices.DeleteFunc(out, func(s string) bool { return len(s) < 8 })
+	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(out)
+}
+
+// hideSecrets returns s with each of the webhook's secrets as "…".
+func (w *webhook) hideSecrets(s string) string {
+	for _, sec := range w.secrets {
+		s = strings.ReplaceAll(s, sec, "…")
+	}
+	return s
 }
 
 // post makes one attempt. A connection error, 3xx (never followed: see
@@ -105,8 +140,8 @@ func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 	}
 	status := clip(resp.Status)
 	if resp.StatusCode/100 == 3 {
-		return retryable{fmt.Errorf("webhook: %s answered %s, redirect to %q not followed: %q",
-			w.shown, status, clip(resp.Header.Get("Location")), answer)}
+		return retryable{fmt.Errorf("webhook: %s answered %s, redirect to %s not followed: %q",
+			w.shown, status, w.shownLocation(resp.Header.Get("Location")), answer)}
 	}
 	err = fmt.Errorf("webhook: %s answered %s: %q", w.shown, status, answer)
 	if resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500 {
@@ -128,17 +163,55 @@ func clip(s string) string {
 	return fmt.Sprintf("%s… (%d more bytes)", strings.ToValidUTF8(s[:maxAnswer], ""), len(s)-maxAnswer)
 }
 
+// shownLocation is a 3xx's Location as logs and errors show it: as
+// ShownURL shows a webhook's URL, since a receiver often redirects to
+// the webhook's own URL changed a little, secret included. The change
+// most often made, a trailing slash added, is said. One that is not a
+// URL is quoted, clipped.
+func (w *webhook) shownLocation(loc string) string {
+	l, err := url.Parse(loc)
+	if err != nil {
+		return fmt.Sprintf("%q", clip(loc))
+	}
+	base, _ := url.Parse(w.url) // parsed by New
+	to := base.ResolveReference(l)
+	shown := clip(ShownURL(to))
+	if to.String() == base.String()+"/" {
+		shown += " (the webhook's URL with a trailing slash)"
+	}
+	return shown
+}
+
 // hideURL returns err with the URL that net/http and net/url quote in
 // their errors ("Post \"https://hooks.slack.com/services/T…/B…/SECRET\":
 // dial tcp …") shown as ShownURL shows it: url.Error hides a password
 // only, and chat services put the webhook's secret in its path or query.
+// The rest is clipped (clippedError): net/http quotes what the receiver
+// sent when it is malformed ("malformed MIME header: missing colon: …"),
+// as long as a header may be.
 func (w *webhook) hideURL(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
+		return clipped(err)
+	}
+	return &url.Error{Op: ue.Op, URL: w.shown, Err: clipped(ue.Err)}
+}
+
+// clipped returns err, or when its text is longer than maxAnswer, err
+// with its text clipped.
+func clipped(err error) error {
+	if len(err.Error()) <= maxAnswer {
 		return err
 	}
-	return &url.Error{Op: ue.Op, URL: w.shown, Err: ue.Err}
+	return clippedError{err}
 }
+
+// clippedError is an error whose text is clipped; errors.Is and As see
+// the error it holds.
+type clippedError struct{ err error }
+
+func (e clippedError) Error() string { return clip(e.err.Error()) }
+func (e clippedError) Unwrap() error { return e.err }
 
 // sleep waits d, or returns false if ctx ends first.
 func sleep(ctx context.Context, d time.Duration) bool {
