@@ -193,7 +193,7 @@ func checkCmd(args []string, stdout, stderr io.Writer) int {
 		return 1
 	}
 	storage, err := checkServeStorage(cfg)
-	if err = errors.Join(cfg.CheckTerms(), err, checkStorageKEK(cfg), checkChallengeDirAccess(cfg), checkLogDirs(cfg), checkSiteAccess(cfg), checkNotifyCommand(cfg)); err != nil {
+	if err = errors.Join(cfg.CheckTerms(), err, checkStorageKEK(cfg), checkChallengeDirAccess(cfg), checkLogDirs(cfg), checkSiteAccess(cfg), checkRunAsPrograms(cfg)); err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}

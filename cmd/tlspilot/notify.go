@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"slices"
 	"time"
 
@@ -41,27 +40,6 @@ func startHooks(cfg *config.Config, log *slog.Logger) (*hooks, error) {
 		return nil, cfg.Errorf("notify_command", "%v", err)
 	}
 	return &hooks{n: n, wait: nc.Timeout}, nil
-}
-
-// checkNotifyCommand says, from permission bits alone, whether the user
-// serve runs as may execute notify_command's program: serve runs the
-// hook as that user, and one it may not run failed at every event,
-// reported first at the first one, perhaps a certificate's "expiring". A
-// bare name, found in PATH, is left to that search.
-func checkNotifyCommand(cfg *config.Config) error {
-	nc := cfg.Notify
-	if nc == nil || len(nc.Command) == 0 || !filepath.IsAbs(nc.Command[0]) || cfg.User == "" && cfg.Group == "" {
-		return nil
-	}
-	uid, gid, err := runAs(cfg)
-	if err != nil {
-		return err
-	}
-	if err := accessible(nc.Command[0], uid, gid, 1); err != nil {
-		return cfg.Errorf("notify_command", "%s: %w (serve runs as user %q after binding its ports, and runs the hook as that user)",
-			nc.Command[0], err, runAsName(cfg))
-	}
-	return nil
 }
 
 // configure has the Manager's events sent to the hooks, after any

@@ -94,8 +94,8 @@ func start(ctx context.Context, cfg *config.Config, stdout, stderr io.Writer) (*
 	if err := checkLogDirs(cfg); err != nil {
 		logger.Warn("log files cannot be reopened after rotation", "error", err)
 	}
-	if err := checkNotifyCommand(cfg); err != nil {
-		logger.Error("notify_command cannot be run: every notification by command will fail", "error", err)
+	if err := checkOwnPrograms(cfg); err != nil {
+		logger.Error("a program serve runs cannot be run: every notification by command, or every dns-01 order, will fail", "error", err)
 	}
 	acme, err := startACME(ctx, cfg, logger, adm, ntf)
 	if err != nil {

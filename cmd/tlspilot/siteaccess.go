@@ -9,9 +9,9 @@ import (
 )
 
 // checkSiteAccess says, for check, whether the user serve runs as may
-// read what its sites need, from permission bits alone: each root and
-// route root (read and search), cert_file and key_file, and client_auth's
-// ca and crl files. serve opens them all after dropping its privileges,
+// read what its sites need, from permission bits and ACLs alone: each
+// root and route root (read and search), cert_file and key_file, and
+// client_auth's ca and crl files. serve opens them all after dropping its privileges,
 // so a check run as root said OK to a config that serve then refused
 // ("root: open /srv/x: permission denied").
 func checkSiteAccess(cfg *config.Config) error {

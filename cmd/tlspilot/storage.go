@@ -170,7 +170,8 @@ func runAs(cfg *config.Config) (uid, gid int, err error) {
 // accessible checks that uid and gid have the permission bits want (4
 // read, 2 write, 1 search; a directory needs search too) on path, or on
 // its nearest existing parent directory if path does not exist yet, and
-// may search every directory above it.
+// may search every directory above it, and above where its symlinks
+// lead: the kernel follows them and searches those directories too.
 func accessible(path string, uid, gid int, want fs.FileMode) error {
 	p := path
 	fi, err := os.Stat(p)
@@ -181,12 +182,12 @@ func accessible(path string, uid, gid int, want fs.FileMode) error {
 	if err != nil {
 		return err
 	}
-	for a := filepath.Dir(p); ; a = filepath.Dir(a) {
-		if err := permits(a, uid, gid, 1); err != nil {
+	if err := searchable(filepath.Dir(p), uid, gid); err != nil {
+		return err
+	}
+	if real, err := filepath.EvalSymlinks(p); err == nil && real != p {
+		if err := searchable(filepath.Dir(real), uid, gid); err != nil {
 			return err
-		}
-		if filepath.Dir(a) == a {
-			break
 		}
 	}
 	if fi.IsDir() {
@@ -195,7 +196,21 @@ func accessible(path string, uid, gid int, want fs.FileMode) error {
 	return permits(p, uid, gid, want)
 }
 
-// permits checks the permission bits want of uid and gid on path.
+// searchable checks that uid and gid may search dir and every directory
+// above it.
+func searchable(dir string, uid, gid int) error {
+	for a := dir; ; a = filepath.Dir(a) {
+		if err := permits(a, uid, gid, 1); err != nil {
+			return err
+		}
+		if filepath.Dir(a) == a {
+			return nil
+		}
+	}
+}
+
+// permits checks the permission bits want of uid and gid on path, by its
+// POSIX access ACL when it has one (its group bits are then the mask).
 func permits(path string, uid, gid int, want fs.FileMode) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -203,6 +218,13 @@ func permits(path string, uid, gid int, want fs.FileMode) error {
 	}
 	st, ok := fi.Sys().(*syscall.Stat_t)
 	if !ok || uid == 0 {
+		return nil
+	}
+	if acl, ok := accessACL(path); ok {
+		if !aclPermits(acl, st.Uid, st.Gid, uid, gid, want) {
+			return fmt.Errorf("permission denied: %s is mode %v with an ACL, owned by uid %d gid %d, and uid %d gid %d needs %s access",
+				path, fi.Mode().Perm(), st.Uid, st.Gid, uid, gid, accessName(want))
+		}
 		return nil
 	}
 	bits := fi.Mode().Perm()
