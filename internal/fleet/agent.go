@@ -181,8 +181,9 @@ func (c *Client) newIdentity(ctx context.Context, path string, body func(csr []b
 // checkIdentity checks a client certificate the issuer answered with,
 // so that a broken issuer's answer never replaces a working identity:
 // for pub, issued by the fleet CA (c.roots) for client authentication,
-// valid now, naming host (a name fleetca.CheckHost accepts) as its
-// subject; and, for a renewal, host is the agent's own.
+// valid now (or starting within identitySkew), naming host (a name
+// fleetca.CheckHost accepts) as its subject; and, for a renewal, host
+// is the agent's own.
 func (c *Client) checkIdentity(host string, cert *x509.Certificate, pub crypto.PublicKey) error {
 	if k, ok := pub.(interface{ Equal(crypto.PublicKey) bool }); !ok || !k.Equal(cert.PublicKey) {
 		return errors.New("not for this agent's key")
@@ -196,11 +197,23 @@ func (c *Client) checkIdentity(host string, cert *x509.Certificate, pub crypto.P
 	if c.host != "" && host != c.host {
 		return fmt.Errorf("a renewal for %s, but this agent is %s", host, c.host)
 	}
-	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}); err != nil {
+	at := time.Now()
+	if nb := cert.NotBefore; nb.After(at) && nb.Sub(at) <= identitySkew {
+		at = nb // the issuer's clock is ahead of this agent's
+	}
+	if _, err := cert.Verify(x509.VerifyOptions{Roots: c.roots, KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}, CurrentTime: at}); err != nil {
 		return fmt.Errorf("not a client certificate of the fleet CA valid now: %w", err)
 	}
 	return nil
 }
+
+// identitySkew is how far ahead of the agent's clock a client
+// certificate may start and still count as valid now. The issuer, whose
+// clock alone decides whether it accepts the certificate, backdates it
+// by a few minutes only (fleetca): an agent whose clock runs behind by
+// more would refuse every certificate answered, its renewals included,
+// until its client certificate expired.
+const identitySkew = time.Hour
 
 // Agent asks the issuer what it knows of this agent.
 func (c *Client) Agent(ctx context.Context) (*AgentResponse, error) {

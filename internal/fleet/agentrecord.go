@@ -157,7 +157,9 @@ func (r *certRecord) keyPEM(sealer *keys.Sealer, key string) ([]byte, error) {
 }
 
 // parseChain parses a PEM chain, leaf first; it holds at least one
-// certificate and nothing but certificates.
+// certificate and nothing but certificates. A block that does not
+// decode (damaged, or cut before its end line) is an error: pem.Decode
+// skips it like text, and the chain would lose that certificate.
 func parseChain(s string) ([]*x509.Certificate, error) {
 	var out []*x509.Certificate
 	rest := []byte(s)
@@ -178,6 +180,9 @@ func parseChain(s string) ([]*x509.Certificate, error) {
 	}
 	if len(out) == 0 {
 		return nil, errors.New("chain: no PEM certificate")
+	}
+	if n := strings.Count(s, "-----BEGIN "); n != len(out) {
+		return nil, fmt.Errorf("chain: %d PEM block(s) begun, %d decoded: a block is damaged or cut", n, len(out))
 	}
 	return out, nil
 }
@@ -206,7 +211,9 @@ func checkIssued(chainPEM string, key crypto.PublicKey, names []string, now time
 	if leaf.IsCA {
 		return nil, errors.New("the certificate is a CA certificate")
 	}
-	if len(leaf.ExtKeyUsage) > 0 && !slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
+	// An extended key usage of purposes Go does not name only (in
+	// UnknownExtKeyUsage) excludes server authentication too.
+	if len(leaf.ExtKeyUsage)+len(leaf.UnknownExtKeyUsage) > 0 && !slices.ContainsFunc(leaf.ExtKeyUsage, func(u x509.ExtKeyUsage) bool {
 		return u == x509.ExtKeyUsageServerAuth || u == x509.ExtKeyUsageAny
 	}) {
 		return nil, errors.New("the certificate is not for server authentication (extended key usage)")
