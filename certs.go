@@ -73,6 +73,8 @@ func (m *Manager) ManageCerts(ctx context.Context, certs ...Cert) error {
 	if err := m.loadAll(ctx, all); err != nil {
 		return err
 	}
+	m.manageMu.Lock()
+	defer m.manageMu.Unlock()
 	if err := m.names.add(sites...); err != nil {
 		return fmt.Errorf("manage: %w", err)
 	}
@@ -280,6 +282,8 @@ func (m *Manager) Unmanage(name string) {
 	if err != nil {
 		return
 	}
+	m.manageMu.Lock()
+	defer m.manageMu.Unlock()
 	s := m.names.remove(n)
 	if s == nil {
 		return

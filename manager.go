@@ -62,6 +62,11 @@ type Manager struct {
 	backoff renewal.Backoff
 	extras  extras // challenge directories and deployers (deploy.go)
 
+	// manageMu makes ManageCerts' registering of names and scheduling of
+	// entries one step, and Unmanage's undoing of both another, so that
+	// the name table and entries agree whatever calls race.
+	manageMu sync.Mutex
+
 	acctMu      sync.Mutex
 	acct        *acmeclient.Account
 	acctStale   bool
