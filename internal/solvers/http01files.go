@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 
 	"github.com/tlspilot/tlspilot/internal/acmeclient"
@@ -30,13 +31,17 @@ type HTTP01Files struct {
 
 	mu   sync.Mutex
 	held map[string]owners // file path -> owners that presented it
+	// wrote is the files each owner's Present wrote, by owner and token:
+	// CleanUp removes those even if the owner's directory changed since
+	// (its certificate managed again with another, or none).
+	wrote map[string][]string
 }
 
 // NewHTTP01Files returns a solver presenting through inner, and as files
 // in dirOf(owner) for owners with a directory. dirOf must be safe for
 // concurrent use.
 func NewHTTP01Files(inner Solver, dirOf func(owner string) string) *HTTP01Files {
-	return &HTTP01Files{inner: inner, dirOf: dirOf, held: make(map[string]owners)}
+	return &HTTP01Files{inner: inner, dirOf: dirOf, held: make(map[string]owners), wrote: make(map[string][]string)}
 }
 
 // Present presents ch through the inner solver, then writes its file.
@@ -57,26 +62,54 @@ func (h *HTTP01Files) Present(ctx context.Context, ch acmeclient.Challenge) erro
 		h.held[path] = make(owners)
 	}
 	h.held[path].add(ownerOf(ctx))
+	if key := answerKey(ctx, ch); !slices.Contains(h.wrote[key], path) {
+		h.wrote[key] = append(h.wrote[key], path)
+	}
 	return nil
 }
 
 // CleanUp drops the claim of the owner of ctx, removes the file when no
-// owner holds it any more, and cleans up through the inner solver.
+// owner holds it any more, and cleans up through the inner solver. The
+// file is the one Present wrote, wherever the owner's directory is now;
+// one this process did not write (left behind by another) is looked for
+// in the owner's directory.
 func (h *HTTP01Files) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
-	path, ok, err := h.path(ctx, ch)
-	if ok && err == nil {
-		h.mu.Lock()
-		o := h.held[path]
-		o.drop(ownerOf(ctx))
-		if len(o) == 0 {
-			delete(h.held, path)
-			if rerr := os.Remove(path); rerr != nil && !errors.Is(rerr, fs.ErrNotExist) {
-				err = fmt.Errorf("http-01 for %s: remove answer file: %w", ch.Identifier.Value, rerr)
-			}
+	return errors.Join(h.removeFiles(ctx, ch), h.inner.CleanUp(ctx, ch))
+}
+
+// removeFiles drops the claim of the owner of ctx on the files of ch,
+// removing those no owner holds any more.
+func (h *HTTP01Files) removeFiles(ctx context.Context, ch acmeclient.Challenge) error {
+	key := answerKey(ctx, ch)
+	path, ok, err := h.path(ctx, ch) // for a file this process did not write
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	paths := h.wrote[key]
+	delete(h.wrote, key)
+	if len(paths) == 0 {
+		if !ok || err != nil {
+			return err
 		}
-		h.mu.Unlock()
+		paths = []string{path}
 	}
-	return errors.Join(err, h.inner.CleanUp(ctx, ch))
+	var errs []error
+	for _, p := range paths {
+		o := h.held[p]
+		o.drop(ownerOf(ctx))
+		if len(o) > 0 {
+			continue
+		}
+		delete(h.held, p)
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, fmt.Errorf("http-01 for %s: remove answer file: %w", ch.Identifier.Value, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// answerKey names ch as presented by the owner of ctx.
+func answerKey(ctx context.Context, ch acmeclient.Challenge) string {
+	return ownerOf(ctx) + "\x00" + ch.Token
 }
 
 // path returns the answer file of ch for the owner of ctx; ok is false

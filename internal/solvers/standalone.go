@@ -63,24 +63,29 @@ func (s *Standalone) Present(ctx context.Context, ch acmeclient.Challenge) error
 		sl = &standaloneListener{stop: s.serve(l), holders: make(map[string]bool)}
 		s.open[addr] = sl
 	}
-	sl.holders[ownerOf(ctx)+"\x00"+ch.Token] = true
+	sl.holders[answerKey(ctx, ch)] = true
 	return nil
 }
 
-// CleanUp drops the answer from the owner's listener, closing it when it
-// serves no answer any more, and cleans up through the inner solver.
+// CleanUp drops the answer from the listener it was presented on,
+// closing it when it serves no answer any more, and cleans up through
+// the inner solver. The listener is found by the answer, not by the
+// owner's address now, which may have changed since Present (its
+// certificate managed again with another address, or none).
 func (s *Standalone) CleanUp(ctx context.Context, ch acmeclient.Challenge) error {
-	if addr := s.addrOf(ownerOf(ctx)); addr != "" {
-		s.mu.Lock()
-		if sl := s.open[addr]; sl != nil {
-			delete(sl.holders, ownerOf(ctx)+"\x00"+ch.Token)
-			if len(sl.holders) == 0 {
-				sl.stop()
-				delete(s.open, addr)
-			}
+	key := answerKey(ctx, ch)
+	s.mu.Lock()
+	for addr, sl := range s.open {
+		if !sl.holders[key] {
+			continue
 		}
-		s.mu.Unlock()
+		delete(sl.holders, key)
+		if len(sl.holders) == 0 {
+			sl.stop()
+			delete(s.open, addr)
+		}
 	}
+	s.mu.Unlock()
 	return s.inner.CleanUp(ctx, ch)
 }
 
