@@ -52,11 +52,12 @@ type Cleaned struct {
 // Manager stores them) and have expired or were obtained more than
 // opts.OlderThan ago. It removes the records under certs/ID/ only
 // (certificate, renewal state, order progress), never an account or the
-// key-encryption key, and needs no key. Each removal holds the
-// certificate's issue lock, so it never races a Manager ordering it. An
-// unmanaged record that cannot be decoded (damaged) is removed whatever
-// opts.OlderThan; one that cannot be read or removed otherwise is named
-// in the error returned, and the others are cleaned all the same.
+// key-encryption key, and needs no key. Each removal is decided again
+// and made under the certificate's issue lock, so it never races a
+// Manager ordering it. An unmanaged record that cannot be decoded
+// (damaged) is removed whatever opts.OlderThan; one that cannot be read
+// or removed otherwise is named in the error returned, and the others
+// are cleaned all the same. Once ctx ends, Clean stops with its error.
 //
 // It also removes the OCSP responses serve keeps in storage (ocsp/…) that
 // went stale over a day ago or cannot be read: each renewal leaves the old
@@ -89,25 +90,31 @@ func Clean(ctx context.Context, cfg Config, opts CleanOptions, certs ...Cert) ([
 	// record sorted after it for ever.
 	var out []Cleaned
 	var errs []error
+	// Once ctx has ended (an interrupt), every record left would fail
+	// alike: Clean stops, and says so once.
 	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return out, errors.Join(append(errs, err)...)
+		}
 		if managed[id] {
 			continue
 		}
 		c, ok, err := cleanable(ctx, store, id, opts.OlderThan)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", id, err))
-			continue
-		}
-		if !ok {
-			continue
-		}
-		if !opts.DryRun {
-			if err := deleteLocked(ctx, store, id, cfg.Logger); err != nil {
-				errs = append(errs, fmt.Errorf("remove %s: %w", id, err))
-				continue
+			err = fmt.Errorf("%s: %w", id, err)
+		} else if ok && !opts.DryRun {
+			if c, ok, err = deleteLocked(ctx, store, id, opts.OlderThan, cfg.Logger); err != nil {
+				err = fmt.Errorf("remove %s: %w", id, err)
 			}
 		}
-		out = append(out, c)
+		switch {
+		case err != nil && ctx.Err() != nil:
+			return out, errors.Join(append(errs, err)...)
+		case err != nil:
+			errs = append(errs, err)
+		case ok:
+			out = append(out, c)
+		}
 	}
 	stale, err := cleanOCSP(ctx, store.Storage(), opts.DryRun)
 	if err = errors.Join(append(errs, err)...); err == nil && !opts.DryRun {
@@ -146,6 +153,9 @@ func cleanOCSP(ctx context.Context, st storage.Storage, dryRun bool) ([]Cleaned,
 		}
 		if err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", k, err))
+			if ctx.Err() != nil {
+				break // interrupted: the others would fail alike
+			}
 			continue
 		}
 		reason := ""
@@ -160,6 +170,9 @@ func cleanOCSP(ctx context.Context, st storage.Storage, dryRun bool) ([]Cleaned,
 		if !dryRun {
 			if err := st.Delete(ctx, k); err != nil && !errors.Is(err, iofs.ErrNotExist) {
 				errs = append(errs, fmt.Errorf("remove %s: %w", k, err))
+				if ctx.Err() != nil {
+					break
+				}
 				continue
 			}
 		}
@@ -262,22 +275,32 @@ func cleanable(ctx context.Context, store *certstore.Store, id string, olderThan
 	return out, true, nil
 }
 
-// deleteLocked removes the records of id under its issue lock. The
-// challenge answers an attempt at id could not remove and recorded
-// (issuance.Leftovers) go with them, and nothing would try them again:
-// each is logged at WARN with where it is published, to be removed by
-// hand.
-func deleteLocked(ctx context.Context, store *certstore.Store, id string, log *slog.Logger) error {
+// deleteLocked removes the records of id under its issue lock, if they
+// are still cleanable there, and reports what it removed: the record read
+// before waiting for the lock may have been replaced meanwhile by a
+// Manager that held it (a serve on an older config renewing it, or
+// obtaining again one that was damaged). The challenge answers an
+// attempt at id could not remove and recorded (issuance.Leftovers) go
+// with them, and nothing would try them again: each is logged at WARN
+// with where it is published, to be removed by hand.
+func deleteLocked(ctx context.Context, store *certstore.Store, id string, olderThan time.Duration, log *slog.Logger) (Cleaned, bool, error) {
 	lease, err := store.Storage().Lock(ctx, certstore.IssueLock(id))
 	if err != nil {
-		return err
+		return Cleaned{}, false, err
 	}
 	defer func() { _ = lease.Unlock(context.WithoutCancel(ctx)) }()
+	c, ok, err := cleanable(ctx, store, id, olderThan)
+	if err != nil || !ok {
+		return c, false, err
+	}
 	if left, err := issuance.Leftovers(ctx, store, id); err == nil {
 		for _, c := range left {
 			name, value := issuance.Where(c)
 			log.Warn("challenge answer left published by a removed certificate: remove it by hand", "cert", id, "name", name, "value", value)
 		}
 	}
-	return store.DeleteCert(storage.WithLease(ctx, lease), id)
+	if err := store.DeleteCert(storage.WithLease(ctx, lease), id); err != nil {
+		return c, false, err
+	}
+	return c, true, nil
 }

@@ -10,6 +10,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/tlspilot/tlspilot/internal/certstore"
 )
 
 // RevocationReason is a CRLReason code (RFC 5280 §5.3.1) given with a
@@ -93,7 +95,9 @@ func (r RevocationReason) check() error {
 // ones. It returns an error if no certificate for name exists. When a
 // revocation fails, no replacement is ordered here and the failures are
 // returned joined (a certificate revoked beside it is still recorded as
-// revoked, and a Run serving it orders its replacement). It returns a
+// revoked, and a Run serving it orders its replacement); a managed
+// certificate whose stored record is damaged cannot be sent to the CA
+// and is such a failure, the others being revoked. It returns a
 // *ReplacementError when every certificate was revoked but the
 // replacement failed.
 func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReason) error {
@@ -105,11 +109,11 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 		return err
 	}
 	entries, _ := m.selectEntries([]string{n})
-	ids, err := m.revocable(ctx, name, n, entries)
+	ids, unread, err := m.revocable(ctx, name, n, entries)
 	if err != nil {
 		return err
 	}
-	var errs []error
+	errs := unread // failed like a refused revocation, the others revoked all the same
 	for _, id := range ids {
 		if err := m.revokeStored(ctx, id, reason); err != nil {
 			errs = append(errs, err)
@@ -137,34 +141,43 @@ func (m *Manager) Revoke(ctx context.Context, name string, reason RevocationReas
 }
 
 // revocable returns the ids of the certificates Revoke revokes for the
-// normalised name n, whose managed certificates are entries.
-func (m *Manager) revocable(ctx context.Context, name, n string, entries []*entry) ([]string, error) {
+// normalised name n, whose managed certificates are entries, and the
+// errors of those whose record is damaged (certstore.ErrDamaged): they
+// cannot be sent to the CA, and must not keep the others from being
+// revoked (a compromised key cannot wait for a disk's repair).
+func (m *Manager) revocable(ctx context.Context, name, n string, entries []*entry) ([]string, []error, error) {
 	ids := make([]string, 0, len(entries))
+	var unread []error
 	for _, e := range entries {
 		// Only a certificate the CA issued can be revoked: a configured
 		// name still waiting for its first one has none.
 		switch _, err := m.store.LoadCertInfo(ctx, e.id); {
 		case err == nil:
 			ids = append(ids, e.id)
+		case errors.Is(err, certstore.ErrDamaged):
+			unread = append(unread, fmt.Errorf("revoke %s: %w", e.id, err))
 		case !errors.Is(err, fs.ErrNotExist):
-			return nil, fmt.Errorf("revoke %s: %w", name, err)
+			return nil, nil, fmt.Errorf("revoke %s: %w", name, err)
 		}
 	}
-	if len(ids) > 0 {
-		return ids, nil
+	switch {
+	case len(ids) > 0:
+		return ids, unread, nil
+	case len(unread) > 0:
+		return nil, nil, errors.Join(unread...)
 	}
 	// Not configured any more, or configured differently (another key
 	// type) since its certificate was obtained: what is stored for it.
 	ids, err := m.storedFor(ctx, n)
 	switch {
 	case err != nil:
-		return nil, err
+		return nil, nil, err
 	case len(ids) == 0 && len(entries) > 0:
-		return nil, fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
+		return nil, nil, fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
 	case len(ids) == 0:
-		return nil, fmt.Errorf("revoke %s: no certificate for this name", name)
+		return nil, nil, fmt.Errorf("revoke %s: no certificate for this name", name)
 	}
-	return ids, nil
+	return ids, nil, nil
 }
 
 // problemAlreadyRevoked is the ACME problem a CA answers a revocation of
