@@ -185,7 +185,10 @@ func missingStorage(cfg *config.Config) string {
 func readStatus(ctx context.Context, cfg *config.Config) tlspilot.StatusReport {
 	own := configuredCerts(cfg)
 	r := tlspilot.ReadStatus(ctx, statusConfig(cfg), own...)
-	if r.ExitCode == tlspilot.ExitUnknown {
+	if r.ExitCode == tlspilot.ExitUnknown && len(r.Certificates) == 0 {
+		// The storage or the config could not be read. A report made
+		// UNKNOWN by one damaged record lists the others, and the files
+		// are added to it as to any (selectNames grades them alone).
 		return r
 	}
 	certs := r.Certificates
@@ -234,7 +237,7 @@ func selectNames(r tlspilot.StatusReport, names []string) tlspilot.StatusReport 
 }
 
 // filterReport keeps the certificates covering any of names, and grades
-// them again.
+// them again; the note and storage status stay.
 func filterReport(r tlspilot.StatusReport, names []string) (tlspilot.StatusReport, error) {
 	var keep []tlspilot.CertStatus
 	for _, n := range names {
@@ -255,7 +258,9 @@ func filterReport(r tlspilot.StatusReport, names []string) (tlspilot.StatusRepor
 			return r, fmt.Errorf("%s: no certificate for this name", n)
 		}
 	}
-	return tlspilot.NewStatusReport(r.Time, keep, r.Account), nil
+	f := tlspilot.NewStatusReport(r.Time, keep, r.Account)
+	f.Note, f.Storage = r.Note, r.Storage // about the report, whichever names
+	return f, nil
 }
 
 // report prints r and returns its exit code.
