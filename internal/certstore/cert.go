@@ -3,6 +3,7 @@ package certstore
 import (
 	"context"
 	"crypto"
+	"fmt"
 	"strings"
 	"time"
 
@@ -88,7 +89,8 @@ func IssueLock(id string) string { return "issue/" + id }
 func NoticeLock(id string) string { return "notice/" + id }
 
 // LoadCert returns the stored certificate with its key opened. A missing
-// certificate gives an error satisfying IsNotExist.
+// certificate gives an error satisfying IsNotExist; a key that does not
+// open, or is not the key of the certificate, one wrapping ErrDamaged.
 func (st *Store) LoadCert(ctx context.Context, id string) (Cert, error) {
 	var c Cert
 	if err := st.loadJSON(ctx, certKey(id), &c); err != nil {
@@ -97,6 +99,9 @@ func (st *Store) LoadCert(ctx context.Context, id string) (Cert, error) {
 	k, err := st.open(c.SealedKey, certKey(id))
 	if err != nil {
 		return Cert{}, err
+	}
+	if err := keys.CheckMatch([]byte(c.ChainPEM), k); err != nil {
+		return Cert{}, fmt.Errorf("%s: %w: %w", certKey(id), ErrDamaged, err)
 	}
 	c.Key = k
 	return c, nil

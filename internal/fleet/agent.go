@@ -326,7 +326,8 @@ func SaveIdentity(ctx context.Context, st storage.Storage, sealer *keys.Sealer, 
 }
 
 // LoadIdentity reads the agent's identity; a storage without one gives
-// an error wrapping fs.ErrNotExist.
+// an error wrapping fs.ErrNotExist, a key that is not the certificate's
+// one wrapping keys.ErrKeyMismatch.
 func LoadIdentity(ctx context.Context, st storage.Storage, sealer *keys.Sealer) (*Identity, error) {
 	b, err := st.Load(ctx, identityKey)
 	if err != nil {
@@ -342,6 +343,9 @@ func LoadIdentity(ctx context.Context, st storage.Storage, sealer *keys.Sealer) 
 	}
 	key, err := sealer.OpenKey([]byte(r.SealedKey), identityKey)
 	if err != nil {
+		return nil, fmt.Errorf("fleet: %s: %w", identityKey, err)
+	}
+	if err := keys.CheckMatch([]byte(r.Certificate), key); err != nil {
 		return nil, fmt.Errorf("fleet: %s: %w", identityKey, err)
 	}
 	return &Identity{Host: r.Host, Key: key, Certificate: cert}, nil

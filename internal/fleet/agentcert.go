@@ -269,6 +269,13 @@ func (k *Keeper) deploy(ctx context.Context, c *keptCert, rec *certRecord, now t
 	d := c.cfg.Deployer
 	rec.Deploy.LastAttempt = now
 	keyPEM, err := rec.keyPEM(k.opts.Sealer, c.key)
+	if errors.Is(err, keys.ErrKeyMismatch) && rec.Pending == nil && now.Before(rec.RenewAt) {
+		// The stored key is not the certificate's (an older one put
+		// back): the certificate cannot be deployed, so a new one with
+		// a new key is asked for now instead of at its renewal time.
+		c.log.Error("the key stored with the certificate in service is not its key; asking for a new certificate", "error", err)
+		rec.RenewAt = now
+	}
 	var changed bool
 	if err == nil {
 		changed, err = d.Write(ctx, []byte(rec.Fullchain), keyPEM)

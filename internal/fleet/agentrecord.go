@@ -143,11 +143,15 @@ func storeRecord(ctx context.Context, st storage.Storage, key string, rec *certR
 }
 
 // keyPEM opens the key of the certificate in service and encodes it as
-// PKCS #8 PEM, for deployment.
+// PKCS #8 PEM, for deployment. A key that is not the certificate's gives
+// an error wrapping keys.ErrKeyMismatch.
 func (r *certRecord) keyPEM(sealer *keys.Sealer, key string) ([]byte, error) {
 	k, err := sealer.OpenKey([]byte(r.SealedKey), key)
 	if err != nil {
 		return nil, fmt.Errorf("open the key of %s: %w", key, err)
+	}
+	if err := keys.CheckMatch([]byte(r.Fullchain), k); err != nil {
+		return nil, fmt.Errorf("%s: %w", key, err)
 	}
 	der, err := x509.MarshalPKCS8PrivateKey(k)
 	if err != nil {
