@@ -115,7 +115,7 @@ func (e *sizeError) Error() string {
 // readKEK reads and checks an existing KEK file. A missing file gives an
 // error matching fs.ErrNotExist.
 func readKEK(path string) ([]byte, error) {
-	f, err := os.Open(path)
+	f, err := os.OpenFile(path, kekOpenFlags, 0)
 	if err != nil {
 		return nil, fmt.Errorf("keys: KEK file: %w", err)
 	}

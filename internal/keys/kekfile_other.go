@@ -2,7 +2,13 @@
 
 package keys
 
-import "io/fs"
+import (
+	"io/fs"
+	"os"
+)
+
+// kekOpenFlags open the KEK file for reading.
+const kekOpenFlags = os.O_RDONLY
 
 // sharedByRoot reports false: without Unix owners a group-readable KEK
 // file is never accepted.

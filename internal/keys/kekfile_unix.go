@@ -4,8 +4,13 @@ package keys
 
 import (
 	"io/fs"
+	"os"
 	"syscall"
 )
+
+// kekOpenFlags open the KEK file without waiting for a writer when it is
+// a FIFO, which readKEK then refuses as not a regular file.
+const kekOpenFlags = os.O_RDONLY | syscall.O_NONBLOCK
 
 // sharedByRoot reports whether the file belongs to root and to a group
 // other than root's.

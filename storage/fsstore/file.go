@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -19,7 +20,8 @@ const tempPattern = ".~tmp-*"
 // Load returns the value stored under key. A missing key yields an error
 // satisfying errors.Is(err, fs.ErrNotExist); so does a key that is only a
 // folder of other keys. A storage that vanished yields ErrGone, which
-// does not.
+// does not. A value file replaced by a symbolic link, FIFO or device
+// (which List does not report either) is refused, never read through.
 func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx.Err(), key); err != nil {
 		return nil, fmt.Errorf("fsstore: load: %w", err)
@@ -55,7 +57,7 @@ const maxOpenRetries = 100
 // name; while it does, the open is retried, up to maxOpenRetries times or
 // until ctx ends.
 func (s *Store) readValue(ctx context.Context, path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readFile(path)
 	for n := 0; s.fuse && errors.Is(err, fs.ErrNotExist) && listed(path); n++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
@@ -66,9 +68,38 @@ func (s *Store) readValue(ctx context.Context, path string) ([]byte, error) {
 			return nil, fmt.Errorf("%s is listed in its folder but %d opens failed (is it replaced all the time?); last: %v",
 				filepath.Base(path), n+1, err)
 		}
-		b, err = os.ReadFile(path)
+		b, err = readFile(path)
 	}
 	return b, err
+}
+
+// readFile reads the value file at path, which must be a regular file,
+// as List reports only those: a symbolic link, FIFO or device put in its
+// place is refused, not followed or read (a FIFO blocked the read for
+// ever, a link to /dev/zero never ended, a link out of the storage read
+// another file into it).
+func readFile(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, openFlags, 0)
+	if isLinkLoop(err) {
+		return nil, fmt.Errorf("%s is not a regular file but a symbolic link: refusing to read through it", path)
+	}
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case fi.IsDir():
+		// A key that is only a folder of other keys: missing, as
+		// os.ReadFile's EISDIR said.
+		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
+	case !fi.Mode().IsRegular():
+		return nil, fmt.Errorf("%s is not a regular file (mode %s): refusing to read it", path, fi.Mode())
+	}
+	return io.ReadAll(f)
 }
 
 // listed reports whether path's folder lists its name.

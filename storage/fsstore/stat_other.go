@@ -7,6 +7,13 @@ import (
 	"os"
 )
 
+// openFlags open a value for reading (see stat_unix.go: elsewhere a
+// link is followed, and readFile refuses what is not a regular file).
+const openFlags = os.O_RDONLY
+
+// isLinkLoop reports false: links are not refused at open here.
+func isLinkLoop(error) bool { return false }
+
 // fileGID cannot tell a file's group without Unix permissions: values
 // then stay private (see grant).
 func fileGID(fs.FileInfo) (int, bool) { return 0, false }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -100,7 +101,8 @@ func (s *Store) Delete(ctx context.Context, key string) error {
 }
 
 // List returns the keys below prefix+"/", sorted byte by byte; every key
-// if prefix is empty.
+// if prefix is empty. Rows whose key is not a valid key (written by
+// another database role) are left out and logged.
 func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	var rows pgx.Rows
 	var err error
@@ -121,7 +123,19 @@ func (s *Store) List(ctx context.Context, prefix string) ([]string, error) {
 	if err != nil {
 		return nil, fmt.Errorf("pgstore: list %s: %w", prefix, err)
 	}
-	return keys, nil
+	// The table's CHECK lets through "." and ".." segments and segments
+	// longer than a file name, which only another role writes: skipped,
+	// as fsstore skips files whose names are not keys, since every method
+	// refuses them; each is logged once.
+	return slices.DeleteFunc(keys, func(k string) bool {
+		if err := storage.CheckKey(k); err != nil {
+			if _, seen := s.foreign.LoadOrStore(k, true); !seen {
+				s.log.Warn("pgstore: a row of tlspilot_kv is not a key tlspilot writes; it is left out", "error", err)
+			}
+			return true
+		}
+		return false
+	}), nil
 }
 
 // leaseIn returns the lease of this package that storage.WithLease put in

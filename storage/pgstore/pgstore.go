@@ -18,7 +18,9 @@
 // schema current changes nothing (a database user that may only read and
 // write rows can use a migrated database). A schema newer than this
 // tlspilot knows is refused. Keys are checked with storage.CheckKey before
-// any query and kept in a column with the "C" collation, so they sort and
+// any query (List leaves out, and logs once, a row another role wrote
+// under a key CheckKey refuses and the table's CHECK lets through, such
+// as a ".." segment) and kept in a column with the "C" collation, so they sort and
 // compare byte by byte as in fsstore; List selects a folder with a range
 // (prefix+"/" <= key < prefix+"0", '0' being the byte after '/'), never
 // LIKE, so '_' and '%' carry no special meaning.
@@ -159,6 +161,7 @@ type Store struct {
 	leases    sync.WaitGroup // renewal goroutines
 	bg        sync.WaitGroup // the listening goroutine (watch.go)
 	hub       hub            // watchers of keys (Watch)
+	foreign   sync.Map       // keys of rows List left out and logged
 }
 
 // New connects to the database opts.URL names, creates or migrates its
