@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 
 	"github.com/tlspilot/tlspilot/internal/config"
 	"github.com/tlspilot/tlspilot/internal/keys"
@@ -41,7 +43,7 @@ func loadKEKGuard(flagPath, fromDir string) (kekGuard, error) {
 	if err != nil {
 		return kekGuard{}, fmt.Errorf("key-encryption key %s: %w", path, err)
 	}
-	b, err := os.ReadFile(abs)
+	b, err := readRegular(abs)
 	if flagPath == "" && errors.Is(err, fs.ErrNotExist) {
 		return kekGuard{}, nil
 	}
@@ -158,9 +160,28 @@ func plural(n int, noun string) string {
 
 // sameFile reports whether a and b hold the same bytes.
 func sameFile(a, b string) bool {
-	x, errA := os.ReadFile(a)
-	y, errB := os.ReadFile(b)
+	x, errA := readRegular(a)
+	y, errB := readRegular(b)
 	defer clear(x)
 	defer clear(y)
 	return errA == nil && errB == nil && bytes.Equal(x, y)
+}
+
+// readRegular reads the file at path, refusing one that is not a
+// regular file: a FIFO (opened without waiting for a writer, which
+// blocked the run for ever) or a device.
+func readRegular(path string) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("not a regular file (mode %s)", fi.Mode())
+	}
+	return io.ReadAll(f)
 }

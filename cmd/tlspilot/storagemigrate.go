@@ -76,6 +76,9 @@ func (m *migration) run(ctx context.Context) (err error) {
 		return fmt.Errorf("destination %w", err)
 	}
 	defer m.to.close()
+	if err := m.sameStorage(ctx); err != nil {
+		return err
+	}
 	if err := m.sameKEK(ctx); err != nil {
 		return err
 	}
@@ -346,7 +349,9 @@ func (m *migration) decide(ctx context.Context, g group, src map[string][]byte, 
 		if newer, why := destNewer(src[g.name+"/cert.json"], dst[g.name+"/cert.json"]); newer {
 			return actKeep, why, nil
 		}
-	case g.kind == "account" && dst[g.name+"/key"] != nil:
+	case g.kind == "account" && dst[g.name+"/key"] != nil && !bytes.Equal(dst[g.name+"/key"], src[g.name+"/key"]):
+		// An equal key is the same account, copied in part by a run
+		// that stopped: the rest is copied.
 		return actKeep, "its account key differs from the source's, and an account key is never replaced", nil
 	case g.name == changesRecord:
 		return actKeep, "it is the destination's record of changes; each certificate copied is noted in it", nil
@@ -356,7 +361,8 @@ func (m *migration) decide(ctx context.Context, g group, src map[string][]byte, 
 
 // destNewer says whether the destination's certificate record is newer
 // than the source's: a later not_after (or, equal, a later obtained).
-// A destination with a certificate and a source without one is newer.
+// A destination with a certificate and a source without one, or with one
+// that does not decode, is newer.
 func destNewer(src, dst []byte) (bool, string) {
 	if dst == nil {
 		return false, ""
@@ -365,11 +371,11 @@ func destNewer(src, dst []byte) (bool, string) {
 		NotAfter time.Time `json:"not_after"`
 		Obtained time.Time `json:"obtained"`
 	}
-	if src != nil && json.Unmarshal(src, &s) != nil {
-		return false, ""
-	}
 	if json.Unmarshal(dst, &d) != nil {
 		return false, ""
+	}
+	if src != nil && json.Unmarshal(src, &s) != nil {
+		return true, "the source's certificate record does not decode"
 	}
 	if d.NotAfter.After(s.NotAfter) || d.NotAfter.Equal(s.NotAfter) && d.Obtained.After(s.Obtained) {
 		return true, fmt.Sprintf("its certificate is newer (not after %s, the source's %s)",
