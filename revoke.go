@@ -88,7 +88,8 @@ func (r RevocationReason) check() error {
 // under the issue lock and no second one is ordered. A name that is no longer
 // managed has its stored certificates revoked and nothing replaced; so
 // has a managed name whose managed certificates were never obtained (its
-// key type changed since, say), and then the managed ones are obtained.
+// key type changed since, say), and then the managed ones are obtained;
+// and one whose managed records are damaged, each a failure.
 //
 // A reason RFC 5280 §5.3.1 does not define (7, or outside 0 to 10) is
 // refused before the CA is contacted, with an error naming the allowed
@@ -160,24 +161,25 @@ func (m *Manager) revocable(ctx context.Context, name, n string, entries []*entr
 			return nil, nil, fmt.Errorf("revoke %s: %w", name, err)
 		}
 	}
-	switch {
-	case len(ids) > 0:
+	if len(ids) > 0 {
 		return ids, unread, nil
-	case len(unread) > 0:
-		return nil, nil, errors.Join(unread...)
 	}
 	// Not configured any more, or configured differently (another key
-	// type) since its certificate was obtained: what is stored for it.
+	// type) since its certificate was obtained: what is stored for it,
+	// also when a configured record is damaged (the one stored may be
+	// the one served, by a serve not restarted since).
 	ids, err := m.storedFor(ctx, n)
 	switch {
 	case err != nil:
 		return nil, nil, err
+	case len(ids) == 0 && len(unread) > 0:
+		return nil, nil, errors.Join(unread...)
 	case len(ids) == 0 && len(entries) > 0:
 		return nil, nil, fmt.Errorf("revoke %s: no certificate has been obtained for this name yet, so there is none to revoke", name)
 	case len(ids) == 0:
 		return nil, nil, fmt.Errorf("revoke %s: no certificate for this name", name)
 	}
-	return ids, nil, nil
+	return ids, unread, nil
 }
 
 // problemAlreadyRevoked is the ACME problem a CA answers a revocation of

@@ -33,7 +33,8 @@ type HTTP01Files struct {
 	held map[string]owners // file path -> owners that presented it
 	// wrote is the files each owner's Present wrote, by owner and token:
 	// CleanUp removes those even if the owner's directory changed since
-	// (its certificate managed again with another, or none).
+	// (its certificate managed again with another, or none), and keeps
+	// those it failed to remove for the next CleanUp.
 	wrote map[string][]string
 }
 
@@ -78,7 +79,9 @@ func (h *HTTP01Files) CleanUp(ctx context.Context, ch acmeclient.Challenge) erro
 }
 
 // removeFiles drops the claim of the owner of ctx on the files of ch,
-// removing those no owner holds any more.
+// removing those no owner holds any more. A file whose removal fails
+// stays the owner's, where it is: a CleanUp again (the issuance flow's
+// Sweep) tries it there, wherever the owner's directory is by then.
 func (h *HTTP01Files) removeFiles(ctx context.Context, ch acmeclient.Challenge) error {
 	key := answerKey(ctx, ch)
 	path, ok, err := h.path(ctx, ch) // for a file this process did not write
@@ -93,16 +96,23 @@ func (h *HTTP01Files) removeFiles(ctx context.Context, ch acmeclient.Challenge) 
 		paths = []string{path}
 	}
 	var errs []error
+	var left []string
 	for _, p := range paths {
 		o := h.held[p]
 		o.drop(ownerOf(ctx))
 		if len(o) > 0 {
 			continue
 		}
-		delete(h.held, p)
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			errs = append(errs, fmt.Errorf("http-01 for %s: remove answer file: %w", ch.Identifier.Value, err))
+			h.held[p] = owners{ownerOf(ctx): {}}
+			left = append(left, p)
+			continue
 		}
+		delete(h.held, p)
+	}
+	if len(left) > 0 {
+		h.wrote[key] = left
 	}
 	return errors.Join(errs...)
 }
