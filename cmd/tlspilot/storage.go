@@ -211,6 +211,9 @@ func searchable(dir string, uid, gid int) error {
 
 // permits checks the permission bits want of uid and gid on path, by its
 // POSIX access ACL when it has one (its group bits are then the mask).
+// As Linux does (fs/namei.c, acl_permission_check), the ACL counts only
+// when its mask grants something: with none, the bits decide, so a user
+// an ACL names gets the others' permissions.
 func permits(path string, uid, gid int, want fs.FileMode) error {
 	fi, err := os.Stat(path)
 	if err != nil {
@@ -220,7 +223,7 @@ func permits(path string, uid, gid int, want fs.FileMode) error {
 	if !ok || uid == 0 {
 		return nil
 	}
-	if acl, ok := accessACL(path); ok {
+	if acl, ok := accessACL(path); ok && fi.Mode().Perm()&0o070 != 0 {
 		if !aclPermits(acl, st.Uid, st.Gid, uid, gid, want) {
 			return fmt.Errorf("permission denied: %s is mode %v with an ACL, owned by uid %d gid %d, and uid %d gid %d needs %s access",
 				path, fi.Mode().Perm(), st.Uid, st.Gid, uid, gid, accessName(want))
