@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -85,7 +86,8 @@ func (w *webhook) report(ctx context.Context, p Payload, err error, attempts int
 // secretsOf returns the parts of u that ShownURL elides, which a
 // receiver's answer may quote back ("Cannot POST /services/T…/B…/SECRET"):
 // the path after its first segment, each of its segments, the query and
-// each of its values, and the password; the longest first, those shorter
+// each of its values, and the password, also as the base64 of the Basic
+// Authorization header net/http sends; the longest first, those shorter
 // than 8 bytes left out (they hide no secret, and would blot out words).
 func secretsOf(u *url.URL) []string {
 	var out []string
@@ -100,19 +102,61 @@ func secretsOf(u *url.URL) []string {
 		out = append(out, vs...)
 	}
 	if p, ok := u.User.Password(); ok {
-		out = append(out, p)
+		// net/http sends them as an Authorization header, which a
+		// receiver that refuses them may quote back.
+		out = append(out, p, base64.StdEncoding.EncodeToString([]byte(u.User.Username()+":"+p)))
 	}
 	out = slices.DeleteFunc(out, func(s string) bool { return len(s) < 8 })
-	slices.SortFunc(out, func(a, b string) int { return len(b) - len(a) })
+	slices.SortFunc(out, func(a, b string) int {
+		if d := len(b) - len(a); d != 0 {
+			return d
+		}
+		return strings.Compare(a, b)
+	})
 	return slices.Compact(out)
 }
 
 // hideSecrets returns s with each of the webhook's secrets as "…".
-func (w *webhook) hideSecrets(s string) string {
+func (w *webhook) hideSecrets(s string) string { return w.hideSecretsIn(s, len(s)) }
+
+// hideSecretsIn returns the first n bytes of s with each run of bytes
+// that belong to one of the webhook's secrets as one "…". The secrets
+// are looked for in the whole of s, before it is cut: one the cut goes
+// through is hidden all the same, and so are secrets that overlap (one
+// replaced first left the end of the other in sight).
+func (w *webhook) hideSecretsIn(s string, n int) string {
+	hidden := make([]bool, len(s))
 	for _, sec := range w.secrets {
-		s = strings.ReplaceAll(s, sec, "…")
+		for from := 0; ; {
+			i := strings.Index(s[from:], sec)
+			if i < 0 {
+				break
+			}
+			i += from
+			for k := i; k < i+len(sec); k++ {
+				hidden[k] = true
+			}
+			from = i + 1
+		}
 	}
-	return s
+	var b strings.Builder
+	for i := 0; i < len(s) && i < n; i++ {
+		switch {
+		case !hidden[i]:
+			b.WriteByte(s[i])
+		case i == 0 || !hidden[i-1]:
+			b.WriteString("…")
+		}
+	}
+	return b.String()
+}
+
+// longestSecret is the length of the webhook's longest secret.
+func (w *webhook) longestSecret() int {
+	if len(w.secrets) == 0 {
+		return 0
+	}
+	return len(w.secrets[0])
 }
 
 // post makes one attempt. A connection error, 3xx (never followed: see
@@ -133,12 +177,15 @@ func (w *webhook) post(ctx context.Context, event string, body []byte) error {
 		return retryable{fmt.Errorf("webhook: %w", w.hideURL(err))}
 	}
 	defer resp.Body.Close()
-	answer, _ := io.ReadAll(io.LimitReader(resp.Body, maxAnswer))
+	// Read past maxAnswer so that a secret the cut goes through is
+	// found whole, and hidden.
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, int64(maxAnswer+w.longestSecret())))
+	answer := w.hideSecretsIn(string(raw), maxAnswer)
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10)) // lets the connection be reused
 	if resp.StatusCode/100 == 2 {
 		return nil
 	}
-	status := clip(resp.Status)
+	status := clip(w.hideSecrets(resp.Status))
 	if resp.StatusCode/100 == 3 {
 		return retryable{fmt.Errorf("webhook: %s answered %s, redirect to %s not followed: %q",
 			w.shown, status, w.shownLocation(resp.Header.Get("Location")), answer)}
@@ -171,11 +218,11 @@ func clip(s string) string {
 func (w *webhook) shownLocation(loc string) string {
 	l, err := url.Parse(loc)
 	if err != nil {
-		return fmt.Sprintf("%q", clip(loc))
+		return fmt.Sprintf("%q", clip(w.hideSecrets(loc)))
 	}
 	base, _ := url.Parse(w.url) // parsed by New
 	to := base.ResolveReference(l)
-	shown := clip(ShownURL(to))
+	shown := clip(w.hideSecrets(ShownURL(to)))
 	if to.String() == base.String()+"/" {
 		shown += " (the webhook's URL with a trailing slash)"
 	}
@@ -192,25 +239,29 @@ func (w *webhook) shownLocation(loc string) string {
 func (w *webhook) hideURL(err error) error {
 	var ue *url.Error
 	if !errors.As(err, &ue) {
-		return clipped(err)
+		return w.clipped(err)
 	}
-	return &url.Error{Op: ue.Op, URL: w.shown, Err: clipped(ue.Err)}
+	return &url.Error{Op: ue.Op, URL: w.shown, Err: w.clipped(ue.Err)}
 }
 
 // clipped returns err, or when its text is longer than maxAnswer, err
-// with its text clipped.
-func clipped(err error) error {
+// with its text clipped, the webhook's secrets hidden before the cut
+// (one it went through would no longer be recognised).
+func (w *webhook) clipped(err error) error {
 	if len(err.Error()) <= maxAnswer {
 		return err
 	}
-	return clippedError{err}
+	return clippedError{err: err, text: clip(w.hideSecrets(err.Error()))}
 }
 
 // clippedError is an error whose text is clipped; errors.Is and As see
 // the error it holds.
-type clippedError struct{ err error }
+type clippedError struct {
+	err  error
+	text string
+}
 
-func (e clippedError) Error() string { return clip(e.err.Error()) }
+func (e clippedError) Error() string { return e.text }
 func (e clippedError) Unwrap() error { return e.err }
 
 // sleep waits d, or returns false if ctx ends first.
