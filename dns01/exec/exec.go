@@ -153,7 +153,9 @@ func (p *Provider) run(ctx context.Context, action string, r dns01.Record) *runE
 		stderr: strings.TrimSpace(stderr.String())}
 	var exitErr *osexec.ExitError
 	switch {
-	case ctx.Err() == context.DeadlineExceeded:
+	case ctx.Err() == context.DeadlineExceeded && (cmd.ProcessState == nil || !cmd.ProcessState.Exited()):
+		// Killed by the deadline, not exited on its own with standard
+		// error held past it by a child.
 		e.err = fmt.Errorf("killed after %v, with its process group: %w", p.timeout, err)
 	case !errors.As(err, &exitErr) && cmd.ProcessState == nil:
 		e.unchanged = true // it did not start

@@ -64,7 +64,9 @@ func (f *Files) runReload(ctx context.Context) error {
 		f.log.Warn("reload command exited 0 but left a process holding its output open; that process gets SIGPIPE if it writes there (redirect its output)", "command", argv)
 		err = nil
 	}
-	if ctx.Err() == context.DeadlineExceeded {
+	// Timed out only if the deadline stopped it: one that exited on its
+	// own (its output held past the deadline by a daemon) said how it went.
+	if ctx.Err() == context.DeadlineExceeded && (cmd.ProcessState == nil || !cmd.ProcessState.Exited()) {
 		err = fmt.Errorf("timed out after %s", f.opts.ReloadTimeout)
 	}
 	if err != nil {
