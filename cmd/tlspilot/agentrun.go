@@ -19,6 +19,7 @@ import (
 	"github.com/tlspilot/tlspilot/internal/deploy"
 	"github.com/tlspilot/tlspilot/internal/fleet"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 	"github.com/tlspilot/tlspilot/storage"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
@@ -186,7 +187,7 @@ func agentOnce(ctx context.Context, cfg *config.Agent, k *fleet.Keeper, wait tim
 	printTable(stdout, r)
 	for _, res := range results {
 		if !res.OK {
-			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", oneLine(strings.Join(res.Names, ",")), oneLine(res.Problem))
+			fmt.Fprintf(stderr, "tlspilot agent: %s: %s\n", oneline.Escape(strings.Join(res.Names, ",")), oneline.Escape(res.Problem))
 		}
 	}
 	return code

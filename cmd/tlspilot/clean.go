@@ -12,6 +12,7 @@ import (
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 )
 
 const cleanSummary = `Removes from the storage the certificates of names no longer configured
@@ -94,7 +95,7 @@ func printCleaned(w io.Writer, cleaned []tlspilot.Cleaned, dryRun bool) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	for _, c := range cleaned {
 		// Ids and names are read from the storage: printed as text.
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, oneLine(c.ID), oneLine(strings.Join(c.Names, ",")), oneLine(c.Reason))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\n", verb, oneline.Escape(c.ID), oneline.Escape(strings.Join(c.Names, ",")), oneline.Escape(c.Reason))
 	}
 	_ = tw.Flush()
 }

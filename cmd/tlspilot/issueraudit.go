@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/tlspilot/tlspilot/internal/fleet"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 )
 
 const auditSummary = `Prints the issuer's audit trail, oldest first: every certificate request
@@ -147,7 +148,7 @@ func storageRole(cf *commandFlags) (string, error) {
 }
 
 // printAudit prints one line per record. The fields are passed through
-// oneLine: a refused request records the names of the agent's CSR as
+// oneline.Escape: a refused request records the names of the agent's CSR as
 // sent, and a CSR's DNS name may hold line breaks, tabs and escape
 // sequences, which must neither forge a line of the table nor reach the
 // terminal.
@@ -156,8 +157,8 @@ func printAudit(w io.Writer, recs []fleet.AuditRecord) {
 	fmt.Fprintln(tw, "TIME\tHOST\tDECISION\tNAMES\tSERIAL\tNOT-AFTER\tREASON")
 	for _, r := range recs {
 		reason := strings.Join(strings.Fields(r.Reason), " ")
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stampOrDash(r.Time), oneLine(r.Host), oneLine(r.Decision),
-			orDash(oneLine(strings.Join(r.Names, ","))), orDash(oneLine(r.Serial)), stampOrDash(r.NotAfter), orDash(oneLine(reason)))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", stampOrDash(r.Time), oneline.Escape(r.Host), oneline.Escape(r.Decision),
+			orDash(oneline.Escape(strings.Join(r.Names, ","))), orDash(oneline.Escape(r.Serial)), stampOrDash(r.NotAfter), orDash(oneline.Escape(reason)))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "%d record(s)\n", len(recs))

@@ -22,6 +22,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/dns01"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 )
 
 const renewSummary = `Renews now the certificates that are due, or with --force the named ones
@@ -224,7 +225,7 @@ func (pr *progress) step(id, step string) {
 	defer pr.mu.Unlock()
 	pr.last[id] = step
 	if pr.p == nil {
-		fmt.Fprintf(pr.out, "%s: %s\n", id, oneLine(pr.describe(step)))
+		fmt.Fprintf(pr.out, "%s: %s\n", id, oneline.Escape(pr.describe(step)))
 		return
 	}
 	l := pr.bar[id]
@@ -232,7 +233,7 @@ func (pr *progress) step(id, step string) {
 		l = &progressLine{}
 		l.step.Store(&step)
 		l.bar = pr.p.New(1, mpb.NopStyle(), mpb.PrependDecorators(decor.Any(func(decor.Statistics) string {
-			return id + ": " + oneLine(pr.describe(*l.step.Load()))
+			return id + ": " + oneline.Escape(pr.describe(*l.step.Load()))
 		})))
 		pr.bar[id] = l
 	}

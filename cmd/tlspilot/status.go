@@ -11,14 +11,13 @@ import (
 	"io/fs"
 	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 )
 
 // commandFlags is a subcommand's flag set with the common --config (-c).
@@ -154,7 +153,7 @@ func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 	}
 	code := report(stdout, stderr, *asJSON, r)
 	if !*asJSON && r.Note != "" {
-		fmt.Fprintln(stdout, "\nnote: "+oneLine(r.Note))
+		fmt.Fprintln(stdout, "\nnote: "+oneline.Escape(r.Note))
 	}
 	return code
 }
@@ -272,7 +271,7 @@ func report(stdout, stderr io.Writer, asJSON bool, r tlspilot.StatusReport) int 
 		return r.ExitCode
 	}
 	if r.Error != "" {
-		msg := oneLine(r.Error)
+		msg := oneline.Escape(r.Error)
 		fmt.Fprintf(stderr, "tlspilot status: %s\n", msg)
 		if len(r.Certificates) == 0 {
 			fmt.Fprintf(stdout, "UNKNOWN: %s\n", msg)
@@ -404,35 +403,35 @@ func nextRenewal(c tlspilot.CertStatus) time.Time {
 
 // textSafe returns a copy of r whose texts from outside tlspilot (the
 // errors of hooks, CAs and deploy commands, names, URLs, certificate
-// fields read from storage) are passed through oneLine, for a report
+// fields read from storage) are passed through oneline.Escape, for a report
 // printed as text: a hook's stderr must not move the cursor, recolour
 // the terminal or start a line of its own that reads as tlspilot's
 // ("OK: 1 valid"). JSON escapes these itself.
 func textSafe(r tlspilot.StatusReport) tlspilot.StatusReport {
-	r.Error, r.Note = oneLine(r.Error), oneLine(r.Note)
+	r.Error, r.Note = oneline.Escape(r.Error), oneline.Escape(r.Note)
 	if r.Account != nil {
 		a := *r.Account
-		a.CA, a.URL, a.State, a.Problem = oneLine(a.CA), oneLine(a.URL), oneLine(a.State), oneLine(a.Problem)
+		a.CA, a.URL, a.State, a.Problem = oneline.Escape(a.CA), oneline.Escape(a.URL), oneline.Escape(a.State), oneline.Escape(a.Problem)
 		r.Account = &a
 	}
 	certs := make([]tlspilot.CertStatus, len(r.Certificates))
 	for i, c := range r.Certificates {
-		c.ID, c.State, c.CA, c.Issuer = oneLine(c.ID), oneLine(c.State), oneLine(c.CA), oneLine(c.Issuer)
-		c.Serial, c.LastError, c.LastProblem = oneLine(c.Serial), oneLine(c.LastError), oneLine(c.LastProblem)
-		c.KeyType, c.CertFile = tlspilot.KeyType(oneLine(string(c.KeyType))), oneLine(c.CertFile)
+		c.ID, c.State, c.CA, c.Issuer = oneline.Escape(c.ID), oneline.Escape(c.State), oneline.Escape(c.CA), oneline.Escape(c.Issuer)
+		c.Serial, c.LastError, c.LastProblem = oneline.Escape(c.Serial), oneline.Escape(c.LastError), oneline.Escape(c.LastProblem)
+		c.KeyType, c.CertFile = tlspilot.KeyType(oneline.Escape(string(c.KeyType))), oneline.Escape(c.CertFile)
 		names := make([]string, len(c.Names))
 		for j, n := range c.Names {
-			names[j] = oneLine(n)
+			names[j] = oneline.Escape(n)
 		}
 		c.Names = names
 		left := make([]tlspilot.LeftAnswer, len(c.AnswersLeft))
 		for j, a := range c.AnswersLeft {
-			left[j] = tlspilot.LeftAnswer{Type: oneLine(a.Type), Name: oneLine(a.Name), Value: oneLine(a.Value)}
+			left[j] = tlspilot.LeftAnswer{Type: oneline.Escape(a.Type), Name: oneline.Escape(a.Name), Value: oneline.Escape(a.Value)}
 		}
 		c.AnswersLeft = left
 		if c.Deploy != nil {
 			d := *c.Deploy
-			d.State, d.Serial, d.LastError = oneLine(d.State), oneLine(d.Serial), oneLine(d.LastError)
+			d.State, d.Serial, d.LastError = oneline.Escape(d.State), oneline.Escape(d.Serial), oneline.Escape(d.LastError)
 			c.Deploy = &d
 		}
 		certs[i] = c
@@ -441,41 +440,12 @@ func textSafe(r tlspilot.StatusReport) tlspilot.StatusReport {
 	return r
 }
 
-// oneLine makes s safe to print as part of one line on a terminal: line
-// breaks, tabs and every other control character (C0, DEL and C1, so an
-// escape sequence loses its ESC), invisible characters such as
-// bidirectional overrides, and bytes that are not UTF-8 are written as Go
-// escapes (`\n`, `\x1b`, `\u202e`, `\xff`), as the log's text output
-// writes them. Printable text, quotes and backslashes are kept as they
-// are, so an ordinary message reads the same; a second pass changes
-// nothing.
-func oneLine(s string) string {
-	if !needsEscape(s) {
-		return s
-	}
-	var b strings.Builder
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case strconv.IsPrint(r):
-			b.WriteString(s[:n])
-		default:
-			q := strconv.QuoteRune(r) // '\x1b', '\n', '\u202e'
-			b.WriteString(q[1 : len(q)-1])
-		}
-		s = s[n:]
-	}
-	return b.String()
-}
-
-// printError prints err to w after prefix, through oneLine: an error
+// printError prints err to w after prefix, through oneline.Escape: an error
 // carries what a CA, a hook or the storage said. Errors joined (one per
 // certificate, errors.Join) get a line each, with the prefix.
 func printError(w io.Writer, prefix string, err error) {
 	for _, e := range joined(err) {
-		fmt.Fprintf(w, "%s%s\n", prefix, oneLine(e.Error()))
+		fmt.Fprintf(w, "%s%s\n", prefix, oneline.Escape(e.Error()))
 	}
 }
 
@@ -499,14 +469,4 @@ func joined(err error) []error {
 		out = append(out, joined(p)...)
 	}
 	return out
-}
-
-// needsEscape reports whether s holds anything but printable ASCII.
-func needsEscape(s string) bool {
-	for i := 0; i < len(s); i++ {
-		if s[i] < 0x20 || s[i] >= 0x7f {
-			return true
-		}
-	}
-	return false
 }

@@ -11,6 +11,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/certstore"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 	"github.com/tlspilot/tlspilot/storage/fsstore"
 )
 
@@ -116,12 +117,12 @@ func TestOneLine(t *testing.T) {
 		{"sep \u2028", `sep \u2028`},
 		{"", ""},
 	} {
-		got := oneLine(c.in)
+		got := oneline.Escape(c.in)
 		if got != c.want {
-			t.Errorf("oneLine(%q) = %q, want %q", c.in, got, c.want)
+			t.Errorf("oneline.Escape(%q) = %q, want %q", c.in, got, c.want)
 		}
-		if again := oneLine(got); again != got {
-			t.Errorf("oneLine twice on %q: %q", c.in, again)
+		if again := oneline.Escape(got); again != got {
+			t.Errorf("oneline.Escape twice on %q: %q", c.in, again)
 		}
 	}
 }

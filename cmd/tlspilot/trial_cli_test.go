@@ -133,7 +133,7 @@ func TestStatusNamedBesideDamaged(t *testing.T) {
 
 // TestCommandConfigErrorsOneEach: renew, revoke and clean print each
 // problem of a rejected config file on a line of its own, as before
-// their errors were printed through oneLine.
+// their errors were printed through oneline.Escape.
 func TestCommandConfigErrorsOneEach(t *testing.T) {
 	conf := filepath.Join(t.TempDir(), "tlspilot.toml")
 	write(t, conf, "agree_terms = true\nfrobnicate = 1\nwibble = 2\n")

@@ -16,13 +16,12 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/tlspilot/tlspilot/internal/fleetca"
 	"github.com/tlspilot/tlspilot/internal/keys"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 	"github.com/tlspilot/tlspilot/storage"
 )
 
@@ -221,16 +220,16 @@ func (c *Client) Agent(ctx context.Context) (*AgentResponse, error) {
 	if err := c.do(ctx, http.MethodGet, PathAgent, nil, &resp); err != nil {
 		return nil, fmt.Errorf("fleet: %w", err)
 	}
-	resp.Host = issuerText(resp.Host)
+	resp.Host = oneline.Escape(resp.Host)
 	for i, n := range resp.Names {
-		resp.Names[i] = issuerText(n)
+		resp.Names[i] = oneline.Escape(n)
 	}
 	return &resp, nil
 }
 
 // do sends body (JSON, unless nil) to path and decodes a 200 answer into
 // out; any other answer is an error carrying the issuer's message,
-// escaped by issuerText.
+// escaped by oneline.Escape.
 func (c *Client) do(ctx context.Context, method, path string, body, out any) error {
 	var rd io.Reader
 	if body != nil {
@@ -257,36 +256,13 @@ func (c *Client) do(ctx context.Context, method, path string, body, out any) err
 	if resp.StatusCode != http.StatusOK {
 		var e errorResponse
 		_ = dec.Decode(&e)
-		msg := issuerText(e.Error)
+		msg := oneline.Escape(e.Error)
 		if c.hasIdentity && refusesIdentity(resp.StatusCode, e.Error) {
 			return fmt.Errorf("issuer %s refused (HTTP %d): %s: %w", c.base.Host, resp.StatusCode, msg, ErrIdentityRefused)
 		}
 		return fmt.Errorf("issuer %s refused (HTTP %d): %s", c.base.Host, resp.StatusCode, msg)
 	}
 	return dec.Decode(out)
-}
-
-// issuerText makes text the issuer sent safe to show on one line of a
-// log, of tlspilot's output or of a terminal: line breaks and every
-// other character that is not printable (control characters, so escape
-// sequences lose their ESC; bidirectional overrides; bytes that are not
-// UTF-8) are written as Go escapes (`\n`, `\x1b`, `\u202e`, `\xff`).
-func issuerText(s string) string {
-	var b strings.Builder
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s)
-		switch {
-		case r == utf8.RuneError && n == 1:
-			fmt.Fprintf(&b, `\x%02x`, s[0])
-		case strconv.IsPrint(r):
-			b.WriteString(s[:n])
-		default:
-			q := strconv.QuoteRune(r)
-			b.WriteString(q[1 : len(q)-1])
-		}
-		s = s[n:]
-	}
-	return b.String()
 }
 
 // refusesIdentity reports whether an HTTP answer is the issuer's

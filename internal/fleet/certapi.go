@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/tlspilot/tlspilot"
+	"github.com/tlspilot/tlspilot/internal/oneline"
 )
 
 // PathCertificate takes an agent's CSR for one of its certificates and
@@ -78,13 +79,13 @@ func (c *Client) Certificate(ctx context.Context, csr []byte, reuseKey bool) (*C
 // CertProcessing means ask again later with the same request. A refusal
 // (policy, revoked agent) is an error carrying the issuer's message.
 // The issuer's text (the refusal, Status, Error) is escaped by
-// issuerText.
+// oneline.Escape.
 func (c *Client) Request(ctx context.Context, req CertificateRequest) (*CertificateResponse, error) {
 	var resp CertificateResponse
 	if err := c.do(ctx, http.MethodPost, PathCertificate, req, &resp); err != nil {
 		return nil, fmt.Errorf("fleet: certificate: %w", err)
 	}
-	resp.Status, resp.Error = issuerText(resp.Status), issuerText(resp.Error)
+	resp.Status, resp.Error = oneline.Escape(resp.Status), oneline.Escape(resp.Error)
 	return &resp, nil
 }
 
