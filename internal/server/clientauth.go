@@ -7,7 +7,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -33,6 +35,11 @@ import (
 // reload, is not resumed: the client makes a full handshake, giving its
 // certificate. A session the site resumes is checked again all the same
 // (chain, depth, Verifier), so a certificate revoked since is refused.
+//
+// Connections open across a reload: a request on one whose handshake
+// was checked under other rules than the site's new ones (ClientAuth
+// added, other CAs, depth or Verifier, Optional turned off) is answered
+// 421, so the client makes a new handshake.
 type ClientAuth struct {
 	// CAs are the certificates client certificates must chain to; at
 	// least one.
@@ -250,6 +257,53 @@ func refusalReason(err error) string {
 		}
 	}
 	return ReasonRevocationFailed
+}
+
+// connKey is the context key of the connection a request came on.
+type connKey struct{}
+
+// withConn is the servers' ConnContext hook: it keeps the connection in
+// its context, for checkedOn.
+func withConn(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// checkedOn reports whether the handshake of r's connection was checked
+// under rules that a admits: a itself, or, from before a reload, the
+// same CAs, depth and Verifier, with a certificate required then if a
+// requires one. A connection kept open across a reload that added
+// client authentication, or replaced its CAs, is not: its client may
+// have given no certificate, or one the site no longer trusts. An
+// unknown connection is not either.
+func (a *siteAuth) checkedOn(r *http.Request) bool {
+	c, _ := r.Context().Value(connKey{}).(net.Conn)
+	if tc, ok := c.(*tls.Conn); ok {
+		c = tc.NetConn()
+	}
+	lc, ok := c.(*limitConn)
+	if !ok {
+		return false
+	}
+	b := lc.auth.Load()
+	if a == b {
+		return true
+	}
+	return b != nil && a.depth == b.depth && (a.optional || !b.optional) &&
+		a.roots.Equal(b.roots) && sameVerifier(a.verifier, b.verifier)
+}
+
+// sameVerifier reports whether x and y are the same Verifier (the
+// command keeps a site's checker across reloads when its settings do
+// not change). Values of a type that cannot be compared are not.
+func sameVerifier(x, y ClientVerifier) bool {
+	if x == nil || y == nil {
+		return x == nil && y == nil
+	}
+	tx := reflect.TypeOf(x)
+	if tx != reflect.TypeOf(y) || !tx.Comparable() {
+		return false
+	}
+	return x == y
 }
 
 // allows reports whether a request may be served: in optional mode, a

@@ -132,6 +132,9 @@ type limitConn struct {
 	closed atomic.Bool
 	idle   atomic.Bool  // between requests (connState)
 	wUntil atomic.Int64 // the write deadline armed last, as monoNow; 0: none yet
+	// auth is the client authentication its TLS handshake was checked
+	// under (configForClient), nil for none: see siteAuth.checkedOn.
+	auth atomic.Pointer[siteAuth]
 }
 
 // Write arms the idle write deadline, then writes.

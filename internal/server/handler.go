@@ -10,7 +10,7 @@ func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.table.Load().forTLSRequest(r)
-	if st == nil {
+	if st == nil || !st.admits(r) {
 		http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
 		return
 	}
@@ -45,6 +45,18 @@ func (s *Server) servePlain(w http.ResponseWriter, r *http.Request) {
 	}
 	siteHeaders(w, st.plainHeaders)
 	dispatch(w, r, st)
+}
+
+// admits reports whether the site, as it is now, would have allowed the
+// handshake of r's connection: one made before a reload that raised the
+// site's TLS version, or added or tightened its client authentication,
+// is answered 421 (as a misdirected one is), so that the client makes a
+// new handshake under the new rules.
+func (st *site) admits(r *http.Request) bool {
+	if r.TLS != nil && st.tlsConf != nil && r.TLS.Version < st.tlsConf.MinVersion {
+		return false
+	}
+	return st.auth == nil || st.auth.checkedOn(r)
 }
 
 func dispatch(w http.ResponseWriter, r *http.Request, st *site) {

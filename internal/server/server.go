@@ -271,6 +271,7 @@ func (s *Server) newHTTPServer(h http.Handler) *http.Server {
 		// re-arm it on every write).
 		ErrorLog:    slog.NewLogLogger(s.log.Handler(), slog.LevelDebug),
 		BaseContext: func(net.Listener) context.Context { return s.baseCtx },
+		ConnContext: withConn,
 	}
 }
 

@@ -69,6 +69,13 @@ func (s *Server) configForClient(hello *tls.ClientHelloInfo) (*tls.Config, error
 		return nil, nil
 	}
 	st, _ := s.table.Load().forHello(hello)
+	if lc, ok := hello.Conn.(*limitConn); ok {
+		var auth *siteAuth
+		if st != nil {
+			auth = st.auth
+		}
+		lc.auth.Store(auth) // the rules this handshake is checked under
+	}
 	if st == nil {
 		return s.reject, nil
 	}
