@@ -6,6 +6,8 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -13,6 +15,7 @@ import (
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/admin"
 	"github.com/tlspilot/tlspilot/internal/config"
+	"github.com/tlspilot/tlspilot/internal/tempcert"
 )
 
 // acmeSide is serve's ACME Manager, made only when a site needs a
@@ -30,6 +33,16 @@ type acmeSide struct {
 
 	m    atomic.Pointer[tlspilot.Manager]
 	runs sync.WaitGroup
+	// from is the config the Manager was made from, nil before; set by
+	// ensure, read by the goroutine that calls it (start, then reloads).
+	from *config.Config
+
+	// prev holds, by name, the certificates the Manager served for the
+	// name before a reload gave it a new certificate (names added to
+	// its site, other key types): served while the Manager has only a
+	// temporary one for the name, so that a site keeps its certificate
+	// while the CA validates, or refuses, the new names.
+	prev atomic.Pointer[map[string][]*tls.Certificate]
 }
 
 // errNoManager answers a handshake needing a managed certificate before
@@ -70,6 +83,7 @@ func (a *acmeSide) ensure(ctx context.Context, cfg *config.Config) (made bool, e
 		return false, newError(cfg, err)
 	}
 	a.m.Store(m)
+	a.from = cfg
 	return true, nil
 }
 
@@ -83,12 +97,103 @@ func (a *acmeSide) run(ctx context.Context) {
 
 func (a *acmeSide) wait() { a.runs.Wait() }
 
-// GetCertificate is the Manager's, once there is one.
+// GetCertificate is the Manager's, once there is one; where the Manager
+// has only a temporary certificate, the one served before the reload
+// that replaced it (keepServing), while it is valid.
 func (a *acmeSide) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if m := a.m.Load(); m != nil {
-		return m.GetCertificate(hello)
+	m := a.m.Load()
+	if m == nil {
+		return nil, errNoManager
 	}
-	return nil, errNoManager
+	c, err := m.GetCertificate(hello)
+	if err != nil || !tempcert.Is(c) {
+		return c, err
+	}
+	if p := a.previous(hello); p != nil {
+		return p, nil
+	}
+	return c, nil
+}
+
+// previous returns the certificate kept for hello's name (exact, then
+// the wildcard covering it) that is still valid and that the client
+// supports; nil if none.
+func (a *acmeSide) previous(hello *tls.ClientHelloInfo) *tls.Certificate {
+	prev := a.prev.Load()
+	if prev == nil || len(*prev) == 0 {
+		return nil
+	}
+	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	certs := (*prev)[name]
+	if _, rest, ok := strings.Cut(name, "."); ok && len(certs) == 0 {
+		certs = (*prev)["*."+rest]
+	}
+	now := time.Now()
+	for _, c := range certs {
+		if now.Before(c.Leaf.NotAfter) && hello.SupportsCertificate(c) == nil {
+			return c
+		}
+	}
+	return nil
+}
+
+// keepServing is called by a reload before the Manager lets go of the
+// certificates removed: it keeps what the Manager serves for them, for
+// their names that now (the certificates of the new config) still has,
+// beside what it kept before for those names.
+func (a *acmeSide) keepServing(removed, now []tlspilot.Cert) {
+	m := a.m.Load()
+	if m == nil {
+		return
+	}
+	wanted := map[string]bool{}
+	for _, c := range now {
+		for _, n := range c.Names {
+			wanted[n] = true
+		}
+	}
+	next := map[string][]*tls.Certificate{}
+	if old := a.prev.Load(); old != nil {
+		for n, certs := range *old {
+			if wanted[n] {
+				next[n] = certs
+			}
+		}
+	}
+	for _, c := range removed {
+		certs := servedFor(m, c.Names)
+		if len(certs) == 0 {
+			continue
+		}
+		for _, n := range c.Names {
+			if wanted[n] {
+				next[n] = certs
+			}
+		}
+	}
+	a.prev.Store(&next)
+}
+
+// servedFor returns the certificates other than temporary ones that m
+// serves for the certificate of names: the ECDSA one and the RSA one
+// of dual certificates.
+func servedFor(m *tlspilot.Manager, names []string) []*tls.Certificate {
+	name := names[0]
+	if rest, ok := strings.CutPrefix(name, "*."); ok {
+		name = "tlspilot-reload." + rest // a name the wildcard covers
+	}
+	hellos := []*tls.ClientHelloInfo{
+		{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13}, SignatureSchemes: []tls.SignatureScheme{tls.ECDSAWithP256AndSHA256}},
+		{ServerName: name, SupportedVersions: []uint16{tls.VersionTLS13}, SignatureSchemes: []tls.SignatureScheme{tls.PSSWithSHA256}},
+	}
+	var out []*tls.Certificate
+	for _, h := range hellos {
+		c, err := m.GetCertificate(h)
+		if err == nil && c.Leaf != nil && !tempcert.Is(c) && !slices.Contains(out, c) {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // HTTPHandler is the Manager's http-01 handler once there is one, next

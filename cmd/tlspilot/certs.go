@@ -44,6 +44,13 @@ func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "tlspilot certs: unexpected argument %q\n", cf.Arg(0))
 		return tlspilot.ExitUnknown
 	}
+	var sig *signals
+	if !*once {
+		// Caught from now on, as serve does: while the daemon starts, a
+		// SIGHUP or SIGUSR1 would end it.
+		sig = catchSignals()
+		defer sig.stop()
+	}
 	cfg, err := cf.load()
 	if err == nil {
 		err = asStorageOwner(cfg, "certs")
@@ -67,7 +74,7 @@ func certsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if *once {
 		return k.once(ctx, stdout)
 	}
-	return k.daemon(ctx)
+	return k.daemon(ctx, lg, sig)
 }
 
 // keeper is a running `tlspilot certs`: the Manager of the config's
@@ -155,11 +162,15 @@ func (k *keeper) once(ctx context.Context, stdout io.Writer) int {
 
 // daemon renews and deploys until ctx ends. SIGHUP does not reload the
 // config (a restart does): it is logged instead of ending the process.
-func (k *keeper) daemon(ctx context.Context) int {
+// SIGUSR1 reopens the log files.
+func (k *keeper) daemon(ctx context.Context, lg *logs, sig *signals) int {
 	k.log.Info("keeping certificates", "config", k.cfg.File, "certificates", len(k.cfg.Certificates),
 		"admin", k.adm.addr())
 	go k.adm.serve(ctx, k.m, k.log)
-	defer ignoreHUP(ctx, k.log, "certs")()
+	sctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go lg.reopenOn(sctx, sig.usr1)
+	go logHUP(sctx, sig.hup, k.log, "certs")
 	if err := k.m.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		k.log.Error("certs stopped", "error", err)
 		return 1
@@ -290,21 +301,22 @@ var (
 func ignoreHUP(ctx context.Context, log *slog.Logger, what string) (stop func()) {
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
-	done := make(chan struct{})
-	go func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-done:
-				return
-			case <-hup:
-				log.Warn("SIGHUP ignored: " + what + " reads its config at start only; restart it to apply changes")
-			}
-		}
-	}()
+	ctx, cancel := context.WithCancel(ctx)
+	go logHUP(ctx, hup, log, what)
 	return func() {
 		signal.Stop(hup)
-		close(done)
+		cancel()
+	}
+}
+
+// logHUP logs each SIGHUP received on hup until ctx ends.
+func logHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, what string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+			log.Warn("SIGHUP ignored: " + what + " reads its config at start only; restart it to apply changes")
+		}
 	}
 }

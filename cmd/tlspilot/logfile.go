@@ -7,9 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 
 	"github.com/tlspilot/tlspilot/internal/config"
 )
@@ -123,11 +121,9 @@ func (l *logs) reopen() error {
 	return errors.Join(errs...)
 }
 
-// reopenOnSignal reopens the log files on every SIGUSR1 until ctx ends.
-func (l *logs) reopenOnSignal(ctx context.Context) {
-	usr1 := make(chan os.Signal, 1)
-	signal.Notify(usr1, syscall.SIGUSR1)
-	defer signal.Stop(usr1)
+// reopenOn reopens the log files on every SIGUSR1 received on usr1
+// until ctx ends.
+func (l *logs) reopenOn(ctx context.Context, usr1 <-chan os.Signal) {
 	for {
 		select {
 		case <-ctx.Done():

@@ -40,6 +40,12 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	if !ok {
 		return code
 	}
+	// Caught from now on: while serve starts (the config read, the
+	// storage opened), a SIGHUP or SIGUSR1 would end it. They are acted
+	// on once it serves: a reload (of a file that may have changed since
+	// it was read), the log files reopened.
+	sig := catchSignals()
+	defer sig.stop()
 	cfg, err := config.Load(path)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
@@ -50,7 +56,7 @@ func serveCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	if err := d.run(ctx, path); err != nil {
+	if err := d.run(ctx, path, sig); err != nil {
 		d.log.Error("serve stopped", "error", err)
 		return 1
 	}
@@ -156,8 +162,28 @@ func startACME(ctx context.Context, cfg *config.Config, logger *slog.Logger, adm
 	return acme, nil
 }
 
-// run serves until ctx ends, reloading the config on SIGHUP.
-func (d *daemon) run(ctx context.Context, path string) error {
+// signals are serve's SIGHUP and SIGUSR1, caught until stop.
+type signals struct {
+	hup, usr1 chan os.Signal
+}
+
+// catchSignals starts catching SIGHUP and SIGUSR1, one of each kept
+// until it is taken.
+func catchSignals() *signals {
+	s := &signals{hup: make(chan os.Signal, 1), usr1: make(chan os.Signal, 1)}
+	signal.Notify(s.hup, syscall.SIGHUP)
+	signal.Notify(s.usr1, syscall.SIGUSR1)
+	return s
+}
+
+func (s *signals) stop() {
+	signal.Stop(s.hup)
+	signal.Stop(s.usr1)
+}
+
+// run serves until ctx ends, reloading the config on SIGHUP and
+// reopening the log files on SIGUSR1.
+func (d *daemon) run(ctx context.Context, path string, sig *signals) error {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	d.acme.run(ctx)
@@ -166,10 +192,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 		defer close(adminDone)
 		d.adm.serve(ctx, d.acme, d.log)
 	}()
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	defer signal.Stop(hup)
-	go d.logs.reopenOnSignal(ctx)
+	go d.logs.reopenOn(ctx, sig.usr1)
 	reloadDone := make(chan struct{})
 	go func() {
 		defer close(reloadDone)
@@ -177,7 +200,7 @@ func (d *daemon) run(ctx context.Context, path string) error {
 			select {
 			case <-ctx.Done():
 				return
-			case <-hup:
+			case <-sig.hup:
 				d.reload(ctx, path)
 			}
 		}

@@ -5,6 +5,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 
@@ -90,7 +91,7 @@ func certKey(c tlspilot.Cert) string {
 // removed certificates are let go. A config that fails anywhere is
 // refused and the running one keeps serving.
 func (d *daemon) reload(ctx context.Context, path string) {
-	cfg, err := config.Load(path)
+	cfg, err := loadForReload(path)
 	if err != nil {
 		d.log.Error("reload refused: the running config stays in service", "error", err)
 		return
@@ -101,11 +102,38 @@ func (d *daemon) reload(ctx context.Context, path string) {
 	}
 	// Compared with the config serve started with: a value changed twice
 	// still needs a restart, one restored no longer does.
-	for _, w := range restartOnly(d.started, cfg) {
+	for _, w := range d.restartOnly(cfg) {
 		d.log.Warn("reload: this setting changes only on restart", "key", w)
 	}
 	d.cfg = cfg
 	d.log.Info("config reloaded", "config", cfg.File, "sites", len(cfg.Sites))
+}
+
+// loadForReload loads the config file at path, refusing one that sets
+// nothing (empty, blank or comments only): an editor saving in place
+// truncates the file before writing it, and such a file would be a
+// valid config without sites and with default listeners, so a SIGHUP at
+// that moment would stop serving every site.
+func loadForReload(path string) (*config.Config, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	if setsNothing(data) {
+		return nil, fmt.Errorf("%s is empty or holds only comments (still being written?)", path)
+	}
+	return config.Parse(path, data)
+}
+
+// setsNothing reports whether data has only blank and comment lines.
+func setsNothing(data []byte) bool {
+	for l := range strings.Lines(string(data)) {
+		l = strings.TrimSpace(strings.TrimPrefix(l, "\uFEFF"))
+		if l != "" && !strings.HasPrefix(l, "#") {
+			return false
+		}
+	}
+	return true
 }
 
 func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
@@ -126,6 +154,9 @@ func (d *daemon) apply(ctx context.Context, cfg *config.Config) error {
 		return nil
 	}
 	added, removed := certChanges(acmeCerts(d.cfg), acmeCerts(cfg))
+	// What the removed certificates serve is kept for their names still
+	// served, until the added certificates are obtained.
+	d.acme.keepServing(removed, acmeCerts(cfg))
 	// Names moving between certificates must be free before they are
 	// managed again.
 	for _, c := range removed {
@@ -204,6 +235,36 @@ func certChanges(before, now []tlspilot.Cert) (added, removed []tlspilot.Cert) {
 	return added, removed
 }
 
+// restartOnly names the settings of cfg that differ from those in
+// effect and take effect only when serve restarts: the Manager's
+// compared with the config it was made from (at start, or at the first
+// reload that needed it), the others with the config serve started with.
+func (d *daemon) restartOnly(cfg *config.Config) []string {
+	out := restartOnly(d.started, cfg)
+	from := d.acme.from
+	if from == nil || from == d.started {
+		return out
+	}
+	out = slices.DeleteFunc(out, managerKey)
+	for _, k := range restartOnly(from, cfg) {
+		if managerKey(k) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// managerKey reports whether the restart-only key names a setting the
+// Manager is made from (managerConfig).
+func managerKey(key string) bool {
+	switch key {
+	case "ca", "ca_root", "email", "agree_terms", "keep_deactivated_account", "eab_key_id",
+		"eab_hmac_file", "profile", "storage", "kek_file", "dns", "warn_window":
+		return true
+	}
+	return false
+}
+
 // restartOnly names the settings that differ between a and b but take
 // effect only when serve restarts.
 func restartOnly(a, b *config.Config) []string {
@@ -213,9 +274,15 @@ func restartOnly(a, b *config.Config) []string {
 			out = append(out, key)
 		}
 	}
+	// The Manager, and its account, are made once, from these.
 	diff("ca", a.CA, b.CA)
 	diff("ca_root", a.CARoots, b.CARoots)
 	diff("email", a.Email, b.Email)
+	diff("agree_terms", a.AgreeTerms, b.AgreeTerms)
+	diff("keep_deactivated_account", a.KeepDeactivatedAccount, b.KeepDeactivatedAccount)
+	diff("eab_key_id", a.EABKeyID, b.EABKeyID)
+	diff("eab_hmac_file", a.EABHMACFile, b.EABHMACFile)
+	diff("profile", a.Profile, b.Profile)
 	diff("storage", a.Storage, b.Storage)
 	diff("kek_file", a.KEKFile, b.KEKFile)
 	diff("http_listen", a.HTTPListen, b.HTTPListen)

@@ -6,6 +6,7 @@
 package tempcert
 
 import (
+	"bytes"
 	"crypto/ecdsa"
 	"crypto/rand"
 	"crypto/tls"
@@ -16,6 +17,9 @@ import (
 	"net"
 	"time"
 )
+
+// commonName is the subject common name of every certificate New makes.
+const commonName = "tlspilot temporary certificate"
 
 // New returns a certificate for names (host names or IP addresses) signed
 // by key itself, valid from an hour ago for 7 days, for server
@@ -29,7 +33,7 @@ func New(names []string, key *ecdsa.PrivateKey, waitingFor string) (*tls.Certifi
 	}
 	tmpl := &x509.Certificate{
 		SerialNumber: serial,
-		Subject:      pkix.Name{CommonName: "tlspilot temporary certificate", Organization: []string{"tlspilot (not trusted: waiting for " + waitingFor + ")"}},
+		Subject:      pkix.Name{CommonName: commonName, Organization: []string{"tlspilot (not trusted: waiting for " + waitingFor + ")"}},
 		NotBefore:    time.Now().Add(-time.Hour),
 		NotAfter:     time.Now().Add(7 * 24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
@@ -51,4 +55,14 @@ func New(names []string, key *ecdsa.PrivateKey, waitingFor string) (*tls.Certifi
 		return nil, fmt.Errorf("temporary certificate: %w", err)
 	}
 	return &tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key, Leaf: leaf}, nil
+}
+
+// Is reports whether c is a certificate New made: self-signed, with
+// New's common name.
+func Is(c *tls.Certificate) bool {
+	if c == nil || c.Leaf == nil {
+		return false
+	}
+	l := c.Leaf
+	return l.Subject.CommonName == commonName && bytes.Equal(l.RawIssuer, l.RawSubject)
 }
