@@ -63,6 +63,13 @@ func agentRunCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "tlspilot agent: --config AGENT.toml is required")
 		return 2
 	}
+	var sig *signals
+	if !*once {
+		// Caught from now on: while the daemon starts, a SIGHUP or
+		// SIGUSR1 would end it.
+		sig = catchSignals()
+		defer sig.stop()
+	}
 	lvl := slog.LevelInfo
 	if *debug {
 		lvl = slog.LevelDebug
@@ -76,7 +83,7 @@ func agentRunCmd(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if *once {
 		return agentOnce(ctx, cfg, k, *wait, stdout, stderr)
 	}
-	return agentDaemon(ctx, k, log)
+	return agentDaemon(ctx, k, log, sig)
 }
 
 // agentKeeps refuses an agent config with nothing to keep, as `agent`
@@ -156,10 +163,23 @@ func deployFingerprint(o deploy.Options) string {
 	return hex.EncodeToString(h[:16])
 }
 
-// agentDaemon runs the Keeper until ctx ends; SIGHUP is logged, not
-// acted on (a restart reads the config again).
-func agentDaemon(ctx context.Context, k *fleet.Keeper, log *slog.Logger) int {
-	defer ignoreHUP(ctx, log, "the agent")()
+// agentDaemon runs the Keeper until ctx ends; SIGHUP and SIGUSR1 are
+// logged, not acted on (a restart reads the config again; the agent logs
+// to standard error only, which has no file to reopen).
+func agentDaemon(ctx context.Context, k *fleet.Keeper, log *slog.Logger, sig *signals) int {
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go logHUP(sctx, sig.hup, log, "the agent")
+	go func() {
+		for {
+			select {
+			case <-sctx.Done():
+				return
+			case <-sig.usr1:
+				log.Info("SIGUSR1 ignored: the agent logs to standard error, which has no file to reopen")
+			}
+		}
+	}()
 	if err := k.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Error("agent stopped", "error", err)
 		return 1

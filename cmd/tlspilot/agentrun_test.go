@@ -398,3 +398,54 @@ func TestAgentIssuerDownForAWeek(t *testing.T) {
 		t.Errorf("status after the issuer came back: exit %d, %+v", code, st)
 	}
 }
+
+// TestFleetDaemonsSurviveSignals: the issuer and the agent daemon, as
+// serve and certs, catch SIGHUP (logged: they read their config at
+// start only) and SIGUSR1 (logrotate: the issuer reopens its log files;
+// the agent, logging to standard error, says so) instead of ending.
+func TestFleetDaemonsSurviveSignals(t *testing.T) {
+	f := newFleetEnv(t, "")
+	is := f.start(t)
+	conf, _ := f.enrolAgent(t, "web1")
+	agent := exec.Command(buildBinary(t), "agent", "--config", conf)
+	log := &syncBuffer{}
+	agent.Stdout, agent.Stderr = log, log
+	if err := agent.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- agent.Wait() }()
+	t.Cleanup(func() {
+		_ = agent.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-exited:
+		case <-time.After(10 * time.Second):
+			_ = agent.Process.Kill()
+		}
+	})
+	waitLog := func(who string, out *syncBuffer, ended <-chan error, want string) {
+		t.Helper()
+		for deadline := time.Now().Add(30 * time.Second); !strings.Contains(out.String(), want); time.Sleep(20 * time.Millisecond) {
+			select {
+			case err := <-ended:
+				t.Fatalf("%s ended (%v) instead of logging %q:\n%s", who, err, want, out.String())
+			default:
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s did not log %q:\n%s", who, want, out.String())
+			}
+		}
+	}
+	waitLog("the agent", log, exited, "agent keeping certificates")
+	for _, p := range []*os.Process{is.cmd.Process, agent.Process} {
+		for _, s := range []syscall.Signal{syscall.SIGHUP, syscall.SIGUSR1} {
+			if err := p.Signal(s); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	waitLog("the agent", log, exited, "SIGHUP ignored: the agent")
+	waitLog("the agent", log, exited, "SIGUSR1 ignored")
+	waitLog("the issuer", is.out, is.exited, "SIGHUP ignored: the issuer")
+	waitLog("the issuer", is.out, is.exited, "SIGUSR1: log files reopened")
+}

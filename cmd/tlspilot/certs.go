@@ -7,8 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"os"
-	"os/signal"
-	"syscall"
 
 	"github.com/tlspilot/tlspilot"
 	"github.com/tlspilot/tlspilot/internal/config"
@@ -294,20 +292,6 @@ var (
 	_ tlspilot.Deployer      = (*deploy.Files)(nil)
 	_ tlspilot.DeployChecker = (*deploy.Files)(nil)
 )
-
-// ignoreHUP logs each SIGHUP (what says who reads its config at start
-// only) instead of letting it end the process, until ctx ends or the
-// returned stop is called.
-func ignoreHUP(ctx context.Context, log *slog.Logger, what string) (stop func()) {
-	hup := make(chan os.Signal, 1)
-	signal.Notify(hup, syscall.SIGHUP)
-	ctx, cancel := context.WithCancel(ctx)
-	go logHUP(ctx, hup, log, what)
-	return func() {
-		signal.Stop(hup)
-		cancel()
-	}
-}
 
 // logHUP logs each SIGHUP received on hup until ctx ends.
 func logHUP(ctx context.Context, hup <-chan os.Signal, log *slog.Logger, what string) {

@@ -28,6 +28,10 @@ auditing every request and issuance (docs/fleet.md).`
 // issuerServeCmd runs the issuer daemon until ctx ends.
 func issuerServeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("issuer", "--config FILE", issuerServeSummary, stdout, stderr)
+	// Caught from now on, as serve and certs do: a SIGHUP or SIGUSR1
+	// (logrotate) would otherwise end the daemon.
+	sig := catchSignals()
+	defer sig.stop()
 	is, code, ok := issuerArgs(cf, args, nil, stdout)
 	if !ok {
 		return code
@@ -39,6 +43,10 @@ func issuerServeCmd(ctx context.Context, args []string, stdout, stderr io.Writer
 		return 1
 	}
 	defer lg.close()
+	sctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go lg.reopenOn(sctx, sig.usr1)
+	go logHUP(sctx, sig.hup, lg.log, "the issuer")
 	if err := serveIssuer(ctx, is, lg.log); err != nil {
 		lg.log.Error("issuer stopped", "error", err)
 		fmt.Fprintf(stderr, "tlspilot issuer: %v\n", err)
