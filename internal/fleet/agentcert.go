@@ -157,11 +157,8 @@ func refused(err error) bool { return strings.Contains(err.Error(), "refused (HT
 // newOrder makes the key (or takes the current one, with reuse_key) and
 // the CSR of a new order.
 func (k *Keeper) newOrder(c *keptCert, rec *certRecord, now time.Time) (*pendingOrder, error) {
-	var key crypto.Signer
-	var err error
-	if c.cfg.ReuseKey && rec.SealedKey != "" {
-		key, err = k.opts.Sealer.OpenKey([]byte(rec.SealedKey), c.key)
-	} else {
+	key, err := k.reusedKey(c, rec)
+	if key == nil && err == nil {
 		key, err = keys.Generate(c.cfg.KeyType)
 	}
 	if err != nil {
@@ -176,6 +173,26 @@ func (k *Keeper) newOrder(c *keptCert, rec *certRecord, now time.Time) (*pending
 		return nil, err
 	}
 	return &pendingOrder{SealedKey: string(sealed), CSR: csr, Since: now, Replaces: rec.Serial}, nil
+}
+
+// reusedKey returns, with reuse_key, the key of the certificate in
+// service, and nil without reuse_key or a certificate. A stored key that
+// is not the certificate's (an older one put back) is not reused: nil,
+// so that a new key is made, not one the certificate in service left
+// behind.
+func (k *Keeper) reusedKey(c *keptCert, rec *certRecord) (crypto.Signer, error) {
+	if !c.cfg.ReuseKey || rec.SealedKey == "" {
+		return nil, nil
+	}
+	key, err := k.opts.Sealer.OpenKey([]byte(rec.SealedKey), c.key)
+	if err != nil {
+		return nil, err
+	}
+	if err := keys.CheckMatch([]byte(rec.Fullchain), key); err != nil {
+		c.log.Warn("reuse_key: the stored key is not the key of the certificate in service; making a new key", "error", err)
+		return nil, nil
+	}
+	return key, nil
 }
 
 // obtained checks the issuer's certificate against the order's key and

@@ -2,6 +2,8 @@ package fleet
 
 import (
 	"context"
+	"crypto"
+	"crypto/x509"
 	"errors"
 	"os"
 	"path/filepath"
@@ -73,5 +75,47 @@ func TestTrialIdentityKeyMismatch(t *testing.T) {
 	}
 	if _, err := LoadIdentity(ctx, e.st, e.sealer); !errors.Is(err, keys.ErrKeyMismatch) {
 		t.Errorf("LoadIdentity of a key that is not its certificate's: %v, want ErrKeyMismatch", err)
+	}
+}
+
+// TestTrialAgentReuseKeyNotStale: with reuse_key, the renewal ordered
+// at once because the stored key is not the certificate's must not put
+// that stale key (an older key restored from a backup, one the operator
+// may have retired) in its CSR: reuse_key keeps the key of the
+// certificate in service, and the issuer lets a reuse_key agent send a
+// key it has seen before. A new key is made instead.
+func TestTrialAgentReuseKeyNotStale(t *testing.T) {
+	ctx := context.Background()
+	f := startFaultyIssuer(t, down)
+	e := newAgentEnv(t)
+	k := e.keeper(t, f, true, "db1.example.com")
+	now := time.Now()
+	rec := seed(t, k, now.Add(-time.Hour), now.AddDate(0, 0, 30))
+	stale, err := keys.Generate(keys.ECDSAP256)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sealed, err := e.sealer.SealKey(stale, k.certs[0].key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec.SealedKey = string(sealed)
+	if err := storeRecord(ctx, e.st, k.certs[0].key, rec); err != nil {
+		t.Fatal(err)
+	}
+	k.Pass(ctx, now, false)
+	k.Pass(ctx, now.Add(time.Second), false)
+	csrs := f.requests()
+	if len(csrs) == 0 {
+		t.Fatal("no certificate asked for after the key was found not to match")
+	}
+	for _, der := range csrs {
+		csr, err := x509.ParseCertificateRequest(der)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if stale.Public().(interface{ Equal(crypto.PublicKey) bool }).Equal(csr.PublicKey) {
+			t.Errorf("a CSR carries the stale key stored beside the certificate in service; want a new key")
+		}
 	}
 }

@@ -20,8 +20,9 @@ const tempPattern = ".~tmp-*"
 // Load returns the value stored under key. A missing key yields an error
 // satisfying errors.Is(err, fs.ErrNotExist); so does a key that is only a
 // folder of other keys. A storage that vanished yields ErrGone, which
-// does not. A value file replaced by a symbolic link, FIFO or device
-// (which List does not report either) is refused, never read through.
+// does not. A value file replaced by a symbolic link, FIFO or device, or
+// a folder replaced by a symbolic link (which List does not report
+// either), is refused, never read through.
 func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := check(ctx.Err(), key); err != nil {
 		return nil, fmt.Errorf("fsstore: load: %w", err)
@@ -29,7 +30,7 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 	if err := s.checkData(); err != nil {
 		return nil, fmt.Errorf("fsstore: load %s: %w", key, err)
 	}
-	b, err := s.readValue(ctx, s.dataPath(key))
+	b, err := s.readValue(ctx, key)
 	if err != nil && notExist(err) {
 		err = s.goneOr(err) // vanished while reading?
 	}
@@ -46,7 +47,7 @@ func (s *Store) Load(ctx context.Context, key string) ([]byte, error) {
 // folder lists but that could not be opened.
 const maxOpenRetries = 100
 
-// readValue reads the file at path.
+// readValue reads the value file of key.
 //
 // On FUSE file systems that work by path, as exfat-fuse does, an open that
 // races with a rename over the file can fail with ENOENT although a version
@@ -56,8 +57,9 @@ const maxOpenRetries = 100
 // FUSE, an ENOENT is believed only if the file's folder does not list the
 // name; while it does, the open is retried, up to maxOpenRetries times or
 // until ctx ends.
-func (s *Store) readValue(ctx context.Context, path string) ([]byte, error) {
-	b, err := readFile(path)
+func (s *Store) readValue(ctx context.Context, key string) ([]byte, error) {
+	path, rel := s.dataPath(key), filepath.FromSlash(key)
+	b, err := readFile(s.dataDir, rel)
 	for n := 0; s.fuse && errors.Is(err, fs.ErrNotExist) && listed(path); n++ {
 		if cerr := ctx.Err(); cerr != nil {
 			return nil, cerr
@@ -68,38 +70,53 @@ func (s *Store) readValue(ctx context.Context, path string) ([]byte, error) {
 			return nil, fmt.Errorf("%s is listed in its folder but %d opens failed (is it replaced all the time?); last: %v",
 				filepath.Base(path), n+1, err)
 		}
-		b, err = readFile(path)
+		b, err = readFile(s.dataDir, rel)
 	}
 	return b, err
 }
 
-// readFile reads the value file at path, which must be a regular file,
-// as List reports only those: a symbolic link, FIFO or device put in its
-// place is refused, not followed or read (a FIFO blocked the read for
+// readFile reads the value file rel names below dir, which must be a
+// regular file in folders, as List reports only those: a symbolic link,
+// FIFO or device put in its place, or a link in place of one of its
+// folders, is refused, not followed or read (a FIFO blocked the read for
 // ever, a link to /dev/zero never ended, a link out of the storage read
 // another file into it).
-func readFile(path string) ([]byte, error) {
-	f, err := os.OpenFile(path, openFlags, 0)
-	if isLinkLoop(err) {
-		return nil, fmt.Errorf("%s is not a regular file but a symbolic link: refusing to read through it", path)
-	}
+func readFile(dir, rel string) ([]byte, error) {
+	f, _, err := openRegular(dir, rel)
 	if err != nil {
 		return nil, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
+	return io.ReadAll(f)
+}
+
+// openRegular opens the regular file rel names below dir for reading, as
+// readFile and the reading of a lock file (inspect) need, and returns it
+// with its FileInfo: anything else at its name is refused.
+func openRegular(dir, rel string) (*os.File, fs.FileInfo, error) {
+	path := filepath.Join(dir, rel)
+	f, err := openValue(dir, rel)
+	if pe := (*fs.PathError)(nil); isLinkLoop(err) && errors.As(err, &pe) {
+		return nil, nil, fmt.Errorf("%s is not a regular file or folder but a symbolic link: refusing to read through it", pe.Path)
 	}
+	if err != nil {
+		return nil, nil, err
+	}
+	fi, err := f.Stat()
 	switch {
+	case err != nil:
 	case fi.IsDir():
 		// A key that is only a folder of other keys: missing, as
 		// os.ReadFile's EISDIR said.
-		return nil, &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
+		err = &fs.PathError{Op: "read", Path: path, Err: syscall.EISDIR}
 	case !fi.Mode().IsRegular():
-		return nil, fmt.Errorf("%s is not a regular file (mode %s): refusing to read it", path, fi.Mode())
+		err = fmt.Errorf("%s is not a regular file (mode %s): refusing to read it", path, fi.Mode())
 	}
-	return io.ReadAll(f)
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, fi, nil
 }
 
 // listed reports whether path's folder lists its name.

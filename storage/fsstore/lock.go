@@ -163,17 +163,14 @@ func (s *Store) publish(src, path string) error {
 	return nil
 }
 
-// inspect reads the lock file at path.
+// inspect reads the lock file at path, which must be a regular file
+// (openRegular: a FIFO put there blocked the open for ever).
 func (s *Store) inspect(path string) (lockState, error) {
-	f, err := os.Open(path)
+	f, fi, err := openRegular(filepath.Dir(path), filepath.Base(path))
 	if err != nil {
 		return lockState{}, err
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return lockState{}, err
-	}
 	data, err := io.ReadAll(io.LimitReader(f, maxLockFile))
 	if err != nil {
 		return lockState{}, err

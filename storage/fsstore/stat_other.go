@@ -5,11 +5,15 @@ package fsstore
 import (
 	"io/fs"
 	"os"
+	"path/filepath"
 )
 
-// openFlags open a value for reading (see stat_unix.go: elsewhere a
-// link is followed, and readFile refuses what is not a regular file).
-const openFlags = os.O_RDONLY
+// openValue opens the file rel names below dir for reading (see
+// stat_unix.go: elsewhere a link is followed, and readFile refuses what
+// is not a regular file).
+func openValue(dir, rel string) (*os.File, error) {
+	return os.Open(filepath.Join(dir, rel))
+}
 
 // isLinkLoop reports false: links are not refused at open here.
 func isLinkLoop(error) bool { return false }
