@@ -39,7 +39,7 @@ import (
 // Connections open across a reload: a request on one whose handshake
 // was checked under other rules than the site's new ones (ClientAuth
 // added, other CAs, depth or Verifier, Optional turned off) is answered
-// 421, so the client makes a new handshake.
+// 421 and the connection closed, so the client makes a new handshake.
 type ClientAuth struct {
 	// CAs are the certificates client certificates must chain to; at
 	// least one.

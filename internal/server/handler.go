@@ -10,7 +10,16 @@ func (s *Server) serveTLS(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	st := s.table.Load().forTLSRequest(r)
-	if st == nil || !st.admits(r) {
+	if st == nil {
+		http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
+		return
+	}
+	if !st.admits(r) {
+		// The connection is of no more use to its site: closed after
+		// this answer (GOAWAY in HTTP/2), or a client that does not
+		// retry a 421 on a new connection itself would get 421 on it
+		// for as long as it kept it.
+		w.Header().Set("Connection", "close")
 		http.Error(w, "421 misdirected request", http.StatusMisdirectedRequest)
 		return
 	}
