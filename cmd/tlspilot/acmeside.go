@@ -3,8 +3,10 @@ package main
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"log/slog"
+	"net"
 	"net/http"
 	"slices"
 	"strings"
@@ -124,6 +126,12 @@ func (a *acmeSide) previous(hello *tls.ClientHelloInfo) *tls.Certificate {
 		return nil
 	}
 	name := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	if name == "" && hello.Conn != nil {
+		// No SNI: the Manager looks the local address up (IP names).
+		if ta, ok := hello.Conn.LocalAddr().(*net.TCPAddr); ok {
+			name = ta.IP.String()
+		}
+	}
 	certs := (*prev)[name]
 	if _, rest, ok := strings.Cut(name, "."); ok && len(certs) == 0 {
 		certs = (*prev)["*."+rest]
@@ -152,32 +160,70 @@ func (a *acmeSide) keepServing(removed, now []tlspilot.Cert) {
 			wanted[n] = true
 		}
 	}
-	next := map[string][]*tls.Certificate{}
-	if old := a.prev.Load(); old != nil {
-		for n, certs := range *old {
-			if wanted[n] {
-				next[n] = certs
-			}
+	revoked := map[string]bool{} // serials: a revoked certificate is not kept
+	for _, st := range m.Status() {
+		if !st.RevokedAt.IsZero() {
+			revoked[st.Serial] = true
 		}
 	}
+	kept := map[string][]*tls.Certificate{}
 	for _, c := range removed {
-		certs := servedFor(m, c.Names)
+		certs := servedFor(m, c.Names, revoked)
 		if len(certs) == 0 {
 			continue
 		}
 		for _, n := range c.Names {
 			if wanted[n] {
-				next[n] = certs
+				kept[n] = certs
 			}
 		}
 	}
-	a.prev.Store(&next)
+	for { // swapped, not stored: forget may run meanwhile
+		old := a.prev.Load()
+		next := map[string][]*tls.Certificate{}
+		if old != nil {
+			for n, certs := range *old {
+				if wanted[n] {
+					next[n] = certs
+				}
+			}
+		}
+		for n, certs := range kept {
+			next[n] = certs
+		}
+		if a.prev.CompareAndSwap(old, &next) {
+			return
+		}
+	}
+}
+
+// forget stops serving the kept certificate whose leaf is leaf (reported
+// revoked): the Manager, no longer having it, cannot replace it.
+func (a *acmeSide) forget(leaf *x509.Certificate) {
+	for {
+		old := a.prev.Load()
+		if old == nil {
+			return
+		}
+		next := map[string][]*tls.Certificate{}
+		for n, certs := range *old {
+			certs = slices.DeleteFunc(slices.Clone(certs), func(c *tls.Certificate) bool {
+				return c.Leaf != nil && c.Leaf.Equal(leaf)
+			})
+			if len(certs) > 0 {
+				next[n] = certs
+			}
+		}
+		if a.prev.CompareAndSwap(old, &next) {
+			return
+		}
+	}
 }
 
 // servedFor returns the certificates other than temporary ones that m
 // serves for the certificate of names: the ECDSA one and the RSA one
-// of dual certificates.
-func servedFor(m *tlspilot.Manager, names []string) []*tls.Certificate {
+// of dual certificates; none whose serial (hex) is in revoked.
+func servedFor(m *tlspilot.Manager, names []string, revoked map[string]bool) []*tls.Certificate {
 	name := names[0]
 	if rest, ok := strings.CutPrefix(name, "*."); ok {
 		name = "tlspilot-reload." + rest // a name the wildcard covers
@@ -189,7 +235,8 @@ func servedFor(m *tlspilot.Manager, names []string) []*tls.Certificate {
 	var out []*tls.Certificate
 	for _, h := range hellos {
 		c, err := m.GetCertificate(h)
-		if err == nil && c.Leaf != nil && !tempcert.Is(c) && !slices.Contains(out, c) {
+		if err == nil && c.Leaf != nil && !tempcert.Is(c) && !slices.Contains(out, c) &&
+			!revoked[c.Leaf.SerialNumber.Text(16)] {
 			out = append(out, c)
 		}
 	}

@@ -139,13 +139,15 @@ func policy(a *config.ClientAuth, cas []*x509.Certificate) clientauth.Policy {
 	}
 }
 
-// checkerKey identifies a site's checker: its first name, its
-// client_auth (wherever it is written) and the CA certificates read.
+// checkerKey identifies a site's checker: its first name and what the
+// checker is made from (policy: the CA certificates read among it).
+// What only the server does with a verified certificate (header_prefix,
+// require_paths) is left out: a reload changing only that keeps the
+// checker, so the server keeps the connections its handshakes checked.
 func checkerKey(s config.Site, cas []*x509.Certificate) string {
-	a := *s.ClientAuth
-	a.Line = 0
+	p := policy(s.ClientAuth, nil)
 	h := sha256.New()
-	fmt.Fprintf(h, "%s\n%+v\n", s.Names[0], a)
+	fmt.Fprintf(h, "%s\n%+v\n", s.Names[0], p)
 	for _, c := range cas {
 		h.Write(c.Raw)
 	}

@@ -27,8 +27,17 @@ func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, side *l
 		return nil, nil
 	}
 	copts := ocspclient.CacheOptions{Logger: log, Storage: side}
-	onRevoked := func(ctx context.Context, leaf *x509.Certificate, at time.Time) {
+	return stapler.New(ctx, stapler.Options{Cache: ocspclient.NewCache(copts), Logger: log, OnRevoked: revokedHook(acme, log)})
+}
+
+// revokedHook is the stapler's OnRevoked: the Manager renews a revoked
+// certificate it serves; any other is reported as an error. One that a
+// reload kept serving for its old names (acmeSide.keepServing) is served
+// no more: the temporary certificate is better than a revoked one.
+func revokedHook(acme *acmeSide, log *slog.Logger) func(context.Context, *x509.Certificate, time.Time) {
+	return func(ctx context.Context, leaf *x509.Certificate, at time.Time) {
 		serial := leaf.SerialNumber.Text(16)
+		acme.forget(leaf)
 		if m := acme.manager(); m != nil {
 			managed, err := m.NoteRevoked(ctx, leaf, at)
 			if err != nil {
@@ -41,7 +50,6 @@ func newStapler(ctx context.Context, cfg *config.Config, acme *acmeSide, side *l
 		log.Error("ocsp stapling: a revoked certificate serve does not renew (cert_file, or already replaced): replace it", "serial", serial,
 			"names", leaf.DNSNames, "revoked_at", at)
 	}
-	return stapler.New(ctx, stapler.Options{Cache: ocspclient.NewCache(copts), Logger: log, OnRevoked: onRevoked})
 }
 
 // anyStapling reports whether some site keeps ocsp_stapling on.
