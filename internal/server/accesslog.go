@@ -162,9 +162,17 @@ type countConn struct {
 	n *atomic.Int64
 }
 
+// Write counts p before writing it, and takes back what was not written:
+// once the client has the bytes it may close the tunnel, and the request
+// ends, and is logged, as soon as that side's copy stops; counted after
+// the write, the last bytes the client got could be missing from the
+// line.
 func (c *countConn) Write(p []byte) (int, error) {
+	c.n.Add(int64(len(p)))
 	n, err := c.Conn.Write(p)
-	c.n.Add(int64(n))
+	if n < len(p) {
+		c.n.Add(int64(n - len(p)))
+	}
 	return n, err
 }
 
