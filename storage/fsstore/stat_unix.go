@@ -18,15 +18,16 @@ import (
 // them (ELOOP), neither at the value's name nor at a folder's: a link
 // put in place of a folder led out of the storage. dir itself may be a
 // link. A FIFO is opened without waiting for a writer; readFile then
-// refuses it.
+// refuses it. A folder is opened with folderFlags: search permission on
+// it is enough, as it was for a path.
 func openValue(dir, rel string) (*os.File, error) {
-	fd, err := openNoEINTR(unix.AT_FDCWD, dir, unix.O_RDONLY|unix.O_DIRECTORY)
+	fd, err := openNoEINTR(unix.AT_FDCWD, dir, folderFlags)
 	if err != nil {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	names := strings.Split(rel, string(filepath.Separator))
 	for i, name := range names {
-		flags := unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_DIRECTORY
+		flags := folderFlags | unix.O_NOFOLLOW
 		if i == len(names)-1 {
 			flags = unix.O_RDONLY | unix.O_NOFOLLOW | unix.O_NONBLOCK
 		}
