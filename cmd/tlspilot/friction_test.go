@@ -408,8 +408,8 @@ func TestClean(t *testing.T) {
 	if code, _, errOut := runCLI(t, "clean", "-c", e.conf, "-c", elsewhere, "--dry-run"); code != 1 || !strings.Contains(errOut, "the configs given must share one storage") {
 		t.Errorf("clean with configs of two storages: exit %d, stderr %q", code, errOut)
 	}
-	if code, _, errOut := runCLI(t, "status", "-c", e.conf, "-c", node); code != 2 || !strings.Contains(errOut, "a second config file") {
-		t.Errorf("status with two configs: exit %d, stderr %q; want 2 and a refusal", code, errOut)
+	if code, _, errOut := runCLI(t, "status", "-c", e.conf, "-c", node); code != 3 || !strings.Contains(errOut, "a second config file") {
+		t.Errorf("status with two configs: exit %d, stderr %q; want 3 (UNKNOWN, a usage error) and a refusal", code, errOut)
 	}
 	code, out, errOut = runCLI(t, "clean", "-c", e.conf, "--older-than", "1ns", "--dry-run")
 	if code != 0 || !strings.HasPrefix(out, "would remove  removed.example.test-") || strings.Count(out, "\n") != 1 {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/http"
@@ -83,7 +84,16 @@ func revokeCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int
 		fmt.Fprintf(stderr, "tlspilot revoke: %v\n", err)
 		return 2
 	}
-	m, stop, err := cf.manager(ctx, stderr)
+	cfg, err := cf.load()
+	if err != nil {
+		printError(stderr, "", err)
+		return 1
+	}
+	if err := nothingStored(cfg, cf.Arg(0)); err != nil {
+		printError(stderr, "tlspilot revoke: ", err)
+		return 1
+	}
+	m, stop, err := cf.managerOf(ctx, cfg, stderr)
 	if err != nil {
 		printError(stderr, "", err)
 		return 1
@@ -110,10 +120,32 @@ func (cf *commandFlags) manager(ctx context.Context, stderr io.Writer) (*tlspilo
 	if err != nil {
 		return nil, nil, err
 	}
+	return cf.managerOf(ctx, cfg, stderr)
+}
+
+// managerOf builds the command's Manager for a config already loaded.
+func (cf *commandFlags) managerOf(ctx context.Context, cfg *config.Config, stderr io.Writer) (*tlspilot.Manager, func(), error) {
 	if err := asStorageOwner(cfg, cf.Name()); err != nil {
 		return nil, nil, err
 	}
 	return cliManager(ctx, cfg, stderr)
+}
+
+// nothingStored refuses to revoke name from a storage directory that does
+// not exist: it holds no certificate, and opening it for the Manager
+// would create it and a key-encryption key, owned by whoever ran revoke.
+func nothingStored(cfg *config.Config, name string) error {
+	if config.IsDatabaseURL(cfg.Storage) {
+		return nil
+	}
+	dir, err := storageDir(cfg)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Lstat(dir); errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("revoke %s: no certificate for this name: the storage %s does not exist (nothing was obtained with this config, or serve uses another storage)", name, dir)
+	}
+	return nil
 }
 
 // cliManager builds a Manager for a one-off command on the config's

@@ -132,12 +132,17 @@ Reads the storage only (no key, no lock, no CA): works with or without a
 running daemon, and for a user who can only read the storage.
 Exit codes as a Nagios plugin: 0 OK; 1 WARNING (a certificate expiring or
 failing to renew); 2 CRITICAL (one expired, or without a certificate for
-over an hour); 3 UNKNOWN (config or storage unreadable).`
+over an hour); 3 UNKNOWN (config or storage unreadable, or invalid arguments).`
 
 func statusCmd(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cf := newFlags("status", "[--config FILE] [--json] [NAME...]", statusSummary, stdout, stderr)
 	asJSON := cf.Bool("json", false, "print the status document as JSON (docs/status.md)")
 	if code, ok := cf.parse(args, stdout); !ok {
+		if code != 0 {
+			// Invalid arguments are UNKNOWN to a Nagios plugin: 2 would
+			// page as CRITICAL, a certificate expired.
+			code = tlspilot.ExitUnknown
+		}
 		return code
 	}
 	if code, ok := agentStatusCmd(ctx, *cf.config, cf.Args(), *asJSON, stdout, stderr); ok {
