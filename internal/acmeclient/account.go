@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/mholt/acmez/v3/acme"
 )
@@ -93,8 +94,12 @@ func (c *Client) Register(ctx context.Context, key crypto.Signer, opts RegisterO
 	return Account{URL: got.Location, Key: key, Contact: got.Contact}, nil
 }
 
+// acme returns a as acmez takes it. Its Contact is a copy: acmez decodes
+// the CA's answer into the account it is given, into the same slice, and
+// an Account is shared by every order of a Manager (two failing at once
+// both asked for the account's state: a data race on a.Contact).
 func (a Account) acme() acme.Account {
-	return acme.Account{Location: a.URL, PrivateKey: a.Key, Contact: a.Contact, Status: "valid"}
+	return acme.Account{Location: a.URL, PrivateKey: a.Key, Contact: slices.Clone(a.Contact), Status: "valid"}
 }
 
 // Thumbprint returns the account key's JWK thumbprint (RFC 7638), the
